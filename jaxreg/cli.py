@@ -1,0 +1,134 @@
+"""The ``jaxreg`` command line: ``jaxreg reproduce NAME``, ``jaxreg plot DIR``.
+
+float64 is enabled here, at program start (never at ``import jaxreg``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+
+class UsageError(Exception):
+    """A bad argument: printed as one line, exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jaxreg", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("reproduce", help="run a named reproduction, save results, plot them")
+    r.add_argument("name", help="reproduction name (see `jaxreg list`)")
+    r.add_argument("--size", default="small", help="tiny | small (default) | paper")
+    r.add_argument("--seeds", type=int, default=None, help="number of seeds")
+    r.add_argument("--config", type=Path, default=None, help="TOML file overriding config fields")
+    r.add_argument("--out", type=Path, default=None, help="results directory (default runs/NAME)")
+    r.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
+    pl = sub.add_parser("plot", help="redraw figures from saved results (no recomputation)")
+    pl.add_argument("dir", type=Path)
+    sub.add_parser("list", help="list the reproductions")
+    return p
+
+
+def _config(module, args):
+    try:
+        config = module.Config.preset(args.size)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    overrides = {}
+    if args.config is not None:
+        if not args.config.exists():
+            raise UsageError(f"--config: no such file {args.config}")
+        try:
+            overrides = tomllib.loads(args.config.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise UsageError(f"--config: malformed TOML in {args.config}: {e}") from None
+        fields = {f.name for f in dataclasses.fields(module.Config)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise UsageError(f"--config: unknown field(s) {unknown} for {module.NAME}; known: {sorted(fields)}")
+    if args.seeds is not None:
+        if args.seeds <= 0:
+            raise UsageError(f"--seeds must be a positive integer, got {args.seeds}")
+        overrides["seeds"] = args.seeds
+    try:
+        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+        return dataclasses.replace(config, **fixed)
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+
+
+def _reproduce(args) -> int:
+    from .experiments import EXPERIMENTS
+    from .results import load_results, save_results
+
+    if args.name not in EXPERIMENTS:
+        raise UsageError(f"unknown reproduction {args.name!r}; choose from {sorted(EXPERIMENTS)}")
+    module = EXPERIMENTS[args.name]
+    config = _config(module, args)
+    out = args.out or Path("runs") / args.name
+    if args.resume and not out.exists():
+        raise UsageError(f"--resume: no run to resume in {out}")
+    t0 = time.perf_counter()
+    res = module.run(config, out_dir=out, resume=args.resume, progress=not args.no_progress)
+    wall = time.perf_counter() - t0
+    save_results(out, module.NAME, res["arrays"], coords=res.get("coords"), config=config, wall_time=wall,
+                 status=res.get("status"), extra={"size": args.size})
+    from .experiments._runner import clear_checkpoint
+
+    clear_checkpoint(out)
+    results = load_results(out)
+    paths = module.plot(results, out)
+    print(module.summary(results))
+    print(f"\nsaved {out}/ ({', '.join(p.name for p in paths)}) in {wall:.1f} s")
+    return 0 if all(s in ("completed", "converged") for s in (res.get("status") or [])) else 1
+
+
+def _plot(args) -> int:
+    from .experiments import EXPERIMENTS
+    from .results import load_results
+
+    try:
+        results = load_results(args.dir)
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from None
+    if results.name not in EXPERIMENTS:
+        raise UsageError(f"{args.dir}: results of unknown reproduction {results.name!r}")
+    module = EXPERIMENTS[results.name]
+    paths = module.plot(results, args.dir)
+    print(module.summary(results))
+    print("\nwrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        import jax
+
+        if not getattr(args, "float32", False):
+            jax.config.update("jax_enable_x64", True)
+        if args.command == "reproduce":
+            return _reproduce(args)
+        if args.command == "plot":
+            return _plot(args)
+        from .experiments import EXPERIMENTS
+
+        for name, module in EXPERIMENTS.items():
+            print(f"{name:32s} {(module.__doc__ or '').strip().splitlines()[0]}")
+        return 0
+    except UsageError as e:
+        print(f"jaxreg: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("jaxreg: interrupted; continue with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Gradient flow d theta/dt = -grad_theta L(theta), integrated with diffrax."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optimistix as optx
+from jaxtyping import ArrayLike, PyTree
+
+from .. import _validation as V
+from .trajectory import Status, Trajectory, finite_tree
+
+
+def vector_field(loss: Callable, model):
+    """The gradient-flow vector field -grad_theta L at ``model`` (same pytree as the params)."""
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    g = jax.grad(lambda p: loss(eqx.combine(p, static)))(params)
+    return jax.tree_util.tree_map(jnp.negative, g)
+
+
+def gradient_flow(
+    loss: Callable,
+    model,
+    t1: float,
+    *,
+    ts: ArrayLike | None = None,
+    metrics: Callable | None = None,
+    solver: diffrax.AbstractSolver | None = None,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    stop_at_loss: float | None = None,
+    max_steps: int = 100_000,
+    dt0: float | None = None,
+) -> Trajectory:
+    """Integrate gradient flow d theta/dt = -grad L(theta) from ``model`` up to time ``t1``.
+
+    ``loss`` maps a model to a scalar (e.g. ``problem.loss``); ``ts`` are save times
+    (default: the final time only, i.e. ``t1`` or the time ``stop_at_loss`` was reached); ``metrics`` maps a model to any pytree and is evaluated at
+    each save time (the model is never stored densely). The default solver is Tsit5
+    with a PID step-size controller. ``stop_at_loss`` ends the run at the time the loss
+    reaches that value (a diffrax Event located by root finding); save times after it
+    hold ``inf``. Tolerances, ``t1``, ``ts`` and ``stop_at_loss`` are traced values: new
+    values never recompile. Works under ``jax.jit`` and ``jax.vmap``; failures are
+    reported in ``Trajectory.status`` instead of raised (``throw=False``).
+    For the stiff phase after convergence pass an implicit solver (e.g.
+    ``diffrax.Kvaerno5()``) on small models.
+    """
+    max_steps = V.positive_int("max_steps", max_steps)
+    if not callable(loss):
+        raise ValueError(f"loss must be a callable mapping a model to a scalar, got {loss!r}")
+    if metrics is not None and not callable(metrics):
+        raise ValueError(f"metrics must be a callable or None, got {metrics!r}")
+    for name, v in (("t1", t1), ("rtol", rtol), ("atol", atol)):
+        _check_positive(name, v)
+    if stop_at_loss is not None:
+        _check_positive("stop_at_loss", stop_at_loss, allow_zero=True)
+    solver = diffrax.Tsit5() if solver is None else solver
+    if not isinstance(solver, diffrax.AbstractAdaptiveSolver) and dt0 is None:
+        raise ValueError(f"dt0 is required with the non-adaptive solver {type(solver).__name__}")
+    params, _ = eqx.partition(model, eqx.is_inexact_array)
+    dtype = jax.tree_util.tree_leaves(params)[0].dtype
+    t1 = jnp.asarray(t1, dtype)
+    ts_arr = None if ts is None else jnp.asarray(ts, dtype)
+    if ts_arr is not None and ts_arr.ndim != 1:
+        raise ValueError(f"ts must be a 1-d array of save times, got shape {ts_arr.shape}")
+    stop = None if stop_at_loss is None else jnp.asarray(stop_at_loss, dtype)
+    dt0 = None if dt0 is None else jnp.asarray(dt0, dtype)
+    return _flow(
+        loss, model, t1, ts_arr, metrics, solver,
+        jnp.asarray(rtol, dtype), jnp.asarray(atol, dtype), stop, max_steps, dt0,
+    )
+
+
+def _check_positive(name, v, allow_zero=False):
+    try:
+        concrete = float(v)
+    except (TypeError, jax.errors.ConcretizationTypeError):
+        return  # traced: cannot check here
+    if not math.isfinite(concrete) or concrete < 0 or (concrete == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+
+
+@eqx.filter_jit
+def _flow(loss, model, t1, ts, metrics, solver, rtol, atol, stop, max_steps, dt0) -> Trajectory:
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+
+    def full(p):
+        return eqx.combine(p, static)
+
+    def rhs(t, p, args):
+        g = jax.grad(lambda q: loss(full(q)))(p)
+        return jax.tree_util.tree_map(jnp.negative, g)
+
+    def save_fn(t, p, args):
+        m = full(p)
+        return loss(m), (metrics(m) if metrics is not None else None)
+
+    event = None
+    if stop is not None:
+        event = diffrax.Event(
+            cond_fn=lambda t, y, args, **kw: loss(full(y)) - stop,
+            root_finder=optx.Newton(rtol=1e-10, atol=1e-12),
+        )
+    first = diffrax.SubSaveAt(t1=True, fn=save_fn) if ts is None else diffrax.SubSaveAt(ts=ts, fn=save_fn)
+    saveat = diffrax.SaveAt(subs=[first, diffrax.SubSaveAt(t1=True)])
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(rhs),
+        solver,
+        t0=jnp.zeros_like(t1),
+        t1=t1,
+        dt0=dt0,
+        y0=params,
+        saveat=saveat,
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol)
+        if isinstance(solver, diffrax.AbstractAdaptiveSolver)
+        else diffrax.ConstantStepSize(),
+        event=event,
+        max_steps=max_steps,
+        throw=False,
+    )
+    (saved_loss, saved_metrics), final = sol.ys
+    final_params = jax.tree_util.tree_map(lambda x: x[-1], final)
+    final_model = full(final_params)
+    final_loss = loss(final_model)
+    res = sol.result
+    status = jnp.where(
+        res == diffrax.RESULTS.successful,
+        Status.COMPLETED,
+        jnp.where(
+            res == diffrax.RESULTS.event_occurred,
+            Status.CONVERGED,
+            jnp.where(res == diffrax.RESULTS.max_steps_reached, Status.MAX_STEPS, Status.FAILED),
+        ),
+    )
+    finite = finite_tree(final_params) & jnp.isfinite(final_loss)
+    status = jnp.where(finite, status, Status.NON_FINITE)
+    # A PID controller meeting NaNs shrinks its step until it fails: report that as non-finite.
+    status = jnp.where((status == Status.FAILED) & ~jnp.isfinite(final_loss), Status.NON_FINITE, status)
+    return Trajectory(
+        ts=sol.ts[0],
+        loss=saved_loss,
+        metrics=saved_metrics,
+        model=final_model,
+        status=status.astype(jnp.int32),
+        num_steps=jnp.asarray(sol.stats["num_steps"], jnp.int32),
+    )

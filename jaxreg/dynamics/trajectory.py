@@ -1,0 +1,62 @@
+"""The result of a gradient flow or descent run."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int, PyTree
+
+
+class Status:
+    """Per-run outcome codes stored in ``Trajectory.status`` (an int array under vmap).
+
+    - COMPLETED: reached ``t1`` / ``num_steps``;
+    - CONVERGED: the loss fell to ``stop_at_loss``;
+    - MAX_STEPS: the ODE solver hit ``max_steps`` before ``t1``;
+    - NON_FINITE: the loss or the parameters became NaN/inf (divergence);
+    - FAILED: any other solver failure.
+    """
+
+    COMPLETED = 0
+    CONVERGED = 1
+    MAX_STEPS = 2
+    NON_FINITE = 3
+    FAILED = 4
+    NAMES = ("completed", "converged", "max_steps", "non_finite", "failed")
+
+    @classmethod
+    def name(cls, code) -> str:
+        return cls.NAMES[int(code)]
+
+    @classmethod
+    def ok(cls, code) -> bool:
+        return int(code) in (cls.COMPLETED, cls.CONVERGED)
+
+
+class Trajectory(eqx.Module):
+    """Saved values of a run.
+
+    ``ts``: save times (flow time for :func:`gradient_flow`, step counts for
+    :func:`gradient_descent`); times after an early stop are ``inf``.
+    ``loss``: the loss at each save; ``metrics``: the ``metrics`` pytree stacked along
+    axis 0 (one row per save); ``model``: the final model; ``status``: a
+    :class:`Status` code; ``num_steps``: solver / optimizer steps taken.
+    """
+
+    ts: Float[Array, " S"]
+    loss: Float[Array, " S"]
+    metrics: PyTree
+    model: PyTree
+    status: Int[Array, ""]
+    num_steps: Int[Array, ""]
+
+    @property
+    def ok(self):
+        return (self.status == Status.COMPLETED) | (self.status == Status.CONVERGED)
+
+
+def finite_tree(tree) -> Array:
+    import jax
+
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree) if eqx.is_inexact_array(x)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)

@@ -1,0 +1,150 @@
+"""Singular-value dynamics of deep matrix completion by exact gradient flow.
+
+Arora, Cohen, Hu, Luo (NeurIPS 2019), Figure "dynamics": the singular values of the
+end-to-end matrix are learned one at a time (incremental learning), each following
+d sigma_r/dt = L (sigma_r^2)^{1-1/L} <-grad L(W), u_r v_r^T>.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _validation as V
+from ..dynamics import Status, gradient_flow
+from ..factorizations import MatrixFactorization
+from ..sweep import sweep
+from ..tasks import matrix_completion
+from ._runner import run_chunks, stack_chunks
+
+NAME = "matrix-dynamics"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Defaults from REFERENCE.md (Arora et al. 2019): 100x100, rank 5, 2000 observations."""
+
+    shape: tuple[int, int] = (100, 100)
+    rank: int = 5
+    num_observed: int = 2000
+    depth: int = 3
+    init_scale: float = 1e-3
+    t1: float = 3000.0
+    num_saves: int = 300
+    num_chunks: int = 10
+    seeds: int = 1
+    seed: int = 0
+    rtol: float = 1e-7
+    atol: float = 1e-9
+    top: int = 10
+    max_steps: int = 100_000
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", V.shape_tuple("shape", self.shape, order=2))
+        for name in ("rank", "num_observed", "depth", "num_saves", "num_chunks", "seeds", "top", "max_steps"):
+            V.positive_int(name, getattr(self, name))
+        V.nonnegative_int("seed", self.seed)
+        for name in ("init_scale", "t1", "rtol", "atol"):
+            V.positive_float(name, getattr(self, name))
+        if self.num_saves % self.num_chunks:
+            raise ValueError(f"num_saves ({self.num_saves}) must be a multiple of num_chunks ({self.num_chunks})")
+        if self.num_observed >= self.shape[0] * self.shape[1]:
+            raise ValueError(f"num_observed must be below {self.shape[0] * self.shape[1]}, got {self.num_observed}")
+
+    @classmethod
+    def preset(cls, size: str) -> "Config":
+        V.choice("size", size, ("tiny", "small", "paper"))
+        if size == "tiny":
+            return cls(shape=(30, 30), rank=3, num_observed=300, init_scale=1e-2, t1=600.0, num_saves=40,
+                       num_chunks=4, top=5)
+        if size == "paper":
+            return cls(seeds=5)
+        return cls()
+
+
+def _setup(config: Config, key):
+    kp, km = jax.random.split(key)
+    problem = matrix_completion(kp, config.shape, config.rank, config.num_observed)
+    model = MatrixFactorization(km, config.shape, config.depth, init_scale=config.init_scale)
+    return problem, model
+
+
+def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
+    keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+    problems, models = sweep(lambda k: _setup(config, k), keys)
+    per_chunk = config.num_saves // config.num_chunks
+    dt = config.t1 / config.num_chunks
+    top = min(config.top, *config.shape)
+
+    def one(problem, model):
+        ts = jnp.linspace(dt / per_chunk, dt, per_chunk)
+        traj = gradient_flow(problem.loss, model, dt, ts=ts, rtol=config.rtol, atol=config.atol,
+                             max_steps=config.max_steps,
+                             metrics=lambda m: (m.component_norms()[:top], problem.reconstruction_error(m)))
+        return traj.model, (traj.loss, *traj.metrics), traj.status, traj.num_steps
+
+    batched = eqx.filter_jit(eqx.filter_vmap(one))
+
+    def step(state, k):
+        models, status = state
+        models, (loss, sv, err), st, steps = batched(problems, models)
+        status = jnp.maximum(status, st)  # worst status so far (codes grow with severity)
+        return (models, status), {"loss": loss, "singular_values": sv, "reconstruction_error": err, "steps": steps}
+
+    init_status = jnp.full((config.seeds,), Status.COMPLETED, jnp.int32)
+    (models, status), outs, wall = run_chunks(
+        step, (models, init_status), config.num_chunks, out_dir=out_dir, resume=resume, progress=progress,
+        desc=NAME, fingerprint=json.dumps(dataclasses.asdict(config), sort_keys=True),
+    )
+    steps = np.sum([o.pop("steps") for o in outs], axis=0)
+    data = stack_chunks(outs, axis=1)
+    ts = np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves)
+    return {
+        "arrays": {
+            "singular_values": (("seed", "time", "component"), data["singular_values"]),
+            "loss": (("seed", "time"), data["loss"]),
+            "reconstruction_error": (("seed", "time"), data["reconstruction_error"]),
+            "solver_steps": (("seed",), steps),
+        },
+        "coords": {"seed": list(range(config.seeds)), "time": ts.tolist(), "component": list(range(1, top + 1))},
+        "status": [Status.name(s) for s in np.asarray(status)],
+        "wall_time": wall,
+    }
+
+
+def plot(results, out_dir):
+    import matplotlib.pyplot as plt
+
+    from ..plotting import plot_curves, save_figure
+
+    ts = np.asarray(results.coords["time"])
+    sv = results["singular_values"][0]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    plot_curves(axes[0], ts, sv, label_prefix="sigma_")
+    axes[0].set_xlabel("gradient flow time t")
+    axes[0].set_ylabel("singular values of W")
+    cfg = results.config
+    axes[0].set_title(f"depth {cfg['depth']}, init {cfg['init_scale']:g}: incremental learning")
+    axes[1].plot(ts, results["loss"].T, color="k", lw=1, alpha=0.7)
+    axes[1].plot(ts, results["reconstruction_error"].T, color="tab:red", lw=1, alpha=0.7)
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("gradient flow time t")
+    axes[1].legend(["train loss", "rel. reconstruction error"], fontsize=8)
+    axes[1].grid(alpha=0.3)
+    return save_figure(fig, out_dir, NAME)
+
+
+def summary(results) -> str:
+    sv = results["singular_values"][:, -1, :]
+    err = results["reconstruction_error"][:, -1]
+    loss = results["loss"][:, -1]
+    lines = [f"{'seed':>4} {'status':>10} {'train loss':>11} {'rel. error':>11}  top singular values"]
+    for s in range(sv.shape[0]):
+        vals = " ".join(f"{v:7.3g}" for v in sv[s, :6])
+        lines.append(f"{s:>4} {results.meta['status'][s]:>10} {loss[s]:11.3e} {err[s]:11.3e}  {vals}")
+    return "\n".join(lines)

@@ -1,0 +1,312 @@
+"""Ground truths and completion / sensing problems (mean squared error over observations).
+
+Every problem is reproducible from a PRNG key. Conventions (see REFERENCE.md):
+- matrix targets U V^T with U, V i.i.d. N(0, 1), rescaled to ||W*||_F = sqrt(m n)
+  (entry RMS 1; 100 for 100x100 as in Arora et al. 2019);
+- CP targets sum_r (x)_n w_r^n with N(0, 1) factors, rescaled to ||W*||_F = 1
+  (Razin et al. 2021); HT targets to entry RMS 1 (Razin et al. 2022);
+- completion observes entries drawn uniformly without replacement; the test set is
+  the remaining entries (or ``num_test`` of them drawn without replacement);
+- sensing measures y_i = <A_i, W*> with A_i i.i.d. N(0, 1/numel) entries, so y has
+  unit variance for an entry-RMS-1 target.
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from . import _validation as V
+from .factorizations._common import np_seed
+from .factorizations.cp import cp_entries, cp_to_tensor
+
+DENSE_LIMIT = 2**24  # targets with more entries are kept in factored form only
+
+
+class Observations(eqx.Module):
+    """Observed values of a target: entries at ``indices`` (completion) or
+    inner products with ``operators`` (sensing)."""
+
+    values: Float[Array, " k"]
+    indices: Int[Array, "k order"] | None = None
+    operators: Float[Array, "k *shape"] | None = None
+
+    @property
+    def size(self) -> int:
+        return int(self.values.shape[0])
+
+
+def _mse(pred, values):
+    return jnp.mean((pred - values) ** 2)
+
+
+class Problem(eqx.Module):
+    """A completion or sensing problem: ``loss(model)`` is the training objective.
+
+    ``target`` is the dense ground truth W* (None for tensors over ``DENSE_LIMIT``
+    entries, where ``ground_truth`` -- the target's factors -- gives its entries).
+    """
+
+    kind: str = eqx.field(static=True)
+    shape: tuple[int, ...] = eqx.field(static=True)
+    target: Float[Array, "*shape"] | None
+    train: Observations
+    test: Observations
+    ground_truth: eqx.Module | tuple | None = None
+
+    def _predict(self, model, obs: Observations):
+        if self.kind == "completion":
+            return model.entries(obs.indices)
+        return self._measure(model.materialize(), obs)
+
+    def _measure(self, w, obs: Observations):
+        if self.kind == "completion":
+            return w[tuple(obs.indices.T)]
+        return jnp.tensordot(obs.operators, w, axes=len(self.shape))
+
+    def loss(self, model) -> Float[Array, ""]:
+        """Mean over training observations of (prediction - value)^2."""
+        return _mse(self._predict(model, self.train), self.train.values)
+
+    def test_loss(self, model) -> Float[Array, ""]:
+        """Mean squared error over the held-out observations."""
+        return _mse(self._predict(model, self.test), self.test.values)
+
+    def end_to_end_loss(self, w: Float[Array, "*shape"]) -> Float[Array, ""]:
+        """The loss as a function of the end-to-end tensor W (its gradient is grad L(W))."""
+        return _mse(self._measure(w, self.train), self.train.values)
+
+    def _target(self):
+        if self.target is None:
+            raise ValueError(
+                f"the target of shape {self.shape} has more than {DENSE_LIMIT} entries and is "
+                "not materialized: use test_loss instead of reconstruction errors"
+            )
+        return self.target
+
+    def reconstruction_error(self, model) -> Float[Array, ""]:
+        """Normalized Frobenius error ||W - W*||_F / ||W*||_F."""
+        t = self._target()
+        return jnp.linalg.norm((model.materialize() - t).ravel()) / jnp.linalg.norm(t.ravel())
+
+    def squared_reconstruction_error(self, model) -> Float[Array, ""]:
+        """||W - W*||_F^2 / ||W*||_F^2 (Arora et al. 2019's "reconstruction error" equals
+        this for entry-RMS-1 targets: the mean over all entries of (W - W*)^2)."""
+        return self.reconstruction_error(model) ** 2
+
+
+def _draw_indices(key, shape, num_observed, num_test):
+    """Disjoint train / test multi-indices drawn uniformly without replacement."""
+    total = math.prod(shape)
+    if num_observed >= total:
+        raise ValueError(
+            f"num_observed must be smaller than the number of entries {total} "
+            f"(some must be left for testing), got {num_observed}"
+        )
+    rest = total - num_observed
+    if num_test is None:
+        num_test = rest if total <= 10**6 else min(rest, 10_000)
+    else:
+        num_test = V.nonnegative_int("num_test", num_test)
+        if num_test > rest:
+            raise ValueError(f"num_test must be at most {rest} (entries not observed), got {num_test}")
+    need = num_observed + num_test
+    if total <= 10**7:  # pure JAX: works under vmap over keys
+        flat = jax.random.permutation(key, total)[:need]
+        multi = jnp.stack(jnp.unravel_index(flat, shape), axis=1).astype(jnp.int32)
+        return multi[:num_observed], multi[num_observed:]
+    # huge tensors: draw with replacement, keep first occurrences until enough (numpy)
+    rng = np.random.default_rng(np_seed(key))
+    flat = np.zeros((0,), np.int64)
+    while flat.size < need:
+        draw = np.concatenate([flat, _random_flat(rng, shape, 2 * (need - flat.size) + 16)])
+        _, first = np.unique(draw, return_index=True)
+        flat = draw[np.sort(first)]
+    multi = np.stack(np.unravel_index(flat[:need], shape), axis=1).astype(np.int32)
+    return jnp.asarray(multi[:num_observed]), jnp.asarray(multi[num_observed:])
+
+
+def _random_flat(rng, shape, k):
+    cols = [rng.integers(0, d, size=k) for d in shape]
+    return np.ravel_multi_index(cols, shape)
+
+
+def _completion(shape, target, factors, key, num_observed, num_test):
+    train_idx, test_idx = _draw_indices(key, shape, num_observed, num_test)
+
+    def values(idx):
+        idx = jnp.asarray(idx)
+        if target is not None:
+            return target[tuple(idx.T)]
+        return cp_entries(factors, idx)
+
+    return Problem(
+        kind="completion",
+        shape=shape,
+        target=target,
+        train=Observations(values(train_idx), indices=jnp.asarray(train_idx)),
+        test=Observations(values(test_idx), indices=jnp.asarray(test_idx)),
+        ground_truth=factors,
+    )
+
+
+def _sensing(shape, target, key, num_measurements, num_test):
+    num_test = num_measurements if num_test is None else V.nonnegative_int("num_test", num_test)
+    numel = math.prod(shape)
+    if (num_measurements + num_test) * numel > 2**28:
+        raise ValueError(
+            f"num_measurements={num_measurements} operators of shape {shape} need "
+            f"{(num_measurements + num_test) * numel} numbers: too many for dense sensing"
+        )
+    k1, k2 = jax.random.split(key)
+
+    def measure(k, count):
+        a = jax.random.normal(k, (count, *shape), target.dtype) / math.sqrt(numel)
+        return Observations(jnp.tensordot(a, target, axes=len(shape)), operators=a)
+
+    return Problem("sensing", shape, target, measure(k1, num_measurements), measure(k2, num_test))
+
+
+def low_rank_matrix(key: PRNGKeyArray, shape, rank: int, *, norm: float | None = None, dtype=None):
+    """U V^T with U (m x r), V (n x r) i.i.d. N(0, 1), rescaled to ||W*||_F = norm
+    (default sqrt(m n): entry RMS 1)."""
+    from .factorizations._common import default_dtype
+
+    m, n = V.shape_tuple("shape", shape, order=2)
+    rank = V.positive_int("rank", rank)
+    if rank > min(m, n):
+        raise ValueError(f"rank must be at most min(shape) = {min(m, n)}, got {rank}")
+    dtype = default_dtype(dtype)
+    ku, kv = jax.random.split(key)
+    w = jax.random.normal(ku, (m, rank), dtype) @ jax.random.normal(kv, (n, rank), dtype).T
+    norm = math.sqrt(m * n) if norm is None else V.positive_float("target_norm", norm)
+    return w * (norm / jnp.linalg.norm(w))
+
+
+def cp_target(key: PRNGKeyArray, shape, rank: int, *, norm: float = 1.0, dtype=None):
+    """Factors (d_n x rank) of a CP-rank-``rank`` tensor with N(0, 1) entries, rescaled so
+    ||W*||_F = norm (computed from the factors' Gram matrices, never densely)."""
+    from .factorizations._common import default_dtype
+
+    shape = V.shape_tuple("shape", shape)
+    rank = V.positive_int("rank", rank)
+    norm = V.positive_float("target_norm", norm)
+    dtype = default_dtype(dtype)
+    keys = jax.random.split(key, len(shape))
+    factors = [jax.random.normal(k, (d, rank), dtype) for k, d in zip(keys, shape)]
+    gram = jnp.ones((rank, rank), dtype)
+    for f in factors:
+        gram = gram * (f.T @ f)
+    scale = (norm / jnp.sqrt(jnp.sum(gram))) ** (1.0 / len(shape))
+    return tuple(f * scale for f in factors)
+
+
+def matrix_completion(
+    key: PRNGKeyArray,
+    shape: tuple[int, int] = (100, 100),
+    rank: int = 5,
+    num_observed: int = 2000,
+    *,
+    num_test: int | None = None,
+    target_norm: float | None = None,
+) -> Problem:
+    """Complete a rank-``rank`` matrix from ``num_observed`` uniformly drawn entries
+    (Arora et al. 2019: 100x100, rank 5, 2000 or 5000 observations)."""
+    shape = V.shape_tuple("shape", shape, order=2)
+    num_observed = V.positive_int("num_observed", num_observed)
+    if num_observed >= math.prod(shape):
+        raise ValueError(f"num_observed must be smaller than {math.prod(shape)} entries, got {num_observed}")
+    kt, ko = jax.random.split(key)
+    target = low_rank_matrix(kt, shape, rank, norm=target_norm)
+    return _completion(shape, target, None, ko, num_observed, num_test)
+
+
+def matrix_sensing(
+    key: PRNGKeyArray,
+    shape: tuple[int, int] = (20, 20),
+    rank: int = 2,
+    num_measurements: int = 200,
+    *,
+    num_test: int | None = None,
+    target_norm: float | None = None,
+) -> Problem:
+    """Recover a rank-``rank`` matrix from y_i = <A_i, W*>, A_i Gaussian."""
+    shape = V.shape_tuple("shape", shape, order=2)
+    num_measurements = V.positive_int("num_measurements", num_measurements)
+    kt, ko = jax.random.split(key)
+    return _sensing(shape, low_rank_matrix(kt, shape, rank, norm=target_norm), ko, num_measurements, num_test)
+
+
+def _tensor_target(key, shape, rank, target, target_norm, tree, dtype=None):
+    V.choice("target", target, ("cp", "ht"))
+    numel = math.prod(shape)
+    if target == "cp":
+        factors = cp_target(key, shape, rank, norm=1.0 if target_norm is None else target_norm, dtype=dtype)
+        dense = cp_to_tensor(factors) if numel <= DENSE_LIMIT else None
+        return dense, factors
+    from .factorizations.hierarchical import ht_target
+
+    model = ht_target(key, shape, rank, tree=tree, norm=math.sqrt(numel) if target_norm is None else target_norm)
+    return model.materialize() if numel <= DENSE_LIMIT else None, model
+
+
+def tensor_completion(
+    key: PRNGKeyArray,
+    shape: tuple[int, ...] = (10,) * 4,
+    rank=5,
+    num_observed: int = 2000,
+    *,
+    target: str = "cp",
+    num_test: int | None = None,
+    target_norm: float | None = None,
+    tree=None,
+) -> Problem:
+    """Complete a low-rank tensor from ``num_observed`` uniformly drawn entries.
+
+    ``target="cp"``: CP rank ``rank`` (an int), ||W*||_F = 1 by default (Razin et al.
+    2021). ``target="ht"``: hierarchical (HT) rank ``rank`` (an int for every node, or a
+    tuple per tree level) on ``tree`` (default: the balanced binary mode tree), entry
+    RMS 1 by default (Razin et al. 2022). Targets above ``DENSE_LIMIT`` entries are never
+    materialized; their observed values are computed from the factors.
+    """
+    shape = V.shape_tuple("shape", shape)
+    num_observed = V.positive_int("num_observed", num_observed)
+    if num_observed >= math.prod(shape):
+        raise ValueError(f"num_observed must be smaller than {math.prod(shape)} entries, got {num_observed}")
+    kt, ko = jax.random.split(key)
+    dense, factors = _tensor_target(kt, shape, rank, target, target_norm, tree)
+    if dense is None and target != "cp":
+        return _completion_from_model(shape, factors, ko, num_observed, num_test)
+    return _completion(shape, dense, factors, ko, num_observed, num_test)
+
+
+def _completion_from_model(shape, model, key, num_observed, num_test):
+    train_idx, test_idx = _draw_indices(key, shape, num_observed, num_test)
+    obs = [Observations(model.entries(jnp.asarray(i)), indices=jnp.asarray(i)) for i in (train_idx, test_idx)]
+    return Problem("completion", shape, None, obs[0], obs[1], ground_truth=model)
+
+
+def tensor_sensing(
+    key: PRNGKeyArray,
+    shape: tuple[int, ...] = (6,) * 3,
+    rank=2,
+    num_measurements: int = 100,
+    *,
+    target: str = "cp",
+    num_test: int | None = None,
+    target_norm: float | None = None,
+    tree=None,
+) -> Problem:
+    """Recover a low-rank tensor from y_i = <A_i, W*>, A_i Gaussian (see module doc)."""
+    shape = V.shape_tuple("shape", shape)
+    num_measurements = V.positive_int("num_measurements", num_measurements)
+    kt, ko = jax.random.split(key)
+    dense, _ = _tensor_target(kt, shape, rank, target, target_norm, tree)
+    if dense is None:
+        raise ValueError(f"shape {shape} is too large for dense sensing")
+    return _sensing(shape, dense, ko, num_measurements, num_test)
