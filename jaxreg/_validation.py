@@ -28,6 +28,11 @@ def nonnegative_int(name: str, value) -> int:
 
 
 def positive_float(name: str, value) -> float:
+    """A positive finite number; a traced value (e.g. init scales under vmap) passes unchecked."""
+    import jax
+
+    if isinstance(value, jax.core.Tracer):
+        return value
     try:
         v = float(value)
     except (TypeError, ValueError):
