@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="redraw figures from saved results (no recomputation)")
     pl.add_argument("dir", type=Path)
     sub.add_parser("list", help="list the reproductions")
+    sub.add_parser("verify", help="check the theorems on random problems (exit 1 on a failure)")
     return p
 
 
@@ -117,6 +118,10 @@ def main(argv=None) -> int:
             return _reproduce(args)
         if args.command == "plot":
             return _plot(args)
+        if args.command == "verify":
+            from .verify import verify
+
+            return 0 if verify() else 1
         from .experiments import EXPERIMENTS
 
         for name, module in EXPERIMENTS.items():

@@ -35,6 +35,14 @@ def _learning_time(problem, model, fraction=0.01):
     return float(traj.ts[-1])
 
 
+def _relative_residual(observed, predicted):
+    """|observed - predicted| relative to the rate's magnitude: |predicted|, floored at 1%
+    of that component's largest |rate| along the flow (gamma may cross zero)."""
+    observed, predicted = np.asarray(observed), np.asarray(predicted)
+    scale = np.maximum(np.abs(predicted), 1e-2 * np.max(np.abs(predicted), axis=0, keepdims=True))
+    return np.abs(observed - predicted) / scale
+
+
 def _identity_along_flow(problem, model, t1, top):
     t1 = _learning_time(problem, model) if t1 is None else t1
     ts = jnp.linspace(0.0, t1, 24)
@@ -57,8 +65,7 @@ def test_matrix_rate_identity(kind, depth):
     model = jr.MatrixFactorization(jax.random.key(1), (12, 10), depth, init_scale=1e-2, balanced=True)
     t1 = {1: 20.0, 2: 150.0, 3: 400.0, 4: 600.0}[depth]
     observed, predicted, sigma = _identity_along_flow(problem, model, t1, top=2)
-    residual = np.abs(observed - predicted) / np.abs(predicted)
-    assert residual.max() <= 1e-8, residual.max()
+    assert _relative_residual(observed, predicted).max() <= 1e-8
     # the window spans incremental learning: both target modes grow by >= 10x
     assert np.all(sigma[-1] >= 10 * sigma[0])
 
@@ -70,9 +77,11 @@ def test_cp_rate_identity(kind, order):
     problem = _tensor_problem(kind, order)
     init = 0.5 * 0.02 ** (1 / order)  # sigma(0) ~ 0.02 for every order
     model = jr.TensorFactorization(jax.random.key(2), (4,) * order, 6, init_scale=init, balanced=True)
-    observed, predicted, sigma = _identity_along_flow(problem, model, None, top=2)
-    residual = np.abs(observed - predicted) / np.abs(predicted)
-    assert residual.max() <= 1e-8, residual.max()
+    # flow time at which the loss is down to 1% (measured once with _learning_time)
+    t1 = {"completion": {2: 8.1, 3: 158.0, 4: 181.0, 5: 1006.0},
+          "sensing": {2: 25.8, 3: 80.0, 4: 695.0, 5: 488.0}}[kind][order]
+    observed, predicted, sigma = _identity_along_flow(problem, model, t1, top=2)
+    assert _relative_residual(observed, predicted).max() <= 1e-8
     assert sigma[-1, 0] >= 10 * sigma[0, 0]
 
 
@@ -89,7 +98,7 @@ def test_cp_unbalanced_bounds_hold_along_flow(order):
     """Razin et al. 2021, Thm 2: N gamma sigma^{2-2/N} <= dsigma/dt <= N gamma (sigma^{2/N}+eps)^{N-1}."""
     problem = _tensor_problem("completion", order)
     model = jr.TensorFactorization(jax.random.key(4), (4,) * order, 6, init_scale=0.3)
-    ts = jnp.linspace(0.0, _learning_time(problem, model), 30)
+    ts = jnp.linspace(0.0, {2: 4.6, 3: 74.0, 4: 1277.0}[order], 30)
 
     def metric(m):
         return theory.unbalanced_bounds(problem.end_to_end_loss, m)
@@ -117,7 +126,7 @@ def test_matrix_conservation_under_flow(depth):
 def test_cp_conservation_under_flow(order):
     problem = _tensor_problem("completion", order)
     model = jr.TensorFactorization(jax.random.key(6), (4,) * order, 6, init_scale=0.4)
-    traj = jr.gradient_flow(problem.loss, model, _learning_time(problem, model, 0.1), rtol=1e-11, atol=1e-13)
+    traj = jr.gradient_flow(problem.loss, model, {2: 2.1, 3: 16.3, 5: 188.0}[order], rtol=1e-11, atol=1e-13)
     assert float(theory.conservation_drift(model, traj.model)) <= 1e-9
     assert float(problem.loss(traj.model)) < 0.5 * float(problem.loss(model))
 

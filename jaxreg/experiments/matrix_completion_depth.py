@@ -1,0 +1,193 @@
+"""Deep matrix completion against depth and init scale (Arora, Cohen, Hu, Luo, NeurIPS 2019).
+
+Reconstruction error (Arora et al.'s: the mean over all entries of (W - W*)^2, i.e. the
+squared relative Frobenius error for an entry-RMS-1 target), nuclear norm and effective
+rank of the gradient-flow solution, for depths and init scales, beside the
+nuclear-norm minimization baseline min ||X||_* s.t. |X_ij - W*_ij| <= delta on the
+observed entries (cvxpy + SCS, as in the reference).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _validation as V
+from ..dynamics import Status, gradient_flow
+from ..factorizations import MatrixFactorization
+from ..metrics import effective_rank, nuclear_norm
+from ..tasks import matrix_completion
+from ._runner import run_chunks
+
+NAME = "matrix-completion-depth"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    shape: tuple[int, int] = (100, 100)
+    rank: int = 5
+    num_observed: tuple[int, ...] = (2000,)
+    depths: tuple[int, ...] = (2, 3, 4)
+    init_scales: tuple[float, ...] = (1e-3,)
+    seeds: int = 2
+    seed: int = 0
+    stop_at_loss: float = 1e-6
+    t1: float = 1e7
+    rtol: float = 1e-6
+    atol: float = 1e-9
+    max_steps: int = 50_000
+    baseline: bool = True
+    baseline_delta: float = 1e-3
+    baseline_eps: float = 1e-6
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", V.shape_tuple("shape", self.shape, order=2))
+        for name in ("num_observed", "depths", "init_scales"):
+            value = tuple(getattr(self, name))
+            if not value:
+                raise ValueError(f"{name} must not be empty")
+            object.__setattr__(self, name, value)
+        for n in self.num_observed:
+            V.positive_int("num_observed", n)
+            if n >= self.shape[0] * self.shape[1]:
+                raise ValueError(f"num_observed must be below {self.shape[0] * self.shape[1]}, got {n}")
+        for d in self.depths:
+            V.positive_int("depths", d)
+        for s in self.init_scales:
+            V.positive_float("init_scales", s)
+        V.positive_int("rank", self.rank)
+        V.positive_int("seeds", self.seeds)
+        V.nonnegative_int("seed", self.seed)
+        V.positive_int("max_steps", self.max_steps)
+        for name in ("stop_at_loss", "t1", "rtol", "atol", "baseline_delta", "baseline_eps"):
+            V.positive_float(name, getattr(self, name))
+
+    @classmethod
+    def preset(cls, size: str) -> "Config":
+        V.choice("size", size, ("tiny", "small", "paper"))
+        if size == "tiny":
+            return cls(shape=(30, 30), rank=2, num_observed=(250,), depths=(2, 3), init_scales=(1e-2,), seeds=2,
+                       stop_at_loss=1e-5)
+        if size == "paper":
+            return cls(num_observed=(2000, 5000), init_scales=(1e-3, 1e-4, 1e-5, 1e-6), seeds=5)
+        return cls()
+
+
+def nuclear_norm_baseline(problem, delta: float, eps: float = 1e-6) -> np.ndarray:
+    """argmin ||X||_* s.t. |X_ij - y_ij| <= delta on the observed entries (cvxpy, SCS)."""
+    try:
+        import cvxpy as cp
+    except ImportError as e:  # pragma: no cover - depends on the extra
+        raise RuntimeError("the nuclear-norm baseline needs cvxpy: pip install 'jaxreg[convex]'") from e
+    idx = np.asarray(problem.train.indices)
+    y = np.asarray(problem.train.values)
+    x = cp.Variable(problem.shape)
+    cons = [cp.abs(x[idx[:, 0], idx[:, 1]] - y) <= delta]
+    cp.Problem(cp.Minimize(cp.normNuc(x)), cons).solve(solver=cp.SCS, eps=eps)
+    return np.asarray(x.value)
+
+
+def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
+    keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+    scales = jnp.asarray(config.init_scales)
+    cells = [(n, d) for n in config.num_observed for d in config.depths]
+
+    def cell(n, depth):
+        problems = [matrix_completion(k, config.shape, config.rank, n) for k in keys]
+
+        def one(problem, key, scale):
+            model = MatrixFactorization(jax.random.fold_in(key, 1), config.shape, depth, init_scale=scale)
+            tr = gradient_flow(problem.loss, model, config.t1, stop_at_loss=config.stop_at_loss, rtol=config.rtol,
+                               atol=config.atol, max_steps=config.max_steps)
+            w = tr.model.materialize()
+            return (problem.squared_reconstruction_error(tr.model), nuclear_norm(w), effective_rank(w),
+                    tr.status, tr.ts[-1])
+
+        over_scales = jax.vmap(one, in_axes=(None, None, 0))
+        stacked = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *problems)
+        return eqx.filter_jit(eqx.filter_vmap(over_scales, in_axes=(0, 0, None)))(stacked, keys, scales), problems
+
+    def step(state, k):
+        n, depth = cells[k]
+        (err, nuc, erank, status, t_end), problems = cell(n, depth)
+        out = {"error": err, "nuclear_norm": nuc, "effective_rank": erank, "status": status, "time": t_end}
+        if config.baseline and depth == config.depths[0]:
+            base = [nuclear_norm_baseline(p, config.baseline_delta, config.baseline_eps) for p in problems]
+            tgt = [np.asarray(p.target) for p in problems]
+            out["baseline_error"] = np.array([np.sum((b - t) ** 2) / np.sum(t**2) for b, t in zip(base, tgt)])
+            out["baseline_nuclear_norm"] = np.array([np.linalg.norm(b, "nuc") for b in base])
+            out["baseline_effective_rank"] = np.array([float(effective_rank(jnp.asarray(b))) for b in base])
+        return state, out
+
+    _, outs, wall = run_chunks(step, jnp.zeros(()), len(cells), out_dir=out_dir, resume=resume, progress=progress,
+                               desc=NAME, fingerprint=json.dumps(dataclasses.asdict(config), sort_keys=True))
+    nn, nd = len(config.num_observed), len(config.depths)
+
+    def grid(key):  # (num_observed, depth, seed, init_scale) -> (num_observed, depth, init_scale, seed)
+        return np.stack([o[key] for o in outs]).reshape(nn, nd, config.seeds, -1).transpose(0, 1, 3, 2)
+
+    dims = ("num_observed", "depth", "init_scale", "seed")
+    arrays = {k: (dims, grid(k)) for k in ("error", "nuclear_norm", "effective_rank", "status", "time")}
+    if config.baseline:
+        for k in ("baseline_error", "baseline_nuclear_norm", "baseline_effective_rank"):
+            arrays[k] = (("num_observed", "seed"), np.stack([outs[i * nd][k] for i in range(nn)]))
+    status = grid("status").transpose(3, 0, 1, 2).reshape(config.seeds, -1).max(axis=1)
+    return {
+        "arrays": arrays,
+        "coords": {"num_observed": list(config.num_observed), "depth": list(config.depths),
+                   "init_scale": list(config.init_scales), "seed": list(range(config.seeds))},
+        "status": [Status.name(s) for s in status],
+        "wall_time": wall,
+    }
+
+
+def plot(results, out_dir):
+    import matplotlib.pyplot as plt
+
+    from ..plotting import save_figure
+
+    c = results.coords
+    scales = np.asarray(c["init_scale"], float)
+    names = [("error", "reconstruction error (mean sq.)"), ("nuclear_norm", "nuclear norm"),
+             ("effective_rank", "effective rank")]
+    fig, axes = plt.subplots(len(c["num_observed"]), 3, figsize=(13, 3.6 * len(c["num_observed"])), squeeze=False)
+    for i, n in enumerate(c["num_observed"]):
+        for j, (key, label) in enumerate(names):
+            ax = axes[i, j]
+            for d_i, d in enumerate(c["depth"]):
+                v = results[key][i, d_i]
+                ax.errorbar(scales, v.mean(-1), yerr=v.std(-1), marker="o", capsize=3, label=f"depth {d}")
+            if "baseline_" + key in results.arrays:
+                b = results["baseline_" + key][i]
+                ax.axhline(b.mean(), color="k", ls="--", label="nuclear norm min.")
+            ax.set_xscale("log")
+            if key == "error":
+                ax.set_yscale("log")
+            ax.set_xlabel("init scale")
+            ax.set_title(f"{label}, {n} observations", fontsize=9)
+            ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    return save_figure(fig, out_dir, NAME)
+
+
+def summary(results) -> str:
+    c = results.coords
+    lines = [f"{'obs':>6} {'depth':>8} {'init':>8} {'error (mean +- std)':>24} {'nuclear':>9} {'eff. rank':>9}"]
+    for i, n in enumerate(c["num_observed"]):
+        for d_i, d in enumerate(c["depth"]):
+            for s_i, s in enumerate(c["init_scale"]):
+                e = results["error"][i, d_i, s_i]
+                lines.append(f"{n:>6} {d:>8} {s:>8.0e} {e.mean():>12.3e} +- {e.std():<9.2e} "
+                             f"{results['nuclear_norm'][i, d_i, s_i].mean():>9.1f} "
+                             f"{results['effective_rank'][i, d_i, s_i].mean():>9.2f}")
+        if "baseline_error" in results.arrays:
+            e = results["baseline_error"][i]
+            lines.append(f"{n:>6} {'nuc.min':>8} {'-':>8} {e.mean():>12.3e} +- {e.std():<9.2e} "
+                         f"{results['baseline_nuclear_norm'][i].mean():>9.1f} "
+                         f"{results['baseline_effective_rank'][i].mean():>9.2f}")
+    return "\n".join(lines)
