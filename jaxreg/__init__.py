@@ -14,6 +14,8 @@ from .dynamics import gradient_descent as gradient_descent
 from .dynamics import gradient_flow as gradient_flow
 from .dynamics import group_rmsprop as group_rmsprop
 from .dynamics import vector_field as vector_field
+from .factorizations import DeepTensorFactorization as DeepTensorFactorization
+from .factorizations import HierarchicalTensorFactorization as HierarchicalTensorFactorization
 from .factorizations import MatrixFactorization as MatrixFactorization
 from .factorizations import TensorFactorization as TensorFactorization
 from .sweep import seed_keys as seed_keys

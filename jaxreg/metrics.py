@@ -80,3 +80,74 @@ def component_norms(model):
 def balancedness(model):
     """Per layer (matrix) / per component (CP) deviation from balancedness."""
     return model.balancedness()
+
+
+# ----------------------------------------------------------------------------------
+# Tensor ranks (hierarchical and CP; Razin, Maman, Cohen 2021 / 2022)
+
+
+def ht_rank(tensor: Float[Array, "..."], tree=None, rtol: float = 1e-6) -> tuple[int, ...]:
+    """Numerical HT rank: for every internal node of ``tree`` but the root, in the order
+    of :attr:`HierarchicalTensorFactorization.nodes` (bottom-up, left to right), the
+    number of singular values of the matricization [[tensor; node]] above ``rtol``
+    times the largest. ``tree`` defaults to the balanced binary mode tree of
+    :func:`jaxreg.factorizations.trees.balanced_tree`. Leaves (mode-n ranks) are not
+    included. Evaluated eagerly (returns Python ints), at save points only.
+    """
+    import numpy as np
+
+    from .factorizations.trees import balanced_tree, plan_tree
+
+    t = np.asarray(tensor)
+    plan = plan_tree(balanced_tree(t.ndim) if tree is None else tree, t.ndim)
+    ranks = []
+    for node in plan.nodes[:-1]:
+        rest = tuple(m for m in range(t.ndim) if m not in node)
+        rows = int(np.prod([t.shape[m] for m in node]))
+        s = np.linalg.svd(np.transpose(t, node + rest).reshape(rows, -1), compute_uv=False)
+        ranks.append(int(np.sum(s > rtol * s[0])) if s.size and s[0] > 0 else 0)
+    return tuple(ranks)
+
+
+def cp_rank_estimate(
+    tensor: Float[Array, "..."], max_rank: int, tol: float = 1e-6, *, n_restarts: int = 3, seed: int = 0,
+    n_iter_max: int = 2000,
+) -> int:
+    """Smallest r <= ``max_rank`` whose CP-ALS fit (``tensorly.decomposition.parafac``,
+    numpy backend, ``n_restarts`` random inits from ``seed``) reaches mean squared error
+    < ``tol`` against ``tensor``; ``max_rank + 1`` if none does (Razin et al. 2021's
+    "CP rank of the solution"). Runs on the host, not jit-able.
+    """
+    import numpy as np
+    from tensorly.cp_tensor import cp_to_tensor as tl_cp_to_tensor
+    from tensorly.decomposition import parafac
+
+    from . import _validation as V
+
+    max_rank = V.positive_int("max_rank", max_rank)
+    n_restarts = V.positive_int("n_restarts", n_restarts)
+    tol = V.positive_float("tol", tol)
+    t = np.asarray(tensor, dtype=np.float64)
+    if float(np.mean(t**2)) < tol:
+        return 0
+    rng = np.random.default_rng(seed)
+    for r in range(1, max_rank + 1):
+        for _ in range(n_restarts):
+            cp = parafac(t, r, n_iter_max=n_iter_max, init="random", tol=1e-12,
+                         random_state=int(rng.integers(2**31 - 1)))
+            if float(np.mean((tl_cp_to_tensor(cp) - t) ** 2)) < tol:
+                return r
+    return max_rank + 1
+
+
+def component_effective_rank(norms: Float[Array, " R"]) -> Float[Array, ""]:
+    """Effective rank exp(H(p)), p_r = norms_r / sum(norms), of CP component norms: a
+    smooth tensor-rank measure between 1 and the number of nonzero components (Roy and
+    Vetterli 2007 applied to component norms). Pass ``model.end_component_norms()``
+    (deep CP: the norms ||(x)_n v_r^n|| of W's components) or ``component_norms()`` (CP)."""
+    return effective_rank_from_singular_values(norms)
+
+
+def numerical_component_rank(norms: Float[Array, " R"], rtol: float = 1e-2) -> Array:
+    """Number of CP components whose norm exceeds ``rtol`` times the largest."""
+    return jnp.sum(norms > rtol * jnp.max(norms))

@@ -127,7 +127,7 @@ def conservation_drift(model0, model1) -> Array:
 
 
 def _norm_scale(model):
-    leaves = [x for x in jax.tree_util.tree_leaves(model) if eqx.is_inexact_array(x)]
+    leaves = [x for x in jax.tree_util.tree_leaves(model) if eqx.is_inexact_array(x) and x.size]
     return jnp.max(jnp.stack([jnp.max(jnp.sum(x * x, axis=-2 if x.ndim >= 2 else -1)) for x in leaves]))
 
 

@@ -1,0 +1,156 @@
+"""Deep tensor factorization: CP factors that are products of square matrices
+(Hariz, Kadri, Ayache, Moakher, Artieres 2022).
+
+    W = sum_r (x)_n v_r^n,   v_r^n = A_k^{n,r} ... A_1^{n,r} w_r^n,   A_i^{n,r} in R^{d_n x d_n}.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from .. import _validation as V
+from ._common import check_entries_indices, column_norms, default_dtype
+from .cp import cp_entries, cp_to_tensor
+
+
+class DeepTensorFactorization(eqx.Module):
+    r"""Deep tensor factorization W = \sum_r \otimes_n A_k^{n,r} \cdots A_1^{n,r} w_r^n.
+
+    ``factors[n]`` (d_n, R): column r is w_r^n (the CP convention, so ``depth=0`` is
+    :class:`~jaxreg.TensorFactorization`); ``layers[n]`` (depth, R, d_n, d_n): ``layers[n][i-1, r]``
+    is A_i^{n,r}.
+
+    Init: every entry of w and of every A is N(0, init_scale^2). ``balanced=True`` then
+    rescales, for each component r, every w_r^n and every A_i^{n,r} to the Frobenius norm
+    s_r = geometric mean over n of ||w_r^n|| (Frobenius balancedness:
+    ||A_i^{n,r}||_F = ||w_r^n|| = s_r for all i, n), exactly.
+
+    Theorem (Hariz et al. 2022), checked in tests: gradient flow conserves
+    ||w_r^n||^2 - ||w_r^m||^2 and ||A_i^{n,r}||_F^2 - ||w_r^n||^2, and with
+    sigma_r = ||(x)_n w_r^n|| = prod_n ||w_r^n||, delta_r = <-grad L(W), (x)_n v_r^n> / sigma_r^{1+k}:
+
+      d sigma_r/dt = N delta_r sigma_r^{2-2/N+k}   whenever ||w_r^n|| is equal across n
+                                                   (no condition on the A's is needed), and
+      ||(x)_n v_r^n|| <= sigma_r^{1+k}             under Frobenius balancedness,
+
+    since ||A_k..A_1 w|| <= prod_i ||A_i||_2 ||w|| <= prod_i ||A_i||_F ||w||, with equality
+    iff every A_i is rank one and aligned (A_i = s u_{i+1} u_i^T, u_1 = w/||w||). So
+    |delta_r| <= ||grad L(W)||_F under Frobenius balancedness: the growth exponent is
+    2 - 2/N + k, which sharpens incremental learning as k grows.
+    """
+
+    factors: tuple[Float[Array, "d R"], ...]
+    layers: tuple[Float[Array, "k R d d"], ...]
+    shape: tuple[int, ...] = eqx.field(static=True)
+    rank: int = eqx.field(static=True)
+    depth: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        key: PRNGKeyArray,
+        shape: tuple[int, ...] = (10,) * 3,
+        rank: int = 50,
+        depth: int = 2,
+        *,
+        init_scale: float = 1e-1,
+        balanced: bool = False,
+        dtype=None,
+    ):
+        shape = V.shape_tuple("shape", shape)
+        rank = V.positive_int("rank", rank)
+        depth = V.nonnegative_int("depth", depth)
+        init_scale = V.positive_float("init_scale", init_scale)
+        dtype = default_dtype(dtype)
+        factors, layers = _init_params(key, jnp.asarray(init_scale, dtype), shape, rank, depth, dtype, bool(balanced))
+        self.factors = factors
+        self.layers = layers
+        self.shape = shape
+        self.rank = rank
+        self.depth = depth
+
+    @property
+    def order(self) -> int:
+        return len(self.shape)
+
+    def end_factors(self) -> tuple[Float[Array, "d R"], ...]:
+        """v^n (d_n, R): column r is v_r^n = A_k^{n,r} ... A_1^{n,r} w_r^n."""
+        out = []
+        for f, a in zip(self.factors, self.layers):
+            v = f
+            for i in range(self.depth):
+                v = jnp.einsum("rij,jr->ir", a[i], v)
+            out.append(v)
+        return tuple(out)
+
+    def materialize(self) -> Float[Array, "*shape"]:
+        """The dense tensor sum_r (x)_n v_r^n."""
+        return cp_to_tensor(self.end_factors())
+
+    def entries(self, indices: Int[Array, "k N"]) -> Float[Array, " k"]:
+        """W at each multi-index row: sum_r prod_n v_r^n[i_n], O(N R k d^2 + n N R)."""
+        return cp_entries(self.end_factors(), check_entries_indices(indices, self.shape))
+
+    def component_norms(self) -> Float[Array, " R"]:
+        """sigma_r = ||(x)_n w_r^n|| = prod_n ||w_r^n|| (the theorem's quantity)."""
+        return jnp.prod(jnp.stack([column_norms(f) for f in self.factors]), axis=0)
+
+    def end_component_norms(self) -> Float[Array, " R"]:
+        """||(x)_n v_r^n|| = prod_n ||v_r^n||: the norms of W's CP components."""
+        return jnp.prod(jnp.stack([column_norms(v) for v in self.end_factors()]), axis=0)
+
+    @property
+    def rate_exponent(self) -> float:
+        """p = 2 - 2/N + k in d sigma_r/dt = N delta_r sigma_r^p."""
+        return 2.0 - 2.0 / self.order + self.depth
+
+    def rate_terms(self, grad_w: Float[Array, "*shape"]):
+        """(sigma, delta, (N, 2 - 2/N + k)): sigma_r = prod_n ||w_r^n||,
+        delta_r = <-grad L(W), (x)_n v_r^n> / sigma_r^{1+k}; the tuple is the
+        (coefficient, exponent) pair of :func:`jaxreg.theory.predicted_rates`."""
+        letters = "abcdefghijklmnopqrstuvwxy"[: self.order]
+        spec = letters + "," + ",".join(f"{c}Z" for c in letters) + "->Z"
+        sigma = self.component_norms()
+        inner = -jnp.einsum(spec, grad_w, *self.end_factors())
+        return sigma, inner / sigma ** (1 + self.depth), (self.order, self.rate_exponent)
+
+    def _sq_norms(self):
+        """(N, R) squared norms of the w_r^n and (N, k, R) squared Frobenius norms of the A's."""
+        w = jnp.stack([jnp.sum(f * f, axis=0) for f in self.factors])
+        a = jnp.stack([jnp.sum(x * x, axis=(2, 3)) for x in self.layers])
+        return w, a
+
+    def balancedness(self) -> Float[Array, " R"]:
+        """max over {||w_r^n||^2}_n and {||A_i^{n,r}||_F^2}_{i,n} minus their min, per r
+        (0 under Frobenius balancedness; conserved under gradient flow)."""
+        w, a = self._sq_norms()
+        allsq = jnp.concatenate([w, a.reshape(-1, self.rank)], axis=0)
+        return jnp.max(allsq, axis=0) - jnp.min(allsq, axis=0)
+
+    def conserved_quantities(self) -> dict:
+        """``{"factors": ||w_r^n||^2 - ||w_r^1||^2 (N-1, R), "layers":
+        ||A_i^{n,r}||_F^2 - ||w_r^n||^2 (N, k, R)}``: exactly conserved by gradient flow
+        (``"layers"`` is left out when k = 0)."""
+        w, a = self._sq_norms()
+        out = {"factors": w[1:] - w[:1]}
+        if self.depth:
+            out["layers"] = a - w[:, None, :]
+        return out
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6))
+def _init_params(key, init_scale, shape, rank, depth, dtype, balanced):
+    """N(0, init_scale^2) entries, optionally Frobenius-balanced; one compiled program."""
+    keys = jax.random.split(key, 2 * len(shape))
+    factors = [init_scale * jax.random.normal(k, (d, rank), dtype) for k, d in zip(keys[::2], shape)]
+    layers = [init_scale * jax.random.normal(k, (depth, rank, d, d), dtype) for k, d in zip(keys[1::2], shape)]
+    if balanced:
+        norms = jnp.stack([column_norms(f) for f in factors])  # (N, R)
+        s = jnp.exp(jnp.mean(jnp.log(norms), axis=0))  # (R,): geometric mean over n
+        factors = [f * (s / n)[None, :] for f, n in zip(factors, norms)]
+        layers = [a * (s[None, :] / jnp.sqrt(jnp.sum(a * a, axis=(2, 3))))[:, :, None, None] for a in layers]
+    return tuple(factors), tuple(layers)

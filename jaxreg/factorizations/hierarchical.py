@@ -1,0 +1,294 @@
+"""Hierarchical tensor factorization (HTF) over a mode tree (Razin, Maman, Cohen, ICML 2022).
+
+Every internal node nu of the mode tree holds a *local CP factorization*:
+
+    T_nu = sum_z (prod_{c in children(nu)} T_c[..., z]) M_nu[z, :]
+
+(the product is the outer product of the children's tensors, which cover disjoint
+modes), where a leaf's "tensor" T_n is its matrix M_n (d_n x r) and the root's M is
+the output vector w_out, so T_root = W. The r'th local component of nu is
+{M_c[:, r] for every child c, M_nu[r, :]}: K = |children(nu)| + 1 vectors.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from .. import _validation as V
+from ._common import check_entries_indices, column_norms, default_dtype
+from .trees import TreePlan, balanced_tree, check_widths, plan_tree
+
+
+def _plan(shape, tree) -> TreePlan:
+    return plan_tree(balanced_tree(len(shape)) if tree is None else tree, len(shape))
+
+
+class HierarchicalTensorFactorization(eqx.Module):
+    r"""Hierarchical tensor factorization W over a mode tree (a deep non-linear CNN).
+
+    ``tree``: nested tuples of modes (default :func:`~jaxreg.factorizations.trees.balanced_tree`:
+    pool adjacent modes in pairs, an odd node carried up a level). A node's level is its
+    height (leaves 0, root ``len(widths)``); a node of height h has ``widths[h-1]``
+    local components, so its children's matrices have ``widths[h-1]`` columns. For a
+    balanced tree this means: leaves hold d_n x widths[0] matrices, nodes of height l
+    hold widths[l-1] x widths[l] matrices and the root an output vector of length
+    widths[-1].
+
+    Parameters: ``leaf_matrices[n]`` (mode n), ``node_matrices[i]`` (``nodes[i]``, all
+    internal nodes but the root) and ``output`` (the root's vector). Every entry is
+    N(0, init_scale^2) (Razin et al. 2022's code). ``balanced=True`` then rescales
+    columns top-down -- at the root every local component's K norms are set to their
+    geometric mean; below it the children's columns M_c[:, r] are set to the norm of
+    the row M_nu[r, :] (fixed by the parent's step, rows are never rescaled) -- so every
+    local component has K equal norms, exactly.
+
+    Local component norm sigma_{nu,r} = prod_c ||M_c[:, r]|| * ||M_nu[r, :]|| (|w_out[r]|
+    at the root). For a balanced local component, under gradient flow,
+    d sigma_{nu,r}/dt = K gamma_{nu,r} sigma_{nu,r}^{2-2/K},
+    gamma_{nu,r} = <-grad L(W), Delta_{nu,r}> / sigma_{nu,r}, with Delta_{nu,r} the end
+    tensor with every other local component of nu zeroed (Razin, Maman, Cohen,
+    ICML 2022, Thm 1); unbalanced components obey Razin et al. 2021's bounds with K.
+    """
+
+    leaf_matrices: tuple[Float[Array, "d r"], ...]
+    node_matrices: tuple[Float[Array, "r_in r_out"], ...]
+    output: Float[Array, " r"]
+    shape: tuple[int, ...] = eqx.field(static=True)
+    widths: tuple[int, ...] = eqx.field(static=True)
+    plan: TreePlan = eqx.field(static=True)
+
+    def __init__(
+        self,
+        key: PRNGKeyArray,
+        shape: tuple[int, ...] = (16,) * 4,
+        widths: tuple[int, ...] = (64, 64),
+        *,
+        tree=None,
+        init_scale: float = 1e-2,
+        balanced: bool = False,
+        dtype=None,
+    ):
+        shape = V.shape_tuple("shape", shape)
+        plan = _plan(shape, tree)
+        widths = check_widths(widths, plan)
+        init_scale = V.positive_float("init_scale", init_scale)
+        dtype = default_dtype(dtype)
+        scale = jnp.asarray(init_scale, dtype)
+        leaves, nodes, out = _init_params(key, scale, shape, widths, plan, dtype, bool(balanced))
+        self.leaf_matrices = tuple(leaves)
+        self.node_matrices = tuple(nodes)
+        self.output = out
+        self.shape = shape
+        self.widths = widths
+        self.plan = plan
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def order(self) -> int:
+        return len(self.shape)
+
+    @property
+    def tree(self) -> tuple:
+        return self.plan.tree
+
+    @property
+    def nodes(self) -> tuple[tuple[int, ...], ...]:
+        """Internal nodes as sorted tuples of the modes they cover, bottom-up, root last."""
+        return self.plan.nodes
+
+    def local_orders(self) -> dict:
+        """K = |children(nu)| + 1 for every internal node nu."""
+        return {node: len(ch) + 1 for node, ch in zip(self.nodes, self.plan.children)}
+
+    def _child(self, kind: str, j: int) -> Array:
+        return self.leaf_matrices[j] if kind == "leaf" else self.node_matrices[j]
+
+    # ------------------------------------------------------------------ values
+    def materialize(self) -> Float[Array, "*shape"]:
+        """The dense tensor W, contracted bottom-up along the tree."""
+        tensors: list = []  # per node: (array with axes modes... + rank, modes)
+        for i, ch in enumerate(self.plan.children):
+            operands, out_modes = [], []
+            z = self.order  # einsum label of the summed local-component axis
+            for kind, j in ch:
+                arr, modes = (self.leaf_matrices[j], (j,)) if kind == "leaf" else tensors[j]
+                operands += [arr, [*modes, z]]
+                out_modes += modes
+            if i == self.plan.root:
+                operands += [self.output, [z]]
+                w = jnp.einsum(*operands, out_modes)
+                return jnp.transpose(w, [out_modes.index(m) for m in range(self.order)])
+            operands += [self.node_matrices[i], [z, z + 1]]
+            t = jnp.einsum(*operands, [*out_modes, z + 1])
+            tensors.append((t, tuple(out_modes)))
+        raise AssertionError("unreachable")
+
+    def entries(self, indices: Int[Array, "k N"]) -> Float[Array, " k"]:
+        """W at each multi-index row of ``indices``, contracted along the tree over the
+        observed indices only: X_nu = (prod_c X_c) M_nu with X_n = M_n[i_n, :], cost
+        O(k * sum_nu |children(nu)| r_in r_out); W is never formed."""
+        idx = check_entries_indices(indices, self.shape)
+        acts: list = []
+        for i, ch in enumerate(self.plan.children):
+            p = None
+            for kind, j in ch:
+                x = self.leaf_matrices[j][idx[:, j]] if kind == "leaf" else acts[j]
+                p = x if p is None else p * x
+            if i == self.plan.root:
+                return p @ self.output
+            acts.append(p @ self.node_matrices[i])
+        raise AssertionError("unreachable")
+
+    def gram_norm(self) -> Float[Array, ""]:
+        """||W||_F from Gram matrices up the tree, G_nu = M_nu^T (Hadamard_c G_c) M_nu,
+        without materializing: O(sum_nu r^3 + sum_n d_n r^2)."""
+        grams: list = []
+        for i, ch in enumerate(self.plan.children):
+            g = None
+            for kind, j in ch:
+                gc = self.leaf_matrices[j].T @ self.leaf_matrices[j] if kind == "leaf" else grams[j]
+                g = gc if g is None else g * gc
+            if i == self.plan.root:
+                return jnp.sqrt(self.output @ g @ self.output)
+            grams.append(self.node_matrices[i].T @ g @ self.node_matrices[i])
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ theory
+    def _local_sq_norms(self, i: int) -> Array:
+        """(K, r) squared norms of the K vectors of every local component of node i."""
+        cols = [jnp.sum(self._child(kind, j) ** 2, axis=0) for kind, j in self.plan.children[i]]
+        own = self.output**2 if i == self.plan.root else jnp.sum(self.node_matrices[i] ** 2, axis=1)
+        return jnp.stack(cols + [own])
+
+    def component_norms(self) -> dict:
+        """{node: sigma_{nu,r}}: prod_c ||M_c[:, r]|| * ||M_nu[r, :]|| (|w_out[r]| at the root)."""
+        out = {}
+        for i, node in enumerate(self.nodes):
+            cols = [column_norms(self._child(kind, j)) for kind, j in self.plan.children[i]]
+            own = jnp.abs(self.output) if i == self.plan.root else jnp.sqrt(jnp.sum(self.node_matrices[i] ** 2, axis=1))
+            out[node] = math.prod(cols) * own
+        return out
+
+    @property
+    def rate_exponent(self) -> dict:
+        """{node: 2 - 2/K} in d sigma_{nu,r}/dt = K gamma_{nu,r} sigma_{nu,r}^{2-2/K}."""
+        return {node: 2.0 - 2.0 / k for node, k in self.local_orders().items()}
+
+    def rate_terms(self, grad_w: Float[Array, "*shape"]):
+        """({node: sigma}, {node: gamma}, {node: K}) with
+        gamma_{nu,r} = <-grad L(W), Delta_{nu,r}> / sigma_{nu,r}.
+
+        W is linear in the row M_nu[r, :], and Delta_{nu,r} is its part through local
+        component r, so <-grad L(W), Delta_{nu,r}> = sum_j M_nu[r, j] dF/dM_nu[r, j] with
+        F = <-grad L(W), W(theta)>: one backward pass gives every node and r at once.
+        """
+        g = jax.grad(lambda m: -jnp.sum(grad_w * m.materialize()))(self)
+        sigma = self.component_norms()
+        gamma = {}
+        for i, node in enumerate(self.nodes):
+            if i == self.plan.root:
+                inner = self.output * g.output
+            else:
+                inner = jnp.sum(self.node_matrices[i] * g.node_matrices[i], axis=1)
+            gamma[node] = inner / sigma[node]
+        return sigma, gamma, self.local_orders()
+
+    def balancedness(self) -> dict:
+        """{node: eps_{nu,r}} = max_{i,j} | ||v_i||^2 - ||v_j||^2 | over the K vectors of
+        each local component (conserved under gradient flow)."""
+        out = {}
+        for i, node in enumerate(self.nodes):
+            sq = self._local_sq_norms(i)
+            out[node] = jnp.max(sq, axis=0) - jnp.min(sq, axis=0)
+        return out
+
+    def conserved_quantities(self) -> dict:
+        """{node: (K-1, r) array} of ||v_i||^2 - ||v_K||^2 for each local component (v_K its
+        row of M_nu / entry of w_out): exactly conserved by gradient flow, since W is
+        multilinear in the K vectors of a local component (Razin et al. 2022, Lemma 1)."""
+        out = {}
+        for i, node in enumerate(self.nodes):
+            sq = self._local_sq_norms(i)
+            out[node] = sq[:-1] - sq[-1:]
+        return out
+
+
+def _param_shapes(shape, widths, plan: TreePlan):
+    leaf = [(d, widths[plan.leaf_parent_height[n] - 1]) for n, d in enumerate(shape)]
+    node = [
+        (widths[plan.heights[i] - 1], widths[plan.parent_height[i] - 1]) for i in range(len(plan.nodes) - 1)
+    ]
+    return leaf, node, widths[plan.depth - 1]
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6))
+def _init_params(key, init_scale, shape, widths, plan, dtype, balanced):
+    """All matrices N(0, init_scale^2), optionally balanced; one compiled program."""
+    leaf_shapes, node_shapes, out_len = _param_shapes(shape, widths, plan)
+    keys = jax.random.split(key, len(leaf_shapes) + len(node_shapes) + 1)
+    draw = [init_scale * jax.random.normal(k, s, dtype) for k, s in zip(keys, leaf_shapes + node_shapes)]
+    leaves, nodes = draw[: len(leaf_shapes)], draw[len(leaf_shapes) :]
+    out = init_scale * jax.random.normal(keys[-1], (out_len,), dtype)
+    if balanced:
+        leaves, nodes, out = _balance_top_down(plan, leaves, nodes, out)
+    return tuple(leaves), tuple(nodes), out
+
+
+def _balance_top_down(plan: TreePlan, leaves, nodes, out):
+    """Rescale columns only, root first: exact balance of every local component."""
+    leaves, nodes = list(leaves), list(nodes)
+
+    def children_cols(i):
+        return [(kind, j, (leaves if kind == "leaf" else nodes)[j]) for kind, j in plan.children[i]]
+
+    for i in reversed(range(len(plan.nodes))):
+        ch = children_cols(i)
+        cols = [column_norms(a) for _, _, a in ch]
+        if i == plan.root:
+            sq = jnp.stack(cols + [jnp.abs(out)])
+            common = jnp.exp(jnp.mean(jnp.log(sq), axis=0))
+            out = jnp.where(out >= 0, 1.0, -1.0).astype(out.dtype) * common
+        else:
+            common = jnp.sqrt(jnp.sum(nodes[i] ** 2, axis=1))
+        for (kind, j, a), c in zip(ch, cols):
+            (leaves if kind == "leaf" else nodes)[j] = a * (common / c)[None, :]
+    return leaves, nodes, out
+
+
+def ht_target(
+    key: PRNGKeyArray,
+    shape: tuple[int, ...],
+    rank,
+    *,
+    tree=None,
+    norm: float | None = None,
+    dtype=None,
+) -> HierarchicalTensorFactorization:
+    """A tensor of hierarchical (HT) rank ``rank`` on ``tree``, in factored form.
+
+    ``rank``: an int (every level) or a tuple with one entry per tree level (the
+    model's ``widths``). Every matrix has i.i.d. N(0, 1) entries; the output vector is
+    rescaled so that ||W*||_F = ``norm`` (default sqrt(prod(shape)): entry RMS 1, as in
+    Razin et al. 2022), computed with :meth:`~HierarchicalTensorFactorization.gram_norm`,
+    so huge targets are never materialized.
+    """
+    shape = V.shape_tuple("shape", shape)
+    plan = _plan(shape, tree)
+    if isinstance(rank, (int, np.integer)) and not isinstance(rank, bool):
+        rank = (V.positive_int("rank", rank),) * plan.depth
+    widths = check_widths(rank, plan, name="rank")
+    norm = math.sqrt(math.prod(shape)) if norm is None else V.positive_float("norm", norm)
+    model = HierarchicalTensorFactorization(key, shape, widths, tree=plan.tree, init_scale=1.0, dtype=dtype)
+    return eqx.tree_at(lambda m: m.output, model, _rescale_output(model, norm))
+
+
+@eqx.filter_jit
+def _rescale_output(model, norm):
+    return model.output * (norm / model.gram_norm())

@@ -1,0 +1,150 @@
+"""Deep tensor factorization (Hariz et al. 2022): structure, the conservation laws, the
+polynomial-growth identity and bound along gradient flows (SCIENCE.md section 4)."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import tensorly
+
+import jaxreg as jr
+from jaxreg import theory
+
+DTF = jr.DeepTensorFactorization
+
+
+@pytest.mark.parametrize("depth", [0, 1, 2, 3])
+def test_entries_match_materialize(depth):
+    shape = (3, 4, 2, 5)
+    m = DTF(jax.random.key(depth), shape, 6, depth, init_scale=0.6)
+    rng = np.random.default_rng(0)
+    idx = jnp.asarray(np.stack([rng.integers(0, d, 200) for d in shape], axis=1))
+    w, e = eqx.filter_jit(lambda m, i: (m.materialize(), m.entries(i)))(m, idx)
+    assert w.shape == shape and m.layers[1].shape == (depth, 6, 4, 4)
+    err = float(jnp.max(jnp.abs(e - w[tuple(idx.T)])))
+    assert err <= 1e-13 * float(jnp.max(jnp.abs(w))), err
+
+
+def test_depth0_is_cp_and_layers_multiply():
+    m = DTF(jax.random.key(0), (3, 4, 5), 7, 0, init_scale=0.5)
+    cp = jr.TensorFactorization(jax.random.key(1), (3, 4, 5), 7)
+    cp = eqx.tree_at(lambda t: t.factors, cp, m.factors)
+    np.testing.assert_allclose(m.materialize(), cp.materialize(), rtol=1e-13)
+    ref = tensorly.cp_to_tensor((np.ones(7), [np.asarray(f) for f in m.factors]))
+    np.testing.assert_allclose(np.asarray(m.materialize()), ref, rtol=1e-12)
+    np.testing.assert_allclose(m.component_norms(), cp.component_norms(), rtol=1e-13)
+    # depth 2: v_r^n = A_2 A_1 w_r^n, checked for one (n, r) against plain matmuls
+    d = DTF(jax.random.key(2), (3, 4, 5), 7, 2, init_scale=0.5)
+    v = d.layers[1][1, 3] @ d.layers[1][0, 3] @ d.factors[1][:, 3]
+    np.testing.assert_allclose(d.end_factors()[1][:, 3], v, rtol=1e-13)
+
+
+@pytest.mark.parametrize("depth", [0, 1, 3])
+def test_balanced_init_is_exact(depth):
+    m = DTF(jax.random.key(3), (3, 4, 5), 6, depth, init_scale=0.5, balanced=True)
+    s2 = float(jnp.max(jnp.sum(m.factors[0] ** 2, axis=0)))
+    assert float(jnp.max(m.balancedness())) <= 1e-14 * s2
+    q = m.conserved_quantities()
+    assert float(jnp.max(jnp.abs(q["factors"]))) <= 1e-14 * s2
+    assert ("layers" in q) == (depth > 0)
+    if depth:
+        assert float(jnp.max(jnp.abs(q["layers"]))) <= 1e-14 * s2
+    assert float(jnp.max(DTF(jax.random.key(3), (3, 4, 5), 6, depth, init_scale=0.5).balancedness())) > 1e-2
+
+
+def _problem():
+    return jr.tasks.tensor_completion(jax.random.key(40), (4,) * 3, 2, 32, target_norm=8.0)
+
+
+@pytest.mark.parametrize("depth,init,t1", [(1, 0.4, 30.0), (2, 0.6, 40.0), (3, 0.7, 40.0)])
+def test_polynomial_growth_identity_and_bound(depth, init, t1):
+    """Along gradient flow from a Frobenius-balanced init:
+    d sigma_r/dt = N delta_r sigma_r^{2-2/N+k} (relative residual <= 1e-8),
+    ||(x)_n v_r^n|| <= sigma_r^{1+k}, hence |delta_r| <= ||grad L(W)||_F, and the
+    conservation laws hold (drift <= 1e-9)."""
+    problem = _problem()
+    model = DTF(jax.random.key(1), (4,) * 3, 4, depth, init_scale=init, balanced=True)
+
+    def metric(m):
+        obs, pred = theory.rate_identity(problem.end_to_end_loss, m)
+        _, delta, _ = theory.gammas(problem.end_to_end_loss, m)
+        grad_norm = jnp.linalg.norm(jax.grad(problem.end_to_end_loss)(m.materialize()))
+        ratio = m.end_component_norms() / m.component_norms() ** (1 + depth)
+        return obs, pred, ratio, jnp.max(jnp.abs(delta)) / grad_norm, m.end_component_norms()
+
+    ts = jnp.linspace(0.0, t1, 24)
+    traj = jr.gradient_flow(problem.loss, model, t1, ts=ts, metrics=metric, rtol=1e-11, atol=1e-13)
+    assert int(traj.status) == jr.Status.COMPLETED
+    obs, pred, ratio, delta_ratio, ends = (np.asarray(x) for x in traj.metrics)
+    residual = np.abs(obs - pred) / np.abs(pred)
+    assert residual.max() <= 1e-8, residual.max()
+    assert ratio.max() <= 1.0 and delta_ratio.max() <= 1.0
+    assert ratio.max() < 0.99  # Gaussian A's: the bound is strict (equality needs rank-one A's)
+    assert float(theory.conservation_drift(model, traj.model)) <= 1e-9
+    assert ends[-1].max() >= 5 * ends[0].max()  # the end tensor was learned: not a vacuous window
+    assert float(traj.loss[-1]) <= 0.5 * float(traj.loss[0])
+    assert model.rate_exponent == 2.0 - 2.0 / 3 + depth
+
+
+def test_identity_needs_equal_factor_norms():
+    """Only the equality of ||w_r^n|| across n enters the identity: rescaling the A's
+    keeps it exact, unbalancing the w's breaks it."""
+    problem = _problem()
+    model = DTF(jax.random.key(1), (4,) * 3, 4, 2, init_scale=0.6, balanced=True)
+    scaled_a = eqx.tree_at(lambda m: m.layers, model, tuple(a * 1.7 for a in model.layers))
+    obs, pred = theory.rate_identity(problem.end_to_end_loss, scaled_a)
+    assert float(jnp.max(jnp.abs(obs - pred) / jnp.abs(pred))) <= 1e-12
+    skewed = eqx.tree_at(lambda m: m.factors, model, (model.factors[0] * 2.0, model.factors[1] / 2.0, model.factors[2]))
+    obs, pred = theory.rate_identity(problem.end_to_end_loss, skewed)
+    assert float(jnp.max(jnp.abs(obs - pred) / jnp.abs(pred))) > 0.1
+
+
+def test_rank_one_aligned_layers_attain_the_bound():
+    """||(x) v|| = sigma^{1+k} when every A_i = s u_{i+1} u_i^T with u_1 = w/||w||, s = ||w||."""
+    model = DTF(jax.random.key(5), (3, 3), 1, 2, init_scale=1.0, balanced=True)
+    layers = []
+    for n, w in enumerate(model.factors):
+        s = jnp.linalg.norm(w[:, 0])
+        u = [w[:, 0] / s] + [jax.random.normal(jax.random.key(10 + n + i), (3,)) for i in range(2)]
+        u = [x / jnp.linalg.norm(x) for x in u]
+        layers.append(jnp.stack([s * jnp.outer(u[i + 1], u[i]) for i in range(2)])[:, None])
+    aligned = eqx.tree_at(lambda m: m.layers, model, tuple(layers))
+    assert float(jnp.max(aligned.balancedness())) <= 1e-14
+    np.testing.assert_allclose(aligned.end_component_norms(), aligned.component_norms() ** 3, rtol=1e-13)
+
+
+def test_deeper_factors_lower_tensor_rank():
+    """Hariz et al. 2022: at equal init, larger k ends at a lower effective tensor rank
+    (effective rank of the end component norms), mean over 4 seeds."""
+    problem = jr.tasks.tensor_completion(jax.random.key(50), (5,) * 3, 2, 60, target_norm=5.0**1.5)
+
+    def run(depth):
+        def one(key):
+            model = DTF(key, (5,) * 3, 8, depth, init_scale=0.3)
+            traj = jr.gradient_descent(problem.loss, model, jr.group_rmsprop(1e-2), 4000, save_every=4000)
+            return jr.metrics.component_effective_rank(traj.model.end_component_norms()), traj.loss[-1]
+
+        return jr.sweep(one, jr.seed_keys(0, 4))
+
+    erank0, loss0 = run(0)
+    erank3, loss3 = run(3)
+    assert float(jnp.max(loss0)) < 0.05 and float(jnp.max(loss3)) < 0.05  # both fit the data
+    assert float(jnp.mean(erank3)) < float(jnp.mean(erank0)) - 0.5, (erank0, erank3)
+
+
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        (dict(depth=-1), "depth"),
+        (dict(depth=1.5), "depth"),
+        (dict(rank=0), "rank"),
+        (dict(init_scale=0.0), "init_scale"),
+        (dict(shape=(3, 0)), "shape"),
+    ],
+)
+def test_bad_input(kwargs, name):
+    args = dict(shape=(3, 3, 3), rank=4, depth=2)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=name):
+        DTF(jax.random.key(0), **args)
