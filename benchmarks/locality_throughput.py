@@ -1,0 +1,194 @@
+"""Images per second of the regularized (loss + lambda * R, double backward) and plain
+training steps: jaxreg (one jitted step) against a PyTorch loop written the way the
+reference code trains (eager, torch.autograd.grad with create_graph=True), same small
+ResNet, same batch. Medians over repeats; prints a table and the regularized/plain cost
+ratio of each, and saves benchmarks/results/locality_throughput.json.
+
+    python benchmarks/locality_throughput.py                      # small ResNet, 8x48 images
+    python benchmarks/locality_throughput.py --model resnet18 --image-size 150 --batch 64
+
+Runs without torch (then jaxreg only). Razin, Maman, Cohen, ICML 2022.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxreg.locality.models import batch_logits, make_model
+from jaxreg.locality.training import TrainOptions, _loss
+
+
+def jax_steps(args, H, W):
+    model, state = eqx.filter_jit(lambda k: make_model(k, args.model, **_model_kwargs(args)))(jax.random.key(0, impl="rbg"))
+    params, static = eqx.partition(model, eqx.is_array)
+    opt = TrainOptions(optimizer="sgd").make_optimizer()
+    opt_state = opt.init(params)
+    x = jax.random.uniform(jax.random.key(1), (args.batch, 1, H, W))
+    y = (jnp.arange(args.batch) % 2).astype(jnp.int32)
+    patch = jnp.array([[0, 0, H, W // 4]] * args.batch)
+    other = jnp.array([[0, W // 2, H, W // 4]] * args.batch)
+    out = {}
+    def task_loss(p, state):
+        logits, new_state = batch_logits(eqx.combine(p, static), state, x)
+        return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, y.astype(logits.dtype))), new_state
+
+    def reg_loss(p, state):  # BCE + 1.0 * R, as in training
+        loss, (new_state, *_) = _loss(p, static, state, 1.0, x, y, patch, other, True)
+        return loss, new_state
+
+    for name, loss_fn in (("plain", task_loss), ("regularized", reg_loss)):
+        @eqx.filter_jit
+        def step(params, state, opt_state, loss_fn=loss_fn):
+            (loss, new_state), g = jax.value_and_grad(loss_fn, has_aux=True)(params, state)
+            updates, opt_state = opt.update(g, opt_state, params)
+            return optax.apply_updates(params, updates), new_state, opt_state, loss
+
+        t = time.perf_counter()
+        jax.block_until_ready(step(params, state, opt_state))
+        compile_s = time.perf_counter() - t
+        times = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            for _ in range(args.steps):
+                params, state, opt_state, loss = step(params, state, opt_state)
+            jax.block_until_ready(loss)
+            times.append((time.perf_counter() - t) / args.steps)
+        out[name] = {"images_per_s": args.batch / statistics.median(times), "compile_s": compile_s}
+    return out
+
+
+def torch_steps(args, H, W):
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(0)
+
+    def norm(c):
+        return nn.BatchNorm2d(c) if args.norm == "batch" else nn.GroupNorm(1, c) if args.norm == "layer" else nn.Identity()
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.n1 = norm(cout)
+            self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.n2 = norm(cout)
+            self.sc = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), norm(cout))
+                       if stride != 1 or cin != cout else nn.Identity())
+
+        def forward(self, x):
+            y = torch.relu(self.n1(self.c1(x)))
+            return torch.relu(self.n2(self.c2(y)) + self.sc(x))
+
+    if args.model == "small":
+        widths, blocks = [args.width * 2**s for s in range(args.stages)], [1] * args.stages
+        stem = nn.Sequential(nn.Conv2d(1, widths[0], 3, 2, 1, bias=False), norm(widths[0]), nn.ReLU())
+    else:
+        widths, blocks = [64, 128, 256, 512], ([2, 2, 2, 2] if args.model == "resnet18" else [3, 4, 6, 3])
+        stem = nn.Sequential(nn.Conv2d(1, 64, 7, 2, 3, bias=False), norm(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1))
+    layers, cin = [stem], widths[0]
+    for s, (w, n) in enumerate(zip(widths, blocks)):
+        for b in range(n):
+            layers.append(Block(cin, w, 2 if (b == 0 and s > 0) else 1))
+            cin = w
+    net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 1))
+    opt = torch.optim.SGD(net.parameters(), lr=1e-2, momentum=0.9)
+    bce = nn.BCEWithLogitsLoss()
+    x = torch.rand(args.batch, 1, H, W)
+    y = (torch.arange(args.batch) % 2).float()
+    I = (slice(None), slice(None), slice(0, H), slice(0, W // 4))
+    J = (slice(None), slice(None), slice(0, H), slice(W // 2, W // 2 + W // 4))
+
+    def step(regularize):  # as the reference trainer
+        opt.zero_grad()
+        xx = x.clone().requires_grad_(regularize)
+        out = net(xx).squeeze(1)
+        loss = bce(out, y)
+        if regularize:
+            g = torch.autograd.grad(out.sum(), xx, create_graph=True)[0][I].reshape(args.batch, -1)
+            g = g / g.norm(dim=1, keepdim=True)
+            xs = x.detach().clone()
+            xs[J] = x[torch.roll(torch.arange(args.batch), -1)][J]
+            xs.requires_grad_(True)
+            gs = torch.autograd.grad(net(xs).squeeze(1).sum(), xs, create_graph=True)[0][I].reshape(args.batch, -1)
+            gs = gs / gs.norm(dim=1, keepdim=True)
+            loss = loss + 1.0 * (g * gs).sum(1).abs().mean()
+        loss.backward()
+        opt.step()
+
+    out = {}
+    for name, regularize in (("plain", False), ("regularized", True)):
+        step(regularize)
+        times = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            for _ in range(args.steps):
+                step(regularize)
+            times.append((time.perf_counter() - t) / args.steps)
+        out[name] = {"images_per_s": args.batch / statistics.median(times)}
+    out["threads"] = torch.get_num_threads()
+    return out
+
+
+def _model_kwargs(args):
+    kw = {"norm": args.norm}
+    if args.model == "small":
+        kw.update(width=args.width, stages=args.stages)
+    return kw
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="small", choices=["small", "resnet18", "resnet34"])
+    p.add_argument("--image-size", type=int, default=None, help="square images of this side (default: 8x48)")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--width", type=int, default=8)
+    p.add_argument("--stages", type=int, default=4)
+    p.add_argument("--norm", default=None, choices=["batch", "layer", "none"])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "locality_throughput.json"))
+    args = p.parse_args()
+    if args.norm is None:
+        args.norm = "layer" if args.model == "small" else "batch"
+    H, W = (args.image_size, args.image_size) if args.image_size else (8, 48)
+    results = {"config": {**vars(args), "image": [H, W]}, "device": str(jax.devices()[0]),
+               "platform": platform.platform(), "jaxreg": jax_steps(args, H, W)}
+    if not args.no_torch:
+        try:
+            results["torch"] = torch_steps(args, H, W)
+        except ImportError:
+            results["torch"] = None
+    print(f"model {args.model} ({args.norm} norm), images {H}x{W}, batch {args.batch}, device {results['device']}")
+    print(f"{'':10s} {'plain img/s':>12s} {'regularized img/s':>18s} {'cost ratio':>11s}")
+    for name in ("jaxreg", "torch"):
+        r = results.get(name)
+        if not r:
+            print(f"{name:10s} (not installed)")
+            continue
+        ratio = r["plain"]["images_per_s"] / r["regularized"]["images_per_s"]
+        r["regularized_over_plain_cost"] = ratio
+        print(f"{name:10s} {r['plain']['images_per_s']:12.0f} {r['regularized']['images_per_s']:18.0f} {ratio:11.2f}")
+    if results.get("torch"):
+        for k in ("plain", "regularized"):
+            results[f"jaxreg_over_torch_{k}"] = results["jaxreg"][k]["images_per_s"] / results["torch"][k]["images_per_s"]
+            print(f"jaxreg / torch throughput, {k}: {results[f'jaxreg_over_torch_{k}']:.2f}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2, default=str))
+    print("saved", args.out)
+
+
+if __name__ == "__main__":
+    main()

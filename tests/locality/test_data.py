@@ -1,0 +1,147 @@
+"""Is-Same-Class and Pathfinder generators: shapes, labels, splits, cache."""
+
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from jaxreg.locality import data as D
+from jaxreg.locality import is_same_class, pathfinder, plot_samples
+
+
+def test_is_same_class_shapes_labels_and_placement():
+    d = is_same_class(jax.random.key(0), 1000, 12, scale=2, canvas=(20, 60))
+    assert d.images.shape == (1000, 1, 20, 60) and d.images.dtype == np.float32
+    assert 0.45 < d.labels.mean() < 0.55
+    # label 1 iff the two digits have the same class
+    np.testing.assert_array_equal(d.labels, (d.info["classes"][:, 0] == d.info["classes"][:, 1]).astype(np.int32))
+    # squares: 16 px images, vertically centered, pair centered, gap 12
+    np.testing.assert_array_equal(d.squares[0], [[2, 8, 16, 16], [2, 36, 16, 16]])
+    assert d.squares[0, 1, 1] - (d.squares[0, 0, 1] + 16) == 12
+    mask = np.zeros((20, 60), bool)
+    for t, l_, h, w in d.squares[0]:
+        mask[t:t + h, l_:l_ + w] = True
+    assert d.images[:, 0, ~mask].max() == 0.0  # nothing outside the two squares
+    assert d.images[:, 0, mask].max() == 1.0
+
+
+def test_is_same_class_content_matches_source_digits():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits().images / 16.0
+    d = is_same_class(jax.random.key(1), 20, 0, canvas=(8, 16))
+    for i in range(20):
+        np.testing.assert_allclose(d.images[i, 0, :, :8], digits[d.info["source"][i, 0]], atol=1e-6)
+        np.testing.assert_allclose(d.images[i, 0, :, 8:], digits[d.info["source"][i, 1]], atol=1e-6)
+
+
+def test_train_and_test_sources_are_disjoint():
+    tr = is_same_class(jax.random.key(0), 3000, 0, split="train", canvas=(8, 16))
+    te = is_same_class(jax.random.key(0), 3000, 0, split="test", canvas=(8, 16))
+    src_tr, src_te = set(tr.info["source"].ravel()), set(te.info["source"].ravel())
+    assert not src_tr & src_te
+    assert len(src_tr) > 800 and len(src_te) > 800  # both halves are used
+
+
+def test_is_same_class_is_deterministic_in_key():
+    a = is_same_class(jax.random.key(3), 50, 4, canvas=(8, 24))
+    b = is_same_class(jax.random.key(3), 50, 4, canvas=(8, 24))
+    c = is_same_class(jax.random.key(4), 50, 4, canvas=(8, 24))
+    np.testing.assert_array_equal(a.images, b.images)
+    assert not np.array_equal(a.images, c.images)
+
+
+def test_pathfinder_label_semantics():
+    d = pathfinder(jax.random.key(0), 60, 4, image_size=24, cache=False)
+    assert d.images.shape == (60, 1, 24, 24)
+    assert 0.3 < d.labels.mean() < 0.7
+    ends, markers, on = d.info["endpoints"], d.info["markers"], d.info["marker_curve"]
+    assert ends.shape == (60, 3, 2, 2)
+    # label 1 iff both markers are on one curve; they sit on that curve's two ends
+    np.testing.assert_array_equal(d.labels, (on[:, 0] == on[:, 1]).astype(np.int32))
+    for i in range(60):
+        for m, c in zip(markers[i], on[i]):
+            assert np.min(np.linalg.norm(ends[i, c] - m, axis=1)) < 1e-4
+        if d.labels[i]:
+            np.testing.assert_allclose(np.sort(markers[i], 0), np.sort(ends[i, on[i, 0]], 0), atol=1e-4)
+        # markers are drawn: bright pixels at their centres
+        for m in markers[i]:
+            r, c = np.clip(np.round(m).astype(int), 0, 23)
+            assert d.images[i, 0, max(r - 1, 0):r + 2, max(c - 1, 0):c + 2].max() > 0.5
+    # ends of different curves are farther apart than the separation used
+    sep = max(1.5, 24 / 20) + 1.5
+    for i in range(60):
+        for a in range(3):
+            for b in range(a + 1, 3):
+                assert np.min(np.linalg.norm(ends[i, a][:, None] - ends[i, b][None], axis=-1)) >= sep - 1e-4
+
+
+def test_longer_paths_reach_farther():
+    span = {}
+    for n in (2, 6):
+        d = pathfinder(jax.random.key(1), 40, n, image_size=32, num_distractors=0, cache=False)
+        e = d.info["endpoints"][:, 0]
+        span[n] = np.linalg.norm(e[:, 0] - e[:, 1], axis=-1).mean()
+    assert span[6] > 2 * span[2]
+
+
+def test_pathfinder_cache_hit_returns_identical_arrays(tmp_path, monkeypatch):
+    kw = dict(image_size=16, num_distractors=0, cache_directory=tmp_path)
+    a = pathfinder(jax.random.key(2), 10, 2, **kw)
+    files = list(tmp_path.glob("pathfinder-*.npz"))
+    assert len(files) == 1
+    def no_render(*args, **kwargs):
+        raise RuntimeError("regenerated")
+
+    monkeypatch.setattr(D, "_render_pathfinder", no_render)
+    b = pathfinder(jax.random.key(2), 10, 2, **kw)
+    np.testing.assert_array_equal(a.images, b.images)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.info["markers"], b.info["markers"])
+    with pytest.raises(RuntimeError, match="regenerated"):  # another config is a cache miss
+        pathfinder(jax.random.key(3), 10, 2, **kw)
+
+
+def test_cache_dir_resolution(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAXREG_CACHE", str(tmp_path / "a"))
+    assert D.cache_dir() == tmp_path / "a"
+    monkeypatch.delenv("JAXREG_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert D.cache_dir() == tmp_path / "x" / "jaxreg"
+    assert D.cache_dir(tmp_path / "explicit") == tmp_path / "explicit"
+
+
+def test_cache_write_is_atomic(tmp_path, monkeypatch):
+    replaced = []
+    real_replace = os.replace
+
+    def recording_replace(src, dst):
+        replaced.append((os.path.dirname(src), os.path.dirname(dst)))
+        real_replace(src, dst)
+
+    def broken_savez(f, **arrays):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    kw = dict(image_size=16, num_distractors=0, cache_directory=tmp_path)
+    monkeypatch.setattr(D.np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        pathfinder(jax.random.key(5), 4, 2, **kw)
+    assert list(tmp_path.iterdir()) == []  # neither a final file nor a temporary one
+    monkeypatch.undo()
+    monkeypatch.setattr(D.os, "replace", recording_replace)
+    d = pathfinder(jax.random.key(5), 4, 2, **kw)
+    assert len(replaced) == 1 and replaced[0][0] == replaced[0][1] == str(tmp_path)
+    assert [p.suffix for p in tmp_path.iterdir()] == [".npz"]
+    assert d.images.shape == (4, 1, 16, 16)
+
+
+def test_plot_samples_writes_png(tmp_path):
+    import matplotlib.image
+
+    path = plot_samples(tmp_path / "s.png", jax.random.key(0), distances=(0, 8), path_lengths=(2,), per_row=3,
+                        canvas=(8, 32), image_size=16)
+    img = matplotlib.image.imread(path)
+    assert img.shape[:2] == (int(1.8 * 3 * 100), int(2.6 * 3 * 100))
+    assert img[..., :3].std() > 0.05  # not blank

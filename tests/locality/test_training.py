@@ -1,0 +1,72 @@
+"""Training: exact resume, per-run failure, stopping rule. Shapes and settings equal the
+"tiny" Is-Same-Class preset, so these tests share its compiled code."""
+
+import jax
+import numpy as np
+import pytest
+
+from jaxreg.locality import IsSameClassConfig, is_same_class, train_runs
+
+CONFIG = IsSameClassConfig.preset("tiny")
+
+
+def _data():
+    c = CONFIG
+    tr = is_same_class(jax.random.key(0), c.num_train, 16, split="train", canvas=c.canvas)
+    te = is_same_class(jax.random.key(1), c.num_test, 16, split="test", canvas=c.canvas)
+    return tr, te
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    tr, te = _data()
+    spec, options = CONFIG.model_spec(), CONFIG.options(max_epochs=2)
+    full = train_runs(spec, tr, te, (1.0,), (0, 1), options, checkpoint_dir=tmp_path / "a", progress=False)
+
+    def kill_after_first(epoch, metrics):
+        if epoch == 0:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_runs(spec, tr, te, (1.0,), (0, 1), options, checkpoint_dir=tmp_path / "b", progress=False,
+                   on_epoch_end=kill_after_first)
+    seen = []
+    resumed = train_runs(spec, tr, te, (1.0,), (0, 1), options, checkpoint_dir=tmp_path / "b", resume=True,
+                         progress=False, on_epoch_end=lambda e, m: seen.append(e))
+    assert seen == [1]  # only the second epoch was trained again
+    for key in full:
+        np.testing.assert_array_equal(full[key], resumed[key], err_msg=key)
+    assert np.all(np.isfinite(full["history"]))
+    assert (tmp_path / "a" / "checkpoint.eqx").read_bytes() == (tmp_path / "b" / "checkpoint.eqx").read_bytes()
+    # a different setting in the same directory is refused
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        train_runs(spec, tr, te, (2.0,), (0, 1), options, checkpoint_dir=tmp_path / "b", resume=True, progress=False)
+
+
+def test_nan_run_is_reported_without_losing_the_other(tmp_path):
+    tr, te = _data()
+    spec, options = CONFIG.model_spec(), CONFIG.options(max_epochs=2)
+    ok = train_runs(spec, tr, te, (1.0,), (0, 1), options, progress=False)
+    # lambda = 1e38 overflows the gradient: that run turns NaN; vmapped runs are independent
+    mixed = train_runs(spec, tr, te, (1.0, 1e38), (0,), options, progress=False)
+    assert mixed["status"].tolist() == [["max_epochs"], ["nan"]]
+    assert np.isnan(mixed["test_accuracy"][1, 0]) and np.isnan(mixed["test_R"][1, 0])
+    np.testing.assert_allclose(mixed["test_accuracy"][0, 0], ok["test_accuracy"][0, 0], atol=1e-6)
+    np.testing.assert_allclose(mixed["test_R"][0, 0], ok["test_R"][0, 0], atol=1e-5)
+    assert mixed["epochs"][1, 0] == 1  # frozen after the epoch in which it failed
+
+
+def test_stopping_rule_counts_epochs_after_fit():
+    tr, te = _data()
+    # fit_accuracy 0: "fitted" after the first epoch; patience 1 stops one epoch later
+    options = CONFIG.options(max_epochs=6, patience=1)
+    import dataclasses
+
+    options = dataclasses.replace(options, fit_accuracy=0.0)
+    out = train_runs(CONFIG.model_spec(), tr, te, (1.0,), (0, 1), options, progress=False)
+    assert out["epochs"].tolist() == [[2, 2]]
+    assert out["status"].tolist() == [["fit", "fit"]]
+    assert np.all(np.isnan(out["history"][2:])) and np.all(np.isfinite(out["history"][:2]))
