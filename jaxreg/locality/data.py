@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -72,19 +71,10 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
 
 
 def _save_atomic(path: Path, arrays: dict) -> None:
-    """Write an .npz to a temporary file in the same directory, then os.replace it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write an .npz atomically (temporary file in the same directory, then os.replace)."""
+    from ..results import atomic_save_npz
+
+    atomic_save_npz(path, arrays)
 
 
 def _to_arrays(d: LocalityData) -> dict:

@@ -20,9 +20,9 @@ The last partial batch of an epoch is dropped (a new permutation every epoch).
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -33,6 +33,7 @@ import numpy as np
 import optax
 from jaxtyping import PRNGKeyArray
 
+from ..results import atomic_write_bytes
 from . import _checks
 from .data import LocalityData
 from .models import batch_logits
@@ -113,17 +114,9 @@ def _sample_patches(options: TrainOptions, key, squares, image_shape):
 
 
 def _save_atomic(path: Path, tree) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            eqx.tree_serialise_leaves(f, tree)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    buf = io.BytesIO()
+    eqx.tree_serialise_leaves(buf, tree)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _loss(p, static, state, lam_r, xb, yb, patch, other, regularize):
