@@ -29,9 +29,20 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
+    sw = sub.add_parser("sweep", help="any model x task x optimizer over seeds and init scales (TOML config)")
+    sw.add_argument("--config", type=Path, required=True, help="TOML file: fields of jaxreg.experiments.custom_sweep.Config")
+    sw.add_argument("--seeds", type=int, default=None, help="number of seeds (overrides the file)")
+    sw.add_argument("--out", type=Path, default=None, help="results directory (default runs/sweep)")
+    sw.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
+    sw.add_argument("--no-progress", action="store_true")
+    sw.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
+    sw.set_defaults(size="small", name="sweep")
     pl = sub.add_parser("plot", help="redraw figures from saved results (no recomputation)")
     pl.add_argument("dir", type=Path)
     sub.add_parser("list", help="list the reproductions")
+    sa = sub.add_parser("samples", help="draw Is-Same-Class and Pathfinder samples (the small presets) to a PNG")
+    sa.add_argument("--out", type=Path, default=Path("locality_samples.png"), help="PNG path")
+    sa.add_argument("--seed", type=int, default=0, help="PRNG seed of the samples")
     sub.add_parser("verify", help="check the theorems on random problems (exit 1 on a failure)")
     return p
 
@@ -64,13 +75,27 @@ def _config(module, args):
         raise UsageError(str(e)) from None
 
 
-def _reproduce(args) -> int:
+def _module(name: str):
+    """The module behind a reproduction name, or the custom sweep."""
     from .experiments import EXPERIMENTS
+
+    if name == "sweep":
+        from .experiments import custom_sweep
+
+        return custom_sweep
+    if name not in EXPERIMENTS:
+        raise UsageError(f"unknown reproduction {name!r}; choose from {sorted(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+def _reproduce(args) -> int:
     from .results import load_results, save_results
 
-    if args.name not in EXPERIMENTS:
-        raise UsageError(f"unknown reproduction {args.name!r}; choose from {sorted(EXPERIMENTS)}")
-    module = EXPERIMENTS[args.name]
+    module = _module(args.name)
+    if getattr(module, "FLOAT32", False):  # e.g. CNN training: float32 whatever --float32 says
+        import jax
+
+        jax.config.update("jax_enable_x64", False)
     config = _config(module, args)
     out = args.out or Path("runs") / args.name
     if args.resume and not out.exists():
@@ -91,16 +116,16 @@ def _reproduce(args) -> int:
 
 
 def _plot(args) -> int:
-    from .experiments import EXPERIMENTS
     from .results import load_results
 
     try:
         results = load_results(args.dir)
     except FileNotFoundError as e:
         raise UsageError(str(e)) from None
-    if results.name not in EXPERIMENTS:
-        raise UsageError(f"{args.dir}: results of unknown reproduction {results.name!r}")
-    module = EXPERIMENTS[results.name]
+    try:
+        module = _module(results.name)
+    except UsageError:
+        raise UsageError(f"{args.dir}: results of unknown reproduction {results.name!r}") from None
     paths = module.plot(results, args.dir)
     print(module.summary(results))
     print("\nwrote " + ", ".join(str(p) for p in paths))
@@ -114,10 +139,17 @@ def main(argv=None) -> int:
 
         if not getattr(args, "float32", False):
             jax.config.update("jax_enable_x64", True)
-        if args.command == "reproduce":
+        if args.command in ("reproduce", "sweep"):
             return _reproduce(args)
         if args.command == "plot":
             return _plot(args)
+        if args.command == "samples":
+            from .locality.data import plot_samples
+
+            if args.seed < 0:
+                raise UsageError(f"--seed must be >= 0, got {args.seed}")
+            print("wrote", plot_samples(args.out, jax.random.key(args.seed)))
+            return 0
         if args.command == "verify":
             from .verify import verify
 

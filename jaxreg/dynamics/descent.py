@@ -54,6 +54,41 @@ def gradient_descent(
 @eqx.filter_jit
 def _descent(loss, model, optimizer, num_saves, save_every, metrics, stop) -> Trajectory:
     params, static = eqx.partition(model, eqx.is_inexact_array)
+    carry = (params, optimizer.init(params), jnp.asarray(_RUNNING, jnp.int32), jnp.zeros((), jnp.int32))
+    first = _record(loss, metrics, eqx.combine(params, static))
+    (p, _, status, steps), saved = descent_segment(loss, static, optimizer, carry, num_saves, save_every, metrics,
+                                                   stop)
+    saved = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, saved)
+    status = finish_status(loss, eqx.combine(p, static), status)
+    ts = jnp.arange(num_saves + 1) * save_every
+    return Trajectory(
+        ts=ts,
+        loss=saved[0],
+        metrics=saved[1],
+        model=eqx.combine(p, static),
+        status=status,
+        num_steps=steps,
+    )
+
+
+def _record(loss, metrics, m):
+    return loss(m), (metrics(m) if metrics is not None else None)
+
+
+def descent_init(model, optimizer: optax.GradientTransformation):
+    """The carry ``(params, opt_state, status, steps)`` of :func:`descent_segment` at step 0."""
+    params, _ = eqx.partition(model, eqx.is_inexact_array)
+    return (params, optimizer.init(params), jnp.asarray(_RUNNING, jnp.int32), jnp.zeros((), jnp.int32))
+
+
+def descent_segment(loss, static, optimizer, carry, num_saves: int, save_every: int, metrics, stop):
+    """``num_saves * save_every`` optimizer steps from ``carry`` in one ``lax.scan``.
+
+    Returns the new carry and ``(loss, metrics)`` after every ``save_every`` steps. A
+    long run split into segments (checkpointed between them, with the optimizer state in
+    the carry) equals the unsplit run. Status stays ``-1`` while running; see
+    :func:`finish_status`.
+    """
 
     def full(p):
         return eqx.combine(p, static)
@@ -75,28 +110,15 @@ def _descent(loss, model, optimizer, num_saves, save_every, metrics, stop) -> Tr
         opt_state = jax.tree_util.tree_map(lambda a, b: jnp.where(go, a, b), new_state, opt_state)
         return (p, opt_state, status, steps + go.astype(jnp.int32)), None
 
-    def record(p):
-        m = full(p)
-        return loss(m), (metrics(m) if metrics is not None else None)
-
     def chunk(carry, _):
         carry, _ = jax.lax.scan(step, carry, None, length=save_every)
-        return carry, record(carry[0])
+        return carry, _record(loss, metrics, full(carry[0]))
 
-    init = (params, optimizer.init(params), jnp.asarray(_RUNNING, jnp.int32), jnp.zeros((), jnp.int32))
-    first = record(params)
-    (p, _, status, steps), saved = jax.lax.scan(chunk, init, None, length=num_saves)
-    saved = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, saved)
-    final_loss = loss(full(p))
+    return jax.lax.scan(chunk, carry, None, length=num_saves)
+
+
+def finish_status(loss, model, status):
+    """Final :class:`Status` code: COMPLETED if still running, NON_FINITE if anything is."""
     status = jnp.where(status == _RUNNING, Status.COMPLETED, status)
-    finite = finite_tree(p) & jnp.isfinite(final_loss)
-    status = jnp.where(finite | (status == Status.NON_FINITE), status, Status.NON_FINITE)
-    ts = jnp.arange(num_saves + 1) * save_every
-    return Trajectory(
-        ts=ts,
-        loss=saved[0],
-        metrics=saved[1],
-        model=full(p),
-        status=status.astype(jnp.int32),
-        num_steps=steps,
-    )
+    finite = finite_tree(model) & jnp.isfinite(loss(model))
+    return jnp.where(finite | (status == Status.NON_FINITE), status, Status.NON_FINITE).astype(jnp.int32)

@@ -1,0 +1,342 @@
+"""``jaxreg sweep --config FILE.toml``: any model x task x optimizer over seeds and init scales.
+
+One TOML file names a factorization (``matrix``, ``cp``, ``hierarchical``, ``deep_cp``),
+a task (``completion`` or ``sensing`` of a random low-rank target), and an optimizer
+(``flow`` for exact gradient flow d theta/dt = -grad L(theta), or any optax optimizer by
+name, or ``group_rmsprop``), and the grid ``init_scales`` x ``seeds``. Every run of the
+grid goes through one vmapped, sharded program (:func:`jaxreg.sweep`), in chunks that are
+checkpointed, so ``--resume`` continues a killed sweep with identical results. Saved per
+run and save point: the training loss, the test loss, the reconstruction error
+||W - W*||_F / ||W*||_F (when the target is materialized) and the ``top`` largest
+component norms (singular values of W; CP / deep CP component norms; for HTF the local
+component norms of the root).
+
+Example (``sweep.toml``)::
+
+    model = "matrix"
+    depth = 3
+    shape = [30, 30]
+    task = "completion"
+    target_rank = 2
+    num_observed = 300
+    optimizer = "flow"          # or "sgd", "adam", "group_rmsprop", ...
+    t1 = 500.0                  # flow time (descent: num_steps and learning_rate)
+    init_scales = [1e-3, 1e-2]
+    seeds = 4
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .. import _validation as V
+from ..dynamics import Status, gradient_flow
+from ..dynamics.descent import descent_init, descent_segment, finish_status
+from ..dynamics.optimizers import group_rmsprop
+from ..factorizations import (
+    DeepTensorFactorization,
+    HierarchicalTensorFactorization,
+    MatrixFactorization,
+    TensorFactorization,
+)
+from ..sweep import sweep
+from ..tasks import matrix_completion, matrix_sensing, tensor_completion, tensor_sensing
+from ._runner import run_chunks, stack_chunks
+
+NAME = "sweep"
+MODELS = ("matrix", "cp", "hierarchical", "deep_cp")
+TASKS = ("completion", "sensing")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A sweep: model x task x optimizer over ``init_scales`` x ``seeds`` (see module doc).
+
+    Model fields: ``depth`` (matrix: number of factors L; deep_cp: factor depth k),
+    ``rank`` (CP / deep CP components), ``widths`` (HTF local components per level).
+    Task fields: ``target_rank``, ``target`` ("cp" or "ht" for tensors),
+    ``num_observed`` (entries or measurements). Optimizer: ``flow`` integrates to ``t1``
+    with tolerances ``rtol``/``atol``; any other name runs ``num_steps`` steps of
+    ``optax.<name>(learning_rate, **optimizer_options)`` (``group_rmsprop``: jaxreg's).
+    ``stop_at_loss`` (0: never) stops a run once its loss reaches it.
+    """
+
+    model: str = "matrix"
+    shape: tuple[int, ...] = (30, 30)
+    depth: int = 3
+    rank: int = 10
+    widths: tuple[int, ...] = (8, 8)
+    task: str = "completion"
+    target: str = "cp"
+    target_rank: int = 2
+    num_observed: int = 300
+    optimizer: str = "flow"
+    learning_rate: float = 1e-2
+    optimizer_options: dict = dataclasses.field(default_factory=dict)
+    num_steps: int = 10_000
+    t1: float = 500.0
+    rtol: float = 1e-7
+    atol: float = 1e-9
+    max_steps: int = 100_000
+    stop_at_loss: float = 0.0
+    init_scales: tuple[float, ...] = (1e-3, 1e-2)
+    seeds: int = 4
+    seed: int = 0
+    num_saves: int = 50
+    num_chunks: int = 5
+    top: int = 5
+
+    def __post_init__(self):
+        V.choice("model", self.model, MODELS)
+        V.choice("task", self.task, TASKS)
+        V.choice("target", self.target, ("cp", "ht"))
+        order = 2 if self.model == "matrix" else None
+        object.__setattr__(self, "shape", V.shape_tuple("shape", self.shape, order=order,
+                                                        min_order=2))
+        if self.model == "hierarchical" and len(self.shape) < 3:
+            raise ValueError(f"shape must have at least 3 modes for model 'hierarchical', got {self.shape}")
+        for name in ("depth", "rank", "target_rank", "num_observed", "num_steps", "max_steps", "seeds",
+                     "num_saves", "num_chunks", "top"):
+            V.positive_int(name, getattr(self, name))
+        if self.model == "deep_cp":
+            V.nonnegative_int("depth", self.depth)
+        object.__setattr__(self, "widths", tuple(V.positive_int(f"widths[{i}]", w)
+                                                 for i, w in enumerate(self.widths)))
+        V.nonnegative_int("seed", self.seed)
+        for name in ("learning_rate", "t1", "rtol", "atol"):
+            V.positive_float(name, getattr(self, name))
+        if not isinstance(self.stop_at_loss, (int, float)) or self.stop_at_loss < 0:
+            raise ValueError(f"stop_at_loss must be a non-negative number, got {self.stop_at_loss!r}")
+        if not self.init_scales:
+            raise ValueError("init_scales must be a non-empty list of positive numbers")
+        object.__setattr__(self, "init_scales", tuple(V.positive_float(f"init_scales[{i}]", s)
+                                                      for i, s in enumerate(self.init_scales)))
+        if self.num_saves % self.num_chunks:
+            raise ValueError(f"num_saves ({self.num_saves}) must be a multiple of num_chunks ({self.num_chunks})")
+        if self.optimizer != "flow":
+            if self.num_steps % self.num_saves:
+                raise ValueError(f"num_steps ({self.num_steps}) must be a multiple of num_saves ({self.num_saves})")
+            if not isinstance(self.optimizer_options, dict):
+                raise ValueError(f"optimizer_options must be a table, got {self.optimizer_options!r}")
+            make_optimizer(self)  # unknown names and bad options fail here, before any work
+        entries = int(np.prod(self.shape))
+        if self.task == "completion" and self.num_observed >= entries:
+            raise ValueError(f"num_observed must be below the {entries} entries of shape {self.shape}, "
+                             f"got {self.num_observed}")
+
+    @classmethod
+    def preset(cls, size: str) -> "Config":
+        V.choice("size", size, ("tiny", "small", "paper"))
+        if size == "tiny":
+            return cls(shape=(12, 12), num_observed=60, t1=200.0, num_saves=10, num_chunks=2, seeds=2)
+        return cls()
+
+
+def make_optimizer(config: Config) -> optax.GradientTransformation:
+    """``optax.<optimizer>(learning_rate, **optimizer_options)`` or jaxreg's GroupRMSprop."""
+    opts = dict(config.optimizer_options)
+    if config.optimizer == "group_rmsprop":
+        factory = group_rmsprop
+    else:
+        factory = getattr(optax, config.optimizer, None)
+        if not callable(factory) or config.optimizer.startswith("_"):
+            raise ValueError(f"optimizer must be 'flow', 'group_rmsprop' or the name of an optax optimizer "
+                             f"(e.g. 'sgd', 'adam'), got {config.optimizer!r}")
+    try:
+        opt = factory(config.learning_rate, **opts)
+    except TypeError as e:
+        raise ValueError(f"optimizer_options {opts} do not fit optax.{config.optimizer}: {e}") from None
+    if not isinstance(opt, optax.GradientTransformation):
+        raise ValueError(f"optimizer {config.optimizer!r} is not an optax optimizer")
+    return opt
+
+
+def _problem(config: Config, key):
+    if config.model == "matrix":
+        make = matrix_completion if config.task == "completion" else matrix_sensing
+        return make(key, config.shape, config.target_rank, config.num_observed)
+    make = tensor_completion if config.task == "completion" else tensor_sensing
+    return make(key, config.shape, config.target_rank, config.num_observed, target=config.target)
+
+
+def _model(config: Config, key, init_scale):
+    if config.model == "matrix":
+        return MatrixFactorization(key, config.shape, config.depth, init_scale=init_scale)
+    if config.model == "cp":
+        return TensorFactorization(key, config.shape, config.rank, init_scale=init_scale)
+    if config.model == "hierarchical":
+        return HierarchicalTensorFactorization(key, config.shape, config.widths, init_scale=init_scale)
+    return DeepTensorFactorization(key, config.shape, config.rank, config.depth, init_scale=init_scale)
+
+
+def _norms(model, top):
+    norms = model.component_norms()
+    if isinstance(norms, dict):  # HTF: the root's local components
+        norms = norms[max(norms, key=len)]
+    norms = jnp.sort(norms)[::-1]
+    return jnp.pad(norms, (0, max(0, top - norms.shape[0])), constant_values=jnp.nan)[:top]
+
+
+def _metrics(problem, top, dense):
+    def fn(m):
+        err = problem.reconstruction_error(m) if dense else jnp.nan
+        return problem.test_loss(m), err, _norms(m, top)
+    return fn
+
+
+def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
+    n_init, n_seed = len(config.init_scales), config.seeds
+    keys = jax.random.split(jax.random.key(config.seed), n_seed)
+    pkeys, mkeys = jax.vmap(jax.random.split, out_axes=1)(keys)
+    scales = jnp.asarray(config.init_scales)
+    # runs ordered (init_scale, seed); every init scale shares its seed's problem and key
+    run_pkeys = jnp.tile(pkeys, (n_init,))
+    run_mkeys = jnp.tile(mkeys, (n_init,))
+    run_scales = jnp.repeat(scales, n_seed)
+    problems, models = sweep(lambda pk, mk, s: (_problem(config, pk), _model(config, mk, s)),
+                             run_pkeys, run_mkeys, run_scales)
+    dense = problems.target is not None
+    per_chunk = config.num_saves // config.num_chunks
+    stop = config.stop_at_loss if config.stop_at_loss > 0 else None
+
+    if config.optimizer == "flow":
+        dt = config.t1 / config.num_chunks
+
+        def one(problem, model, status):
+            ts = jnp.linspace(dt / per_chunk, dt, per_chunk)
+            traj = gradient_flow(problem.loss, model, dt, ts=ts, rtol=config.rtol, atol=config.atol,
+                                 max_steps=config.max_steps, stop_at_loss=stop,
+                                 metrics=_metrics(problem, config.top, dense))
+            done = status != Status.COMPLETED  # stopped or failed in an earlier chunk: frozen
+            new_model = jax.tree_util.tree_map(lambda a, b: jnp.where(done, a, b), model, traj.model)
+            frozen = lambda x: jnp.where(done, jnp.full_like(x, jnp.inf), x)  # noqa: E731
+            out = (frozen(traj.loss), *jax.tree_util.tree_map(frozen, traj.metrics))
+            new_status = jnp.where(done, status, traj.status)
+            return new_model, new_status, out, jnp.where(done, 0, traj.num_steps)
+
+        batched = eqx.filter_jit(eqx.filter_vmap(one))
+        state = (models, jnp.full((n_init * n_seed,), Status.COMPLETED, jnp.int32))
+
+        def step(state, k):
+            models, status = state
+            models, status, (loss, test, err, norms), steps = batched(problems, models, status)
+            return (models, status), {"loss": loss, "test_loss": test, "reconstruction_error": err,
+                                      "component_norms": norms, "steps": steps}
+    else:
+        optimizer = make_optimizer(config)
+        every = config.num_steps // config.num_saves
+        stop_arr = -np.inf if stop is None else stop
+
+        def one(problem, carry, model):
+            static = eqx.partition(model, eqx.is_inexact_array)[1]
+            dtype = jax.tree_util.tree_leaves(carry[0])[0].dtype
+            carry, (loss, (test, err, norms)) = descent_segment(
+                problem.loss, static, optimizer, carry, per_chunk, every,
+                _metrics(problem, config.top, dense), jnp.asarray(stop_arr, dtype))
+            return carry, (loss, test, err, norms)
+
+        batched = eqx.filter_jit(eqx.filter_vmap(one))
+        state = eqx.filter_vmap(lambda m: descent_init(m, optimizer))(models)
+
+        def step(state, k):
+            state, (loss, test, err, norms) = batched(problems, state, models)
+            return state, {"loss": loss, "test_loss": test, "reconstruction_error": err,
+                           "component_norms": norms, "steps": jnp.zeros_like(state[3])}
+
+    state, outs, wall = run_chunks(step, state, config.num_chunks, out_dir=out_dir, resume=resume,
+                                   progress=progress, desc=NAME,
+                                   fingerprint=json.dumps(dataclasses.asdict(config), sort_keys=True))
+    steps_per_chunk = [o.pop("steps") for o in outs]
+    data = stack_chunks(outs, axis=1)
+    if config.optimizer == "flow":
+        status = np.asarray(state[1])
+        steps = np.sum(steps_per_chunk, axis=0)
+        times = np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves)
+        time_name = "flow time t"
+    else:
+        status = np.asarray(eqx.filter_jit(eqx.filter_vmap(_descent_status))(problems, models, state))
+        steps = np.asarray(state[3])
+        times = (np.arange(1, config.num_saves + 1) * (config.num_steps // config.num_saves)).astype(float)
+        time_name = "step"
+
+    def grid(x):  # (run, ...) -> (init_scale, seed, ...)
+        return x.reshape(n_init, n_seed, *x.shape[1:])
+
+    top = config.top
+    return {
+        "arrays": {
+            "loss": (("init_scale", "seed", "time"), grid(data["loss"])),
+            "test_loss": (("init_scale", "seed", "time"), grid(data["test_loss"])),
+            "reconstruction_error": (("init_scale", "seed", "time"), grid(data["reconstruction_error"])),
+            "component_norms": (("init_scale", "seed", "time", "component"), grid(data["component_norms"])),
+            "solver_steps": (("init_scale", "seed"), grid(steps)),
+        },
+        "coords": {"init_scale": list(config.init_scales), "seed": list(range(n_seed)), "time": times.tolist(),
+                   "component": list(range(1, top + 1)), "time_name": time_name},
+        "status": [Status.name(s) for s in status],
+    }
+
+
+def _descent_status(problem, model, carry):
+    params, opt_state, status, steps = carry
+    final = eqx.combine(params, eqx.partition(model, eqx.is_inexact_array)[1])
+    return finish_status(problem.loss, final, status)
+
+
+def plot(results, out_dir):
+    import matplotlib.pyplot as plt
+
+    from ..plotting import save_figure
+
+    cfg = results.config
+    ts = np.asarray(results.coords["time"])
+    scales = results.coords["init_scale"]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    colors = plt.get_cmap("viridis")(np.linspace(0, 0.85, len(scales)))
+    for i, s in enumerate(scales):
+        for name, ax in (("loss", axes[0]), ("reconstruction_error", axes[1])):
+            y = results[name][i]
+            for j in range(y.shape[0]):
+                ok = np.isfinite(y[j])
+                ax.plot(ts[ok], y[j][ok], color=colors[i], lw=1, alpha=0.7,
+                        label=f"init {s:g}" if j == 0 else None)
+        norms = results["component_norms"][i, 0]
+        for r in range(norms.shape[1]):
+            ok = np.isfinite(norms[:, r])
+            axes[2].plot(ts[ok], norms[ok, r], color=colors[i], lw=1.2,
+                         label=f"init {s:g}" if r == 0 else None)
+    for ax, title in zip(axes, ("train loss", "rel. reconstruction error", "top component norms (seed 0)")):
+        ax.set_yscale("log")
+        ax.set_xlabel(results.coords.get("time_name", "time"))
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{cfg['model']} {tuple(cfg['shape'])} {cfg['task']}, {cfg['optimizer']}")
+    return save_figure(fig, out_dir, NAME)
+
+
+def summary(results) -> str:
+    scales = results.coords["init_scale"]
+    status = np.asarray(results.meta["status"]).reshape(len(scales), -1)
+    lines = [f"{'init':>8} {'seeds ok':>9} {'train loss':>22} {'rel. error':>22} {'top norm':>10}"]
+
+    def last(x):  # last finite value along time
+        x = np.where(np.isfinite(x), x, np.nan)
+        idx = np.where(np.isfinite(x).any(-1), np.isfinite(x).cumsum(-1).argmax(-1), 0)
+        return np.take_along_axis(x, idx[..., None], -1)[..., 0]
+
+    for i, s in enumerate(scales):
+        ok = sum(Status.ok(Status.NAMES.index(st)) for st in status[i])
+        loss = last(results["loss"][i])
+        err = last(results["reconstruction_error"][i])
+        norm = last(results["component_norms"][i][..., 0])
+        lines.append(f"{s:8.1e} {ok:>4}/{status.shape[1]:<4} {np.nanmean(loss):11.3e} ± {np.nanstd(loss):8.1e} "
+                     f"{np.nanmean(err):11.3e} ± {np.nanstd(err):8.1e} {np.nanmean(norm):10.3g}")
+    return "\n".join(lines)
