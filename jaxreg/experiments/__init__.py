@@ -2,10 +2,14 @@
 ``run(config, *, out_dir, resume, progress) -> dict``, ``plot(results, out_dir)`` and
 ``summary(results) -> str``."""
 
+from . import deep_tensor_rank as deep_tensor_rank
 from . import matrix_completion_depth as matrix_completion_depth
 from . import matrix_dynamics as matrix_dynamics
+from . import tensor_completion_observations as tensor_completion_observations
 
 EXPERIMENTS = {
     matrix_dynamics.NAME: matrix_dynamics,
     matrix_completion_depth.NAME: matrix_completion_depth,
+    tensor_completion_observations.NAME: tensor_completion_observations,
+    deep_tensor_rank.NAME: deep_tensor_rank,
 }

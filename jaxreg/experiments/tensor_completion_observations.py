@@ -1,0 +1,209 @@
+"""Tensor completion against the number of observations (Razin, Maman, Cohen, ICML 2021).
+
+A CP tensor factorization W = sum_{r=1}^R w_r^1 (x) w_r^2 (x) w_r^3 (order 3, dims 8,
+R components, factor entries N(0, init_scale^2)) is fitted to a rank-1 target W*
+(||W*||_F = 1) from n uniformly drawn entries by minimizing
+L(W) = (1/n) sum_{(i,j,k) observed} (W_ijk - W*_ijk)^2 with the reference's optimizer and
+stopping rule: GroupRMSprop, lr 1e-2 (:func:`jaxreg.group_rmsprop`; one scalar adaptive
+rate, so it follows the gradient-flow path re-timed and crosses the long plateaus of
+small init quickly), until L <= 1e-8 or ``num_steps`` iterations. Under gradient flow the
+component norms obey d sigma_r/dt = 3 gamma_r sigma_r^{4/3} (incremental learning), so
+small init finds low tensor rank solutions. (Exact gradient flow, :func:`jaxreg.gradient_flow`,
+takes 10-40x longer here: with few observations the last components are learned on
+time scales of 1e6-1e7 while stiffness caps the explicit solver's step.)
+Reported per init scale and n, over seeds: the normalized reconstruction error
+||W - W*||_F / ||W*||_F and the CP rank of the solution (the smallest r whose CP-ALS fit
+reaches mean squared error < 1e-6, as in the reference,
+:func:`jaxreg.metrics.cp_rank_estimate`). Claim: beyond a modest number of
+observations the rank-1 target is recovered (error ~ 0, rank 1); with very few the error
+is large, yet the solution's rank stays low.
+
+The observation sets are nested: for each seed the entries are one uniform permutation,
+and n observations are its first n entries (exactly the training set that
+``jaxreg.tasks.tensor_completion(key, shape, 1, n)`` draws). The loss weights the first
+n of the permuted entries by 1/n and the rest by 0, so every n shares one compiled,
+vmapped program (n is a traced scalar, not a shape).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from .. import _validation as V
+from ..dynamics import Status, gradient_descent, group_rmsprop
+from ..factorizations import TensorFactorization
+from ..metrics import component_effective_rank, cp_rank_estimate
+from ..sweep import sweep
+from ..tasks import tensor_completion
+from ._runner import run_chunks
+
+NAME = "tensor-completion-observations"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Defaults from REFERENCE.md (Razin et al. 2021): order 3, dims 8, rank-1 target,
+    init 1e-3 and 1e-2, GroupRMSprop lr 1e-2, stop at train loss 1e-8, CP rank by
+    CP-ALS at MSE < 1e-6. Runs that do not reach 1e-8 within ``num_steps`` iterations
+    end with status "completed" and their train loss is reported.
+    ``rank`` (R, the model's number of components) is ours: 64 = 8^3 / 8, an upper
+    bound on the rank of any 8 x 8 x 8 tensor, so any tensor is reachable."""
+
+    shape: tuple[int, ...] = (8, 8, 8)
+    target_rank: int = 1
+    rank: int = 64
+    num_observed: tuple[int, ...] = (10, 25, 50, 100, 200, 400)
+    init_scales: tuple[float, ...] = (1e-3, 1e-2)
+    seeds: int = 3
+    seed: int = 0
+    lr: float = 1e-2
+    stop_at_loss: float = 1e-8
+    num_steps: int = 20_000
+    cp_max_rank: int = 4
+    cp_tol: float = 1e-6
+    cp_restarts: int = 2
+    cp_iter_max: int = 1000
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", V.shape_tuple("shape", self.shape))
+        for name in ("num_observed", "init_scales"):
+            value = tuple(getattr(self, name))
+            if not value:
+                raise ValueError(f"{name} must not be empty")
+            object.__setattr__(self, name, value)
+        total = math.prod(self.shape)
+        for n in self.num_observed:
+            V.positive_int("num_observed", n)
+            if n >= total:
+                raise ValueError(f"num_observed must be below the {total} entries, got {n}")
+        if len(set(self.num_observed)) != len(self.num_observed):
+            raise ValueError(f"num_observed must not repeat values, got {self.num_observed}")
+        for s in self.init_scales:
+            V.positive_float("init_scales", s)
+        for name in ("target_rank", "rank", "seeds", "num_steps", "cp_max_rank", "cp_restarts", "cp_iter_max"):
+            V.positive_int(name, getattr(self, name))
+        V.nonnegative_int("seed", self.seed)
+        for name in ("lr", "stop_at_loss", "cp_tol"):
+            V.positive_float(name, getattr(self, name))
+
+    @classmethod
+    def preset(cls, size: str) -> "Config":
+        V.choice("size", size, ("tiny", "small", "paper"))
+        if size == "tiny":
+            return cls(rank=16, num_observed=(15, 200), init_scales=(1e-2,), seeds=2, num_steps=4000,
+                       cp_max_rank=3, cp_restarts=1, cp_iter_max=500)
+        if size == "paper":
+            return cls(num_observed=(50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 511), seeds=5,
+                       num_steps=200_000, cp_max_rank=6, cp_restarts=3, cp_iter_max=2000)
+        return cls()
+
+
+def masked_loss(
+    model, indices: Int[Array, "k N"], values: Float[Array, " k"], num_observed: Int[Array, ""]
+) -> Float[Array, ""]:
+    """(1/n) sum_{i < n} (W[indices_i] - values_i)^2 with n = ``num_observed`` (traced):
+    the completion loss over the first n observations, one program for every n."""
+    weights = (jnp.arange(values.shape[0]) < num_observed) / num_observed
+    return jnp.sum(weights * (model.entries(indices) - values) ** 2)
+
+
+def _problems(config: Config, keys: PRNGKeyArray):
+    """Per seed: the target and a permutation of max(num_observed) observations (stacked)."""
+    n_max = max(config.num_observed)
+    problems = sweep(lambda k: tensor_completion(k, config.shape, config.target_rank, n_max), keys)
+    return problems.target, problems.train.indices, problems.train.values
+
+
+def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
+    keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+    targets, indices, values = _problems(config, keys)
+    scales = jnp.asarray(config.init_scales)
+
+    def one(target, idx, vals, key, scale, n):
+        model = TensorFactorization(jax.random.fold_in(key, 1), config.shape, config.rank, init_scale=scale)
+        tr = gradient_descent(lambda m: masked_loss(m, idx, vals, n), model, group_rmsprop(config.lr),
+                              config.num_steps, save_every=config.num_steps, stop_at_loss=config.stop_at_loss)
+        w = tr.model.materialize()
+        err = jnp.linalg.norm((w - target).ravel()) / jnp.linalg.norm(target.ravel())
+        return w, err, component_effective_rank(tr.model.component_norms()), tr.loss[-1], tr.status, tr.num_steps
+
+    over_scales = jax.vmap(one, in_axes=(None, None, None, None, 0, None))
+    batched = eqx.filter_jit(eqx.filter_vmap(over_scales, in_axes=(0, 0, 0, 0, None, None)))
+
+    def step(state, k):  # chunk k: the k'th number of observations, all init scales and seeds
+        n = jnp.asarray(config.num_observed[k])
+        w, err, erank, loss, status, iters = batched(targets, indices, values, keys, scales, n)
+        w = np.asarray(w)  # (seed, init_scale, *shape)
+        cp_rank = np.array([[cp_rank_estimate(w[s, i], config.cp_max_rank, config.cp_tol,
+                                              n_restarts=config.cp_restarts, seed=config.seed + s,
+                                              n_iter_max=config.cp_iter_max)
+                             for i in range(w.shape[1])] for s in range(w.shape[0])])
+        return state, {"error": err, "cp_rank": cp_rank, "effective_rank": erank, "loss": loss, "status": status,
+                       "iterations": iters}
+
+    _, outs, wall = run_chunks(step, jnp.zeros(()), len(config.num_observed), out_dir=out_dir, resume=resume,
+                               progress=progress, desc=NAME,
+                               fingerprint=json.dumps(dataclasses.asdict(config), sort_keys=True))
+
+    def grid(key):  # chunks of (seed, init_scale) -> (init_scale, num_observed, seed)
+        return np.stack([o[key] for o in outs]).transpose(2, 0, 1)
+
+    dims = ("init_scale", "num_observed", "seed")
+    arrays = {k: (dims, grid(k)) for k in ("error", "cp_rank", "effective_rank", "loss", "status", "iterations")}
+    status = grid("status").transpose(2, 0, 1).reshape(config.seeds, -1).max(axis=1)
+    return {
+        "arrays": arrays,
+        "coords": {"init_scale": list(config.init_scales), "num_observed": list(config.num_observed),
+                   "seed": list(range(config.seeds))},
+        "status": [Status.name(s) for s in status],
+        "wall_time": wall,
+    }
+
+
+def plot(results, out_dir):
+    import matplotlib.pyplot as plt
+
+    from ..plotting import save_figure
+
+    c = results.coords
+    n = np.asarray(c["num_observed"], float)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for i, s in enumerate(c["init_scale"]):
+        for ax, key in zip(axes, ("error", "cp_rank")):
+            v = np.asarray(results[key][i], float)
+            ax.errorbar(n, v.mean(-1), yerr=v.std(-1), marker="o", capsize=3, label=f"init {s:g}")
+    cfg = results.config
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("reconstruction error ||W - W*|| / ||W*||")
+    axes[1].set_ylabel(f"CP rank of the solution (CP-ALS, MSE < {cfg['cp_tol']:g})")
+    axes[1].axhline(cfg["target_rank"], color="k", ls="--", lw=1, label="target rank")
+    axes[1].axhline(cfg["cp_max_rank"] + 1, color="gray", ls=":", lw=1, label="> max rank tried")
+    shape = "x".join(str(d) for d in cfg["shape"])
+    for ax in axes:
+        ax.set_xlabel("number of observed entries")
+        ax.set_title(f"{shape} tensor, rank-{cfg['target_rank']} target, R = {cfg['rank']}", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    return save_figure(fig, out_dir, NAME)
+
+
+def summary(results) -> str:
+    c = results.coords
+    lines = [f"{'init':>8} {'obs':>6} {'rel. error (mean +- std)':>26} {'CP rank (mean +- std)':>22} "
+             f"{'eff. rank':>9} {'train loss':>10} {'iters':>6}"]
+    for i, s in enumerate(c["init_scale"]):
+        for j, n in enumerate(c["num_observed"]):
+            e = results["error"][i, j]
+            r = np.asarray(results["cp_rank"][i, j], float)
+            lines.append(f"{s:>8.0e} {n:>6} {e.mean():>13.3e} +- {e.std():<9.2e} {r.mean():>11.2f} +- {r.std():<7.2f} "
+                         f"{results['effective_rank'][i, j].mean():>9.2f} {results['loss'][i, j].max():>10.1e} "
+                         f"{results['iterations'][i, j].max():>6}")
+    return "\n".join(lines)

@@ -1,0 +1,74 @@
+"""The tensor reproductions at tiny size, through the CLI: Razin et al. 2021 (completion
+against the number of observations) and Hariz et al. 2022 (tensor rank against depth)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxreg as jr
+from jaxreg.cli import main
+from jaxreg.experiments import deep_tensor_rank, tensor_completion_observations
+from jaxreg.results import load_results
+
+
+def _reproduce(name, out):
+    assert main(["reproduce", name, "--size", "tiny", "--out", str(out), "--no-progress"]) == 0
+    res = load_results(out)
+    assert res.name == name
+    png = out / f"{name}.png"
+    assert png.stat().st_size > 10_000 and (out / f"{name}.pdf").exists()
+    png.unlink()
+    assert main(["plot", str(out)]) == 0 and png.exists()
+    assert not (out / ".checkpoint").exists()
+    return res
+
+
+def test_tensor_completion_observations(tmp_path):
+    res = _reproduce(tensor_completion_observations.NAME, tmp_path)
+    assert res.dims["error"] == ("init_scale", "num_observed", "seed")
+    assert res.coords["num_observed"] == [15, 200]
+    err, rank = res["error"][0], res["cp_rank"][0]  # init 1e-2: (num_observed, seed)
+    assert err.shape == rank.shape == (2, 2)
+    assert np.all(res["loss"] < 1e-6)  # every run fitted its observations (target mean square: 2e-3)
+    # 200 of 512 entries: the rank-1 target is recovered, and the solution has CP rank 1
+    assert np.all(err[1] < 0.02), err
+    assert np.all(rank[1] == 1), rank
+    # 15 entries: the observations are fitted but the target is not recovered
+    assert np.all(err[0] > 0.5), err
+    assert res.meta["status"] == ["converged", "converged"]
+
+
+def test_masked_loss_is_the_completion_loss_of_the_first_n():
+    """Nested observation sets: the masked loss over max(n) permuted entries equals
+    ``tensor_completion(key, shape, 1, n).loss`` for every n."""
+    key = jax.random.key(3)
+    full = jr.tasks.tensor_completion(key, (8, 8, 8), 1, 100)
+    model = jr.TensorFactorization(jax.random.key(4), (8, 8, 8), 4, init_scale=0.5)
+    for n in (23, 100):
+        expected = jr.tasks.tensor_completion(key, (8, 8, 8), 1, n).loss(model)
+        got = tensor_completion_observations.masked_loss(model, full.train.indices, full.train.values,
+                                                         jnp.asarray(n))
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_deep_tensor_rank(tmp_path):
+    res = _reproduce(deep_tensor_rank.NAME, tmp_path)
+    assert res.dims["effective_rank"] == ("depth", "init_scale", "seed")
+    assert res.coords["depth"] == [0, 3]
+    erank, nrank, test = res["effective_rank"][:, 0], res["component_rank"][:, 0], res["test_error"][:, 0]
+    # Hariz et al.: deeper factors give a lower effective and estimated rank, and lower test error
+    assert erank[1].mean() < erank[0].mean() - 1.0, erank
+    assert nrank[1].mean() < nrank[0].mean(), nrank
+    assert test[1].mean() < test[0].mean(), test
+    assert np.all(res["loss"] < 1e-2)
+
+
+@pytest.mark.parametrize("module, field", [(tensor_completion_observations, "num_observed"),
+                                           (deep_tensor_rank, "num_observed")])
+def test_bad_config(module, field):
+    value = (-5,) if module is tensor_completion_observations else -5
+    with pytest.raises(ValueError, match=field):
+        module.Config(**{field: value})
+    with pytest.raises(ValueError, match="seeds"):
+        module.Config(seeds=0)
