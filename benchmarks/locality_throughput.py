@@ -1,7 +1,8 @@
 """Images per second of the regularized (loss + lambda * R, double backward) and plain
 training steps: jaxreg (one jitted step) against a PyTorch loop written the way the
 reference code trains (eager, torch.autograd.grad with create_graph=True), same small
-ResNet, same batch. Medians over repeats; prints a table and the regularized/plain cost
+ResNet, same batch, on the GPU when there is one (torch.cuda.is_available(); JAX picks
+its default device). Medians over repeats; prints a table and the regularized/plain cost
 ratio of each, and saves benchmarks/results/locality_throughput.json.
 
     python benchmarks/locality_throughput.py                      # small ResNet, 8x48 images
@@ -73,6 +74,12 @@ def torch_steps(args, H, W):
     import torch.nn as nn
 
     torch.manual_seed(0)
+    # the reference trainer moves model and batches to CUDA when there is a GPU
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    def sync():  # CUDA kernels run asynchronously: wait for them before reading the clock
+        if device.type == "cuda":
+            torch.cuda.synchronize()
 
     def norm(c):
         return nn.BatchNorm2d(c) if args.norm == "batch" else nn.GroupNorm(1, c) if args.norm == "layer" else nn.Identity()
@@ -102,11 +109,11 @@ def torch_steps(args, H, W):
         for b in range(n):
             layers.append(Block(cin, w, 2 if (b == 0 and s > 0) else 1))
             cin = w
-    net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 1))
+    net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 1)).to(device)
     opt = torch.optim.SGD(net.parameters(), lr=1e-2, momentum=0.9)
     bce = nn.BCEWithLogitsLoss()
-    x = torch.rand(args.batch, 1, H, W)
-    y = (torch.arange(args.batch) % 2).float()
+    x = torch.rand(args.batch, 1, H, W, device=device)
+    y = (torch.arange(args.batch, device=device) % 2).float()
     I = (slice(None), slice(None), slice(0, H), slice(0, W // 4))
     J = (slice(None), slice(None), slice(0, H), slice(W // 2, W // 2 + W // 4))
 
@@ -119,7 +126,7 @@ def torch_steps(args, H, W):
             g = torch.autograd.grad(out.sum(), xx, create_graph=True)[0][I].reshape(args.batch, -1)
             g = g / g.norm(dim=1, keepdim=True)
             xs = x.detach().clone()
-            xs[J] = x[torch.roll(torch.arange(args.batch), -1)][J]
+            xs[J] = x[torch.roll(torch.arange(args.batch, device=device), -1)][J]
             xs.requires_grad_(True)
             gs = torch.autograd.grad(net(xs).squeeze(1).sum(), xs, create_graph=True)[0][I].reshape(args.batch, -1)
             gs = gs / gs.norm(dim=1, keepdim=True)
@@ -129,15 +136,19 @@ def torch_steps(args, H, W):
 
     out = {}
     for name, regularize in (("plain", False), ("regularized", True)):
-        step(regularize)
+        for _ in range(2):  # warm-up (CUDA context, cuDNN algorithm choice)
+            step(regularize)
+        sync()
         times = []
         for _ in range(args.repeats):
             t = time.perf_counter()
             for _ in range(args.steps):
                 step(regularize)
+            sync()
             times.append((time.perf_counter() - t) / args.steps)
         out[name] = {"images_per_s": args.batch / statistics.median(times)}
     out["threads"] = torch.get_num_threads()
+    out["device"] = str(device) if device.type == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})"
     return out
 
 
@@ -171,7 +182,11 @@ def main():
             results["torch"] = torch_steps(args, H, W)
         except ImportError:
             results["torch"] = None
-    print(f"model {args.model} ({args.norm} norm), images {H}x{W}, batch {args.batch}, device {results['device']}")
+    torch_device = (results.get("torch") or {}).get("device", "-")
+    print(f"model {args.model} ({args.norm} norm), images {H}x{W}, batch {args.batch}, "
+          f"jaxreg on {results['device']}, torch on {torch_device}")
+    if results.get("torch") and ("cuda" in torch_device) != (jax.default_backend() == "gpu"):
+        print("warning: jaxreg and torch ran on different kinds of device; the throughput ratio compares them")
     print(f"{'':10s} {'plain img/s':>12s} {'regularized img/s':>18s} {'cost ratio':>11s}")
     for name in ("jaxreg", "torch"):
         r = results.get(name)

@@ -323,23 +323,28 @@ def pathfinder(
 
 
 # ---------------------------------------------------------------- figure
-def plot_samples(path: str | os.PathLike, key: PRNGKeyArray, *, distances=(0, 16, 32), path_lengths=(3, 5, 7),
-                 per_row: int = 4, scale: int = 1, canvas=(8, 48), image_size: int = 32,
+def plot_samples(path: str | os.PathLike, key: PRNGKeyArray, *, distances=(0, 16, 32), path_lengths=(2, 4, 6),
+                 per_row: int = 4, scale: int = 1, canvas=(8, 48), image_size: int = 24, num_distractors: int = 1,
                  cache: bool = False) -> Path:
     """Draw ``per_row`` samples of Is-Same-Class for each distance and of Pathfinder for
-    each path length (one row per setting, titles show the label) to a PNG at ``path``."""
+    each path length (one row per setting, titles show the label) to a PNG at ``path``.
+    The defaults are the "small" presets' canvas, image size and distances, with path
+    lengths 2, 4, 6 (``jaxreg samples`` draws them)."""
     from matplotlib.figure import Figure
 
     per_row = _checks.integer("per_row", per_row, minimum=1)
     rows = [("Is-Same-Class", "distance", d) for d in distances] + [("Pathfinder", "path_length", p) for p in path_lengths]
-    fig = Figure(figsize=(2.6 * per_row, 1.8 * len(rows)))
-    axes = fig.subplots(len(rows), per_row, squeeze=False)
+    # row heights follow the images' aspect ratios (0.5 in for the titles, images at most 1.5 in tall)
+    aspects = [canvas[0] / canvas[1] if task == "Is-Same-Class" else 1.0 for task, _, _ in rows]
+    heights = [0.5 + min(1.5, 2.4 * a) for a in aspects]
+    fig = Figure(figsize=(2.6 * per_row, sum(heights)))
+    axes = fig.subplots(len(rows), per_row, squeeze=False, gridspec_kw={"height_ratios": heights})
     keys = jax.random.split(key, len(rows))
     for r, ((task, arg, value), k) in enumerate(zip(rows, keys)):
         if task == "Is-Same-Class":
             data = is_same_class(k, per_row, value, scale=scale, canvas=canvas)
         else:
-            data = pathfinder(k, per_row, value, image_size=image_size, cache=cache)
+            data = pathfinder(k, per_row, value, image_size=image_size, num_distractors=num_distractors, cache=cache)
         for c in range(per_row):
             ax = axes[r, c]
             ax.imshow(data.images[c, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")

@@ -143,5 +143,6 @@ def test_plot_samples_writes_png(tmp_path):
     path = plot_samples(tmp_path / "s.png", jax.random.key(0), distances=(0, 8), path_lengths=(2,), per_row=3,
                         canvas=(8, 32), image_size=16)
     img = matplotlib.image.imread(path)
-    assert img.shape[:2] == (int(1.8 * 3 * 100), int(2.6 * 3 * 100))
+    # rows: two 8x32 canvases (0.5 + 2.4 / 4 in) and one square Pathfinder row (0.5 + 1.5 in), 100 dpi
+    assert img.shape[:2] == (round((2 * (0.5 + 0.6) + 2.0) * 100), round(2.6 * 3 * 100))
     assert img[..., :3].std() > 0.05  # not blank
