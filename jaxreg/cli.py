@@ -101,7 +101,12 @@ def _reproduce(args) -> int:
     if args.resume and not out.exists():
         raise UsageError(f"--resume: no run to resume in {out}")
     t0 = time.perf_counter()
-    res = module.run(config, out_dir=out, resume=args.resume, progress=not args.no_progress)
+    from .results import ResumeMismatch
+
+    try:
+        res = module.run(config, out_dir=out, resume=args.resume, progress=not args.no_progress)
+    except ResumeMismatch as e:
+        raise UsageError(str(e)) from None
     wall = time.perf_counter() - t0
     save_results(out, module.NAME, res["arrays"], coords=res.get("coords"), config=config, wall_time=wall,
                  status=res.get("status"), extra={"size": args.size})

@@ -25,6 +25,10 @@ ARRAYS = "arrays.npz"
 META = "results.json"
 
 
+class ResumeMismatch(ValueError):
+    """A resume was asked for a directory whose checkpoint belongs to another configuration."""
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
     path = Path(path)

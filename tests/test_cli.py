@@ -111,3 +111,14 @@ def test_verify_passes():
 
     assert verify(jax.random.key(3), echo=lines.append)
     assert any(line.startswith("matrix depth 3") and line.endswith("ok") for line in lines)
+
+
+def test_resume_of_another_configuration_is_a_usage_error(tmp_path, capsys):
+    ckpt = tmp_path / ".checkpoint"
+    ckpt.mkdir()
+    (ckpt / "meta.json").write_text(json.dumps({"fingerprint": "another run", "done": 1, "keys": []}))
+    argv = ["reproduce", "matrix-dynamics", "--size", "tiny", "--out", str(tmp_path), "--resume", "--no-progress"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "another configuration" in err
+    assert not (tmp_path / "results.json").exists()

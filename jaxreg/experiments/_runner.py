@@ -18,7 +18,7 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from ..results import atomic_save_npz, atomic_write_bytes
+from ..results import ResumeMismatch, atomic_save_npz, atomic_write_bytes
 
 CHECKPOINT = ".checkpoint"
 
@@ -53,7 +53,7 @@ def run_chunks(
     if ckpt is not None and resume and (ckpt / "meta.json").exists():
         meta = json.loads((ckpt / "meta.json").read_text())
         if meta.get("fingerprint") != fingerprint:
-            raise ValueError(f"--resume: the checkpoint in {ckpt} belongs to another configuration")
+            raise ResumeMismatch(f"--resume: the checkpoint in {ckpt} belongs to another configuration")
         start = int(meta["done"])
         state = eqx.tree_deserialise_leaves(io.BytesIO((ckpt / "state.eqx").read_bytes()), state)
         with np.load(ckpt / "outputs.npz") as z:
@@ -89,8 +89,6 @@ def stack_chunks(outputs: list[dict], axis: int) -> dict:
 def clear_checkpoint(out_dir) -> None:
     if out_dir is None:
         return
-    ckpt = Path(out_dir) / CHECKPOINT
-    if ckpt.exists():
-        for f in ckpt.iterdir():
-            f.unlink()
-        ckpt.rmdir()
+    import shutil
+
+    shutil.rmtree(Path(out_dir) / CHECKPOINT, ignore_errors=True)

@@ -31,6 +31,7 @@ import jax
 import numpy as np
 
 from . import _checks
+from ..results import ResumeMismatch
 from .data import DIGIT_SIDE, is_same_class, pathfinder
 from .models import ARCHITECTURES, NORMS, ACTIVATIONS, make_model
 from .training import TrainOptions, train_runs
@@ -270,7 +271,7 @@ def _check_run_args(config, cls, out_dir, resume):
     path = Path(out_dir) / "config.json"
     fingerprint = json.dumps(dataclasses.asdict(config), sort_keys=True)
     if resume and path.exists() and path.read_text() != fingerprint:
-        raise ValueError(f"resume: {out_dir} holds a run of another configuration ({path}); "
+        raise ResumeMismatch(f"resume: {out_dir} holds a run of another configuration ({path}); "
                          "use another out_dir or start afresh without resume")
     atomic_write_bytes(path, fingerprint.encode())
 
