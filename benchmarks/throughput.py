@@ -1,10 +1,15 @@
 """Seed-sweep throughput: jaxreg (vmapped GD in lax.scan) against a reference-style
-PyTorch loop (eager, one seed after another, one Python iteration per step, same math).
+PyTorch loop (eager, one seed after another, one Python iteration per step, same math,
+same observations).
 
-Cases (float32, full-batch GD, 2000 observations):
-  matrix: depth-3 100x100 completion;   cp: order 4, dims 10, rank 1000.
+Cases (float32, full-batch GD):
+  matrix: depth-3 100x100 completion, 2000 observations;
+  cp:     order 4, dims 10, rank 1000, 2000 observations;
+  htf:    hierarchical, order 4, dims 16, widths (64, 64), 2048 observations (HT target).
 Prints seed-steps/s for both and their ratio (medians over repeats, measured in the
-same run) and saves benchmarks/results/throughput[_TAG].json.
+same run), jaxreg's GFLOP/s (XLA's flop count of one vmapped step, per seed-step) as a
+fraction of a batched-matmul ceiling measured in the same run, and the compile time;
+saves benchmarks/results/throughput[_TAG].json.
 
     python benchmarks/throughput.py [--seeds 64] [--steps 200] [--repeats 3] [--tag cpu]
 """
@@ -18,86 +23,144 @@ import statistics
 import time
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 import jaxreg as jr
 
+LR = 1e-2
 
-def jax_rate(case, seeds, steps, repeats):
+
+def _f32(tree):
+    return jax.tree_util.tree_map(
+        lambda x: x.astype(jnp.float32) if eqx.is_array(x) and jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+
+
+def setup(case):
+    """(problem in float32, make(key) -> float32 model)."""
     if case == "matrix":
         problem = jr.tasks.matrix_completion(jax.random.key(0), (100, 100), 5, 2000)
 
         def make(key):
             return jr.MatrixFactorization(key, (100, 100), 3, init_scale=1e-3, dtype=jnp.float32)
-    else:
+    elif case == "cp":
         problem = jr.tasks.tensor_completion(jax.random.key(0), (10,) * 4, 5, 2000)
 
         def make(key):
             return jr.TensorFactorization(key, (10,) * 4, 1000, init_scale=5e-3, dtype=jnp.float32)
+    elif case == "htf":
+        problem = jr.tasks.tensor_completion(jax.random.key(0), (16,) * 4, 5, 2048, target="ht", num_test=1000)
 
-    problem = jax.tree_util.tree_map(lambda x: x.astype(jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating) else x,
-                                     problem)
+        def make(key):
+            return jr.HierarchicalTensorFactorization(key, (16,) * 4, (64, 64), init_scale=1e-2, dtype=jnp.float32)
+    else:
+        raise ValueError(f"unknown case {case!r}")
+    return _f32(problem), make
+
+
+def matmul_ceiling(seeds, repeats, n=512):
+    """GFLOP/s of a float32 batched matmul (seeds, n, n) @ (seeds, n, n) in one jit
+    (the best of the repeats: a ceiling)."""
+    a = jax.random.normal(jax.random.key(0), (seeds, n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    jax.block_until_ready(f(a))
+    times = []
+    for _ in range(max(repeats, 3)):
+        t = time.perf_counter()
+        jax.block_until_ready(f(a))
+        times.append(time.perf_counter() - t)
+    return 2 * seeds * n**3 / min(times) / 1e9
+
+
+def step_flops(problem, make, seeds):
+    """XLA's flop count of one vmapped loss-and-gradient + SGD update, per seed."""
+    keys = jax.random.split(jax.random.key(1), seeds)
+
+    models = jax.jit(jax.vmap(lambda k: eqx.partition(make(k), eqx.is_inexact_array)[0]))(keys)
+    static = eqx.partition(make(keys[0]), eqx.is_inexact_array)[1]
+
+    def step(p):
+        g = jax.grad(lambda q: problem.loss(eqx.combine(q, static)))(p)
+        return jax.tree_util.tree_map(lambda a, b: a - LR * b, p, g)
+
+    cost = jax.jit(jax.vmap(step)).lower(models).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float(cost["flops"]) / seeds
+
+
+def jax_rate(case, seeds, steps, repeats):
+    problem, make = setup(case)
 
     def run(key):
-        return jr.gradient_descent(problem.loss, make(key), optax.sgd(1e-2), steps, save_every=steps).loss
+        model = make(key)
+        dtypes = {x.dtype for x in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))}
+        assert dtypes == {jnp.dtype(jnp.float32)}, dtypes  # float32 really is what runs
+        return jr.gradient_descent(problem.loss, model, optax.sgd(LR), steps, save_every=steps).loss
 
     keys = jax.random.split(jax.random.key(1), seeds)
     f = jax.jit(jax.vmap(run))
     t = time.perf_counter()
-    jax.block_until_ready(f(keys))
+    losses = jax.block_until_ready(f(keys))
     compile_s = time.perf_counter() - t
+    assert losses.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(losses))), (losses.dtype, losses)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         jax.block_until_ready(f(keys))
         times.append(time.perf_counter() - t)
-    return seeds * steps / statistics.median(times), compile_s
+    return seeds * steps / statistics.median(times), compile_s, step_flops(problem, make, seeds)
 
 
 def torch_rate(case, seeds, steps, repeats, device):
+    """Reference style: one seed after another, an eager Python iteration per step,
+    entries gathered at the observed indices (the references' forward pass)."""
     import torch
 
     torch.manual_seed(0)
-    g = torch.Generator().manual_seed(0)
-    if case == "matrix":
-        shape, n_obs = (100, 100), 2000
-        target = torch.randn(100, 5, generator=g) @ torch.randn(5, 100, generator=g)
-        target = target * (100.0 / target.norm())
-        flat = torch.randperm(10000, generator=g)[:n_obs]
-        rows, cols = flat // shape[1], flat % shape[1]
-        y = target[rows, cols].to(device)
-        rows, cols = rows.to(device), cols.to(device)
-    else:
-        idx = torch.stack([torch.randint(0, 10, (2000,), generator=g) for _ in range(4)], 1).to(device)
-        y = torch.randn(2000, generator=g).to(device) * 0.01
+    problem, _ = setup(case)
+    idx = torch.from_numpy(np.asarray(problem.train.indices).astype(np.int64)).to(device)
+    y = torch.from_numpy(np.array(problem.train.values)).to(device)
 
-    def one_seed():
+    def params():
         if case == "matrix":
             std = (1e-3**2 / (100 * 100**2)) ** (1 / 6)
-            ws = [(torch.randn(100, 100) * std).to(device).requires_grad_() for _ in range(3)]
-        else:
-            ws = [(torch.randn(10, 1000) * 5e-3).to(device).requires_grad_() for _ in range(4)]
-        opt = torch.optim.SGD(ws, lr=1e-2)
+            return [torch.randn(100, 100) * std for _ in range(3)]
+        if case == "cp":
+            return [torch.randn(10, 1000) * 5e-3 for _ in range(4)]
+        return [torch.randn(16, 64) * 1e-2 for _ in range(4)] + [torch.randn(64, 64) * 1e-2 for _ in range(2)] + [
+            torch.randn(64) * 1e-2]
+
+    def predict(ws):
+        if case == "matrix":
+            w = ws[2] @ ws[1] @ ws[0]
+            return w[idx[:, 0], idx[:, 1]]
+        if case == "cp":
+            prod = ws[0][idx[:, 0]]
+            for n in range(1, 4):
+                prod = prod * ws[n][idx[:, n]]
+            return prod.sum(-1)
+        leaves, nodes, out = ws[:4], ws[4:6], ws[6]
+        x01 = (leaves[0][idx[:, 0]] * leaves[1][idx[:, 1]]) @ nodes[0]
+        x23 = (leaves[2][idx[:, 2]] * leaves[3][idx[:, 3]]) @ nodes[1]
+        return (x01 * x23) @ out
+
+    def one_seed():
+        ws = [w.to(device).requires_grad_() for w in params()]
+        opt = torch.optim.SGD(ws, lr=LR)
         for _ in range(steps):  # the reference: one eager Python iteration per step
             opt.zero_grad()
-            if case == "matrix":
-                w = ws[2] @ ws[1] @ ws[0]
-                pred = w[rows, cols]
-            else:
-                prod = ws[0][idx[:, 0]]
-                for n in range(1, 4):
-                    prod = prod * ws[n][idx[:, n]]
-                pred = prod.sum(-1)
-            loss = ((pred - y) ** 2).mean()
+            loss = ((predict(ws) - y) ** 2).mean()
             loss.backward()
             opt.step()
         if device != "cpu":
             torch.cuda.synchronize()
+        return loss.item()
 
     per_repeat = max(1, min(seeds, 4))
-    one_seed()
+    assert np.isfinite(one_seed())
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -112,7 +175,7 @@ def main():
     ap.add_argument("--seeds", type=int, default=64)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--cases", default="matrix,cp")
+    ap.add_argument("--cases", default="matrix,cp,htf")
     ap.add_argument("--tag", default="cpu")
     args = ap.parse_args()
     try:
@@ -123,15 +186,19 @@ def main():
         torch, device = None, None
     rows = []
     for case in args.cases.split(","):
-        jr_rate, compile_s = jax_rate(case, args.seeds, args.steps, args.repeats)
+        jr_rate, compile_s, flops = jax_rate(case, args.seeds, args.steps, args.repeats)
+        ceiling = matmul_ceiling(args.seeds, args.repeats)  # right after, same load
         th = torch_rate(case, args.seeds, args.steps, args.repeats, device) if torch is not None else None
+        gflops = flops * jr_rate / 1e9
         rows.append({"case": case, "jaxreg_seed_steps_per_s": jr_rate, "torch_seed_steps_per_s": th,
-                     "ratio": None if th is None else jr_rate / th, "jax_compile_s": compile_s})
-        print(f"{case:8s} jaxreg {jr_rate:12.1f} seed-steps/s   torch loop "
-              f"{(th or float('nan')):12.1f}   ratio {rows[-1]['ratio'] or float('nan'):7.2f}x   compile {compile_s:.1f}s",
-              flush=True)
+                     "ratio": None if th is None else jr_rate / th, "jax_compile_s": compile_s,
+                     "jaxreg_flops_per_seed_step": flops, "jaxreg_gflops": gflops,
+                     "bmm_ceiling_gflops": ceiling, "fraction_of_ceiling": gflops / ceiling})
+        print(f"{case:7s} jaxreg {jr_rate:10.1f} seed-steps/s  torch loop {(th or float('nan')):9.1f}  "
+              f"ratio {rows[-1]['ratio'] or float('nan'):7.2f}x  compile {compile_s:5.1f}s  "
+              f"{gflops:7.2f} GFLOP/s = {gflops / ceiling:5.1%} of bmm {ceiling:.1f}", flush=True)
     out = {"seeds": args.seeds, "steps": args.steps, "repeats": args.repeats, "jax_backend": jax.default_backend(),
-           "torch_device": device, "machine": platform.machine(), "rows": rows}
+           "jax_version": jax.__version__, "torch_device": device, "machine": platform.machine(), "rows": rows}
     path = Path(__file__).parent / "results" / f"throughput_{args.tag}.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=2))

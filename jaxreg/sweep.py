@@ -12,16 +12,23 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
 
-def sweep(fn: Callable, keys: PRNGKeyArray, *args: PyTree, devices=None) -> PyTree:
+def sweep(fn: Callable, keys: PRNGKeyArray, *args: PyTree, devices=None, chunk_size: int | None = None) -> PyTree:
     """``vmap(fn)(keys, *args)``, with the batch axis sharded over ``devices``.
 
     ``fn(key, *args)`` runs one experiment (e.g. builds a problem and a model from the key
     and returns a :class:`~jaxreg.Trajectory`). ``keys`` has shape (S, ...) and every leaf
-    of ``args`` a leading axis of size S (e.g. init scales of a grid). The batch is
-    padded to a multiple of the device count (default: all visible devices), placed
-    along a one-axis mesh, and the padding is cut off again, so results equal the
-    unsharded ``vmap`` (and a per-seed loop). Across hosts, call
+    of ``args`` a leading axis of size S (e.g. init scales of a grid). Across hosts, call
     ``jax.distributed.initialize()`` first: the mesh then spans every process's devices.
+
+    Bit-for-bit reproducible across device counts: the batch is cut into chunks of
+    ``chunk_size`` runs (default: ceil(S / number of visible devices), the per-device
+    share), padded with copies of the first run to a whole number of chunks per device,
+    and every device runs ``lax.map`` over its chunks of ``vmap(fn)``. The vmapped
+    program XLA compiles therefore has the same batch size (``chunk_size``) whatever
+    the number of devices, so with the same ``chunk_size`` a run on 1 device and one
+    sharded over 4 give identical bits (a plain vmap over all S runs differs from them
+    in the last bits only, e.g. 3e-15, since XLA's code depends on the batch size).
+    The padding is cut off again.
     """
     if not callable(fn):
         raise ValueError(f"fn must be callable, got {fn!r}")
@@ -33,19 +40,59 @@ def sweep(fn: Callable, keys: PRNGKeyArray, *args: PyTree, devices=None) -> PyTr
         if jnp.shape(leaf)[:1] != (size,):
             raise ValueError(f"every leaf of args must have leading axis {size}, got shape {jnp.shape(leaf)}")
     devices = jax.devices() if devices is None else list(devices)
-    batched = eqx.filter_jit(eqx.filter_vmap(fn))
-    if len(devices) == 1:
-        return batched(keys, *args)
-    pad = (-size) % len(devices)
+    if not devices:
+        raise ValueError("devices must not be empty")
+    if chunk_size is None:
+        chunk_size = -(-size // len(jax.devices()))
+    elif isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size <= 0:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    chunk_size = int(min(chunk_size, size))
+    per_device = -(-size // (chunk_size * len(devices)))  # chunks per device
+    pad = per_device * chunk_size * len(devices) - size
 
     def padded(x):
+        x = jnp.asarray(x)
         return jnp.concatenate([x, jnp.repeat(x[:1], pad, axis=0)]) if pad else x
 
-    mesh = Mesh(np.asarray(devices), ("batch",))
-    sharding = NamedSharding(mesh, PartitionSpec("batch"))
-    keys_p, args_p = jax.tree_util.tree_map(lambda x: jax.device_put(padded(x), sharding), (keys, args))
-    out = batched(keys_p, *args_p)
+    keys_p, args_p = jax.tree_util.tree_map(padded, (keys, args))
+    out = _run(fn, chunk_size, tuple(devices), keys_p, args_p)
     return jax.tree_util.tree_map(lambda x: x[:size] if eqx.is_array(x) and x.ndim else x, out)
+
+
+def _chunked(fn, chunk_size, static_out: list):
+    """(n * chunk_size, ...) -> lax.map over n chunks of vmap(fn); array outputs only
+    (the non-array part of fn's output is recorded in ``static_out`` at trace time)."""
+    batched = eqx.filter_vmap(fn)
+
+    def body(chunk):
+        keys, args = chunk
+        arrays, static = eqx.partition(batched(keys, *args), eqx.is_array)
+        static_out[:] = [static]
+        return arrays
+
+    def run(keys, args):
+        n = keys.shape[0] // chunk_size
+        split = jax.tree_util.tree_map(lambda x: x.reshape(n, chunk_size, *x.shape[1:]), (keys, args))
+        out = jax.lax.map(body, split)
+        return jax.tree_util.tree_map(lambda x: x.reshape(n * chunk_size, *x.shape[2:]), out)
+
+    return run
+
+
+def _run(fn, chunk_size, devices, keys, args):
+    static_out: list = []
+    run = _chunked(fn, chunk_size, static_out)
+    if len(devices) == 1:
+        with jax.default_device(devices[0]):
+            arrays = jax.jit(run)(keys, args)
+    else:
+        mesh = Mesh(np.asarray(devices), ("batch",))
+        sharding = NamedSharding(mesh, PartitionSpec("batch"))
+        keys, args = jax.tree_util.tree_map(lambda x: jax.device_put(x, sharding), (keys, args))
+        sharded = jax.shard_map(run, mesh=mesh, in_specs=PartitionSpec("batch"), out_specs=PartitionSpec("batch"),
+                                check_vma=False)
+        arrays = jax.jit(sharded)(keys, args)
+    return eqx.combine(arrays, static_out[0])
 
 
 def seed_keys(seed: int, num_seeds: int) -> Array:

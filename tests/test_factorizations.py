@@ -114,3 +114,46 @@ def test_entries_out_of_range():
     t = jr.TensorFactorization(jax.random.key(0), (3, 3, 3), 2)
     with pytest.raises(ValueError, match="indices"):
         t.entries(jnp.array([[0, 1]]))
+
+
+def _many_indices(shape, k, seed=0):
+    return jnp.stack([jax.random.randint(jax.random.key(seed + i), (k,), 0, d) for i, d in enumerate(shape)], axis=1)
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 5), (3, 4, 5, 2), (4, 5)])
+def test_cp_dense_route_equals_gather_route_and_gradients(shape):
+    """With many observations ``entries`` reads a dense matricization (dense_route);
+    values and gradients must equal the gather route's."""
+    from jaxreg.factorizations.cp import cp_dense_route, cp_entries_gather
+
+    t = jr.TensorFactorization(jax.random.key(3), shape, 6, init_scale=1.0)
+    idx = _many_indices(shape, 200)
+    assert cp_dense_route(shape, 6, 200) and not cp_dense_route(shape, 6, 5)
+    np.testing.assert_allclose(t.entries(idx), cp_entries_gather(t.factors, idx), rtol=1e-12, atol=1e-14)
+    g1 = jax.grad(lambda mm: jnp.sum(mm.entries(idx) ** 2))(t).factors
+    g2 = jax.grad(lambda f: jnp.sum(cp_entries_gather(f, idx) ** 2))(t.factors)
+    for a, b in zip(g1, g2):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
+
+
+def test_matrix_dense_route_equals_gather_route():
+    m = jr.MatrixFactorization(jax.random.key(1), (7, 11), 3, width=4, init_scale=1.0)
+    idx = _many_indices((7, 11), 60)
+    assert m._dense_route(60) and not m._dense_route(4)
+    np.testing.assert_allclose(m.entries(idx), m._entries_gather(idx), rtol=1e-12, atol=1e-14)
+    g1 = jax.grad(lambda mm: jnp.sum(mm.entries(idx) ** 2))(m)
+    g2 = jax.grad(lambda mm: jnp.sum(mm._entries_gather(idx) ** 2))(m)
+    for a, b in zip(g1.factors, g2.factors):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
+
+
+def test_dense_route_rule():
+    from jaxreg.factorizations._common import dense_route
+
+    def matrix(shape, k, w):
+        return dense_route(shape, k, w, dense_flops=shape[0] * shape[1] * w, gather_flops=k * w)
+
+    assert matrix((100, 100), 2000, 100)  # Arora et al.'s completion: W is smaller
+    assert not matrix((100, 100), 20, 100)  # few observations: gather
+    assert not matrix((10**6, 10**6), 10**6, 1000)  # 10^12 entries: never dense
+    assert not matrix((1000, 1000), 10**4, 200)  # fits in memory, but 100x the flops

@@ -239,3 +239,17 @@ def test_bad_ht_target_rank():
         jr.factorizations.ht_target(jax.random.key(0), (3,) * 4, (2, 2, 2))
     with pytest.raises(ValueError, match="rank"):
         jr.tasks.tensor_completion(jax.random.key(0), (3,) * 4, 0, 10, target="ht")
+
+
+@pytest.mark.parametrize("shape, widths", [((4, 5, 3, 4), (6, 5)), ((3, 4, 5), (4, 3))])
+def test_dense_entries_route_equals_gather_route(shape, widths):
+    """Many observations: ``entries`` contracts W densely (dense_route); values and
+    gradients equal the tree-gather route's."""
+    h = jr.HierarchicalTensorFactorization(jax.random.key(2), shape, widths, init_scale=1.0)
+    idx = jnp.stack([jax.random.randint(jax.random.key(i), (300,), 0, d) for i, d in enumerate(shape)], axis=1)
+    assert h._dense_route(300) and not h._dense_route(4)
+    np.testing.assert_allclose(h.entries(idx), h._entries_gather(idx), rtol=1e-12, atol=1e-13)
+    g1 = jax.grad(lambda m: jnp.sum(m.entries(idx) ** 2))(h)
+    g2 = jax.grad(lambda m: jnp.sum(m._entries_gather(idx) ** 2))(h)
+    for a, b in zip(jax.tree_util.tree_leaves(g1), jax.tree_util.tree_leaves(g2)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -48,3 +50,33 @@ def balance_columns(factors: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
 def np_seed(key) -> int:
     """A numpy seed derived deterministically from a JAX PRNG key."""
     return int(np.asarray(jax.random.randint(key, (), 0, 2**31 - 1)))
+
+
+DENSE_FLOPS_FACTOR = 8  # a matmul flop is this much cheaper than a gather/scatter one
+
+
+def dense_route(shape: tuple[int, ...], num_indices: int, gathered_width: int, *, extra: int = 0,
+                dense_flops: int, gather_flops: int) -> bool:
+    """Whether ``entries`` should read its values from a dense W (or a matricization of it).
+
+    The gather route forms (num_indices, width) intermediates and its backward pass is a
+    scatter-add of that many numbers, which XLA runs slowly (serially on CPU, and under
+    vmap even more so). Reading num_indices values out of a dense W costs one scalar
+    gather (a scalar scatter backwards) plus the matmuls that build W. Take the dense
+    route only when (1) W and its ``extra`` building blocks take no more memory than one
+    gathered intermediate, so memory never exceeds the gather route's and huge tensors
+    (the 10^12-entry completions) still never materialize, and (2) its flops are at most
+    ``DENSE_FLOPS_FACTOR`` times the gather route's. The choice depends on static
+    shapes only (one program per shape).
+    """
+    numel = math.prod(shape)
+    return (numel < 2**31 and numel + extra <= num_indices * gathered_width
+            and dense_flops <= DENSE_FLOPS_FACTOR * gather_flops)
+
+
+def take_entries(w: jax.Array, idx: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """``w.reshape(-1)[ravel(idx)]``: entries of the row-major dense ``w`` of ``shape``
+    (or any reshape of it) at multi-indices ``idx`` (n, order), via one flat gather."""
+    strides = np.cumprod((tuple(shape[1:]) + (1,))[::-1])[::-1]
+    flat = jnp.asarray(idx, jnp.int32) @ jnp.asarray(strides, jnp.int32)
+    return w.reshape(-1)[flat]

