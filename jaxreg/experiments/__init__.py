@@ -3,6 +3,8 @@
 ``summary(results) -> str``."""
 
 from . import deep_tensor_rank as deep_tensor_rank
+from . import ht_rank as ht_rank
+from . import incremental_learning as incremental_learning
 from . import locality_is_same_class as locality_is_same_class
 from . import locality_pathfinder as locality_pathfinder
 from . import matrix_completion_depth as matrix_completion_depth
@@ -10,10 +12,15 @@ from . import matrix_dynamics as matrix_dynamics
 from . import tensor_completion_observations as tensor_completion_observations
 
 EXPERIMENTS = {
-    matrix_dynamics.NAME: matrix_dynamics,
-    matrix_completion_depth.NAME: matrix_completion_depth,
-    tensor_completion_observations.NAME: tensor_completion_observations,
-    deep_tensor_rank.NAME: deep_tensor_rank,
-    locality_is_same_class.NAME: locality_is_same_class,
-    locality_pathfinder.NAME: locality_pathfinder,
+    module.NAME: module
+    for module in (
+        matrix_dynamics,
+        incremental_learning,
+        matrix_completion_depth,
+        tensor_completion_observations,
+        deep_tensor_rank,
+        ht_rank,
+        locality_is_same_class,
+        locality_pathfinder,
+    )
 }

@@ -1,0 +1,104 @@
+"""The `incremental-learning` and `ht-rank` reproductions at tiny size, through the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+
+from jaxreg.cli import main
+from jaxreg.experiments import ht_rank
+from jaxreg.experiments.incremental_learning import crossing_times, transition_saves, transition_width
+from jaxreg.results import load_results
+
+
+def _reproduce(name, out):
+    assert main(["reproduce", name, "--size", "tiny", "--out", str(out), "--no-progress"]) == 0
+    res = load_results(out)
+    assert res.name == name and all(s == "completed" for s in res.meta["status"])
+    assert not (out / ".checkpoint").exists()
+    png = out / f"{name}.png"
+    png.unlink()
+    assert main(["plot", str(out)]) == 0
+    assert png.stat().st_size > 10_000 and (out / f"{name}.pdf").exists()
+    return res
+
+
+@pytest.fixture(scope="module")
+def incremental(tmp_path_factory):
+    return _reproduce("incremental-learning", tmp_path_factory.mktemp("il"))
+
+
+@pytest.fixture(scope="module")
+def htrank(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ht")
+    return out, _reproduce("ht-rank", out)
+
+
+def test_matrix_and_cp_components_learned_one_after_another(incremental):
+    cfg = incremental.config
+    for key, row, k in (("mf_singular_values", 0, cfg["mf_rank"]), ("tf_component_norms", 1, cfg["tf_rank"])):
+        ts, norms = incremental["flow_time"][row], incremental[key][0]
+        t_half = crossing_times(ts, norms, k)
+        # the r-th largest component crosses half its final value after the (r-1)-th, with a gap
+        assert np.all(t_half[1:] >= 1.05 * t_half[:-1]), (key, t_half)
+        # and it grew from small initialization by orders of magnitude
+        top = np.argsort(-norms[-1])[:k]
+        assert np.all(norms[-1, top] > 30 * norms[0, top]), key
+
+
+def test_htf_local_components_learned_incrementally(incremental):
+    cfg = incremental.config
+    root = len(incremental.coords["htf_node"]) - 1
+    ts, norms = incremental["flow_time"][2], incremental[f"htf_node{root}_norms"][0]
+    t_half = crossing_times(ts, norms, cfg["htf_rank"])
+    assert t_half[-1] > 1.05 * t_half[0], t_half
+    assert norms[-1].max() > 30 * norms[0].max()
+
+
+def test_deeper_cp_factors_sharpen_the_transition(incremental):
+    """Hariz et al. 2022: d sigma/dt = N delta sigma^{2-2/N+k}; from one balanced init
+    (same w_r^n for every k) the leading component's rise sharpens with each k."""
+    depths = incremental.coords["dcp_depth"]
+    assert depths == [0, 1, 2]
+    ts = [incremental["flow_time"][3 + i] for i in range(3)]
+    norms = [incremental["dcp_component_norms"][0, :, i] for i in range(3)]
+    widths = [transition_width(t, n) for t, n in zip(ts, norms)]
+    for t, n in zip(ts, norms):
+        assert transition_saves(t, n) >= 5  # the rise is resolved by the saves
+        top = np.argmax(n[-1])
+        assert n[-1, top] > 5 * n[0, top]  # and the leading component was learned
+    # measured (small and tiny): 1.095, 0.151, 0.059
+    assert widths[1] < 0.5 * widths[0] and widths[2] < 0.6 * widths[1], widths
+
+
+def test_tree_matricizations_end_lower_rank_than_non_tree(htrank):
+    _, res = htrank
+    er = res["effective_rank"][0]
+    in_tree = np.asarray(res.coords["in_tree"])
+    assert in_tree.any() and (~in_tree).any()
+    assert res["loss"][0, -1] < 1e-2 * res["loss"][0, 0]
+    assert np.all(er[-1, in_tree] < 0.5 * er[0, in_tree])  # the tree's ranks fall
+    assert er[-1, in_tree].max() + 1.0 < er[-1, ~in_tree].min()  # and end well below the non-tree one
+
+
+def test_ht_rank_resume_after_interrupt_equals_uninterrupted(htrank, tmp_path, monkeypatch):
+    out, full = htrank  # the CLI's uninterrupted tiny run (same preset, float64)
+    config = ht_rank.Config.preset("tiny")
+    real = ht_rank.run_chunks
+
+    def interrupted(step, state, num_chunks, **kw):
+        def failing(s, k):
+            if k == 1:
+                raise KeyboardInterrupt
+            return step(s, k)
+
+        return real(failing, state, num_chunks, **kw)
+
+    monkeypatch.setattr(ht_rank, "run_chunks", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ht_rank.run(config, out_dir=tmp_path, progress=False)
+    monkeypatch.setattr(ht_rank, "run_chunks", real)
+    assert json.loads((tmp_path / ".checkpoint" / "meta.json").read_text())["done"] == 1
+    resumed = ht_rank.run(config, out_dir=tmp_path, resume=True, progress=False)
+    for key in ("effective_rank", "singular_values", "loss", "test_loss"):
+        np.testing.assert_array_equal(resumed["arrays"][key][1], full[key])
