@@ -35,6 +35,8 @@ def listen(name, secs, **kw):
 jax.monitoring.register_event_duration_secs_listener(listen)
 from jaxreg.experiments import EXPERIMENTS
 mod = EXPERIMENTS[sys.argv[1]]
+if getattr(mod, "FLOAT32", False):  # as the CLI does: CNN training runs in float32
+    jax.config.update("jax_enable_x64", False)
 config = mod.Config.preset(sys.argv[2])
 with tempfile.TemporaryDirectory() as d:
     t = time.perf_counter(); mod.run(config, out_dir=None, progress=False); first = time.perf_counter() - t

@@ -5,6 +5,7 @@ import textwrap
 
 import jax
 import numpy as np
+import pytest
 
 import jaxreg as jr
 
@@ -26,6 +27,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # superseded in the default run by the bit-for-bit test below
 def test_sweep_sharded_over_4_devices_equals_loop():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
     out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, check=True)
@@ -85,7 +87,7 @@ def test_sweep_chunk_size_pads_and_cuts():
     ref = jax.vmap(lambda k, x: jax.random.normal(k, (3,)) * x)(keys, np.arange(7.0))
     assert out.shape == (7, 3) and const == 2.5
     np.testing.assert_allclose(out, ref, rtol=1e-6)
-    import pytest
+
 
     with pytest.raises(ValueError, match="chunk_size"):
         jr.sweep(fn, keys, np.arange(7.0), chunk_size=0)
@@ -94,7 +96,7 @@ def test_sweep_chunk_size_pads_and_cuts():
 def test_sweep_single_device_and_bad_input():
     out = jr.sweep(lambda k, x: jax.random.normal(k, (3,)) * x, jax.random.split(jax.random.key(0), 5), np.arange(5.0))
     assert out.shape == (5, 3) and float(np.abs(out[0]).sum()) == 0.0
-    import pytest
+
 
     with pytest.raises(ValueError, match="leading axis"):
         jr.sweep(lambda k, x: x, jax.random.split(jax.random.key(0), 5), np.arange(4.0))

@@ -284,19 +284,20 @@ def run_is_same_class(config: IsSameClassConfig | None = None, *, out_dir: str |
     disjoint halves of the digits; all (lambda, seed) runs of
     a distance train together (vmapped). With ``out_dir``, per-epoch checkpoints go to
     ``out_dir/distance_<d>/`` and ``resume=True`` continues from them."""
-    config = IsSameClassConfig.preset("small") if config is None else config
-    _check_run_args(config, IsSameClassConfig, out_dir, resume)
-    options = config.options()
-    spec = config.model_spec()
-    root = jax.random.key(config.data_seed)
-    points = []
-    for d in config.distances:
-        ktr, kte = jax.random.split(jax.random.fold_in(root, d))
-        train = is_same_class(ktr, config.num_train, d, split="train", scale=config.scale, canvas=config.canvas)
-        test = is_same_class(kte, config.num_test, d, split="test", scale=config.scale, canvas=config.canvas)
-        points.append(_train_point(spec, train, test, config, options, out_dir, f"distance_{d}", resume, progress,
-                                   f"is_same_class d={d}"))
-    return _collect(points, "distance", config.distances, config)
+    with jax.enable_x64(False):  # CNN training is float32, whatever the caller's x64 setting
+        config = IsSameClassConfig.preset("small") if config is None else config
+        _check_run_args(config, IsSameClassConfig, out_dir, resume)
+        options = config.options()
+        spec = config.model_spec()
+        root = jax.random.key(config.data_seed)
+        points = []
+        for d in config.distances:
+            ktr, kte = jax.random.split(jax.random.fold_in(root, d))
+            train = is_same_class(ktr, config.num_train, d, split="train", scale=config.scale, canvas=config.canvas)
+            test = is_same_class(kte, config.num_test, d, split="test", scale=config.scale, canvas=config.canvas)
+            points.append(_train_point(spec, train, test, config, options, out_dir, f"distance_{d}", resume, progress,
+                                       f"is_same_class d={d}"))
+        return _collect(points, "distance", config.distances, config)
 
 
 def run_pathfinder(config: PathfinderConfig | None = None, *, out_dir: str | os.PathLike | None = None,
@@ -304,20 +305,21 @@ def run_pathfinder(config: PathfinderConfig | None = None, *, out_dir: str | os.
     """Train the Pathfinder grid (path lengths x lambdas x seeds); data are cached on
     disk (see :func:`jaxreg.locality.data.cache_dir`). Results dict as in the module
     docstring, with range dimension "path_length"."""
-    config = PathfinderConfig.preset("small") if config is None else config
-    _check_run_args(config, PathfinderConfig, out_dir, resume)
-    options = config.options(patch_size=config.patch_size, patch_distance=0)
-    spec = config.model_spec()
-    root = jax.random.key(config.data_seed)
-    points = []
-    for n in config.path_lengths:
-        ktr, kte = jax.random.split(jax.random.fold_in(root, n))
-        kw = dict(image_size=config.image_size, num_distractors=config.num_distractors, cache_directory=cache_directory)
-        train = pathfinder(ktr, config.num_train, n, **kw)
-        test = pathfinder(kte, config.num_test, n, **kw)
-        points.append(_train_point(spec, train, test, config, options, out_dir, f"path_length_{n}", resume,
-                                   progress, f"pathfinder L={n}"))
-    return _collect(points, "path_length", config.path_lengths, config)
+    with jax.enable_x64(False):  # CNN training is float32, whatever the caller's x64 setting
+        config = PathfinderConfig.preset("small") if config is None else config
+        _check_run_args(config, PathfinderConfig, out_dir, resume)
+        options = config.options(patch_size=config.patch_size, patch_distance=0)
+        spec = config.model_spec()
+        root = jax.random.key(config.data_seed)
+        points = []
+        for n in config.path_lengths:
+            ktr, kte = jax.random.split(jax.random.fold_in(root, n))
+            kw = dict(image_size=config.image_size, num_distractors=config.num_distractors, cache_directory=cache_directory)
+            train = pathfinder(ktr, config.num_train, n, **kw)
+            test = pathfinder(kte, config.num_test, n, **kw)
+            points.append(_train_point(spec, train, test, config, options, out_dir, f"path_length_{n}", resume,
+                                       progress, f"pathfinder L={n}"))
+        return _collect(points, "path_length", config.path_lengths, config)
 
 
 def run_locality(task: str, size: str = "small", *, out_dir=None, resume: bool = False, progress: bool = True,

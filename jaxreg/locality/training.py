@@ -206,14 +206,14 @@ def train_runs(
         check_distant((H, W), options.patch_size, options.patch_distance)
 
     L, S = len(lambdas), len(seeds)
-    lam = jnp.asarray(np.repeat(lambdas, S), dtype=jnp.result_type(float))
+    lam = jnp.asarray(np.repeat(lambdas, S), dtype=jnp.float32)  # float32 training, also under x64
     seed_arr = jnp.asarray(np.tile(seeds, L), dtype=jnp.uint32)
     R = L * S
     regularize = any(v > 0 for v in lambdas)
 
     # one compiled program for all inits (eager init compiles every random op per shape)
     params, static, states, opt_state = _init_runs(seed_arr, make_model, options.step_part())
-    X = jnp.asarray(train.images)
+    X = jnp.asarray(train.images, jnp.float32)
     Y = jnp.asarray(train.labels)
     SQ = jnp.asarray(train.squares if train.squares is not None else np.zeros((n_train, 2, 4), np.int32))
 
@@ -319,7 +319,7 @@ def evaluate(models, states, data: LocalityData, options: TrainOptions, *, with_
     B = min(options.eval_batch_size, n)
     nb = -(-n // B)
     pad = nb * B - n
-    X = jnp.asarray(np.concatenate([data.images, np.zeros((pad,) + data.images.shape[1:], data.images.dtype)]))
+    X = jnp.asarray(np.concatenate([data.images, np.zeros((pad,) + data.images.shape[1:], data.images.dtype)]), jnp.float32)
     Y = jnp.asarray(np.concatenate([data.labels, np.zeros(pad, data.labels.dtype)]))
     sq = data.squares if data.squares is not None else np.zeros((n, 2, 4), np.int32)
     SQ = jnp.asarray(np.concatenate([sq, np.repeat(sq[:1], pad, 0)]))
