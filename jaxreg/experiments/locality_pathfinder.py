@@ -9,11 +9,8 @@ Training runs in float32 (``FLOAT32``) whatever the command line's precision.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
-from ..locality.experiments import PathfinderConfig, locality_figure, run_pathfinder, run_statuses, summary_table
-from ._runner import CHECKPOINT
+from ..locality.experiments import PathfinderConfig, run_pathfinder
+from ._locality import plot_grid, run_grid, summary_grid
 
 NAME = "locality-pathfinder"
 FLOAT32 = True  # CNN training: the command line leaves x64 off for this reproduction
@@ -21,26 +18,13 @@ Config = PathfinderConfig  # frozen; preset("tiny" | "small" | "paper"); seeds: 
 
 
 def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
-    """Train the grid (path length x lambda x seed). With ``out_dir``, per-epoch checkpoints
-    go to ``out_dir/.checkpoint`` (``resume=True`` continues them) and are removed once
-    the grid is done."""
-    ckpt = None if out_dir is None else Path(out_dir) / CHECKPOINT
-    res = run_pathfinder(config, out_dir=ckpt, resume=resume and ckpt is not None, progress=progress)
-    if ckpt is not None:
-        shutil.rmtree(ckpt, ignore_errors=True)
-    return {"arrays": res["arrays"], "coords": res["coords"], "status": run_statuses(res["arrays"]["status"][1])}
+    """Train the grid (path length x lambda x seed); checkpoints as in :func:`._locality.run_grid`."""
+    return run_grid(run_pathfinder, config, out_dir=out_dir, resume=resume, progress=progress)
 
 
-def plot(results, out_dir) -> list[Path]:
-    """Test accuracy and held-out R against path length, one line per lambda (PNG + PDF)."""
-    from ..plotting import save_figure
-
-    fig = locality_figure(results["test_accuracy"], "path_length", results.coords["path_length"],
-                          results.coords["lambda"], results["test_R"])
-    return save_figure(fig, out_dir, NAME)
+def plot(results, out_dir):
+    return plot_grid(results, out_dir, NAME, "path_length")
 
 
 def summary(results) -> str:
-    return "Pathfinder\n" + summary_table(results["test_accuracy"], "path_length", results.coords["path_length"],
-                                          results.coords["lambda"], test_R=results["test_R"],
-                                          train_accuracy=results["train_accuracy"])
+    return summary_grid(results, "Pathfinder", "path_length")

@@ -1,0 +1,37 @@
+"""The shared body of the two locality reproductions (thin adapters over
+:mod:`jaxreg.locality.experiments`): checkpoints under ``out_dir/.checkpoint``, the
+accuracy / held-out R figure and the summary table, over one range axis."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ..locality.experiments import locality_figure, run_statuses, summary_table
+from ._runner import CHECKPOINT
+
+
+def run_grid(runner, config, *, out_dir, resume, progress) -> dict:
+    """``runner(config, ...)`` over range x lambda x seed. With ``out_dir``, per-epoch
+    checkpoints go to ``out_dir/.checkpoint`` (``resume=True`` continues them) and are
+    removed once the grid is done."""
+    ckpt = None if out_dir is None else Path(out_dir) / CHECKPOINT
+    res = runner(config, out_dir=ckpt, resume=resume and ckpt is not None, progress=progress)
+    if ckpt is not None:
+        shutil.rmtree(ckpt, ignore_errors=True)
+    return {"arrays": res["arrays"], "coords": res["coords"], "status": run_statuses(res["arrays"]["status"][1])}
+
+
+def plot_grid(results, out_dir, name: str, range_name: str) -> list[Path]:
+    """Test accuracy and held-out R against ``range_name``, one line per lambda (PNG + PDF)."""
+    from ..plotting import save_figure
+
+    fig = locality_figure(results["test_accuracy"], range_name, results.coords[range_name], results.coords["lambda"],
+                          results["test_R"])
+    return save_figure(fig, out_dir, name)
+
+
+def summary_grid(results, title: str, range_name: str) -> str:
+    return title + "\n" + summary_table(results["test_accuracy"], range_name, results.coords[range_name],
+                                        results.coords["lambda"], test_R=results["test_R"],
+                                        train_accuracy=results["train_accuracy"])
