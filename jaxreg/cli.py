@@ -17,25 +17,25 @@ class UsageError(Exception):
     """A bad argument: printed as one line, exit code 2."""
 
 
+def _run_options(parser, *, config_required: bool, config_help: str) -> None:
+    """The options shared by ``reproduce`` and ``sweep``."""
+    parser.add_argument("--seeds", type=int, default=None, help="number of seeds (overrides the config)")
+    parser.add_argument("--config", type=Path, default=None, required=config_required, help=config_help)
+    parser.add_argument("--out", type=Path, default=None, help="results directory (default runs/NAME)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jaxreg", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("reproduce", help="run a named reproduction, save results, plot them")
     r.add_argument("name", help="reproduction name (see `jaxreg list`)")
     r.add_argument("--size", default="small", help="tiny | small (default) | paper")
-    r.add_argument("--seeds", type=int, default=None, help="number of seeds")
-    r.add_argument("--config", type=Path, default=None, help="TOML file overriding config fields")
-    r.add_argument("--out", type=Path, default=None, help="results directory (default runs/NAME)")
-    r.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    r.add_argument("--no-progress", action="store_true")
-    r.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
+    _run_options(r, config_required=False, config_help="TOML file overriding config fields")
     sw = sub.add_parser("sweep", help="any model x task x optimizer over seeds and init scales (TOML config)")
-    sw.add_argument("--config", type=Path, required=True, help="TOML file: fields of jaxreg.experiments.custom_sweep.Config")
-    sw.add_argument("--seeds", type=int, default=None, help="number of seeds (overrides the file)")
-    sw.add_argument("--out", type=Path, default=None, help="results directory (default runs/sweep)")
-    sw.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
-    sw.add_argument("--no-progress", action="store_true")
-    sw.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
+    _run_options(sw, config_required=True, config_help="TOML file: fields of jaxreg.experiments.custom_sweep.Config")
     sw.set_defaults(size="small", name="sweep")
     pl = sub.add_parser("plot", help="redraw figures from saved results (no recomputation)")
     pl.add_argument("dir", type=Path)
