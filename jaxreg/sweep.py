@@ -80,18 +80,27 @@ def _chunked(fn, chunk_size, static_out: list):
 
 
 def _run(fn, chunk_size, devices, keys, args):
+    if len(devices) == 1:
+        with jax.default_device(devices[0]):
+            return _program(fn, chunk_size, devices, keys, args)
+    sharding = NamedSharding(Mesh(np.asarray(devices), ("batch",)), PartitionSpec("batch"))
+    keys, args = jax.tree_util.tree_map(lambda x: jax.device_put(x, sharding), (keys, args))
+    return _program(fn, chunk_size, devices, keys, args)
+
+
+@eqx.filter_jit
+def _program(fn, chunk_size, devices, keys, args):
+    """The whole sweep as one jitted program. ``fn``, ``chunk_size`` and ``devices`` are
+    static, so calling :func:`sweep` again with the same ``fn`` object (and shapes)
+    reuses the compiled program instead of compiling it anew."""
     static_out: list = []
     run = _chunked(fn, chunk_size, static_out)
     if len(devices) == 1:
-        with jax.default_device(devices[0]):
-            arrays = jax.jit(run)(keys, args)
+        arrays = run(keys, args)
     else:
         mesh = Mesh(np.asarray(devices), ("batch",))
-        sharding = NamedSharding(mesh, PartitionSpec("batch"))
-        keys, args = jax.tree_util.tree_map(lambda x: jax.device_put(x, sharding), (keys, args))
-        sharded = jax.shard_map(run, mesh=mesh, in_specs=PartitionSpec("batch"), out_specs=PartitionSpec("batch"),
-                                check_vma=False)
-        arrays = jax.jit(sharded)(keys, args)
+        arrays = jax.shard_map(run, mesh=mesh, in_specs=PartitionSpec("batch"), out_specs=PartitionSpec("batch"),
+                               check_vma=False)(keys, args)
     return eqx.combine(arrays, static_out[0])
 
 

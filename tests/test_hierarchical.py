@@ -241,11 +241,13 @@ def test_bad_ht_target_rank():
         jr.tasks.tensor_completion(jax.random.key(0), (3,) * 4, 0, 10, target="ht")
 
 
-@pytest.mark.parametrize("shape, widths", [((4, 5, 3, 4), (6, 5)), ((3, 4, 5), (4, 3))])
-def test_dense_entries_route_equals_gather_route(shape, widths):
+@pytest.mark.parametrize("shape, widths, tree", [((4, 5, 3, 4), (6, 5), None), ((3, 4, 5), (4, 3), None),
+                                                  ((4, 5, 3, 4), (6, 5), ((0, 2), (3, 1))),  # modes out of order
+                                                  ((3, 4, 5), (4,), (0, 1, 2))])  # three children at the root
+def test_dense_entries_route_equals_gather_route(shape, widths, tree):
     """Many observations: ``entries`` contracts W densely (dense_route); values and
     gradients equal the tree-gather route's."""
-    h = jr.HierarchicalTensorFactorization(jax.random.key(2), shape, widths, init_scale=1.0)
+    h = jr.HierarchicalTensorFactorization(jax.random.key(2), shape, widths, tree=tree, init_scale=1.0)
     idx = jnp.stack([jax.random.randint(jax.random.key(i), (300,), 0, d) for i, d in enumerate(shape)], axis=1)
     assert h._dense_route(300) and not h._dense_route(4)
     np.testing.assert_allclose(h.entries(idx), h._entries_gather(idx), rtol=1e-12, atol=1e-13)

@@ -93,6 +93,25 @@ def test_sweep_chunk_size_pads_and_cuts():
         jr.sweep(fn, keys, np.arange(7.0), chunk_size=0)
 
 
+def test_sweep_reuses_its_compiled_program():
+    """A second call with the same fn and shapes neither traces nor compiles again, and
+    still returns fn's non-array outputs; new values give new results."""
+    traces = []
+
+    def fn(k, x):
+        traces.append(1)
+        return jax.random.normal(k, (3,)) * x, "label"
+
+    keys = jax.random.split(jax.random.key(0), 6)
+    scales = np.arange(1.0, 7.0)
+    first, label = jr.sweep(fn, keys, scales, chunk_size=2)
+    again, label2 = jr.sweep(fn, keys, 2 * scales, chunk_size=2)
+    assert len(traces) == 1 and label == label2 == "label"
+    np.testing.assert_allclose(again, 2 * first, rtol=1e-6)
+    jr.sweep(fn, keys, scales, chunk_size=3)  # another chunk size is another program
+    assert len(traces) == 2
+
+
 def test_sweep_single_device_and_bad_input():
     out = jr.sweep(lambda k, x: jax.random.normal(k, (3,)) * x, jax.random.split(jax.random.key(0), 5), np.arange(5.0))
     assert out.shape == (5, 3) and float(np.abs(out[0]).sum()) == 0.0
