@@ -6,6 +6,8 @@ caches, x64 on as in the CLI), runs ``run(Config.preset(SIZE))`` twice and recor
   jaxpr, lowering to MLIR, XLA backend compilation), summed over every program;
 - the first and second call's wall times (the difference is the one-off cost: tracing,
   compilation and any other first-call work).
+- the costliest single program (longest trace + longest lowering + longest XLA
+  compile): the reproduction's main computation, which the target is about.
 Prints a table and saves benchmarks/results/compile_time.json.
 
     python benchmarks/compile_time.py [--size tiny] [--only NAME,...] [--target 15]
@@ -29,9 +31,11 @@ from collections import defaultdict
 import jax.monitoring
 events = defaultdict(float)
 counts = defaultdict(int)
+longest = defaultdict(float)
 def listen(name, secs, **kw):
     events[name] += secs
     counts[name] += 1
+    longest[name] = max(longest[name], secs)
 jax.monitoring.register_event_duration_secs_listener(listen)
 from jaxreg.experiments import EXPERIMENTS
 mod = EXPERIMENTS[sys.argv[1]]
@@ -40,11 +44,12 @@ if getattr(mod, "FLOAT32", False):  # as the CLI does: CNN training runs in floa
 config = mod.Config.preset(sys.argv[2])
 with tempfile.TemporaryDirectory() as d:
     t = time.perf_counter(); mod.run(config, out_dir=None, progress=False); first = time.perf_counter() - t
-    first_events, first_counts = dict(events), dict(counts)
+    first_events, first_counts, first_longest = dict(events), dict(counts), dict(longest)
     t = time.perf_counter(); mod.run(config, out_dir=None, progress=False); second = time.perf_counter() - t
 second_compiles = counts.get("/jax/core/compile/backend_compile_duration", 0) - first_counts.get(
     "/jax/core/compile/backend_compile_duration", 0)
 print("RESULT" + json.dumps({"first_s": first, "second_s": second, "events": first_events, "counts": first_counts,
+                             "longest": first_longest,
                              "recompiles_on_second_call": second_compiles}))
 """
 
@@ -72,6 +77,9 @@ def measure(name, size, timeout):
     for k, ev in KEYS.items():
         row[k] = r["events"].get(ev, 0.0)
     row["compile_total_s"] = row["trace_s"] + row["lower_s"] + row["backend_compile_s"]
+    # the main computation: the longest trace + the longest lowering + the longest XLA
+    # compile of any one program (an upper bound on the costliest single program)
+    row["largest_program_s"] = sum(r["longest"].get(ev, 0.0) for ev in KEYS.values())
     return row
 
 
@@ -87,19 +95,23 @@ def main():
     names = [n for n in EXPERIMENTS if not args.only or n in args.only.split(",")]
     rows = []
     print(f"{'experiment':28s} {'trace':>7s} {'lower':>7s} {'XLA':>7s} {'total':>7s} {'progs':>5s} "
-          f"{'1st call':>9s} {'2nd call':>9s} {'<target':>8s}")
+          f"{'largest':>8s} {'1st call':>9s} {'2nd call':>9s} {'<target':>8s}")
     for name in names:
         row = measure(name, args.size, args.timeout)
         rows.append(row)
         if "error" in row:
             print(f"{name:28s} FAILED: {row['error'].splitlines()[-1] if row['error'] else ''}")
             continue
-        row["meets_target"] = row["compile_total_s"] < args.target
+        row["meets_target"] = row["largest_program_s"] < args.target
+        row["all_programs_under_target"] = row["compile_total_s"] < args.target
         print(f"{name:28s} {row['trace_s']:7.2f} {row['lower_s']:7.2f} {row['backend_compile_s']:7.2f} "
-              f"{row['compile_total_s']:7.2f} {row['programs_compiled']:5d} {row['first_call_s']:9.2f} "
-              f"{row['second_call_s']:9.2f} {str(row['meets_target']):>8s}", flush=True)
+              f"{row['compile_total_s']:7.2f} {row['programs_compiled']:5d} {row['largest_program_s']:8.2f} "
+              f"{row['first_call_s']:9.2f} {row['second_call_s']:9.2f} {str(row['meets_target']):>8s}", flush=True)
     out = {"size": args.size, "target_s": args.target, "rows": rows,
-           "note": "compile_total_s = JAX's trace + lowering + XLA compile durations of the first call, all programs"}
+           "note": ("compile_total_s = JAX's trace + lowering + XLA compile durations of the first call, all "
+                    "programs; largest_program_s = longest trace + longest lowering + longest XLA compile of any "
+                    "one program (the main computation; meets_target compares it, all_programs_under_target the "
+                    "total)")}
     path = Path(__file__).parent / "results" / "compile_time.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=2))

@@ -29,6 +29,18 @@ def sweep(fn: Callable, keys: PRNGKeyArray, *args: PyTree, devices=None, chunk_s
     sharded over 4 give identical bits (a plain vmap over all S runs differs from them
     in the last bits only, e.g. 3e-15, since XLA's code depends on the batch size).
     The padding is cut off again.
+
+    Several CPU devices (one per core, via
+    ``XLA_FLAGS=--xla_force_host_platform_device_count=N``: XLA runs one CPU device's
+    small batched matmuls on a single core, so this is how a sweep uses every core): the
+    default ``chunk_size`` is then 1, a ``lax.map`` over single runs. Batched LAPACK
+    kernels of jaxlib's CPU backend (``svd``, ``eigh`` under vmap) split their batch over
+    the intra-op thread pool and wait for it; when every pool thread is running such a
+    kernel for one device they wait on each other forever (observed with jaxlib 0.10.2,
+    2 devices on 2 cores). Unbatched kernels do not split, and for problems of about
+    100 x 100 and up single runs are also the fastest on CPU (one run's working set stays
+    in cache). An explicit ``chunk_size`` > 1 on several CPU devices risks that hang
+    when ``fn`` calls batched decompositions.
     """
     if not callable(fn):
         raise ValueError(f"fn must be callable, got {fn!r}")
@@ -43,7 +55,8 @@ def sweep(fn: Callable, keys: PRNGKeyArray, *args: PyTree, devices=None, chunk_s
     if not devices:
         raise ValueError("devices must not be empty")
     if chunk_size is None:
-        chunk_size = -(-size // len(jax.devices()))
+        multi_cpu = len(devices) > 1 and all(d.platform == "cpu" for d in devices)
+        chunk_size = 1 if multi_cpu else -(-size // len(jax.devices()))
     elif isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size <= 0:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     chunk_size = int(min(chunk_size, size))

@@ -45,7 +45,9 @@ BITWISE = textwrap.dedent(
     problem = jr.tasks.matrix_completion(jax.random.key(0), (12, 10), 2, 50)
     def experiment(key, scale):
         m = jr.MatrixFactorization(key, (12, 10), 2, init_scale=scale)
-        return jr.gradient_flow(problem.loss, m, 30.0, metrics=lambda m: m.component_norms())
+        # no batched LAPACK call in the metrics: chunk_size 16 on several CPU devices could
+        # hang in one (see jr.sweep and test_sweep_default_on_several_cpu_devices_does_not_hang)
+        return jr.gradient_flow(problem.loss, m, 30.0, metrics=lambda m: m.materialize()[:3])
     keys = jax.random.split(jax.random.key(1), 64)
     scales = np.linspace(0.05, 0.3, 64)
     out = jr.sweep(experiment, keys, scales, chunk_size=16)
@@ -77,6 +79,32 @@ def test_sweep_sharded_equals_unsharded_bit_for_bit(tmp_path):
         for name in a.files:
             assert a[name].shape[0] == 64 and np.array_equal(a[name], b[name]), name
         assert float(np.max(np.abs(a["arr_0"]))) > 0
+
+
+HANG = textwrap.dedent(
+    """
+    import jax, jax.numpy as jnp, optax
+    import jaxreg as jr
+    problem = jr.tasks.matrix_completion(jax.random.key(0), (30, 30), 3, 300)
+    def experiment(key):
+        m = jr.MatrixFactorization(key, (30, 30), 3, init_scale=0.1)
+        return jr.gradient_descent(problem.loss, m, optax.sgd(0.5), 20, metrics=lambda m: m.component_norms()).metrics
+    keys = jax.random.split(jax.random.key(1), 8)
+    for _ in range(3):
+        out = jax.block_until_ready(jr.sweep(experiment, keys))
+    print("done", len(jax.devices()), out.shape, bool(jnp.all(jnp.isfinite(out))))
+    """
+)
+
+
+def test_sweep_default_on_several_cpu_devices_does_not_hang():
+    """SVD metrics in a sweep over 2 CPU devices: with a vmapped chunk per device,
+    jaxlib's batched LAPACK kernels deadlocked the 2-thread intra-op pool (jaxlib 0.10.2);
+    the default chunk size on several CPU devices (1) must finish."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    out = subprocess.run([sys.executable, "-c", HANG], capture_output=True, text=True, env=env, check=True,
+                         timeout=240).stdout
+    assert "done 2 (8, 21, 30) True" in out, out
 
 
 def test_sweep_chunk_size_pads_and_cuts():
