@@ -20,7 +20,7 @@ of one device and all devices), and the compile time; saves
 benchmarks/results/throughput[_TAG].json.
 
     python benchmarks/throughput.py [--seeds 64] [--steps 200] [--repeats 3] [--tag cpu] [--host-devices N]
-                                    [--chunk-sizes default,1]
+                                    [--chunk-sizes share,1]
 """
 
 from __future__ import annotations
@@ -140,8 +140,9 @@ def _median_rate(f, seeds, steps, repeats):
 
 def jax_rates(case, seeds, steps, repeats, chunk_sizes):
     """jaxreg's rate with vmap on one device and with jr.sweep over all devices, for
-    each chunk size ("default": the per-device share, i.e. one vmap per device; 1: a
-    lax.map over single runs, which keeps one run's working set in cache)."""
+    each chunk size ("share": the per-device share ceil(seeds / devices), i.e. one vmap
+    per device; 1: a lax.map over single runs, which keeps one run's working set in
+    cache and is jr.sweep's default on several CPU devices)."""
     problem, make = setup(case)
 
     def run(key):
@@ -155,7 +156,7 @@ def jax_rates(case, seeds, steps, repeats, chunk_sizes):
     vmap_rate, compile_s = _median_rate(lambda: vmapped(keys), seeds, steps, repeats)
     sweep_rates = {}
     for chunk in chunk_sizes:
-        size = None if chunk == "default" else int(chunk)
+        size = -(-seeds // len(jax.devices())) if chunk == "share" else int(chunk)
         sweep_rates[chunk] = _median_rate(lambda: jr.sweep(run, keys, chunk_size=size), seeds, steps, repeats)[0]
     return vmap_rate, sweep_rates, compile_s, step_flops(problem, make, seeds)
 
@@ -223,8 +224,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--cases", default="matrix,cp,htf")
     ap.add_argument("--tag", default="cpu")
-    ap.add_argument("--chunk-sizes", default="default,1",
-                    help="jr.sweep chunk sizes to measure, comma-separated ('default' = per-device share)")
+    ap.add_argument("--chunk-sizes", default="share,1",
+                    help="jr.sweep chunk sizes to measure, comma-separated ('share' = per-device share)")
     ap.add_argument("--host-devices", type=int, default=None,
                     help="CPU devices to expose (default: one per core; read before jax is imported)")
     args = ap.parse_args()
