@@ -22,6 +22,7 @@ from ..dynamics import Status, gradient_flow
 from ..factorizations import MatrixFactorization
 from ..metrics import effective_rank, nuclear_norm
 from ..tasks import matrix_completion
+from ..sweep import sweep
 from ._runner import run_chunks
 
 NAME = "matrix-completion-depth"
@@ -98,7 +99,10 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     cells = [(n, d) for n in config.num_observed for d in config.depths]
 
     def cell(n, depth):
-        problems = [matrix_completion(k, config.shape, config.rank, n) for k in keys]
+        # every seed's problem in one compiled program (drawn eagerly, op by op, the set-up
+        # compiled some sixty small programs); unstacked for the per-problem baseline
+        stacked = sweep(lambda k: matrix_completion(k, config.shape, config.rank, n), keys)
+        problems = [jax.tree_util.tree_map(lambda x: x[i], stacked) for i in range(config.seeds)]
 
         def one(problem, key, scale):
             model = MatrixFactorization(jax.random.fold_in(key, 1), config.shape, depth, init_scale=scale)
@@ -109,7 +113,6 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
                     tr.status, tr.ts[-1])
 
         over_scales = jax.vmap(one, in_axes=(None, None, 0))
-        stacked = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *problems)
         return eqx.filter_jit(eqx.filter_vmap(over_scales, in_axes=(0, 0, None)))(stacked, keys, scales), problems
 
     def step(state, k):
