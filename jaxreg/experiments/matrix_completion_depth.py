@@ -10,6 +10,7 @@ observed entries (cvxpy + SCS, as in the reference).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 
 import equinox as eqx
@@ -21,8 +22,8 @@ from .. import _validation as V
 from ..dynamics import Status, gradient_flow
 from ..factorizations import MatrixFactorization
 from ..metrics import effective_rank, nuclear_norm
-from ..tasks import matrix_completion
 from ..sweep import sweep
+from ..tasks import matrix_completion
 from ._runner import run_chunks
 
 NAME = "matrix-completion-depth"
@@ -98,11 +99,15 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     scales = jnp.asarray(config.init_scales)
     cells = [(n, d) for n in config.num_observed for d in config.depths]
 
+    @functools.lru_cache(maxsize=None)
+    def problems_with(n):
+        # every seed's problem in one compiled program, drawn once per number of
+        # observations and shared by every depth (drawn eagerly, op by op, the set-up
+        # compiled some sixty small programs)
+        return sweep(lambda k: matrix_completion(k, config.shape, config.rank, n), keys)
+
     def cell(n, depth):
-        # every seed's problem in one compiled program (drawn eagerly, op by op, the set-up
-        # compiled some sixty small programs); unstacked for the per-problem baseline
-        stacked = sweep(lambda k: matrix_completion(k, config.shape, config.rank, n), keys)
-        problems = [jax.tree_util.tree_map(lambda x: x[i], stacked) for i in range(config.seeds)]
+        stacked = problems_with(n)
 
         def one(problem, key, scale):
             model = MatrixFactorization(jax.random.fold_in(key, 1), config.shape, depth, init_scale=scale)
@@ -113,13 +118,14 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
                     tr.status, tr.ts[-1])
 
         over_scales = jax.vmap(one, in_axes=(None, None, 0))
-        return eqx.filter_jit(eqx.filter_vmap(over_scales, in_axes=(0, 0, None)))(stacked, keys, scales), problems
+        return eqx.filter_jit(eqx.filter_vmap(over_scales, in_axes=(0, 0, None)))(stacked, keys, scales)
 
     def step(state, k):
         n, depth = cells[k]
-        (err, nuc, erank, status, t_end), problems = cell(n, depth)
+        err, nuc, erank, status, t_end = cell(n, depth)
         out = {"error": err, "nuclear_norm": nuc, "effective_rank": erank, "status": status, "time": t_end}
         if config.baseline and depth == config.depths[0]:
+            problems = [jax.tree_util.tree_map(lambda x: x[i], problems_with(n)) for i in range(config.seeds)]
             base = [nuclear_norm_baseline(p, config.baseline_delta, config.baseline_eps) for p in problems]
             tgt = [np.asarray(p.target) for p in problems]
             out["baseline_error"] = np.array([np.sum((b - t) ** 2) / np.sum(t**2) for b, t in zip(base, tgt)])
