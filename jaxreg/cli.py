@@ -54,12 +54,7 @@ def _config(module, args):
         raise UsageError(str(e)) from None
     overrides = {}
     if args.config is not None:
-        if not args.config.exists():
-            raise UsageError(f"--config: no such file {args.config}")
-        try:
-            overrides = tomllib.loads(args.config.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise UsageError(f"--config: malformed TOML in {args.config}: {e}") from None
+        overrides = _read_toml(args.config)
         fields = {f.name for f in dataclasses.fields(module.Config)}
         unknown = sorted(set(overrides) - fields)
         if unknown:
@@ -73,6 +68,22 @@ def _config(module, args):
         return dataclasses.replace(config, **fixed)
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from None
+
+
+def _read_toml(path: Path) -> dict:
+    """The table of a TOML file, or a :class:`UsageError` naming ``--config`` and the fault."""
+    if not path.exists():
+        raise UsageError(f"--config: no such file {path}")
+    if not path.is_file():
+        raise UsageError(f"--config: {path} is not a file")
+    try:
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise UsageError(f"--config: {path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
+    except OSError as e:
+        raise UsageError(f"--config: cannot read {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"--config: malformed TOML in {path}: {e}") from None
 
 
 def _module(name: str):

@@ -19,14 +19,38 @@ def singular_values(w: Float[Array, "m n"]) -> Float[Array, " k"]:
 
 def effective_rank(w: Float[Array, "m n"]) -> Float[Array, ""]:
     """Effective rank of Roy and Vetterli (2007): exp(H(p)), p_i = s_i / sum_j s_j,
-    H the Shannon entropy of the normalized singular values. 1 <= erank <= rank(w)."""
+    H the Shannon entropy of the normalized singular values s of ``w``.
+
+    Arguments:
+        w: a matrix.
+
+    Returns:
+        A scalar in [1, rank(w)]; NaN when ``w`` holds NaN or inf, or is the zero matrix
+        (whose singular values cannot be normalized).
+    """
     return effective_rank_from_singular_values(singular_values(w))
 
 
+def _all_finite(x) -> Array:
+    return jnp.all(jnp.isfinite(x))
+
+
 def effective_rank_from_singular_values(s: Float[Array, " k"]) -> Float[Array, ""]:
-    p = s / jnp.sum(s)
+    """exp(-sum_i p_i log p_i) with p_i = s_i / sum_j s_j (Roy and Vetterli 2007).
+
+    Arguments:
+        s: non-negative values (singular values or component norms).
+
+    Returns:
+        A scalar in [1, number of nonzero s_i]; NaN when ``s`` holds NaN, inf or a
+        negative value, or sums to zero.
+    """
+    total = jnp.sum(s)
+    valid = _all_finite(s) & jnp.all(s >= 0) & (total > 0)
+    p = s / jnp.where(valid, total, 1.0)
     safe = jnp.where(p > 0, p, 1.0)
-    return jnp.exp(-jnp.sum(jnp.where(p > 0, p * jnp.log(safe), 0.0)))
+    value = jnp.exp(-jnp.sum(jnp.where(p > 0, p * jnp.log(safe), 0.0)))
+    return jnp.where(valid, value, jnp.nan)
 
 
 def nuclear_norm(w: Float[Array, "m n"]) -> Float[Array, ""]:
@@ -58,8 +82,10 @@ def matricization_effective_rank(t, modes) -> Float[Array, ""]:
 
 
 def numerical_rank(s: Float[Array, " k"], rtol: float = 1e-6) -> Array:
-    """Number of singular values above ``rtol`` times the largest."""
-    return jnp.sum(s > rtol * s[0])
+    """Number of singular values above ``rtol`` times the largest (``s`` in decreasing
+    order), as a float: NaN when ``s`` holds NaN or inf, 0 for the zero matrix."""
+    count = jnp.sum(s > rtol * s[0]).astype(jnp.result_type(float))
+    return jnp.where(_all_finite(s), count, jnp.nan)
 
 
 def reconstruction_error(w, target) -> Float[Array, ""]:
@@ -92,7 +118,8 @@ def ht_rank(tensor: Float[Array, "..."], tree=None, rtol: float = 1e-6) -> tuple
     number of singular values of the matricization [[tensor; node]] above ``rtol``
     times the largest. ``tree`` defaults to the balanced binary mode tree of
     :func:`jaxreg.factorizations.trees.balanced_tree`. Leaves (mode-n ranks) are not
-    included. Evaluated eagerly (returns Python ints), at save points only.
+    included. Evaluated eagerly (returns Python ints; NaN for every node when
+    ``tensor`` holds NaN or inf), at save points only.
     """
     import numpy as np
 
@@ -100,6 +127,8 @@ def ht_rank(tensor: Float[Array, "..."], tree=None, rtol: float = 1e-6) -> tuple
 
     t = np.asarray(tensor)
     plan = plan_tree(balanced_tree(t.ndim) if tree is None else tree, t.ndim)
+    if not np.all(np.isfinite(t)):
+        return (float("nan"),) * (len(plan.nodes) - 1)
     ranks = []
     for node in plan.nodes[:-1]:
         rest = tuple(m for m in range(t.ndim) if m not in node)
@@ -116,7 +145,8 @@ def cp_rank_estimate(
     """Smallest r <= ``max_rank`` whose CP-ALS fit (``tensorly.decomposition.parafac``,
     numpy backend, ``n_restarts`` random inits from ``seed``) reaches mean squared error
     < ``tol`` against ``tensor``; ``max_rank + 1`` if none does (Razin et al. 2021's
-    "CP rank of the solution"). Runs on the host, not jit-able.
+    "CP rank of the solution"); NaN when ``tensor`` holds NaN or inf. Runs on the
+    host, not jit-able.
     """
     import numpy as np
     from tensorly.cp_tensor import cp_to_tensor as tl_cp_to_tensor
@@ -128,6 +158,8 @@ def cp_rank_estimate(
     n_restarts = V.positive_int("n_restarts", n_restarts)
     tol = V.positive_float("tol", tol)
     t = np.asarray(tensor, dtype=np.float64)
+    if not np.all(np.isfinite(t)):
+        return float("nan")
     if float(np.mean(t**2)) < tol:
         return 0
     rng = np.random.default_rng(seed)
@@ -149,5 +181,7 @@ def component_effective_rank(norms: Float[Array, " R"]) -> Float[Array, ""]:
 
 
 def numerical_component_rank(norms: Float[Array, " R"], rtol: float = 1e-2) -> Array:
-    """Number of CP components whose norm exceeds ``rtol`` times the largest."""
-    return jnp.sum(norms > rtol * jnp.max(norms))
+    """Number of CP components whose norm exceeds ``rtol`` times the largest, as a float:
+    NaN when ``norms`` holds NaN or inf, 0 when all norms are zero."""
+    count = jnp.sum(norms > rtol * jnp.max(norms)).astype(jnp.result_type(float))
+    return jnp.where(_all_finite(norms), count, jnp.nan)

@@ -26,6 +26,7 @@ from .factorizations._common import np_seed
 from .factorizations.cp import cp_entries, cp_to_tensor
 
 DENSE_LIMIT = 2**24  # targets with more entries are kept in factored form only
+SENSING_LIMIT = 2**28  # at most this many numbers in the dense sensing operators A_i
 
 
 class Observations(eqx.Module):
@@ -59,7 +60,18 @@ class Problem(eqx.Module):
     test: Observations
     ground_truth: eqx.Module | tuple | None = None
 
+    def check_model(self, model, name: str = "model") -> None:
+        """Raise ``ValueError`` unless ``model`` factorizes a tensor of this problem's shape.
+
+        Models without a ``shape`` attribute (user-defined callables of other kinds) pass:
+        their shape is only known once evaluated.
+        """
+        shape = getattr(model, "shape", None)
+        if shape is not None and tuple(shape) != self.shape:
+            raise ValueError(f"{name} has shape {tuple(shape)} but the {self.kind} problem has shape {self.shape}")
+
     def _predict(self, model, obs: Observations):
+        self.check_model(model)  # static shapes: raised while tracing, before compilation
         if self.kind == "completion":
             return model.entries(obs.indices)
         return self._measure(model.materialize(), obs)
@@ -158,7 +170,7 @@ def _completion(shape, target, factors, key, num_observed, num_test):
 def _sensing(shape, target, key, num_measurements, num_test):
     num_test = num_measurements if num_test is None else V.nonnegative_int("num_test", num_test)
     numel = math.prod(shape)
-    if (num_measurements + num_test) * numel > 2**28:
+    if (num_measurements + num_test) * numel > SENSING_LIMIT:
         raise ValueError(
             f"num_measurements={num_measurements} operators of shape {shape} need "
             f"{(num_measurements + num_test) * numel} numbers: too many for dense sensing"

@@ -10,7 +10,6 @@ import jax.numpy as jnp
 import optax
 
 from .. import _validation as V
-from .flow import _check_positive
 from .trajectory import Status, Trajectory, finite_tree
 
 _RUNNING = -1
@@ -41,12 +40,11 @@ def gradient_descent(
         raise ValueError(f"num_steps ({num_steps}) must be a multiple of save_every ({save_every})")
     if not isinstance(optimizer, optax.GradientTransformation):
         raise ValueError(f"optimizer must be an optax.GradientTransformation, got {type(optimizer).__name__}")
-    if not callable(loss):
-        raise ValueError(f"loss must be a callable mapping a model to a scalar, got {loss!r}")
+    V.model_fits_loss(loss, model)
+    V.callable_or_none("metrics", metrics, "a callable mapping a model to a pytree")
     if stop_at_loss is not None:
-        _check_positive("stop_at_loss", stop_at_loss, allow_zero=True)
-    params, _ = eqx.partition(model, eqx.is_inexact_array)
-    dtype = jax.tree_util.tree_leaves(params)[0].dtype
+        V.number("stop_at_loss", stop_at_loss, minimum=0.0, traced_ok=True)
+    dtype = V.model_params_dtype("model", model)
     stop = jnp.asarray(-jnp.inf if stop_at_loss is None else stop_at_loss, dtype)
     return _descent(loss, model, optimizer, num_steps // save_every, save_every, metrics, stop)
 

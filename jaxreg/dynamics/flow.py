@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optimistix as optx
 from jaxtyping import ArrayLike, PyTree
 
@@ -49,25 +49,33 @@ def gradient_flow(
     reported in ``Trajectory.status`` instead of raised (``throw=False``).
     For the stiff phase after convergence pass an implicit solver (e.g.
     ``diffrax.Kvaerno5()``) on small models.
+
+    Arguments are checked before anything is traced: a ``ValueError`` names the
+    argument when ``ts`` is not a finite non-decreasing 1-d array in [0, t1], a
+    tolerance or ``t1`` is not a positive finite number, or ``loss`` is a problem's
+    bound method (``problem.loss``) and ``model`` has another shape than the problem.
+
+    Returns:
+        A :class:`Trajectory`: save times, the loss and ``metrics`` at each, the final
+        model, the :class:`Status` code and the number of solver steps.
     """
     max_steps = V.positive_int("max_steps", max_steps)
-    if not callable(loss):
-        raise ValueError(f"loss must be a callable mapping a model to a scalar, got {loss!r}")
-    if metrics is not None and not callable(metrics):
-        raise ValueError(f"metrics must be a callable or None, got {metrics!r}")
+    V.model_fits_loss(loss, model)
+    V.callable_or_none("metrics", metrics, "a callable mapping a model to a pytree")
     for name, v in (("t1", t1), ("rtol", rtol), ("atol", atol)):
-        _check_positive(name, v)
+        V.number(name, v, positive=True, traced_ok=True)
     if stop_at_loss is not None:
-        _check_positive("stop_at_loss", stop_at_loss, allow_zero=True)
+        V.number("stop_at_loss", stop_at_loss, minimum=0.0, traced_ok=True)
+    if dt0 is not None:
+        V.number("dt0", dt0, positive=True, traced_ok=True)
     solver = diffrax.Tsit5() if solver is None else solver
+    if not isinstance(solver, diffrax.AbstractSolver):
+        raise ValueError(f"solver must be a diffrax.AbstractSolver, got {solver!r}")
     if not isinstance(solver, diffrax.AbstractAdaptiveSolver) and dt0 is None:
         raise ValueError(f"dt0 is required with the non-adaptive solver {type(solver).__name__}")
-    params, _ = eqx.partition(model, eqx.is_inexact_array)
-    dtype = jax.tree_util.tree_leaves(params)[0].dtype
+    dtype = V.model_params_dtype("model", model)
+    ts_arr = None if ts is None else _save_times(ts, t1, dtype)
     t1 = jnp.asarray(t1, dtype)
-    ts_arr = None if ts is None else jnp.asarray(ts, dtype)
-    if ts_arr is not None and ts_arr.ndim != 1:
-        raise ValueError(f"ts must be a 1-d array of save times, got shape {ts_arr.shape}")
     stop = None if stop_at_loss is None else jnp.asarray(stop_at_loss, dtype)
     dt0 = None if dt0 is None else jnp.asarray(dt0, dtype)
     return _flow(
@@ -76,13 +84,17 @@ def gradient_flow(
     )
 
 
-def _check_positive(name, v, allow_zero=False):
+def _save_times(ts, t1, dtype):
+    """``ts`` as an array of ``dtype``, checked (when concrete) in that dtype, the one the
+    solver compares with ``t1``; converted with numpy so that nothing compiles."""
+    if V.is_traced(ts) or V.is_traced(t1):
+        return jnp.asarray(ts, dtype)
     try:
-        concrete = float(v)
-    except (TypeError, jax.errors.ConcretizationTypeError):
-        return  # traced: cannot check here
-    if not math.isfinite(concrete) or concrete < 0 or (concrete == 0 and not allow_zero):
-        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+        arr = np.asarray(ts, dtype)
+    except (TypeError, ValueError):
+        raise ValueError(f"ts must be a 1-d array of save times, got {ts!r}") from None
+    V.save_times("ts", arr, np.asarray(t1, dtype))
+    return jnp.asarray(arr)
 
 
 @eqx.filter_jit

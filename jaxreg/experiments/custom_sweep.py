@@ -47,7 +47,9 @@ from ..factorizations import (
     TensorFactorization,
 )
 from ..sweep import sweep
-from ..tasks import matrix_completion, matrix_sensing, tensor_completion, tensor_sensing
+from ..factorizations.hierarchical import _plan as tree_plan
+from ..factorizations.trees import check_widths
+from ..tasks import DENSE_LIMIT, SENSING_LIMIT, matrix_completion, matrix_sensing, tensor_completion, tensor_sensing
 from ._runner import run_chunks, stack_chunks
 
 NAME = "sweep"
@@ -94,42 +96,51 @@ class Config:
     top: int = 5
 
     def __post_init__(self):
-        V.choice("model", self.model, MODELS)
-        V.choice("task", self.task, TASKS)
-        V.choice("target", self.target, ("cp", "ht"))
+        V.config_fields(self, choices={"model": MODELS, "task": TASKS, "target": ("cp", "ht")})
+        if not isinstance(self.optimizer, str):
+            raise ValueError(f"optimizer must be a string ('flow' or an optimizer's name), got {self.optimizer!r}")
         order = 2 if self.model == "matrix" else None
-        object.__setattr__(self, "shape", V.shape_tuple("shape", self.shape, order=order,
-                                                        min_order=2))
+        V.normalize_fields(self, shape=V.shape_tuple("shape", self.shape, order=order, min_order=2),
+                           widths=V.int_tuple("widths", self.widths, minimum=1, distinct=False),
+                           init_scales=V.float_tuple("init_scales", self.init_scales, positive=True,
+                                                     distinct=False))
         if self.model == "hierarchical" and len(self.shape) < 3:
             raise ValueError(f"shape must have at least 3 modes for model 'hierarchical', got {self.shape}")
-        for name in ("depth", "rank", "target_rank", "num_observed", "num_steps", "max_steps", "seeds",
-                     "num_saves", "num_chunks", "top"):
-            V.positive_int(name, getattr(self, name))
+        V.config_fields(self, positive_ints=("rank", "target_rank", "num_observed", "num_steps", "max_steps",
+                                             "seeds", "num_saves", "num_chunks", "top"),
+                        nonnegative_ints=("seed",), positive_floats=("learning_rate", "t1", "rtol", "atol"))
         if self.model == "deep_cp":
             V.nonnegative_int("depth", self.depth)
-        object.__setattr__(self, "widths", tuple(V.positive_int(f"widths[{i}]", w)
-                                                 for i, w in enumerate(self.widths)))
-        V.nonnegative_int("seed", self.seed)
-        for name in ("learning_rate", "t1", "rtol", "atol"):
-            V.positive_float(name, getattr(self, name))
-        if not isinstance(self.stop_at_loss, (int, float)) or self.stop_at_loss < 0:
-            raise ValueError(f"stop_at_loss must be a non-negative number, got {self.stop_at_loss!r}")
-        if not self.init_scales:
-            raise ValueError("init_scales must be a non-empty list of positive numbers")
-        object.__setattr__(self, "init_scales", tuple(V.positive_float(f"init_scales[{i}]", s)
-                                                      for i, s in enumerate(self.init_scales)))
-        if self.num_saves % self.num_chunks:
-            raise ValueError(f"num_saves ({self.num_saves}) must be a multiple of num_chunks ({self.num_chunks})")
+        else:
+            V.positive_int("depth", self.depth)
+        V.number("stop_at_loss", self.stop_at_loss, minimum=0.0)
+        V.divisible("num_saves", self.num_saves, "num_chunks", self.num_chunks)
+        self._check_task()
+        if self.model == "hierarchical":
+            check_widths(self.widths, tree_plan(self.shape, None))
         if self.optimizer != "flow":
-            if self.num_steps % self.num_saves:
-                raise ValueError(f"num_steps ({self.num_steps}) must be a multiple of num_saves ({self.num_saves})")
-            if not isinstance(self.optimizer_options, dict):
-                raise ValueError(f"optimizer_options must be a table, got {self.optimizer_options!r}")
-            make_optimizer(self)  # unknown names and bad options fail here, before any work
-        entries = int(np.prod(self.shape))
-        if self.task == "completion" and self.num_observed >= entries:
-            raise ValueError(f"num_observed must be below the {entries} entries of shape {self.shape}, "
-                             f"got {self.num_observed}")
+            V.divisible("num_steps", self.num_steps, "num_saves", self.num_saves)
+            check_optimizer(self)  # unknown names and bad options fail here, before any work
+        V.fits_in_memory("seeds", self.seeds, len(self.init_scales) * self.seeds * _bytes_per_run(self))
+
+    def _check_task(self):
+        """The target and observations can be drawn (checked on the config, never traced)."""
+        numel = int(np.prod(self.shape))
+        if self.model == "matrix" and self.target_rank > min(self.shape):
+            raise ValueError(f"target_rank must be at most min(shape) = {min(self.shape)}, got {self.target_rank}")
+        if self.model != "matrix" and self.target == "ht":
+            plan = tree_plan(self.shape, None)
+            check_widths((self.target_rank,) * plan.depth, plan, name="target_rank")
+        if self.task == "completion":
+            V.below_entries("num_observed", self.num_observed, self.shape)
+            return
+        if self.model != "matrix" and numel > DENSE_LIMIT:
+            raise ValueError(f"shape {self.shape} has {numel} entries, too many for dense sensing "
+                             f"(at most {DENSE_LIMIT})")
+        if 2 * self.num_observed * numel > SENSING_LIMIT:
+            raise ValueError(f"num_observed={self.num_observed} sensing operators (and as many for testing) "
+                             f"of shape {self.shape} need {2 * self.num_observed * numel} numbers, more than "
+                             f"{SENSING_LIMIT}")
 
     @classmethod
     def preset(cls, size: str) -> "Config":
@@ -141,7 +152,12 @@ class Config:
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
     """``optax.<optimizer>(learning_rate, **optimizer_options)`` or jaxreg's GroupRMSprop."""
+    if not isinstance(config.optimizer_options, dict):
+        raise ValueError(f"optimizer_options must be a table, got {config.optimizer_options!r}")
     opts = dict(config.optimizer_options)
+    for k, v in opts.items():
+        if not isinstance(v, (bool, int, float, str)):
+            raise ValueError(f"optimizer_options.{k} must be a number, a boolean or a string, got {v!r}")
     if config.optimizer == "group_rmsprop":
         factory = group_rmsprop
     else:
@@ -156,6 +172,51 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
     if not isinstance(opt, optax.GradientTransformation):
         raise ValueError(f"optimizer {config.optimizer!r} is not an optax optimizer")
     return opt
+
+
+def check_optimizer(config: Config) -> None:
+    """Build the optimizer and trace one update on a 2-vector (abstractly: nothing is compiled
+    or computed), so options of the wrong type fail as one line naming ``optimizer_options``."""
+    opt = make_optimizer(config)
+    params = jax.ShapeDtypeStruct((2,), jnp.float32)
+
+    def one_update(p):
+        return opt.update(p, opt.init(p), p)
+
+    try:
+        jax.eval_shape(one_update, params)
+    except Exception as e:  # any failure here is a bad option value
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"optimizer_options {dict(config.optimizer_options)} do not fit "
+                         f"{config.optimizer}: {msg}") from None
+
+
+def _num_params(config: Config) -> int:
+    """The number of trained parameters of the configured model (a lower bound for HTF)."""
+    dims = sum(config.shape)
+    if config.model == "matrix":
+        m, n = config.shape
+        w = min(m, n)
+        return w * (m + n) + max(0, config.depth - 2) * w * w if config.depth > 1 else m * n
+    if config.model == "cp":
+        return config.rank * dims
+    if config.model == "deep_cp":
+        return config.rank * dims * (config.depth + 1)
+    return dims * config.widths[0]
+
+
+def _bytes_per_run(config: Config) -> int:
+    """A lower bound on the bytes one run of the grid holds: its problem (target,
+    observations), its model and its saved outputs, in float64."""
+    numel = int(np.prod(config.shape))
+    dense = numel if numel <= DENSE_LIMIT else 0
+    if config.task == "completion":
+        rest = numel - config.num_observed
+        observations = (config.num_observed + (rest if numel <= 10**6 else min(rest, 10_000))) * (1 + len(config.shape))
+    else:
+        observations = 2 * config.num_observed * (numel + 1)
+    outputs = config.num_saves * (3 + config.top)
+    return 8 * (dense + observations + _num_params(config) + outputs)
 
 
 def _problem(config: Config, key):

@@ -61,23 +61,14 @@ class Config:
     component_rtol: float = 1e-2
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", V.shape_tuple("shape", self.shape))
-        for name in ("depths", "init_scales"):
-            value = tuple(getattr(self, name))
-            if not value:
-                raise ValueError(f"{name} must not be empty")
-            object.__setattr__(self, name, value)
-        for k in self.depths:
-            V.nonnegative_int("depths", k)
-        for s in self.init_scales:
-            V.positive_float("init_scales", s)
-        for name in ("target_rank", "rank", "num_observed", "seeds", "num_steps"):
-            V.positive_int(name, getattr(self, name))
-        if self.num_observed >= math.prod(self.shape):
-            raise ValueError(f"num_observed must be below the {math.prod(self.shape)} entries, got {self.num_observed}")
-        V.nonnegative_int("seed", self.seed)
-        for name in ("lr", "stop_at_loss", "component_rtol"):
-            V.positive_float(name, getattr(self, name))
+        V.normalize_fields(self, shape=V.shape_tuple("shape", self.shape),
+                           depths=V.int_tuple("depths", self.depths, minimum=0, distinct=False),
+                           init_scales=V.float_tuple("init_scales", self.init_scales, positive=True, distinct=False))
+        V.config_fields(self, positive_ints=("target_rank", "rank", "num_observed", "seeds", "num_steps"),
+                        nonnegative_ints=("seed",), positive_floats=("lr", "stop_at_loss", "component_rtol"))
+        V.below_entries("num_observed", self.num_observed, self.shape)
+        runs = self.seeds * len(self.depths) * len(self.init_scales)
+        V.fits_in_memory("seeds", self.seeds, 8 * runs * (math.prod(self.shape) + self.rank * sum(self.shape)))
 
     @classmethod
     def preset(cls, size: str) -> "Config":

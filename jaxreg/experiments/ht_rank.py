@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import json
 import math
+from collections.abc import Sequence
 
 import equinox as eqx
 import jax
@@ -62,28 +63,27 @@ class Config:
     top: int = 10
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", V.shape_tuple("shape", self.shape, min_order=3))
+        V.normalize_fields(self, shape=V.shape_tuple("shape", self.shape, min_order=3))
         plan = plan_tree(balanced_tree(len(self.shape)), len(self.shape))
-        object.__setattr__(self, "widths", check_widths(self.widths, plan))
-        for name in ("rank", "num_observed", "num_saves", "num_chunks", "seeds", "max_steps", "top"):
-            V.positive_int(name, getattr(self, name))
-        V.nonnegative_int("seed", self.seed)
-        for name in ("init_scale", "t1", "eta", "rtol", "atol"):
-            V.positive_float(name, getattr(self, name))
+        V.normalize_fields(self, widths=check_widths(self.widths, plan))
+        V.config_fields(self, positive_ints=("rank", "num_observed", "num_saves", "num_chunks", "seeds", "max_steps",
+                                             "top"),
+                        nonnegative_ints=("seed",), positive_floats=("init_scale", "t1", "eta", "rtol", "atol"))
+        if isinstance(self.non_tree, (str, bytes)) or not isinstance(self.non_tree, Sequence):
+            raise ValueError(f"non_tree must be a list of mode sets, got {self.non_tree!r}")
         sets = []
-        for modes in self.non_tree:
-            modes = tuple(sorted(V.nonnegative_int("non_tree", m) for m in modes))
+        for i, modes in enumerate(self.non_tree):
+            modes = tuple(sorted(V.int_tuple(f"non_tree[{i}]", modes, minimum=0)))
             rest = tuple(m for m in range(len(self.shape)) if m not in modes)
-            if not modes or len(set(modes)) != len(modes) or modes[-1] >= len(self.shape):
+            if modes[-1] >= len(self.shape):
                 raise ValueError(f"non_tree sets must hold distinct modes of range({len(self.shape)}), got {modes}")
             if modes in plan.nodes or rest in plan.nodes or len(modes) == 1 or len(rest) <= 1:
                 raise ValueError(f"non_tree set {modes} is (the complement of) a node of the tree {plan.tree}")
             sets.append(modes)
-        object.__setattr__(self, "non_tree", tuple(sets))
-        if self.num_observed >= math.prod(self.shape):
-            raise ValueError(f"num_observed must be below {math.prod(self.shape)}, got {self.num_observed}")
-        if self.num_saves % self.num_chunks:
-            raise ValueError(f"num_saves ({self.num_saves}) must be a multiple of num_chunks ({self.num_chunks})")
+        V.normalize_fields(self, non_tree=tuple(sets))
+        V.below_entries("num_observed", self.num_observed, self.shape)
+        V.divisible("num_saves", self.num_saves, "num_chunks", self.num_chunks)
+        V.fits_in_memory("seeds", self.seeds, 8 * self.seeds * (math.prod(self.shape) + self.num_observed))
 
     @classmethod
     def preset(cls, size: str) -> "Config":

@@ -108,38 +108,31 @@ class Config:
     max_steps: int = 200_000
 
     def __post_init__(self):
-        object.__setattr__(self, "mf_shape", V.shape_tuple("mf_shape", self.mf_shape, order=2))
-        for name in ("tf_shape", "htf_shape", "dcp_shape"):
-            object.__setattr__(self, name, V.shape_tuple(name, getattr(self, name), min_order=2))
-        for name in ("mf_rank", "mf_observed", "mf_depth", "tf_rank", "tf_observed", "tf_components",
-                     "htf_rank", "htf_observed", "dcp_rank", "dcp_observed", "dcp_components", "num_saves",
-                     "num_chunks", "seeds", "max_steps"):
-            V.positive_int(name, getattr(self, name))
-        V.nonnegative_int("seed", self.seed)
-        for name in ("mf_init_scale", "mf_t1", "tf_init_scale", "tf_t1", "htf_init_scale", "htf_t1", "eta",
-                     "rtol", "atol"):
-            V.positive_float(name, getattr(self, name))
-        V.choice("htf_target", self.htf_target, ("cp", "ht"))
-        object.__setattr__(self, "htf_widths", check_widths(self.htf_widths, _tree(self.htf_shape), "htf_widths"))
-        for name in ("dcp_depths", "dcp_t1s"):
-            value = tuple(getattr(self, name))
-            if len(value) != len(self.dcp_depths) or not value:
-                raise ValueError(f"{name} must have one entry per deep-CP depth ({len(self.dcp_depths)}), "
-                                 f"got {value!r}")
-            object.__setattr__(self, name, value)
-        for k in self.dcp_depths:
-            V.nonnegative_int("dcp_depths", k)
-        V.positive_float("dcp_init_scale", self.dcp_init_scale)
-        for v in self.dcp_t1s:
-            V.positive_float("dcp_t1s", v)
+        V.normalize_fields(self, mf_shape=V.shape_tuple("mf_shape", self.mf_shape, order=2),
+                           **{name: V.shape_tuple(name, getattr(self, name), min_order=2)
+                              for name in ("tf_shape", "htf_shape", "dcp_shape")})
+        V.config_fields(self, positive_ints=("mf_rank", "mf_observed", "mf_depth", "tf_rank", "tf_observed",
+                                             "tf_components", "htf_rank", "htf_observed", "dcp_rank", "dcp_observed",
+                                             "dcp_components", "num_saves", "num_chunks", "seeds", "max_steps"),
+                        nonnegative_ints=("seed",),
+                        positive_floats=("mf_init_scale", "mf_t1", "tf_init_scale", "tf_t1", "htf_init_scale",
+                                         "htf_t1", "eta", "rtol", "atol", "dcp_init_scale"),
+                        choices={"htf_target": ("cp", "ht")})
+        V.normalize_fields(self, htf_widths=check_widths(self.htf_widths, _tree(self.htf_shape), "htf_widths"),
+                           dcp_depths=V.int_tuple("dcp_depths", self.dcp_depths, minimum=0, distinct=False),
+                           dcp_t1s=V.float_tuple("dcp_t1s", self.dcp_t1s, positive=True, distinct=False))
+        if len(self.dcp_t1s) != len(self.dcp_depths):
+            raise ValueError(f"dcp_t1s must have one entry per deep-CP depth ({len(self.dcp_depths)}), "
+                             f"got {self.dcp_t1s!r}")
         if self.mf_rank > min(self.mf_shape):
             raise ValueError(f"mf_rank must be at most min(mf_shape) = {min(self.mf_shape)}, got {self.mf_rank}")
+        numel = 0
         for prefix in ("mf", "tf", "htf", "dcp"):
-            n, shape = getattr(self, f"{prefix}_observed"), getattr(self, f"{prefix}_shape")
-            if n >= math.prod(shape):
-                raise ValueError(f"{prefix}_observed must be below {math.prod(shape)} entries, got {n}")
-        if self.num_saves % self.num_chunks:
-            raise ValueError(f"num_saves ({self.num_saves}) must be a multiple of num_chunks ({self.num_chunks})")
+            shape = getattr(self, f"{prefix}_shape")
+            V.below_entries(f"{prefix}_observed", getattr(self, f"{prefix}_observed"), shape)
+            numel += math.prod(shape)
+        V.divisible("num_saves", self.num_saves, "num_chunks", self.num_chunks)
+        V.fits_in_memory("seeds", self.seeds, 8 * self.seeds * numel)
 
     @classmethod
     def preset(cls, size: str) -> "Config":

@@ -48,26 +48,17 @@ class Config:
     baseline_eps: float = 1e-6
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", V.shape_tuple("shape", self.shape, order=2))
-        for name in ("num_observed", "depths", "init_scales"):
-            value = tuple(getattr(self, name))
-            if not value:
-                raise ValueError(f"{name} must not be empty")
-            object.__setattr__(self, name, value)
+        V.normalize_fields(self, shape=V.shape_tuple("shape", self.shape, order=2),
+                           num_observed=V.int_tuple("num_observed", self.num_observed, minimum=1, distinct=False),
+                           depths=V.int_tuple("depths", self.depths, minimum=1, distinct=False),
+                           init_scales=V.float_tuple("init_scales", self.init_scales, positive=True, distinct=False))
         for n in self.num_observed:
-            V.positive_int("num_observed", n)
-            if n >= self.shape[0] * self.shape[1]:
-                raise ValueError(f"num_observed must be below {self.shape[0] * self.shape[1]}, got {n}")
-        for d in self.depths:
-            V.positive_int("depths", d)
-        for s in self.init_scales:
-            V.positive_float("init_scales", s)
-        V.positive_int("rank", self.rank)
-        V.positive_int("seeds", self.seeds)
-        V.nonnegative_int("seed", self.seed)
-        V.positive_int("max_steps", self.max_steps)
-        for name in ("stop_at_loss", "t1", "rtol", "atol", "baseline_delta", "baseline_eps"):
-            V.positive_float(name, getattr(self, name))
+            V.below_entries("num_observed", n, self.shape)
+        V.config_fields(self, positive_ints=("rank", "seeds", "max_steps"), nonnegative_ints=("seed",),
+                        positive_floats=("stop_at_loss", "t1", "rtol", "atol", "baseline_delta", "baseline_eps"))
+        V.boolean("baseline", self.baseline)
+        runs = self.seeds * len(self.num_observed) * len(self.depths) * len(self.init_scales)
+        V.fits_in_memory("seeds", self.seeds, 8 * runs * self.shape[0] * self.shape[1])
 
     @classmethod
     def preset(cls, size: str) -> "Config":

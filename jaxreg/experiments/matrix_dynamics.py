@@ -45,16 +45,13 @@ class Config:
     max_steps: int = 100_000
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", V.shape_tuple("shape", self.shape, order=2))
-        for name in ("rank", "num_observed", "depth", "num_saves", "num_chunks", "seeds", "top", "max_steps"):
-            V.positive_int(name, getattr(self, name))
-        V.nonnegative_int("seed", self.seed)
-        for name in ("init_scale", "t1", "rtol", "atol"):
-            V.positive_float(name, getattr(self, name))
-        if self.num_saves % self.num_chunks:
-            raise ValueError(f"num_saves ({self.num_saves}) must be a multiple of num_chunks ({self.num_chunks})")
-        if self.num_observed >= self.shape[0] * self.shape[1]:
-            raise ValueError(f"num_observed must be below {self.shape[0] * self.shape[1]}, got {self.num_observed}")
+        V.normalize_fields(self, shape=V.shape_tuple("shape", self.shape, order=2))
+        V.config_fields(self, positive_ints=("rank", "num_observed", "depth", "num_saves", "num_chunks", "seeds", "top",
+                                             "max_steps"),
+                        nonnegative_ints=("seed",), positive_floats=("init_scale", "t1", "rtol", "atol"))
+        V.divisible("num_saves", self.num_saves, "num_chunks", self.num_chunks)
+        V.below_entries("num_observed", self.num_observed, self.shape)
+        V.fits_in_memory("seeds", self.seeds, 8 * self.seeds * self.depth * self.shape[0] * self.shape[1])
 
     @classmethod
     def preset(cls, size: str) -> "Config":

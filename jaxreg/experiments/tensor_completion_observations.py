@@ -73,26 +73,16 @@ class Config:
     cp_iter_max: int = 1000
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", V.shape_tuple("shape", self.shape))
-        for name in ("num_observed", "init_scales"):
-            value = tuple(getattr(self, name))
-            if not value:
-                raise ValueError(f"{name} must not be empty")
-            object.__setattr__(self, name, value)
-        total = math.prod(self.shape)
+        V.normalize_fields(self, shape=V.shape_tuple("shape", self.shape),
+                           num_observed=V.int_tuple("num_observed", self.num_observed, minimum=1),
+                           init_scales=V.float_tuple("init_scales", self.init_scales, positive=True, distinct=False))
         for n in self.num_observed:
-            V.positive_int("num_observed", n)
-            if n >= total:
-                raise ValueError(f"num_observed must be below the {total} entries, got {n}")
-        if len(set(self.num_observed)) != len(self.num_observed):
-            raise ValueError(f"num_observed must not repeat values, got {self.num_observed}")
-        for s in self.init_scales:
-            V.positive_float("init_scales", s)
-        for name in ("target_rank", "rank", "seeds", "num_steps", "cp_max_rank", "cp_restarts", "cp_iter_max"):
-            V.positive_int(name, getattr(self, name))
-        V.nonnegative_int("seed", self.seed)
-        for name in ("lr", "stop_at_loss", "cp_tol"):
-            V.positive_float(name, getattr(self, name))
+            V.below_entries("num_observed", n, self.shape)
+        V.config_fields(self, positive_ints=("target_rank", "rank", "seeds", "num_steps", "cp_max_rank", "cp_restarts",
+                                             "cp_iter_max"),
+                        nonnegative_ints=("seed",), positive_floats=("lr", "stop_at_loss", "cp_tol"))
+        runs = self.seeds * len(self.num_observed) * len(self.init_scales)
+        V.fits_in_memory("seeds", self.seeds, 8 * runs * (math.prod(self.shape) + self.rank * sum(self.shape)))
 
     @classmethod
     def preset(cls, size: str) -> "Config":
