@@ -27,6 +27,7 @@ from .factorizations.cp import cp_entries, cp_to_tensor
 
 DENSE_LIMIT = 2**24  # targets with more entries are kept in factored form only
 SENSING_LIMIT = 2**28  # at most this many numbers in the dense sensing operators A_i
+TRACEABLE_DRAW_LIMIT = 10**7  # observations of larger tensors are drawn with numpy (not under vmap)
 
 
 class Observations(eqx.Module):
@@ -128,7 +129,7 @@ def _draw_indices(key, shape, num_observed, num_test):
         if num_test > rest:
             raise ValueError(f"num_test must be at most {rest} (entries not observed), got {num_test}")
     need = num_observed + num_test
-    if total <= 10**7:  # pure JAX: works under vmap over keys
+    if total <= TRACEABLE_DRAW_LIMIT:  # pure JAX: works under vmap over keys
         flat = jax.random.permutation(key, total)[:need]
         multi = jnp.stack(jnp.unravel_index(flat, shape), axis=1).astype(jnp.int32)
         return multi[:num_observed], multi[num_observed:]

@@ -66,6 +66,7 @@ CLI_CASES = [
     ("target-rank-above-shape", ["sweep"], SWEEP.replace("target_rank = 2", "target_rank = 8"), "target_rank"),
     ("sensing-too-large", ["sweep"], 'model = "matrix"\nshape = [400, 400]\ntask = "sensing"\n'
                                      'num_observed = 2000\nseeds = 1\n', "num_observed"),
+    ("shape-too-large-for-vmap", ["sweep"], 'model = "cp"\nshape = [300, 300, 300]\nnum_observed = 1000\n', "shape"),
     ("num-observed-all", ["sweep"], SWEEP.replace("num_observed = 20", "num_observed = 36"), "num_observed"),
     ("optimizer-option-type", ["sweep"], DESCENT + 'optimizer_options = {momentum = "x"}\n', "optimizer_options"),
     ("optimizer-option-table", ["sweep"], DESCENT + "optimizer_options = {momentum = {a = 1}}\n",

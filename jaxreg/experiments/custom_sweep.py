@@ -49,7 +49,15 @@ from ..factorizations import (
 from ..sweep import sweep
 from ..factorizations.hierarchical import _plan as tree_plan
 from ..factorizations.trees import check_widths
-from ..tasks import DENSE_LIMIT, SENSING_LIMIT, matrix_completion, matrix_sensing, tensor_completion, tensor_sensing
+from ..tasks import (
+    DENSE_LIMIT,
+    SENSING_LIMIT,
+    TRACEABLE_DRAW_LIMIT,
+    matrix_completion,
+    matrix_sensing,
+    tensor_completion,
+    tensor_sensing,
+)
 from ._runner import run_chunks, stack_chunks
 
 NAME = "sweep"
@@ -133,6 +141,9 @@ class Config:
             check_widths((self.target_rank,) * plan.depth, plan, name="target_rank")
         if self.task == "completion":
             V.below_entries("num_observed", self.num_observed, self.shape)
+            if numel > TRACEABLE_DRAW_LIMIT:
+                raise ValueError(f"shape {self.shape} has {numel} entries; a sweep draws its observations "
+                                 f"under vmap, for at most {TRACEABLE_DRAW_LIMIT} entries")
             return
         if self.model != "matrix" and numel > DENSE_LIMIT:
             raise ValueError(f"shape {self.shape} has {numel} entries, too many for dense sensing "
