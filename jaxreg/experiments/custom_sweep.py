@@ -107,6 +107,8 @@ class Config:
         V.config_fields(self, choices={"model": MODELS, "task": TASKS, "target": ("cp", "ht")})
         if not isinstance(self.optimizer, str):
             raise ValueError(f"optimizer must be a string ('flow' or an optimizer's name), got {self.optimizer!r}")
+        if not isinstance(self.optimizer_options, dict):
+            raise ValueError(f"optimizer_options must be a table, got {self.optimizer_options!r}")
         order = 2 if self.model == "matrix" else None
         V.normalize_fields(self, shape=V.shape_tuple("shape", self.shape, order=order, min_order=2),
                            widths=V.int_tuple("widths", self.widths, minimum=1, distinct=False),
@@ -163,8 +165,6 @@ class Config:
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
     """``optax.<optimizer>(learning_rate, **optimizer_options)`` or jaxreg's GroupRMSprop."""
-    if not isinstance(config.optimizer_options, dict):
-        raise ValueError(f"optimizer_options must be a table, got {config.optimizer_options!r}")
     opts = dict(config.optimizer_options)
     for k, v in opts.items():
         if not isinstance(v, (bool, int, float, str)):
