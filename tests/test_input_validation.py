@@ -19,6 +19,7 @@ import jaxreg as jr
 from jaxreg import cli
 from jaxreg.dynamics.optimizers import group_rmsprop
 from jaxreg.experiments import custom_sweep
+from jaxreg.locality import IsSameClassConfig, PathfinderConfig
 
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
@@ -177,6 +178,8 @@ API_CASES = [
     ("config-init-scales-bool", lambda s: custom_sweep.Config(init_scales=(True,)), "init_scales"),
     ("config-shape-string", lambda s: custom_sweep.Config(shape="30x30"), "shape"),
     ("config-seed-float", lambda s: custom_sweep.Config(seed=1.0), "seed"),
+    ("locality-seeds-memory", lambda s: IsSameClassConfig.preset("tiny", seeds=100_000_000), "seeds"),
+    ("locality-lambda-bool", lambda s: PathfinderConfig.preset("tiny", lambdas=(True,)), "lambda"),
 ]
 
 

@@ -91,6 +91,9 @@ class _Common:
         seeds = self.seeds
         if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):  # a count: seeds 0 .. n-1
             seeds = range(_checks.integer("seeds", seeds, minimum=1))
+        # every (lambda, seed) run is vmapped: at least the first 3x3 conv's weights, their
+        # gradient and two Adam moments in float32 per run
+        _checks.fits_in_memory("seeds", len(seeds), len(seeds) * len(self.lambdas) * 4 * 4 * 9 * self.width)
         object.__setattr__(self, "seeds", _checks.int_tuple("seeds", seeds, minimum=0))
         _checks.integer("num_train", self.num_train, minimum=2)
         _checks.integer("num_test", self.num_test, minimum=2)
