@@ -40,6 +40,17 @@ def _is_real(value) -> bool:
             and np.issubdtype(dtype, np.number) and not np.issubdtype(dtype, np.complexfloating))
 
 
+def brief(value) -> str:
+    """``repr(value)`` on one line, arrays summarized (so every message stays one line)."""
+    ndim = getattr(value, "ndim", 0) if hasattr(value, "__array__") else 0
+    if ndim > 1:
+        return f"an array of shape {tuple(value.shape)} and dtype {value.dtype}"
+    if ndim == 1 and not is_traced(value):
+        return np.array2string(np.asarray(value), max_line_width=10**6, threshold=8, edgeitems=3)
+    text = repr(value)
+    return text if len(text) <= 200 and "\n" not in text else " ".join(text.split())[:200] + " ..."
+
+
 # ----------------------------------------------------------------------------------
 # scalars
 
@@ -47,7 +58,7 @@ def _is_real(value) -> bool:
 def integer(name: str, value, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """``value`` as an int, refusing bools, floats and strings; optionally bounded."""
     if not _is_integer(value):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
+        raise ValueError(f"{name} must be an integer, got {brief(value)}")
     v = int(value)
     if minimum is not None and v < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {v}")
@@ -80,7 +91,7 @@ def number(name: str, value, *, minimum: float | None = None, maximum: float | N
     if traced_ok and is_traced(value):
         return value
     if not _is_real(value):
-        raise ValueError(f"{name} must be a number, got {value!r}")
+        raise ValueError(f"{name} must be a number, got {brief(value)}")
     v = float(value)
     if not math.isfinite(v):
         raise ValueError(f"{name} must be finite, got {value!r}")
@@ -100,7 +111,7 @@ def positive_float(name: str, value):
     if is_traced(value):
         return value
     if not _is_real(value):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+        raise ValueError(f"{name} must be a positive number, got {brief(value)}")
     v = float(value)
     if not math.isfinite(v) or v <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
@@ -111,7 +122,7 @@ def choice(name: str, value, options: Sequence[str]) -> str:
     """One of ``options`` (compared with ==, so a non-string never matches string options)."""
     options = tuple(options)
     if not isinstance(value, type(options[0]) if options else object) or value not in options:
-        raise ValueError(f"{name} must be one of {options}, got {value!r}")
+        raise ValueError(f"{name} must be one of {options}, got {brief(value)}")
     return value
 
 
@@ -135,7 +146,7 @@ def callable_or_none(name: str, value, what: str) -> None:
 def _sequence(name: str, values, what: str) -> Sequence:
     """A list/tuple (or other non-string sequence); a scalar or a string is refused."""
     if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
-        raise ValueError(f"{name} must be a sequence of {what}, got {values!r}")
+        raise ValueError(f"{name} must be a sequence of {what}, got {brief(values)}")
     return values
 
 
@@ -143,7 +154,7 @@ def _finish_tuple(name: str, out: tuple, values, nonempty: bool, distinct: bool)
     if nonempty and not out:
         raise ValueError(f"{name} must not be empty")
     if distinct and len(set(out)) != len(out):
-        raise ValueError(f"{name} must not repeat values, got {tuple(values)}")
+        raise ValueError(f"{name} must not repeat values, got {brief(tuple(values))}")
     return out
 
 
@@ -166,7 +177,7 @@ def float_tuple(name: str, values, *, minimum: float | None = None, positive: bo
 def shape_tuple(name: str, value, *, order: int | None = None, min_order: int = 1) -> tuple[int, ...]:
     """A tensor shape: a tuple of positive integers with ``order`` (or >= ``min_order``) entries."""
     if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
-        raise ValueError(f"{name} must be a tuple of positive integers, got {value!r}")
+        raise ValueError(f"{name} must be a tuple of positive integers, got {brief(value)}")
     out = tuple(positive_int(f"{name}[{i}]", v) for i, v in enumerate(value))
     if order is not None and len(out) != order:
         raise ValueError(f"{name} must have {order} entries, got {len(out)}: {value!r}")
@@ -288,9 +299,9 @@ def save_times(name: str, ts, t1) -> None:
     if arr.size == 0:
         raise ValueError(f"{name} must hold at least one save time")
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {arr}")
+        raise ValueError(f"{name} must be finite, got {brief(arr)}")
     if np.any(np.diff(arr) < 0):
-        raise ValueError(f"{name} must be non-decreasing, got {arr}")
+        raise ValueError(f"{name} must be non-decreasing, got {brief(arr)}")
     if arr[0] < 0 or arr[-1] > float(t1):
         raise ValueError(f"{name} must lie in [0, t1] = [0, {float(t1):g}], got [{arr[0]:g}, {arr[-1]:g}]")
 

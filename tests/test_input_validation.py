@@ -147,6 +147,8 @@ API_CASES = [
      "model"),
     ("descent-model-no-params", lambda s: jr.gradient_descent(lambda m: 0.0, (1, 2), optax.sgd(0.1), 10), "model"),
     ("ts-descending", lambda s: _flow(s, ts=[0.5, 0.2]), "ts"),
+    ("ts-long-descending", lambda s: _flow(s, ts=np.linspace(1.0, 0.0, 1000)), "ts"),
+    ("t1-matrix", lambda s: jr.gradient_flow(s["problem"].loss, s["model"], np.ones((50, 50))), "t1"),
     ("ts-after-t1", lambda s: _flow(s, ts=[0.5, 2.0]), "ts"),
     ("ts-negative", lambda s: _flow(s, ts=[-0.1, 0.5]), "ts"),
     ("ts-nan", lambda s: _flow(s, ts=[0.1, float("nan")]), "ts"),
