@@ -126,6 +126,7 @@ def main():
     if args.worker:
         return worker(args)
     rows = []
+    load_before = os.getloadavg()  # other jobs on the machine skew both layouts
     for case in args.cases.split(","):
         one = _layout(case, 1, 2, args)[0]
         two = _layout(case, 2, 1, args)
@@ -150,7 +151,8 @@ def main():
     import jax
 
     out = {"seeds": args.seeds, "steps": args.steps, "repeats": args.repeats, "jax_version": jax.__version__,
-           "machine": platform.machine(), "cores": os.cpu_count(), "rows": rows}
+           "machine": platform.machine(), "cores": os.cpu_count(),
+           "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()}, "rows": rows}
     path = HERE / "results" / f"multiprocess{'_' + args.tag if args.tag else ''}.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=2))

@@ -43,8 +43,8 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     coordination service listens), ``num_processes`` and ``process_id``. A process that
     stops sending heartbeats for ``heartbeat_timeout`` seconds counts as dead and the
     others stop with an error; a collective with a dead peer fails at once. On CPU the
-    collectives run over gloo (``jax_cpu_collectives_implementation``, JAX's default
-    since 0.4.3x).
+    collectives run over gloo (``jax_cpu_collectives_implementation``, the default of
+    jax 0.10; older versions need it set to "gloo").
 
     Arguments:
         coordinator: ``"HOST:PORT"`` of process 0, or ``None`` to detect it.

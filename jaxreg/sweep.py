@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 
 import equinox as eqx
@@ -26,7 +27,8 @@ def sweep(fn: Callable, keys: PRNGKeyArray, *args: PyTree, devices=None, chunk_s
     Across processes (JAX's multi-controller runtime: every process runs the same
     program after ``jax.distributed.initialize()``, see :mod:`jaxreg.distributed`): the
     default ``devices`` is ``jax.devices()``, every device of every process. Every
-    process passes the same ``keys`` and ``args``; each process places only its own
+    process passes the same ``keys`` and ``args`` (checked: a checksum is compared, and
+    a difference raises ``ValueError`` on every process); each process places only its own
     devices' part of them (``jax.make_array_from_callback``), runs its share of the
     chunks, and the results are all-gathered: with ``gather="all"`` every process gets
     the whole result as host (NumPy) arrays, with ``gather="process0"`` process 0 gets
@@ -97,9 +99,11 @@ def sweep(fn: Callable, keys: PRNGKeyArray, *args: PyTree, devices=None, chunk_s
         x = jnp.asarray(x)
         return jnp.concatenate([x, jnp.repeat(x[:1], pad, axis=0)]) if pad else x
 
+    if not _local(devices):
+        _check_same_inputs(keys, args)
     keys_p, args_p = jax.tree_util.tree_map(padded, (keys, args))
     out = _run(fn, chunk_size, tuple(devices), keys_p, args_p)
-    if not all(d.process_index == jax.process_index() for d in devices):
+    if not _local(devices):
         out = _gathered(out, devices, to_host=gather == "all" or jax.process_index() == 0)
         if out is None:
             return None
@@ -126,12 +130,30 @@ def _chunked(fn, chunk_size, static_out: list):
     return run
 
 
+def _local(devices) -> bool:
+    """Whether every device belongs to this process."""
+    return all(d.process_index == jax.process_index() for d in devices)
+
+
+def _check_same_inputs(keys, args) -> None:
+    """Across processes every process must pass the same inputs (each places only its
+    own devices' rows of them): compare a CRC32 of their bytes, one small collective."""
+    from .distributed import agree
+
+    crc = 0
+    for x in jax.tree_util.tree_leaves((keys, args)):
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x = jax.random.key_data(x)
+        crc = zlib.crc32(np.ascontiguousarray(np.asarray(x)).tobytes(), crc)
+    agree(crc, "a checksum of jr.sweep's keys and args (every process must pass the same)")
+
+
 def _run(fn, chunk_size, devices, keys, args):
-    if len(devices) == 1 and devices[0].process_index == jax.process_index():
+    if len(devices) == 1 and _local(devices):
         with jax.default_device(devices[0]):
             return _program(fn, chunk_size, devices, keys, args)
     sharding = NamedSharding(Mesh(np.asarray(devices), ("batch",)), PartitionSpec("batch"))
-    if all(d.process_index == jax.process_index() for d in devices):
+    if _local(devices):
         place = lambda x: jax.device_put(x, sharding)  # noqa: E731
     else:  # every process holds the same x and places the rows of its own devices
         place = lambda x: jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])  # noqa: E731

@@ -52,7 +52,7 @@ PROCESS = SWEEP + textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    # gloo is the CPU collectives' default since jax 0.4.3x; older versions need it named
+    # gloo is the CPU collectives' default in jax 0.10; older versions need it named
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     from jaxreg import cli
     from jaxreg.experiments import custom_sweep
@@ -73,6 +73,9 @@ PROCESS = SWEEP + textwrap.dedent(
     # process 1 gets its own --out: it must write nothing there
     first = cli.main(run + ["--out", str(tmp / ("shared" if pid == 0 else "process1"))])
     custom_sweep.run_chunks = real
+    # the resumed run starts once the interrupted one has ended everywhere (as a new launch would)
+    from jax.experimental.multihost_utils import sync_global_devices
+    sync_global_devices("interrupted run ended")
     resumed = cli.main(run + ["--out", str(tmp / "shared"), "--resume"])
     experiment, keys, scales = setup()
     out = jr.sweep(experiment, keys, scales, chunk_size=2)
@@ -80,7 +83,12 @@ PROCESS = SWEEP + textwrap.dedent(
     only0 = jr.sweep(experiment, keys, scales, chunk_size=2, gather="process0")
     same0 = None if only0 is None else all(np.array_equal(a, b) for a, b in zip(
         jax.tree_util.tree_leaves(only0), jax.tree_util.tree_leaves(out)))
-    print("RESULT", json.dumps({"processes": jax.process_count(), "devices": len(jax.devices()),
+    try:  # process 1 passes other keys: refused on every process
+        jr.sweep(experiment, keys if pid == 0 else keys[::-1], scales, chunk_size=2)
+        mismatch = None
+    except ValueError as e:
+        mismatch = str(e)
+    print("RESULT", json.dumps({"mismatch": mismatch, "processes": jax.process_count(), "devices": len(jax.devices()),
                                 "local": len(jax.local_devices()), "first": first, "resumed": resumed,
                                 "types": sorted({type(x).__name__ for x in jax.tree_util.tree_leaves(out)}),
                                 "process0_only": only0 is not None, "process0_equal": same0}))
@@ -134,6 +142,7 @@ def test_two_processes_equal_one_process_bit_for_bit(tmp_path):
         assert (r["processes"], r["devices"], r["local"]) == (2, 2, 1), r
         assert r["first"] == 130 and r["resumed"] == 0, r  # interrupted, then resumed to the end
         assert r["types"] == ["ndarray"], r  # host arrays on every process
+        assert "every process must pass the same" in r["mismatch"], r
         assert r["process0_only"] == (i == 0) and r["process0_equal"] in ((True,) if i == 0 else (None,)), r
         with np.load(tmp_path / f"sweep{i}.npz") as z:
             leaves = [z[f"arr_{j}"] for j in range(len(z.files))]
