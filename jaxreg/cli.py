@@ -25,6 +25,33 @@ def _run_options(parser, *, config_required: bool, config_help: str) -> None:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
+    d = parser.add_argument_group("across processes (JAX's multi-controller runtime; process 0 writes)")
+    d.add_argument("--distributed", action="store_true",
+                   help="join a multi-process run: jax.distributed.initialize(), which detects SLURM, Open MPI, "
+                        "Kubernetes and TPU pods, or takes the three options below")
+    d.add_argument("--coordinator", default=None, metavar="HOST:PORT", help="process 0's address (with --distributed)")
+    d.add_argument("--num-processes", type=int, default=None, metavar="N", help="number of processes")
+    d.add_argument("--process-id", type=int, default=None, metavar="I", help="this process's index, 0..N-1")
+
+
+def _distributed(args) -> None:
+    """``jax.distributed.initialize`` for ``--distributed`` (before any use of a device)."""
+    explicit = (args.coordinator, args.num_processes, args.process_id)
+    if not args.distributed:
+        if any(v is not None for v in explicit):
+            raise UsageError("--coordinator, --num-processes and --process-id need --distributed")
+        return
+    import jax
+
+    from . import distributed
+
+    if jax.distributed.is_initialized():  # e.g. a second main() in the same process
+        return
+    try:
+        distributed.initialize(*explicit)
+    except ValueError as e:
+        raise UsageError(str(e).replace("coordinator", "--coordinator").replace("num_processes", "--num-processes")
+                         .replace("process_id", "--process-id")) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -112,6 +139,7 @@ def _reproduce(args) -> int:
     if args.resume and not out.exists():
         raise UsageError(f"--resume: no run to resume in {out}")
     t0 = time.perf_counter()
+    from .distributed import is_writer
     from .results import ResumeMismatch
 
     try:
@@ -119,6 +147,9 @@ def _reproduce(args) -> int:
     except ResumeMismatch as e:
         raise UsageError(str(e)) from None
     wall = time.perf_counter() - t0
+    ok = all(s in ("completed", "converged") for s in (res.get("status") or []))
+    if not is_writer():  # across processes only process 0 writes and reports
+        return 0 if ok else 1
     save_results(out, module.NAME, res["arrays"], coords=res.get("coords"), config=config, wall_time=wall,
                  status=res.get("status"), extra={"size": args.size})
     from .experiments._runner import clear_checkpoint
@@ -128,7 +159,7 @@ def _reproduce(args) -> int:
     paths = module.plot(results, out)
     print(module.summary(results))
     print(f"\nsaved {out}/ ({', '.join(p.name for p in paths)}) in {wall:.1f} s")
-    return 0 if all(s in ("completed", "converged") for s in (res.get("status") or [])) else 1
+    return 0 if ok else 1
 
 
 def _plot(args) -> int:
@@ -156,6 +187,7 @@ def main(argv=None) -> int:
         if not getattr(args, "float32", False):
             jax.config.update("jax_enable_x64", True)
         if args.command in ("reproduce", "sweep"):
+            _distributed(args)
             return _reproduce(args)
         if args.command == "plot":
             return _plot(args)
@@ -178,6 +210,13 @@ def main(argv=None) -> int:
     except UsageError as e:
         print(f"jaxreg: error: {e}", file=sys.stderr)
         return 2
+    except jax.errors.JaxRuntimeError as e:
+        if not getattr(args, "distributed", False):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"jaxreg: error: process {jax.process_index()} stopped, a collective across processes failed "
+              f"(another process died?): {first}; continue with --resume", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("jaxreg: interrupted; continue with --resume", file=sys.stderr)
         return 130

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 
 import equinox as eqx
@@ -12,13 +13,29 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
 
-def sweep(fn: Callable, keys: PRNGKeyArray, *args: PyTree, devices=None, chunk_size: int | None = None) -> PyTree:
+GATHER = ("all", "process0")
+
+
+def sweep(fn: Callable, keys: PRNGKeyArray, *args: PyTree, devices=None, chunk_size: int | None = None,
+          gather: str = "all") -> PyTree:
     """``vmap(fn)(keys, *args)``, with the batch axis sharded over ``devices``.
 
     ``fn(key, *args)`` runs one experiment (e.g. builds a problem and a model from the key
     and returns a :class:`~jaxreg.Trajectory`). ``keys`` has shape (S, ...) and every leaf
-    of ``args`` a leading axis of size S (e.g. init scales of a grid). Across hosts, call
-    ``jax.distributed.initialize()`` first: the mesh then spans every process's devices.
+    of ``args`` a leading axis of size S (e.g. init scales of a grid).
+
+    Across processes (JAX's multi-controller runtime: every process runs the same
+    program after ``jax.distributed.initialize()``, see :mod:`jaxreg.distributed`): the
+    default ``devices`` is ``jax.devices()``, every device of every process. Every
+    process passes the same ``keys`` and ``args`` (checked: a checksum is compared, and
+    a difference raises ``ValueError`` on every process); each process places only its own
+    devices' part of them (``jax.make_array_from_callback``), runs its share of the
+    chunks, and the results are all-gathered: with ``gather="all"`` every process gets
+    the whole result as host (NumPy) arrays, with ``gather="process0"`` process 0 gets
+    them and every other process gets ``None`` (the device-side collective is the same
+    all-gather; JAX has no cross-host gather to one device, but only process 0 copies the
+    result to host memory). With one process the result stays a ``jax.Array`` on the
+    devices (sharded over them), as before, whatever ``gather`` says.
 
     Bit-for-bit reproducible across device counts: the batch is cut into chunks of
     ``chunk_size`` runs (default: ceil(S / number of visible devices), the per-device
@@ -41,6 +58,19 @@ def sweep(fn: Callable, keys: PRNGKeyArray, *args: PyTree, devices=None, chunk_s
     100 x 100 and up single runs are also the fastest on CPU (one run's working set stays
     in cache). An explicit ``chunk_size`` > 1 on several CPU devices risks that hang
     when ``fn`` calls batched decompositions.
+
+    Arguments:
+        fn: one run, ``fn(key, *args) -> PyTree``.
+        keys: (S, ...) PRNG keys (or any array with the batch axis first).
+        *args: pytrees whose leaves have leading axis S.
+        devices: the devices to shard over (default ``jax.devices()``, all processes').
+        chunk_size: runs per vmapped chunk (default: see above).
+        gather: ``"all"`` or ``"process0"``: which processes receive the result when the
+            devices span several processes.
+
+    Returns:
+        ``fn``'s output pytree with a leading axis S on every array leaf (``None`` on
+        processes other than 0 with ``gather="process0"`` across processes).
     """
     if not callable(fn):
         raise ValueError(f"fn must be callable, got {fn!r}")
@@ -54,6 +84,8 @@ def sweep(fn: Callable, keys: PRNGKeyArray, *args: PyTree, devices=None, chunk_s
     devices = jax.devices() if devices is None else list(devices)
     if not devices:
         raise ValueError("devices must not be empty")
+    if gather not in GATHER:
+        raise ValueError(f"gather must be one of {GATHER}, got {gather!r}")
     if chunk_size is None:
         multi_cpu = len(devices) > 1 and all(d.platform == "cpu" for d in devices)
         chunk_size = 1 if multi_cpu else -(-size // len(jax.devices()))
@@ -67,8 +99,14 @@ def sweep(fn: Callable, keys: PRNGKeyArray, *args: PyTree, devices=None, chunk_s
         x = jnp.asarray(x)
         return jnp.concatenate([x, jnp.repeat(x[:1], pad, axis=0)]) if pad else x
 
+    if not _local(devices):
+        _check_same_inputs(keys, args)
     keys_p, args_p = jax.tree_util.tree_map(padded, (keys, args))
     out = _run(fn, chunk_size, tuple(devices), keys_p, args_p)
+    if not _local(devices):
+        out = _gathered(out, devices, to_host=gather == "all" or jax.process_index() == 0)
+        if out is None:
+            return None
     return jax.tree_util.tree_map(lambda x: x[:size] if eqx.is_array(x) and x.ndim else x, out)
 
 
@@ -92,13 +130,57 @@ def _chunked(fn, chunk_size, static_out: list):
     return run
 
 
+def _local(devices) -> bool:
+    """Whether every device belongs to this process."""
+    return all(d.process_index == jax.process_index() for d in devices)
+
+
+def _check_same_inputs(keys, args) -> None:
+    """Across processes every process must pass the same inputs (each places only its
+    own devices' rows of them): compare a CRC32 of their bytes, one small collective."""
+    from .distributed import agree
+
+    crc = 0
+    for x in jax.tree_util.tree_leaves((keys, args)):
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x = jax.random.key_data(x)
+        crc = zlib.crc32(np.ascontiguousarray(np.asarray(x)).tobytes(), crc)
+    agree(crc, "a checksum of jr.sweep's keys and args (every process must pass the same)")
+
+
 def _run(fn, chunk_size, devices, keys, args):
-    if len(devices) == 1:
+    if len(devices) == 1 and _local(devices):
         with jax.default_device(devices[0]):
             return _program(fn, chunk_size, devices, keys, args)
     sharding = NamedSharding(Mesh(np.asarray(devices), ("batch",)), PartitionSpec("batch"))
-    keys, args = jax.tree_util.tree_map(lambda x: jax.device_put(x, sharding), (keys, args))
+    if _local(devices):
+        place = lambda x: jax.device_put(x, sharding)  # noqa: E731
+    else:  # every process holds the same x and places the rows of its own devices
+        place = lambda x: jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])  # noqa: E731
+    keys, args = jax.tree_util.tree_map(place, (keys, args))
     return _program(fn, chunk_size, devices, keys, args)
+
+
+def _identity(tree):
+    return tree
+
+
+def _gathered(out, devices, to_host: bool):
+    """All-gather the array leaves of ``out`` (sharded over ``devices`` of several
+    processes) into a replicated array, then, where ``to_host``, copy it to a NumPy array
+    (key arrays stay ``jax.Array`` on this process's device); ``None`` elsewhere. Every
+    process must call this (it is a collective)."""
+    arrays, static = eqx.partition(out, eqx.is_array)
+    replicated = NamedSharding(Mesh(np.asarray(devices), ("batch",)), PartitionSpec())
+    arrays = jax.jit(_identity, out_shardings=replicated)(arrays)
+    if not to_host:
+        return None
+
+    def local(x):
+        x = x.addressable_data(0)
+        return x if jax.dtypes.issubdtype(x.dtype, jax.dtypes.extended) else np.asarray(x)
+
+    return eqx.combine(jax.tree_util.tree_map(local, arrays), static)
 
 
 @eqx.filter_jit

@@ -4,6 +4,10 @@ A run is a sequence of chunks; after each, the carried state (a pytree) and the
 outputs so far are checkpointed atomically under ``out_dir/.checkpoint``. A killed run
 restarted with ``resume=True`` continues from the last complete chunk and, because the
 chunking is the same, produces results identical to an uninterrupted run.
+
+Across processes (:mod:`jaxreg.distributed`) every process runs every chunk, process 0
+alone writes the checkpoint, and on resume every process reads it (``out_dir`` on a file
+system all processes see) and they check that they continue from the same chunk.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import equinox as eqx
 import jax
 import numpy as np
 
+from .. import distributed
 from ..results import ResumeMismatch, atomic_save_npz, atomic_write_bytes
 
 CHECKPOINT = ".checkpoint"
@@ -59,17 +64,23 @@ def run_chunks(
         with np.load(ckpt / "outputs.npz") as z:
             keys = meta["keys"]
             outputs = [{k: z[f"{i}:{k}"] for k in keys} for i in range(start)]
-    bar = _progress(num_chunks, desc, progress)
+    if resume and ckpt is not None:
+        try:
+            start = distributed.agree(start, f"--resume: the number of finished chunks in {ckpt}")
+        except ValueError as e:
+            raise ResumeMismatch(f"{e}; --out must be a directory every process sees") from None
+    bar = _progress(num_chunks, desc, progress and distributed.is_writer())
     if bar is not None:
         bar.update(start)
     t0 = time.perf_counter()
     for k in range(start, num_chunks):
         state, out = step(state, k)
-        out = {name: np.asarray(v) for name, v in jax.device_get(out).items()}
+        out = {name: np.asarray(v) for name, v in jax.device_get(distributed.gathered(out)).items()}
         outputs.append(out)
-        if ckpt is not None:
+        saved = distributed.gathered(state) if ckpt is not None else None  # a collective: on every process
+        if ckpt is not None and distributed.is_writer():
             buf = io.BytesIO()
-            eqx.tree_serialise_leaves(buf, state)
+            eqx.tree_serialise_leaves(buf, saved)
             atomic_write_bytes(ckpt / "state.eqx", buf.getvalue())
             atomic_save_npz(ckpt / "outputs.npz", {f"{i}:{n}": v for i, o in enumerate(outputs) for n, v in o.items()})
             meta = {"fingerprint": fingerprint, "done": k + 1, "keys": sorted(out)}
