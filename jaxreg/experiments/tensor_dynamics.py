@@ -35,6 +35,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Float
 
 from .. import _validation as V
 from ..dynamics import Status, gradient_descent, group_rmsprop
@@ -112,7 +113,9 @@ class Config:
         return cls()
 
 
-def half_times(steps, norms, rtol: float):
+def half_times(
+    steps: Float[np.ndarray, " T"], norms: Float[np.ndarray, "T top"], rtol: float
+) -> Float[np.ndarray, " top"]:
     """Per sorted component j (columns of ``norms``, time x component): the first saved
     step at which norms[:, j] reaches half its final value, for the components whose
     final norm exceeds ``rtol`` times the largest final norm; NaN for the others.

@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jaxtyping import Float, Int
 
 from .. import _validation as V
 from ..dynamics import Status, gradient_descent
@@ -82,7 +83,8 @@ class Config:
     seed: int = 0
 
     def __post_init__(self):
-        if not 0 <= self.positive_digit <= 9:
+        V.nonnegative_int("positive_digit", self.positive_digit)
+        if self.positive_digit > 9:
             raise ValueError(f"positive_digit must be a digit 0..9, got {self.positive_digit!r}")
         V.positive_int("pool", self.pool)
         if IMAGE_SIDE % self.pool:
@@ -132,8 +134,9 @@ class Config:
 
 
 @functools.lru_cache(maxsize=4)
-def digit_tensor_entries(pool: int, levels: int, positive_digit: int, positive_value: float,
-                         negative_value: float):
+def digit_tensor_entries(
+    pool: int, levels: int, positive_digit: int, positive_value: float, negative_value: float
+) -> tuple[Int[np.ndarray, "1797 N"], Float[np.ndarray, " 1797"]]:
     """Every digits image as a tensor multi-index, and its label as the entry's value.
 
     Arguments:
@@ -261,7 +264,8 @@ def summary(results) -> str:
     for v, name in enumerate(c["variant"]):
         for j, r in enumerate(c["rank"]):
             tr, te = results["train_error"][v, j], results["test_error"][v, j]
-            lines.append(f"{name:>14} {r:>4} {tr.mean():>14.4f} +- {tr.std():<8.4f} {te.mean():>13.4f} +- {te.std():.4f}")
+            lines.append(f"{name:>14} {r:>4} {tr.mean():>14.4f} +- {tr.std():<8.4f} "
+                         f"{te.mean():>13.4f} +- {te.std():.4f}")
     fraction = results.config["fit_fraction"]
     fits = rank_to_fit(results, fraction)
     lines.append(f"smallest rank with train error <= {fraction:g} x variance: "
