@@ -10,6 +10,8 @@ from . import locality_pathfinder as locality_pathfinder
 from . import matrix_completion_depth as matrix_completion_depth
 from . import matrix_dynamics as matrix_dynamics
 from . import tensor_completion_observations as tensor_completion_observations
+from . import tensor_dynamics as tensor_dynamics
+from . import tensor_rank_complexity as tensor_rank_complexity
 
 EXPERIMENTS = {
     module.NAME: module
@@ -18,6 +20,8 @@ EXPERIMENTS = {
         incremental_learning,
         matrix_completion_depth,
         tensor_completion_observations,
+        tensor_dynamics,
+        tensor_rank_complexity,
         deep_tensor_rank,
         ht_rank,
         locality_is_same_class,

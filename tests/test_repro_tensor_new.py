@@ -1,0 +1,83 @@
+"""Razin, Maman, Cohen 2021 at tiny size, through the CLI: the component-norm dynamics
+(tensor-dynamics) and tensor rank as a measure of complexity (tensor-rank-complexity)."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxreg as jr
+from jaxreg.experiments import tensor_dynamics, tensor_rank_complexity
+from test_repro_tensor import _reproduce  # the CLI round trip: reproduce, load, re-plot
+
+
+def test_tensor_dynamics(tmp_path):
+    """Catches a model that learns its components together (no incremental learning: a
+    wrong rate exponent, or an init scale that is not applied) and an init scale that
+    does not change the final rank."""
+    res = _reproduce(tensor_dynamics.NAME, tmp_path)
+    assert res.coords["init_scale"] == [1e-2, 5e-2]
+    assert res.dims["component_norms"] == ("init_scale", "seed", "iteration", "component")
+    halves, counts = res["half_time"][:, 0], res["num_components"][:, 0]  # (init_scale, ...) of seed 0
+    err = res["reconstruction_error"][:, 0, -1]
+    # init 1e-2: the 5 target components are learned one at a time, each >= 300 iterations after the previous
+    learned = halves[0][np.isfinite(halves[0])]
+    assert learned.size == 5, halves[0]
+    assert np.all(np.diff(learned) >= 300), learned
+    assert err[0] < 0.05, err
+    # init 5e-2: more components above 10% and above 1% of the largest norm (a higher final rank)
+    assert np.all(counts[1] > counts[0]), counts
+    assert counts[0].tolist() == [5, 5], counts
+
+
+def test_half_times():
+    steps = np.arange(5) * 10
+    norms = np.array([[0, 0, 0], [0.4, 0, 0], [1, 0.1, 0], [1, 0.6, 1e-3], [1, 1, 1e-3]])
+    np.testing.assert_array_equal(tensor_dynamics.half_times(steps, norms, 0.1), [20, 30, np.nan])
+
+
+def test_tensor_rank_complexity(tmp_path):
+    """Catches a data variant that is not what it says (random labels or inputs equal to
+    the natural data, or natural labels scrambled) and a CP fit that fails on natural data."""
+    res = _reproduce(tensor_rank_complexity.NAME, tmp_path)
+    assert res.coords["variant"] == ["natural", "random labels", "random inputs"]
+    assert res.dims["train_error"] == ("variant", "rank", "seed")
+    var = float(res["label_variance"].mean())
+    assert 0.07 < var < 0.1  # one digit of ten: p(1 - p) ~ 0.09
+    train, test = res["train_error"].mean(-1), res["test_error"].mean(-1)  # (variant, rank)
+    # natural data: rank 1 fits to below 0.3 x the variance, and generalizes (test below 0.5 x variance)
+    assert train[0, 0] < 0.3 * var and test[0, 0] < 0.5 * var, (train, test, var)
+    # random labels / inputs: no rank tried gets below 0.7 x the variance, and the test error is at chance or worse
+    assert np.all(train[1:] > 0.7 * var), (train, var)
+    assert np.all(test[1:] > 0.9 * var), (test, var)
+    assert tensor_rank_complexity.rank_to_fit(res, 0.5) == [1, None, None]
+
+
+def test_digit_entries_and_rank_mask():
+    """Pooled, quantized digits are valid multi-indices; a rank-r model padded with zero
+    components has the entries and the gradient of the r-component model."""
+    idx, vals = tensor_rank_complexity.digit_tensor_entries(2, 3, 6, 2.0, 0.0)
+    assert idx.shape == (1797, 16) and idx.min() == 0 and idx.max() == 2
+    assert set(np.unique(vals)) == {0.0, 2.0} and 0.08 < np.mean(vals == 2.0) < 0.12
+    shape = (3,) * 16
+    full = jr.TensorFactorization(jax.random.key(0), shape, 4, init_scale=0.3)
+    mask = (jnp.arange(4) < 2).astype(full.factors[0].dtype)
+    padded = jax.tree_util.tree_map(lambda f: f * mask, full)
+    small = eqx.tree_at(lambda m: m.factors, jr.TensorFactorization(jax.random.key(1), shape, 2),
+                        tuple(f[:, :2] for f in full.factors))
+    x = jnp.asarray(idx[:50])
+    np.testing.assert_allclose(padded.entries(x), small.entries(x), rtol=1e-12)
+    grads = jax.grad(lambda m: jnp.sum(m.entries(x) ** 2))(padded)
+    assert all(float(jnp.abs(g[:, 2:]).max()) == 0.0 for g in grads.factors)
+
+
+@pytest.mark.parametrize("module, field, value", [(tensor_dynamics, "init_scales", (1e-2, 5e-3)),
+                                                  (tensor_dynamics, "num_observed", 10**4),
+                                                  (tensor_rank_complexity, "ranks", (4, 2)),
+                                                  (tensor_rank_complexity, "pool", 3)])
+def test_bad_config(module, field, value):
+    with pytest.raises(ValueError, match=field):
+        module.Config(**{field: value})
+    with pytest.raises(ValueError, match="seeds"):
+        module.Config(seeds=0)
