@@ -9,6 +9,7 @@ from . import locality_is_same_class as locality_is_same_class
 from . import locality_pathfinder as locality_pathfinder
 from . import matrix_completion_depth as matrix_completion_depth
 from . import matrix_dynamics as matrix_dynamics
+from . import norms_counterexample as norms_counterexample
 from . import tensor_completion_observations as tensor_completion_observations
 
 EXPERIMENTS = {
@@ -17,6 +18,7 @@ EXPERIMENTS = {
         matrix_dynamics,
         incremental_learning,
         matrix_completion_depth,
+        norms_counterexample,
         tensor_completion_observations,
         deep_tensor_rank,
         ht_rank,
