@@ -260,6 +260,7 @@ def summary(results) -> str:
             (l0, n0, e0), (l1, n1, e1) = g
             others = [growth(results, d_i, s_i, p_i) for p_i in range(1, len(c["p"]))]
             rest = " ".join(f"p={p:g}: {b[1] / a[1]:.3g}x" for p, (a, b) in zip(c["p"][1:], others))
+            cut = "" if results["valid"][d_i, s_i, -1] else "  (det W changed sign in float64 after this loss)"
             lines.append(f"{d:>5} {s_i:>4} {l0:9.2e} -> {l1:9.2e} {n0:8.3g} -> {n1:8.3g} {n1 / n0:7.3g}x "
-                         f"{e0:.7f} -> {e1:.7f}  {rest}")
+                         f"{e0:.7f} -> {e1:.7f}  {rest}{cut}")
     return "\n".join(lines)
