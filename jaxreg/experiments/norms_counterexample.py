@@ -249,7 +249,7 @@ def plot(results, out_dir):
 def summary(results) -> str:
     c = results.coords
     lf = results.config["loss_from"]
-    lines = [f"{'depth':>5} {'seed':>4} {'loss range':>21} {'nuclear norm':>19} {'growth':>8} {'eff. rank':>21}  "
+    lines = [f"{'depth':>5} {'seed':>4} {'loss range':>21} {'nuclear norm':>19} {'growth':>8} {'eff. rank - 1':>21}  "
              "other Schatten-p growth"]
     for d_i, d in enumerate(c["depth"]):
         for s_i in range(len(c["seed"])):
@@ -262,5 +262,5 @@ def summary(results) -> str:
             rest = " ".join(f"p={p:g}: {b[1] / a[1]:.3g}x" for p, (a, b) in zip(c["p"][1:], others))
             cut = "" if results["valid"][d_i, s_i, -1] else "  (det W changed sign in float64 after this loss)"
             lines.append(f"{d:>5} {s_i:>4} {l0:9.2e} -> {l1:9.2e} {n0:8.3g} -> {n1:8.3g} {n1 / n0:7.3g}x "
-                         f"{e0:.7f} -> {e1:.7f}  {rest}{cut}")
+                         f"{e0 - 1:9.2e} -> {e1 - 1:9.2e}  {rest}{cut}")
     return "\n".join(lines)
