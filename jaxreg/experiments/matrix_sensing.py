@@ -1,5 +1,6 @@
-"""Deep matrix sensing against depth and init scale (Arora, Cohen, Hu, Luo, NeurIPS 2019,
-appendix).
+"""Deep matrix sensing against depth and init scale, beside nuclear-norm minimization.
+
+Arora, Cohen, Hu, Luo (NeurIPS 2019), appendix.
 
 A rank-``rank`` target W* (entry RMS 1) is measured through y_i = <A_i, W*> with A_i of
 i.i.d. N(0, 1/(m n)) entries (the authors' ``randn / n`` for 100x100). For each depth and
