@@ -28,7 +28,7 @@ class Config:
 
     shape: tuple[int, int] = (30, 30)
     rank: int = 2
-    num_measurements: tuple[int, ...] = (240,)
+    num_measurements: tuple[int, ...] = (180,)
     depths: tuple[int, ...] = (2, 3, 4)
     init_scales: tuple[float, ...] = (1e-2, 1e-3)
     seeds: int = 2
