@@ -29,6 +29,26 @@ from ._runner import run_chunks
 NAME = "matrix-completion-depth"
 
 
+def check_grid_config(config, count_field: str) -> None:
+    """Validate (and normalize to tuples) the fields that :func:`run_grid` reads; the
+    counts of observations are the tuple field ``count_field``."""
+    counts = getattr(config, count_field)
+    V.normalize_fields(
+        config,
+        shape=V.shape_tuple("shape", config.shape, order=2),
+        **{count_field: V.int_tuple(count_field, counts, minimum=1, distinct=False)},
+        depths=V.int_tuple("depths", config.depths, minimum=1, distinct=False),
+        init_scales=V.float_tuple("init_scales", config.init_scales, positive=True, distinct=False),
+    )
+    V.config_fields(config, positive_ints=("rank", "seeds", "max_steps"), nonnegative_ints=("seed",),
+                    positive_floats=("stop_at_loss", "t1", "rtol", "atol", "baseline_delta", "baseline_eps"))
+    if config.rank > min(config.shape):
+        raise ValueError(f"rank must be at most min(shape) = {min(config.shape)}, got {config.rank}")
+    V.boolean("baseline", config.baseline)
+    runs = config.seeds * len(getattr(config, count_field)) * len(config.depths) * len(config.init_scales)
+    V.fits_in_memory("seeds", config.seeds, 8 * runs * config.shape[0] * config.shape[1])
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     shape: tuple[int, int] = (100, 100)
@@ -48,17 +68,9 @@ class Config:
     baseline_eps: float = 1e-6
 
     def __post_init__(self):
-        V.normalize_fields(self, shape=V.shape_tuple("shape", self.shape, order=2),
-                           num_observed=V.int_tuple("num_observed", self.num_observed, minimum=1, distinct=False),
-                           depths=V.int_tuple("depths", self.depths, minimum=1, distinct=False),
-                           init_scales=V.float_tuple("init_scales", self.init_scales, positive=True, distinct=False))
+        check_grid_config(self, "num_observed")
         for n in self.num_observed:
             V.below_entries("num_observed", n, self.shape)
-        V.config_fields(self, positive_ints=("rank", "seeds", "max_steps"), nonnegative_ints=("seed",),
-                        positive_floats=("stop_at_loss", "t1", "rtol", "atol", "baseline_delta", "baseline_eps"))
-        V.boolean("baseline", self.baseline)
-        runs = self.seeds * len(self.num_observed) * len(self.depths) * len(self.init_scales)
-        V.fits_in_memory("seeds", self.seeds, 8 * runs * self.shape[0] * self.shape[1])
 
     @classmethod
     def preset(cls, size: str) -> "Config":
@@ -72,30 +84,49 @@ class Config:
 
 
 def nuclear_norm_baseline(problem, delta: float, eps: float = 1e-6) -> np.ndarray:
-    """argmin ||X||_* s.t. |X_ij - y_ij| <= delta on the observed entries (cvxpy, SCS)."""
+    """argmin ||X||_* s.t. |X_ij - y_ij| <= delta on the observed entries (completion), or
+    |<A_i, X> - y_i| <= delta for every measurement (sensing); cvxpy with SCS."""
     try:
         import cvxpy as cp
     except ImportError as e:  # pragma: no cover - depends on the extra
         raise RuntimeError("the nuclear-norm baseline needs cvxpy: pip install 'jaxreg[convex]'") from e
-    idx = np.asarray(problem.train.indices)
     y = np.asarray(problem.train.values)
     x = cp.Variable(problem.shape)
-    cons = [cp.abs(x[idx[:, 0], idx[:, 1]] - y) <= delta]
-    cp.Problem(cp.Minimize(cp.normNuc(x)), cons).solve(solver=cp.SCS, eps=eps)
+    if problem.kind == "completion":
+        idx = np.asarray(problem.train.indices)
+        fitted = x[idx[:, 0], idx[:, 1]]
+    else:  # <A_i, X> = vec(A_i) . vec(X), both vectorized row-major
+        a = np.asarray(problem.train.operators).reshape(len(y), -1)
+        fitted = a @ cp.vec(x, order="C")
+    cp.Problem(cp.Minimize(cp.normNuc(x)), [cp.abs(fitted - y) <= delta]).solve(solver=cp.SCS, eps=eps)
     return np.asarray(x.value)
 
 
 def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
+    return run_grid(config, config.num_observed, "num_observed",
+                    lambda k, n: matrix_completion(k, config.shape, config.rank, n),
+                    name=NAME, out_dir=out_dir, resume=resume, progress=progress)
+
+
+def run_grid(config, counts, count_dim: str, make_problem, *, name: str, out_dir=None, resume=False,
+             progress=True) -> dict:
+    """Gradient flow to ``config.stop_at_loss`` for every (count, depth) cell, all seeds and
+    init scales of a cell in one vmapped program, plus the nuclear-norm baseline per count.
+
+    ``make_problem(key, count)`` draws one problem with ``count`` observations; ``config``
+    needs shape, depths, init_scales, seeds, seed, stop_at_loss, t1, rtol, atol,
+    max_steps, baseline, baseline_delta, baseline_eps. Arrays have dims
+    (count_dim, depth, init_scale, seed); baselines (count_dim, seed).
+    """
     keys = jax.random.split(jax.random.key(config.seed), config.seeds)
     scales = jnp.asarray(config.init_scales)
-    cells = [(n, d) for n in config.num_observed for d in config.depths]
+    cells = [(n, d) for n in counts for d in config.depths]
 
     @functools.lru_cache(maxsize=None)
     def problems_with(n):
-        # every seed's problem in one compiled program, drawn once per number of
-        # observations and shared by every depth (drawn eagerly, op by op, the set-up
-        # compiled some sixty small programs)
-        return sweep(lambda k: matrix_completion(k, config.shape, config.rank, n), keys)
+        # every seed's problem in one compiled program, drawn once per count and shared
+        # by every depth (drawn eagerly, op by op, the set-up compiled many small programs)
+        return sweep(lambda k: make_problem(k, n), keys)
 
     def cell(n, depth):
         stacked = problems_with(n)
@@ -125,21 +156,21 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         return state, out
 
     _, outs, wall = run_chunks(step, jnp.zeros(()), len(cells), out_dir=out_dir, resume=resume, progress=progress,
-                               desc=NAME, fingerprint=json.dumps(dataclasses.asdict(config), sort_keys=True))
-    nn, nd = len(config.num_observed), len(config.depths)
+                               desc=name, fingerprint=json.dumps(dataclasses.asdict(config), sort_keys=True))
+    nn, nd = len(counts), len(config.depths)
 
-    def grid(key):  # (num_observed, depth, seed, init_scale) -> (num_observed, depth, init_scale, seed)
+    def grid(key):  # (count, depth, seed, init_scale) -> (count, depth, init_scale, seed)
         return np.stack([o[key] for o in outs]).reshape(nn, nd, config.seeds, -1).transpose(0, 1, 3, 2)
 
-    dims = ("num_observed", "depth", "init_scale", "seed")
+    dims = (count_dim, "depth", "init_scale", "seed")
     arrays = {k: (dims, grid(k)) for k in ("error", "nuclear_norm", "effective_rank", "status", "time")}
     if config.baseline:
         for k in ("baseline_error", "baseline_nuclear_norm", "baseline_effective_rank"):
-            arrays[k] = (("num_observed", "seed"), np.stack([outs[i * nd][k] for i in range(nn)]))
+            arrays[k] = ((count_dim, "seed"), np.stack([outs[i * nd][k] for i in range(nn)]))
     status = grid("status").transpose(3, 0, 1, 2).reshape(config.seeds, -1).max(axis=1)
     return {
         "arrays": arrays,
-        "coords": {"num_observed": list(config.num_observed), "depth": list(config.depths),
+        "coords": {count_dim: list(counts), "depth": list(config.depths),
                    "init_scale": list(config.init_scales), "seed": list(range(config.seeds))},
         "status": [Status.name(s) for s in status],
         "wall_time": wall,
@@ -147,6 +178,11 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 
 
 def plot(results, out_dir):
+    return plot_grid(results, out_dir, "num_observed", "observations", NAME)
+
+
+def plot_grid(results, out_dir, count_dim: str, count_label: str, name: str):
+    """Error, nuclear norm and effective rank against init scale, one row per count."""
     import matplotlib.pyplot as plt
 
     from ..plotting import save_figure
@@ -155,8 +191,8 @@ def plot(results, out_dir):
     scales = np.asarray(c["init_scale"], float)
     names = [("error", "reconstruction error (mean sq.)"), ("nuclear_norm", "nuclear norm"),
              ("effective_rank", "effective rank")]
-    fig, axes = plt.subplots(len(c["num_observed"]), 3, figsize=(13, 3.6 * len(c["num_observed"])), squeeze=False)
-    for i, n in enumerate(c["num_observed"]):
+    fig, axes = plt.subplots(len(c[count_dim]), 3, figsize=(13, 3.6 * len(c[count_dim])), squeeze=False)
+    for i, n in enumerate(c[count_dim]):
         for j, (key, label) in enumerate(names):
             ax = axes[i, j]
             for d_i, d in enumerate(c["depth"]):
@@ -169,23 +205,32 @@ def plot(results, out_dir):
             if key == "error":
                 ax.set_yscale("log")
             ax.set_xlabel("init scale")
-            ax.set_title(f"{label}, {n} observations", fontsize=9)
+            ax.set_title(f"{label}, {n} {count_label}", fontsize=9)
             ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
-    return save_figure(fig, out_dir, NAME)
+    return save_figure(fig, out_dir, name)
 
 
 def summary(results) -> str:
+    return summary_grid(results, "num_observed")
+
+
+def summary_grid(results, count_dim: str) -> str:
+    """One line per (count, depth, init scale) cell; with the baseline, ``beats nuc.``
+    says whether the cell's error is below the nuclear-norm solution's in every seed."""
     c = results.coords
-    lines = [f"{'obs':>6} {'depth':>8} {'init':>8} {'error (mean +- std)':>24} {'nuclear':>9} {'eff. rank':>9}"]
-    for i, n in enumerate(c["num_observed"]):
+    base = "baseline_error" in results.arrays
+    lines = [f"{'count':>6} {'depth':>8} {'init':>8} {'error (mean +- std)':>24} {'nuclear':>9} {'eff. rank':>9}"
+             + (f" {'beats nuc.':>10}" if base else "")]
+    for i, n in enumerate(c[count_dim]):
         for d_i, d in enumerate(c["depth"]):
             for s_i, s in enumerate(c["init_scale"]):
                 e = results["error"][i, d_i, s_i]
+                beats = f" {'yes' if np.all(e < results['baseline_error'][i]) else 'no':>10}" if base else ""
                 lines.append(f"{n:>6} {d:>8} {s:>8.0e} {e.mean():>12.3e} +- {e.std():<9.2e} "
                              f"{results['nuclear_norm'][i, d_i, s_i].mean():>9.1f} "
-                             f"{results['effective_rank'][i, d_i, s_i].mean():>9.2f}")
-        if "baseline_error" in results.arrays:
+                             f"{results['effective_rank'][i, d_i, s_i].mean():>9.2f}" + beats)
+        if base:
             e = results["baseline_error"][i]
             lines.append(f"{n:>6} {'nuc.min':>8} {'-':>8} {e.mean():>12.3e} +- {e.std():<9.2e} "
                          f"{results['baseline_nuclear_norm'][i].mean():>9.1f} "

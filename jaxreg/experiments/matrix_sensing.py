@@ -1,0 +1,71 @@
+"""Deep matrix sensing against depth and init scale, beside nuclear-norm minimization.
+
+Arora, Cohen, Hu, Luo (NeurIPS 2019), appendix.
+
+A rank-``rank`` target W* (entry RMS 1) is measured through y_i = <A_i, W*> with A_i of
+i.i.d. N(0, 1/(m n)) entries (the authors' ``randn / n`` for 100x100). For each depth and
+init scale, gradient flow on the mean squared measurement error runs to ``stop_at_loss``;
+reported as in ``matrix-completion-depth``: the reconstruction error (mean over all
+entries of (W - W*)^2), nuclear norm and effective rank, beside the nuclear-norm
+minimization min ||X||_* s.t. |<A_i, X> - y_i| <= delta (cvxpy + SCS, delta 1e-3 as in
+the authors' code), and per cell whether the depth beats it in every seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .. import _validation as V
+from ..tasks import matrix_sensing
+from .matrix_completion_depth import check_grid_config, plot_grid, run_grid, summary_grid
+
+NAME = "matrix-sensing"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Arora et al. 2019: 100x100, rank 5, 2000 / 5000 Gaussian measurements."""
+
+    shape: tuple[int, int] = (30, 30)
+    rank: int = 2
+    num_measurements: tuple[int, ...] = (180,)
+    depths: tuple[int, ...] = (2, 3, 4)
+    init_scales: tuple[float, ...] = (1e-2, 1e-3)
+    seeds: int = 2
+    seed: int = 0
+    stop_at_loss: float = 1e-6
+    t1: float = 1e7
+    rtol: float = 1e-6
+    atol: float = 1e-9
+    max_steps: int = 50_000
+    baseline: bool = True
+    baseline_delta: float = 1e-3
+    baseline_eps: float = 1e-6
+
+    def __post_init__(self):
+        check_grid_config(self, "num_measurements")
+
+    @classmethod
+    def preset(cls, size: str) -> "Config":
+        V.choice("size", size, ("tiny", "small", "paper"))
+        if size == "tiny":
+            return cls(shape=(20, 20), rank=2, num_measurements=(120,), depths=(2, 3), init_scales=(1e-2,),
+                       stop_at_loss=1e-5)
+        if size == "paper":
+            return cls(shape=(100, 100), rank=5, num_measurements=(2000, 5000),
+                       init_scales=(1e-3, 1e-4, 1e-5, 1e-6), seeds=5)
+        return cls()
+
+
+def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
+    return run_grid(config, config.num_measurements, "num_measurements",
+                    lambda k, n: matrix_sensing(k, config.shape, config.rank, n, num_test=0),
+                    name=NAME, out_dir=out_dir, resume=resume, progress=progress)
+
+
+def plot(results, out_dir):
+    return plot_grid(results, out_dir, "num_measurements", "measurements", NAME)
+
+
+def summary(results) -> str:
+    return summary_grid(results, "num_measurements")

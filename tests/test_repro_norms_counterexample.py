@@ -1,0 +1,46 @@
+"""norms-counterexample at its tiny preset (Razin & Cohen 2020): on their 2x2 completion
+problem, depth 3 from det W(0) > 0 drives the loss to zero only by letting every
+Schatten quasi-norm grow without bound while the effective rank falls to 1."""
+
+import numpy as np
+import pytest
+
+from jaxreg import cli
+from jaxreg.experiments import norms_counterexample as nc
+from jaxreg.results import load_results
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("nc")
+    assert cli.main(["reproduce", nc.NAME, "--size", "tiny", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_norms_grow_while_rank_falls(tiny_run):
+    res = load_results(tiny_run)
+    assert res.dims["schatten_norm"] == ("depth", "seed", "time", "p")
+    assert res["valid"].all()  # det W kept its positive sign at every save point
+    for s in range(len(res.coords["seed"])):
+        for p_i in range(len(res.coords["p"])):
+            (l0, n0, e0), (l1, n1, e1) = nc.growth(res, 0, s, p_i)
+            # From loss 1e-2 to the end the loss falls ~500x. With det W(0) < 0 (setting
+            # positive_det=False) the flow reaches the finite zero-loss solution
+            # [[x, 1], [1, 0]], its norm grows < 5x and the loss goes to ~1e-16: this fails.
+            assert l1 < 1e-4 and l1 > 1e-8, (l0, l1)
+            assert n1 > 10 * n0, (s, res.coords["p"][p_i], n0, n1)
+            assert e1 < e0, (e0, e1)
+        # |W[0, 0]| is the quantity that blows up (the unobserved entry)
+        assert abs(res["matrix"][0, s, -1, 0, 0]) > 50
+
+
+def test_plot_redraws_from_saved_results(tiny_run):
+    png = tiny_run / f"{nc.NAME}.png"
+    png.unlink()
+    assert cli.main(["plot", str(tiny_run)]) == 0
+    assert png.stat().st_size > 10_000
+
+
+def test_rejects_depth_one():
+    with pytest.raises(ValueError, match="depths must be >= 2"):
+        nc.Config(depths=(1, 3))
