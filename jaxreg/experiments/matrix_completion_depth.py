@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 
 import equinox as eqx
 import jax
@@ -134,7 +133,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         return state, out
 
     _, outs, wall = run_chunks(step, jnp.zeros(()), len(cells), out_dir=out_dir, resume=resume, progress=progress,
-                               desc=NAME, fingerprint=json.dumps(dataclasses.asdict(config), sort_keys=True))
+                               desc=NAME, fingerprint=config)
     nn, nd = len(config.num_observed), len(config.depths)
 
     def grid(key):  # (num_observed, depth, seed, init_scale) -> (num_observed, depth, init_scale, seed)
@@ -150,7 +149,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         "arrays": arrays,
         "coords": {"num_observed": list(config.num_observed), "depth": list(config.depths),
                    "init_scale": list(config.init_scales), "seed": list(range(config.seeds))},
-        "status": [Status.name(s) for s in status],
+        "status": Status.names(status),
         "wall_time": wall,
     }
 
