@@ -206,11 +206,11 @@ def main(argv=None) -> int:
     if vars(args).get("resume") and vars(args).get("force"):
         print("jaxreg: error: --resume and --force exclude each other", file=sys.stderr)
         return 2
-    try:
-        import jax
+    import jax
 
-        if not vars(args).get("float32"):
-            jax.config.update("jax_enable_x64", True)
+    x64 = jax.config.jax_enable_x64
+    try:
+        jax.config.update("jax_enable_x64", not vars(args).get("float32"))
         if args.command in ("reproduce", "sweep"):
             return _reproduce(args)
         if args.command == "plot":
@@ -240,6 +240,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("jaxreg: interrupted; continue with --resume", file=sys.stderr)
         return 130
+    finally:  # the precision is this command's; an in-process caller gets its own back
+        jax.config.update("jax_enable_x64", x64)
 
 
 if __name__ == "__main__":

@@ -71,3 +71,17 @@ def interrupt_chunks(monkeypatch, module, at: int, exc: type[BaseException] = Ke
 
     monkeypatch.setattr(module, "run_chunks", interrupted)
     return real
+
+
+class InterruptAt:
+    """A stand-in for ``real`` that raises KeyboardInterrupt on its ``at``-th call (the
+    calls before it run ``real``); ``real=None`` with ``at=1``: it may not be called."""
+
+    def __init__(self, real, at: int):
+        self.real, self.at, self.calls = real, at, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return self.real(*args, **kwargs)

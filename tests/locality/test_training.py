@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from jaxreg.locality import IsSameClassConfig, is_same_class, train_runs
+from jaxreg.results import ResumeMismatch
+from jaxreg.runner import checkpoints
 
 CONFIG = IsSameClassConfig.preset("tiny")
 
@@ -40,9 +42,10 @@ def test_resume_equals_uninterrupted(tmp_path):
     for key in full:
         np.testing.assert_array_equal(full[key], resumed[key], err_msg=key)
     assert np.all(np.isfinite(full["history"]))
-    assert (tmp_path / "a" / "checkpoint.eqx").read_bytes() == (tmp_path / "b" / "checkpoint.eqx").read_bytes()
+    (a,), (b,) = checkpoints(tmp_path / "a"), checkpoints(tmp_path / "b")
+    assert (a / "state.eqx").read_bytes() == (b / "state.eqx").read_bytes()
     # a different setting in the same directory is refused
-    with pytest.raises(ValueError, match="checkpoint_dir"):
+    with pytest.raises(ResumeMismatch, match="another configuration"):
         train_runs(spec, tr, te, (2.0,), (0, 1), options, checkpoint_dir=tmp_path / "b", resume=True, progress=False)
 
 
@@ -52,7 +55,7 @@ def test_nan_run_is_reported_without_losing_the_other(tmp_path):
     ok = train_runs(spec, tr, te, (1.0,), (0, 1), options, progress=False)
     # lambda = 1e38 overflows the gradient: that run turns NaN; vmapped runs are independent
     mixed = train_runs(spec, tr, te, (1.0, 1e38), (0,), options, progress=False)
-    assert mixed["status"].tolist() == [["max_epochs"], ["nan"]]
+    assert mixed["status"].tolist() == [["completed"], ["non_finite"]]
     assert np.isnan(mixed["test_accuracy"][1, 0]) and np.isnan(mixed["test_R"][1, 0])
     np.testing.assert_allclose(mixed["test_accuracy"][0, 0], ok["test_accuracy"][0, 0], atol=1e-6)
     np.testing.assert_allclose(mixed["test_R"][0, 0], ok["test_R"][0, 0], atol=1e-5)
@@ -68,5 +71,5 @@ def test_stopping_rule_counts_epochs_after_fit():
     options = dataclasses.replace(options, fit_accuracy=0.0)
     out = train_runs(CONFIG.model_spec(), tr, te, (1.0,), (0, 1), options, progress=False)
     assert out["epochs"].tolist() == [[2, 2]]
-    assert out["status"].tolist() == [["fit", "fit"]]
+    assert out["status"].tolist() == [["converged", "converged"]]
     assert np.all(np.isnan(out["history"][2:])) and np.all(np.isfinite(out["history"][:2]))
