@@ -184,17 +184,24 @@ def fingerprint(config, *, precision: str | None = None) -> dict:
     """The identity of a run: ``{"config": digest, "precision": ..., "versions": ...}``.
 
     ``digest`` is the SHA-256 of the canonical JSON of ``config`` (a dataclass with its
-    class name, a mapping, or a string taken as is). ``precision`` defaults to the
+    module-qualified class name, a mapping, or a string taken as is). ``precision`` defaults to the
     config class's ``PRECISION`` (a run that always computes in float32 declares it)
     and otherwise to the current x64 setting. Two runs continue each other only when
     their fingerprints are equal (see :func:`fingerprint_mismatch`).
+
+    Arguments:
+        config: the run's configuration.
+        precision: "float64" or "float32" (default: see above).
+
+    Returns:
+        ``{"config": hex digest, "precision": str, "versions": {package: version}}``.
     """
     if isinstance(config, str):
         payload = config
     else:
         body = _jsonable(config)
         if dataclasses.is_dataclass(config):
-            body = {"type": type(config).__qualname__, "fields": body}
+            body = {"type": f"{type(config).__module__}.{type(config).__qualname__}", "fields": body}
         payload = json.dumps(body, sort_keys=True)
     precision = precision or getattr(type(config), "PRECISION", None) or current_precision()
     return {"config": sha256(payload.encode()), "precision": precision, "versions": package_versions()}
@@ -211,7 +218,15 @@ def as_fingerprint(value, *, precision: str | None = None) -> dict:
 
 
 def fingerprint_mismatch(recorded, current) -> str | None:
-    """None when the two fingerprints are equal, else what differs, in words."""
+    """Compare a recorded fingerprint with the current one.
+
+    Arguments:
+        recorded: the fingerprint stored in a checkpoint manifest or ``results.json``.
+        current: this run's fingerprint.
+
+    Returns:
+        None when they are equal, else what differs (precision, config, versions) in words.
+    """
     if not isinstance(recorded, Mapping):
         return "it records no fingerprint"
     if recorded.get("precision") != current["precision"]:

@@ -79,8 +79,16 @@ def _verified(unit: Path, manifest: dict, name: str) -> bytes:
 
 
 def checkpoints(out_dir) -> dict[Path, dict]:
-    """The latest committed unit of every (sub-)run under ``out_dir/.checkpoint`` and its
-    manifest, each checked (checksums); :class:`CorruptFile` naming the file otherwise."""
+    """The latest committed unit of every (sub-)run under ``out_dir/.checkpoint``.
+
+    Arguments:
+        out_dir: a run directory.
+
+    Returns:
+        ``{unit directory: manifest}``, empty when there is no checkpoint; every unit's
+        files are checked against the manifest's SHA-256 (:class:`CorruptFile` naming the
+        file otherwise).
+    """
     root = Path(out_dir) / CHECKPOINT
     found = {}
     if not root.is_dir():
@@ -97,8 +105,15 @@ def checkpoints(out_dir) -> dict[Path, dict]:
 
 
 def check_resumable(out_dir, fingerprint) -> None:
-    """Raise :class:`ResumeMismatch` (one line naming the file) unless every checkpoint
-    under ``out_dir`` has ``fingerprint``."""
+    """Check, before any compute, that the checkpoints under ``out_dir`` may be continued.
+
+    Arguments:
+        out_dir: a run directory.
+        fingerprint: the run's config or fingerprint (see :func:`jaxreg.results.fingerprint`).
+
+    Raises :class:`ResumeMismatch` (one line naming the manifest and what differs) unless
+    every checkpoint has this fingerprint, :class:`CorruptFile` for a damaged unit.
+    """
     current = as_fingerprint(fingerprint)
     for unit, manifest in checkpoints(out_dir).items():
         why = fingerprint_mismatch(manifest.get("fingerprint"), current)

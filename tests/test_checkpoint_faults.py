@@ -3,8 +3,8 @@ directory either resumes to the bit-identical result of the uninterrupted run or
 refused with one line naming the file; a reader never sees a mixed results pair.
 
 The pipeline under test is the runner plus :func:`save_results` on a cheap three-chunk
-step (one small compiled program); ``test_real_sigkill_*`` kills a real process, and
-``test_cli_*`` go through ``jaxreg reproduce matrix-dynamics --size tiny``.
+step (one small compiled program); ``test_real_sigkill_*`` kills a real process. The
+command line's use of the same units (matrix-dynamics tiny) is tested in test_cli.py.
 """
 
 import json
@@ -209,12 +209,15 @@ SIGKILL_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("after", [5])  # state.eqx of the second unit written, its manifest not
-def test_real_sigkill_mid_unit_resumes_bit_identical(reference, tmp_path, after):
+@pytest.mark.parametrize("after, unit", [
+    (5, "chunk-000001"),  # state.eqx of the second unit written, its manifest not
+    (11, "chunk-000003"),  # results.json written in the temporary sibling, not renamed into place
+])
+def test_real_sigkill_resumes_bit_identical(reference, tmp_path, after, unit):
     out = tmp_path / "out"
     script = SIGKILL_SCRIPT.format(tests=os.path.dirname(__file__), after=after, out=str(out))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    assert [u.name for u in checkpoints(out)] == ["chunk-000001"]  # the torn unit is not a unit
+    assert [u.name for u in checkpoints(out)] == [unit]  # a torn unit is not a unit
     resumed, how = _resume(out)
     assert how == "resumed" and _same(resumed, reference)

@@ -4,12 +4,11 @@ One in-process ``jaxreg reproduce ... --size tiny`` per task (module fixture; th
 this file share its compiled programs), then what issue 7 asks of them: with lambda > 0
 the held-out R ends lower than with lambda = 0 at every range and seed, and the
 regularized runs still fit their training set; reload and re-plot without recomputing;
-``--resume`` after an interrupt gives the uninterrupted results; bad input exits 2.
+bad input exits 2. (Resume is tested once, on the smallest settings, in test_training.py.)
 
 Margins: see ``_MEASURED`` at the end.
 """
 
-import json
 import shutil
 from pathlib import Path
 
@@ -20,9 +19,8 @@ from helpers import InterruptAt
 
 from jaxreg import cli
 from jaxreg.experiments import EXPERIMENTS, locality_is_same_class, locality_pathfinder
-from jaxreg.locality import experiments, plot_locality, training
+from jaxreg.locality import experiments, plot_locality
 from jaxreg.results import load_results
-from jaxreg.runner import checkpoints
 
 ISC, PF = locality_is_same_class.NAME, locality_pathfinder.NAME
 # the tiny presets' lambdas restated as TOML: exercises lists -> tuples in a real run
@@ -92,31 +90,6 @@ def test_plot_redraws_from_saved_results(runs, capsys, tmp_path):
     assert cli.main(["plot", str(tmp_path / "gpu")]) == 0
     assert (tmp_path / "gpu" / f"{PF}.png").exists()
     assert "path_length" in capsys.readouterr().out
-
-
-def test_resume_after_interrupt_equals_uninterrupted(runs, tmp_path, monkeypatch, capsys):
-    out = tmp_path / "isc"
-    config = locality_is_same_class.Config.preset("tiny")
-    # groups train in order (distance 0: plain, regularized; distance 16: plain, ...): stop at the third
-    monkeypatch.setattr(experiments, "train_runs", InterruptAt(experiments.train_runs, 3))
-    assert _reproduce(ISC, out) == 130
-    units = {str(u.relative_to(out / ".checkpoint").parent): m for u, m in checkpoints(out).items()}
-    assert sorted(units) == ["distance_0/plain", "distance_0/regularized"]
-    assert all(m["done"] == config.max_epochs and m["fingerprint"]["precision"] == "float32" for m in units.values())
-    assert not (out / "results.json").exists()
-    monkeypatch.undo()
-    # a checkpoint of another configuration is not continued
-    assert _reproduce(ISC, out, "--resume", "--seeds", "3") == 2  # one-line usage error
-    assert "another configuration" in capsys.readouterr().err
-    epochs = []
-    real_epoch = training._run_epoch
-    monkeypatch.setattr(training, "_run_epoch", lambda *a: (epochs.append(1), real_epoch(*a))[1])
-    assert _reproduce(ISC, out, "--resume") == 0
-    assert len(epochs) == 2 * config.max_epochs  # only distance 16 (plain + regularized) trained again
-    resumed, full = load_results(out), load_results(runs[ISC])
-    for key in ("test_accuracy", "train_accuracy", "test_R", "history"):
-        np.testing.assert_array_equal(resumed[key], full[key], err_msg=key)
-    assert not (out / ".checkpoint").exists()
 
 
 @pytest.mark.parametrize("argv, toml, fragment", [
