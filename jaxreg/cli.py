@@ -59,10 +59,13 @@ def _config(module, args):
         raise UsageError(str(e)) from None
     overrides = {}
     if args.config is not None:
-        if not args.config.exists():
-            raise UsageError(f"--config: no such file {args.config}")
+        if not args.config.is_file():
+            raise UsageError(f"--config: no such file {args.config}" if not args.config.exists()
+                             else f"--config: {args.config} is not a file")
         try:
-            overrides = tomllib.loads(args.config.read_text())
+            overrides = tomllib.loads(args.config.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError:
+            raise UsageError(f"--config: {args.config} is not UTF-8 text") from None
         except tomllib.TOMLDecodeError as e:
             raise UsageError(f"--config: malformed TOML in {args.config}: {e}") from None
         fields = {f.name for f in dataclasses.fields(module.Config)}

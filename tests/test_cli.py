@@ -161,6 +161,20 @@ def test_finished_results_are_kept_unless_forced(tiny_run, tmp_path, monkeypatch
     np.testing.assert_array_equal(load_results(out)["loss"], load_results(tiny_run)["loss"])
 
 
+def test_corrupt_checkpoint_and_config_refused_before_compute(tmp_path, no_compute, capsys):
+    run_chunks(lambda s, k: (s, {"x": np.arange(3.0)}), 0, 2, out_dir=tmp_path, progress=False,
+               fingerprint=matrix_dynamics.Config.preset("tiny"))
+    (unit,) = checkpoints(tmp_path)
+    (unit / "outputs.npz").write_bytes(b"truncated")
+    for extra in (["--resume"], []):
+        assert cli.main(TINY + ["--out", str(tmp_path), *extra]) == 2
+        _one_line_error(capsys, "outputs.npz", "corrupt")
+    (tmp_path / "latin1.toml").write_bytes("depth = 3 # \xe9".encode("latin-1"))
+    for config, fragment in ((tmp_path, "not a file"), (tmp_path / "latin1.toml", "UTF-8")):
+        assert cli.main(TINY + ["--out", str(tmp_path / "new"), "--config", str(config)]) == 2
+        _one_line_error(capsys, "--config", fragment)
+
+
 @pytest.mark.parametrize("damage, fragment", [
     (lambda out: (out / "results.json").write_text("{"), "results.json"),
     (lambda out: (out / "arrays.npz").write_bytes(b"PK\x03\x04 truncated"), "arrays.npz"),
