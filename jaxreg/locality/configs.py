@@ -186,9 +186,9 @@ class PathfinderConfig(_Common):
         """"tiny": for tests (about a minute, mostly compilation): 16 px images, 6 px
         patches (with 2 px patches most pairs are blank, R stays ~1 and the regularizer
         has nothing to act on), lambda 1 (9 stops fitting at this size), 128 images
-        memorized in 20 epochs; "small": the CPU default (24 px, path lengths 2 and 6; with
-        lengths 2, 4, 6 the grid was on course for ~28 CPU-minutes, over the 20 min budget
-        on 2 cores); "paper": 150 px images, path lengths 3/5/7/9, 10k/10k, ResNet18, SGD,
+        memorized in 20 epochs; "small": the CPU default (24 px, path lengths 2 and 6, which
+        keeps the grid within about 20 minutes on 2 cores; a third length adds about
+        half); "paper": 150 px images, path lengths 3/5/7/9, 10k/10k, ResNet18, SGD,
         up to 150 epochs, for a GPU."""
         _checks.choice("size", size, SIZES)
         base = {
