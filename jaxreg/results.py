@@ -9,28 +9,29 @@ finds either the old complete directory or the new one, never a mixed pair; and
 :func:`load_results` checks the pair (checksum, schema, array shapes against the
 coordinates, status names) and names the file that is wrong.
 
-Every byte that the runner or :func:`save_results` writes goes through
-:func:`write_file`, every rename through :func:`rename` and every removal through
-:func:`remove_tree`: the three points at which a run can be interrupted.
+Every byte that the runner or :func:`save_results` writes goes through the write points
+of :mod:`jaxreg.storage`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import io
 import json
-import os
 import platform
-import shutil
-import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+
+from . import storage as _store
+from .storage import CorruptFile as CorruptFile
+from .storage import atomic_save_npz as atomic_save_npz
+from .storage import atomic_write_bytes as atomic_write_bytes
+from .storage import read_json as read_json
+from .storage import recover_dir as recover_dir
+from .storage import sha256 as sha256
 
 ARRAYS = "arrays.npz"
 META = "results.json"
@@ -43,107 +44,8 @@ class ResumeMismatch(ValueError):
     precision or package versions)."""
 
 
-class CorruptFile(ValueError):
-    """A results or checkpoint file that cannot be read back or fails its checksum."""
-
-
 class ResultsError(ValueError):
     """A results directory that is missing, incomplete or inconsistent."""
-
-
-# ---------------------------------------------------------------- the three write points
-
-
-def write_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` and flush it to disk (``path`` is inside a directory
-    that is not yet visible to readers, or is written by :func:`atomic_write_bytes`)."""
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def rename(src: Path, dst: Path) -> None:
-    """Atomically rename ``src`` to ``dst`` (a file or an empty/absent directory) and
-    flush the parent directory, so the rename survives a crash."""
-    os.replace(src, dst)
-    try:
-        fd = os.open(Path(dst).parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a file or directory tree (absent is fine)."""
-    path = Path(path)
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-def _umask_mode(path, mode: int) -> None:
-    """Give a file or directory made by ``tempfile`` (0600/0700) the usual ``mode & ~umask``."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, mode & ~umask)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    _umask_mode(tmp, 0o666)
-    try:
-        write_file(Path(tmp), data)
-        rename(Path(tmp), path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
-    """``arrays`` as the bytes of an uncompressed ``.npz`` file."""
-    buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
-    return buf.getvalue()
-
-
-def atomic_save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    atomic_write_bytes(path, npz_bytes(arrays))
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def read_json(path: Path) -> dict:
-    """A JSON object from ``path``; :class:`CorruptFile` naming the file otherwise."""
-    try:
-        value = json.loads(Path(path).read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CorruptFile(f"{path} is corrupt or truncated (not valid JSON: {e})") from None
-    if not isinstance(value, dict):
-        raise CorruptFile(f"{path} is corrupt (a JSON object was expected, got {type(value).__name__})")
-    return value
-
-
-def read_npz(path: Path, data: bytes | None = None) -> dict[str, np.ndarray]:
-    """Every array of the ``.npz`` file at ``path`` (or of its bytes ``data``)."""
-    try:
-        with np.load(io.BytesIO(data) if data is not None else path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
-        raise CorruptFile(f"{path} is corrupt or truncated ({type(e).__name__}: {e})") from None
 
 
 # ---------------------------------------------------------------- fingerprints
@@ -204,7 +106,7 @@ def fingerprint(config, *, precision: str | None = None) -> dict:
             body = {"type": f"{type(config).__module__}.{type(config).__qualname__}", "fields": body}
         payload = json.dumps(body, sort_keys=True)
     precision = precision or getattr(type(config), "PRECISION", None) or current_precision()
-    return {"config": sha256(payload.encode()), "precision": precision, "versions": package_versions()}
+    return {"config": _store.sha256(payload.encode()), "precision": precision, "versions": package_versions()}
 
 
 _make_fingerprint = fingerprint
@@ -238,48 +140,6 @@ def fingerprint_mismatch(recorded, current) -> str | None:
     if diff:
         return "it was computed with other package versions (" + ", ".join(diff) + ")"
     return None
-
-
-# ---------------------------------------------------------------- whole-directory replacement
-
-
-def _siblings(out: Path, tag: str) -> list[Path]:
-    return sorted(out.parent.glob(f".{out.name}.{tag}-*")) if out.parent.is_dir() else []
-
-
-def new_sibling(out: Path) -> Path:
-    """A fresh empty temporary directory beside ``out`` (same file system: renames are atomic)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
-    _umask_mode(tmp, 0o777)
-    return tmp
-
-
-def replace_dir(tmp: Path, out: Path) -> None:
-    """Put the complete directory ``tmp`` in the place of ``out`` (two renames: ``out``
-    to an ``.old`` sibling, ``tmp`` to ``out``; then the old one is removed). A crash
-    between the renames is undone by :func:`recover_dir`."""
-    if out.exists():
-        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-        rename(out, old)
-        rename(tmp, out)
-        remove_tree(old)
-    else:
-        rename(tmp, out)
-
-
-def recover_dir(out: Path) -> None:
-    """Finish or undo an interrupted :func:`replace_dir`: temporary new siblings are
-    removed; an old sibling is removed when ``out`` exists and moved back otherwise."""
-    out = Path(out)
-    for tmp in _siblings(out, "new"):
-        remove_tree(tmp)
-    olds = _siblings(out, "old")
-    if olds and not out.exists():
-        rename(olds[-1], out)
-        olds = olds[:-1]
-    for old in olds:
-        remove_tree(old)
 
 
 def foreign_entries(out: Path) -> list[str]:
@@ -350,11 +210,11 @@ def save_results(
         dims[key] = list(d)
         data[key] = arr
     fp = dict(fingerprint) if fingerprint is not None else _make_fingerprint(config or {})
-    recover_dir(out)
-    tmp = new_sibling(out)
+    _store.recover_dir(out)
+    tmp = _store.new_sibling(out)
     try:
-        blob = npz_bytes(data)
-        write_file(tmp / ARRAYS, blob)
+        blob = _store.npz_bytes(data)
+        _store.write_file(tmp / ARRAYS, blob)
         meta = {
             "name": name,
             "dims": dims,
@@ -362,19 +222,19 @@ def save_results(
             "config": _jsonable(config if config is not None else {}),
             "precision": fp["precision"],
             "fingerprint": fp,
-            "arrays_sha256": sha256(blob),
+            "arrays_sha256": _store.sha256(blob),
             "versions": package_versions(),
             "wall_time_s": wall_time,
             "status": status,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             **_jsonable(dict(extra or {})),
         }
-        write_file(tmp / META, json.dumps(meta, indent=2).encode())
+        _store.write_file(tmp / META, json.dumps(meta, indent=2).encode())
         if figures is not None:
             figures(load_results(tmp), tmp)
-        replace_dir(tmp, out)
+        _store.replace_dir(tmp, out)
     except BaseException:
-        remove_tree(tmp)
+        _store.remove_tree(tmp)
         raise
     return out
 
@@ -423,15 +283,15 @@ def load_results(out_dir) -> Results:
         raise ResultsError(f"{out} holds no complete results (no such directory)")
     if not path.exists():
         raise ResultsError(f"{out} holds no complete results ({META} is missing)")
-    meta = read_json(path)
+    meta = _store.read_json(path)
     _check_schema(path, meta)
     if not (out / ARRAYS).exists():
         raise ResultsError(f"{out / ARRAYS} is missing")
     blob = (out / ARRAYS).read_bytes()
     recorded = meta.get("arrays_sha256")
-    if recorded is not None and recorded != sha256(blob):
+    if recorded is not None and recorded != _store.sha256(blob):
         raise CorruptFile(f"{out / ARRAYS} does not match {path} (checksum differs): corrupt or from another run")
-    arrays = read_npz(out / ARRAYS, blob)
+    arrays = _store.read_npz(out / ARRAYS, blob)
     _check_shapes(path, meta, arrays)
     dims = {k: tuple(v) for k, v in meta.pop("dims").items()}
     return Results(meta["name"], arrays, dims, meta.pop("coords"), meta.pop("config"), meta)

@@ -29,8 +29,9 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from . import results as _io
-from .results import CHECKPOINT, CorruptFile, ResumeMismatch, as_fingerprint, fingerprint_mismatch
+from . import storage as _io
+from .results import CHECKPOINT, ResumeMismatch, as_fingerprint, fingerprint_mismatch
+from .storage import CorruptFile
 
 __all__ = ["run_chunks", "stack_chunks", "checkpoints", "check_resumable", "clear_checkpoint", "CheckpointExists",
            "CHECKPOINT"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from jaxreg import results as R
+from jaxreg import storage
 
 
 def run_cli(*argv, timeout: float | None = None) -> subprocess.CompletedProcess:
@@ -30,7 +30,7 @@ class WritePoints:
         self.crash_after = crash_after
         self.crashed = False
         for op in self.OPS:
-            monkeypatch.setattr(R, op, self._wrap(op, getattr(R, op)))
+            monkeypatch.setattr(storage, op, self._wrap(op, getattr(storage, op)))
 
     def _wrap(self, op, real):
         def wrapped(path, *args):

@@ -21,6 +21,7 @@ import pytest
 from helpers import Crash, WritePoints
 
 from jaxreg import results as R
+from jaxreg import storage
 from jaxreg.results import CorruptFile, ResumeMismatch, load_results, save_results
 from jaxreg.runner import CheckpointExists, check_resumable, checkpoints, run_chunks, stack_chunks
 
@@ -149,10 +150,9 @@ def _interrupted_at_third_chunk(out):
 def test_resume_refuses_corrupt_checkpoint_naming_the_file(tmp_path):
     out = tmp_path / "out"
     run_chunks(_step, _initial(), 1, out_dir=out, progress=False, fingerprint=CONFIG)  # 1 of 3 chunks
-    R.rename(out / ".checkpoint" / "chunk-000001", out / ".checkpoint" / "chunk-000001")
     with pytest.raises(CorruptFile, match="1 of 1 chunks"):  # a unit of a run with another chunk count
         run_chunks(_step, _initial(), NUM_CHUNKS, out_dir=out, resume=True, progress=False, fingerprint=CONFIG)
-    R.remove_tree(out)
+    storage.remove_tree(out)
     with pytest.raises(Crash):
         _interrupted_at_third_chunk(out)
     (unit,) = checkpoints(out)
@@ -195,16 +195,16 @@ SIGKILL_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     import jax
     jax.config.update("jax_enable_x64", True)
-    from jaxreg import results as R
+    from jaxreg import storage
     import test_checkpoint_faults as T
 
-    real, count = R.write_file, [0]
+    real, count = storage.write_file, [0]
     def write_then_die(path, data):
         real(path, data)
         count[0] += 1
         if count[0] == {after}:
             os.kill(os.getpid(), signal.SIGKILL)
-    R.write_file = write_then_die
+    storage.write_file = write_then_die
     T._pipeline(__import__("pathlib").Path({out!r}))
 """)
 
