@@ -17,7 +17,8 @@ def run_grid(runner, config, *, out_dir, resume, progress) -> dict:
     checkpoints go to ``out_dir/.checkpoint/<point>/<group>`` (``resume=True``
     continues them); saving the results replaces them."""
     res = runner(config, out_dir=out_dir, resume=resume and out_dir is not None, progress=progress)
-    return {"arrays": res["arrays"], "coords": res["coords"], "status": [str(s) for s in np.ravel(res["arrays"]["status"][1])]}
+    status = [str(s) for s in np.ravel(res["arrays"]["status"][1])]  # already Status names
+    return {"arrays": res["arrays"], "coords": res["coords"], "status": status}
 
 
 def plot_grid(results, out_dir, name: str, range_name: str) -> list[Path]:
