@@ -50,7 +50,7 @@ def programs(log):
 jax.monitoring.register_event_duration_secs_listener(listen)
 from jaxreg.experiments import EXPERIMENTS
 mod = EXPERIMENTS[sys.argv[1]]
-if getattr(mod, "FLOAT32", False):  # as the CLI does: CNN training runs in float32
+if getattr(mod.Config, "PRECISION", None) == "float32":  # CNN training runs in float32
     jax.config.update("jax_enable_x64", False)
 config = mod.Config.preset(sys.argv[2])
 with tempfile.TemporaryDirectory() as d:

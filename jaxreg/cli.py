@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
+import tempfile
 import time
 import tomllib
 from pathlib import Path
@@ -22,7 +24,10 @@ def _run_options(parser, *, config_required: bool, config_help: str) -> None:
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (overrides the config)")
     parser.add_argument("--config", type=Path, default=None, required=config_required, help=config_help)
     parser.add_argument("--out", type=Path, default=None, help="results directory (default runs/NAME)")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run in --out (a finished one: nothing to do)")
+    parser.add_argument("--force", action="store_true",
+                        help="discard a partial run or finished results in --out and start afresh")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
     d = parser.add_argument_group("across processes (JAX's multi-controller runtime; process 0 writes)")
@@ -126,49 +131,102 @@ def _module(name: str):
     return EXPERIMENTS[name]
 
 
+def _writable_out(out: Path) -> Path:
+    """``--out`` checked before any compute: not under /proc or /sys, not a file, and
+    writable (a probe file is created and removed in it or in its nearest existing
+    ancestor, whose sibling directories hold the temporary results)."""
+    resolved = out.resolve()
+    if resolved.parts[1:2] in (("proc",), ("sys",), ("dev",)):
+        raise UsageError(f"--out: {out} is under /{resolved.parts[1]}, not a place for results")
+    if resolved.exists() and not resolved.is_dir():
+        raise UsageError(f"--out: {out} is a file, not a directory")
+    probe_dir = resolved.parent
+    while not probe_dir.exists():
+        probe_dir = probe_dir.parent
+    for d in {probe_dir, resolved} if resolved.exists() else {probe_dir}:
+        if not d.is_dir():
+            raise UsageError(f"--out: {d} is not a directory")
+        try:
+            fd, probe = tempfile.mkstemp(dir=d, prefix=".jaxreg-probe-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise UsageError(f"--out: cannot write in {d} ({e.strerror or e})") from None
+    return resolved
+
+
+def _prepare_out(out: Path, fingerprint: dict, args) -> bool:
+    """Decide, before any compute, what a run into ``out`` may do; returns True when the
+    results there are already complete for this very run (``--resume``)."""
+    from . import results as R
+    from .runner import check_resumable, checkpoints, clear_checkpoint
+
+    R.recover_dir(out)
+    if not out.exists():
+        if args.resume:
+            raise UsageError(f"--resume: no run to resume in {out}")
+        return False
+    foreign = R.foreign_entries(out)
+    if foreign:
+        raise UsageError(f"--out: {out} holds files that are not jaxreg results ({', '.join(foreign[:3])}); "
+                         "choose an empty or new directory")
+    if args.force:
+        clear_checkpoint(out)
+        return False
+    has_results = (out / R.META).exists()
+    units = checkpoints(out)
+    if args.resume:
+        if units:
+            try:
+                check_resumable(out, fingerprint)
+            except R.ResumeMismatch as e:
+                raise UsageError(f"--resume: {e}") from None
+            return False
+        if has_results:
+            why = R.fingerprint_mismatch(R.read_json(out / R.META).get("fingerprint"), fingerprint)
+            if why:
+                raise UsageError(f"--resume: {out} holds finished results that cannot be continued: {why}")
+            R.load_results(out)  # complete and readable, or one line naming the file
+            return True
+        raise UsageError(f"--resume: no run to resume in {out}")
+    if units:
+        raise UsageError(f"--out: {out} holds a partial run; --resume continues it, --force discards it")
+    if has_results:
+        raise UsageError(f"--out: {out} holds finished results; --force replaces them")
+    return False
+
+
 def _reproduce(args) -> int:
-    from .results import load_results, save_results
+    from .results import fingerprint, load_results, save_results
 
     module = _module(args.name)
-    if getattr(module, "FLOAT32", False):  # e.g. CNN training: float32 whatever --float32 says
-        import jax
-
-        jax.config.update("jax_enable_x64", False)
     config = _config(module, args)
-    out = args.out or Path("runs") / args.name
-    if args.resume and not out.exists():
-        raise UsageError(f"--resume: no run to resume in {out}")
+    out = _writable_out(args.out or Path("runs") / args.name)
+    fp = fingerprint(config)
+    if _prepare_out(out, fp, args):
+        print(f"{out}: already complete ({module.NAME}, {fp['precision']}); nothing recomputed")
+        return 0
     t0 = time.perf_counter()
     from .distributed import is_writer
-    from .results import ResumeMismatch
 
-    try:
-        res = module.run(config, out_dir=out, resume=args.resume, progress=not args.no_progress)
-    except ResumeMismatch as e:
-        raise UsageError(str(e)) from None
+    res = module.run(config, out_dir=out, resume=args.resume, progress=not args.no_progress)
     wall = time.perf_counter() - t0
     ok = all(s in ("completed", "converged") for s in (res.get("status") or []))
     if not is_writer():  # across processes only process 0 writes and reports
         return 0 if ok else 1
     save_results(out, module.NAME, res["arrays"], coords=res.get("coords"), config=config, wall_time=wall,
-                 status=res.get("status"), extra={"size": args.size})
-    from .experiments._runner import clear_checkpoint
-
-    clear_checkpoint(out)
+                 status=res.get("status"), extra={"size": args.size}, fingerprint=fp, figures=module.plot)
     results = load_results(out)
-    paths = module.plot(results, out)
     print(module.summary(results))
-    print(f"\nsaved {out}/ ({', '.join(p.name for p in paths)}) in {wall:.1f} s")
+    figures = sorted(p.name for p in out.iterdir() if p.suffix in (".png", ".pdf"))
+    print(f"\nsaved {out}/ ({', '.join(figures)}) in {wall:.1f} s")
     return 0 if ok else 1
 
 
 def _plot(args) -> int:
     from .results import load_results
 
-    try:
-        results = load_results(args.dir)
-    except FileNotFoundError as e:
-        raise UsageError(str(e)) from None
+    results = load_results(args.dir)
     try:
         module = _module(results.name)
     except UsageError:
@@ -179,13 +237,23 @@ def _plot(args) -> int:
     return 0
 
 
+def _refused() -> tuple[type[Exception], ...]:
+    from .results import CorruptFile, ResultsError, ResumeMismatch
+    from .runner import CheckpointExists
+
+    return CorruptFile, ResultsError, ResumeMismatch, CheckpointExists
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        import jax
+    if vars(args).get("resume") and vars(args).get("force"):
+        print("jaxreg: error: --resume and --force exclude each other", file=sys.stderr)
+        return 2
+    import jax
 
-        if not getattr(args, "float32", False):
-            jax.config.update("jax_enable_x64", True)
+    x64 = jax.config.jax_enable_x64
+    try:
+        jax.config.update("jax_enable_x64", not vars(args).get("float32"))
         if args.command in ("reproduce", "sweep"):
             _distributed(args)
             return _reproduce(args)
@@ -217,9 +285,14 @@ def main(argv=None) -> int:
         print(f"jaxreg: error: process {jax.process_index()} stopped, a collective across processes failed "
               f"(another process died?): {first}; continue with --resume", file=sys.stderr)
         return 1
+    except _refused() as e:  # a corrupt file, a checkpoint of another run: one line naming it
+        print(f"jaxreg: error: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("jaxreg: interrupted; continue with --resume", file=sys.stderr)
         return 130
+    finally:  # the precision is this command's; an in-process caller gets its own back
+        jax.config.update("jax_enable_x64", x64)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,17 @@
-import json
-import subprocess
-import sys
+import shutil
 
 import jax
 import numpy as np
 import pytest
+from helpers import interrupt_chunks
+from helpers import run_cli as _run
 
 from jaxreg import cli
 from jaxreg.experiments import matrix_dynamics
 from jaxreg.results import load_results
+from jaxreg.runner import checkpoints, run_chunks
 
-
-def _run(*argv):
-    return subprocess.run([sys.executable, "-m", "jaxreg.cli", *argv], capture_output=True, text=True)
+TINY = ["reproduce", "matrix-dynamics", "--size", "tiny", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -44,33 +43,19 @@ def test_plot_redraws_without_recomputing(tiny_run):
     assert png.exists()
 
 
-def test_resume_after_interrupt_equals_uninterrupted(tmp_path):
-    config = matrix_dynamics.Config.preset("tiny")
-    full = matrix_dynamics.run(config, progress=False)
-    from jaxreg.experiments import _runner
-
-    real = _runner.run_chunks
-
-    def interrupted(step, state, num_chunks, **kw):
-        def failing(s, k):
-            if k == 2:
-                raise KeyboardInterrupt
-            return step(s, k)
-
-        return real(failing, state, num_chunks, **kw)
-
-    _runner_run = matrix_dynamics.run_chunks
-    matrix_dynamics.run_chunks = interrupted
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            matrix_dynamics.run(config, out_dir=tmp_path, progress=False)
-    finally:
-        matrix_dynamics.run_chunks = _runner_run
-    meta = json.loads((tmp_path / ".checkpoint" / "meta.json").read_text())
-    assert meta["done"] == 2
-    resumed = matrix_dynamics.run(config, out_dir=tmp_path, resume=True, progress=False)
-    for key in ("singular_values", "loss"):
-        np.testing.assert_array_equal(resumed["arrays"][key][1], full["arrays"][key][1])
+def test_resume_after_interrupt_equals_uninterrupted(tiny_run, tmp_path, monkeypatch):
+    interrupt_chunks(monkeypatch, matrix_dynamics, at=2)
+    assert cli.main(["reproduce", "matrix-dynamics", "--size", "tiny", "--out", str(tmp_path), "--no-progress"]) == 130
+    monkeypatch.undo()
+    assert [u.name for u in checkpoints(tmp_path)] == ["chunk-000002"]
+    # neither a fresh run nor another precision may touch the partial run
+    assert cli.main(TINY + ["--out", str(tmp_path)]) == 2
+    assert cli.main(TINY + ["--out", str(tmp_path), "--resume", "--float32"]) == 2
+    assert cli.main(TINY + ["--out", str(tmp_path), "--resume"]) == 0
+    resumed, full = load_results(tmp_path), load_results(tiny_run)
+    for key in ("singular_values", "loss", "reconstruction_error"):
+        np.testing.assert_array_equal(resumed[key], full[key])
+    assert resumed.meta["fingerprint"] == full.meta["fingerprint"] and resumed.meta["precision"] == "float64"
 
 
 @pytest.mark.parametrize(
@@ -114,11 +99,93 @@ def test_verify_passes():
 
 
 def test_resume_of_another_configuration_is_a_usage_error(tmp_path, capsys):
-    ckpt = tmp_path / ".checkpoint"
-    ckpt.mkdir()
-    (ckpt / "meta.json").write_text(json.dumps({"fingerprint": "another run", "done": 1, "keys": []}))
-    argv = ["reproduce", "matrix-dynamics", "--size", "tiny", "--out", str(tmp_path), "--resume", "--no-progress"]
-    assert cli.main(argv) == 2
+    run_chunks(lambda s, k: (s, {}), 0, 1, out_dir=tmp_path, progress=False, fingerprint="another run")
+    assert cli.main(TINY + ["--out", str(tmp_path), "--resume"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "another configuration" in err
+    assert len(err.splitlines()) == 1 and "another configuration" in err and "manifest.json" in err
     assert not (tmp_path / "results.json").exists()
+
+
+@pytest.fixture
+def no_compute(monkeypatch):
+    """Fail the test if the reproduction starts computing."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("computed before refusing")
+
+    monkeypatch.setattr(matrix_dynamics, "run", refuse)
+
+
+def _one_line_error(capsys, *fragments):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+@pytest.mark.parametrize("where, fragment", [
+    (lambda tmp: tmp / "file.txt", "is a file"),
+    (lambda tmp: tmp / "file.txt" / "below", "not a directory"),
+    (lambda tmp: "/proc/jaxreg", "/proc"),
+])
+def test_bad_out_refused_before_compute(where, fragment, tmp_path, no_compute, capsys):
+    (tmp_path / "file.txt").write_text("x")
+    assert cli.main(TINY + ["--out", str(where(tmp_path))]) == 2
+    _one_line_error(capsys, "--out", fragment)
+
+
+def test_finished_results_are_kept_unless_forced(tiny_run, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "done"
+    shutil.copytree(tiny_run, out)
+    with monkeypatch.context() as mp:
+        mp.setattr(matrix_dynamics, "run", lambda *a, **k: pytest.fail("recomputed"))
+        assert cli.main(TINY + ["--out", str(out)]) == 2
+        _one_line_error(capsys, "finished results", "--force")
+        assert cli.main(TINY + ["--out", str(out), "--resume"]) == 0  # that very run: nothing to do
+        assert "already complete" in capsys.readouterr().out
+        assert cli.main(TINY + ["--out", str(out), "--resume", "--seeds", "2"]) == 2
+        _one_line_error(capsys, "another configuration")
+        assert cli.main(TINY + ["--out", str(out), "--resume", "--float32"]) == 2
+        _one_line_error(capsys, "float64", "float32")
+        (out / "notes.txt").write_text("mine")
+        assert cli.main(TINY + ["--out", str(out), "--force"]) == 2  # never deletes a user's files
+        _one_line_error(capsys, "notes.txt")
+        (out / "notes.txt").unlink()
+    # --force replaces the whole directory: another reproduction's figure does not survive
+    (out / "ht-rank.png").write_bytes(b"old figure")
+    saved = load_results(tiny_run)
+    arrays = {k: (saved.dims[k], v) for k, v in saved.arrays.items()}
+    monkeypatch.setattr(matrix_dynamics, "run", lambda *a, **k: {"arrays": arrays, "coords": saved.coords,
+                                                                 "status": saved.meta["status"]})
+    assert cli.main(TINY + ["--out", str(out), "--force"]) == 0
+    assert not (out / "ht-rank.png").exists() and (out / "matrix-dynamics.png").exists()
+    np.testing.assert_array_equal(load_results(out)["loss"], load_results(tiny_run)["loss"])
+
+
+def test_corrupt_checkpoint_and_config_refused_before_compute(tmp_path, no_compute, capsys):
+    run_chunks(lambda s, k: (s, {"x": np.arange(3.0)}), 0, 2, out_dir=tmp_path, progress=False,
+               fingerprint=matrix_dynamics.Config.preset("tiny"))
+    (unit,) = checkpoints(tmp_path)
+    (unit / "outputs.npz").write_bytes(b"truncated")
+    for extra in (["--resume"], []):
+        assert cli.main(TINY + ["--out", str(tmp_path), *extra]) == 2
+        _one_line_error(capsys, "outputs.npz", "corrupt")
+    (tmp_path / "latin1.toml").write_bytes("depth = 3 # \xe9".encode("latin-1"))
+    for config, fragment in ((tmp_path, "not a file"), (tmp_path / "latin1.toml", "UTF-8")):
+        assert cli.main(TINY + ["--out", str(tmp_path / "new"), "--config", str(config)]) == 2
+        _one_line_error(capsys, "--config", fragment)
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (lambda out: (out / "results.json").write_text("{"), "results.json"),
+    (lambda out: (out / "arrays.npz").write_bytes(b"PK\x03\x04 truncated"), "arrays.npz"),
+    (lambda out: (out / "results.json").write_text(
+        (out / "results.json").read_text().replace('"time": [', '"time": [-1.0, ')), "'time'"),
+    (lambda out: (out / "results.json").write_text(
+        (out / "results.json").read_text().replace('"completed"', '"done"')), "status"),
+])
+def test_plot_names_what_is_wrong(tiny_run, tmp_path, damage, fragment, capsys):
+    out = tmp_path / "res"
+    shutil.copytree(tiny_run, out)
+    damage(out)
+    assert cli.main(["plot", str(out)]) == 2
+    _one_line_error(capsys, fragment)

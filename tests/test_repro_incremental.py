@@ -1,14 +1,14 @@
 """The `incremental-learning` and `ht-rank` reproductions at tiny size, through the CLI."""
 
-import json
-
 import numpy as np
 import pytest
+from helpers import interrupt_chunks
 
 from jaxreg.cli import main
 from jaxreg.experiments import ht_rank
 from jaxreg.experiments.incremental_learning import crossing_times, transition_saves, transition_width
 from jaxreg.results import load_results
+from jaxreg.runner import checkpoints
 
 
 def _reproduce(name, out):
@@ -84,21 +84,11 @@ def test_tree_matricizations_end_lower_rank_than_non_tree(htrank):
 def test_ht_rank_resume_after_interrupt_equals_uninterrupted(htrank, tmp_path, monkeypatch):
     out, full = htrank  # the CLI's uninterrupted tiny run (same preset, float64)
     config = ht_rank.Config.preset("tiny")
-    real = ht_rank.run_chunks
-
-    def interrupted(step, state, num_chunks, **kw):
-        def failing(s, k):
-            if k == 1:
-                raise KeyboardInterrupt
-            return step(s, k)
-
-        return real(failing, state, num_chunks, **kw)
-
-    monkeypatch.setattr(ht_rank, "run_chunks", interrupted)
+    real = interrupt_chunks(monkeypatch, ht_rank, at=1)
     with pytest.raises(KeyboardInterrupt):
         ht_rank.run(config, out_dir=tmp_path, progress=False)
     monkeypatch.setattr(ht_rank, "run_chunks", real)
-    assert json.loads((tmp_path / ".checkpoint" / "meta.json").read_text())["done"] == 1
+    assert [m["done"] for m in checkpoints(tmp_path).values()] == [1]
     resumed = ht_rank.run(config, out_dir=tmp_path, resume=True, progress=False)
     for key in ("effective_rank", "singular_values", "loss", "test_loss"):
         np.testing.assert_array_equal(resumed["arrays"][key][1], full[key])

@@ -2,7 +2,6 @@
 problem, depth 3 from det W(0) > 0 drives the loss to zero only by letting every
 Schatten quasi-norm grow without bound while the effective rank falls to 1."""
 
-import numpy as np
 import pytest
 
 from jaxreg import cli

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
-from jaxtyping import ArrayLike, PyTree
+from jaxtyping import ArrayLike
 
 from .. import _validation as V
 from .trajectory import Status, Trajectory, finite_tree

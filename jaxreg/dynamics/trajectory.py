@@ -15,7 +15,14 @@ class Status:
     - MAX_STEPS: the ODE solver hit ``max_steps`` before ``t1``;
     - NON_FINITE: the loss or the parameters became NaN/inf (divergence);
     - FAILED: any other solver failure.
+
+    Every run of the package reports in these words (``NAMES``), the CNN training of
+    :mod:`jaxreg.locality` included: a run stopped by its fit rule is CONVERGED, one
+    that trained its full epoch budget COMPLETED, one whose loss turned NaN NON_FINITE.
+    RUNNING (-1) marks a run not finished yet (never reported).
     """
+
+    RUNNING = -1
 
     COMPLETED = 0
     CONVERGED = 1
@@ -26,7 +33,18 @@ class Status:
 
     @classmethod
     def name(cls, code) -> str:
-        return cls.NAMES[int(code)]
+        code = int(code)
+        if not 0 <= code < len(cls.NAMES):
+            raise ValueError(f"status code must be in 0..{len(cls.NAMES) - 1}, got {code}")
+        return cls.NAMES[code]
+
+    @classmethod
+    def names(cls, codes) -> list[str]:
+        """The name of every code of ``codes`` (any shape, flattened in C order): the one
+        mapping from codes to the words stored in results."""
+        import numpy as np
+
+        return [cls.name(c) for c in np.ravel(np.asarray(codes))]
 
     @classmethod
     def ok(cls, code) -> bool:

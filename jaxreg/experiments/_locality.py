@@ -1,25 +1,24 @@
 """The shared body of the two locality reproductions (thin adapters over
-:mod:`jaxreg.locality.experiments`): checkpoints under ``out_dir/.checkpoint``, the
-accuracy / held-out R figure and the summary table, over one range axis."""
+:mod:`jaxreg.locality.experiments`): the grid through the one runner (checkpoints under
+``out_dir/.checkpoint``), the accuracy / held-out R figure and the summary table, over
+one range axis."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from ..locality.experiments import locality_figure, run_statuses, summary_table
-from ._runner import CHECKPOINT
+import numpy as np
+
+from ..locality.report import locality_figure, summary_table
 
 
 def run_grid(runner, config, *, out_dir, resume, progress) -> dict:
     """``runner(config, ...)`` over range x lambda x seed. With ``out_dir``, per-epoch
-    checkpoints go to ``out_dir/.checkpoint`` (``resume=True`` continues them) and are
-    removed once the grid is done."""
-    ckpt = None if out_dir is None else Path(out_dir) / CHECKPOINT
-    res = runner(config, out_dir=ckpt, resume=resume and ckpt is not None, progress=progress)
-    if ckpt is not None:
-        shutil.rmtree(ckpt, ignore_errors=True)
-    return {"arrays": res["arrays"], "coords": res["coords"], "status": run_statuses(res["arrays"]["status"][1])}
+    checkpoints go to ``out_dir/.checkpoint/<point>/<group>`` (``resume=True``
+    continues them); saving the results replaces them."""
+    res = runner(config, out_dir=out_dir, resume=resume and out_dir is not None, progress=progress)
+    status = [str(s) for s in np.ravel(res["arrays"]["status"][1])]  # already Status names
+    return {"arrays": res["arrays"], "coords": res["coords"], "status": status}
 
 
 def plot_grid(results, out_dir, name: str, range_name: str) -> list[Path]:

@@ -28,7 +28,6 @@ Example (``sweep.toml``)::
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import equinox as eqx
 import jax
@@ -324,7 +323,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 
     state, outs, wall = run_chunks(step, state, config.num_chunks, out_dir=out_dir, resume=resume,
                                    progress=progress, desc=NAME,
-                                   fingerprint=json.dumps(dataclasses.asdict(config), sort_keys=True))
+                                   fingerprint=config)
     steps_per_chunk = [o.pop("steps") for o in outs]
     data = stack_chunks(outs, axis=1)
     if config.optimizer == "flow":
@@ -352,7 +351,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         },
         "coords": {"init_scale": list(config.init_scales), "seed": list(range(n_seed)), "time": times.tolist(),
                    "component": list(range(1, top + 1)), "time_name": time_name},
-        "status": [Status.name(s) for s in status],
+        "status": Status.names(status),
     }
 
 

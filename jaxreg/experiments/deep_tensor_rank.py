@@ -26,7 +26,6 @@ init std 0.3 for every entry of every w and A at every depth, GroupRMSprop lr 1e
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import equinox as eqx
@@ -110,7 +109,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 
     _, outs, wall = run_chunks(step, jnp.zeros(()), len(config.depths), out_dir=out_dir, resume=resume,
                                progress=progress, desc=NAME,
-                               fingerprint=json.dumps(dataclasses.asdict(config), sort_keys=True))
+                               fingerprint=config)
 
     def grid(key):  # chunks of (seed, init_scale) -> (depth, init_scale, seed)
         return np.stack([o[key] for o in outs]).transpose(0, 2, 1)
@@ -123,7 +122,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         "arrays": arrays,
         "coords": {"depth": list(config.depths), "init_scale": list(config.init_scales),
                    "seed": list(range(config.seeds))},
-        "status": [Status.name(s) for s in status],
+        "status": Status.names(status),
         "wall_time": wall,
     }
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 from collections.abc import Sequence
 
@@ -172,7 +171,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     init_status = jnp.full((config.seeds,), Status.COMPLETED, jnp.int32)
     (models, status), outs, wall = run_chunks(
         step, (models, init_status), config.num_chunks, out_dir=out_dir, resume=resume, progress=progress,
-        desc=NAME, fingerprint=json.dumps(dataclasses.asdict(config), sort_keys=True),
+        desc=NAME, fingerprint=config,
     )
     steps = np.sum([o.pop("steps") for o in outs], axis=0)
     data = stack_chunks(outs, axis=1)
@@ -191,7 +190,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         "coords": {"seed": list(range(config.seeds)), "time": ts.tolist(),
                    "matricization": [list(s) for s in sets], "in_tree": [i < n_tree for i in range(len(sets))],
                    "index": list(range(1, top + 1))},
-        "status": [Status.name(s) for s in np.asarray(status)],
+        "status": Status.names(status),
         "wall_time": wall,
     }
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 
 import equinox as eqx
@@ -249,7 +248,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     init_status = jnp.full((config.seeds,), Status.COMPLETED, jnp.int32)
     (models, status), outs, wall = run_chunks(
         step, (models, init_status), config.num_chunks, out_dir=out_dir, resume=resume, progress=progress,
-        desc=NAME, fingerprint=json.dumps(dataclasses.asdict(config), sort_keys=True),
+        desc=NAME, fingerprint=config,
     )
     steps = np.sum([o.pop("steps") for o in outs], axis=0)
     data = stack_chunks(outs, axis=1)  # every output is (seed, save, ...)
@@ -270,7 +269,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         "arrays": arrays,
         "coords": {"seed": list(range(config.seeds)), "save": s.tolist(), "model": config.model_names(),
                    "dcp_depth": list(config.dcp_depths), "htf_node": [list(n) for n in nodes]},
-        "status": [Status.name(c) for c in np.asarray(status)],
+        "status": Status.names(status),
         "wall_time": wall,
     }
 

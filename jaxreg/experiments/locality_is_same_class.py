@@ -4,7 +4,7 @@ Two digits at horizontal gap ``distance`` on a blank canvas; label: same class? 
 the regularizer (lambda = 0) test accuracy falls towards chance as the gap grows; with
 loss = BCE + lambda * R it stays higher at long range. A thin adapter over
 :mod:`jaxreg.locality.experiments` (config, presets and training live there).
-Training runs in float32 (``FLOAT32``) whatever the command line's precision.
+Training runs in float32 (``Config.PRECISION``) whatever the command line's precision.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from ..locality.experiments import IsSameClassConfig, run_is_same_class
 from ._locality import plot_grid, run_grid, summary_grid
 
 NAME = "locality-is-same-class"
-FLOAT32 = True  # CNN training: the command line leaves x64 off for this reproduction
 Config = IsSameClassConfig  # frozen; preset("tiny" | "small" | "paper"); seeds: a count or a tuple of seeds
 
 

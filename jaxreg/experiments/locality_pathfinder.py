@@ -4,7 +4,7 @@ Are the two markers joined by one dashed curve of ``path_length`` paddles? Witho
 the regularizer (lambda = 0) test accuracy falls as the paths get longer; with
 loss = BCE + lambda * R it stays higher at long range. A thin adapter over
 :mod:`jaxreg.locality.experiments` (config, presets and training live there).
-Training runs in float32 (``FLOAT32``) whatever the command line's precision.
+Training runs in float32 (``Config.PRECISION``) whatever the command line's precision.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from ..locality.experiments import PathfinderConfig, run_pathfinder
 from ._locality import plot_grid, run_grid, summary_grid
 
 NAME = "locality-pathfinder"
-FLOAT32 = True  # CNN training: the command line leaves x64 off for this reproduction
 Config = PathfinderConfig  # frozen; preset("tiny" | "small" | "paper"); seeds: a count or a tuple of seeds
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 
 import equinox as eqx
 import jax
@@ -156,7 +155,7 @@ def run_grid(config, counts, count_dim: str, make_problem, *, name: str, out_dir
         return state, out
 
     _, outs, wall = run_chunks(step, jnp.zeros(()), len(cells), out_dir=out_dir, resume=resume, progress=progress,
-                               desc=name, fingerprint=json.dumps(dataclasses.asdict(config), sort_keys=True))
+                               desc=name, fingerprint=config)
     nn, nd = len(counts), len(config.depths)
 
     def grid(key):  # (count, depth, seed, init_scale) -> (count, depth, init_scale, seed)
@@ -172,7 +171,7 @@ def run_grid(config, counts, count_dim: str, make_problem, *, name: str, out_dir
         "arrays": arrays,
         "coords": {count_dim: list(counts), "depth": list(config.depths),
                    "init_scale": list(config.init_scales), "seed": list(range(config.seeds))},
-        "status": [Status.name(s) for s in status],
+        "status": Status.names(status),
         "wall_time": wall,
     }
 

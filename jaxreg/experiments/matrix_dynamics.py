@@ -8,7 +8,6 @@ d sigma_r/dt = L (sigma_r^2)^{1-1/L} <-grad L(W), u_r v_r^T>.
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import equinox as eqx
 import jax
@@ -96,7 +95,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     init_status = jnp.full((config.seeds,), Status.COMPLETED, jnp.int32)
     (models, status), outs, wall = run_chunks(
         step, (models, init_status), config.num_chunks, out_dir=out_dir, resume=resume, progress=progress,
-        desc=NAME, fingerprint=json.dumps(dataclasses.asdict(config), sort_keys=True),
+        desc=NAME, fingerprint=config,
     )
     steps = np.sum([o.pop("steps") for o in outs], axis=0)
     data = stack_chunks(outs, axis=1)
@@ -109,7 +108,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
             "solver_steps": (("seed",), steps),
         },
         "coords": {"seed": list(range(config.seeds)), "time": ts.tolist(), "component": list(range(1, top + 1))},
-        "status": [Status.name(s) for s in np.asarray(status)],
+        "status": Status.names(status),
         "wall_time": wall,
     }
 

@@ -25,7 +25,6 @@ problem is the synthetic completion of ``matrix-dynamics`` (100x100, rank 5, 200
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import equinox as eqx
 import jax
@@ -168,7 +167,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     init_status = jnp.full((len(config.depths), config.seeds), Status.COMPLETED, jnp.int32)
     (_, status), outs, wall = run_chunks(
         step, (models, init_status), config.num_chunks, out_dir=out_dir, resume=resume, progress=progress,
-        desc=NAME, fingerprint=json.dumps(dataclasses.asdict(config), sort_keys=True),
+        desc=NAME, fingerprint=config,
     )
     data = stack_chunks(outs, axis=2)  # (depth, seed, time, ...)
     frac = np.linspace(1.0 / config.num_saves, 1.0, config.num_saves)  # t / t1 of each depth
@@ -190,7 +189,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         },
         "coords": {"depth": list(config.depths), "seed": list(range(config.seeds)), "time": frac.tolist(),
                    "component": list(range(1, top + 1)), "level": list(LEVELS)},
-        "status": [Status.name(s) for s in np.asarray(status).max(axis=0)],
+        "status": Status.names(np.asarray(status).max(axis=0)),
         "wall_time": wall,
     }
 

@@ -29,7 +29,6 @@ marked invalid (``valid``) and left out of the figure and the summary.
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import diffrax
 import equinox as eqx
@@ -163,7 +162,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     init_status = jnp.full((len(config.depths), config.seeds), Status.COMPLETED, jnp.int32)
     (_, status), outs, wall = run_chunks(
         step, (models, init_status), config.num_chunks, out_dir=out_dir, resume=resume, progress=progress,
-        desc=NAME, fingerprint=json.dumps(dataclasses.asdict(config), sort_keys=True),
+        desc=NAME, fingerprint=config,
     )
     data = stack_chunks(outs, axis=2)  # (depth, seed, time, ...)
     w, loss = data["matrix"], data["loss"]
@@ -190,7 +189,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         },
         "coords": {"depth": list(config.depths), "seed": list(range(config.seeds)), "time": ts.tolist(),
                    "row": [0, 1], "col": [0, 1], "component": [1, 2], "p": [float(x) for x in p]},
-        "status": [Status.name(s) for s in np.asarray(status).max(axis=0)],
+        "status": Status.names(np.asarray(status).max(axis=0)),
         "wall_time": wall,
     }
 

@@ -28,7 +28,6 @@ vmapped program (n is a traced scalar, not a shape).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import equinox as eqx
@@ -141,7 +140,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 
     _, outs, wall = run_chunks(step, jnp.zeros(()), len(config.num_observed), out_dir=out_dir, resume=resume,
                                progress=progress, desc=NAME,
-                               fingerprint=json.dumps(dataclasses.asdict(config), sort_keys=True))
+                               fingerprint=config)
 
     def grid(key):  # chunks of (seed, init_scale) -> (init_scale, num_observed, seed)
         return np.stack([o[key] for o in outs]).transpose(2, 0, 1)
@@ -153,7 +152,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         "arrays": arrays,
         "coords": {"init_scale": list(config.init_scales), "num_observed": list(config.num_observed),
                    "seed": list(range(config.seeds))},
-        "status": [Status.name(s) for s in status],
+        "status": Status.names(status),
         "wall_time": wall,
     }
 

@@ -28,7 +28,6 @@ the scale of one Gaussian draw. One chunk per init scale (all seeds vmapped).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import equinox as eqx
@@ -162,7 +161,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 
     _, outs, wall = run_chunks(step, jnp.zeros(()), len(config.init_scales), out_dir=out_dir, resume=resume,
                                progress=progress, desc=NAME,
-                               fingerprint=json.dumps(dataclasses.asdict(config), sort_keys=True))
+                               fingerprint=config)
     data = stack_chunks(outs, axis=0)  # (init_scale, seed, ...)
     steps = np.arange(config.num_steps // config.save_every + 1) * config.save_every
     halves = np.stack([[half_times(steps, data["component_norms"][i, s], config.learned_rtol)
@@ -181,7 +180,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         "coords": {"init_scale": list(config.init_scales), "seed": list(range(config.seeds)),
                    "iteration": steps.tolist(), "component": list(range(1, config.top + 1)),
                    "rtol": list(RANK_RTOLS)},
-        "status": [Status.name(s) for s in status],
+        "status": Status.names(status),
         "wall_time": wall,
     }
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 
 import equinox as eqx
 import jax
@@ -201,7 +200,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 
     _, outs, wall = run_chunks(step, jnp.zeros(()), len(VARIANTS), out_dir=out_dir, resume=resume,
                                progress=progress, desc=NAME,
-                               fingerprint=json.dumps(dataclasses.asdict(config), sort_keys=True))
+                               fingerprint=config)
     data = stack_chunks(outs, axis=0)  # (variant, seed, rank, ...)
     curve = data["curve"].transpose(0, 2, 1, 3)  # (variant, rank, seed, save)
     p = np.asarray(y_tr[:, 0] == config.positive_value, float).mean(axis=1)  # positive fraction per seed
@@ -216,7 +215,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         },
         "coords": {"variant": list(VARIANTS), "rank": list(config.ranks), "seed": list(range(config.seeds)),
                    "step": (np.arange(config.num_saves + 1) * save_every).tolist()},
-        "status": [Status.name(s) for s in worst],
+        "status": Status.names(worst),
         "wall_time": wall,
     }
 

@@ -9,10 +9,14 @@ are vmapped (lambda is a traced array, so the whole grid compiles once), an epoc
 - the stopping rule of the reference code: a run stops ``patience`` epochs after its
   running train accuracy first reaches ``fit_accuracy`` (100%), or at ``max_epochs``;
   stopped runs are frozen (their updates are masked) while the others continue;
-- a run whose loss turns non-finite is frozen with status "nan"; other runs go on;
-- after every epoch everything (parameters, optimizer and BatchNorm state, history) is
-  written atomically to ``checkpoint_dir``; ``resume=True`` continues a killed run and
+- a run whose loss turns non-finite is frozen with status "non_finite"; other runs go on;
+- an epoch is a chunk of :func:`jaxreg.runner.run_chunks`: after every epoch everything
+  (parameters, optimizer and BatchNorm state, history) is committed as one checkpoint
+  unit under ``checkpoint_dir/.checkpoint``; ``resume=True`` continues a killed run and
   gives results identical to an uninterrupted one.
+
+Statuses are :class:`jaxreg.Status` names: "converged" (the stopping rule fired after
+``fit_accuracy``), "completed" (``max_epochs`` trained), "non_finite".
 
 The last partial batch of an epoch is dropped (a new permutation every epoch).
 """
@@ -20,11 +24,8 @@ The last partial batch of an epoch is dropped (a new permutation every epoch).
 from __future__ import annotations
 
 import dataclasses
-import io
-import json
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -33,15 +34,14 @@ import numpy as np
 import optax
 from jaxtyping import PRNGKeyArray
 
-from ..results import atomic_write_bytes
+from ..dynamics.trajectory import Status
+from ..runner import run_chunks
 from . import _checks
 from .data import LocalityData
 from .models import batch_logits
 from .regularizer import check_distant, distant_patches, fixed_pair_patches, grad_change_penalty
 
-__all__ = ["TrainOptions", "train_runs", "STATUS"]
-
-STATUS = ("running", "fit", "max_epochs", "nan")
+__all__ = ["TrainOptions", "train_runs"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,12 +113,6 @@ def _sample_patches(options: TrainOptions, key, squares, image_shape):
                            distance=options.patch_distance)
 
 
-def _save_atomic(path: Path, tree) -> None:
-    buf = io.BytesIO()
-    eqx.tree_serialise_leaves(buf, tree)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def _loss(p, static, state, lam_r, xb, yb, patch, other, regularize):
     model = eqx.combine(p, static)
     logits, new_state = batch_logits(model, state, xb)
@@ -181,6 +175,8 @@ def train_runs(
     progress: bool = True,
     description: str = "train",
     on_epoch_end: Callable[[int, dict], None] | None = None,
+    fingerprint=None,
+    name: str = "",
 ) -> dict[str, np.ndarray]:
     """Train len(lambdas) * len(seeds) models (lambda-major) on ``train``; evaluate on ``test``.
 
@@ -188,8 +184,14 @@ def train_runs(
     architecture="small")``). Returns numpy arrays of shape (len(lambdas), len(seeds)):
     ``test_accuracy``, ``train_accuracy`` (clean pass after training), ``test_R`` (R on
     the test set, inference mode), ``epochs`` (epochs trained), ``status`` (one of
-    "fit", "max_epochs", "nan"); and ``history`` of shape (max_epochs, L, S, 4) holding
-    per-epoch mean loss, task loss, R and running train accuracy (NaN after a stop).
+    "converged", "completed", "non_finite"); and ``history`` of shape (max_epochs, L, S,
+    4) holding per-epoch mean loss, task loss, R and running train accuracy (NaN after a
+    stop).
+
+    Checkpoints: with ``checkpoint_dir``, every epoch is committed under
+    ``checkpoint_dir/.checkpoint[/name]`` by :func:`jaxreg.runner.run_chunks`;
+    ``resume=True`` continues it when its ``fingerprint`` (default: the options,
+    lambdas, seeds and data shape; a reproduction passes its config) is this run's.
     """
     lambdas = _checks.float_tuple("lambdas", lambdas, minimum=0.0)
     seeds = _checks.int_tuple("seeds", seeds, minimum=0)
@@ -217,81 +219,56 @@ def train_runs(
     Y = jnp.asarray(train.labels)
     SQ = jnp.asarray(train.squares if train.squares is not None else np.zeros((n_train, 2, 4), np.int32))
 
-    # ---- bookkeeping (also checkpointed) ----
-    meta = {
-        "epoch": np.zeros((), np.int32),
-        "status": np.zeros(R, np.int32),
+    # the state carried (and checkpointed) from epoch to epoch
+    carried = {"params": params, "states": states, "opt": opt_state, "meta": {
+        "status": np.full(R, Status.RUNNING, np.int32),
         "fit_epoch": np.full(R, -1, np.int32),
         "epochs": np.zeros(R, np.int32),
         "history": np.full((options.max_epochs, R, 4), np.nan, np.float32),
-    }
-    ckpt = None
-    if checkpoint_dir is not None:
-        cdir = Path(checkpoint_dir)
-        cdir.mkdir(parents=True, exist_ok=True)
-        ckpt = cdir / "checkpoint.eqx"
-        signature = json.dumps({"options": dataclasses.asdict(options), "lambdas": lambdas, "seeds": seeds,
-                                "n_train": n_train, "image": [H, W]}, sort_keys=True)
-        sig_path = cdir / "checkpoint.json"
-        if resume and ckpt.exists():
-            if not sig_path.exists() or sig_path.read_text() != signature:
-                raise ValueError(f"checkpoint_dir {cdir} holds a run with different settings; use another directory")
-            like = {"params": params, "states": states, "opt": opt_state, "meta": meta}
-            loaded = eqx.tree_deserialise_leaves(ckpt, like)
-            params, states, opt_state = loaded["params"], loaded["states"], loaded["opt"]
-            meta = {k: np.asarray(v) for k, v in loaded["meta"].items()}
-        else:
-            sig_path.write_text(signature)
+    }}
 
-    def status_active():
-        return meta["status"] == 0
+    def epoch_step(state, epoch):
+        meta = {k: np.array(v) for k, v in state["meta"].items()}
+        active = meta["status"] == Status.RUNNING
+        (params, states, opt_state), metrics, finite = _run_epoch(
+            state["params"], state["states"], state["opt"], jnp.asarray(active), jnp.asarray(epoch, jnp.int32), lam,
+            seed_arr, X, Y, SQ, static, options.step_part(), regularize)
+        metrics, finite = np.asarray(metrics), np.asarray(finite)
+        for r in np.flatnonzero(active):
+            meta["history"][epoch, r] = metrics[r]
+            meta["epochs"][r] = epoch + 1
+            if not finite[r]:
+                meta["status"][r] = Status.NON_FINITE
+                continue
+            if meta["fit_epoch"][r] < 0 and metrics[r, 3] >= options.fit_accuracy - 1e-6:
+                meta["fit_epoch"][r] = epoch
+            if meta["fit_epoch"][r] >= 0 and epoch - meta["fit_epoch"][r] >= options.patience:
+                meta["status"][r] = Status.CONVERGED
+            elif epoch + 1 == options.max_epochs:
+                meta["status"][r] = Status.COMPLETED
+        return {"params": params, "states": states, "opt": opt_state, "meta": meta}, {"metrics": metrics}
 
-    start = int(meta["epoch"])
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    def after_epoch(epoch, state, out):
+        metrics = out["metrics"]
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, {"loss": metrics[:, 0], "task_loss": metrics[:, 1], "R": metrics[:, 2],
+                                 "train_accuracy": metrics[:, 3]})
+        m = metrics[np.isfinite(metrics[:, 0])]
+        return {"loss": f"{np.mean(m[:, 0]):.3f}", "acc": f"{np.mean(m[:, 3]):.3f}"} if len(m) else None
 
-        bar = tqdm(total=options.max_epochs, initial=start, desc=description, leave=False)
-    try:
-        for epoch in range(start, options.max_epochs):
-            active = status_active()
-            if not active.any():
-                break
-            (params, states, opt_state), metrics, finite = _run_epoch(
-                params, states, opt_state, jnp.asarray(active), jnp.asarray(epoch, jnp.int32), lam, seed_arr,
-                X, Y, SQ, static, options.step_part(), regularize)
-            metrics, finite = np.asarray(metrics), np.asarray(finite)
-            for r in np.flatnonzero(active):
-                meta["history"][epoch, r] = metrics[r]
-                meta["epochs"][r] = epoch + 1
-                if not finite[r]:
-                    meta["status"][r] = STATUS.index("nan")
-                    continue
-                if meta["fit_epoch"][r] < 0 and metrics[r, 3] >= options.fit_accuracy - 1e-6:
-                    meta["fit_epoch"][r] = epoch
-                if meta["fit_epoch"][r] >= 0 and epoch - meta["fit_epoch"][r] >= options.patience:
-                    meta["status"][r] = STATUS.index("fit")
-                elif epoch + 1 == options.max_epochs:
-                    meta["status"][r] = STATUS.index("max_epochs")
-            meta["epoch"] = np.asarray(epoch + 1, np.int32)
-            if ckpt is not None:
-                _save_atomic(ckpt, {"params": params, "states": states, "opt": opt_state, "meta": meta})
-            if bar is not None:
-                m = metrics[active]
-                bar.set_postfix(loss=f"{np.nanmean(m[:, 0]):.3f}", acc=f"{np.nanmean(m[:, 3]):.3f}",
-                                R=f"{np.nanmean(m[:, 2]):.3f}", running=int(status_active().sum()))
-                bar.update(1)
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, {"loss": metrics[:, 0], "task_loss": metrics[:, 1], "R": metrics[:, 2],
-                                     "train_accuracy": metrics[:, 3]})
-    finally:
-        if bar is not None:
-            bar.close()
+    if fingerprint is None:
+        fingerprint = {"options": dataclasses.asdict(options), "lambdas": lambdas, "seeds": seeds,
+                       "n_train": n_train, "image": [H, W]}
+    carried, _, _ = run_chunks(epoch_step, carried, options.max_epochs, out_dir=checkpoint_dir, resume=resume,
+                               progress=progress, desc=description, fingerprint=fingerprint, name=name,
+                               precision="float32", stop=lambda s: not np.any(s["meta"]["status"] == Status.RUNNING),
+                               on_chunk=after_epoch)
+    params, states, meta = carried["params"], carried["states"], carried["meta"]
 
     models = eqx.combine(params, static)
     test_acc, test_r = evaluate(models, states, test, options)
     train_acc, _ = evaluate(models, states, train, options, with_R=False)
-    bad = meta["status"] == STATUS.index("nan")
+    bad = meta["status"] == Status.NON_FINITE
     test_acc[bad], test_r[bad], train_acc[bad] = np.nan, np.nan, np.nan
 
     def grid(a):
@@ -302,7 +279,7 @@ def train_runs(
         "train_accuracy": grid(train_acc),
         "test_R": grid(test_r),
         "epochs": grid(meta["epochs"]),
-        "status": grid(np.array([STATUS[s] for s in meta["status"]])),
+        "status": grid(np.array(Status.names(meta["status"]))),
         "history": meta["history"].reshape(options.max_epochs, L, S, 4),
     }
 

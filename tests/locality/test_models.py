@@ -2,7 +2,6 @@
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxreg.locality import batch_logits, make_model, receptive_field, resnet18, resnet34

@@ -4,22 +4,22 @@ One in-process ``jaxreg reproduce ... --size tiny`` per task (module fixture; th
 this file share its compiled programs), then what issue 7 asks of them: with lambda > 0
 the held-out R ends lower than with lambda = 0 at every range and seed, and the
 regularized runs still fit their training set; reload and re-plot without recomputing;
-``--resume`` after an interrupt gives the uninterrupted results; bad input exits 2.
+bad input exits 2. (Resume is tested once, on the smallest settings, in test_training.py.)
 
 Margins: see ``_MEASURED`` at the end.
 """
 
-import json
 import shutil
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
+from helpers import InterruptAt
 
 from jaxreg import cli
 from jaxreg.experiments import EXPERIMENTS, locality_is_same_class, locality_pathfinder
-from jaxreg.locality import experiments, plot_locality, training
+from jaxreg.locality import experiments, plot_locality
 from jaxreg.results import load_results
 
 ISC, PF = locality_is_same_class.NAME, locality_pathfinder.NAME
@@ -43,8 +43,8 @@ def runs(tmp_path_factory):
                 (root / f"{name}.toml").write_text(TOML[name])
                 out[name] = root / name
                 assert _reproduce(name, out[name], "--config", str(root / f"{name}.toml")) == 0
-                # the CLI enables x64 but the locality reproductions declare FLOAT32
-                assert jax.config.jax_enable_x64 is False
+                # the CLI enables x64, but CNN training is float32 (recorded as such)
+                assert load_results(out[name]).meta["precision"] == "float32"
     finally:
         jax.config.update("jax_enable_x64", x64)
     return out
@@ -67,7 +67,7 @@ def test_regularizer_lowers_held_out_R_and_still_fits(runs, name, range_name):
     assert np.all(R[:, 1, :] < R[:, 0, :] - _MEASURED[name]["R_gap"]), R
     assert np.all(train[:, 1, :] >= _MEASURED[name]["fit"]), train
     assert np.all(np.isfinite(res["history"]))
-    assert not (runs[name] / ".checkpoint").exists()  # removed once the grid was done
+    assert not (runs[name] / ".checkpoint").exists()  # replaced by the results
     assert (runs[name] / f"{name}.png").stat().st_size > 10_000 and (runs[name] / f"{name}.pdf").exists()
 
 
@@ -92,42 +92,6 @@ def test_plot_redraws_from_saved_results(runs, capsys, tmp_path):
     assert "path_length" in capsys.readouterr().out
 
 
-class _Interrupt:
-    """Raise KeyboardInterrupt when the ``at``-th training group starts."""
-
-    def __init__(self, real, at):
-        self.real, self.at, self.calls = real, at, 0
-
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        if self.calls == self.at:
-            raise KeyboardInterrupt
-        return self.real(*args, **kwargs)
-
-
-def test_resume_after_interrupt_equals_uninterrupted(runs, tmp_path, monkeypatch, capsys):
-    out = tmp_path / "isc"
-    config = locality_is_same_class.Config.preset("tiny")
-    # groups train in order (distance 0: plain, regularized; distance 16: plain, ...): stop at the third
-    monkeypatch.setattr(experiments, "train_runs", _Interrupt(experiments.train_runs, 3))
-    assert _reproduce(ISC, out) == 130
-    assert (out / ".checkpoint" / "distance_0" / "regularized" / "checkpoint.eqx").exists()
-    assert not (out / "results.json").exists()
-    monkeypatch.undo()
-    # a checkpoint of another configuration is not continued
-    assert _reproduce(ISC, out, "--resume", "--seeds", "3") == 2  # one-line usage error
-    assert "another configuration" in capsys.readouterr().err
-    epochs = []
-    real_epoch = training._run_epoch
-    monkeypatch.setattr(training, "_run_epoch", lambda *a: (epochs.append(1), real_epoch(*a))[1])
-    assert _reproduce(ISC, out, "--resume") == 0
-    assert len(epochs) == 2 * config.max_epochs  # only distance 16 (plain + regularized) trained again
-    resumed, full = load_results(out), load_results(runs[ISC])
-    for key in ("test_accuracy", "train_accuracy", "test_R", "history"):
-        np.testing.assert_array_equal(resumed[key], full[key], err_msg=key)
-    assert not (out / ".checkpoint").exists()
-
-
 @pytest.mark.parametrize("argv, toml, fragment", [
     ([ISC, "--size", "huge"], None, "size"),
     ([ISC, "--seeds", "0"], None, "--seeds"),
@@ -138,7 +102,7 @@ def test_resume_after_interrupt_equals_uninterrupted(runs, tmp_path, monkeypatch
     ([PF], "patch_size = 13", "patch_size"),
 ])
 def test_bad_input_one_line_exit_2(argv, toml, fragment, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(experiments, "train_runs", _Interrupt(None, 1))  # no training may start
+    monkeypatch.setattr(experiments, "train_runs", InterruptAt(None, 1))  # no training may start
     extra = []
     if toml is not None:
         (tmp_path / "c.toml").write_text(toml + "\n")

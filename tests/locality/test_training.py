@@ -1,11 +1,15 @@
 """Training: exact resume, per-run failure, stopping rule. Shapes and settings equal the
 "tiny" Is-Same-Class preset, so these tests share its compiled code."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
 
 from jaxreg.locality import IsSameClassConfig, is_same_class, train_runs
+from jaxreg.results import ResumeMismatch
+from jaxreg.runner import CheckpointExists, check_resumable, checkpoints
 
 CONFIG = IsSameClassConfig.preset("tiny")
 
@@ -22,28 +26,37 @@ class Interrupt(Exception):
 
 
 def test_resume_equals_uninterrupted(tmp_path):
+    """The one locality resume test (2 epochs; shares the tiny preset's compiled code): a
+    grid point's group is a named sub-run of the runner, fingerprinted by the config."""
     tr, te = _data()
     spec, options = CONFIG.model_spec(), CONFIG.options(max_epochs=2)
-    full = train_runs(spec, tr, te, (1.0,), (0, 1), options, checkpoint_dir=tmp_path / "a", progress=False)
+    kw = dict(fingerprint=CONFIG, name="distance_16/regularized", progress=False)
+    full = train_runs(spec, tr, te, (1.0,), (0, 1), options, checkpoint_dir=tmp_path / "a", **kw)
 
     def kill_after_first(epoch, metrics):
         if epoch == 0:
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        train_runs(spec, tr, te, (1.0,), (0, 1), options, checkpoint_dir=tmp_path / "b", progress=False,
-                   on_epoch_end=kill_after_first)
+        train_runs(spec, tr, te, (1.0,), (0, 1), options, checkpoint_dir=tmp_path / "b", on_epoch_end=kill_after_first,
+                   **kw)
+    (unit, manifest), = checkpoints(tmp_path / "b").items()
+    assert unit.parent.name == "regularized" and manifest["done"] == 1
+    assert manifest["fingerprint"]["precision"] == "float32"
+    check_resumable(tmp_path / "b", CONFIG)  # what the command line checks before any compute
+    with pytest.raises(ResumeMismatch, match="another configuration"):
+        check_resumable(tmp_path / "b", dataclasses.replace(CONFIG, seeds=(0, 1, 2)))
+    with pytest.raises(CheckpointExists):  # a fresh run never discards it
+        train_runs(spec, tr, te, (1.0,), (0, 1), options, checkpoint_dir=tmp_path / "b", **kw)
     seen = []
     resumed = train_runs(spec, tr, te, (1.0,), (0, 1), options, checkpoint_dir=tmp_path / "b", resume=True,
-                         progress=False, on_epoch_end=lambda e, m: seen.append(e))
+                         on_epoch_end=lambda e, m: seen.append(e), **kw)
     assert seen == [1]  # only the second epoch was trained again
     for key in full:
         np.testing.assert_array_equal(full[key], resumed[key], err_msg=key)
     assert np.all(np.isfinite(full["history"]))
-    assert (tmp_path / "a" / "checkpoint.eqx").read_bytes() == (tmp_path / "b" / "checkpoint.eqx").read_bytes()
-    # a different setting in the same directory is refused
-    with pytest.raises(ValueError, match="checkpoint_dir"):
-        train_runs(spec, tr, te, (2.0,), (0, 1), options, checkpoint_dir=tmp_path / "b", resume=True, progress=False)
+    (a,), (b,) = checkpoints(tmp_path / "a"), checkpoints(tmp_path / "b")
+    assert (a / "state.eqx").read_bytes() == (b / "state.eqx").read_bytes()
 
 
 def test_nan_run_is_reported_without_losing_the_other(tmp_path):
@@ -52,7 +65,7 @@ def test_nan_run_is_reported_without_losing_the_other(tmp_path):
     ok = train_runs(spec, tr, te, (1.0,), (0, 1), options, progress=False)
     # lambda = 1e38 overflows the gradient: that run turns NaN; vmapped runs are independent
     mixed = train_runs(spec, tr, te, (1.0, 1e38), (0,), options, progress=False)
-    assert mixed["status"].tolist() == [["max_epochs"], ["nan"]]
+    assert mixed["status"].tolist() == [["completed"], ["non_finite"]]
     assert np.isnan(mixed["test_accuracy"][1, 0]) and np.isnan(mixed["test_R"][1, 0])
     np.testing.assert_allclose(mixed["test_accuracy"][0, 0], ok["test_accuracy"][0, 0], atol=1e-6)
     np.testing.assert_allclose(mixed["test_R"][0, 0], ok["test_R"][0, 0], atol=1e-5)
@@ -63,10 +76,8 @@ def test_stopping_rule_counts_epochs_after_fit():
     tr, te = _data()
     # fit_accuracy 0: "fitted" after the first epoch; patience 1 stops one epoch later
     options = CONFIG.options(max_epochs=6, patience=1)
-    import dataclasses
-
     options = dataclasses.replace(options, fit_accuracy=0.0)
     out = train_runs(CONFIG.model_spec(), tr, te, (1.0,), (0, 1), options, progress=False)
     assert out["epochs"].tolist() == [[2, 2]]
-    assert out["status"].tolist() == [["fit", "fit"]]
+    assert out["status"].tolist() == [["converged", "converged"]]
     assert np.all(np.isnan(out["history"][2:])) and np.all(np.isfinite(out["history"][:2]))

@@ -1,0 +1,206 @@
+"""Configurations of the CNN-locality reproductions (Razin, Maman, Cohen, ICML 2022):
+the Is-Same-Class and Pathfinder grids with their "tiny", "small" and "paper" presets,
+and the hashable model factory :class:`ModelSpec`.
+
+Both grids train in float32 whatever the caller's x64 setting (``PRECISION``, recorded
+in the run's fingerprint).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import ClassVar
+
+import numpy as np
+
+from . import _checks
+from .data import DIGIT_SIDE
+from .models import ACTIVATIONS, ARCHITECTURES, NORMS, make_model
+from .training import TrainOptions
+
+__all__ = ["IsSameClassConfig", "PathfinderConfig", "ModelSpec", "TASKS", "SIZES", "HISTORY_METRICS"]
+
+TASKS = ("is_same_class", "pathfinder")
+SIZES = ("tiny", "small", "paper")
+HISTORY_METRICS = ("loss", "task_loss", "R", "train_accuracy")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A hashable model factory: ``spec(key) -> (model, state)`` (equal specs share
+    compiled code across calls)."""
+
+    architecture: str = "small"
+    kwargs: tuple = ()
+
+    def __call__(self, key):
+        return make_model(key, self.architecture, **dict(self.kwargs))
+
+
+def _small_rf(stem_stride: int, stages: int) -> int:
+    r, jump = 3, stem_stride
+    for s in range(stages):
+        for stride in ((2 if s else 1), 1):
+            r += 2 * jump
+            jump *= stride
+    return r
+
+
+@dataclasses.dataclass(frozen=True)
+class _Common:
+    PRECISION: ClassVar[str] = "float32"  # CNN training is float32 whatever the x64 setting
+
+    lambdas: tuple = (0.0,)
+    seeds: tuple = (0,)
+    num_train: int = 1000
+    num_test: int = 1000
+    architecture: str = "small"
+    width: int = 8
+    stages: int = 4
+    norm: str = "layer"
+    activation: str = "relu"
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    batch_size: int = 64
+    max_epochs: int = 12
+    patience: int = 20
+    data_seed: int = 0
+    size: str = "small"
+
+    def _check_common(self):
+        object.__setattr__(self, "lambdas", _checks.float_tuple("lambda", self.lambdas, minimum=0.0))
+        seeds = self.seeds
+        if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):  # a count: seeds 0 .. n-1
+            seeds = range(_checks.integer("seeds", seeds, minimum=1))
+        # every (lambda, seed) run is vmapped: at least the first 3x3 conv's weights, their
+        # gradient and two Adam moments in float32 per run
+        _checks.fits_in_memory("seeds", len(seeds), len(seeds) * len(self.lambdas) * 4 * 4 * 9 * self.width)
+        object.__setattr__(self, "seeds", _checks.int_tuple("seeds", seeds, minimum=0))
+        _checks.integer("num_train", self.num_train, minimum=2)
+        _checks.integer("num_test", self.num_test, minimum=2)
+        _checks.choice("architecture", self.architecture, tuple(ARCHITECTURES))
+        _checks.integer("width", self.width, minimum=1)
+        _checks.integer("stages", self.stages, minimum=1)
+        _checks.choice("norm", self.norm, NORMS)
+        _checks.choice("activation", self.activation, ACTIVATIONS)
+        _checks.integer("batch_size", self.batch_size, minimum=2)
+        if self.batch_size > self.num_train:
+            raise ValueError(f"batch_size must be <= num_train {self.num_train}, got {self.batch_size}")
+        _checks.integer("data_seed", self.data_seed, minimum=0)
+        _checks.choice("size", self.size, SIZES)
+        self.options()  # checks optimizer, learning_rate, epochs, ...
+
+    def options(self, **overrides) -> TrainOptions:
+        """The training options of this config (``overrides`` replace fields)."""
+        kw = dict(batch_size=self.batch_size, optimizer=self.optimizer, learning_rate=self.learning_rate,
+                  momentum=self.momentum, max_epochs=self.max_epochs, patience=self.patience)
+        return TrainOptions(**{**kw, **overrides})
+
+    def model_spec(self) -> ModelSpec:
+        kw = {"norm": self.norm, "activation": self.activation}
+        if self.architecture == "small":
+            kw.update(width=self.width, stages=self.stages)
+        return ModelSpec(self.architecture, tuple(sorted(kw.items())))
+
+    def receptive_field(self) -> int:
+        return _small_rf(2, self.stages) if self.architecture == "small" else 435
+
+    def _warn_rf(self, width: int):
+        if self.receptive_field() <= width:
+            warnings.warn(f"the model's receptive field ({self.receptive_field()} px) does not exceed the image "
+                          f"width ({width} px): R can be exactly 1 and the regularizer cannot help", stacklevel=3)
+
+
+@dataclasses.dataclass(frozen=True)
+class IsSameClassConfig(_Common):
+    """Is-Same-Class grid: ``distances`` (px gap) x ``lambdas`` x ``seeds`` (a tuple of
+    seeds, or a count n meaning seeds 0 .. n-1).
+
+    Digits of side 8 * ``scale`` on a ``canvas`` (H, W). Defaults: the "small" preset."""
+
+    distances: tuple = (0, 16, 32)
+    lambdas: tuple = (0.0, 0.1, 1.0)
+    seeds: tuple = (0, 1)
+    scale: int = 1
+    canvas: tuple = (8, 48)
+
+    def __post_init__(self):
+        self._check_common()
+        _checks.integer("scale", self.scale, minimum=1)
+        a = DIGIT_SIDE * self.scale
+        if len(self.canvas) != 2:
+            raise ValueError(f"canvas must be (height, width), got {self.canvas!r}")
+        object.__setattr__(self, "canvas", (_checks.integer("canvas[0]", self.canvas[0], minimum=a),
+                                            _checks.integer("canvas[1]", self.canvas[1], minimum=2 * a)))
+        object.__setattr__(self, "distances", _checks.int_tuple("distance", self.distances, minimum=0))
+        for d in self.distances:
+            if 2 * a + d > self.canvas[1]:
+                raise ValueError(f"distance must be <= {self.canvas[1] - 2 * a} for a {self.canvas[1]} px wide canvas, got {d}")
+        self._warn_rf(self.canvas[1])
+
+    @classmethod
+    def preset(cls, size: str = "small", **overrides) -> "IsSameClassConfig":
+        """"tiny": for tests (about a minute, mostly compilation): 64 pairs memorized in
+        30 epochs, lambda 0.3 (lambda 1 slows fitting too much at this size);
+        "small": the CPU default (< 20 min on 2 cores); "paper": the paper's grid (32 px
+        images on a 224 px canvas, gaps 0..160, ResNet18 with BatchNorm, SGD, 5000/10000
+        pairs, up to 150 epochs) for a GPU."""
+        _checks.choice("size", size, SIZES)
+        base = {
+            "tiny": dict(distances=(0, 16), lambdas=(0.0, 0.3), seeds=(0, 1), num_train=64, num_test=128,
+                         canvas=(8, 32), width=8, stages=3, batch_size=32, learning_rate=3e-3, max_epochs=30),
+            "small": dict(),
+            "paper": dict(distances=(0, 40, 80, 120, 160), lambdas=(0.0, 0.1, 1.0), seeds=(0, 1, 2), num_train=5000,
+                          num_test=10000, scale=4, canvas=(224, 224), architecture="resnet18", norm="batch",
+                          optimizer="sgd", learning_rate=1e-2, max_epochs=150),
+        }[size]
+        return cls(**{**base, "size": size, **overrides})
+
+
+@dataclasses.dataclass(frozen=True)
+class PathfinderConfig(_Common):
+    """Pathfinder grid: ``path_lengths`` (paddles) x ``lambdas`` x ``seeds`` (a tuple, or
+    a count n meaning 0 .. n-1) on
+    ``image_size`` px images; the regularizer's patches are ``patch_size`` squares
+    (second one uniform among non-overlapping positions)."""
+
+    path_lengths: tuple = (2, 6)
+    lambdas: tuple = (0.0, 3.0, 9.0)
+    seeds: tuple = (0, 1)
+    image_size: int = 24
+    num_distractors: int = 1
+    patch_size: int = 2
+
+    def __post_init__(self):
+        self._check_common()
+        object.__setattr__(self, "path_lengths", _checks.int_tuple("path_length", self.path_lengths, minimum=1))
+        _checks.integer("image_size", self.image_size, minimum=8)
+        _checks.integer("num_distractors", self.num_distractors, minimum=0)
+        _checks.integer("patch_size", self.patch_size, minimum=1, maximum=self.image_size // 2)
+        longest = max(self.path_lengths) * self.image_size / 14
+        if longest > 4 * self.image_size:
+            raise ValueError(f"path_length must be <= {int(4 * 14)} for {self.image_size} px images, got {max(self.path_lengths)}")
+        self._warn_rf(self.image_size)
+
+    @classmethod
+    def preset(cls, size: str = "small", **overrides) -> "PathfinderConfig":
+        """"tiny": for tests (about a minute, mostly compilation): 16 px images, 6 px
+        patches (with 2 px patches most pairs are blank, R stays ~1 and the regularizer
+        has nothing to act on), lambda 1 (9 stops fitting at this size), 128 images
+        memorized in 20 epochs; "small": the CPU default (24 px, path lengths 2 and 6, which
+        keeps the grid within about 20 minutes on 2 cores; a third length adds about
+        half); "paper": 150 px images, path lengths 3/5/7/9, 10k/10k, ResNet18, SGD,
+        up to 150 epochs, for a GPU."""
+        _checks.choice("size", size, SIZES)
+        base = {
+            "tiny": dict(path_lengths=(2, 4), lambdas=(0.0, 1.0), seeds=(0, 1), num_train=128, num_test=128,
+                         image_size=16, num_distractors=1, patch_size=6, width=8, stages=3, batch_size=32,
+                         learning_rate=3e-3, max_epochs=20),
+            "small": dict(),
+            "paper": dict(path_lengths=(3, 5, 7, 9), seeds=(0, 1, 2), num_train=10000, num_test=10000,
+                          image_size=150, num_distractors=2, architecture="resnet18", norm="batch",
+                          optimizer="sgd", learning_rate=1e-2, max_epochs=150),
+        }[size]
+        return cls(**{**base, "size": size, **overrides})

@@ -1,0 +1,157 @@
+"""Crash-safe file operations: the three write points (:func:`write_file`,
+:func:`rename`, :func:`remove_tree`) through which every checkpoint and results byte is
+written, readers that name a corrupt file, and whole-directory replacement.
+
+A directory is replaced by building it as a temporary sibling and renaming it into place
+(:func:`replace_dir`); :func:`recover_dir` finishes or undoes a replacement that a crash
+interrupted, so a reader sees the old directory or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+
+class CorruptFile(ValueError):
+    """A results or checkpoint file that cannot be read back or fails its checksum."""
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` and flush it to disk (``path`` is inside a directory
+    that is not yet visible to readers, or is written by :func:`atomic_write_bytes`)."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def rename(src: Path, dst: Path) -> None:
+    """Atomically rename ``src`` to ``dst`` (a file or an empty/absent directory) and
+    flush the parent directory, so the rename survives a crash."""
+    os.replace(src, dst)
+    try:
+        fd = os.open(Path(dst).parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a file or directory tree (absent is fine)."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _umask_mode(path, mode: int) -> None:
+    """Give a file or directory made by ``tempfile`` (0600/0700) the usual ``mode & ~umask``."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    _umask_mode(tmp, 0o666)
+    try:
+        write_file(Path(tmp), data)
+        rename(Path(tmp), path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """``arrays`` as the bytes of an uncompressed ``.npz`` file."""
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return buf.getvalue()
+
+
+def atomic_save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    atomic_write_bytes(path, npz_bytes(arrays))
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from ``path``; :class:`CorruptFile` naming the file otherwise."""
+    try:
+        value = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CorruptFile(f"{path} is corrupt or truncated (not valid JSON: {e})") from None
+    if not isinstance(value, dict):
+        raise CorruptFile(f"{path} is corrupt (a JSON object was expected, got {type(value).__name__})")
+    return value
+
+
+def read_npz(path: Path, data: bytes | None = None) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` file at ``path`` (or of its bytes ``data``)."""
+    try:
+        with np.load(io.BytesIO(data) if data is not None else path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise CorruptFile(f"{path} is corrupt or truncated ({type(e).__name__}: {e})") from None
+
+
+def _siblings(out: Path, tag: str) -> list[Path]:
+    return sorted(out.parent.glob(f".{out.name}.{tag}-*")) if out.parent.is_dir() else []
+
+
+def new_sibling(out: Path) -> Path:
+    """A fresh empty temporary directory beside ``out`` (same file system: renames are atomic)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
+    _umask_mode(tmp, 0o777)
+    return tmp
+
+
+def replace_dir(tmp: Path, out: Path) -> None:
+    """Put the complete directory ``tmp`` in the place of ``out`` (two renames: ``out``
+    to an ``.old`` sibling, ``tmp`` to ``out``; then the old one is removed). A crash
+    between the renames is undone by :func:`recover_dir`."""
+    if out.exists():
+        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+        rename(out, old)
+        rename(tmp, out)
+        remove_tree(old)
+    else:
+        rename(tmp, out)
+
+
+def recover_dir(out: Path) -> None:
+    """Finish or undo an interrupted :func:`replace_dir`: temporary new siblings are
+    removed; an old sibling is removed when ``out`` exists and moved back otherwise."""
+    out = Path(out)
+    for tmp in _siblings(out, "new"):
+        remove_tree(tmp)
+    olds = _siblings(out, "old")
+    if olds and not out.exists():
+        rename(olds[-1], out)
+        olds = olds[:-1]
+    for old in olds:
+        remove_tree(old)
