@@ -54,6 +54,7 @@ PROCESS = SWEEP + textwrap.dedent(
     from pathlib import Path
     # gloo is the CPU collectives' default in jax 0.10; older versions need it named
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.config.update("jax_enable_x64", True)  # as tests/conftest.py does for the reference run
     from jaxreg import cli
     from jaxreg.experiments import custom_sweep
 
