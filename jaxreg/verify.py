@@ -1,6 +1,6 @@
 """``jaxreg verify``: the theorems of jaxreg.theory checked on random problems.
 
-For each model: a random completion problem, a small balanced initialization, a
+For each registered model's ``verify_cases()``: a random completion problem, a small balanced initialization, a
 gradient flow to the middle of incremental learning; at 8 times along it, the relative
 residual of the rate identity (exact derivatives by jax.jvp) and the drift of the
 conserved quantities. Exit code 1 if any exceeds its tolerance.
@@ -14,7 +14,7 @@ import numpy as np
 
 from . import theory
 from .dynamics import gradient_flow
-from .factorizations import MatrixFactorization, TensorFactorization
+from .factorizations import MODELS
 from .tasks import matrix_completion, tensor_completion
 
 RATE_TOL = 1e-8
@@ -22,24 +22,17 @@ DRIFT_TOL = 1e-9
 
 
 def _cases(key):
-    k = iter(jax.random.split(key, 32))
-    for depth in (2, 3, 4):
-        p = matrix_completion(next(k), (12, 10), 2, 60)
-        yield f"matrix depth {depth}", p, MatrixFactorization(next(k), (12, 10), depth, init_scale=1e-2, balanced=True)
-    for order in (2, 3, 4):
-        p = tensor_completion(next(k), (4,) * order, 2, 4**order // 2, target_norm=4.0 ** (order / 2))
-        init = 0.5 * 0.02 ** (1 / order)
-        yield f"CP order {order}", p, TensorFactorization(next(k), (4,) * order, 6, init_scale=init, balanced=True)
-    try:
-        from .factorizations import DeepTensorFactorization, HierarchicalTensorFactorization
-    except ImportError:  # pragma: no cover
-        return
-    p = tensor_completion(next(k), (4,) * 4, 2, 128, target_norm=16.0)
-    yield "HTF order 4", p, HierarchicalTensorFactorization(next(k), (4,) * 4, (6, 6), init_scale=0.3, balanced=True)
-    for depth in (1, 2):
-        p = tensor_completion(next(k), (4,) * 3, 2, 32, target_norm=8.0)
-        yield f"deep CP k={depth}", p, DeepTensorFactorization(next(k), (4,) * 3, 4, depth, init_scale=0.3,
-                                                              balanced=True)
+    """(name, problem, model) for every ``verify_cases()`` of every registered model."""
+    cases = [case for cls in MODELS.values() for case in cls.verify_cases()]
+    classes = [cls for cls in MODELS.values() for _ in cls.verify_cases()]
+    keys = jax.random.split(key, 2 * len(cases))
+    for i, (cls, case) in enumerate(zip(classes, cases)):
+        kp, km = keys[2 * i], keys[2 * i + 1]
+        if case.task == "matrix":
+            p = matrix_completion(kp, case.shape, case.target_rank, case.num_observed)
+        else:
+            p = tensor_completion(kp, case.shape, case.target_rank, case.num_observed, target_norm=case.target_norm)
+        yield case.name, p, cls.from_options(km, case.shape, **case.options)
 
 
 def _max_leaf(tree):
@@ -59,10 +52,10 @@ def verify(key=None, *, echo=print) -> bool:
 
         def metric(m):
             obs, pred = theory.rate_identity(problem.end_to_end_loss, m)
-            big = jax.tree_util.tree_map(lambda s: s >= 0.1 * jnp.max(s), m.component_norms())
-            res = jax.tree_util.tree_map(lambda o, p, b: jnp.where(b, jnp.abs(o - p) / jnp.abs(p), 0.0),
-                                         obs, pred, big)
-            return res
+            terms = theory.rate_terms(problem.end_to_end_loss, m)
+            # per group (e.g. HTF node, TT bond): the components within 10x of the group's largest
+            big = jnp.concatenate([s >= 0.1 * jnp.max(s) for s in terms.split(terms.sigma).values()])
+            return jnp.where(big, jnp.abs(obs - pred) / jnp.abs(pred), 0.0)
 
         tr = gradient_flow(problem.loss, model, ts[-1], ts=ts, metrics=metric, rtol=1e-11, atol=1e-13)
         rate = _max_leaf(tr.metrics)

@@ -34,6 +34,7 @@ def test_depth0_is_cp_and_layers_multiply():
     ref = tensorly.cp_to_tensor((np.ones(7), [np.asarray(f) for f in m.factors]))
     np.testing.assert_allclose(np.asarray(m.materialize()), ref, rtol=1e-12)
     np.testing.assert_allclose(m.component_norms(), cp.component_norms(), rtol=1e-13)
+    np.testing.assert_allclose(m.rate_sigma(), cp.component_norms(), rtol=1e-13)
     # depth 2: v_r^n = A_2 A_1 w_r^n, checked for one (n, r) against plain matmuls
     d = DTF(jax.random.key(2), (3, 4, 5), 7, 2, init_scale=0.5)
     v = d.layers[1][1, 3] @ d.layers[1][0, 3] @ d.factors[1][:, 3]
@@ -70,8 +71,8 @@ def test_polynomial_growth_identity_and_bound(depth, init, t1):
         obs, pred = theory.rate_identity(problem.end_to_end_loss, m)
         _, delta, _ = theory.gammas(problem.end_to_end_loss, m)
         grad_norm = jnp.linalg.norm(jax.grad(problem.end_to_end_loss)(m.materialize()))
-        ratio = m.end_component_norms() / m.component_norms() ** (1 + depth)
-        return obs, pred, ratio, jnp.max(jnp.abs(delta)) / grad_norm, m.end_component_norms()
+        ratio = m.component_norms() / m.rate_sigma() ** (1 + depth)
+        return obs, pred, ratio, jnp.max(jnp.abs(delta)) / grad_norm, m.component_norms()
 
     ts = jnp.linspace(0.0, t1, 24)
     traj = jr.gradient_flow(problem.loss, model, t1, ts=ts, metrics=metric, rtol=1e-11, atol=1e-13)
@@ -111,7 +112,7 @@ def test_rank_one_aligned_layers_attain_the_bound():
         layers.append(jnp.stack([s * jnp.outer(u[i + 1], u[i]) for i in range(2)])[:, None])
     aligned = eqx.tree_at(lambda m: m.layers, model, tuple(layers))
     assert float(jnp.max(aligned.balancedness())) <= 1e-14
-    np.testing.assert_allclose(aligned.end_component_norms(), aligned.component_norms() ** 3, rtol=1e-13)
+    np.testing.assert_allclose(aligned.component_norms(), aligned.rate_sigma() ** 3, rtol=1e-13)
 
 
 def test_deeper_factors_lower_tensor_rank():
@@ -136,15 +137,15 @@ def test_deeper_factors_lower_tensor_rank():
 @pytest.mark.parametrize(
     "kwargs,name",
     [
-        (dict(depth=-1), "depth"),
-        (dict(depth=1.5), "depth"),
+        (dict(factor_depth=-1), "factor_depth"),
+        (dict(factor_depth=1.5), "factor_depth"),
         (dict(rank=0), "rank"),
         (dict(init_scale=0.0), "init_scale"),
         (dict(shape=(3, 0)), "shape"),
     ],
 )
 def test_bad_input(kwargs, name):
-    args = dict(shape=(3, 3, 3), rank=4, depth=2)
+    args = dict(shape=(3, 3, 3), rank=4, factor_depth=2)
     args.update(kwargs)
     with pytest.raises(ValueError, match=name):
         DTF(jax.random.key(0), **args)

@@ -1,6 +1,7 @@
 """``jaxreg sweep --config FILE.toml``: any model x task x optimizer over seeds and init scales.
 
-One TOML file names a factorization (``matrix``, ``cp``, ``hierarchical``, ``deep_cp``),
+One TOML file names a factorization (a name of :data:`jaxreg.factorizations.MODELS`:
+``matrix``, ``cp``, ``hierarchical``, ``deep_cp``, ``tensor_train``),
 a task (``completion`` or ``sensing`` of a random low-rank target), and an optimizer
 (``flow`` for exact gradient flow d theta/dt = -grad L(theta), or any optax optimizer by
 name, or ``group_rmsprop``), and the grid ``init_scales`` x ``seeds``. Every run of the
@@ -8,8 +9,9 @@ grid goes through one vmapped, sharded program (:func:`jaxreg.sweep`), in chunks
 checkpointed, so ``--resume`` continues a killed sweep with identical results. Saved per
 run and save point: the training loss, the test loss, the reconstruction error
 ||W - W*||_F / ||W*||_F (when the target is materialized) and the ``top`` largest
-component norms (singular values of W; CP / deep CP component norms; for HTF the local
-component norms of the root).
+component norms (each model's ``component_norms()``: singular values of W; CP / deep CP
+component norms; for HTF the local component norms of the root; for a tensor train the
+singular values at its middle bond).
 
 Example (``sweep.toml``)::
 
@@ -40,18 +42,15 @@ from .. import _validation as V
 from ..dynamics import Status, gradient_flow
 from ..dynamics.descent import descent_init, descent_segment, finish_status
 from ..dynamics.optimizers import group_rmsprop
-from ..factorizations import (
-    DeepTensorFactorization,
-    HierarchicalTensorFactorization,
-    MatrixFactorization,
-    TensorFactorization,
-)
+from ..factorizations import MODELS as MODEL_CLASSES
+from ..factorizations import model_class
 from ..sweep import sweep
 from ..tasks import matrix_completion, matrix_sensing, tensor_completion, tensor_sensing
 from ._runner import run_chunks, stack_chunks
 
 NAME = "sweep"
-MODELS = ("matrix", "cp", "hierarchical", "deep_cp")
+MODELS = tuple(MODEL_CLASSES)
+LEGACY_OPTIONS = ("depth", "rank", "widths")  # top-level fields passed to the models that take them
 TASKS = ("completion", "sensing")
 
 
@@ -59,8 +58,12 @@ TASKS = ("completion", "sensing")
 class Config:
     """A sweep: model x task x optimizer over ``init_scales`` x ``seeds`` (see module doc).
 
-    Model fields: ``depth`` (matrix: number of factors L; deep_cp: factor depth k),
-    ``rank`` (CP / deep CP components), ``widths`` (HTF local components per level).
+    Model fields: ``model_options``, a table of the model's constructor options (e.g.
+    ``{ranks = [3, 3]}`` for ``tensor_train``, ``{factor_depth = 2}`` for ``deep_cp``), and,
+    passed to every model that takes them unless ``model_options`` sets them, ``depth``
+    (matrix: number of factors L, unset: 3; for deep_cp the deprecated alias of
+    ``factor_depth``), ``rank`` (CP / deep CP components), ``widths`` (HTF local
+    components per level).
     Task fields: ``target_rank``, ``target`` ("cp" or "ht" for tensors),
     ``num_observed`` (entries or measurements). Optimizer: ``flow`` integrates to ``t1``
     with tolerances ``rtol``/``atol``; any other name runs ``num_steps`` steps of
@@ -70,9 +73,10 @@ class Config:
 
     model: str = "matrix"
     shape: tuple[int, ...] = (30, 30)
-    depth: int = 3
+    depth: int | None = None
     rank: int = 10
     widths: tuple[int, ...] = (8, 8)
+    model_options: dict = dataclasses.field(default_factory=dict)
     task: str = "completion"
     target: str = "cp"
     target_rank: int = 2
@@ -102,14 +106,15 @@ class Config:
                                                         min_order=2))
         if self.model == "hierarchical" and len(self.shape) < 3:
             raise ValueError(f"shape must have at least 3 modes for model 'hierarchical', got {self.shape}")
-        for name in ("depth", "rank", "target_rank", "num_observed", "num_steps", "max_steps", "seeds",
+        for name in ("rank", "target_rank", "num_observed", "num_steps", "max_steps", "seeds",
                      "num_saves", "num_chunks", "top"):
             V.positive_int(name, getattr(self, name))
-        if self.model == "deep_cp":
-            V.nonnegative_int("depth", self.depth)
         object.__setattr__(self, "widths", tuple(V.positive_int(f"widths[{i}]", w)
                                                  for i, w in enumerate(self.widths)))
         V.nonnegative_int("seed", self.seed)
+        if not isinstance(self.model_options, dict):
+            raise ValueError(f"model_options must be a table, got {self.model_options!r}")
+        jax.eval_shape(lambda: _model(self, jax.random.key(0), 1.0))  # the model checks its options
         for name in ("learning_rate", "t1", "rtol", "atol"):
             V.positive_float(name, getattr(self, name))
         if not isinstance(self.stop_at_loss, (int, float)) or self.stop_at_loss < 0:
@@ -167,20 +172,15 @@ def _problem(config: Config, key):
 
 
 def _model(config: Config, key, init_scale):
-    if config.model == "matrix":
-        return MatrixFactorization(key, config.shape, config.depth, init_scale=init_scale)
-    if config.model == "cp":
-        return TensorFactorization(key, config.shape, config.rank, init_scale=init_scale)
-    if config.model == "hierarchical":
-        return HierarchicalTensorFactorization(key, config.shape, config.widths, init_scale=init_scale)
-    return DeepTensorFactorization(key, config.shape, config.rank, config.depth, init_scale=init_scale)
+    cls = model_class(config.model)
+    options = {name: getattr(config, name) for name in LEGACY_OPTIONS
+               if getattr(config, name) is not None and name in cls.option_names()}
+    options.update(config.model_options)
+    return cls.from_options(key, config.shape, init_scale=init_scale, **options)
 
 
 def _norms(model, top):
-    norms = model.component_norms()
-    if isinstance(norms, dict):  # HTF: the root's local components
-        norms = norms[max(norms, key=len)]
-    norms = jnp.sort(norms)[::-1]
+    norms = jnp.sort(model.component_norms())[::-1]
     return jnp.pad(norms, (0, max(0, top - norms.shape[0])), constant_values=jnp.nan)[:top]
 
 
