@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import theory
-from .dynamics import gradient_flow
+from .dynamics import Status, gradient_flow
 from .factorizations import MODELS
 from .tasks import matrix_completion, tensor_completion
 
@@ -76,8 +76,10 @@ def verify(key=None, *, echo=print, models=None) -> bool:
         tr = gradient_flow(problem.loss, model, ts[-1], ts=ts, metrics=metric, rtol=1e-11, atol=1e-13)
         rate = _max_leaf(tr.metrics)
         drift = float(theory.conservation_drift(model, tr.model))
-        good = rate <= RATE_TOL and drift <= DRIFT_TOL
+        flow_ok = bool(Status.ok(int(tr.status)))
+        good = flow_ok and rate <= RATE_TOL and drift <= DRIFT_TOL
         ok &= good
-        echo(f"{name:<16} {rate:>18.2e} {drift:>19.2e}  {'ok' if good else 'FAIL'}")
+        verdict = "ok" if good else "FAIL" if flow_ok else f"FAIL (flow {Status.name(int(tr.status))})"
+        echo(f"{name:<16} {rate:>18.2e} {drift:>19.2e}  {verdict}")
     echo(f"tolerances: rate {RATE_TOL:g}, drift {DRIFT_TOL:g}")
     return ok
