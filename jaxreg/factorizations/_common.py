@@ -8,7 +8,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._base import check_entries_indices as check_entries_indices
 from ._base import default_dtype as default_dtype
 
 
