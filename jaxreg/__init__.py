@@ -1,6 +1,6 @@
 """jaxreg: implicit regularization in factorization models, in JAX.
 
-Deep matrix, tensor (CP), hierarchical tensor and deep tensor factorizations; exact
+Deep matrix, tensor (CP), hierarchical tensor, deep tensor and tensor-train factorizations; exact
 gradient flow (diffrax) and discrete descent (optax); numerical checks of the
 published theorems. ``import jaxreg`` never enables float64: do it at program start.
 """
@@ -14,10 +14,13 @@ from .dynamics import gradient_descent as gradient_descent
 from .dynamics import gradient_flow as gradient_flow
 from .dynamics import group_rmsprop as group_rmsprop
 from .dynamics import vector_field as vector_field
+from .factorizations import AbstractFactorization as AbstractFactorization
 from .factorizations import DeepTensorFactorization as DeepTensorFactorization
 from .factorizations import HierarchicalTensorFactorization as HierarchicalTensorFactorization
 from .factorizations import MatrixFactorization as MatrixFactorization
+from .factorizations import RateTerms as RateTerms
 from .factorizations import TensorFactorization as TensorFactorization
+from .factorizations import TensorTrainFactorization as TensorTrainFactorization
 from .sweep import seed_keys as seed_keys
 from .sweep import sweep as sweep
 from .tasks import Problem as Problem

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 
@@ -99,12 +101,14 @@ def squared_reconstruction_error(w, target) -> Float[Array, ""]:
 
 
 def component_norms(model):
-    """The model's theorem quantity (see each factorization's ``component_norms``)."""
+    """The norms of the model's components (see :class:`~jaxreg.AbstractFactorization`)."""
     return model.component_norms()
 
 
 def balancedness(model):
-    """Per layer (matrix) / per component (CP) deviation from balancedness."""
+    """The model's deviations from its balancedness assumption, a 1-D array (per layer
+    pair for a matrix, per component for CP and deep CP, per local component of every
+    node for HTF, per bond for a tensor train)."""
     return model.balancedness()
 
 
@@ -175,8 +179,8 @@ def cp_rank_estimate(
 def component_effective_rank(norms: Float[Array, " R"]) -> Float[Array, ""]:
     """Effective rank exp(H(p)), p_r = norms_r / sum(norms), of CP component norms: a
     smooth tensor-rank measure between 1 and the number of nonzero components (Roy and
-    Vetterli 2007 applied to component norms). Pass ``model.end_component_norms()``
-    (deep CP: the norms ||(x)_n v_r^n|| of W's components) or ``component_norms()`` (CP)."""
+    Vetterli 2007 applied to component norms). Pass ``model.component_norms()`` (CP, and
+    deep CP: the norms ||(x)_n v_r^n|| of W's components)."""
     return effective_rank_from_singular_values(norms)
 
 
@@ -185,3 +189,24 @@ def numerical_component_rank(norms: Float[Array, " R"], rtol: float = 1e-2) -> A
     NaN when ``norms`` holds NaN or inf, 0 when all norms are zero."""
     count = jnp.sum(norms > rtol * jnp.max(norms)).astype(jnp.result_type(float))
     return jnp.where(_all_finite(norms), count, jnp.nan)
+
+
+def tt_effective_ranks(x) -> Float[Array, " N-1"]:
+    """Effective ranks of the tensor-train matricizations of W: for every bond k = 0..N-2
+    (0-based), the effective rank (Roy and Vetterli 2007) of the matricization with rows
+    indexed by modes 0..k. Their ranks are the TT-ranks (Oseledets 2011).
+
+    Arguments:
+        x: a dense tensor (the matricizations are formed: small sizes), or a
+            :class:`~jaxreg.TensorTrainFactorization` (computed from its cores in
+            O(N d r^3), W never formed).
+
+    Returns:
+        One effective rank per bond.
+    """
+    if isinstance(x, (jax.Array, np.ndarray)):
+        x = jnp.asarray(x)
+        values = [singular_values(matricization(x, tuple(range(k + 1)))) for k in range(x.ndim - 1)]
+    else:
+        values = x.bond_singular_values()
+    return jnp.stack([effective_rank_from_singular_values(s) for s in values])

@@ -1,9 +1,12 @@
-"""The theorems' identities, bounds and closed forms (SCIENCE.md sections 1, 2, 5).
+"""The theorems' identities, bounds and closed forms.
 
-Every rate identity has the form d sigma/dt = c * gamma * sigma^p. :func:`rate_identity`
-returns both sides at a model: the left one exactly, as the directional derivative
-(``jax.jvp``) of the model's ``component_norms`` along the gradient-flow vector field,
-the right one from the theorem's formula with grad L(W) of the end-to-end loss.
+Every rate identity has the form d sigma/dt = coefficient * gamma * sigma^exponent, with
+the terms given by the model's ``rate_terms`` (a :class:`~jaxreg.RateTerms`; see each
+factorization's docstring for its theorem). :func:`rate_identity` returns both sides at a
+model: the left one exactly, as the directional derivative (``jax.jvp``) of the model's
+``rate_sigma`` along the gradient-flow vector field, the right one from the theorem's
+formula with grad L(W) of the end-to-end loss. Everything here works for any
+:class:`~jaxreg.AbstractFactorization`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,12 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from .factorizations.matrix import MatrixFactorization
+from .factorizations import AbstractFactorization, RateTerms
+
+
+def _check_model(model) -> None:
+    if not isinstance(model, AbstractFactorization):
+        raise ValueError(f"model must be a jaxreg factorization (an AbstractFactorization), got {type(model).__name__}")
 
 
 def model_loss(end_to_end_loss: Callable, model) -> Array:
@@ -24,51 +32,61 @@ def model_loss(end_to_end_loss: Callable, model) -> Array:
     return end_to_end_loss(model.materialize())
 
 
-def observed_rates(end_to_end_loss: Callable, model):
-    """d/dt of ``model.component_norms()`` along gradient flow on end_to_end_loss(W(theta)),
-    computed exactly with ``jax.jvp`` (valid where the norms are differentiable, e.g.
-    simple singular values)."""
+def observed_rates(end_to_end_loss: Callable, model: AbstractFactorization) -> Float[Array, " k"]:
+    """d/dt of ``model.rate_sigma()`` along gradient flow on end_to_end_loss(W(theta)),
+    computed exactly with ``jax.jvp`` (valid where the sigmas are differentiable, e.g.
+    simple singular values).
+
+    Arguments:
+        end_to_end_loss: L(W), a scalar function of the dense W.
+        model: any factorization.
+
+    Returns:
+        One rate per entry of ``model.rate_terms(...)``.
+    """
+    _check_model(model)
     params, static = eqx.partition(model, eqx.is_inexact_array)
 
-    def norms(p):
-        return eqx.combine(p, static).component_norms()
+    def sigma(p):
+        return eqx.combine(p, static).rate_sigma()
 
     g = jax.grad(lambda p: model_loss(end_to_end_loss, eqx.combine(p, static)))(params)
     direction = jax.tree_util.tree_map(jnp.negative, g)
-    return jax.jvp(norms, (params,), (direction,))[1]
+    return jax.jvp(sigma, (params,), (direction,))[1]
 
 
-def gammas(end_to_end_loss: Callable, model):
-    """(sigma, gamma, K) of the model's rate identity d sigma/dt = K gamma sigma^{2-2/K}.
+def rate_terms(end_to_end_loss: Callable, model: AbstractFactorization) -> RateTerms:
+    """``model.rate_terms(grad L(W))``: sigma, gamma, coefficient and exponent of the model's
+    rate identity d sigma/dt = coefficient * gamma * sigma^exponent.
 
-    Delegates to ``model.rate_terms(grad_w)`` with grad_w = grad L(W):
-    matrix (Arora et al. 2019): sigma = singular values, gamma_r = <-grad L(W), u_r v_r^T>,
-    K = depth; CP (Razin et al. 2021): sigma_r = prod_n ||w_r^n||,
-    gamma_r = <-grad L(W), (x)_n w_r^n / ||w_r^n||>, K = order N; hierarchical and deep
-    tensor factorizations return dicts / their own exponents (see their docstrings).
+    Arguments:
+        end_to_end_loss: L(W).
+        model: any factorization.
+
+    Returns:
+        The model's :class:`~jaxreg.RateTerms` at the current parameters.
     """
-    if not hasattr(model, "rate_terms"):
-        raise ValueError(f"model must be a jaxreg factorization with rate_terms, got {type(model).__name__}")
+    _check_model(model)
     grad_w = jax.grad(end_to_end_loss)(model.materialize())
     return model.rate_terms(grad_w)
 
 
-def predicted_rates(end_to_end_loss: Callable, model):
-    """The right-hand side K gamma sigma^{2-2/K} of the rate identity (balanced case)."""
-    sigma, gamma, k = gammas(end_to_end_loss, model)
-    return _tree_rate(sigma, gamma, k)
+def gammas(end_to_end_loss: Callable, model: AbstractFactorization) -> tuple[Array, Array, Array]:
+    """(sigma, gamma, coefficient) of :func:`rate_terms` (kept for scripts that unpack three
+    values; prefer :func:`rate_terms`)."""
+    terms = rate_terms(end_to_end_loss, model)
+    return terms.sigma, terms.gamma, terms.coefficient
 
 
-def _tree_rate(sigma, gamma, k, p=None):
-    if isinstance(sigma, dict):
-        return {n: _tree_rate(sigma[n], gamma[n], k[n]) for n in sigma}
-    if isinstance(k, tuple):  # (coefficient, exponent) for models whose p is not 2 - 2/K
-        return k[0] * gamma * sigma ** k[1]
-    return k * gamma * sigma ** (2.0 - 2.0 / k)
+def predicted_rates(end_to_end_loss: Callable, model: AbstractFactorization) -> Float[Array, " k"]:
+    """The right-hand side coefficient * gamma * sigma^exponent of the rate identity."""
+    return rate_terms(end_to_end_loss, model).rate()
 
 
-def rate_identity(end_to_end_loss: Callable, model):
-    """(observed d sigma/dt, predicted K gamma sigma^{2-2/K}): equal for balanced models."""
+def rate_identity(end_to_end_loss: Callable, model: AbstractFactorization):
+    """(observed d sigma/dt, predicted coefficient * gamma * sigma^exponent): equal when the
+    model's balancedness assumption holds. Both are flat arrays aligned with ``rate_terms``
+    (use ``RateTerms.split`` to group them, e.g. by HTF node)."""
     return observed_rates(end_to_end_loss, model), predicted_rates(end_to_end_loss, model)
 
 
@@ -79,60 +97,53 @@ def relative_residual(observed, predicted, floor: float = 0.0):
     )
 
 
-def unbalanced_bounds(end_to_end_loss: Callable, model):
-    """(observed, lower, upper) of Razin et al. 2021, Theorem 2, for a CP model (or any
-    model with ``balancedness()`` per component):
-    gamma >= 0: K gamma sigma^{2-2/K} <= d sigma/dt <= K gamma (sigma^{2/K} + eps)^{K-1},
-    reversed for gamma < 0, with eps = max_{n,m} | ||w^n||^2 - ||w^m||^2 | (conserved)."""
-    sigma, gamma, k = gammas(end_to_end_loss, model)
-    eps = model.balancedness()
-    return _bounds(observed_rates(end_to_end_loss, model), sigma, gamma, k, eps)
+def unbalanced_bounds(end_to_end_loss: Callable, model: AbstractFactorization):
+    """(observed, lower, upper) of Razin, Maman, Cohen (ICML 2021), Theorem 2, per component,
+    for models whose components are outer products of K vectors (CP; HTF local components
+    with K = |children| + 1): for gamma >= 0,
+    K gamma sigma^{2-2/K} <= d sigma/dt <= K gamma (sigma^{2/K} + eps)^{K-1},
+    reversed for gamma < 0, with eps = ``model.component_imbalance()`` (conserved). The
+    lower bound is the AM-GM-tightened form of the paper's K gamma sigma^2 / (sigma^{2/K} + eps).
 
-
-def _bounds(observed, sigma, gamma, k, eps):
-    if isinstance(sigma, dict):
-        parts = {n: _bounds(observed[n], sigma[n], gamma[n], k[n], eps[n]) for n in sigma}
-        return tuple({n: parts[n][i] for n in parts} for i in range(3))
-    low = k * gamma * sigma ** (2.0 - 2.0 / k)
-    high = k * gamma * (sigma ** (2.0 / k) + eps) ** (k - 1)
-    return observed, jnp.minimum(low, high), jnp.maximum(low, high)
-
-
-def conserved_quantities(model):
-    """Quantities exactly conserved by gradient flow.
-
-    Matrix: W_{j+1}^T W_{j+1} - W_j W_j^T for j = 1..L-1 (Arora et al. 2018).
-    CP: ||w_r^n||^2 - ||w_r^1||^2 for n = 2..N, every r (Razin et al. 2021, Lemma 1).
+    Raises:
+        NotImplementedError: the model has no such bound (e.g. deep matrix factorization).
     """
-    if isinstance(model, MatrixFactorization):
-        f = model.factors
-        return tuple(f[j + 1].T @ f[j + 1] - f[j] @ f[j].T for j in range(model.depth - 1))
-    if hasattr(model, "conserved_quantities"):
-        return model.conserved_quantities()
-    sq = jnp.stack([jnp.sum(f * f, axis=0) for f in model.factors])
-    return sq[1:] - sq[:1]
+    terms = rate_terms(end_to_end_loss, model)
+    eps = model.component_imbalance()
+    k = terms.coefficient
+    low = k * terms.gamma * terms.sigma ** (2.0 - 2.0 / k)
+    high = k * terms.gamma * (terms.sigma ** (2.0 / k) + eps) ** (k - 1)
+    return observed_rates(end_to_end_loss, model), jnp.minimum(low, high), jnp.maximum(low, high)
 
 
-def conservation_drift(model0, model1) -> Array:
-    """max over conserved quantities of ||Q(model1) - Q(model0)|| / scale, where scale is the
-    norm of the terms (||W_j W_j^T||_F, resp. ||w_r^n||^2) at ``model1``."""
+def conserved_quantities(model: AbstractFactorization):
+    """``model.conserved_quantities()``: a pytree of quantities exactly conserved by gradient
+    flow (e.g. W_{j+1}^T W_{j+1} - W_j W_j^T for a deep matrix factorization, Arora et al.
+    2018; ||w_r^n||^2 - ||w_r^1||^2 for CP, Razin et al. 2021, Lemma 1)."""
+    _check_model(model)
+    return model.conserved_quantities()
+
+
+def conservation_drift(model0: AbstractFactorization, model1: AbstractFactorization) -> Float[Array, ""]:
+    """max over the leaves of ``conserved_quantities`` of ||Q(model1) - Q(model0)||_F, divided
+    by ``model1.conservation_scale()`` (the size of the terms whose difference Q is).
+
+    Arguments:
+        model0, model1: the same model at two times.
+
+    Returns:
+        The relative drift (0 for exact conservation).
+    """
     q0, q1 = conserved_quantities(model0), conserved_quantities(model1)
-    if isinstance(model1, MatrixFactorization):
-        f = model1.factors
-        scale = jnp.max(jnp.stack([jnp.linalg.norm(w @ w.T) for w in f]))
-        return jnp.max(jnp.stack([jnp.linalg.norm(a - b) for a, b in zip(q0, q1)])) / scale
     leaves0, leaves1 = jax.tree_util.tree_leaves(q0), jax.tree_util.tree_leaves(q1)
-    scale = _norm_scale(model1)
-    return jnp.max(jnp.stack([jnp.max(jnp.abs(a - b)) for a, b in zip(leaves0, leaves1)])) / scale
-
-
-def _norm_scale(model):
-    leaves = [x for x in jax.tree_util.tree_leaves(model) if eqx.is_inexact_array(x) and x.size]
-    return jnp.max(jnp.stack([jnp.max(jnp.sum(x * x, axis=-2 if x.ndim >= 2 else -1)) for x in leaves]))
+    if not leaves0:
+        return jnp.zeros(())
+    drift = jnp.max(jnp.stack([jnp.linalg.norm((a - b).ravel()) for a, b in zip(leaves0, leaves1)]))
+    return drift / model1.conservation_scale()
 
 
 # ----------------------------------------------------------------------------------
-# Closed forms (SCIENCE.md section 5)
+# Closed forms
 
 
 def aligned_mode(t: ArrayLike, a: float, s0: float, N: int) -> Float[Array, "..."]:
@@ -208,6 +219,8 @@ def blowup_time(c: float, s0: float, N: int) -> float:
     return s0 ** (-(N - 2) / N) / (c * (N - 2))
 
 
-def rate_exponent(model) -> float | dict:
-    """p in d sigma/dt = c gamma sigma^p: 2-2/L, 2-2/N, {node: 2-2/K}, 2-2/N+k."""
-    return model.rate_exponent
+def rate_exponent(model: AbstractFactorization) -> Float[Array, " k"]:
+    """p in d sigma/dt = c gamma sigma^p, per entry of the model's ``rate_terms``:
+    2-2/L (matrix), 2-2/N (CP), 2-2/K (HTF node), 2-2/N+k (deep CP), 1 (tensor train)."""
+    _check_model(model)
+    return model.rate_terms(jnp.zeros(model.shape, model.rate_sigma().dtype)).exponent

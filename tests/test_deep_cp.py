@@ -34,6 +34,7 @@ def test_depth0_is_cp_and_layers_multiply():
     ref = tensorly.cp_to_tensor((np.ones(7), [np.asarray(f) for f in m.factors]))
     np.testing.assert_allclose(np.asarray(m.materialize()), ref, rtol=1e-12)
     np.testing.assert_allclose(m.component_norms(), cp.component_norms(), rtol=1e-13)
+    np.testing.assert_allclose(m.rate_sigma(), cp.component_norms(), rtol=1e-13)
     # depth 2: v_r^n = A_2 A_1 w_r^n, checked for one (n, r) against plain matmuls
     d = DTF(jax.random.key(2), (3, 4, 5), 7, 2, init_scale=0.5)
     v = d.layers[1][1, 3] @ d.layers[1][0, 3] @ d.factors[1][:, 3]
@@ -70,8 +71,8 @@ def test_polynomial_growth_identity_and_bound(depth, init, t1):
         obs, pred = theory.rate_identity(problem.end_to_end_loss, m)
         _, delta, _ = theory.gammas(problem.end_to_end_loss, m)
         grad_norm = jnp.linalg.norm(jax.grad(problem.end_to_end_loss)(m.materialize()))
-        ratio = m.end_component_norms() / m.component_norms() ** (1 + depth)
-        return obs, pred, ratio, jnp.max(jnp.abs(delta)) / grad_norm, m.end_component_norms()
+        ratio = m.component_norms() / m.rate_sigma() ** (1 + depth)
+        return obs, pred, ratio, jnp.max(jnp.abs(delta)) / grad_norm, m.component_norms()
 
     ts = jnp.linspace(0.0, t1, 24)
     traj = jr.gradient_flow(problem.loss, model, t1, ts=ts, metrics=metric, rtol=1e-11, atol=1e-13)
@@ -111,7 +112,7 @@ def test_rank_one_aligned_layers_attain_the_bound():
         layers.append(jnp.stack([s * jnp.outer(u[i + 1], u[i]) for i in range(2)])[:, None])
     aligned = eqx.tree_at(lambda m: m.layers, model, tuple(layers))
     assert float(jnp.max(aligned.balancedness())) <= 1e-14
-    np.testing.assert_allclose(aligned.end_component_norms(), aligned.component_norms() ** 3, rtol=1e-13)
+    np.testing.assert_allclose(aligned.component_norms(), aligned.rate_sigma() ** 3, rtol=1e-13)
 
 
 def test_deeper_factors_lower_tensor_rank():
@@ -136,15 +137,47 @@ def test_deeper_factors_lower_tensor_rank():
 @pytest.mark.parametrize(
     "kwargs,name",
     [
-        (dict(depth=-1), "depth"),
-        (dict(depth=1.5), "depth"),
+        (dict(factor_depth=-1), "factor_depth"),
+        (dict(factor_depth=1.5), "factor_depth"),
         (dict(rank=0), "rank"),
         (dict(init_scale=0.0), "init_scale"),
         (dict(shape=(3, 0)), "shape"),
     ],
 )
 def test_bad_input(kwargs, name):
-    args = dict(shape=(3, 3, 3), rank=4, depth=2)
+    args = dict(shape=(3, 3, 3), rank=4, factor_depth=2)
     args.update(kwargs)
     with pytest.raises(ValueError, match=name):
         DTF(jax.random.key(0), **args)
+
+
+def test_rate_terms_integrate_to_the_closed_form_growth():
+    """A rank-one aligned component (w_r^n = x e_1, A_i^{n,r} = x e_1 e_1^T, Frobenius
+    balanced, attaining ||(x)_n v|| = sigma^{1+k}) under L(W) = -<G, W>, G = c (x)_n e_1,
+    stays aligned, so delta = c exactly and sigma follows ds/dt = N c s^p, p = 2 - 2/N + k:
+    s(t) = (s0^{1-p} - (p-1) N c t)^{1/(1-p)}. The closed form is built from the model's
+    own rate_terms at t = 0, at sigma < 1: a wrong exponent with a delta normalization
+    that absorbs it (the identity alone cannot tell) gives delta(0) != c and another curve."""
+    n_modes, k, c, s0 = 3, 2, 0.5, 0.3
+    x = s0 ** (1.0 / n_modes)
+    e = jnp.zeros((2, 1)).at[0, 0].set(1.0)
+    model = DTF(jax.random.key(0), (2,) * n_modes, 1, k, init_scale=1.0)
+    model = eqx.tree_at(lambda m: (m.factors, m.layers), model,
+                        ((x * e,) * n_modes, (x * jnp.broadcast_to((e @ e.T)[None, None], (k, 1, 2, 2)),) * n_modes))
+    g = c * jnp.einsum("i,j,l->ijl", e[:, 0], e[:, 0], e[:, 0])
+
+    def loss_w(w):
+        return -jnp.sum(g * w)
+
+    terms = theory.rate_terms(loss_w, model)
+    np.testing.assert_allclose(terms.sigma, [s0], rtol=1e-14)
+    a, p = float(terms.coefficient[0] * terms.gamma[0]), float(terms.exponent[0])
+    t_end = 0.8 * s0 ** (1 - p) / ((p - 1) * a)  # 80% of the blow-up time
+    ts = jnp.linspace(0.0, t_end, 12)
+    traj = jr.gradient_flow(lambda m: loss_w(m.materialize()), model, t_end, ts=ts, rtol=1e-12, atol=1e-14,
+                            metrics=lambda m: (m.rate_sigma()[0], theory.rate_terms(loss_w, m).gamma[0]))
+    sigma, delta = (np.asarray(v) for v in traj.metrics)
+    closed = (s0 ** (1 - p) - (p - 1) * a * np.asarray(ts)) ** (1 / (1 - p))
+    assert np.max(np.abs(sigma - closed) / closed) <= 1e-8
+    np.testing.assert_allclose(delta, c, rtol=1e-10)
+    assert sigma[-1] >= 1.5 * s0 and sigma[-1] < 1.0  # real growth, and sigma < 1 throughout

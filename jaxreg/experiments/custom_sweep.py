@@ -1,6 +1,7 @@
 """``jaxreg sweep --config FILE.toml``: any model x task x optimizer over seeds and init scales.
 
-One TOML file names a factorization (``matrix``, ``cp``, ``hierarchical``, ``deep_cp``),
+One TOML file names a factorization (a name of :data:`jaxreg.factorizations.MODELS`:
+``matrix``, ``cp``, ``hierarchical``, ``deep_cp``, ``tensor_train``),
 a task (``completion`` or ``sensing`` of a random low-rank target), and an optimizer
 (``flow`` for exact gradient flow d theta/dt = -grad L(theta), or any optax optimizer by
 name, or ``group_rmsprop``), and the grid ``init_scales`` x ``seeds``. Every run of the
@@ -8,8 +9,9 @@ grid goes through one vmapped, sharded program (:func:`jaxreg.sweep`), in chunks
 checkpointed, so ``--resume`` continues a killed sweep with identical results. Saved per
 run and save point: the training loss, the test loss, the reconstruction error
 ||W - W*||_F / ||W*||_F (when the target is materialized) and the ``top`` largest
-component norms (singular values of W; CP / deep CP component norms; for HTF the local
-component norms of the root).
+component norms (each model's ``component_norms()``: singular values of W; CP / deep CP
+component norms; for HTF the local component norms of the root; for a tensor train the
+singular values at its middle bond).
 
 Example (``sweep.toml``)::
 
@@ -39,15 +41,11 @@ from .. import _validation as V
 from ..dynamics import Status, gradient_flow
 from ..dynamics.descent import descent_init, descent_segment, finish_status
 from ..dynamics.optimizers import group_rmsprop
-from ..factorizations import (
-    DeepTensorFactorization,
-    HierarchicalTensorFactorization,
-    MatrixFactorization,
-    TensorFactorization,
-)
-from ..sweep import sweep
+from ..factorizations import MODELS as MODEL_CLASSES
+from ..factorizations import model_class
 from ..factorizations.hierarchical import _plan as tree_plan
 from ..factorizations.trees import check_widths
+from ..sweep import sweep
 from ..tasks import (
     DENSE_LIMIT,
     SENSING_LIMIT,
@@ -60,7 +58,8 @@ from ..tasks import (
 from ._runner import run_chunks, stack_chunks
 
 NAME = "sweep"
-MODELS = ("matrix", "cp", "hierarchical", "deep_cp")
+MODELS = tuple(MODEL_CLASSES)
+LEGACY_OPTIONS = ("depth", "rank", "widths")  # top-level fields passed to the models that take them
 TASKS = ("completion", "sensing")
 
 
@@ -68,8 +67,12 @@ TASKS = ("completion", "sensing")
 class Config:
     """A sweep: model x task x optimizer over ``init_scales`` x ``seeds`` (see module doc).
 
-    Model fields: ``depth`` (matrix: number of factors L; deep_cp: factor depth k),
-    ``rank`` (CP / deep CP components), ``widths`` (HTF local components per level).
+    Model fields: ``model_options``, a table of the model's constructor options (e.g.
+    ``{ranks = [3, 3]}`` for ``tensor_train``, ``{factor_depth = 2}`` for ``deep_cp``), and,
+    passed to every model that takes them unless ``model_options`` sets them, ``depth``
+    (matrix: number of factors L, unset: 3; for deep_cp the deprecated alias of
+    ``factor_depth``), ``rank`` (CP / deep CP components), ``widths`` (HTF local
+    components per level).
     Task fields: ``target_rank``, ``target`` ("cp" or "ht" for tensors),
     ``num_observed`` (entries or measurements). Optimizer: ``flow`` integrates to ``t1``
     with tolerances ``rtol``/``atol``; any other name runs ``num_steps`` steps of
@@ -79,9 +82,10 @@ class Config:
 
     model: str = "matrix"
     shape: tuple[int, ...] = (30, 30)
-    depth: int = 3
+    depth: int | None = None
     rank: int = 10
     widths: tuple[int, ...] = (8, 8)
+    model_options: dict = dataclasses.field(default_factory=dict)
     task: str = "completion"
     target: str = "cp"
     target_rank: int = 2
@@ -118,10 +122,14 @@ class Config:
         V.config_fields(self, positive_ints=("rank", "target_rank", "num_observed", "num_steps", "max_steps",
                                              "seeds", "num_saves", "num_chunks", "top"),
                         nonnegative_ints=("seed",), positive_floats=("learning_rate", "t1", "rtol", "atol"))
-        if self.model == "deep_cp":
-            V.nonnegative_int("depth", self.depth)
-        else:
-            V.positive_int("depth", self.depth)
+        if self.depth is not None:
+            if self.model == "deep_cp":
+                V.nonnegative_int("depth", self.depth)
+            else:
+                V.positive_int("depth", self.depth)
+        if not isinstance(self.model_options, dict):
+            raise ValueError(f"model_options must be a table, got {self.model_options!r}")
+        _num_params(self)  # builds the model abstractly: it checks its options
         V.number("stop_at_loss", self.stop_at_loss, minimum=0.0)
         V.divisible("num_saves", self.num_saves, "num_chunks", self.num_chunks)
         self._check_task()
@@ -202,17 +210,10 @@ def check_optimizer(config: Config) -> None:
 
 
 def _num_params(config: Config) -> int:
-    """The number of trained parameters of the configured model (a lower bound for HTF)."""
-    dims = sum(config.shape)
-    if config.model == "matrix":
-        m, n = config.shape
-        w = min(m, n)
-        return w * (m + n) + max(0, config.depth - 2) * w * w if config.depth > 1 else m * n
-    if config.model == "cp":
-        return config.rank * dims
-    if config.model == "deep_cp":
-        return config.rank * dims * (config.depth + 1)
-    return dims * config.widths[0]
+    """The number of trained parameters of the configured model (from its abstract shape:
+    nothing is allocated)."""
+    model = jax.eval_shape(lambda: _model(config, jax.random.key(0), 1.0))
+    return sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(model) if hasattr(x, "shape"))
 
 
 def _bytes_per_run(config: Config) -> int:
@@ -238,20 +239,15 @@ def _problem(config: Config, key):
 
 
 def _model(config: Config, key, init_scale):
-    if config.model == "matrix":
-        return MatrixFactorization(key, config.shape, config.depth, init_scale=init_scale)
-    if config.model == "cp":
-        return TensorFactorization(key, config.shape, config.rank, init_scale=init_scale)
-    if config.model == "hierarchical":
-        return HierarchicalTensorFactorization(key, config.shape, config.widths, init_scale=init_scale)
-    return DeepTensorFactorization(key, config.shape, config.rank, config.depth, init_scale=init_scale)
+    cls = model_class(config.model)
+    options = {name: getattr(config, name) for name in LEGACY_OPTIONS
+               if getattr(config, name) is not None and name in cls.option_names()}
+    options.update(config.model_options)
+    return cls.from_options(key, config.shape, init_scale=init_scale, **options)
 
 
 def _norms(model, top):
-    norms = model.component_norms()
-    if isinstance(norms, dict):  # HTF: the root's local components
-        norms = norms[max(norms, key=len)]
-    norms = jnp.sort(norms)[::-1]
+    norms = jnp.sort(model.component_norms())[::-1]
     return jnp.pad(norms, (0, max(0, top - norms.shape[0])), constant_values=jnp.nan)[:top]
 
 

@@ -182,12 +182,12 @@ def _setup(config: Config, key: PRNGKeyArray):
 
 def _base_metrics(models):
     mf, tf, htf = models
-    return {"mf": mf.component_norms(), "tf": tf.component_norms(), "htf": tuple(htf.component_norms().values())}
+    return {"mf": mf.component_norms(), "tf": tf.component_norms(), "htf": tuple(htf.local_component_norms().values())}
 
 
 def _deep_metrics(dcps):
-    return {"dcp": jnp.stack([m.component_norms() for m in dcps]),
-            "dcp_end": jnp.stack([m.end_component_norms() for m in dcps])}
+    return {"dcp": jnp.stack([m.rate_sigma() for m in dcps]),
+            "dcp_end": jnp.stack([m.component_norms() for m in dcps])}
 
 
 GROUPS = ((slice(0, 3), _base_metrics), (slice(3, None), _deep_metrics))  # one flow each

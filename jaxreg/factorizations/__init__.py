@@ -1,9 +1,45 @@
-"""The factorization models: one module per model."""
+"""The factorization models, one module per model, and the registry of their names.
 
+Every model subclasses :class:`AbstractFactorization`. ``MODELS`` maps a model's name
+(as written in a config file) to its class; :func:`model_class` looks one up with a
+clear error. Adding a model is its module plus one entry here.
+"""
+
+from types import MappingProxyType
+
+from ._base import AbstractFactorization as AbstractFactorization
+from ._base import RateTerms as RateTerms
+from ._base import VerifyCase as VerifyCase
 from .cp import TensorFactorization as TensorFactorization
 from .deep_cp import DeepTensorFactorization as DeepTensorFactorization
 from .hierarchical import HierarchicalTensorFactorization as HierarchicalTensorFactorization
 from .hierarchical import ht_target as ht_target
 from .matrix import MatrixFactorization as MatrixFactorization
 from .matrix import balanced_factors as balanced_factors
+from .tensor_train import TensorTrainFactorization as TensorTrainFactorization
 from .trees import balanced_tree as balanced_tree
+
+MODELS = MappingProxyType({
+    "matrix": MatrixFactorization,
+    "cp": TensorFactorization,
+    "hierarchical": HierarchicalTensorFactorization,
+    "deep_cp": DeepTensorFactorization,
+    "tensor_train": TensorTrainFactorization,
+})
+
+
+def model_class(name: str) -> type[AbstractFactorization]:
+    """The class registered under ``name`` in :data:`MODELS`.
+
+    Arguments:
+        name: a registered model name, e.g. ``"matrix"``.
+
+    Returns:
+        The model class.
+
+    Raises:
+        ValueError: ``name`` is not registered (the message lists the names).
+    """
+    if name not in MODELS:
+        raise ValueError(f"model must be one of {tuple(MODELS)}, got {name!r}")
+    return MODELS[name]

@@ -8,27 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-def default_dtype(dtype=None):
-    """The floating dtype to build parameters in: ``dtype`` or JAX's default float.
-
-    JAX's default float is float64 only when the program enabled x64 (the CLI, the
-    tests and the notebooks do so at start; ``import jaxreg`` never does).
-    """
-    if dtype is None:
-        return jnp.zeros(()).dtype
-    return jax.dtypes.canonicalize_dtype(dtype)
-
-
-def check_entries_indices(indices, shape: tuple[int, ...]) -> jax.Array:
-    """Validate concrete multi-indices of shape (n, order) and return them as an array."""
-    from .._validation import indices_array
-
-    indices_array("indices", indices, shape)
-    idx = jnp.asarray(indices)
-    if idx.ndim != 2 or idx.shape[1] != len(shape):
-        raise ValueError(f"indices must have shape (n, {len(shape)}), got {idx.shape}")
-    return idx
+from ._base import default_dtype as default_dtype
 
 
 def column_norms(a: jax.Array) -> jax.Array:

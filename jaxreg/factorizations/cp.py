@@ -11,7 +11,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import _validation as V
-from ._common import balance_columns, check_entries_indices, column_norms, default_dtype, dense_route, take_entries
+from ._base import AbstractFactorization, RateTerms, VerifyCase
+from ._common import balance_columns, column_norms, default_dtype, dense_route, take_entries
 
 
 def cp_to_tensor(factors) -> Array:
@@ -67,7 +68,7 @@ def cp_entries_gather(factors, idx) -> Array:
     return jnp.sum(prod, axis=-1)
 
 
-class TensorFactorization(eqx.Module):
+class TensorFactorization(AbstractFactorization):
     r"""CP tensor factorization W = \sum_{r=1}^R w_r^1 \otimes \cdots \otimes w_r^N.
 
     ``factors[n]`` has shape (d_n, R) and its column r is w_r^n (tensorly's convention:
@@ -114,9 +115,9 @@ class TensorFactorization(eqx.Module):
         """The dense tensor sum_r (x)_n w_r^n."""
         return cp_to_tensor(self.factors)
 
-    def entries(self, indices: Int[Array, "k N"]) -> Float[Array, " k"]:
-        """W at each multi-index row of ``indices``: sum_r prod_n w_r^n[i_n], O(k N R)."""
-        return cp_entries(self.factors, check_entries_indices(indices, self.shape))
+    def _entries(self, idx: Int[Array, "k N"]) -> Float[Array, " k"]:
+        """W at each multi-index row of ``idx``: sum_r prod_n w_r^n[i_n], O(k N R)."""
+        return cp_entries(self.factors, idx)
 
     def factor_norms(self) -> Float[Array, "N R"]:
         """||w_r^n|| for every mode n and component r."""
@@ -131,14 +132,38 @@ class TensorFactorization(eqx.Module):
         """p = 2 - 2/N in d sigma_r/dt = N gamma_r sigma_r^p."""
         return 2.0 - 2.0 / self.order
 
-    def rate_terms(self, grad_w: Float[Array, "*shape"]):
-        """(sigma, gamma, N): sigma_r, gamma_r = <-grad L(W), (x)_n w_r^n/||w_r^n||>, order."""
+    def rate_terms(self, grad_w: Float[Array, "*shape"]) -> RateTerms:
+        """sigma_r = prod_n ||w_r^n||, gamma_r = <-grad L(W), (x)_n w_r^n/||w_r^n||>,
+        coefficient N, exponent 2 - 2/N (Razin, Maman, Cohen, ICML 2021, Thm 1).
+
+        Arguments:
+            grad_w: grad L(W), of shape ``shape``.
+
+        Returns:
+            The :class:`RateTerms`, one entry per component r.
+        """
         units = [f / column_norms(f)[None, :] for f in self.factors]
         letters = string.ascii_letters[: self.order]
         spec = letters + "," + ",".join(f"{c}Z" for c in letters) + "->Z"
-        return self.component_norms(), -jnp.einsum(spec, grad_w, *units), self.order
+        return RateTerms(self.component_norms(), -jnp.einsum(spec, grad_w, *units), self.order, self.rate_exponent)
+
+    def conserved_quantities(self) -> Float[Array, "N-1 R"]:
+        """||w_r^n||^2 - ||w_r^1||^2 for n = 2..N and every r: exactly conserved by gradient
+        flow (Razin, Maman, Cohen, ICML 2021, Lemma 1)."""
+        sq = self.factor_norms() ** 2
+        return sq[1:] - sq[:1]
 
     def balancedness(self) -> Float[Array, " R"]:
         """eps_r = max_{n,m} | ||w_r^n||^2 - ||w_r^m||^2 | (conserved under gradient flow)."""
         sq = self.factor_norms() ** 2
         return jnp.max(sq, axis=0) - jnp.min(sq, axis=0)
+
+    def component_imbalance(self) -> Float[Array, " R"]:
+        """eps_r of Razin et al. 2021, Thm 2: :meth:`balancedness`."""
+        return self.balancedness()
+
+    @classmethod
+    def verify_cases(cls) -> tuple[VerifyCase, ...]:
+        return tuple(VerifyCase(f"CP order {order}", (4,) * order,
+                                dict(rank=6, init_scale=0.5 * 0.02 ** (1 / order), balanced=True),
+                                num_observed=4**order // 2, target_norm=4.0 ** (order / 2)) for order in (2, 3, 4))

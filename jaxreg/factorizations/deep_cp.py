@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 
 import equinox as eqx
 import jax
@@ -14,16 +15,23 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import _validation as V
-from ._common import check_entries_indices, column_norms, default_dtype
+from ._base import AbstractFactorization, RateTerms, VerifyCase
+from ._common import column_norms, default_dtype
 from .cp import cp_entries, cp_to_tensor
 
 
-class DeepTensorFactorization(eqx.Module):
+class DeepTensorFactorization(AbstractFactorization):
     r"""Deep tensor factorization W = \sum_r \otimes_n A_k^{n,r} \cdots A_1^{n,r} w_r^n.
 
-    ``factors[n]`` (d_n, R): column r is w_r^n (the CP convention, so ``depth=0`` is
-    :class:`~jaxreg.TensorFactorization`); ``layers[n]`` (depth, R, d_n, d_n): ``layers[n][i-1, r]``
-    is A_i^{n,r}.
+    ``factor_depth`` = k >= 0 is the number of square matrices multiplying each CP factor
+    (distinct from the depth L >= 1 of :class:`~jaxreg.MatrixFactorization`; the keyword
+    ``depth=`` is a deprecated alias of ``factor_depth``). ``factors[n]`` (d_n, R): column
+    r is w_r^n (the CP convention, so ``factor_depth=0`` is
+    :class:`~jaxreg.TensorFactorization`); ``layers[n]`` (k, R, d_n, d_n):
+    ``layers[n][i-1, r]`` is A_i^{n,r}.
+
+    ``component_norms()`` are the norms ||(x)_n v_r^n|| of W's CP components;
+    ``rate_sigma()`` the theorem's sigma_r = ||(x)_n w_r^n||.
 
     Init: every entry of w and of every A is N(0, init_scale^2). ``balanced=True`` then
     rescales, for each component r, every w_r^n and every A_i^{n,r} to the Frobenius norm
@@ -48,30 +56,45 @@ class DeepTensorFactorization(eqx.Module):
     layers: tuple[Float[Array, "k R d d"], ...]
     shape: tuple[int, ...] = eqx.field(static=True)
     rank: int = eqx.field(static=True)
-    depth: int = eqx.field(static=True)
+    factor_depth: int = eqx.field(static=True)
 
     def __init__(
         self,
         key: PRNGKeyArray,
         shape: tuple[int, ...] = (10,) * 3,
         rank: int = 50,
-        depth: int = 2,
+        factor_depth: int | None = None,
         *,
         init_scale: float = 1e-1,
         balanced: bool = False,
         dtype=None,
+        depth: int | None = None,
     ):
+        if depth is not None:
+            warnings.warn("DeepTensorFactorization(depth=...) is deprecated: use factor_depth= (the number k "
+                          "of matrices per factor)", DeprecationWarning, stacklevel=2)
+            if factor_depth is not None:
+                raise ValueError("pass factor_depth only (depth is its deprecated alias), not both")
+            factor_depth = depth
+        factor_depth = 2 if factor_depth is None else factor_depth
         shape = V.shape_tuple("shape", shape)
         rank = V.positive_int("rank", rank)
-        depth = V.nonnegative_int("depth", depth)
+        k = V.nonnegative_int("factor_depth", factor_depth)
         init_scale = V.positive_float("init_scale", init_scale)
         dtype = default_dtype(dtype)
-        factors, layers = _init_params(key, jnp.asarray(init_scale, dtype), shape, rank, depth, dtype, bool(balanced))
+        factors, layers = _init_params(key, jnp.asarray(init_scale, dtype), shape, rank, k, dtype, bool(balanced))
         self.factors = factors
         self.layers = layers
         self.shape = shape
         self.rank = rank
-        self.depth = depth
+        self.factor_depth = k
+
+    @property
+    def depth(self) -> int:
+        """Deprecated alias of :attr:`factor_depth`."""
+        warnings.warn("DeepTensorFactorization.depth is deprecated: use .factor_depth", DeprecationWarning,
+                      stacklevel=2)
+        return self.factor_depth
 
     @property
     def order(self) -> int:
@@ -82,7 +105,7 @@ class DeepTensorFactorization(eqx.Module):
         out = []
         for f, a in zip(self.factors, self.layers):
             v = f
-            for i in range(self.depth):
+            for i in range(self.factor_depth):
                 v = jnp.einsum("rij,jr->ir", a[i], v)
             out.append(v)
         return tuple(out)
@@ -91,32 +114,42 @@ class DeepTensorFactorization(eqx.Module):
         """The dense tensor sum_r (x)_n v_r^n."""
         return cp_to_tensor(self.end_factors())
 
-    def entries(self, indices: Int[Array, "k N"]) -> Float[Array, " k"]:
+    def _entries(self, idx: Int[Array, "k N"]) -> Float[Array, " k"]:
         """W at each multi-index row: sum_r prod_n v_r^n[i_n], O(N R k d^2 + n N R)."""
-        return cp_entries(self.end_factors(), check_entries_indices(indices, self.shape))
+        return cp_entries(self.end_factors(), idx)
 
     def component_norms(self) -> Float[Array, " R"]:
-        """sigma_r = ||(x)_n w_r^n|| = prod_n ||w_r^n|| (the theorem's quantity)."""
-        return jnp.prod(jnp.stack([column_norms(f) for f in self.factors]), axis=0)
+        """||(x)_n v_r^n|| = prod_n ||v_r^n||: the norms of W's CP components, in order r."""
+        return jnp.prod(jnp.stack([column_norms(v) for v in self.end_factors()]), axis=0)
 
     def end_component_norms(self) -> Float[Array, " R"]:
-        """||(x)_n v_r^n|| = prod_n ||v_r^n||: the norms of W's CP components."""
-        return jnp.prod(jnp.stack([column_norms(v) for v in self.end_factors()]), axis=0)
+        """The same as :meth:`component_norms` (the norms of W's CP components)."""
+        return self.component_norms()
+
+    def rate_sigma(self) -> Float[Array, " R"]:
+        """sigma_r = ||(x)_n w_r^n|| = prod_n ||w_r^n||: the theorem's quantity."""
+        return jnp.prod(jnp.stack([column_norms(f) for f in self.factors]), axis=0)
 
     @property
     def rate_exponent(self) -> float:
         """p = 2 - 2/N + k in d sigma_r/dt = N delta_r sigma_r^p."""
-        return 2.0 - 2.0 / self.order + self.depth
+        return 2.0 - 2.0 / self.order + self.factor_depth
 
-    def rate_terms(self, grad_w: Float[Array, "*shape"]):
-        """(sigma, delta, (N, 2 - 2/N + k)): sigma_r = prod_n ||w_r^n||,
-        delta_r = <-grad L(W), (x)_n v_r^n> / sigma_r^{1+k}; the tuple is the
-        (coefficient, exponent) pair of :func:`jaxreg.theory.predicted_rates`."""
+    def rate_terms(self, grad_w: Float[Array, "*shape"]) -> RateTerms:
+        """sigma_r = prod_n ||w_r^n||, gamma = delta_r = <-grad L(W), (x)_n v_r^n> / sigma_r^{1+k},
+        coefficient N, exponent 2 - 2/N + k (Hariz et al. 2022).
+
+        Arguments:
+            grad_w: grad L(W), of shape ``shape``.
+
+        Returns:
+            The :class:`RateTerms`, one entry per component r.
+        """
         letters = "abcdefghijklmnopqrstuvwxy"[: self.order]
         spec = letters + "," + ",".join(f"{c}Z" for c in letters) + "->Z"
-        sigma = self.component_norms()
+        sigma = self.rate_sigma()
         inner = -jnp.einsum(spec, grad_w, *self.end_factors())
-        return sigma, inner / sigma ** (1 + self.depth), (self.order, self.rate_exponent)
+        return RateTerms(sigma, inner / sigma ** (1 + self.factor_depth), self.order, self.rate_exponent)
 
     def _sq_norms(self):
         """(N, R) squared norms of the w_r^n and (N, k, R) squared Frobenius norms of the A's."""
@@ -137,9 +170,14 @@ class DeepTensorFactorization(eqx.Module):
         (``"layers"`` is left out when k = 0)."""
         w, a = self._sq_norms()
         out = {"factors": w[1:] - w[:1]}
-        if self.depth:
+        if self.factor_depth:
             out["layers"] = a - w[:, None, :]
         return out
+
+    @classmethod
+    def verify_cases(cls) -> tuple[VerifyCase, ...]:
+        return tuple(VerifyCase(f"deep CP k={k}", (4,) * 3, dict(rank=4, factor_depth=k, init_scale=0.3, balanced=True),
+                                num_observed=32, target_norm=8.0) for k in (1, 2))
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6))

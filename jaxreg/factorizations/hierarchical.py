@@ -22,7 +22,8 @@ import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import _validation as V
-from ._common import check_entries_indices, column_norms, default_dtype, dense_route, take_entries
+from ._base import AbstractFactorization, RateTerms, VerifyCase, concat_groups
+from ._common import column_norms, default_dtype, dense_route, take_entries
 from .trees import TreePlan, balanced_tree, check_widths, plan_tree
 
 
@@ -30,7 +31,7 @@ def _plan(shape, tree) -> TreePlan:
     return plan_tree(balanced_tree(len(shape)) if tree is None else tree, len(shape))
 
 
-class HierarchicalTensorFactorization(eqx.Module):
+class HierarchicalTensorFactorization(AbstractFactorization):
     r"""Hierarchical tensor factorization W over a mode tree (a deep non-linear CNN).
 
     ``tree``: nested tuples of modes (default :func:`~jaxreg.factorizations.trees.balanced_tree`:
@@ -55,6 +56,12 @@ class HierarchicalTensorFactorization(eqx.Module):
     gamma_{nu,r} = <-grad L(W), Delta_{nu,r}> / sigma_{nu,r}, with Delta_{nu,r} the end
     tensor with every other local component of nu zeroed (Razin, Maman, Cohen,
     ICML 2022, Thm 1); unbalanced components obey Razin et al. 2021's bounds with K.
+
+    Shapes of the interface: ``component_norms()`` are the root's local component norms
+    (order r); ``rate_terms``, ``rate_sigma()``, ``balancedness()`` and
+    ``component_imbalance()`` run over every node's local components, nodes in the order
+    of :attr:`nodes` (``RateTerms.groups`` labels each run with its node); the
+    ``local_*`` methods give the same per node as dicts.
     """
 
     leaf_matrices: tuple[Float[Array, "d r"], ...]
@@ -91,10 +98,6 @@ class HierarchicalTensorFactorization(eqx.Module):
 
     # ------------------------------------------------------------------ structure
     @property
-    def order(self) -> int:
-        return len(self.shape)
-
-    @property
     def tree(self) -> tuple:
         return self.plan.tree
 
@@ -130,8 +133,8 @@ class HierarchicalTensorFactorization(eqx.Module):
             tensors.append((t, tuple(out_modes)))
         raise AssertionError("unreachable")
 
-    def entries(self, indices: Int[Array, "k N"]) -> Float[Array, " k"]:
-        """W at each multi-index row of ``indices``, contracted along the tree over the
+    def _entries(self, idx: Int[Array, "k N"]) -> Float[Array, " k"]:
+        """W at each multi-index row of ``idx``, contracted along the tree over the
         observed indices only: X_nu = (prod_c X_c) M_nu with X_n = M_n[i_n, :], cost
         O(k * sum_nu |children(nu)| r_in r_out); W is never formed.
 
@@ -141,7 +144,6 @@ class HierarchicalTensorFactorization(eqx.Module):
         densely with matmuls and read with one scalar gather, which avoids the row
         scatter-adds of the backward pass (about 3x faster per step on CPU); see
         :func:`~jaxreg.factorizations._common.dense_route`."""
-        idx = check_entries_indices(indices, self.shape)
         if self._dense_route(idx.shape[0]):
             return take_entries(self.materialize(), idx, self.shape)
         return self._entries_gather(idx)
@@ -190,7 +192,7 @@ class HierarchicalTensorFactorization(eqx.Module):
         own = self.output**2 if i == self.plan.root else jnp.sum(self.node_matrices[i] ** 2, axis=1)
         return jnp.stack(cols + [own])
 
-    def component_norms(self) -> dict:
+    def local_component_norms(self) -> dict:
         """{node: sigma_{nu,r}}: prod_c ||M_c[:, r]|| * ||M_nu[r, :]|| (|w_out[r]| at the root)."""
         out = {}
         for i, node in enumerate(self.nodes):
@@ -199,21 +201,36 @@ class HierarchicalTensorFactorization(eqx.Module):
             out[node] = math.prod(cols) * own
         return out
 
+    def component_norms(self) -> Float[Array, " r"]:
+        """The root's local component norms sigma_{root,r} = prod_c ||M_c[:, r]|| |w_out[r]|."""
+        return self.local_component_norms()[self.nodes[-1]]
+
+    def rate_sigma(self) -> Float[Array, " k"]:
+        """Every node's local component norms, nodes in the order of :attr:`nodes`."""
+        return concat_groups(self.local_component_norms())[0]
+
     @property
     def rate_exponent(self) -> dict:
         """{node: 2 - 2/K} in d sigma_{nu,r}/dt = K gamma_{nu,r} sigma_{nu,r}^{2-2/K}."""
         return {node: 2.0 - 2.0 / k for node, k in self.local_orders().items()}
 
-    def rate_terms(self, grad_w: Float[Array, "*shape"]):
-        """({node: sigma}, {node: gamma}, {node: K}) with
-        gamma_{nu,r} = <-grad L(W), Delta_{nu,r}> / sigma_{nu,r}.
+    def rate_terms(self, grad_w: Float[Array, "*shape"]) -> RateTerms:
+        """sigma_{nu,r}, gamma_{nu,r} = <-grad L(W), Delta_{nu,r}> / sigma_{nu,r}, coefficient
+        K and exponent 2 - 2/K of every local component of every node (Razin, Maman, Cohen,
+        ICML 2022, Thm 1), grouped by node.
 
         W is linear in the row M_nu[r, :], and Delta_{nu,r} is its part through local
         component r, so <-grad L(W), Delta_{nu,r}> = sum_j M_nu[r, j] dF/dM_nu[r, j] with
         F = <-grad L(W), W(theta)>: one backward pass gives every node and r at once.
+
+        Arguments:
+            grad_w: grad L(W), of shape ``shape``.
+
+        Returns:
+            The :class:`RateTerms`; ``groups`` = ((node, r_nu), ...).
         """
         g = jax.grad(lambda m: -jnp.sum(grad_w * m.materialize()))(self)
-        sigma = self.component_norms()
+        sigma = self.local_component_norms()
         gamma = {}
         for i, node in enumerate(self.nodes):
             if i == self.plan.root:
@@ -221,9 +238,12 @@ class HierarchicalTensorFactorization(eqx.Module):
             else:
                 inner = jnp.sum(self.node_matrices[i] * g.node_matrices[i], axis=1)
             gamma[node] = inner / sigma[node]
-        return sigma, gamma, self.local_orders()
+        flat_sigma, groups = concat_groups(sigma)
+        orders = self.local_orders()
+        coefficient = jnp.concatenate([jnp.full(n, float(orders[node])) for node, n in groups])
+        return RateTerms(flat_sigma, concat_groups(gamma)[0], coefficient, 2.0 - 2.0 / coefficient, groups)
 
-    def balancedness(self) -> dict:
+    def local_balancedness(self) -> dict:
         """{node: eps_{nu,r}} = max_{i,j} | ||v_i||^2 - ||v_j||^2 | over the K vectors of
         each local component (conserved under gradient flow)."""
         out = {}
@@ -231,6 +251,14 @@ class HierarchicalTensorFactorization(eqx.Module):
             sq = self._local_sq_norms(i)
             out[node] = jnp.max(sq, axis=0) - jnp.min(sq, axis=0)
         return out
+
+    def balancedness(self) -> Float[Array, " k"]:
+        """:meth:`local_balancedness` of every node, nodes in the order of :attr:`nodes`."""
+        return concat_groups(self.local_balancedness())[0]
+
+    def component_imbalance(self) -> Float[Array, " k"]:
+        """eps of Razin et al. 2021, Thm 2 (K for N) per local component: :meth:`balancedness`."""
+        return self.balancedness()
 
     def conserved_quantities(self) -> dict:
         """{node: (K-1, r) array} of ||v_i||^2 - ||v_K||^2 for each local component (v_K its
@@ -241,6 +269,11 @@ class HierarchicalTensorFactorization(eqx.Module):
             sq = self._local_sq_norms(i)
             out[node] = sq[:-1] - sq[-1:]
         return out
+
+    @classmethod
+    def verify_cases(cls) -> tuple[VerifyCase, ...]:
+        return (VerifyCase("HTF order 4", (4,) * 4, dict(widths=(6, 6), init_scale=0.3, balanced=True),
+                           num_observed=128, target_norm=16.0),)
 
 
 def _param_shapes(shape, widths, plan: TreePlan):

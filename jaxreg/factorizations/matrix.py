@@ -10,7 +10,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import _validation as V
-from ._common import check_entries_indices, default_dtype, dense_route, take_entries
+from ._base import AbstractFactorization, RateTerms, VerifyCase
+from ._common import default_dtype, dense_route, take_entries
 
 INITS = ("gaussian", "identity", "orthogonal")
 
@@ -41,7 +42,7 @@ def balanced_factors(w: Float[Array, "m n"], depth: int, width: int) -> tuple[Ar
     return (first,) + (middle,) * (depth - 2) + (last,)
 
 
-class MatrixFactorization(eqx.Module):
+class MatrixFactorization(AbstractFactorization):
     r"""Deep matrix factorization W = W_L \cdots W_1 (a depth-L linear network).
 
     ``factors[j-1]`` is W_j; W_1 has n columns, W_L has m rows and the inner sizes are
@@ -113,8 +114,8 @@ class MatrixFactorization(eqx.Module):
         """The end-to-end matrix W = W_L ... W_1."""
         return _chain(self.factors)
 
-    def entries(self, indices: Int[Array, "k 2"]) -> Float[Array, " k"]:
-        """W[i, j] for each row (i, j) of ``indices``, without forming W.
+    def _entries(self, idx: Int[Array, "k 2"]) -> Float[Array, " k"]:
+        """W[i, j] for each row (i, j) of ``idx``, without forming W.
 
         Computes P = W_L ... W_2 (m x width) and W[i, j] = <P[i, :], W_1[:, j]>, so the
         backward pass of a completion loss only ever forms m x width and width x n
@@ -123,7 +124,6 @@ class MatrixFactorization(eqx.Module):
         W = P W_1 followed by one scalar gather is much faster (matmuls instead of a
         row scatter-add backwards): see :func:`~jaxreg.factorizations._common.dense_route`.
         """
-        idx = check_entries_indices(indices, self.shape)
         if self.depth == 1 or self._dense_route(idx.shape[0]):
             return take_entries(self.materialize(), idx, self.shape)
         return self._entries_gather(idx)
@@ -145,15 +145,37 @@ class MatrixFactorization(eqx.Module):
         """p = 2 - 2/L in d sigma/dt = L gamma sigma^p."""
         return 2.0 - 2.0 / self.depth
 
-    def rate_terms(self, grad_w: Float[Array, "m n"]):
-        """(sigma, gamma, L): singular values, gamma_r = <-grad L(W), u_r v_r^T>, depth."""
+    def rate_terms(self, grad_w: Float[Array, "m n"]) -> RateTerms:
+        """sigma_r = singular values, gamma_r = <-grad L(W), u_r v_r^T>, coefficient L,
+        exponent 2 - 2/L (Arora, Cohen, Hu, Luo, NeurIPS 2019, Theorem 3).
+
+        Arguments:
+            grad_w: grad L(W), shape (m, n).
+
+        Returns:
+            The :class:`RateTerms`, one entry per singular value (decreasing).
+        """
         u, s, vt = jnp.linalg.svd(self.materialize(), full_matrices=False)
         gamma = -jnp.einsum("ir,ij,rj->r", u, grad_w, vt)
-        return s, gamma, self.depth
+        return RateTerms(s, gamma, self.depth, self.rate_exponent)
+
+    def conserved_quantities(self) -> tuple[Float[Array, "width width"], ...]:
+        """W_{j+1}^T W_{j+1} - W_j W_j^T for j = 1..L-1: exactly conserved by gradient flow
+        (Arora, Cohen, Hazan, ICML 2018)."""
+        f = self.factors
+        return tuple(f[j + 1].T @ f[j + 1] - f[j] @ f[j].T for j in range(self.depth - 1))
+
+    def conservation_scale(self) -> Float[Array, ""]:
+        """max_j ||W_j W_j^T||_F: the size of the terms of the conserved differences."""
+        return jnp.max(jnp.stack([jnp.linalg.norm(w @ w.T) for w in self.factors]))
 
     def balancedness(self) -> Float[Array, " L-1"]:
         """||W_{j+1}^T W_{j+1} - W_j W_j^T||_F for j = 1..L-1 (conserved under gradient flow)."""
-        f = self.factors
-        return jnp.stack(
-            [jnp.linalg.norm(f[j + 1].T @ f[j + 1] - f[j] @ f[j].T) for j in range(self.depth - 1)]
-        ) if self.depth > 1 else jnp.zeros((0,), f[0].dtype)
+        if self.depth == 1:
+            return jnp.zeros((0,), self.factors[0].dtype)
+        return jnp.stack([jnp.linalg.norm(q) for q in self.conserved_quantities()])
+
+    @classmethod
+    def verify_cases(cls) -> tuple[VerifyCase, ...]:
+        return tuple(VerifyCase(f"matrix depth {depth}", (12, 10), dict(depth=depth, init_scale=1e-2, balanced=True),
+                                task="matrix", num_observed=60) for depth in (2, 3, 4))
