@@ -1,6 +1,6 @@
 """Ground truths and completion / sensing problems (mean squared error over observations).
 
-Every problem is reproducible from a PRNG key. Conventions (see REFERENCE.md):
+Every problem is reproducible from a PRNG key. Conventions (the papers' settings):
 - matrix targets U V^T with U, V i.i.d. N(0, 1), rescaled to ||W*||_F = sqrt(m n)
   (entry RMS 1; 100 for 100x100 as in Arora et al. 2019);
 - CP targets sum_r (x)_n w_r^n with N(0, 1) factors, rescaled to ||W*||_F = 1

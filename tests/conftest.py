@@ -1,4 +1,5 @@
-"""float64 for every test (the library never enables it at import; see DESIGN.md)."""
+"""float64 for every test (the library never enables it at import: that would change every user's
+precision as a side effect)."""
 
 import jax
 

@@ -1,5 +1,5 @@
 """Deep tensor factorization (Hariz et al. 2022): structure, the conservation laws, the
-polynomial-growth identity and bound along gradient flows (SCIENCE.md section 4)."""
+polynomial-growth identity and bound along gradient flows (docs/theory.md §4)."""
 
 import equinox as eqx
 import jax

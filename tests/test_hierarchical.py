@@ -1,5 +1,5 @@
 """Hierarchical tensor factorization (Razin, Maman, Cohen, ICML 2022): structure, tasks,
-and the local-component theorems checked along gradient flows (SCIENCE.md section 3)."""
+and the local-component theorems checked along gradient flows (docs/theory.md §3)."""
 
 import equinox as eqx
 import jax

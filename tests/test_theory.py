@@ -1,4 +1,4 @@
-"""The theorems of SCIENCE.md sections 1, 2 and 5, checked along gradient flows."""
+"""The theorems of docs/theory.md §1 and §2 and the closed forms of §6, checked along gradient flows."""
 
 import diffrax
 import equinox as eqx

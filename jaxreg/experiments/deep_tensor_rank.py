@@ -17,7 +17,7 @@ and the test error ||W - W*||_F / ||W*||_F over
 the unobserved entries. Claim: deeper factors (larger k) give lower effective rank and no
 worse test error.
 
-REFERENCE.md lists no published settings for this paper; the defaults below are ours
+The paper publishes no settings for this experiment; the defaults below are ours
 (order 3, dims 8, CP rank 3 target with entry RMS 1, 250 observed entries, R = 16,
 init std 0.3 for every entry of every w and A at every depth, GroupRMSprop lr 1e-2 for
 10^4 iterations). At k = 3 the effective rank reaches the target's rank 3.

@@ -40,9 +40,10 @@ NAME = "ht-rank"
 class Config:
     """HT-rank-``rank`` target of entry RMS 1 on the balanced binary mode tree
     ((0, 1), (2, 3)); ``non_tree``: mode sets that are not nodes of the tree (default
-    {0, 2}, as REFERENCE.md suggests). Paper preset: Razin et al. 2022's order-4 setting
+    {0, 2}: modes 0 and 2 lie in different subtrees, so their matricization's rank is
+    not bounded by the HT rank). Paper preset: Razin et al. 2022's order-4 setting
     (dims 16, HT rank 5, widths 512, init 1e-2); the observation count, 16384 (a quarter
-    of the entries), is our choice: REFERENCE.md gives 2048 only for order 3."""
+    of the entries), is our choice: the paper gives 2048 only for order 3."""
 
     shape: tuple[int, ...] = (8, 8, 8, 8)
     rank: int = 3

@@ -16,7 +16,7 @@ so deeper factors (larger k) make the transition sharper. Its three panels (k = 
 start from ONE balanced initialization (the same w_r^n for every k, A's of the same norm),
 plot the theorem's sigma_r, and compare the relative widths (t_90% - t_10%) / t_50% of the
 leading component's rise (:func:`transition_width`). The time to escape the plateau grows
-like sigma_0^{-(p-1)} (SCIENCE.md 5b), so each k has its own horizon ``dcp_t1s``, ended
+like sigma_0^{-(p-1)} (docs/theory.md §4, §6b), so each k has its own horizon ``dcp_t1s``, ended
 shortly after the rise: past it the learned component makes the flow stiff and Tsit5 crawls.
 
 The models of one seed are integrated as two gradient flows (matrix, CP and HTF; the
@@ -60,7 +60,7 @@ NAME = "incremental-learning"
 class Config:
     """Four completion problems, one per model family (``mf_``, ``tf_``, ``htf_``, ``dcp_``).
 
-    Paper preset after REFERENCE.md (Razin et al. 2022's comparison runs): 64x64 rank-5
+    Paper preset: Razin et al. 2022's comparison runs, 64x64 rank-5
     matrix, 16^3 CP-rank-5 tensor (init 1e-3), HTF of widths 512 (init 1e-2) on a 16^3
     tensor with 2048 observations. ``*_t1`` are each model's flow-time horizons;
     ``eta`` (the references' lr) only labels the secondary axis (GD iterations t / eta).
@@ -328,7 +328,7 @@ def transition_width(ts: Float[Array, " time"], norms: Float[Array, "time R"]) -
     """Relative width of the leading component's rise, (t_90% - t_10%) / t_50% with the
     log-scale levels of :func:`transition_times` (smaller: sharper).
 
-    For d sigma/dt = K gamma sigma^p with constant gamma > 0 (SCIENCE.md 5b), the time
+    For d sigma/dt = K gamma sigma^p with constant gamma > 0 (docs/theory.md §6b), the time
     to reach sigma is t(sigma) = (sigma_0^{-(p-1)} - sigma^{-(p-1)}) / (K gamma (p-1)),
     so with rho = sigma_end / sigma_0 and x = rho^{p-1}, t_q / t(inf) = 1 - x^{-q} and
 

@@ -26,7 +26,7 @@ NAME = "matrix-dynamics"
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Defaults from REFERENCE.md (Arora et al. 2019): 100x100, rank 5, 2000 observations."""
+    """Defaults: Arora et al. 2019's setting, a 100x100 rank-5 target with 2000 observations."""
 
     shape: tuple[int, int] = (100, 100)
     rank: int = 5

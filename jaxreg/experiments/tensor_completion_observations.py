@@ -49,7 +49,7 @@ NAME = "tensor-completion-observations"
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Defaults from REFERENCE.md (Razin et al. 2021): order 3, dims 8, rank-1 target,
+    """Defaults: Razin et al. 2021's setting: order 3, dims 8, rank-1 target,
     init 1e-3 and 1e-2, GroupRMSprop lr 1e-2, stop at train loss 1e-8, CP rank by
     CP-ALS at MSE < 1e-6. Runs that do not reach 1e-8 within ``num_steps`` iterations
     end with status "completed" and their train loss is reported.

@@ -1,7 +1,7 @@
 """Countering locality in CNNs with the gradient-change regularizer.
 
 Razin, Maman, Cohen, "Implicit Regularization in Hierarchical Tensor Factorization and
-Deep Convolutional Neural Networks", ICML 2022, section 6 of SCIENCE.md: data (Is-Same-
+Deep Convolutional Neural Networks", ICML 2022 (docs/theory.md §8): data (Is-Same-
 Class, Pathfinder), ResNets (equinox), the regularizer R, vmapped training and the
 reproduction runs.
 """

@@ -10,7 +10,8 @@ Build a model and its state with :func:`make_model` (``eqx.nn.make_with_state``)
   as in the paper's experiments.
 - :func:`small_resnet`: the CPU-sized variant (3x3 stem, width 16 doubling per stage,
   one block per stage by default, LayerNorm by default). Its receptive field must exceed
-  the canvas width, or the regularizer is exactly 1 and cannot help (REFERENCE.md):
+  the canvas width, or the gradient at one patch cannot depend on the other and the
+  regularizer is exactly 1 and cannot help (docs/theory.md §8):
   check with :func:`receptive_field`.
 """
 

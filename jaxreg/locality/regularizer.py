@@ -111,7 +111,7 @@ def grad_change_penalty(
     *,
     labels: Int[Array, "B"] | None = None,
 ) -> Float[Array, ""]:
-    """The regularizer R of Razin, Maman & Cohen (ICML 2022), section 6 of SCIENCE.md.
+    """The regularizer R of Razin, Maman & Cohen (ICML 2022); docs/theory.md §8.
 
     ``R = mean_i |<g_i, g'_i>|`` with ``g_i`` the unit-normalized input gradient of sample
     i's logit restricted to ``patch`` and ``g'_i`` the same after ``other_patch`` of sample i
