@@ -39,21 +39,21 @@ from ..factorizations import DeepTensorFactorization
 from ..metrics import component_effective_rank, numerical_component_rank
 from ..sweep import sweep
 from ..tasks import tensor_completion
+from ._config import Seeds, check_scalar_fields, defaults
 from ._runner import run_chunks
 
 NAME = "deep-tensor-rank"
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+@defaults(seeds=4)
+class Config(Seeds):
     shape: tuple[int, ...] = (8, 8, 8)
     target_rank: int = 3
     rank: int = 16
     num_observed: int = 250
     depths: tuple[int, ...] = (0, 1, 2, 3)
     init_scales: tuple[float, ...] = (0.3,)
-    seeds: int = 4
-    seed: int = 0
     lr: float = 1e-2
     stop_at_loss: float = 1e-6
     num_steps: int = 10_000
@@ -63,8 +63,7 @@ class Config:
         V.normalize_fields(self, shape=V.shape_tuple("shape", self.shape),
                            depths=V.int_tuple("depths", self.depths, minimum=0, distinct=False),
                            init_scales=V.float_tuple("init_scales", self.init_scales, positive=True, distinct=False))
-        V.config_fields(self, positive_ints=("target_rank", "rank", "num_observed", "seeds", "num_steps"),
-                        nonnegative_ints=("seed",), positive_floats=("lr", "stop_at_loss", "component_rtol"))
+        check_scalar_fields(self)
         V.below_entries("num_observed", self.num_observed, self.shape)
         runs = self.seeds * len(self.depths) * len(self.init_scales)
         V.fits_in_memory("seeds", self.seeds, 8 * runs * (math.prod(self.shape) + self.rank * sum(self.shape)))

@@ -31,13 +31,15 @@ from ..factorizations.trees import balanced_tree, check_widths, plan_tree
 from ..metrics import effective_rank_from_singular_values, matricization_singular_values
 from ..sweep import sweep
 from ..tasks import tensor_completion
+from ._config import FlowRun, check_scalar_fields, defaults
 from ._runner import run_chunks, stack_chunks
 
 NAME = "ht-rank"
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+@defaults(num_saves=150, max_steps=200_000)
+class Config(FlowRun):
     """HT-rank-``rank`` target of entry RMS 1 on the balanced binary mode tree
     ((0, 1), (2, 3)); ``non_tree``: mode sets that are not nodes of the tree (default
     {0, 2}: modes 0 and 2 lie in different subtrees, so their matricization's rank is
@@ -53,22 +55,13 @@ class Config:
     non_tree: tuple[tuple[int, ...], ...] = ((0, 2),)
     t1: float = 3000.0
     eta: float = 1e-2
-    num_saves: int = 150
-    num_chunks: int = 5
-    seeds: int = 1
-    seed: int = 0
-    rtol: float = 1e-7
-    atol: float = 1e-9
-    max_steps: int = 200_000
     top: int = 10
 
     def __post_init__(self):
         V.normalize_fields(self, shape=V.shape_tuple("shape", self.shape, min_order=3))
         plan = plan_tree(balanced_tree(len(self.shape)), len(self.shape))
         V.normalize_fields(self, widths=check_widths(self.widths, plan))
-        V.config_fields(self, positive_ints=("rank", "num_observed", "num_saves", "num_chunks", "seeds", "max_steps",
-                                             "top"),
-                        nonnegative_ints=("seed",), positive_floats=("init_scale", "t1", "eta", "rtol", "atol"))
+        check_scalar_fields(self)
         if isinstance(self.non_tree, (str, bytes)) or not isinstance(self.non_tree, Sequence):
             raise ValueError(f"non_tree must be a list of mode sets, got {self.non_tree!r}")
         sets = []

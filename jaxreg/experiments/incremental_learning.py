@@ -51,13 +51,15 @@ from ..factorizations import (
 from ..factorizations.trees import TreePlan, balanced_tree, check_widths, plan_tree
 from ..sweep import sweep
 from ..tasks import matrix_completion, tensor_completion
+from ._config import FlowRun, check_scalar_fields, defaults
 from ._runner import run_chunks, stack_chunks
 
 NAME = "incremental-learning"
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+@defaults(num_saves=600, max_steps=200_000)
+class Config(FlowRun):
     """Four completion problems, one per model family (``mf_``, ``tf_``, ``htf_``, ``dcp_``).
 
     Paper preset: Razin et al. 2022's comparison runs, 64x64 rank-5
@@ -98,25 +100,13 @@ class Config:
     dcp_init_scale: float = 0.15
     dcp_t1s: tuple[float, ...] = (1500.0, 4e4, 1.3e6)
     eta: float = 1e-2
-    num_saves: int = 600
-    num_chunks: int = 5
-    seeds: int = 1
-    seed: int = 0
-    rtol: float = 1e-7
-    atol: float = 1e-9
-    max_steps: int = 200_000
 
     def __post_init__(self):
         V.normalize_fields(self, mf_shape=V.shape_tuple("mf_shape", self.mf_shape, order=2),
                            **{name: V.shape_tuple(name, getattr(self, name), min_order=2)
                               for name in ("tf_shape", "htf_shape", "dcp_shape")})
-        V.config_fields(self, positive_ints=("mf_rank", "mf_observed", "mf_depth", "tf_rank", "tf_observed",
-                                             "tf_components", "htf_rank", "htf_observed", "dcp_rank", "dcp_observed",
-                                             "dcp_components", "num_saves", "num_chunks", "seeds", "max_steps"),
-                        nonnegative_ints=("seed",),
-                        positive_floats=("mf_init_scale", "mf_t1", "tf_init_scale", "tf_t1", "htf_init_scale",
-                                         "htf_t1", "eta", "rtol", "atol", "dcp_init_scale"),
-                        choices={"htf_target": ("cp", "ht")})
+        check_scalar_fields(self)
+        V.choice("htf_target", self.htf_target, ("cp", "ht"))
         V.normalize_fields(self, htf_widths=check_widths(self.htf_widths, _tree(self.htf_shape), "htf_widths"),
                            dcp_depths=V.int_tuple("dcp_depths", self.dcp_depths, minimum=0, distinct=False),
                            dcp_t1s=V.float_tuple("dcp_t1s", self.dcp_t1s, positive=True, distinct=False))

@@ -23,6 +23,7 @@ from ..factorizations import MatrixFactorization
 from ..metrics import effective_rank, nuclear_norm
 from ..sweep import sweep
 from ..tasks import matrix_completion
+from ._config import FlowTolerances, check_scalar_fields, defaults
 from ._runner import run_chunks
 
 NAME = "matrix-completion-depth"
@@ -39,8 +40,7 @@ def check_grid_config(config, count_field: str) -> None:
         depths=V.int_tuple("depths", config.depths, minimum=1, distinct=False),
         init_scales=V.float_tuple("init_scales", config.init_scales, positive=True, distinct=False),
     )
-    V.config_fields(config, positive_ints=("rank", "seeds", "max_steps"), nonnegative_ints=("seed",),
-                    positive_floats=("stop_at_loss", "t1", "rtol", "atol", "baseline_delta", "baseline_eps"))
+    check_scalar_fields(config)
     if config.rank > min(config.shape):
         raise ValueError(f"rank must be at most min(shape) = {min(config.shape)}, got {config.rank}")
     V.boolean("baseline", config.baseline)
@@ -48,23 +48,28 @@ def check_grid_config(config, count_field: str) -> None:
     V.fits_in_memory("seeds", config.seeds, 8 * runs * config.shape[0] * config.shape[1])
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+@defaults(seeds=2, rtol=1e-6, max_steps=50_000)
+class GridRun(FlowTolerances):
+    """The fields :func:`run_grid` reads besides the grid itself: each flow runs until the
+    training loss falls to ``stop_at_loss`` or the time reaches ``t1``; ``baseline``: also
+    solve the nuclear-norm minimization with tolerance ``baseline_delta`` (SCS's ``eps``:
+    ``baseline_eps``)."""
+
+    stop_at_loss: float = 1e-6
+    t1: float = 1e7
+    baseline: bool = True
+    baseline_delta: float = 1e-3
+    baseline_eps: float = 1e-6
+
+
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(GridRun):
     shape: tuple[int, int] = (100, 100)
     rank: int = 5
     num_observed: tuple[int, ...] = (2000,)
     depths: tuple[int, ...] = (2, 3, 4)
     init_scales: tuple[float, ...] = (1e-3,)
-    seeds: int = 2
-    seed: int = 0
-    stop_at_loss: float = 1e-6
-    t1: float = 1e7
-    rtol: float = 1e-6
-    atol: float = 1e-9
-    max_steps: int = 50_000
-    baseline: bool = True
-    baseline_delta: float = 1e-3
-    baseline_eps: float = 1e-6
 
     def __post_init__(self):
         check_grid_config(self, "num_observed")

@@ -19,13 +19,15 @@ from ..dynamics import Status, gradient_flow
 from ..factorizations import MatrixFactorization
 from ..sweep import sweep
 from ..tasks import matrix_completion
+from ._config import FlowRun, check_scalar_fields, defaults
 from ._runner import run_chunks, stack_chunks
 
 NAME = "matrix-dynamics"
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+@defaults(num_chunks=10)
+class Config(FlowRun):
     """Defaults: Arora et al. 2019's setting, a 100x100 rank-5 target with 2000 observations."""
 
     shape: tuple[int, int] = (100, 100)
@@ -34,20 +36,11 @@ class Config:
     depth: int = 3
     init_scale: float = 1e-3
     t1: float = 3000.0
-    num_saves: int = 300
-    num_chunks: int = 10
-    seeds: int = 1
-    seed: int = 0
-    rtol: float = 1e-7
-    atol: float = 1e-9
     top: int = 10
-    max_steps: int = 100_000
 
     def __post_init__(self):
         V.normalize_fields(self, shape=V.shape_tuple("shape", self.shape, order=2))
-        V.config_fields(self, positive_ints=("rank", "num_observed", "depth", "num_saves", "num_chunks", "seeds", "top",
-                                             "max_steps"),
-                        nonnegative_ints=("seed",), positive_floats=("init_scale", "t1", "rtol", "atol"))
+        check_scalar_fields(self)
         V.divisible("num_saves", self.num_saves, "num_chunks", self.num_chunks)
         V.below_entries("num_observed", self.num_observed, self.shape)
         V.fits_in_memory("seeds", self.seeds, 8 * self.seeds * self.depth * self.shape[0] * self.shape[1])

@@ -37,6 +37,7 @@ from ..factorizations import MatrixFactorization
 from ..factorizations.matrix import INITS
 from ..sweep import sweep
 from ..tasks import matrix_completion
+from ._config import FlowRun, check_scalar_fields
 from ._runner import run_chunks, stack_chunks
 
 NAME = "matrix-dynamics-depth"
@@ -44,7 +45,7 @@ LEVELS = (0.1, 0.5, 0.9)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(FlowRun):
     """Arora et al. 2019: 100x100, rank 5, 2000 observations, identity init 1e-3."""
 
     shape: tuple[int, int] = (100, 100)
@@ -54,14 +55,7 @@ class Config:
     t1: tuple[float, ...] = (4000.0, 2000.0, 3000.0)
     init: str = "identity"
     init_scale: float = 1e-3
-    num_saves: int = 300
-    num_chunks: int = 5
-    seeds: int = 1
-    seed: int = 0
-    rtol: float = 1e-7
-    atol: float = 1e-9
     top: int = 10
-    max_steps: int = 100_000
 
     def __post_init__(self):
         object.__setattr__(self, "shape", V.shape_tuple("shape", self.shape, order=2))
@@ -76,12 +70,8 @@ class Config:
             V.positive_int("depths", d)
         for t in self.t1:
             V.positive_float("t1", t)
-        for name in ("rank", "num_observed", "num_saves", "num_chunks", "seeds", "top", "max_steps"):
-            V.positive_int(name, getattr(self, name))
-        V.nonnegative_int("seed", self.seed)
+        check_scalar_fields(self)
         V.choice("init", self.init, INITS)
-        for name in ("init_scale", "rtol", "atol"):
-            V.positive_float(name, getattr(self, name))
         if self.rank > self.top:
             raise ValueError(f"top ({self.top}) must be at least rank ({self.rank})")
         if self.num_saves % self.num_chunks:

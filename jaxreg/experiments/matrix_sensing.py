@@ -17,13 +17,19 @@ import dataclasses
 
 from .. import _validation as V
 from ..tasks import matrix_sensing
-from .matrix_completion_depth import check_grid_config, plot_grid, run_grid, summary_grid
+from .matrix_completion_depth import (
+    GridRun,
+    check_grid_config,
+    plot_grid,
+    run_grid,
+    summary_grid,
+)
 
 NAME = "matrix-sensing"
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(GridRun):
     """Arora et al. 2019: 100x100, rank 5, 2000 / 5000 Gaussian measurements."""
 
     shape: tuple[int, int] = (30, 30)
@@ -31,16 +37,6 @@ class Config:
     num_measurements: tuple[int, ...] = (180,)
     depths: tuple[int, ...] = (2, 3, 4)
     init_scales: tuple[float, ...] = (1e-2, 1e-3)
-    seeds: int = 2
-    seed: int = 0
-    stop_at_loss: float = 1e-6
-    t1: float = 1e7
-    rtol: float = 1e-6
-    atol: float = 1e-9
-    max_steps: int = 50_000
-    baseline: bool = True
-    baseline_delta: float = 1e-3
-    baseline_eps: float = 1e-6
 
     def __post_init__(self):
         check_grid_config(self, "num_measurements")

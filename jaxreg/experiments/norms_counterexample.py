@@ -41,6 +41,7 @@ from ..dynamics import Status, gradient_flow
 from ..factorizations import MatrixFactorization
 from ..sweep import sweep
 from ..tasks import Observations, Problem
+from ._config import FlowRun, check_scalar_fields, defaults
 from ._runner import run_chunks, stack_chunks
 
 NAME = "norms-counterexample"
@@ -48,7 +49,8 @@ SHAPE = (2, 2)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+@defaults(seeds=3, num_saves=120, num_chunks=4, rtol=1e-8, atol=1e-12)
+class Config(FlowRun):
     """Razin & Cohen 2020 (noamrazin/imp_reg_dl_not_norms): depths 2/3/4, per-layer
     init std 8e-3 (the paper preset; 0.1 by default, which shortens the initial plateau).
     They stopped at loss 1e-4 in their sum / 2 (6.7e-5 in jaxreg's mean); here every run
@@ -56,17 +58,10 @@ class Config:
 
     depths: tuple[int, ...] = (2, 3, 4)
     init_std: float = 0.1
-    seeds: int = 3
-    seed: int = 0
     t_first: float = 1.0
     t1: float = 1e6
-    num_saves: int = 120
-    num_chunks: int = 4
     schatten_p: tuple[float, ...] = (1.0, 0.5, 0.25)
     loss_from: float = 1e-2
-    rtol: float = 1e-8
-    atol: float = 1e-12
-    max_steps: int = 100_000
     positive_det: bool = True
 
     def __post_init__(self):
@@ -81,11 +76,7 @@ class Config:
         for p in self.schatten_p:
             if not 0 < float(p) <= 1:
                 raise ValueError(f"schatten_p must lie in (0, 1], got {p}")
-        for name in ("seeds", "num_saves", "num_chunks", "max_steps"):
-            V.positive_int(name, getattr(self, name))
-        V.nonnegative_int("seed", self.seed)
-        for name in ("init_std", "t_first", "t1", "loss_from", "rtol", "atol"):
-            V.positive_float(name, getattr(self, name))
+        check_scalar_fields(self)
         if self.t_first >= self.t1:
             raise ValueError(f"t_first ({self.t_first}) must be below t1 ({self.t1})")
         if self.num_saves % self.num_chunks:

@@ -42,13 +42,15 @@ from ..factorizations import TensorFactorization
 from ..metrics import component_effective_rank, cp_rank_estimate
 from ..sweep import sweep
 from ..tasks import tensor_completion
+from ._config import Seeds, check_scalar_fields, defaults
 from ._runner import run_chunks
 
 NAME = "tensor-completion-observations"
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+@defaults(seeds=3)
+class Config(Seeds):
     """Defaults: Razin et al. 2021's setting: order 3, dims 8, rank-1 target,
     init 1e-3 and 1e-2, GroupRMSprop lr 1e-2, stop at train loss 1e-8, CP rank by
     CP-ALS at MSE < 1e-6. Runs that do not reach 1e-8 within ``num_steps`` iterations
@@ -61,8 +63,6 @@ class Config:
     rank: int = 64
     num_observed: tuple[int, ...] = (10, 25, 50, 100, 200, 400)
     init_scales: tuple[float, ...] = (1e-3, 1e-2)
-    seeds: int = 3
-    seed: int = 0
     lr: float = 1e-2
     stop_at_loss: float = 1e-8
     num_steps: int = 20_000
@@ -77,9 +77,7 @@ class Config:
                            init_scales=V.float_tuple("init_scales", self.init_scales, positive=True, distinct=False))
         for n in self.num_observed:
             V.below_entries("num_observed", n, self.shape)
-        V.config_fields(self, positive_ints=("target_rank", "rank", "seeds", "num_steps", "cp_max_rank", "cp_restarts",
-                                             "cp_iter_max"),
-                        nonnegative_ints=("seed",), positive_floats=("lr", "stop_at_loss", "cp_tol"))
+        check_scalar_fields(self)
         runs = self.seeds * len(self.num_observed) * len(self.init_scales)
         V.fits_in_memory("seeds", self.seeds, 8 * runs * (math.prod(self.shape) + self.rank * sum(self.shape)))
 

@@ -42,6 +42,7 @@ from ..factorizations import TensorFactorization
 from ..metrics import numerical_component_rank
 from ..sweep import sweep
 from ..tasks import tensor_completion
+from ._config import Seeds, check_scalar_fields
 from ._runner import run_chunks, stack_chunks
 
 NAME = "tensor-dynamics"
@@ -49,7 +50,7 @@ RANK_RTOLS = (0.1, 0.01)  # "non-negligible component": norm above this fraction
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Seeds):
     """Published settings (Razin et al. 2021, their code's defaults): order 4, dims 10,
     CP-rank-5 target of Frobenius norm 1, 2000 observations, R = 1000 components (the
     largest CP rank a 10^4 tensor can need), init std 5e-3 / 1e-2 / 5e-2, GroupRMSprop
@@ -77,8 +78,6 @@ class Config:
     save_every: int = 100
     top: int = 10
     learned_rtol: float = 0.1
-    seeds: int = 1
-    seed: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "shape", V.shape_tuple("shape", self.shape, min_order=2))
@@ -90,11 +89,7 @@ class Config:
         if list(scales) != sorted(set(scales)):
             raise ValueError(f"init_scales must be increasing without repeats, got {scales}")
         object.__setattr__(self, "init_scales", scales)
-        for name in ("target_rank", "num_observed", "rank", "num_steps", "save_every", "top", "seeds"):
-            V.positive_int(name, getattr(self, name))
-        V.nonnegative_int("seed", self.seed)
-        for name in ("lr", "stop_at_loss", "learned_rtol"):
-            V.positive_float(name, getattr(self, name))
+        check_scalar_fields(self)
         if self.num_observed >= math.prod(self.shape):
             raise ValueError(f"num_observed must be below the {math.prod(self.shape)} entries, got {self.num_observed}")
         if self.num_steps % self.save_every:

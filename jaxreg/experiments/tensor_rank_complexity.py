@@ -46,6 +46,7 @@ from .. import _validation as V
 from ..dynamics import Status, gradient_descent
 from ..factorizations import TensorFactorization
 from ..sweep import sweep
+from ._config import Seeds, check_scalar_fields, defaults
 from ._runner import run_chunks, stack_chunks
 
 NAME = "tensor-rank-complexity"
@@ -56,7 +57,8 @@ DTYPE = jnp.float32  # products of N factors and Adam: float64 adds nothing here
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+@defaults(seeds=2)
+class Config(Seeds):
     """Their runner (natural data): labels 2 / 0, init mean 1 and std 1e-3, Adam, per-example
     test loss clipped at 4, tensor ranks 1..15. Ours: scikit-learn's digits (not MNIST /
     Fashion-MNIST), pooled to 4 x 4 pixels of 3 levels (order 16, dims 3), full-batch
@@ -78,8 +80,6 @@ class Config:
     num_saves: int = 20
     max_example_error: float = 4.0
     fit_fraction: float = 0.5
-    seeds: int = 2
-    seed: int = 0
 
     def __post_init__(self):
         V.nonnegative_int("positive_digit", self.positive_digit)
@@ -104,11 +104,9 @@ class Config:
         object.__setattr__(self, "ranks", ranks)
         if self.positive_value == self.negative_value:
             raise ValueError(f"positive_value and negative_value must differ, both are {self.positive_value}")
-        for name in ("init_std", "lr", "max_example_error", "fit_fraction"):
-            V.positive_float(name, getattr(self, name))
-        for name in ("num_steps", "num_saves", "seeds"):
-            V.positive_int(name, getattr(self, name))
-        V.nonnegative_int("seed", self.seed)
+        # positive_value, negative_value and init_mean may be 0 or negative
+        check_scalar_fields(self, nonnegative=("positive_digit", "seed"),
+                            skip=("positive_value", "negative_value", "init_mean"))
         if self.num_steps % self.num_saves:
             raise ValueError(f"num_steps ({self.num_steps}) must be a multiple of num_saves ({self.num_saves})")
 

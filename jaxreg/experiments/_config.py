@@ -1,0 +1,93 @@
+"""Fields that many reproductions' frozen ``Config`` dataclasses share, and their checks.
+
+The bases declare their fields keyword-only, so a ``Config`` that inherits them still
+declares its own fields with defaults in any order; :func:`defaults` gives an inherited
+field another default for one experiment without declaring it again. The field names are
+the ones TOML overrides and saved fingerprints use, so they never change here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from .. import _validation as V
+
+
+def defaults(**values):
+    """Class decorator, placed under ``@dataclasses.dataclass``: the inherited fields named
+    in ``values`` take these defaults in this class (their type and position stay the base's).
+
+    Arguments:
+        values: inherited field name -> default.
+
+    Returns:
+        The decorator; it raises ``TypeError`` for a name that no base declares.
+    """
+
+    def apply(cls):
+        inherited = {f.name: f for base in cls.__mro__[1:] if dataclasses.is_dataclass(base)
+                     for f in dataclasses.fields(base)}
+        annotations = dict(cls.__dict__.get("__annotations__", {}))
+        for name, value in values.items():
+            if name not in inherited:
+                raise TypeError(f"{cls.__name__} inherits no field {name!r}")
+            annotations[name] = inherited[name].type
+            setattr(cls, name, dataclasses.field(default=value, kw_only=True))
+        cls.__annotations__ = annotations
+        return cls
+
+    return apply
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Seeds:
+    """``seeds`` independent runs whose PRNG keys derive from ``seed``."""
+
+    seeds: int = 1
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FlowTolerances(Seeds):
+    """Gradient flows integrated with diffrax's step-size controller tolerances
+    ``rtol``/``atol`` and at most ``max_steps`` steps per integration."""
+
+    rtol: float = 1e-7
+    atol: float = 1e-9
+    max_steps: int = 100_000
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FlowRun(FlowTolerances):
+    """A gradient flow saved at ``num_saves`` times and integrated in ``num_chunks``
+    checkpointed chunks (``num_saves`` a multiple of ``num_chunks``)."""
+
+    num_saves: int = 300
+    num_chunks: int = 5
+
+
+def check_scalar_fields(config, *, nonnegative: Sequence[str] = ("seed",), skip: Sequence[str] = ()) -> None:
+    """Check every ``int`` and ``float`` field of a ``Config`` by its annotation, in field order.
+
+    An ``int`` field must be a positive integer (a non-negative one if named in
+    ``nonnegative``), a ``float`` field a positive finite number; fields of other types
+    (tuples, strings, bools, optionals) are the caller's to check.
+
+    Arguments:
+        config: the dataclass instance.
+        nonnegative: ``int`` fields that may be 0.
+        skip: scalar fields checked elsewhere (e.g. values that may be 0 or negative).
+
+    Returns:
+        None; raises ``ValueError`` naming the first bad field.
+    """
+    for field in dataclasses.fields(config):
+        kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+        if field.name in skip:
+            continue
+        value = getattr(config, field.name)
+        if kind == "int":
+            (V.nonnegative_int if field.name in nonnegative else V.positive_int)(field.name, value)
+        elif kind == "float":
+            V.positive_float(field.name, value)
