@@ -47,6 +47,24 @@ class Seeds:
     seeds: int = 1
     seed: int = 0
 
+    # preset("tiny") and preset("paper"): the overrides of the defaults (class attributes, not fields)
+    TINY = {}
+    PAPER = {}
+
+    @classmethod
+    def preset(cls, size: str):
+        """The configuration of a named size: "small" (the defaults), "tiny" (the defaults
+        with ``TINY``) or "paper" (with ``PAPER``).
+
+        Arguments:
+            size: "tiny", "small" or "paper".
+
+        Returns:
+            The ``Config``.
+        """
+        V.choice("size", size, ("tiny", "small", "paper"))
+        return cls(**{"tiny": cls.TINY, "small": {}, "paper": cls.PAPER}[size])
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class FlowTolerances(Seeds):

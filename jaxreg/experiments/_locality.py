@@ -34,3 +34,29 @@ def summary_grid(results, title: str, range_name: str) -> str:
     return title + "\n" + summary_table(results["test_accuracy"], range_name, results.coords[range_name],
                                         results.coords["lambda"], test_R=results["test_R"],
                                         train_accuracy=results["train_accuracy"])
+
+
+def reproduction(runner, name: str, title: str, range_name: str):
+    """The ``run``, ``plot`` and ``summary`` functions of one locality reproduction.
+
+    Arguments:
+        runner: the grid's trainer (e.g. :func:`jaxreg.locality.experiments.run_is_same_class`).
+        name: the reproduction's ``NAME`` (the figure's file name).
+        title: the summary's title line.
+        range_name: the range axis ("distance" or "path_length").
+
+    Returns:
+        ``(run, plot, summary)`` with the signatures every reproduction module exposes.
+    """
+
+    def run(config, *, out_dir=None, resume=False, progress=True) -> dict:
+        """Train the grid (range x lambda x seed); checkpoints as in :func:`run_grid`."""
+        return run_grid(runner, config, out_dir=out_dir, resume=resume, progress=progress)
+
+    def plot(results, out_dir) -> list[Path]:
+        return plot_grid(results, out_dir, name, range_name)
+
+    def summary(results) -> str:
+        return summary_grid(results, title, range_name)
+
+    return run, plot, summary

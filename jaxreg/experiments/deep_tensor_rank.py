@@ -34,12 +34,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _validation as V
-from ..dynamics import Status, gradient_descent, group_rmsprop
+from ..dynamics import gradient_descent, group_rmsprop
 from ..factorizations import DeepTensorFactorization
 from ..metrics import component_effective_rank, numerical_component_rank
 from ..sweep import sweep
 from ..tasks import tensor_completion
 from ._config import Seeds, check_scalar_fields, defaults
+from ._results import grid_results, grid_table, mean_std
 from ._runner import run_chunks
 
 NAME = "deep-tensor-rank"
@@ -68,15 +69,9 @@ class Config(Seeds):
         runs = self.seeds * len(self.depths) * len(self.init_scales)
         V.fits_in_memory("seeds", self.seeds, 8 * runs * (math.prod(self.shape) + self.rank * sum(self.shape)))
 
-    @classmethod
-    def preset(cls, size: str) -> "Config":
-        V.choice("size", size, ("tiny", "small", "paper"))
-        if size == "tiny":
-            return cls(depths=(0, 3), seeds=2, rank=8, num_steps=4000)
-        if size == "paper":
-            return cls(shape=(10, 10, 10), num_observed=300, rank=50, depths=(0, 1, 2, 3, 4),
-                       init_scales=(0.1, 0.3), seeds=10, num_steps=50_000)
-        return cls()
+    TINY = dict(depths=(0, 3), seeds=2, rank=8, num_steps=4000)
+    PAPER = dict(shape=(10, 10, 10), num_observed=300, rank=50, depths=(0, 1, 2, 3, 4), init_scales=(0.1, 0.3),
+                 seeds=10, num_steps=50_000)
 
 
 def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
@@ -110,20 +105,12 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
                                progress=progress, desc=NAME,
                                fingerprint=config)
 
-    def grid(key):  # chunks of (seed, init_scale) -> (depth, init_scale, seed)
-        return np.stack([o[key] for o in outs]).transpose(0, 2, 1)
-
-    dims = ("depth", "init_scale", "seed")
-    names = ("test_error", "error", "effective_rank", "component_rank", "loss", "status", "iterations")
-    arrays = {k: (dims, grid(k)) for k in names}
-    status = grid("status").transpose(2, 0, 1).reshape(config.seeds, -1).max(axis=1)
-    return {
-        "arrays": arrays,
-        "coords": {"depth": list(config.depths), "init_scale": list(config.init_scales),
-                   "seed": list(range(config.seeds))},
-        "status": Status.names(status),
-        "wall_time": wall,
-    }
+    # chunks of (seed, init_scale) -> (depth, init_scale, seed)
+    return grid_results(outs, wall, order=(0, 2, 1),
+                        names=("test_error", "error", "effective_rank", "component_rank", "loss", "status",
+                               "iterations"),
+                        coords={"depth": list(config.depths), "init_scale": list(config.init_scales),
+                                "seed": list(range(config.seeds))})
 
 
 def plot(results, out_dir):
@@ -158,16 +145,14 @@ def plot(results, out_dir):
 
 
 def summary(results) -> str:
-    c = results.coords
-    lines = [f"{'k':>3} {'init':>7} {'eff. rank (mean +- std)':>24} {'est. rank (mean +- std)':>24} "
-             f"{'test error (mean +- std)':>26} {'train loss':>10} {'iters':>6}"]
-    for d_i, d in enumerate(c["depth"]):
-        for i, s in enumerate(c["init_scale"]):
-            er = results["effective_rank"][d_i, i]
-            cr = np.asarray(results["component_rank"][d_i, i], float)
-            te = results["test_error"][d_i, i]
-            lines.append(f"{d:>3} {s:>7.2g} {er.mean():>13.2f} +- {er.std():<7.2f} "
-                         f"{cr.mean():>13.2f} +- {cr.std():<7.2f} "
-                         f"{te.mean():>13.3e} +- {te.std():<9.2e} {results['loss'][d_i, i].max():>10.1e} "
-                         f"{results['iterations'][d_i, i].max():>6}")
-    return "\n".join(lines)
+    header = (f"{'k':>3} {'init':>7} {'eff. rank (mean +- std)':>24} {'est. rank (mean +- std)':>24} "
+              f"{'test error (mean +- std)':>26} {'train loss':>10} {'iters':>6}")
+
+    def row(d_i, d, i, s):
+        cell = {k: results[k][d_i, i] for k in ("effective_rank", "test_error", "loss", "iterations")}
+        est_rank = np.asarray(results["component_rank"][d_i, i], float)
+        return (f"{d:>3} {s:>7.2g} {mean_std(cell['effective_rank'], '13.2f', '7.2f')} "
+                f"{mean_std(est_rank, '13.2f', '7.2f')} {mean_std(cell['test_error'], '13.3e', '9.2e')} "
+                f"{cell['loss'].max():>10.1e} {cell['iterations'].max():>6}")
+
+    return grid_table(results, ("depth", "init_scale"), header, row)

@@ -15,7 +15,6 @@ over gradient-flow time; the ground truth's values are kept for reference.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Sequence
 
@@ -29,10 +28,9 @@ from ..dynamics import Status, gradient_flow
 from ..factorizations import HierarchicalTensorFactorization
 from ..factorizations.trees import balanced_tree, check_widths, plan_tree
 from ..metrics import effective_rank_from_singular_values, matricization_singular_values
-from ..sweep import sweep
 from ..tasks import tensor_completion
 from ._config import FlowRun, check_scalar_fields, defaults
-from ._runner import run_chunks, stack_chunks
+from ._results import initial_setups, run_flow_chunks
 
 NAME = "ht-rank"
 
@@ -78,16 +76,10 @@ class Config(FlowRun):
         V.divisible("num_saves", self.num_saves, "num_chunks", self.num_chunks)
         V.fits_in_memory("seeds", self.seeds, 8 * self.seeds * (math.prod(self.shape) + self.num_observed))
 
-    @classmethod
-    def preset(cls, size: str) -> "Config":
-        V.choice("size", size, ("tiny", "small", "paper"))
-        if size == "tiny":
-            return cls(shape=(5, 5, 5, 5), rank=2, num_observed=400, widths=(8, 8), init_scale=0.25, t1=1000.0,
-                       num_saves=60, num_chunks=2)
-        if size == "paper":
-            return cls(shape=(16, 16, 16, 16), rank=5, num_observed=16384, widths=(512, 512), init_scale=1e-2,
-                       t1=1e5, num_saves=300, num_chunks=10, seeds=3)
-        return cls()
+    TINY = dict(shape=(5, 5, 5, 5), rank=2, num_observed=400, widths=(8, 8), init_scale=0.25, t1=1000.0,
+                num_saves=60, num_chunks=2)
+    PAPER = dict(shape=(16, 16, 16, 16), rank=5, num_observed=16384, widths=(512, 512), init_scale=1e-2, t1=1e5,
+                 num_saves=300, num_chunks=10, seeds=3)
 
     def matricizations(self) -> list[tuple[int, ...]]:
         """The tree's internal nodes but the root (bottom-up), then the non-tree sets."""
@@ -132,17 +124,8 @@ def _chunk(problems, models, ts, t1, rtol, atol, sets: tuple, top: int, max_step
     return eqx.filter_vmap(one)(problems, models)
 
 
-@functools.lru_cache(maxsize=2)
-def _initial(config: Config):
-    """(problems, models) of every seed, stacked on a leading seed axis. Cached per
-    configuration (both are immutable), so a run resumed in the same process does not
-    compile and draw the set-up again."""
-    keys = jax.random.split(jax.random.key(config.seed), config.seeds)
-    return sweep(lambda k: _setup(config, k), keys)
-
-
 def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
-    problems, models = _initial(config)
+    problems, models = initial_setups(_setup, config)  # cached: a resumed run reuses them
     sets = tuple(config.matricizations())
     top = min(config.top, *(min(math.prod(config.shape[m] for m in s), math.prod(config.shape) //
                                  math.prod(config.shape[m] for m in s)) for s in sets))
@@ -162,13 +145,10 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         return (models, status), {"loss": loss, "test_loss": test, "effective_rank": erank, "singular_values": sv,
                                   "steps": steps}
 
-    init_status = jnp.full((config.seeds,), Status.COMPLETED, jnp.int32)
-    (models, status), outs, wall = run_chunks(
-        step, (models, init_status), config.num_chunks, out_dir=out_dir, resume=resume, progress=progress,
-        desc=NAME, fingerprint=config,
+    models, status, steps, data, wall = run_flow_chunks(
+        step, models, config, status_shape=(config.seeds,), axis=1, out_dir=out_dir, resume=resume,
+        progress=progress, desc=NAME,
     )
-    steps = np.sum([o.pop("steps") for o in outs], axis=0)
-    data = stack_chunks(outs, axis=1)
     ts = np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves)
     n_tree = len(sets) - len(config.non_tree)
     return {

@@ -31,7 +31,6 @@ halves the largest compile, and each group gets its own step sizes.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 
 import equinox as eqx
@@ -49,10 +48,9 @@ from ..factorizations import (
     TensorFactorization,
 )
 from ..factorizations.trees import TreePlan, balanced_tree, check_widths, plan_tree
-from ..sweep import sweep
 from ..tasks import matrix_completion, tensor_completion
 from ._config import FlowRun, check_scalar_fields, defaults
-from ._runner import run_chunks, stack_chunks
+from ._results import initial_setups, run_flow_chunks
 
 NAME = "incremental-learning"
 
@@ -123,17 +121,12 @@ class Config(FlowRun):
         V.divisible("num_saves", self.num_saves, "num_chunks", self.num_chunks)
         V.fits_in_memory("seeds", self.seeds, 8 * self.seeds * numel)
 
-    @classmethod
-    def preset(cls, size: str) -> "Config":
-        V.choice("size", size, ("tiny", "small", "paper"))
-        if size == "tiny":  # the small problems (horizons tuned to them), fewer saves and chunks
-            return cls(num_saves=300, num_chunks=2)
-        if size == "paper":
-            return cls(mf_shape=(64, 64), mf_rank=5, mf_observed=2048, tf_shape=(16, 16, 16), tf_rank=5,
-                       tf_observed=2048, tf_components=512, tf_init_scale=1e-3, htf_shape=(16, 16, 16), htf_rank=5,
-                       htf_observed=2048, htf_widths=(512, 512), htf_init_scale=1e-2, dcp_shape=(10, 10, 10),
-                       dcp_rank=5, dcp_observed=500, dcp_components=50, num_saves=400, num_chunks=10, seeds=3)
-        return cls()
+    # the small problems (horizons tuned to them), fewer saves and chunks
+    TINY = dict(num_saves=300, num_chunks=2)
+    PAPER = dict(mf_shape=(64, 64), mf_rank=5, mf_observed=2048, tf_shape=(16, 16, 16), tf_rank=5, tf_observed=2048,
+                 tf_components=512, tf_init_scale=1e-3, htf_shape=(16, 16, 16), htf_rank=5, htf_observed=2048,
+                 htf_widths=(512, 512), htf_init_scale=1e-2, dcp_shape=(10, 10, 10), dcp_rank=5, dcp_observed=500,
+                 dcp_components=50, num_saves=400, num_chunks=10, seeds=3)
 
     def model_names(self) -> list[str]:
         return ["matrix", "cp", "htf"] + [f"deep-cp k={k}" for k in self.dcp_depths]
@@ -183,15 +176,6 @@ def _deep_metrics(dcps):
 GROUPS = ((slice(0, 3), _base_metrics), (slice(3, None), _deep_metrics))  # one flow each
 
 
-@functools.lru_cache(maxsize=2)
-def _initial(config: Config):
-    """(problems, models) of every seed, stacked on a leading seed axis. Cached per
-    configuration (both are immutable), so a run resumed in the same process does not
-    compile and draw the set-up again."""
-    keys = jax.random.split(jax.random.key(config.seed), config.seeds)
-    return sweep(lambda k: _setup(config, k), keys)
-
-
 @eqx.filter_jit
 def _chunk(problems, models, horizons, ts, ds, rtol, atol, max_steps: int, group_metrics):
     """One chunk for every seed (vmapped): the joint flow of ``models`` over s in [0, ds],
@@ -212,7 +196,7 @@ def _chunk(problems, models, horizons, ts, ds, rtol, atol, max_steps: int, group
 
 
 def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
-    problems, models = _initial(config)
+    problems, models = initial_setups(_setup, config)  # cached: a resumed run reuses them
     per_chunk = config.num_saves // config.num_chunks
     ds = 1.0 / config.num_chunks
     horizons = config.horizons()
@@ -235,13 +219,10 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         out.update({f"htf{i}": v for i, v in enumerate(m["htf"])})
         return (models, status), out
 
-    init_status = jnp.full((config.seeds,), Status.COMPLETED, jnp.int32)
-    (models, status), outs, wall = run_chunks(
-        step, (models, init_status), config.num_chunks, out_dir=out_dir, resume=resume, progress=progress,
-        desc=NAME, fingerprint=config,
-    )
-    steps = np.sum([o.pop("steps") for o in outs], axis=0)
-    data = stack_chunks(outs, axis=1)  # every output is (seed, save, ...)
+    models, status, steps, data, wall = run_flow_chunks(
+        step, models, config, status_shape=(config.seeds,), axis=1, out_dir=out_dir, resume=resume,
+        progress=progress, desc=NAME,
+    )  # every output is (seed, save, ...)
     s = np.linspace(1.0 / config.num_saves, 1.0, config.num_saves)
     nodes = _tree(config.htf_shape).nodes
     arrays = {

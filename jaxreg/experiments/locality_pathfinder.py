@@ -10,20 +10,10 @@ Training runs in float32 (``Config.PRECISION``) whatever the command line's prec
 from __future__ import annotations
 
 from ..locality.experiments import PathfinderConfig, run_pathfinder
-from ._locality import plot_grid, run_grid, summary_grid
+from ._locality import reproduction
 
 NAME = "locality-pathfinder"
 Config = PathfinderConfig  # frozen; preset("tiny" | "small" | "paper"); seeds: a count or a tuple of seeds
 
-
-def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
-    """Train the grid (path length x lambda x seed); checkpoints as in :func:`._locality.run_grid`."""
-    return run_grid(run_pathfinder, config, out_dir=out_dir, resume=resume, progress=progress)
-
-
-def plot(results, out_dir):
-    return plot_grid(results, out_dir, NAME, "path_length")
-
-
-def summary(results) -> str:
-    return summary_grid(results, "Pathfinder", "path_length")
+# run(config, *, out_dir, resume, progress) trains the grid (path_length x lambda x seed)
+run, plot, summary = reproduction(run_pathfinder, NAME, "Pathfinder", "path_length")

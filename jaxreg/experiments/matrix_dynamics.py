@@ -17,10 +17,9 @@ import numpy as np
 from .. import _validation as V
 from ..dynamics import Status, gradient_flow
 from ..factorizations import MatrixFactorization
-from ..sweep import sweep
 from ..tasks import matrix_completion
 from ._config import FlowRun, check_scalar_fields, defaults
-from ._runner import run_chunks, stack_chunks
+from ._results import initial_setups, run_flow_chunks
 
 NAME = "matrix-dynamics"
 
@@ -45,15 +44,8 @@ class Config(FlowRun):
         V.below_entries("num_observed", self.num_observed, self.shape)
         V.fits_in_memory("seeds", self.seeds, 8 * self.seeds * self.depth * self.shape[0] * self.shape[1])
 
-    @classmethod
-    def preset(cls, size: str) -> "Config":
-        V.choice("size", size, ("tiny", "small", "paper"))
-        if size == "tiny":
-            return cls(shape=(30, 30), rank=3, num_observed=300, init_scale=1e-2, t1=600.0, num_saves=40,
-                       num_chunks=4, top=5)
-        if size == "paper":
-            return cls(seeds=5)
-        return cls()
+    TINY = dict(shape=(30, 30), rank=3, num_observed=300, init_scale=1e-2, t1=600.0, num_saves=40, num_chunks=4, top=5)
+    PAPER = dict(seeds=5)
 
 
 def _setup(config: Config, key):
@@ -64,8 +56,7 @@ def _setup(config: Config, key):
 
 
 def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
-    keys = jax.random.split(jax.random.key(config.seed), config.seeds)
-    problems, models = sweep(lambda k: _setup(config, k), keys)
+    problems, models = initial_setups(_setup, config)
     per_chunk = config.num_saves // config.num_chunks
     dt = config.t1 / config.num_chunks
     top = min(config.top, *config.shape)
@@ -85,13 +76,10 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         status = jnp.maximum(status, st)  # worst status so far (codes grow with severity)
         return (models, status), {"loss": loss, "singular_values": sv, "reconstruction_error": err, "steps": steps}
 
-    init_status = jnp.full((config.seeds,), Status.COMPLETED, jnp.int32)
-    (models, status), outs, wall = run_chunks(
-        step, (models, init_status), config.num_chunks, out_dir=out_dir, resume=resume, progress=progress,
-        desc=NAME, fingerprint=config,
+    models, status, steps, data, wall = run_flow_chunks(
+        step, models, config, status_shape=(config.seeds,), axis=1, out_dir=out_dir, resume=resume,
+        progress=progress, desc=NAME,
     )
-    steps = np.sum([o.pop("steps") for o in outs], axis=0)
-    data = stack_chunks(outs, axis=1)
     ts = np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves)
     return {
         "arrays": {

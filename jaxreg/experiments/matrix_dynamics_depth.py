@@ -38,7 +38,7 @@ from ..factorizations.matrix import INITS
 from ..sweep import sweep
 from ..tasks import matrix_completion
 from ._config import FlowRun, check_scalar_fields
-from ._runner import run_chunks, stack_chunks
+from ._results import run_flow_chunks
 
 NAME = "matrix-dynamics-depth"
 LEVELS = (0.1, 0.5, 0.9)
@@ -79,15 +79,9 @@ class Config(FlowRun):
         if self.num_observed >= self.shape[0] * self.shape[1]:
             raise ValueError(f"num_observed must be below {self.shape[0] * self.shape[1]}, got {self.num_observed}")
 
-    @classmethod
-    def preset(cls, size: str) -> "Config":
-        V.choice("size", size, ("tiny", "small", "paper"))
-        if size == "tiny":
-            return cls(shape=(30, 30), rank=3, num_observed=300, t1=(1000.0, 600.0, 600.0), init_scale=1e-2,
-                       num_saves=60, num_chunks=2, top=5, seeds=1)
-        if size == "paper":
-            return cls(seeds=5)
-        return cls()
+    TINY = dict(shape=(30, 30), rank=3, num_observed=300, t1=(1000.0, 600.0, 600.0), init_scale=1e-2, num_saves=60,
+                num_chunks=2, top=5, seeds=1)
+    PAPER = dict(seeds=5)
 
 
 def alignment(problem, model) -> tuple[jax.Array, jax.Array]:
@@ -154,12 +148,10 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         data = {n: jnp.stack([o[i] for o in outs]) for i, n in enumerate(names)}
         return (tuple(new), jnp.maximum(status, jnp.stack(sts))), data  # worst status so far
 
-    init_status = jnp.full((len(config.depths), config.seeds), Status.COMPLETED, jnp.int32)
-    (_, status), outs, wall = run_chunks(
-        step, (models, init_status), config.num_chunks, out_dir=out_dir, resume=resume, progress=progress,
-        desc=NAME, fingerprint=config,
-    )
-    data = stack_chunks(outs, axis=2)  # (depth, seed, time, ...)
+    _, status, _, data, wall = run_flow_chunks(
+        step, models, config, status_shape=(len(config.depths), config.seeds), axis=2, out_dir=out_dir, resume=resume,
+        progress=progress, desc=NAME,
+    )  # data: (depth, seed, time, ...)
     frac = np.linspace(1.0 / config.num_saves, 1.0, config.num_saves)  # t / t1 of each depth
     ts = np.asarray(config.t1)[:, None] * frac[None, :]
     times = np.stack([level_times(ts[d], data["singular_values"][d]) for d in range(len(config.depths))])

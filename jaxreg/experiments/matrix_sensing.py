@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from .. import _validation as V
 from ..tasks import matrix_sensing
 from .matrix_completion_depth import (
     GridRun,
@@ -41,16 +40,8 @@ class Config(GridRun):
     def __post_init__(self):
         check_grid_config(self, "num_measurements")
 
-    @classmethod
-    def preset(cls, size: str) -> "Config":
-        V.choice("size", size, ("tiny", "small", "paper"))
-        if size == "tiny":
-            return cls(shape=(20, 20), rank=2, num_measurements=(120,), depths=(2, 3), init_scales=(1e-2,),
-                       stop_at_loss=1e-5)
-        if size == "paper":
-            return cls(shape=(100, 100), rank=5, num_measurements=(2000, 5000),
-                       init_scales=(1e-3, 1e-4, 1e-5, 1e-6), seeds=5)
-        return cls()
+    TINY = dict(shape=(20, 20), rank=2, num_measurements=(120,), depths=(2, 3), init_scales=(1e-2,), stop_at_loss=1e-5)
+    PAPER = dict(shape=(100, 100), rank=5, num_measurements=(2000, 5000), init_scales=(1e-3, 1e-4, 1e-5, 1e-6), seeds=5)
 
 
 def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:

@@ -42,7 +42,7 @@ from ..factorizations import MatrixFactorization
 from ..sweep import sweep
 from ..tasks import Observations, Problem
 from ._config import FlowRun, check_scalar_fields, defaults
-from ._runner import run_chunks, stack_chunks
+from ._results import run_flow_chunks
 
 NAME = "norms-counterexample"
 SHAPE = (2, 2)
@@ -82,14 +82,8 @@ class Config(FlowRun):
         if self.num_saves % self.num_chunks:
             raise ValueError(f"num_saves ({self.num_saves}) must be a multiple of num_chunks ({self.num_chunks})")
 
-    @classmethod
-    def preset(cls, size: str) -> "Config":
-        V.choice("size", size, ("tiny", "small", "paper"))
-        if size == "tiny":
-            return cls(depths=(3,), seeds=2, t1=1e5, num_saves=40, num_chunks=2)
-        if size == "paper":
-            return cls(init_std=8e-3, seeds=5, t1=1e8, num_saves=200, max_steps=400_000)
-        return cls()
+    TINY = dict(depths=(3,), seeds=2, t1=1e5, num_saves=40, num_chunks=2)
+    PAPER = dict(init_std=8e-3, seeds=5, t1=1e8, num_saves=200, max_steps=400_000)
 
 
 def problem() -> Problem:
@@ -150,12 +144,10 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         status = jnp.maximum(status, jnp.stack(sts))  # worst status so far (codes grow with severity)
         return (tuple(new), status), {"matrix": jnp.stack(ws), "loss": jnp.stack(losses)}
 
-    init_status = jnp.full((len(config.depths), config.seeds), Status.COMPLETED, jnp.int32)
-    (_, status), outs, wall = run_chunks(
-        step, (models, init_status), config.num_chunks, out_dir=out_dir, resume=resume, progress=progress,
-        desc=NAME, fingerprint=config,
-    )
-    data = stack_chunks(outs, axis=2)  # (depth, seed, time, ...)
+    _, status, _, data, wall = run_flow_chunks(
+        step, models, config, status_shape=(len(config.depths), config.seeds), axis=2, out_dir=out_dir, resume=resume,
+        progress=progress, desc=NAME,
+    )  # data: (depth, seed, time, ...)
     w, loss = data["matrix"], data["loss"]
     sv = np.linalg.svd(np.where(np.isfinite(w), w, 0.0), compute_uv=False)
     det = np.linalg.det(np.where(np.isfinite(w), w, 0.0))

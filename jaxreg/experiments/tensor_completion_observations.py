@@ -37,12 +37,13 @@ import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import _validation as V
-from ..dynamics import Status, gradient_descent, group_rmsprop
+from ..dynamics import gradient_descent, group_rmsprop
 from ..factorizations import TensorFactorization
 from ..metrics import component_effective_rank, cp_rank_estimate
 from ..sweep import sweep
 from ..tasks import tensor_completion
 from ._config import Seeds, check_scalar_fields, defaults
+from ._results import grid_results, grid_table, mean_std
 from ._runner import run_chunks
 
 NAME = "tensor-completion-observations"
@@ -81,16 +82,10 @@ class Config(Seeds):
         runs = self.seeds * len(self.num_observed) * len(self.init_scales)
         V.fits_in_memory("seeds", self.seeds, 8 * runs * (math.prod(self.shape) + self.rank * sum(self.shape)))
 
-    @classmethod
-    def preset(cls, size: str) -> "Config":
-        V.choice("size", size, ("tiny", "small", "paper"))
-        if size == "tiny":
-            return cls(rank=16, num_observed=(15, 200), init_scales=(1e-2,), seeds=2, num_steps=4000,
-                       cp_max_rank=3, cp_restarts=1, cp_iter_max=500)
-        if size == "paper":
-            return cls(num_observed=(50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 511), seeds=5,
-                       num_steps=200_000, cp_max_rank=6, cp_restarts=3, cp_iter_max=2000)
-        return cls()
+    TINY = dict(rank=16, num_observed=(15, 200), init_scales=(1e-2,), seeds=2, num_steps=4000, cp_max_rank=3,
+                cp_restarts=1, cp_iter_max=500)
+    PAPER = dict(num_observed=(50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 511), seeds=5, num_steps=200_000,
+                 cp_max_rank=6, cp_restarts=3, cp_iter_max=2000)
 
 
 def masked_loss(
@@ -140,19 +135,11 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
                                progress=progress, desc=NAME,
                                fingerprint=config)
 
-    def grid(key):  # chunks of (seed, init_scale) -> (init_scale, num_observed, seed)
-        return np.stack([o[key] for o in outs]).transpose(2, 0, 1)
-
-    dims = ("init_scale", "num_observed", "seed")
-    arrays = {k: (dims, grid(k)) for k in ("error", "cp_rank", "effective_rank", "loss", "status", "iterations")}
-    status = grid("status").transpose(2, 0, 1).reshape(config.seeds, -1).max(axis=1)
-    return {
-        "arrays": arrays,
-        "coords": {"init_scale": list(config.init_scales), "num_observed": list(config.num_observed),
-                   "seed": list(range(config.seeds))},
-        "status": Status.names(status),
-        "wall_time": wall,
-    }
+    # chunks of (seed, init_scale) -> (init_scale, num_observed, seed)
+    return grid_results(outs, wall, order=(2, 0, 1),
+                        names=("error", "cp_rank", "effective_rank", "loss", "status", "iterations"),
+                        coords={"init_scale": list(config.init_scales), "num_observed": list(config.num_observed),
+                                "seed": list(range(config.seeds))})
 
 
 def plot(results, out_dir):
@@ -183,14 +170,12 @@ def plot(results, out_dir):
 
 
 def summary(results) -> str:
-    c = results.coords
-    lines = [f"{'init':>8} {'obs':>6} {'rel. error (mean +- std)':>26} {'CP rank (mean +- std)':>22} "
-             f"{'eff. rank':>9} {'train loss':>10} {'iters':>6}"]
-    for i, s in enumerate(c["init_scale"]):
-        for j, n in enumerate(c["num_observed"]):
-            e = results["error"][i, j]
-            r = np.asarray(results["cp_rank"][i, j], float)
-            lines.append(f"{s:>8.0e} {n:>6} {e.mean():>13.3e} +- {e.std():<9.2e} {r.mean():>11.2f} +- {r.std():<7.2f} "
-                         f"{results['effective_rank'][i, j].mean():>9.2f} {results['loss'][i, j].max():>10.1e} "
-                         f"{results['iterations'][i, j].max():>6}")
-    return "\n".join(lines)
+    def row(i, s, j, n):
+        cp_rank = np.asarray(results["cp_rank"][i, j], float)
+        return (f"{s:>8.0e} {n:>6} {mean_std(results['error'][i, j], '13.3e', '9.2e')} "
+                f"{mean_std(cp_rank, '11.2f', '7.2f')} {results['effective_rank'][i, j].mean():>9.2f} "
+                f"{results['loss'][i, j].max():>10.1e} {results['iterations'][i, j].max():>6}")
+
+    header = (f"{'init':>8} {'obs':>6} {'rel. error (mean +- std)':>26} {'CP rank (mean +- std)':>22} "
+              f"{'eff. rank':>9} {'train loss':>10} {'iters':>6}")
+    return grid_table(results, ("init_scale", "num_observed"), header, row)

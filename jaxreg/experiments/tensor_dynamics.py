@@ -43,6 +43,7 @@ from ..metrics import numerical_component_rank
 from ..sweep import sweep
 from ..tasks import tensor_completion
 from ._config import Seeds, check_scalar_fields
+from ._results import grid_table
 from ._runner import run_chunks, stack_chunks
 
 NAME = "tensor-dynamics"
@@ -97,14 +98,9 @@ class Config(Seeds):
         if self.top > self.rank:
             raise ValueError(f"top must be at most rank ({self.rank}), got {self.top}")
 
-    @classmethod
-    def preset(cls, size: str) -> "Config":
-        V.choice("size", size, ("tiny", "small", "paper"))
-        if size == "tiny":  # the small problem without init 5e-3 (its plateaus need 1.4e4 iterations)
-            return cls(init_scales=(1e-2, 5e-2), num_steps=5000, top=8)
-        if size == "paper":
-            return cls(rank=1000, num_steps=40_000, seeds=3)
-        return cls()
+    # the small problem without init 5e-3 (its plateaus need 1.4e4 iterations)
+    TINY = dict(init_scales=(1e-2, 5e-2), num_steps=5000, top=8)
+    PAPER = dict(rank=1000, num_steps=40_000, seeds=3)
 
 
 def half_times(
@@ -213,14 +209,13 @@ def plot(results, out_dir):
 
 
 def summary(results) -> str:
-    c = results.coords
-    lines = [f"{'init':>8} {'seed':>4} {'iters':>6} {'train loss':>10} {'rel. error':>10} "
-             f"{'>10%':>4} {'>1%':>4}  half-times (iterations) of the learned components"]
-    for i, s in enumerate(c["init_scale"]):
-        for k in c["seed"]:
-            h = results["half_time"][i, k]
-            halves = " ".join(f"{v:.0f}" for v in h[np.isfinite(h)])
-            n = results["num_components"][i, k]
-            lines.append(f"{s:>8.0e} {k:>4} {results['iterations'][i, k]:>6} {results['loss'][i, k, -1]:>10.1e} "
-                         f"{results['reconstruction_error'][i, k, -1]:>10.3f} {n[0]:>4} {n[1]:>4}  {halves}")
-    return "\n".join(lines)
+    def row(i, s, k_i, k):
+        h = results["half_time"][i, k_i]
+        halves = " ".join(f"{v:.0f}" for v in h[np.isfinite(h)])
+        n = results["num_components"][i, k_i]
+        return (f"{s:>8.0e} {k:>4} {results['iterations'][i, k_i]:>6} {results['loss'][i, k_i, -1]:>10.1e} "
+                f"{results['reconstruction_error'][i, k_i, -1]:>10.3f} {n[0]:>4} {n[1]:>4}  {halves}")
+
+    header = (f"{'init':>8} {'seed':>4} {'iters':>6} {'train loss':>10} {'rel. error':>10} "
+              f"{'>10%':>4} {'>1%':>4}  half-times (iterations) of the learned components")
+    return grid_table(results, ("init_scale", "seed"), header, row)

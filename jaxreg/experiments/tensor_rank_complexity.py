@@ -110,15 +110,9 @@ class Config(Seeds):
         if self.num_steps % self.num_saves:
             raise ValueError(f"num_steps ({self.num_steps}) must be a multiple of num_saves ({self.num_saves})")
 
-    @classmethod
-    def preset(cls, size: str) -> "Config":
-        V.choice("size", size, ("tiny", "small", "paper"))
-        if size == "tiny":
-            return cls(num_train=400, ranks=(1, 3), num_steps=400, num_saves=4, seeds=1)
-        if size == "paper":  # their ranks 1..15 on the full 8 x 8 binary images (order 64), 5 seeds
-            return cls(pool=1, levels=2, num_train=1300, ranks=tuple(range(1, 16)), lr=1e-3, num_steps=20_000,
-                       seeds=5)
-        return cls()
+    TINY = dict(num_train=400, ranks=(1, 3), num_steps=400, num_saves=4, seeds=1)
+    # their ranks 1..15 on the full 8 x 8 binary images (order 64), 5 seeds
+    PAPER = dict(pool=1, levels=2, num_train=1300, ranks=tuple(range(1, 16)), lr=1e-3, num_steps=20_000, seeds=5)
 
     @property
     def order(self) -> int:

@@ -1,0 +1,105 @@
+"""Steps that many reproductions' ``run`` functions share: the per-seed set-up, the chunked
+flow with its worst-status carry, and the results dict of a grid of vmapped runs."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..dynamics import Status
+from ..sweep import sweep
+from ._runner import run_chunks, stack_chunks
+
+
+@functools.lru_cache(maxsize=4)
+def initial_setups(setup, config):
+    """``setup(config, key)`` for every seed's key, stacked on a leading seed axis.
+
+    The keys are ``jax.random.split(jax.random.key(config.seed), config.seeds)``. Cached
+    per (setup, configuration), both immutable, so a run resumed in the same process does
+    not compile and draw the set-up again.
+
+    Arguments:
+        setup: a module-level function ``(config, key) -> pytree`` (e.g. problem and model).
+        config: the frozen ``Config``.
+
+    Returns:
+        The stacked pytree (see :func:`jaxreg.sweep`).
+    """
+    keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+    return sweep(lambda k: setup(config, k), keys)
+
+
+def run_flow_chunks(step, models, config, *, status_shape, axis, out_dir, resume, progress, desc):
+    """Run ``step`` over ``config.num_chunks`` checkpointed chunks (:func:`jaxreg.runner.run_chunks`)
+    from the carry ``(models, status)``, ``status`` starting at ``Status.COMPLETED``.
+
+    ``step((models, status), k) -> ((models, status), outputs)`` keeps the worst status
+    so far (codes grow with severity). An output named ``"steps"`` (solver steps per chunk)
+    is summed over the chunks; the others are concatenated along ``axis``.
+
+    Arguments:
+        step: the chunk function.
+        models: the initial models (any pytree).
+        config: the frozen ``Config`` (``num_chunks``; also the run's fingerprint).
+        status_shape: the shape of the status array (e.g. ``(seeds,)``).
+        axis: the save axis of the outputs (see :func:`jaxreg.runner.stack_chunks`).
+        out_dir, resume, progress, desc: as for :func:`jaxreg.runner.run_chunks`.
+
+    Returns:
+        ``(models, status, steps, data, wall)``: the final carry, the summed steps (None
+        without a ``"steps"`` output), the stacked outputs and the wall time per chunk.
+    """
+    init_status = jnp.full(status_shape, Status.COMPLETED, jnp.int32)
+    (models, status), outs, wall = run_chunks(
+        step, (models, init_status), config.num_chunks, out_dir=out_dir, resume=resume, progress=progress,
+        desc=desc, fingerprint=config,
+    )
+    steps = np.sum([o.pop("steps") for o in outs], axis=0) if "steps" in outs[0] else None
+    return models, status, steps, stack_chunks(outs, axis=axis), wall
+
+
+def grid_results(outs, wall, *, names, order, coords) -> dict:
+    """The results dict of a grid run whose chunks each hold one grid line.
+
+    Every chunk output ``outs[c][name]`` is stacked on a leading chunk axis and transposed
+    by ``order`` onto the dimensions ``tuple(coords)``, whose last is ``"seed"``; a seed's
+    status is its worst over the grid.
+
+    Arguments:
+        outs: the chunks' output dicts (from :func:`jaxreg.runner.run_chunks`).
+        wall: the wall time per chunk.
+        names: the outputs to keep, ``"status"`` among them.
+        order: the axis permutation from (chunk, ...) to the dimensions of ``coords``.
+        coords: dimension name -> its coordinate values, in the arrays' axis order.
+
+    Returns:
+        ``{"arrays", "coords", "status", "wall_time"}``.
+    """
+    dims = tuple(coords)
+
+    def grid(key):
+        return np.stack([o[key] for o in outs]).transpose(order)
+
+    arrays = {k: (dims, grid(k)) for k in names}
+    seeds = len(coords["seed"])
+    status = np.moveaxis(arrays["status"][1], dims.index("seed"), 0).reshape(seeds, -1).max(axis=1)
+    return {"arrays": arrays, "coords": coords, "status": Status.names(status), "wall_time": wall}
+
+
+def mean_std(values, fmt: str, std_fmt: str) -> str:
+    """``"<mean> +- <std>"`` of ``values`` over seeds for a summary table, the mean right-
+    and the std left-aligned (e.g. ``fmt="13.2f"``, ``std_fmt="7.2f"``); ``values``' own
+    ``mean``/``std`` are used (an xarray DataArray skips NaN)."""
+    return f"{values.mean():>{fmt}} +- {values.std():<{std_fmt}}"
+
+
+def grid_table(results, dims: tuple[str, str], header: str, row) -> str:
+    """A summary table over two coordinates of ``results``: the ``header`` line, then one
+    line ``row(i, a, j, b)`` per cell, ``a = coords[dims[0]][i]`` (outer loop) and
+    ``b = coords[dims[1]][j]`` (inner loop)."""
+    outer, inner = (results.coords[d] for d in dims)
+    return "\n".join([header, *(row(i, a, j, b) for i, a in enumerate(outer) for j, b in enumerate(inner))])
