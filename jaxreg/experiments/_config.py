@@ -67,6 +67,21 @@ class Seeds:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class Descent(Seeds):
+    """``num_steps`` steps of an optimizer with learning rate ``lr``."""
+
+    lr: float = 1e-2
+    num_steps: int = 20_000
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DescentToLoss(Descent):
+    """A :class:`Descent` that stops once the training loss is at most ``stop_at_loss``."""
+
+    stop_at_loss: float = 1e-8
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class FlowTolerances(Seeds):
     """Gradient flows integrated with diffrax's step-size controller tolerances
     ``rtol``/``atol`` and at most ``max_steps`` steps per integration."""

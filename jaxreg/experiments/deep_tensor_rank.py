@@ -39,7 +39,7 @@ from ..factorizations import DeepTensorFactorization
 from ..metrics import component_effective_rank, numerical_component_rank
 from ..sweep import sweep
 from ..tasks import tensor_completion
-from ._config import Seeds, check_scalar_fields, defaults
+from ._config import DescentToLoss, check_scalar_fields, defaults
 from ._results import grid_results, grid_table, mean_std
 from ._runner import run_chunks
 
@@ -47,18 +47,19 @@ NAME = "deep-tensor-rank"
 
 
 @dataclasses.dataclass(frozen=True)
-@defaults(seeds=4)
-class Config(Seeds):
+@defaults(seeds=4, stop_at_loss=1e-6, num_steps=10_000)
+class Config(DescentToLoss):
     shape: tuple[int, ...] = (8, 8, 8)
     target_rank: int = 3
     rank: int = 16
     num_observed: int = 250
     depths: tuple[int, ...] = (0, 1, 2, 3)
     init_scales: tuple[float, ...] = (0.3,)
-    lr: float = 1e-2
-    stop_at_loss: float = 1e-6
-    num_steps: int = 10_000
     component_rtol: float = 1e-2
+
+    TINY = dict(depths=(0, 3), seeds=2, rank=8, num_steps=4000)
+    PAPER = dict(shape=(10, 10, 10), num_observed=300, rank=50, depths=(0, 1, 2, 3, 4), init_scales=(0.1, 0.3),
+                 seeds=10, num_steps=50_000)
 
     def __post_init__(self):
         V.normalize_fields(self, shape=V.shape_tuple("shape", self.shape),
@@ -68,10 +69,6 @@ class Config(Seeds):
         V.below_entries("num_observed", self.num_observed, self.shape)
         runs = self.seeds * len(self.depths) * len(self.init_scales)
         V.fits_in_memory("seeds", self.seeds, 8 * runs * (math.prod(self.shape) + self.rank * sum(self.shape)))
-
-    TINY = dict(depths=(0, 3), seeds=2, rank=8, num_steps=4000)
-    PAPER = dict(shape=(10, 10, 10), num_observed=300, rank=50, depths=(0, 1, 2, 3, 4), init_scales=(0.1, 0.3),
-                 seeds=10, num_steps=50_000)
 
 
 def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:

@@ -55,6 +55,11 @@ class Config(FlowRun):
     eta: float = 1e-2
     top: int = 10
 
+    TINY = dict(shape=(5, 5, 5, 5), rank=2, num_observed=400, widths=(8, 8), init_scale=0.25, t1=1000.0,
+                num_saves=60, num_chunks=2)
+    PAPER = dict(shape=(16, 16, 16, 16), rank=5, num_observed=16384, widths=(512, 512), init_scale=1e-2, t1=1e5,
+                 num_saves=300, num_chunks=10, seeds=3)
+
     def __post_init__(self):
         V.normalize_fields(self, shape=V.shape_tuple("shape", self.shape, min_order=3))
         plan = plan_tree(balanced_tree(len(self.shape)), len(self.shape))
@@ -75,11 +80,6 @@ class Config(FlowRun):
         V.below_entries("num_observed", self.num_observed, self.shape)
         V.divisible("num_saves", self.num_saves, "num_chunks", self.num_chunks)
         V.fits_in_memory("seeds", self.seeds, 8 * self.seeds * (math.prod(self.shape) + self.num_observed))
-
-    TINY = dict(shape=(5, 5, 5, 5), rank=2, num_observed=400, widths=(8, 8), init_scale=0.25, t1=1000.0,
-                num_saves=60, num_chunks=2)
-    PAPER = dict(shape=(16, 16, 16, 16), rank=5, num_observed=16384, widths=(512, 512), init_scale=1e-2, t1=1e5,
-                 num_saves=300, num_chunks=10, seeds=3)
 
     def matricizations(self) -> list[tuple[int, ...]]:
         """The tree's internal nodes but the root (bottom-up), then the non-tree sets."""

@@ -99,6 +99,13 @@ class Config(FlowRun):
     dcp_t1s: tuple[float, ...] = (1500.0, 4e4, 1.3e6)
     eta: float = 1e-2
 
+    # the small problems (horizons tuned to them), fewer saves and chunks
+    TINY = dict(num_saves=300, num_chunks=2)
+    PAPER = dict(mf_shape=(64, 64), mf_rank=5, mf_observed=2048, tf_shape=(16, 16, 16), tf_rank=5, tf_observed=2048,
+                 tf_components=512, tf_init_scale=1e-3, htf_shape=(16, 16, 16), htf_rank=5, htf_observed=2048,
+                 htf_widths=(512, 512), htf_init_scale=1e-2, dcp_shape=(10, 10, 10), dcp_rank=5, dcp_observed=500,
+                 dcp_components=50, num_saves=400, num_chunks=10, seeds=3)
+
     def __post_init__(self):
         V.normalize_fields(self, mf_shape=V.shape_tuple("mf_shape", self.mf_shape, order=2),
                            **{name: V.shape_tuple(name, getattr(self, name), min_order=2)
@@ -120,13 +127,6 @@ class Config(FlowRun):
             numel += math.prod(shape)
         V.divisible("num_saves", self.num_saves, "num_chunks", self.num_chunks)
         V.fits_in_memory("seeds", self.seeds, 8 * self.seeds * numel)
-
-    # the small problems (horizons tuned to them), fewer saves and chunks
-    TINY = dict(num_saves=300, num_chunks=2)
-    PAPER = dict(mf_shape=(64, 64), mf_rank=5, mf_observed=2048, tf_shape=(16, 16, 16), tf_rank=5, tf_observed=2048,
-                 tf_components=512, tf_init_scale=1e-3, htf_shape=(16, 16, 16), htf_rank=5, htf_observed=2048,
-                 htf_widths=(512, 512), htf_init_scale=1e-2, dcp_shape=(10, 10, 10), dcp_rank=5, dcp_observed=500,
-                 dcp_components=50, num_saves=400, num_chunks=10, seeds=3)
 
     def model_names(self) -> list[str]:
         return ["matrix", "cp", "htf"] + [f"deep-cp k={k}" for k in self.dcp_depths]

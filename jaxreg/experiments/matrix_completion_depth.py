@@ -71,14 +71,14 @@ class Config(GridRun):
     depths: tuple[int, ...] = (2, 3, 4)
     init_scales: tuple[float, ...] = (1e-3,)
 
+    TINY = dict(shape=(30, 30), rank=2, num_observed=(250,), depths=(2, 3), init_scales=(1e-2,), seeds=2,
+                stop_at_loss=1e-5)
+    PAPER = dict(num_observed=(2000, 5000), init_scales=(1e-3, 1e-4, 1e-5, 1e-6), seeds=5)
+
     def __post_init__(self):
         check_grid_config(self, "num_observed")
         for n in self.num_observed:
             V.below_entries("num_observed", n, self.shape)
-
-    TINY = dict(shape=(30, 30), rank=2, num_observed=(250,), depths=(2, 3), init_scales=(1e-2,), seeds=2,
-                stop_at_loss=1e-5)
-    PAPER = dict(num_observed=(2000, 5000), init_scales=(1e-3, 1e-4, 1e-5, 1e-6), seeds=5)
 
 
 def nuclear_norm_baseline(problem, delta: float, eps: float = 1e-6) -> np.ndarray:

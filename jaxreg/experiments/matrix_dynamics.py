@@ -37,15 +37,15 @@ class Config(FlowRun):
     t1: float = 3000.0
     top: int = 10
 
+    TINY = dict(shape=(30, 30), rank=3, num_observed=300, init_scale=1e-2, t1=600.0, num_saves=40, num_chunks=4, top=5)
+    PAPER = dict(seeds=5)
+
     def __post_init__(self):
         V.normalize_fields(self, shape=V.shape_tuple("shape", self.shape, order=2))
         check_scalar_fields(self)
         V.divisible("num_saves", self.num_saves, "num_chunks", self.num_chunks)
         V.below_entries("num_observed", self.num_observed, self.shape)
         V.fits_in_memory("seeds", self.seeds, 8 * self.seeds * self.depth * self.shape[0] * self.shape[1])
-
-    TINY = dict(shape=(30, 30), rank=3, num_observed=300, init_scale=1e-2, t1=600.0, num_saves=40, num_chunks=4, top=5)
-    PAPER = dict(seeds=5)
 
 
 def _setup(config: Config, key):

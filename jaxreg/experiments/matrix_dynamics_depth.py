@@ -57,6 +57,10 @@ class Config(FlowRun):
     init_scale: float = 1e-3
     top: int = 10
 
+    TINY = dict(shape=(30, 30), rank=3, num_observed=300, t1=(1000.0, 600.0, 600.0), init_scale=1e-2, num_saves=60,
+                num_chunks=2, top=5, seeds=1)
+    PAPER = dict(seeds=5)
+
     def __post_init__(self):
         object.__setattr__(self, "shape", V.shape_tuple("shape", self.shape, order=2))
         for name in ("depths", "t1"):
@@ -78,10 +82,6 @@ class Config(FlowRun):
             raise ValueError(f"num_saves ({self.num_saves}) must be a multiple of num_chunks ({self.num_chunks})")
         if self.num_observed >= self.shape[0] * self.shape[1]:
             raise ValueError(f"num_observed must be below {self.shape[0] * self.shape[1]}, got {self.num_observed}")
-
-    TINY = dict(shape=(30, 30), rank=3, num_observed=300, t1=(1000.0, 600.0, 600.0), init_scale=1e-2, num_saves=60,
-                num_chunks=2, top=5, seeds=1)
-    PAPER = dict(seeds=5)
 
 
 def alignment(problem, model) -> tuple[jax.Array, jax.Array]:

@@ -37,11 +37,11 @@ class Config(GridRun):
     depths: tuple[int, ...] = (2, 3, 4)
     init_scales: tuple[float, ...] = (1e-2, 1e-3)
 
-    def __post_init__(self):
-        check_grid_config(self, "num_measurements")
-
     TINY = dict(shape=(20, 20), rank=2, num_measurements=(120,), depths=(2, 3), init_scales=(1e-2,), stop_at_loss=1e-5)
     PAPER = dict(shape=(100, 100), rank=5, num_measurements=(2000, 5000), init_scales=(1e-3, 1e-4, 1e-5, 1e-6), seeds=5)
+
+    def __post_init__(self):
+        check_grid_config(self, "num_measurements")
 
 
 def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:

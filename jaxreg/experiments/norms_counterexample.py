@@ -64,6 +64,9 @@ class Config(FlowRun):
     loss_from: float = 1e-2
     positive_det: bool = True
 
+    TINY = dict(depths=(3,), seeds=2, t1=1e5, num_saves=40, num_chunks=2)
+    PAPER = dict(init_std=8e-3, seeds=5, t1=1e8, num_saves=200, max_steps=400_000)
+
     def __post_init__(self):
         for name in ("depths", "schatten_p"):
             value = tuple(getattr(self, name))
@@ -81,9 +84,6 @@ class Config(FlowRun):
             raise ValueError(f"t_first ({self.t_first}) must be below t1 ({self.t1})")
         if self.num_saves % self.num_chunks:
             raise ValueError(f"num_saves ({self.num_saves}) must be a multiple of num_chunks ({self.num_chunks})")
-
-    TINY = dict(depths=(3,), seeds=2, t1=1e5, num_saves=40, num_chunks=2)
-    PAPER = dict(init_std=8e-3, seeds=5, t1=1e8, num_saves=200, max_steps=400_000)
 
 
 def problem() -> Problem:

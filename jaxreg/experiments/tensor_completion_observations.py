@@ -42,7 +42,7 @@ from ..factorizations import TensorFactorization
 from ..metrics import component_effective_rank, cp_rank_estimate
 from ..sweep import sweep
 from ..tasks import tensor_completion
-from ._config import Seeds, check_scalar_fields, defaults
+from ._config import DescentToLoss, check_scalar_fields, defaults
 from ._results import grid_results, grid_table, mean_std
 from ._runner import run_chunks
 
@@ -51,7 +51,7 @@ NAME = "tensor-completion-observations"
 
 @dataclasses.dataclass(frozen=True)
 @defaults(seeds=3)
-class Config(Seeds):
+class Config(DescentToLoss):
     """Defaults: Razin et al. 2021's setting: order 3, dims 8, rank-1 target,
     init 1e-3 and 1e-2, GroupRMSprop lr 1e-2, stop at train loss 1e-8, CP rank by
     CP-ALS at MSE < 1e-6. Runs that do not reach 1e-8 within ``num_steps`` iterations
@@ -64,13 +64,15 @@ class Config(Seeds):
     rank: int = 64
     num_observed: tuple[int, ...] = (10, 25, 50, 100, 200, 400)
     init_scales: tuple[float, ...] = (1e-3, 1e-2)
-    lr: float = 1e-2
-    stop_at_loss: float = 1e-8
-    num_steps: int = 20_000
     cp_max_rank: int = 4
     cp_tol: float = 1e-6
     cp_restarts: int = 2
     cp_iter_max: int = 1000
+
+    TINY = dict(rank=16, num_observed=(15, 200), init_scales=(1e-2,), seeds=2, num_steps=4000, cp_max_rank=3,
+                cp_restarts=1, cp_iter_max=500)
+    PAPER = dict(num_observed=(50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 511), seeds=5, num_steps=200_000,
+                 cp_max_rank=6, cp_restarts=3, cp_iter_max=2000)
 
     def __post_init__(self):
         V.normalize_fields(self, shape=V.shape_tuple("shape", self.shape),
@@ -81,11 +83,6 @@ class Config(Seeds):
         check_scalar_fields(self)
         runs = self.seeds * len(self.num_observed) * len(self.init_scales)
         V.fits_in_memory("seeds", self.seeds, 8 * runs * (math.prod(self.shape) + self.rank * sum(self.shape)))
-
-    TINY = dict(rank=16, num_observed=(15, 200), init_scales=(1e-2,), seeds=2, num_steps=4000, cp_max_rank=3,
-                cp_restarts=1, cp_iter_max=500)
-    PAPER = dict(num_observed=(50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 511), seeds=5, num_steps=200_000,
-                 cp_max_rank=6, cp_restarts=3, cp_iter_max=2000)
 
 
 def masked_loss(

@@ -42,7 +42,7 @@ from ..factorizations import TensorFactorization
 from ..metrics import numerical_component_rank
 from ..sweep import sweep
 from ..tasks import tensor_completion
-from ._config import Seeds, check_scalar_fields
+from ._config import DescentToLoss, check_scalar_fields
 from ._results import grid_table
 from ._runner import run_chunks, stack_chunks
 
@@ -51,7 +51,7 @@ RANK_RTOLS = (0.1, 0.01)  # "non-negligible component": norm above this fraction
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(Seeds):
+class Config(DescentToLoss):
     """Published settings (Razin et al. 2021, their code's defaults): order 4, dims 10,
     CP-rank-5 target of Frobenius norm 1, 2000 observations, R = 1000 components (the
     largest CP rank a 10^4 tensor can need), init std 5e-3 / 1e-2 / 5e-2, GroupRMSprop
@@ -73,12 +73,13 @@ class Config(Seeds):
     num_observed: int = 2000
     rank: int = 100
     init_scales: tuple[float, ...] = (5e-3, 1e-2, 5e-2)
-    lr: float = 1e-2
-    stop_at_loss: float = 1e-8
-    num_steps: int = 20_000
     save_every: int = 100
     top: int = 10
     learned_rtol: float = 0.1
+
+    # the small problem without init 5e-3 (its plateaus need 1.4e4 iterations)
+    TINY = dict(init_scales=(1e-2, 5e-2), num_steps=5000, top=8)
+    PAPER = dict(rank=1000, num_steps=40_000, seeds=3)
 
     def __post_init__(self):
         object.__setattr__(self, "shape", V.shape_tuple("shape", self.shape, min_order=2))
@@ -97,10 +98,6 @@ class Config(Seeds):
             raise ValueError(f"num_steps ({self.num_steps}) must be a multiple of save_every ({self.save_every})")
         if self.top > self.rank:
             raise ValueError(f"top must be at most rank ({self.rank}), got {self.top}")
-
-    # the small problem without init 5e-3 (its plateaus need 1.4e4 iterations)
-    TINY = dict(init_scales=(1e-2, 5e-2), num_steps=5000, top=8)
-    PAPER = dict(rank=1000, num_steps=40_000, seeds=3)
 
 
 def half_times(

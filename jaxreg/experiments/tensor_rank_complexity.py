@@ -46,7 +46,7 @@ from .. import _validation as V
 from ..dynamics import Status, gradient_descent
 from ..factorizations import TensorFactorization
 from ..sweep import sweep
-from ._config import Seeds, check_scalar_fields, defaults
+from ._config import Descent, check_scalar_fields, defaults
 from ._runner import run_chunks, stack_chunks
 
 NAME = "tensor-rank-complexity"
@@ -57,8 +57,8 @@ DTYPE = jnp.float32  # products of N factors and Adam: float64 adds nothing here
 
 
 @dataclasses.dataclass(frozen=True)
-@defaults(seeds=2)
-class Config(Seeds):
+@defaults(seeds=2, num_steps=2000)
+class Config(Descent):
     """Their runner (natural data): labels 2 / 0, init mean 1 and std 1e-3, Adam, per-example
     test loss clipped at 4, tensor ranks 1..15. Ours: scikit-learn's digits (not MNIST /
     Fashion-MNIST), pooled to 4 x 4 pixels of 3 levels (order 16, dims 3), full-batch
@@ -75,11 +75,13 @@ class Config(Seeds):
     negative_value: float = 0.0
     init_mean: float = 1.0
     init_std: float = 1e-3
-    lr: float = 1e-2
-    num_steps: int = 2000
     num_saves: int = 20
     max_example_error: float = 4.0
     fit_fraction: float = 0.5
+
+    TINY = dict(num_train=400, ranks=(1, 3), num_steps=400, num_saves=4, seeds=1)
+    # their ranks 1..15 on the full 8 x 8 binary images (order 64), 5 seeds
+    PAPER = dict(pool=1, levels=2, num_train=1300, ranks=tuple(range(1, 16)), lr=1e-3, num_steps=20_000, seeds=5)
 
     def __post_init__(self):
         V.nonnegative_int("positive_digit", self.positive_digit)
@@ -109,10 +111,6 @@ class Config(Seeds):
                             skip=("positive_value", "negative_value", "init_mean"))
         if self.num_steps % self.num_saves:
             raise ValueError(f"num_steps ({self.num_steps}) must be a multiple of num_saves ({self.num_saves})")
-
-    TINY = dict(num_train=400, ranks=(1, 3), num_steps=400, num_saves=4, seeds=1)
-    # their ranks 1..15 on the full 8 x 8 binary images (order 64), 5 seeds
-    PAPER = dict(pool=1, levels=2, num_train=1300, ranks=tuple(range(1, 16)), lr=1e-3, num_steps=20_000, seeds=5)
 
     @property
     def order(self) -> int:
