@@ -124,3 +124,25 @@ def check_scalar_fields(config, *, nonnegative: Sequence[str] = ("seed",), skip:
             (V.nonnegative_int if field.name in nonnegative else V.positive_int)(field.name, value)
         elif kind == "float":
             V.positive_float(field.name, value)
+
+
+def increasing_tuple(name: str, values, check) -> tuple:
+    """``values`` as a non-empty tuple, increasing without repeats, each passing ``check(name, value)``
+    (e.g. :func:`jaxreg._validation.positive_int`).
+
+    Arguments:
+        name: the field's name, for the error message.
+        values: the sequence.
+        check: the per-value check.
+
+    Returns:
+        The tuple of the values as given; raises ``ValueError`` naming ``name``.
+    """
+    out = tuple(values)
+    if not out:
+        raise ValueError(f"{name} must not be empty")
+    for v in out:
+        check(name, v)
+    if list(out) != sorted(set(out)):
+        raise ValueError(f"{name} must be increasing without repeats, got {out}")
+    return out

@@ -1,10 +1,8 @@
 """Is-Same-Class: the gradient-change regularizer restores long-range accuracy (Razin et al. 2022).
 
 Two digits at horizontal gap ``distance`` on a blank canvas; label: same class? Without
-the regularizer (lambda = 0) test accuracy falls towards chance as the gap grows; with
-loss = BCE + lambda * R it stays higher at long range. A thin adapter over
-:mod:`jaxreg.locality.experiments` (config, presets and training live there).
-Training runs in float32 (``Config.PRECISION``) whatever the command line's precision.
+the regularizer (lambda = 0) test accuracy falls towards chance as the gap grows.
+An adapter (:mod:`._locality`) over :func:`jaxreg.locality.experiments.run_is_same_class`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Pathfinder: the gradient-change regularizer helps on long paths (Razin et al. 2022).
 
-Are the two markers joined by one dashed curve of ``path_length`` paddles? Without
-the regularizer (lambda = 0) test accuracy falls as the paths get longer; with
-loss = BCE + lambda * R it stays higher at long range. A thin adapter over
-:mod:`jaxreg.locality.experiments` (config, presets and training live there).
-Training runs in float32 (``Config.PRECISION``) whatever the command line's precision.
+Are the two markers joined by one dashed curve of ``path_length`` paddles? Without the
+regularizer (lambda = 0) test accuracy falls as the paths get longer.
+An adapter (:mod:`._locality`) over :func:`jaxreg.locality.experiments.run_pathfinder`.
 """
 
 from __future__ import annotations

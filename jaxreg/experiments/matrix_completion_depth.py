@@ -54,8 +54,10 @@ class GridRun(FlowTolerances):
     """The fields :func:`run_grid` reads besides the grid itself: each flow runs until the
     training loss falls to ``stop_at_loss`` or the time reaches ``t1``; ``baseline``: also
     solve the nuclear-norm minimization with tolerance ``baseline_delta`` (SCS's ``eps``:
-    ``baseline_eps``)."""
+    ``baseline_eps``). The grid: every depth in ``depths`` and init scale in ``init_scales``."""
 
+    depths: tuple[int, ...] = (2, 3, 4)
+    init_scales: tuple[float, ...] = (1e-3,)
     stop_at_loss: float = 1e-6
     t1: float = 1e7
     baseline: bool = True
@@ -65,11 +67,11 @@ class GridRun(FlowTolerances):
 
 @dataclasses.dataclass(frozen=True)
 class Config(GridRun):
+    """Arora et al. 2019's setting: a 100x100 rank-5 target, 2000 observed entries."""
+
     shape: tuple[int, int] = (100, 100)
     rank: int = 5
     num_observed: tuple[int, ...] = (2000,)
-    depths: tuple[int, ...] = (2, 3, 4)
-    init_scales: tuple[float, ...] = (1e-3,)
 
     TINY = dict(shape=(30, 30), rank=2, num_observed=(250,), depths=(2, 3), init_scales=(1e-2,), seeds=2,
                 stop_at_loss=1e-5)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..tasks import matrix_sensing
+from ._config import defaults
 from .matrix_completion_depth import (
     GridRun,
     check_grid_config,
@@ -28,14 +29,13 @@ NAME = "matrix-sensing"
 
 
 @dataclasses.dataclass(frozen=True)
+@defaults(init_scales=(1e-2, 1e-3))
 class Config(GridRun):
     """Arora et al. 2019: 100x100, rank 5, 2000 / 5000 Gaussian measurements."""
 
     shape: tuple[int, int] = (30, 30)
     rank: int = 2
     num_measurements: tuple[int, ...] = (180,)
-    depths: tuple[int, ...] = (2, 3, 4)
-    init_scales: tuple[float, ...] = (1e-2, 1e-3)
 
     TINY = dict(shape=(20, 20), rank=2, num_measurements=(120,), depths=(2, 3), init_scales=(1e-2,), stop_at_loss=1e-5)
     PAPER = dict(shape=(100, 100), rank=5, num_measurements=(2000, 5000), init_scales=(1e-3, 1e-4, 1e-5, 1e-6), seeds=5)

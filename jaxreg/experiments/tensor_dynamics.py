@@ -42,7 +42,7 @@ from ..factorizations import TensorFactorization
 from ..metrics import numerical_component_rank
 from ..sweep import sweep
 from ..tasks import tensor_completion
-from ._config import DescentToLoss, check_scalar_fields
+from ._config import DescentToLoss, check_scalar_fields, increasing_tuple
 from ._results import grid_table
 from ._runner import run_chunks, stack_chunks
 
@@ -83,14 +83,7 @@ class Config(DescentToLoss):
 
     def __post_init__(self):
         object.__setattr__(self, "shape", V.shape_tuple("shape", self.shape, min_order=2))
-        scales = tuple(self.init_scales)
-        if not scales:
-            raise ValueError("init_scales must not be empty")
-        for s in scales:
-            V.positive_float("init_scales", s)
-        if list(scales) != sorted(set(scales)):
-            raise ValueError(f"init_scales must be increasing without repeats, got {scales}")
-        object.__setattr__(self, "init_scales", scales)
+        V.normalize_fields(self, init_scales=increasing_tuple("init_scales", self.init_scales, V.positive_float))
         check_scalar_fields(self)
         if self.num_observed >= math.prod(self.shape):
             raise ValueError(f"num_observed must be below the {math.prod(self.shape)} entries, got {self.num_observed}")

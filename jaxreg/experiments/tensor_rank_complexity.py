@@ -46,7 +46,7 @@ from .. import _validation as V
 from ..dynamics import Status, gradient_descent
 from ..factorizations import TensorFactorization
 from ..sweep import sweep
-from ._config import Descent, check_scalar_fields, defaults
+from ._config import Descent, check_scalar_fields, defaults, increasing_tuple
 from ._runner import run_chunks, stack_chunks
 
 NAME = "tensor-rank-complexity"
@@ -96,14 +96,7 @@ class Config(Descent):
         V.positive_int("num_train", self.num_train)
         if self.num_train >= 1797:
             raise ValueError(f"num_train must leave test images of the 1797, got {self.num_train}")
-        ranks = tuple(self.ranks)
-        if not ranks:
-            raise ValueError("ranks must not be empty")
-        for r in ranks:
-            V.positive_int("ranks", r)
-        if list(ranks) != sorted(set(ranks)):
-            raise ValueError(f"ranks must be increasing without repeats, got {ranks}")
-        object.__setattr__(self, "ranks", ranks)
+        V.normalize_fields(self, ranks=increasing_tuple("ranks", self.ranks, V.positive_int))
         if self.positive_value == self.negative_value:
             raise ValueError(f"positive_value and negative_value must differ, both are {self.positive_value}")
         # positive_value, negative_value and init_mean may be 0 or negative
