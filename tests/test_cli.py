@@ -7,7 +7,7 @@ from helpers import interrupt_chunks
 from helpers import run_cli as _run
 
 from jaxreg import cli
-from jaxreg.experiments import matrix_dynamics
+from jaxreg.experiments import _results, matrix_dynamics
 from jaxreg.results import load_results
 from jaxreg.runner import checkpoints, run_chunks
 
@@ -44,7 +44,7 @@ def test_plot_redraws_without_recomputing(tiny_run):
 
 
 def test_resume_after_interrupt_equals_uninterrupted(tiny_run, tmp_path, monkeypatch):
-    interrupt_chunks(monkeypatch, matrix_dynamics, at=2)
+    interrupt_chunks(monkeypatch, _results, at=2)  # the chunk loop of the flow reproductions
     assert cli.main(["reproduce", "matrix-dynamics", "--size", "tiny", "--out", str(tmp_path), "--no-progress"]) == 130
     monkeypatch.undo()
     assert [u.name for u in checkpoints(tmp_path)] == ["chunk-000002"]

@@ -5,7 +5,7 @@ import pytest
 from helpers import interrupt_chunks
 
 from jaxreg.cli import main
-from jaxreg.experiments import ht_rank
+from jaxreg.experiments import _results, ht_rank
 from jaxreg.experiments.incremental_learning import crossing_times, transition_saves, transition_width
 from jaxreg.results import load_results
 from jaxreg.runner import checkpoints
@@ -84,10 +84,10 @@ def test_tree_matricizations_end_lower_rank_than_non_tree(htrank):
 def test_ht_rank_resume_after_interrupt_equals_uninterrupted(htrank, tmp_path, monkeypatch):
     out, full = htrank  # the CLI's uninterrupted tiny run (same preset, float64)
     config = ht_rank.Config.preset("tiny")
-    real = interrupt_chunks(monkeypatch, ht_rank, at=1)
+    real = interrupt_chunks(monkeypatch, _results, at=1)  # the chunk loop of the flow reproductions
     with pytest.raises(KeyboardInterrupt):
         ht_rank.run(config, out_dir=tmp_path, progress=False)
-    monkeypatch.setattr(ht_rank, "run_chunks", real)
+    monkeypatch.setattr(_results, "run_chunks", real)
     assert [m["done"] for m in checkpoints(tmp_path).values()] == [1]
     resumed = ht_rank.run(config, out_dir=tmp_path, resume=True, progress=False)
     for key in ("effective_rank", "singular_values", "loss", "test_loss"):

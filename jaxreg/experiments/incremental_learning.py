@@ -37,7 +37,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import PRNGKeyArray
 
 from .. import _validation as V
 from ..dynamics import Status, gradient_flow
@@ -51,6 +51,11 @@ from ..factorizations.trees import TreePlan, balanced_tree, check_widths, plan_t
 from ..tasks import matrix_completion, tensor_completion
 from ._config import FlowRun, check_scalar_fields, defaults
 from ._results import initial_setups, run_flow_chunks
+from ._transitions import crossing_times as crossing_times
+from ._transitions import top_components as top_components
+from ._transitions import transition_saves as transition_saves
+from ._transitions import transition_times as transition_times
+from ._transitions import transition_width as transition_width
 
 NAME = "incremental-learning"
 
@@ -243,83 +248,6 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         "status": Status.names(status),
         "wall_time": wall,
     }
-
-
-# ----------------------------------------------------------------------------------
-# Analysis of saved curves (used by summary, plot and tests)
-
-
-def top_components(norms: Float[Array, "time R"], k: int) -> np.ndarray:
-    """Indices of the ``k`` components with the largest final value, largest first."""
-    norms = np.asarray(norms)
-    return np.argsort(-norms[-1])[:k]
-
-
-def _first_crossing(ts: np.ndarray, y: np.ndarray, level: float) -> float:
-    """The first time y(t) reaches ``level``, interpolated between saves: linearly in
-    log y (the rise is exponential or faster, d log sigma/dt = K gamma sigma^{p-1}), so
-    the result is not limited to the save grid. ``nan`` if y never reaches it."""
-    above = y >= level
-    if not above.any():
-        return float("nan")
-    i = int(np.argmax(above))
-    if i == 0:
-        return float(ts[0])
-    lo, hi = y[i - 1], y[i]
-    if lo > 0 and hi > lo:
-        f = (math.log(level) - math.log(lo)) / (math.log(hi) - math.log(lo))
-    else:
-        f = 1.0
-    return float(ts[i - 1] + f * (ts[i] - ts[i - 1]))
-
-
-def crossing_times(ts: Float[Array, " time"], norms: Float[Array, "time R"], k: int,
-                   level: float = 0.5) -> np.ndarray:
-    """For the ``k`` components of largest final value (largest first): the first time
-    at which sigma_r(t) >= level * sigma_r(t_end) (interpolated between saves).
-    Incremental learning: these are separated, the r-th largest learned after the others."""
-    ts, norms = np.asarray(ts), np.asarray(norms)
-    return np.asarray([_first_crossing(ts, norms[:, r], level * norms[-1, r]) for r in top_components(norms, k)])
-
-
-def transition_times(ts: Float[Array, " time"], norms: Float[Array, "time R"],
-                     levels=(0.1, 0.5, 0.9)) -> tuple[float, ...]:
-    """(t_10%, t_50%, t_90%) of the leading component r (largest final value): the first
-    times log sigma_r crosses 10%, 50%, 90% of the way from log sigma_r(0) to log
-    sigma_r(t_end), i.e. sigma_r reaches sigma_q = sigma_r(0)^{1-q} sigma_r(t_end)^q
-    (the rise as it shows on a log axis; unlike fractions of the final value, these
-    levels stay above sigma_r(0) however large the initialization)."""
-    ts, norms = np.asarray(ts), np.asarray(norms)
-    r = int(top_components(norms, 1)[0])
-    y0, y1 = norms[0, r], norms[-1, r]
-    return tuple(_first_crossing(ts, norms[:, r], y0 ** (1 - q) * y1 ** q) for q in levels)
-
-
-def transition_width(ts: Float[Array, " time"], norms: Float[Array, "time R"]) -> float:
-    """Relative width of the leading component's rise, (t_90% - t_10%) / t_50% with the
-    log-scale levels of :func:`transition_times` (smaller: sharper).
-
-    For d sigma/dt = K gamma sigma^p with constant gamma > 0 (docs/theory.md §6b), the time
-    to reach sigma is t(sigma) = (sigma_0^{-(p-1)} - sigma^{-(p-1)}) / (K gamma (p-1)),
-    so with rho = sigma_end / sigma_0 and x = rho^{p-1}, t_q / t(inf) = 1 - x^{-q} and
-
-        width = (x^{-1/10} - x^{-9/10}) / (1 - x^{-1/2}),
-
-    which falls as x grows: as the exponent p = 2 - 2/N + k grows with the depth k of
-    the factors (Hariz et al. 2022), deeper factors sharpen incremental learning. (Saturation
-    at the end and the alignment of the A's, which makes gamma grow, sharpen it further.)
-    Crossings are interpolated between saves; :func:`transition_saves` says how many
-    save intervals the rise spans (below ~3 the width is poorly resolved)."""
-    t10, t50, t90 = transition_times(ts, norms)
-    return float((t90 - t10) / t50)
-
-
-def transition_saves(ts: Float[Array, " time"], norms: Float[Array, "time R"]) -> float:
-    """Number of save intervals the leading component's rise (t_10% to t_90% of
-    :func:`transition_times`) spans."""
-    ts = np.asarray(ts)
-    t10, _, t90 = transition_times(ts, norms)
-    return float((t90 - t10) / (ts[1] - ts[0]))
 
 
 def _panels(results):
