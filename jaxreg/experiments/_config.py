@@ -1,8 +1,8 @@
 """Fields that many reproductions' frozen ``Config`` dataclasses share, and their checks.
 
 The bases declare their fields keyword-only, so a ``Config`` that inherits them still
-declares its own fields with defaults in any order; :func:`defaults` gives an inherited
-field another default for one experiment without declaring it again. The field names are
+declares its own fields with defaults in any order; :func:`jaxreg._fields.defaults` gives
+an inherited field another default for one experiment without declaring it again. The field names are
 the ones TOML overrides and saved fingerprints use, so they never change here.
 """
 
@@ -12,32 +12,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from .. import _validation as V
-
-
-def defaults(**values):
-    """Class decorator, placed under ``@dataclasses.dataclass``: the inherited fields named
-    in ``values`` take these defaults in this class (their type and position stay the base's).
-
-    Arguments:
-        values: inherited field name -> default.
-
-    Returns:
-        The decorator; it raises ``TypeError`` for a name that no base declares.
-    """
-
-    def apply(cls):
-        inherited = {f.name: f for base in cls.__mro__[1:] if dataclasses.is_dataclass(base)
-                     for f in dataclasses.fields(base)}
-        annotations = dict(cls.__dict__.get("__annotations__", {}))
-        for name, value in values.items():
-            if name not in inherited:
-                raise TypeError(f"{cls.__name__} inherits no field {name!r}")
-            annotations[name] = inherited[name].type
-            setattr(cls, name, dataclasses.field(default=value, kw_only=True))
-        cls.__annotations__ = annotations
-        return cls
-
-    return apply
+from .._fields import defaults as defaults
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

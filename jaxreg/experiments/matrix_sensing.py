@@ -17,13 +17,7 @@ import dataclasses
 
 from ..tasks import matrix_sensing
 from ._config import defaults
-from .matrix_completion_depth import (
-    GridRun,
-    check_grid_config,
-    plot_grid,
-    run_grid,
-    summary_grid,
-)
+from .matrix_completion_depth import GridRun, check_grid_config, plot_grid, run_grid, summary_grid
 
 NAME = "matrix-sensing"
 

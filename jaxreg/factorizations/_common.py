@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _validation as V
 from ._base import default_dtype as default_dtype
 
 
@@ -60,3 +61,17 @@ def take_entries(w: jax.Array, idx: jax.Array, shape: tuple[int, ...]) -> jax.Ar
     strides = np.cumprod((tuple(shape[1:]) + (1,))[::-1])[::-1]
     flat = jnp.asarray(idx, jnp.int32) @ jnp.asarray(strides, jnp.int32)
     return w.reshape(-1)[flat]
+
+
+def checked_scale(init_scale, dtype) -> tuple[float, object]:
+    """The checked initialization scale (a positive finite number, as a float) and the
+    parameters' dtype (``dtype``, or JAX's default float dtype when None).
+
+    Arguments:
+        init_scale: the constructor's ``init_scale``.
+        dtype: the constructor's ``dtype``.
+
+    Returns:
+        ``(init_scale, dtype)``; raises ``ValueError`` naming ``init_scale``.
+    """
+    return V.positive_float("init_scale", init_scale), default_dtype(dtype)

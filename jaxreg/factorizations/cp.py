@@ -12,7 +12,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import _validation as V
 from ._base import AbstractFactorization, RateTerms, VerifyCase
-from ._common import balance_columns, column_norms, default_dtype, dense_route, take_entries
+from ._common import balance_columns, checked_scale, column_norms, dense_route, take_entries
 
 
 def cp_to_tensor(factors) -> Array:
@@ -97,8 +97,7 @@ class TensorFactorization(AbstractFactorization):
     ):
         shape = V.shape_tuple("shape", shape)
         rank = V.positive_int("rank", rank)
-        init_scale = V.positive_float("init_scale", init_scale)
-        dtype = default_dtype(dtype)
+        init_scale, dtype = checked_scale(init_scale, dtype)
         keys = jax.random.split(key, len(shape))
         factors = tuple(init_scale * jax.random.normal(k, (d, rank), dtype) for k, d in zip(keys, shape))
         if balanced:

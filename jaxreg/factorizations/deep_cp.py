@@ -16,7 +16,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import _validation as V
 from ._base import AbstractFactorization, RateTerms, VerifyCase
-from ._common import column_norms, default_dtype
+from ._common import checked_scale, column_norms
 from .cp import cp_entries, cp_to_tensor
 
 
@@ -80,14 +80,10 @@ class DeepTensorFactorization(AbstractFactorization):
         shape = V.shape_tuple("shape", shape)
         rank = V.positive_int("rank", rank)
         k = V.nonnegative_int("factor_depth", factor_depth)
-        init_scale = V.positive_float("init_scale", init_scale)
-        dtype = default_dtype(dtype)
-        factors, layers = _init_params(key, jnp.asarray(init_scale, dtype), shape, rank, k, dtype, bool(balanced))
-        self.factors = factors
-        self.layers = layers
-        self.shape = shape
-        self.rank = rank
-        self.factor_depth = k
+        init_scale, dtype = checked_scale(init_scale, dtype)
+        scale = jnp.asarray(init_scale, dtype)
+        self.factors, self.layers = _init_params(key, scale, shape, rank, k, dtype, bool(balanced))
+        self.shape, self.rank, self.factor_depth = shape, rank, k
 
     @property
     def depth(self) -> int:

@@ -23,7 +23,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import _validation as V
 from ._base import AbstractFactorization, RateTerms, VerifyCase, concat_groups
-from ._common import column_norms, default_dtype, dense_route, take_entries
+from ._common import checked_scale, column_norms, dense_route, take_entries
 from .trees import TreePlan, balanced_tree, check_widths, plan_tree
 
 
@@ -85,8 +85,7 @@ class HierarchicalTensorFactorization(AbstractFactorization):
         shape = V.shape_tuple("shape", shape)
         plan = _plan(shape, tree)
         widths = check_widths(widths, plan)
-        init_scale = V.positive_float("init_scale", init_scale)
-        dtype = default_dtype(dtype)
+        init_scale, dtype = checked_scale(init_scale, dtype)
         scale = jnp.asarray(init_scale, dtype)
         leaves, nodes, out = _init_params(key, scale, shape, widths, plan, dtype, bool(balanced))
         self.leaf_matrices = tuple(leaves)

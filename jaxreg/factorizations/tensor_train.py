@@ -19,7 +19,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import _validation as V
 from ._base import AbstractFactorization, RateTerms, VerifyCase
-from ._common import default_dtype
+from ._common import checked_scale
 
 BALANCE_SWEEPS = 2000  # cap on the two-site balancing sweeps of ``balanced=True``
 
@@ -145,8 +145,7 @@ class TensorTrainFactorization(AbstractFactorization):
     ):
         shape = V.shape_tuple("shape", shape, min_order=2)
         ranks = _ranks(ranks, shape)
-        init_scale = V.positive_float("init_scale", init_scale)
-        dtype = default_dtype(dtype)
+        init_scale, dtype = checked_scale(init_scale, dtype)
         full = (1,) + ranks + (1,)
         if balanced:
             for k, r in enumerate(ranks):

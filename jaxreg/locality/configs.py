@@ -14,10 +14,11 @@ from typing import ClassVar
 
 import numpy as np
 
+from .._fields import defaults
 from . import _checks
 from .data import DIGIT_SIDE
 from .models import ACTIVATIONS, ARCHITECTURES, NORMS, make_model
-from .training import TrainOptions
+from .training import Optimization, TrainOptions
 
 __all__ = ["IsSameClassConfig", "PathfinderConfig", "ModelSpec", "TASKS", "SIZES", "HISTORY_METRICS"]
 
@@ -48,7 +49,8 @@ def _small_rf(stem_stride: int, stages: int) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Common:
+@defaults(optimizer="adam", learning_rate=1e-3, max_epochs=12)
+class _Common(Optimization):
     PRECISION: ClassVar[str] = "float32"  # CNN training is float32 whatever the x64 setting
 
     lambdas: tuple = (0.0,)
@@ -60,12 +62,6 @@ class _Common:
     stages: int = 4
     norm: str = "layer"
     activation: str = "relu"
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    momentum: float = 0.9
-    batch_size: int = 64
-    max_epochs: int = 12
-    patience: int = 20
     data_seed: int = 0
     size: str = "small"
 
@@ -94,8 +90,7 @@ class _Common:
 
     def options(self, **overrides) -> TrainOptions:
         """The training options of this config (``overrides`` replace fields)."""
-        kw = dict(batch_size=self.batch_size, optimizer=self.optimizer, learning_rate=self.learning_rate,
-                  momentum=self.momentum, max_epochs=self.max_epochs, patience=self.patience)
+        kw = {f.name: getattr(self, f.name) for f in dataclasses.fields(Optimization)}
         return TrainOptions(**{**kw, **overrides})
 
     def model_spec(self) -> ModelSpec:

@@ -45,13 +45,10 @@ __all__ = ["TrainOptions", "train_runs"]
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainOptions:
-    """Optimization settings; defaults are the paper's (SGD lr 1e-2, momentum 0.9,
-    batch 64, at most 150 epochs, stop 20 epochs after 100% train accuracy).
-
-    ``patch_size=None``: the regularizer's patches are the data set's two squares in
-    random order (Is-Same-Class); an int: a random ``patch_size`` square and a second one
-    at least ``patch_distance`` px away (Pathfinder)."""
+class Optimization:
+    """The optimizer and its stopping rule; defaults are the paper's (SGD lr 1e-2, momentum
+    0.9, batch 64, at most 150 epochs, stop ``patience`` epochs after 100% train accuracy).
+    The experiment configs carry the same fields (:meth:`options` of their base)."""
 
     batch_size: int = 64
     optimizer: str = "sgd"
@@ -59,6 +56,17 @@ class TrainOptions:
     momentum: float = 0.9
     max_epochs: int = 150
     patience: int = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOptions(Optimization):
+    """Optimization settings (:class:`Optimization`) and how training evaluates.
+
+    ``fit_accuracy``: the train accuracy that starts the ``patience`` count.
+    ``patch_size=None``: the regularizer's patches are the data set's two squares in
+    random order (Is-Same-Class); an int: a random ``patch_size`` square and a second one
+    at least ``patch_distance`` px away (Pathfinder)."""
+
     fit_accuracy: float = 1.0
     patch_size: int | None = None
     patch_distance: int = 0
