@@ -24,18 +24,27 @@ from ._results import initial_setups, run_flow_chunks
 NAME = "matrix-dynamics"
 
 
-@dataclasses.dataclass(frozen=True)
-@defaults(num_chunks=10)
-class Config(FlowRun):
-    """Defaults: Arora et al. 2019's setting, a 100x100 rank-5 target with 2000 observations."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CompletionFlow(FlowRun):
+    """Gradient flow on a matrix completion problem, Arora et al. 2019's setting by default:
+    a ``shape`` target of rank ``rank`` (entry RMS 1) with ``num_observed`` observed
+    entries, factors initialized at scale ``init_scale``; the ``top`` largest singular
+    values of the end-to-end matrix are saved."""
 
     shape: tuple[int, int] = (100, 100)
     rank: int = 5
     num_observed: int = 2000
-    depth: int = 3
     init_scale: float = 1e-3
-    t1: float = 3000.0
     top: int = 10
+
+
+@dataclasses.dataclass(frozen=True)
+@defaults(num_chunks=10)
+class Config(CompletionFlow):
+    """Depth-``depth`` factorization integrated to time ``t1``."""
+
+    depth: int = 3
+    t1: float = 3000.0
 
     TINY = dict(shape=(30, 30), rank=3, num_observed=300, init_scale=1e-2, t1=600.0, num_saves=40, num_chunks=4, top=5)
     PAPER = dict(seeds=5)

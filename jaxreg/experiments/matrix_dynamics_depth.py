@@ -37,25 +37,22 @@ from ..factorizations import MatrixFactorization
 from ..factorizations.matrix import INITS
 from ..sweep import sweep
 from ..tasks import matrix_completion
-from ._config import FlowRun, check_scalar_fields
+from ._config import check_scalar_fields
 from ._results import run_flow_chunks
+from .matrix_dynamics import CompletionFlow
 
 NAME = "matrix-dynamics-depth"
 LEVELS = (0.1, 0.5, 0.9)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(FlowRun):
-    """Arora et al. 2019: 100x100, rank 5, 2000 observations, identity init 1e-3."""
+class Config(CompletionFlow):
+    """Arora et al. 2019: 100x100, rank 5, 2000 observations, identity init 1e-3; one
+    factorization per depth in ``depths``, integrated to its own time in ``t1``."""
 
-    shape: tuple[int, int] = (100, 100)
-    rank: int = 5
-    num_observed: int = 2000
     depths: tuple[int, ...] = (1, 2, 3)
     t1: tuple[float, ...] = (4000.0, 2000.0, 3000.0)
     init: str = "identity"
-    init_scale: float = 1e-3
-    top: int = 10
 
     TINY = dict(shape=(30, 30), rank=3, num_observed=300, t1=(1000.0, 600.0, 600.0), init_scale=1e-2, num_saves=60,
                 num_chunks=2, top=5, seeds=1)
