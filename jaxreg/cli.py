@@ -260,7 +260,7 @@ def main(argv=None) -> int:
         if args.command == "plot":
             return _plot(args)
         if args.command == "samples":
-            from .locality.data import plot_samples
+            from .locality.report import plot_samples
 
             if args.seed < 0:
                 raise UsageError(f"--seed must be >= 0, got {args.seed}")

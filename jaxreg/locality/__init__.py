@@ -10,7 +10,6 @@ from .data import LocalityData as LocalityData
 from .data import cache_dir as cache_dir
 from .data import is_same_class as is_same_class
 from .data import pathfinder as pathfinder
-from .data import plot_samples as plot_samples
 from .experiments import IsSameClassConfig as IsSameClassConfig
 from .experiments import ModelSpec as ModelSpec
 from .experiments import PathfinderConfig as PathfinderConfig
@@ -29,6 +28,7 @@ from .models import small_resnet as small_resnet
 from .regularizer import distant_patches as distant_patches
 from .regularizer import fixed_pair_patches as fixed_pair_patches
 from .regularizer import grad_change_penalty as grad_change_penalty
+from .report import plot_samples as plot_samples
 from .training import TrainOptions as TrainOptions
 from .training import evaluate as evaluate
 from .training import train_runs as train_runs

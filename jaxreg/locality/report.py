@@ -1,6 +1,6 @@
-"""Figures and tables of the CNN-locality reproductions, drawn from results only:
-accuracy and held-out R against the range (distance or path length), one line per
-lambda, and plain-text summary tables."""
+"""Figures and tables of the CNN-locality reproductions: accuracy and held-out R against
+the range (distance or path length), one line per lambda, and plain-text summary tables,
+drawn from results only; and a figure of data samples (:func:`plot_samples`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,14 @@ import os
 import warnings
 from pathlib import Path
 
+import jax
 import numpy as np
+from jaxtyping import PRNGKeyArray
 
-__all__ = ["locality_figure", "plot_locality", "summary_table"]
+from . import _checks
+from .data import is_same_class, pathfinder
+
+__all__ = ["locality_figure", "plot_locality", "plot_samples", "summary_table"]
 
 
 def locality_figure(test_accuracy: np.ndarray, range_name: str, range_values, lambdas,
@@ -90,3 +95,38 @@ def summary_table(test_accuracy: np.ndarray, range_name: str, range_values, lamb
             lines.append(f"{r!s:>12s}" + "".join(f"{cell(values[i, j], with_std):>17s}" for j in range(len(lambdas))))
         lines.append("")
     return "\n".join(lines[:-1])
+
+
+def plot_samples(path: str | os.PathLike, key: PRNGKeyArray, *, distances=(0, 16, 32), path_lengths=(2, 4, 6),
+                 per_row: int = 4, scale: int = 1, canvas=(8, 48), image_size: int = 24, num_distractors: int = 1,
+                 cache: bool = False) -> Path:
+    """Draw ``per_row`` samples of Is-Same-Class for each distance and of Pathfinder for
+    each path length (one row per setting, titles show the label) to a PNG at ``path``.
+    The defaults are the "small" presets' canvas, image size and distances, with path
+    lengths 2, 4, 6 (``jaxreg samples`` draws them)."""
+    from matplotlib.figure import Figure
+
+    per_row = _checks.integer("per_row", per_row, minimum=1)
+    rows = [("Is-Same-Class", "distance", d) for d in distances] + [("Pathfinder", "path_length", p) for p in path_lengths]
+    # row heights follow the images' aspect ratios (0.5 in for the titles, images at most 1.5 in tall)
+    aspects = [canvas[0] / canvas[1] if task == "Is-Same-Class" else 1.0 for task, _, _ in rows]
+    heights = [0.5 + min(1.5, 2.4 * a) for a in aspects]
+    fig = Figure(figsize=(2.6 * per_row, sum(heights)))
+    axes = fig.subplots(len(rows), per_row, squeeze=False, gridspec_kw={"height_ratios": heights})
+    keys = jax.random.split(key, len(rows))
+    for r, ((task, arg, value), k) in enumerate(zip(rows, keys)):
+        if task == "Is-Same-Class":
+            data = is_same_class(k, per_row, value, scale=scale, canvas=canvas)
+        else:
+            data = pathfinder(k, per_row, value, image_size=image_size, num_distractors=num_distractors, cache=cache)
+        for c in range(per_row):
+            ax = axes[r, c]
+            ax.imshow(data.images[c, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{task} {arg}={value}\nlabel {int(data.labels[c])}", fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    return path
