@@ -244,3 +244,27 @@ def test_effective_rank_of_valid_input_unchanged():
     np.testing.assert_allclose(jr.metrics.effective_rank(jnp.outer(jnp.arange(1.0, 4.0), jnp.ones(3))), 1.0,
                                rtol=1e-12)
     assert float(jr.metrics.numerical_rank(jnp.array([3.0, 1.0, 0.0]))) == 2.0
+
+
+def test_shared_config_fields_keep_each_experiments_names_and_defaults():
+    """The shared bases (jaxreg.experiments._config) supply fields; each Config keeps its own
+    field names and defaults, and the checks read the fields' annotations."""
+    import dataclasses
+
+    from jaxreg._fields import defaults
+    from jaxreg.experiments import matrix_dynamics, norms_counterexample, tensor_rank_complexity
+
+    names = {f.name for f in dataclasses.fields(matrix_dynamics.Config)}
+    assert names == {"shape", "rank", "num_observed", "depth", "init_scale", "t1", "num_saves", "num_chunks", "seeds",
+                     "seed", "rtol", "atol", "top", "max_steps"}
+    md, nc = matrix_dynamics.Config(), norms_counterexample.Config()
+    assert (md.num_chunks, md.num_saves, md.rtol, md.atol, md.seeds) == (10, 300, 1e-7, 1e-9, 1)
+    assert (nc.num_chunks, nc.num_saves, nc.rtol, nc.atol, nc.seeds) == (4, 120, 1e-8, 1e-12, 3)
+    assert matrix_dynamics.Config.preset("tiny").num_chunks == 4 and matrix_dynamics.Config.preset("paper").seeds == 5
+    with pytest.raises(ValueError, match="num_chunks must be a positive integer"):
+        matrix_dynamics.Config(num_chunks=0)
+    with pytest.raises(ValueError, match="positive_digit must be a non-negative integer"):
+        tensor_rank_complexity.Config(positive_digit=-1)
+    tensor_rank_complexity.Config(negative_value=-1.0)  # values that may be negative are not checked as positive
+    with pytest.raises(TypeError, match="inherits no field 'nope'"):
+        defaults(nope=1)(matrix_dynamics.Config)

@@ -2,8 +2,9 @@
 
 The bases declare their fields keyword-only, so a ``Config`` that inherits them still
 declares its own fields with defaults in any order; :func:`jaxreg._fields.defaults` gives
-an inherited field another default for one experiment without declaring it again. The field names are
-the ones TOML overrides and saved fingerprints use, so they never change here.
+an inherited field another default for one experiment without declaring it again. The
+field names are the ones TOML overrides and saved fingerprints use, so they never change
+here; ``dataclasses.fields`` lists a base's fields before the ``Config``'s own.
 """
 
 from __future__ import annotations
