@@ -97,21 +97,44 @@ def relative_residual(observed, predicted, floor: float = 0.0):
     )
 
 
-def unbalanced_bounds(end_to_end_loss: Callable, model: AbstractFactorization):
-    """(observed, lower, upper) of Razin, Maman, Cohen (ICML 2021), Theorem 2, per component,
-    for models whose components are outer products of K vectors (CP; HTF local components
-    with K = |children| + 1): for gamma >= 0,
-    K gamma sigma^{2-2/K} <= d sigma/dt <= K gamma (sigma^{2/K} + eps)^{K-1},
-    reversed for gamma < 0, with eps = ``model.component_imbalance()`` (conserved). The
-    lower bound is the AM-GM-tightened form of the paper's K gamma sigma^2 / (sigma^{2/K} + eps).
+LOWER_BOUNDS = ("am_gm", "paper")
+
+
+def unbalanced_bounds(end_to_end_loss: Callable, model: AbstractFactorization, *, lower: str = "am_gm"):
+    """(observed, lower, upper) rate bounds of an unbalanced component, per component, for
+    models whose components are outer products of K vectors (CP; HTF local components with
+    K = |children| + 1). For gamma >= 0 (reversed for gamma < 0), with
+    eps = ``model.component_imbalance()`` (conserved under gradient flow):
+
+        upper:            d sigma/dt <= K gamma (sigma^{2/K} + eps)^{K-1}
+        lower, "paper":   K gamma sigma^2 / (sigma^{2/K} + eps) <= d sigma/dt
+        lower, "am_gm":   K gamma sigma^{2-2/K} <= d sigma/dt
+
+    The upper bound and the "paper" lower bound are Theorem 2 of Razin, Maman, Cohen
+    (ICML 2021). The "am_gm" lower bound is tighter and is not the paper's: the exact rate
+    is gamma sigma^2 sum_k 1/||w_k||^2, and the arithmetic-geometric mean inequality bounds
+    the sum by K sigma^{-2/K} (docs/theory.md §2).
+
+    Arguments:
+        end_to_end_loss: L(W), a function of the end-to-end tensor.
+        model: a factorization with ``component_imbalance``.
+        lower: which lower bound, "am_gm" (default) or "paper".
+
+    Returns:
+        (observed d sigma/dt, lower bound, upper bound), one entry per component.
 
     Raises:
         NotImplementedError: the model has no such bound (e.g. deep matrix factorization).
     """
+    if lower not in LOWER_BOUNDS:
+        raise ValueError(f"lower must be one of {LOWER_BOUNDS}, got {lower!r}")
     terms = rate_terms(end_to_end_loss, model)
     eps = model.component_imbalance()
     k = terms.coefficient
-    low = k * terms.gamma * terms.sigma ** (2.0 - 2.0 / k)
+    if lower == "am_gm":
+        low = k * terms.gamma * terms.sigma ** (2.0 - 2.0 / k)
+    else:
+        low = k * terms.gamma * terms.sigma**2 / (terms.sigma ** (2.0 / k) + eps)
     high = k * terms.gamma * (terms.sigma ** (2.0 / k) + eps) ** (k - 1)
     return observed_rates(end_to_end_loss, model), jnp.minimum(low, high), jnp.maximum(low, high)
 

@@ -111,6 +111,24 @@ def test_cp_unbalanced_bounds_hold_along_flow(order):
     assert np.max(high - low) > 0  # the bounds are not trivially equal: the model is unbalanced
 
 
+def test_paper_lower_bound_is_below_the_am_gm_one():
+    """Both lower bounds of an unbalanced CP component hold, the paper's (Razin et al. 2021,
+    Thm 2) is the looser one, and they differ (eps > 0): a swapped or mis-scaled form fails."""
+    problem = _tensor_problem("completion", 3)
+    model = jr.TensorFactorization(jax.random.key(4), (4,) * 3, 6, init_scale=0.3)
+    observed, am_gm, high = (np.asarray(x) for x in theory.unbalanced_bounds(problem.end_to_end_loss, model))
+    _, paper, high_paper = (np.asarray(x) for x in theory.unbalanced_bounds(problem.end_to_end_loss, model,
+                                                                           lower="paper"))
+    rising = am_gm > 0
+    assert rising.any() and np.array_equal(high[rising], high_paper[rising])
+    slack = 1e-12 * np.abs(high)
+    assert np.all(paper[rising] <= am_gm[rising] + slack[rising])
+    assert np.all(am_gm[rising] <= observed[rising] + slack[rising])
+    assert np.max((am_gm - paper)[rising] / am_gm[rising]) > 1e-3
+    with pytest.raises(ValueError, match="lower must be one of"):
+        theory.unbalanced_bounds(problem.end_to_end_loss, model, lower="tight")
+
+
 @pytest.mark.parametrize("depth", [2, 3, 4])
 def test_matrix_conservation_under_flow(depth):
     problem = _matrix_problem("completion", depth)

@@ -77,7 +77,10 @@ class Config:
     ``num_observed`` (entries or measurements). Optimizer: ``flow`` integrates to ``t1``
     with tolerances ``rtol``/``atol``; any other name runs ``num_steps`` steps of
     ``optax.<name>(learning_rate, **optimizer_options)`` (``group_rmsprop``: jaxreg's).
-    ``stop_at_loss`` (0: never) stops a run once its loss reaches it.
+    ``stop_at_loss`` (0: never) stops a run once its loss reaches it. ``chunk_size``
+    (0: :func:`jaxreg.sweep`'s default) is the number of runs per vmapped program: the
+    runs are sharded over every device (of every process under ``--distributed``), and a
+    fixed ``chunk_size`` gives the same bits whatever the number of devices or processes.
     """
 
     model: str = "matrix"
@@ -105,6 +108,7 @@ class Config:
     num_saves: int = 50
     num_chunks: int = 5
     top: int = 5
+    chunk_size: int = 0
 
     def __post_init__(self):
         V.config_fields(self, choices={"model": MODELS, "task": TASKS, "target": ("cp", "ht")})
@@ -121,7 +125,8 @@ class Config:
             raise ValueError(f"shape must have at least 3 modes for model 'hierarchical', got {self.shape}")
         V.config_fields(self, positive_ints=("rank", "target_rank", "num_observed", "num_steps", "max_steps",
                                              "seeds", "num_saves", "num_chunks", "top"),
-                        nonnegative_ints=("seed",), positive_floats=("learning_rate", "t1", "rtol", "atol"))
+                        nonnegative_ints=("seed", "chunk_size"),
+                        positive_floats=("learning_rate", "t1", "rtol", "atol"))
         if self.depth is not None:
             if self.model == "deep_cp":
                 V.nonnegative_int("depth", self.depth)
@@ -268,7 +273,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     run_mkeys = jnp.tile(mkeys, (n_init,))
     run_scales = jnp.repeat(scales, n_seed)
     problems, models = sweep(lambda pk, mk, s: (_problem(config, pk), _model(config, mk, s)),
-                             run_pkeys, run_mkeys, run_scales)
+                             run_pkeys, run_mkeys, run_scales, chunk_size=config.chunk_size or None)
     dense = problems.target is not None
     per_chunk = config.num_saves // config.num_chunks
     stop = config.stop_at_loss if config.stop_at_loss > 0 else None
@@ -288,8 +293,8 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
             new_status = jnp.where(done, status, traj.status)
             return new_model, new_status, out, jnp.where(done, 0, traj.num_steps)
 
-        batched = eqx.filter_jit(eqx.filter_vmap(one))
         state = (models, jnp.full((n_init * n_seed,), Status.COMPLETED, jnp.int32))
+        batched = _swept(one, n_init * n_seed, config.chunk_size)
 
         def step(state, k):
             models, status = state
@@ -309,7 +314,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
                 _metrics(problem, config.top, dense), jnp.asarray(stop_arr, dtype))
             return carry, (loss, test, err, norms)
 
-        batched = eqx.filter_jit(eqx.filter_vmap(one))
+        batched = _swept(one, n_init * n_seed, config.chunk_size)
         state = eqx.filter_vmap(lambda m: descent_init(m, optimizer))(models)
 
         def step(state, k):
@@ -349,6 +354,20 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
                    "component": list(range(1, top + 1)), "time_name": time_name},
         "status": Status.names(status),
     }
+
+
+def _swept(one, num_runs: int, chunk_size: int):
+    """``one`` over all runs through :func:`jaxreg.sweep` (sharded over every device, of
+    every process under ``jax.distributed``): one compiled program reused by every chunk."""
+    index = jnp.arange(num_runs)
+
+    def fn(_, *args):
+        return one(*args)
+
+    def batched(*args):
+        return sweep(fn, index, *args, chunk_size=chunk_size or None)
+
+    return batched
 
 
 def _descent_status(problem, model, carry):
