@@ -15,7 +15,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/jaxreg reproduce matrix-dynamics --out runs/matrix-dynamics
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/python -m pytest -m "not slow" -n 2 -q
 
-.PHONY: install demo test
+.PHONY: install demo lint test

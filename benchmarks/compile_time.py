@@ -75,16 +75,22 @@ def measure(name, size, timeout):
     env = dict(os.environ)
     env.pop("XLA_FLAGS", None)
     with tempfile.TemporaryDirectory() as cwd:
-        out = subprocess.run([sys.executable, "-c", CHILD, name, size], capture_output=True, text=True, env=env,
-                             cwd=cwd, timeout=timeout)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, name, size], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout
+        )
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")]
     if out.returncode or not line:
         return {"experiment": name, "error": (out.stderr or out.stdout)[-2000:]}
-    r = json.loads(line[-1][len("RESULT"):])
-    row = {"experiment": name, "size": size, "first_call_s": r["first_s"], "second_call_s": r["second_s"],
-           "first_minus_second_s": r["first_s"] - r["second_s"],
-           "programs_compiled": r["counts"].get(KEYS["backend_compile_s"], 0),
-           "recompiles_on_second_call": r["recompiles_on_second_call"]}
+    r = json.loads(line[-1][len("RESULT") :])
+    row = {
+        "experiment": name,
+        "size": size,
+        "first_call_s": r["first_s"],
+        "second_call_s": r["second_s"],
+        "first_minus_second_s": r["first_s"] - r["second_s"],
+        "programs_compiled": r["counts"].get(KEYS["backend_compile_s"], 0),
+        "recompiles_on_second_call": r["recompiles_on_second_call"],
+    }
     for k, ev in KEYS.items():
         row[k] = r["events"].get(ev, 0.0)
     row["compile_total_s"] = row["trace_s"] + row["lower_s"] + row["backend_compile_s"]
@@ -105,8 +111,10 @@ def main():
 
     names = [n for n in EXPERIMENTS if not args.only or n in args.only.split(",")]
     rows = []
-    print(f"{'experiment':28s} {'trace':>7s} {'lower':>7s} {'XLA':>7s} {'total':>7s} {'progs':>5s} "
-          f"{'largest':>8s} {'1st call':>9s} {'2nd call':>9s} {'<target':>8s}")
+    print(
+        f"{'experiment':28s} {'trace':>7s} {'lower':>7s} {'XLA':>7s} {'total':>7s} {'progs':>5s} "
+        f"{'largest':>8s} {'1st call':>9s} {'2nd call':>9s} {'<target':>8s}"
+    )
     for name in names:
         row = measure(name, args.size, args.timeout)
         rows.append(row)
@@ -115,14 +123,23 @@ def main():
             continue
         row["meets_target"] = row["largest_program_s"] < args.target
         row["all_programs_under_target"] = row["compile_total_s"] < args.target
-        print(f"{name:28s} {row['trace_s']:7.2f} {row['lower_s']:7.2f} {row['backend_compile_s']:7.2f} "
-              f"{row['compile_total_s']:7.2f} {row['programs_compiled']:5d} {row['largest_program_s']:8.2f} "
-              f"{row['first_call_s']:9.2f} {row['second_call_s']:9.2f} {str(row['meets_target']):>8s}", flush=True)
-    out = {"size": args.size, "target_s": args.target, "rows": rows,
-           "note": ("compile_total_s = JAX's trace + lowering + XLA compile durations of the first call, all "
-                    "programs; largest_program_s = trace + lowering + XLA compile of the costliest single program "
-                    "(the main computation; meets_target compares it, all_programs_under_target the total); "
-                    "largest_programs lists the five costliest")}
+        print(
+            f"{name:28s} {row['trace_s']:7.2f} {row['lower_s']:7.2f} {row['backend_compile_s']:7.2f} "
+            f"{row['compile_total_s']:7.2f} {row['programs_compiled']:5d} {row['largest_program_s']:8.2f} "
+            f"{row['first_call_s']:9.2f} {row['second_call_s']:9.2f} {str(row['meets_target']):>8s}",
+            flush=True,
+        )
+    out = {
+        "size": args.size,
+        "target_s": args.target,
+        "rows": rows,
+        "note": (
+            "compile_total_s = JAX's trace + lowering + XLA compile durations of the first call, all "
+            "programs; largest_program_s = trace + lowering + XLA compile of the costliest single program "
+            "(the main computation; meets_target compares it, all_programs_under_target the total); "
+            "largest_programs lists the five costliest"
+        ),
+    }
     path = Path(__file__).parent / "results" / "compile_time.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=2))

@@ -26,14 +26,28 @@ def main():
     ap.add_argument("--distractors", type=int, default=1)
     args = ap.parse_args()
     jax.config.update("jax_enable_x64", False)
-    config = PathfinderConfig.preset("paper", path_lengths=tuple(int(x) for x in args.lengths.split(",")),
-                                     num_distractors=args.distractors, lambdas=(0.0, 9.0), seeds=tuple(range(args.seeds)),
-                                     num_train=args.num_train, num_test=2000, max_epochs=args.epochs)
+    config = PathfinderConfig.preset(
+        "paper",
+        path_lengths=tuple(int(x) for x in args.lengths.split(",")),
+        num_distractors=args.distractors,
+        lambdas=(0.0, 9.0),
+        seeds=tuple(range(args.seeds)),
+        num_train=args.num_train,
+        num_test=2000,
+        max_epochs=args.epochs,
+    )
     t0 = time.perf_counter()
     res = run_pathfinder(config, out_dir=args.out + "_ckpt", progress=False)
     wall = time.perf_counter() - t0
-    save_results(args.out, "locality-pathfinder", res["arrays"], coords=res["coords"], config=res["config"],
-                 wall_time=wall, extra={"device": str(jax.devices()[0])})
+    save_results(
+        args.out,
+        "locality-pathfinder",
+        res["arrays"],
+        coords=res["coords"],
+        config=res["config"],
+        wall_time=wall,
+        extra={"device": str(jax.devices()[0])},
+    )
     plot_locality(res, f"{args.out}/locality-pathfinder.png")
     acc = res["arrays"]["test_accuracy"]
     print(res["coords"], acc[1].tolist() if isinstance(acc, tuple) else acc, f"wall {wall:.0f}s")

@@ -23,7 +23,6 @@ from pathlib import Path
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from jaxreg.locality.models import batch_logits, make_model
@@ -31,7 +30,9 @@ from jaxreg.locality.training import TrainOptions, _loss
 
 
 def jax_steps(args, H, W):
-    model, state = eqx.filter_jit(lambda k: make_model(k, args.model, **_model_kwargs(args)))(jax.random.key(0, impl="rbg"))
+    model, state = eqx.filter_jit(lambda k: make_model(k, args.model, **_model_kwargs(args)))(
+        jax.random.key(0, impl="rbg")
+    )
     params, static = eqx.partition(model, eqx.is_array)
     opt = TrainOptions(optimizer="sgd").make_optimizer()
     opt_state = opt.init(params)
@@ -40,6 +41,7 @@ def jax_steps(args, H, W):
     patch = jnp.array([[0, 0, H, W // 4]] * args.batch)
     other = jnp.array([[0, W // 2, H, W // 4]] * args.batch)
     out = {}
+
     def task_loss(p, state):
         logits, new_state = batch_logits(eqx.combine(p, static), state, x)
         return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, y.astype(logits.dtype))), new_state
@@ -49,6 +51,7 @@ def jax_steps(args, H, W):
         return loss, new_state
 
     for name, loss_fn in (("plain", task_loss), ("regularized", reg_loss)):
+
         @eqx.filter_jit
         def step(params, state, opt_state, loss_fn=loss_fn):
             (loss, new_state), g = jax.value_and_grad(loss_fn, has_aux=True)(params, state)
@@ -82,7 +85,9 @@ def torch_steps(args, H, W):
             torch.cuda.synchronize()
 
     def norm(c):
-        return nn.BatchNorm2d(c) if args.norm == "batch" else nn.GroupNorm(1, c) if args.norm == "layer" else nn.Identity()
+        return (
+            nn.BatchNorm2d(c) if args.norm == "batch" else nn.GroupNorm(1, c) if args.norm == "layer" else nn.Identity()
+        )
 
     class Block(nn.Module):
         def __init__(self, cin, cout, stride):
@@ -91,8 +96,11 @@ def torch_steps(args, H, W):
             self.n1 = norm(cout)
             self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
             self.n2 = norm(cout)
-            self.sc = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), norm(cout))
-                       if stride != 1 or cin != cout else nn.Identity())
+            self.sc = (
+                nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), norm(cout))
+                if stride != 1 or cin != cout
+                else nn.Identity()
+            )
 
         def forward(self, x):
             y = torch.relu(self.n1(self.c1(x)))
@@ -175,16 +183,22 @@ def main():
     if args.norm is None:
         args.norm = "layer" if args.model == "small" else "batch"
     H, W = (args.image_size, args.image_size) if args.image_size else (8, 48)
-    results = {"config": {**vars(args), "image": [H, W]}, "device": str(jax.devices()[0]),
-               "platform": platform.platform(), "jaxreg": jax_steps(args, H, W)}
+    results = {
+        "config": {**vars(args), "image": [H, W]},
+        "device": str(jax.devices()[0]),
+        "platform": platform.platform(),
+        "jaxreg": jax_steps(args, H, W),
+    }
     if not args.no_torch:
         try:
             results["torch"] = torch_steps(args, H, W)
         except ImportError:
             results["torch"] = None
     torch_device = (results.get("torch") or {}).get("device", "-")
-    print(f"model {args.model} ({args.norm} norm), images {H}x{W}, batch {args.batch}, "
-          f"jaxreg on {results['device']}, torch on {torch_device}")
+    print(
+        f"model {args.model} ({args.norm} norm), images {H}x{W}, batch {args.batch}, "
+        f"jaxreg on {results['device']}, torch on {torch_device}"
+    )
     if results.get("torch") and ("cuda" in torch_device) != (jax.default_backend() == "gpu"):
         print("warning: jaxreg and torch ran on different kinds of device; the throughput ratio compares them")
     print(f"{'':10s} {'plain img/s':>12s} {'regularized img/s':>18s} {'cost ratio':>11s}")
@@ -198,7 +212,9 @@ def main():
         print(f"{name:10s} {r['plain']['images_per_s']:12.0f} {r['regularized']['images_per_s']:18.0f} {ratio:11.2f}")
     if results.get("torch"):
         for k in ("plain", "regularized"):
-            results[f"jaxreg_over_torch_{k}"] = results["jaxreg"][k]["images_per_s"] / results["torch"][k]["images_per_s"]
+            results[f"jaxreg_over_torch_{k}"] = (
+                results["jaxreg"][k]["images_per_s"] / results["torch"][k]["images_per_s"]
+            )
             print(f"jaxreg / torch throughput, {k}: {results[f'jaxreg_over_torch_{k}']:.2f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2, default=str))

@@ -81,10 +81,20 @@ def worker(args):
                 jax.block_until_ready(_gathered(out, devices, True))
                 gathers.append(time.perf_counter() - t)
             gather_s = statistics.median(gathers)
-        rows[chunk] = {"chunk_size": size, "sweep_s": statistics.median(times), "first_call_s": first_s,
-                       "gather_s": gather_s, "chunks_per_device": -(-args.seeds // (size * len(devices)))}
-    print("RESULT " + json.dumps({"process": jax.process_index(), "processes": jax.process_count(),
-                                  "devices": len(devices), "rows": rows}), flush=True)
+        rows[chunk] = {
+            "chunk_size": size,
+            "sweep_s": statistics.median(times),
+            "first_call_s": first_s,
+            "gather_s": gather_s,
+            "chunks_per_device": -(-args.seeds // (size * len(devices))),
+        }
+    print(
+        "RESULT "
+        + json.dumps(
+            {"process": jax.process_index(), "processes": jax.process_count(), "devices": len(devices), "rows": rows}
+        ),
+        flush=True,
+    )
 
 
 def _free_port() -> int:
@@ -97,11 +107,31 @@ def _layout(case, processes, devices_each, args):
     """Run one layout; the workers' results (process 0's timing is the layout's)."""
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_each}", JAX_PLATFORMS="cpu")
     port = _free_port()
-    cmd = [sys.executable, __file__, "--worker", "--case", case, "--processes", str(processes), "--port", str(port),
-           "--seeds", str(args.seeds), "--steps", str(args.steps), "--repeats", str(args.repeats),
-           "--chunk-sizes", args.chunk_sizes]
-    procs = [subprocess.Popen(cmd + ["--process-id", str(i)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, env=env) for i in range(processes)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--case",
+        case,
+        "--processes",
+        str(processes),
+        "--port",
+        str(port),
+        "--seeds",
+        str(args.seeds),
+        "--steps",
+        str(args.steps),
+        "--repeats",
+        str(args.repeats),
+        "--chunk-sizes",
+        args.chunk_sizes,
+    ]
+    procs = [
+        subprocess.Popen(
+            cmd + ["--process-id", str(i)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+        for i in range(processes)
+    ]
     outs = [p.communicate(timeout=TIMEOUT_S)[0] for p in procs]
     for p, out in zip(procs, outs):
         if p.returncode != 0 or "RESULT " not in out:
@@ -136,23 +166,38 @@ def main():
             gather = None if None in gathers else max(gathers)
             rate1 = args.seeds * args.steps / r1["sweep_s"]
             rate2 = args.seeds * args.steps / r2["sweep_s"]
-            row = {"case": case, "chunk": chunk, "chunk_size": r1["chunk_size"],
-                   "chunks_per_device": r1["chunks_per_device"],
-                   "one_process_two_devices_seed_steps_per_s": rate1,
-                   "two_processes_one_device_seed_steps_per_s": rate2, "ratio": rate2 / rate1,
-                   "overhead_per_sweep_call_s": r2["sweep_s"] - r1["sweep_s"], "allgather_s": gather,
-                   "first_call_s": {"one_process": r1["first_call_s"], "two_processes": r2["first_call_s"]}}
+            row = {
+                "case": case,
+                "chunk": chunk,
+                "chunk_size": r1["chunk_size"],
+                "chunks_per_device": r1["chunks_per_device"],
+                "one_process_two_devices_seed_steps_per_s": rate1,
+                "two_processes_one_device_seed_steps_per_s": rate2,
+                "ratio": rate2 / rate1,
+                "overhead_per_sweep_call_s": r2["sweep_s"] - r1["sweep_s"],
+                "allgather_s": gather,
+                "first_call_s": {"one_process": r1["first_call_s"], "two_processes": r2["first_call_s"]},
+            }
             rows.append(row)
-            print(f"{case:7s} chunk {chunk:>5s} ({r1['chunk_size']:3d}): 1 proc x 2 dev {rate1:9.1f}  "
-                  f"2 proc x 1 dev {rate2:9.1f} seed-steps/s  ratio {row['ratio']:5.2f}  "
-                  f"overhead/call {row['overhead_per_sweep_call_s'] * 1e3:7.1f} ms  all-gather "
-                  f"{float('nan') if gather is None else gather * 1e3:6.1f} ms",
-                  flush=True)
+            print(
+                f"{case:7s} chunk {chunk:>5s} ({r1['chunk_size']:3d}): 1 proc x 2 dev {rate1:9.1f}  "
+                f"2 proc x 1 dev {rate2:9.1f} seed-steps/s  ratio {row['ratio']:5.2f}  "
+                f"overhead/call {row['overhead_per_sweep_call_s'] * 1e3:7.1f} ms  all-gather "
+                f"{float('nan') if gather is None else gather * 1e3:6.1f} ms",
+                flush=True,
+            )
     import jax
 
-    out = {"seeds": args.seeds, "steps": args.steps, "repeats": args.repeats, "jax_version": jax.__version__,
-           "machine": platform.machine(), "cores": os.cpu_count(),
-           "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()}, "rows": rows}
+    out = {
+        "seeds": args.seeds,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "jax_version": jax.__version__,
+        "machine": platform.machine(),
+        "cores": os.cpu_count(),
+        "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()},
+        "rows": rows,
+    }
     path = HERE / "results" / f"multiprocess{'_' + args.tag if args.tag else ''}.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=2))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -68,8 +67,12 @@ def rss_of(pid):
 
 
 def point(model, seeds, steps, cap, timeout):
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, model, str(seeds), str(steps)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, model, str(seeds), str(steps)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     t0, peak, killed = time.perf_counter(), 0, None
     while proc.poll() is None:
         peak = max(peak, rss_of(proc.pid))
@@ -86,7 +89,7 @@ def point(model, seeds, steps, cap, timeout):
     line = [ln for ln in out.splitlines() if ln.startswith("RESULT")]
     if proc.returncode or not line:
         return {"seeds": seeds, "killed": f"exit {proc.returncode}: {err.strip().splitlines()[-1] if err else ''}"}
-    return json.loads(line[-1][len("RESULT"):])
+    return json.loads(line[-1][len("RESULT") :])
 
 
 def fit(points):
@@ -127,8 +130,11 @@ def main():
                 stop = p["killed"]
                 break
             points.append(p)
-            print(f"{model:8s} seeds {seeds:7d}: {p['seed_steps_per_s']:12.1f} seed-steps/s  peak RSS "
-                  f"{p['peak_rss_bytes'] / GIB:6.2f} GiB  (first call {p['first_s']:.1f}s)", flush=True)
+            print(
+                f"{model:8s} seeds {seeds:7d}: {p['seed_steps_per_s']:12.1f} seed-steps/s  peak RSS "
+                f"{p['peak_rss_bytes'] / GIB:6.2f} GiB  (first call {p['first_s']:.1f}s)",
+                flush=True,
+            )
             if p["first_s"] + p["run_s"] > args.max_point_s:
                 stop = f"point took over {args.max_point_s:.0f}s"
                 break
@@ -141,26 +147,40 @@ def main():
         row = {"model": model, "points": points, "stopped": stop}
         if points:
             top = points[-1]
-            row.update(largest_measured_seeds=top["seeds"], largest_measured_rss_gib=top["peak_rss_bytes"] / GIB,
-                       seed_steps_per_s_at_largest=top["seed_steps_per_s"],
-                       best_seed_steps_per_s=max(p["seed_steps_per_s"] for p in points))
+            row.update(
+                largest_measured_seeds=top["seeds"],
+                largest_measured_rss_gib=top["peak_rss_bytes"] / GIB,
+                seed_steps_per_s_at_largest=top["seed_steps_per_s"],
+                best_seed_steps_per_s=max(p["seed_steps_per_s"] for p in points),
+            )
             if len(points) >= 2:
                 base, slope = fit(points[-3:])
-                row.update(rss_base_gib=base / GIB, rss_per_seed_mib=slope / 2**20,
-                           extrapolated_max_seeds_in_budget=int((args.budget_gib * GIB - base) / slope)
-                           if slope > 0 else None)
+                row.update(
+                    rss_base_gib=base / GIB,
+                    rss_per_seed_mib=slope / 2**20,
+                    extrapolated_max_seeds_in_budget=int((args.budget_gib * GIB - base) / slope) if slope > 0 else None,
+                )
         results[model] = row
-    print(f"\n{'model':8s} {'largest seeds':>14s} {'peak GiB':>9s} {'seed-steps/s':>13s} {'MiB/seed':>9s} "
-          f"{'seeds in ' + str(int(args.budget_gib)) + ' GiB (extrap.)':>26s}  stopped because")
+    print(
+        f"\n{'model':8s} {'largest seeds':>14s} {'peak GiB':>9s} {'seed-steps/s':>13s} {'MiB/seed':>9s} "
+        f"{'seeds in ' + str(int(args.budget_gib)) + ' GiB (extrap.)':>26s}  stopped because"
+    )
     for model, r in results.items():
         if not r["points"]:
             print(f"{model:8s} no point completed: {r['stopped']}")
             continue
-        print(f"{model:8s} {r['largest_measured_seeds']:14d} {r['largest_measured_rss_gib']:9.2f} "
-              f"{r['seed_steps_per_s_at_largest']:13.1f} {r.get('rss_per_seed_mib', float('nan')):9.3f} "
-              f"{str(r.get('extrapolated_max_seeds_in_budget')):>26s}  {r['stopped']}")
-    out = {"steps_per_point": args.steps, "cap_gib": args.cap_gib, "budget_gib": args.budget_gib,
-           "total_s": time.perf_counter() - start, "models": results}
+        print(
+            f"{model:8s} {r['largest_measured_seeds']:14d} {r['largest_measured_rss_gib']:9.2f} "
+            f"{r['seed_steps_per_s_at_largest']:13.1f} {r.get('rss_per_seed_mib', float('nan')):9.3f} "
+            f"{str(r.get('extrapolated_max_seeds_in_budget')):>26s}  {r['stopped']}"
+        )
+    out = {
+        "steps_per_point": args.steps,
+        "cap_gib": args.cap_gib,
+        "budget_gib": args.budget_gib,
+        "total_s": time.perf_counter() - start,
+        "models": results,
+    }
     path = Path(__file__).parent / "results" / "scale_largest.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=2))

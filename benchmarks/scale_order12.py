@@ -60,21 +60,34 @@ def main():
     for name, model in models.items():
         params = sum(x.size for x in jax.tree_util.tree_leaves(model) if isinstance(x, jnp.ndarray))
         first, rate, loss = time_steps(problem, model, args.steps)
-        rows[name] = dict(params=int(params), compile_s=first, steps_per_s=rate, final_loss=loss,
-                          peak_rss_mib=peak_rss_mib())
+        rows[name] = dict(
+            params=int(params), compile_s=first, steps_per_s=rate, final_loss=loss, peak_rss_mib=peak_rss_mib()
+        )
     result = dict(
-        shape=list(shape), entries=10**12, observed=args.observed, rank=args.rank, steps=args.steps,
-        setup_s=setup, device=str(jax.devices()[0]), dtype=str(jnp.zeros(()).dtype), models=rows,
+        shape=list(shape),
+        entries=10**12,
+        observed=args.observed,
+        rank=args.rank,
+        steps=args.steps,
+        setup_s=setup,
+        device=str(jax.devices()[0]),
+        dtype=str(jnp.zeros(()).dtype),
+        models=rows,
         htf_over_cp_rate=rows["htf"]["steps_per_s"] / rows["cp"]["steps_per_s"],
-        peak_rss_mib=peak_rss_mib(), under_4gib=peak_rss_mib() < 4096,
+        peak_rss_mib=peak_rss_mib(),
+        under_4gib=peak_rss_mib() < 4096,
     )
-    print(f"order-12 completion, 10^12 entries, {args.observed} observed, rank/width {args.rank} "
-          f"(setup {setup:.1f}s, {result['device']})")
+    print(
+        f"order-12 completion, 10^12 entries, {args.observed} observed, rank/width {args.rank} "
+        f"(setup {setup:.1f}s, {result['device']})"
+    )
     print(f"{'model':6} {'params':>8} {'compile s':>10} {'steps/s':>9} {'peak RSS MiB':>13}")
     for name, r in rows.items():
         print(f"{name:6} {r['params']:8d} {r['compile_s']:10.2f} {r['steps_per_s']:9.2f} {r['peak_rss_mib']:13.0f}")
-    print(f"HTF / CP steps per second: {result['htf_over_cp_rate']:.3f}; peak RSS {result['peak_rss_mib']:.0f} MiB "
-          f"({'under' if result['under_4gib'] else 'OVER'} 4 GiB)")
+    print(
+        f"HTF / CP steps per second: {result['htf_over_cp_rate']:.3f}; peak RSS {result['peak_rss_mib']:.0f} MiB "
+        f"({'under' if result['under_4gib'] else 'OVER'} 4 GiB)"
+    )
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -38,8 +38,14 @@ def child(args):
 
     def experiment(key, scale):
         m = jr.MatrixFactorization(key, (n, n), 3, init_scale=scale)
-        tr = jr.gradient_descent(problem.loss, m, optax.sgd(0.5), args.steps, save_every=args.steps // 10,
-                                 metrics=lambda m: m.component_norms())
+        tr = jr.gradient_descent(
+            problem.loss,
+            m,
+            optax.sgd(0.5),
+            args.steps,
+            save_every=args.steps // 10,
+            metrics=lambda m: m.component_norms(),
+        )
         return tr.metrics, tr.loss
 
     keys = jax.random.split(jax.random.key(1), args.seeds)
@@ -65,10 +71,20 @@ def child(args):
 
     equal = all(np.array_equal(a, b) for a, b in zip(leaves(outs["sharded"]), leaves(outs["one_device"])))
     diff_vmap = max(float(np.max(np.abs(a - b))) for a, b in zip(leaves(outs["sharded"]), leaves(outs["plain_vmap"])))
-    return {"seeds": args.seeds, "devices": args.devices, "size": n, "steps": args.steps, "chunk_size": 1,
-            "median_s": times, "one_device_over_sharded": times["one_device"] / times["sharded"],
-            "plain_vmap_over_sharded": times["plain_vmap"] / times["sharded"], "bit_equal_sharded_vs_one_device": equal,
-            "max_abs_diff_vs_plain_vmap": diff_vmap, "backend": jax.default_backend(), "jax_version": jax.__version__}
+    return {
+        "seeds": args.seeds,
+        "devices": args.devices,
+        "size": n,
+        "steps": args.steps,
+        "chunk_size": 1,
+        "median_s": times,
+        "one_device_over_sharded": times["one_device"] / times["sharded"],
+        "plain_vmap_over_sharded": times["plain_vmap"] / times["sharded"],
+        "bit_equal_sharded_vs_one_device": equal,
+        "max_abs_diff_vs_plain_vmap": diff_vmap,
+        "backend": jax.default_backend(),
+        "jax_version": jax.__version__,
+    }
 
 
 def main():
@@ -88,15 +104,19 @@ def main():
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")]
     if out.returncode or not line:
         sys.exit(out.stderr[-3000:])
-    r = json.loads(line[-1][len("RESULT"):])
+    r = json.loads(line[-1][len("RESULT") :])
     t = r["median_s"]
-    print(f"{r['seeds']} seeds, {r['size']}x{r['size']} depth 3, {r['devices']} host devices, chunk {r['chunk_size']}, "
-          f"{r['steps']} GD steps")
+    print(
+        f"{r['seeds']} seeds, {r['size']}x{r['size']} depth 3, {r['devices']} host devices, chunk {r['chunk_size']}, "
+        f"{r['steps']} GD steps"
+    )
     print(f"{'variant':12s} {'median s':>9s} {'vs sharded':>11s}")
     for name in ("sharded", "one_device", "plain_vmap"):
         print(f"{name:12s} {t[name]:9.3f} {t[name] / t['sharded']:10.2f}x")
-    print(f"sharded == one device bit for bit: {r['bit_equal_sharded_vs_one_device']}; "
-          f"max |sharded - plain vmap| = {r['max_abs_diff_vs_plain_vmap']:.2e}")
+    print(
+        f"sharded == one device bit for bit: {r['bit_equal_sharded_vs_one_device']}; "
+        f"max |sharded - plain vmap| = {r['max_abs_diff_vs_plain_vmap']:.2e}"
+    )
     path = Path(__file__).parent / "results" / "sharding.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(r, indent=2))

@@ -45,8 +45,9 @@ def _host_devices_from_argv() -> int:
 
 
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                               + f" --xla_force_host_platform_device_count={_host_devices_from_argv()}").strip()
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={_host_devices_from_argv()}"
+    ).strip()
 
 import equinox as eqx  # noqa: E402
 import jax  # noqa: E402
@@ -62,7 +63,8 @@ LR = 1e-2
 
 def _f32(tree):
     return jax.tree_util.tree_map(
-        lambda x: x.astype(jnp.float32) if eqx.is_array(x) and jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+        lambda x: x.astype(jnp.float32) if eqx.is_array(x) and jnp.issubdtype(x.dtype, jnp.floating) else x, tree
+    )
 
 
 def setup(case):
@@ -177,8 +179,11 @@ def torch_rate(case, seeds, steps, repeats, device):
             return [torch.randn(100, 100) * std for _ in range(3)]
         if case == "cp":
             return [torch.randn(10, 1000) * 5e-3 for _ in range(4)]
-        return [torch.randn(16, 64) * 1e-2 for _ in range(4)] + [torch.randn(64, 64) * 1e-2 for _ in range(2)] + [
-            torch.randn(64) * 1e-2]
+        return (
+            [torch.randn(16, 64) * 1e-2 for _ in range(4)]
+            + [torch.randn(64, 64) * 1e-2 for _ in range(2)]
+            + [torch.randn(64) * 1e-2]
+        )
 
     def predict(ws):
         if case == "matrix":
@@ -224,10 +229,17 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--cases", default="matrix,cp,htf")
     ap.add_argument("--tag", default="cpu")
-    ap.add_argument("--chunk-sizes", default="share,1",
-                    help="jr.sweep chunk sizes to measure, comma-separated ('share' = per-device share)")
-    ap.add_argument("--host-devices", type=int, default=None,
-                    help="CPU devices to expose (default: one per core; read before jax is imported)")
+    ap.add_argument(
+        "--chunk-sizes",
+        default="share,1",
+        help="jr.sweep chunk sizes to measure, comma-separated ('share' = per-device share)",
+    )
+    ap.add_argument(
+        "--host-devices",
+        type=int,
+        default=None,
+        help="CPU devices to expose (default: one per core; read before jax is imported)",
+    )
     args = ap.parse_args()
     try:
         import torch
@@ -239,27 +251,52 @@ def main():
     print(f"jax {jax.__version__} on {ndev} {jax.default_backend()} device(s); torch on {device}", flush=True)
     rows = []
     for case in args.cases.split(","):
-        vmap_rate, sweep_rates, compile_s, flops = jax_rates(case, args.seeds, args.steps, args.repeats,
-                                                             args.chunk_sizes.split(","))
+        vmap_rate, sweep_rates, compile_s, flops = jax_rates(
+            case, args.seeds, args.steps, args.repeats, args.chunk_sizes.split(",")
+        )
         chunk, sweep_rate = max(sweep_rates.items(), key=lambda kv: kv[1])
         ceiling = matmul_ceiling(args.seeds, args.repeats)  # right after, same load
         th = torch_rate(case, args.seeds, args.steps, args.repeats, device) if torch is not None else None
         best = max(vmap_rate, sweep_rate)
         gflops = flops * best / 1e9
-        rows.append({"case": case, "jaxreg_seed_steps_per_s": best, "jaxreg_vmap_one_device_seed_steps_per_s": vmap_rate,
-                     "jaxreg_sweep_all_devices_seed_steps_per_s": sweep_rate, "sweep_chunk_size": chunk,
-                     "sweep_seed_steps_per_s_by_chunk_size": sweep_rates, "devices": ndev,
-                     "torch_seed_steps_per_s": th, "ratio": None if th is None else best / th,
-                     "ratio_vmap_one_device": None if th is None else vmap_rate / th, "jax_compile_s": compile_s,
-                     "jaxreg_flops_per_seed_step": flops, "jaxreg_gflops": gflops,
-                     "bmm_ceiling_gflops": ceiling, "fraction_of_ceiling": gflops / ceiling})
+        rows.append(
+            {
+                "case": case,
+                "jaxreg_seed_steps_per_s": best,
+                "jaxreg_vmap_one_device_seed_steps_per_s": vmap_rate,
+                "jaxreg_sweep_all_devices_seed_steps_per_s": sweep_rate,
+                "sweep_chunk_size": chunk,
+                "sweep_seed_steps_per_s_by_chunk_size": sweep_rates,
+                "devices": ndev,
+                "torch_seed_steps_per_s": th,
+                "ratio": None if th is None else best / th,
+                "ratio_vmap_one_device": None if th is None else vmap_rate / th,
+                "jax_compile_s": compile_s,
+                "jaxreg_flops_per_seed_step": flops,
+                "jaxreg_gflops": gflops,
+                "bmm_ceiling_gflops": ceiling,
+                "fraction_of_ceiling": gflops / ceiling,
+            }
+        )
         nan = float("nan")
-        print(f"{case:7s} jaxreg sweep/{ndev} dev (chunk {chunk}) {sweep_rate:9.1f}  vmap/1 dev {vmap_rate:9.1f}  "
-              f"torch loop {(th or nan):8.1f} seed-steps/s  ratio {rows[-1]['ratio'] or nan:6.2f}x "
-              f"(1 dev {rows[-1]['ratio_vmap_one_device'] or nan:5.2f}x)  compile {compile_s:5.1f}s  "
-              f"{gflops:6.1f} GFLOP/s = {gflops / ceiling:5.1%} of bmm {ceiling:.1f}", flush=True)
-    out = {"seeds": args.seeds, "steps": args.steps, "repeats": args.repeats, "jax_backend": jax.default_backend(),
-           "jax_version": jax.__version__, "devices": ndev, "torch_device": device, "machine": platform.machine(), "rows": rows}
+        print(
+            f"{case:7s} jaxreg sweep/{ndev} dev (chunk {chunk}) {sweep_rate:9.1f}  vmap/1 dev {vmap_rate:9.1f}  "
+            f"torch loop {(th or nan):8.1f} seed-steps/s  ratio {rows[-1]['ratio'] or nan:6.2f}x "
+            f"(1 dev {rows[-1]['ratio_vmap_one_device'] or nan:5.2f}x)  compile {compile_s:5.1f}s  "
+            f"{gflops:6.1f} GFLOP/s = {gflops / ceiling:5.1%} of bmm {ceiling:.1f}",
+            flush=True,
+        )
+    out = {
+        "seeds": args.seeds,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "jax_backend": jax.default_backend(),
+        "jax_version": jax.__version__,
+        "devices": ndev,
+        "torch_device": device,
+        "machine": platform.machine(),
+        "rows": rows,
+    }
     path = Path(__file__).parent / "results" / f"throughput_{args.tag}.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=2))

@@ -17,8 +17,9 @@ def defaults(**values):
     """
 
     def apply(cls):
-        inherited = {f.name: f for base in cls.__mro__[1:] if dataclasses.is_dataclass(base)
-                     for f in dataclasses.fields(base)}
+        inherited = {
+            f.name: f for base in cls.__mro__[1:] if dataclasses.is_dataclass(base) for f in dataclasses.fields(base)
+        }
         annotations = dict(cls.__dict__.get("__annotations__", {}))
         for name, value in values.items():
             if name not in inherited:

@@ -36,8 +36,12 @@ def _is_real(value) -> bool:
     if isinstance(value, (int, float, np.integer, np.floating)):
         return True
     dtype = getattr(value, "dtype", None)
-    return (getattr(value, "shape", None) == () and dtype is not None
-            and np.issubdtype(dtype, np.number) and not np.issubdtype(dtype, np.complexfloating))
+    return (
+        getattr(value, "shape", None) == ()
+        and dtype is not None
+        and np.issubdtype(dtype, np.number)
+        and not np.issubdtype(dtype, np.complexfloating)
+    )
 
 
 def brief(value) -> str:
@@ -81,8 +85,16 @@ def nonnegative_int(name: str, value) -> int:
     return int(value)
 
 
-def number(name: str, value, *, minimum: float | None = None, maximum: float | None = None,
-           positive: bool = False, below: float | None = None, traced_ok: bool = False) -> float:
+def number(
+    name: str,
+    value,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    positive: bool = False,
+    below: float | None = None,
+    traced_ok: bool = False,
+) -> float:
     """A finite real number (int or float, never a bool or a string), returned as a float.
 
     ``positive``: > 0; ``minimum``/``maximum``: inclusive bounds; ``below``: exclusive
@@ -158,19 +170,28 @@ def _finish_tuple(name: str, out: tuple, values, nonempty: bool, distinct: bool)
     return out
 
 
-def int_tuple(name: str, values, *, minimum: int | None = None, nonempty: bool = True,
-              distinct: bool = True) -> tuple[int, ...]:
+def int_tuple(
+    name: str, values, *, minimum: int | None = None, nonempty: bool = True, distinct: bool = True
+) -> tuple[int, ...]:
     """A tuple of integers (each >= ``minimum``), by default non-empty and without repeats."""
-    out = tuple(integer(f"{name}[{i}]", v, minimum=minimum)
-                for i, v in enumerate(_sequence(name, values, "integers")))
+    out = tuple(integer(f"{name}[{i}]", v, minimum=minimum) for i, v in enumerate(_sequence(name, values, "integers")))
     return _finish_tuple(name, out, values, nonempty, distinct)
 
 
-def float_tuple(name: str, values, *, minimum: float | None = None, positive: bool = False,
-                nonempty: bool = True, distinct: bool = True) -> tuple[float, ...]:
+def float_tuple(
+    name: str,
+    values,
+    *,
+    minimum: float | None = None,
+    positive: bool = False,
+    nonempty: bool = True,
+    distinct: bool = True,
+) -> tuple[float, ...]:
     """A tuple of finite numbers as floats, by default non-empty and without repeats."""
-    out = tuple(number(f"{name}[{i}]", v, minimum=minimum, positive=positive)
-                for i, v in enumerate(_sequence(name, values, "numbers")))
+    out = tuple(
+        number(f"{name}[{i}]", v, minimum=minimum, positive=positive)
+        for i, v in enumerate(_sequence(name, values, "numbers"))
+    )
     return _finish_tuple(name, out, values, nonempty, distinct)
 
 
@@ -190,8 +211,14 @@ def shape_tuple(name: str, value, *, order: int | None = None, min_order: int = 
 # frozen dataclass configs
 
 
-def config_fields(config, *, positive_ints: Sequence[str] = (), nonnegative_ints: Sequence[str] = (),
-                  positive_floats: Sequence[str] = (), choices: dict | None = None) -> None:
+def config_fields(
+    config,
+    *,
+    positive_ints: Sequence[str] = (),
+    nonnegative_ints: Sequence[str] = (),
+    positive_floats: Sequence[str] = (),
+    choices: dict | None = None,
+) -> None:
     """Check the named fields of a (frozen dataclass) ``config`` in one call.
 
     Arguments:
@@ -278,9 +305,7 @@ def indices_array(name: str, indices, shape: tuple[int, ...]) -> None:
     except Exception:  # a tracer: checked by the caller's shapes only
         return
     if arr.ndim != 2 or arr.shape[1] != len(shape):
-        raise ValueError(
-            f"{name} must have shape (n, {len(shape)}) for a tensor of shape {shape}, got {arr.shape}"
-        )
+        raise ValueError(f"{name} must have shape (n, {len(shape)}) for a tensor of shape {shape}, got {arr.shape}")
     if not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"{name} must hold integers, got dtype {arr.dtype}")
     if arr.size and (np.any(arr < 0) or np.any(arr >= np.asarray(shape))):

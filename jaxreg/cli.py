@@ -24,16 +24,21 @@ def _run_options(parser, *, config_required: bool, config_help: str) -> None:
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (overrides the config)")
     parser.add_argument("--config", type=Path, default=None, required=config_required, help=config_help)
     parser.add_argument("--out", type=Path, default=None, help="results directory (default runs/NAME)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the interrupted run in --out (a finished one: nothing to do)")
-    parser.add_argument("--force", action="store_true",
-                        help="discard a partial run or finished results in --out and start afresh")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the interrupted run in --out (a finished one: nothing to do)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="discard a partial run or finished results in --out and start afresh"
+    )
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
     d = parser.add_argument_group("across processes (JAX's multi-controller runtime; process 0 writes)")
-    d.add_argument("--distributed", action="store_true",
-                   help="join a multi-process run: jax.distributed.initialize(), which detects SLURM, Open MPI, "
-                        "Kubernetes and TPU pods, or takes the three options below")
+    d.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join a multi-process run: jax.distributed.initialize(), which detects SLURM, Open MPI, "
+        "Kubernetes and TPU pods, or takes the three options below",
+    )
     d.add_argument("--coordinator", default=None, metavar="HOST:PORT", help="process 0's address (with --distributed)")
     d.add_argument("--num-processes", type=int, default=None, metavar="N", help="number of processes")
     d.add_argument("--process-id", type=int, default=None, metavar="I", help="this process's index, 0..N-1")
@@ -55,8 +60,12 @@ def _distributed(args) -> None:
     try:
         distributed.initialize(*explicit)
     except ValueError as e:
-        raise UsageError(str(e).replace("coordinator", "--coordinator").replace("num_processes", "--num-processes")
-                         .replace("process_id", "--process-id")) from None
+        raise UsageError(
+            str(e)
+            .replace("coordinator", "--coordinator")
+            .replace("num_processes", "--num-processes")
+            .replace("process_id", "--process-id")
+        ) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -168,8 +177,10 @@ def _prepare_out(out: Path, fingerprint: dict, args) -> bool:
         return False
     foreign = R.foreign_entries(out)
     if foreign:
-        raise UsageError(f"--out: {out} holds files that are not jaxreg results ({', '.join(foreign[:3])}); "
-                         "choose an empty or new directory")
+        raise UsageError(
+            f"--out: {out} holds files that are not jaxreg results ({', '.join(foreign[:3])}); "
+            "choose an empty or new directory"
+        )
     if args.force:
         clear_checkpoint(out)
         return False
@@ -214,8 +225,18 @@ def _reproduce(args) -> int:
     ok = all(s in ("completed", "converged") for s in (res.get("status") or []))
     if not is_writer():  # across processes only process 0 writes and reports
         return 0 if ok else 1
-    save_results(out, module.NAME, res["arrays"], coords=res.get("coords"), config=config, wall_time=wall,
-                 status=res.get("status"), extra={"size": args.size}, fingerprint=fp, figures=module.plot)
+    save_results(
+        out,
+        module.NAME,
+        res["arrays"],
+        coords=res.get("coords"),
+        config=config,
+        wall_time=wall,
+        status=res.get("status"),
+        extra={"size": args.size},
+        fingerprint=fp,
+        figures=module.plot,
+    )
     results = load_results(out)
     print(module.summary(results))
     figures = sorted(p.name for p in out.iterdir() if p.suffix in (".png", ".pdf"))
@@ -282,8 +303,11 @@ def main(argv=None) -> int:
         if not getattr(args, "distributed", False):
             raise
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"jaxreg: error: process {jax.process_index()} stopped, a collective across processes failed "
-              f"(another process died?): {first}; continue with --resume", file=sys.stderr)
+        print(
+            f"jaxreg: error: process {jax.process_index()} stopped, a collective across processes failed "
+            f"(another process died?): {first}; continue with --resume",
+            file=sys.stderr,
+        )
         return 1
     except _refused() as e:  # a corrupt file, a checkpoint of another run: one line naming it
         print(f"jaxreg: error: {e}", file=sys.stderr)

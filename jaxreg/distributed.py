@@ -32,9 +32,15 @@ def parse_coordinator(address: str) -> str:
     return address
 
 
-def initialize(coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None,
-               *, initialization_timeout: int = INITIALIZATION_TIMEOUT_S,
-               heartbeat_timeout: int = HEARTBEAT_TIMEOUT_S, shutdown_timeout: int = SHUTDOWN_TIMEOUT_S) -> None:
+def initialize(
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    *,
+    initialization_timeout: int = INITIALIZATION_TIMEOUT_S,
+    heartbeat_timeout: int = HEARTBEAT_TIMEOUT_S,
+    shutdown_timeout: int = SHUTDOWN_TIMEOUT_S,
+) -> None:
     """Join this process to a multi-process run: ``jax.distributed.initialize``.
 
     Call it first, before anything that uses JAX's devices. Without arguments JAX reads
@@ -55,21 +61,35 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     """
     given = [coordinator is not None, num_processes is not None, process_id is not None]
     if any(given) and not all(given):
-        raise ValueError("coordinator, num_processes and process_id must be given together "
-                         "(or none of them, to detect them from SLURM, Open MPI, Kubernetes or a TPU pod)")
+        raise ValueError(
+            "coordinator, num_processes and process_id must be given together "
+            "(or none of them, to detect them from SLURM, Open MPI, Kubernetes or a TPU pod)"
+        )
     if all(given):
         parse_coordinator(coordinator)
         if isinstance(num_processes, bool) or not isinstance(num_processes, (int, np.integer)) or num_processes < 1:
             raise ValueError(f"num_processes must be a positive integer, got {num_processes!r}")
-        if (isinstance(process_id, bool) or not isinstance(process_id, (int, np.integer))
-                or not 0 <= process_id < num_processes):
+        if (
+            isinstance(process_id, bool)
+            or not isinstance(process_id, (int, np.integer))
+            or not 0 <= process_id < num_processes
+        ):
             raise ValueError(f"process_id must be an integer in 0..{num_processes - 1}, got {process_id!r}")
-    for name, value in (("initialization_timeout", initialization_timeout), ("heartbeat_timeout", heartbeat_timeout),
-                        ("shutdown_timeout", shutdown_timeout)):
+    for name, value in (
+        ("initialization_timeout", initialization_timeout),
+        ("heartbeat_timeout", heartbeat_timeout),
+        ("shutdown_timeout", shutdown_timeout),
+    ):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
             raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-    jax.distributed.initialize(coordinator, num_processes, process_id, initialization_timeout=initialization_timeout,
-                               heartbeat_timeout_seconds=heartbeat_timeout, shutdown_timeout_seconds=shutdown_timeout)
+    jax.distributed.initialize(
+        coordinator,
+        num_processes,
+        process_id,
+        initialization_timeout=initialization_timeout,
+        heartbeat_timeout_seconds=heartbeat_timeout,
+        shutdown_timeout_seconds=shutdown_timeout,
+    )
 
 
 def is_writer() -> bool:
@@ -86,8 +106,7 @@ def agree(value: int, what: str) -> int:
 
     values = np.asarray(process_allgather(np.int64(value))).reshape(-1)
     if np.any(values != values[0]):
-        raise ValueError(f"{what} differs between processes ({values.tolist()} on processes "
-                         f"0..{len(values) - 1})")
+        raise ValueError(f"{what} differs between processes ({values.tolist()} on processes 0..{len(values) - 1})")
     return value
 
 

@@ -143,7 +143,12 @@ def ht_rank(tensor: Float[Array, "..."], tree=None, rtol: float = 1e-6) -> tuple
 
 
 def cp_rank_estimate(
-    tensor: Float[Array, "..."], max_rank: int, tol: float = 1e-6, *, n_restarts: int = 3, seed: int = 0,
+    tensor: Float[Array, "..."],
+    max_rank: int,
+    tol: float = 1e-6,
+    *,
+    n_restarts: int = 3,
+    seed: int = 0,
     n_iter_max: int = 2000,
 ) -> int:
     """Smallest r <= ``max_rank`` whose CP-ALS fit (``tensorly.decomposition.parafac``,
@@ -169,8 +174,9 @@ def cp_rank_estimate(
     rng = np.random.default_rng(seed)
     for r in range(1, max_rank + 1):
         for _ in range(n_restarts):
-            cp = parafac(t, r, n_iter_max=n_iter_max, init="random", tol=1e-12,
-                         random_state=int(rng.integers(2**31 - 1)))
+            cp = parafac(
+                t, r, n_iter_max=n_iter_max, init="random", tol=1e-12, random_state=int(rng.integers(2**31 - 1))
+            )
             if float(np.mean((tl_cp_to_tensor(cp) - t) ** 2)) < tol:
                 return r
     return max_rank + 1

@@ -13,8 +13,9 @@ import numpy as np  # noqa: E402
 
 def save_figure(fig, out_dir, stem: str) -> list[Path]:
     """Save ``fig`` as PNG and PDF under ``out_dir``; returns the paths."""
-    from .results import atomic_write_bytes
     import io
+
+    from .results import atomic_write_bytes
 
     paths = []
     for ext in ("png", "pdf"):

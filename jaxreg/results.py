@@ -76,7 +76,7 @@ def _jsonable(x):
 
 
 def current_precision() -> str:
-    """"float64" when JAX's x64 mode is on, else "float32"."""
+    """ "float64" when JAX's x64 mode is on, else "float32"."""
     import jax
 
     return "float64" if jax.config.jax_enable_x64 else "float32"
@@ -200,8 +200,10 @@ def save_results(
     out = Path(out_dir)
     foreign = foreign_entries(out)
     if foreign:
-        raise ResultsError(f"out_dir {out} holds files that are not results ({', '.join(foreign[:3])}); "
-                           "choose an empty or new directory")
+        raise ResultsError(
+            f"out_dir {out} holds files that are not results ({', '.join(foreign[:3])}); "
+            "choose an empty or new directory"
+        )
     dims, data = {}, {}
     for key, (d, arr) in arrays.items():
         arr = np.asarray(arr)
@@ -267,8 +269,10 @@ def _check_shapes(path: Path, meta: dict, arrays: dict) -> None:
             raise ResultsError(f"{path.parent / ARRAYS}: array {key!r} has shape {shape}, dims {d}")
         for n, dim in zip(shape, d):
             if dim in coords and len(coords[dim]) != n:
-                raise ResultsError(f"{path.parent / ARRAYS}: array {key!r} has {n} entries along {dim!r} "
-                                   f"but {path} lists {len(coords[dim])} coordinates")
+                raise ResultsError(
+                    f"{path.parent / ARRAYS}: array {key!r} has {n} entries along {dim!r} "
+                    f"but {path} lists {len(coords[dim])} coordinates"
+                )
 
 
 def load_results(out_dir) -> Results:

@@ -38,8 +38,15 @@ from . import storage as _io
 from .results import CHECKPOINT, ResumeMismatch, as_fingerprint, fingerprint_mismatch
 from .storage import CorruptFile
 
-__all__ = ["run_chunks", "stack_chunks", "checkpoints", "check_resumable", "clear_checkpoint", "CheckpointExists",
-           "CHECKPOINT"]
+__all__ = [
+    "run_chunks",
+    "stack_chunks",
+    "checkpoints",
+    "check_resumable",
+    "clear_checkpoint",
+    "CheckpointExists",
+    "CHECKPOINT",
+]
 
 STATE, OUTPUTS, MANIFEST = "state.eqx", "outputs.npz", "manifest.json"
 _UNIT = "chunk-"
@@ -142,8 +149,10 @@ def _commit(directory: Path, done: int, state, outputs: list[dict], manifest: di
     tmp.mkdir()
     buf = io.BytesIO()
     eqx.tree_serialise_leaves(buf, state)
-    files = {STATE: buf.getvalue(),
-             OUTPUTS: _io.npz_bytes({f"{i}:{n}": v for i, o in enumerate(outputs) for n, v in o.items()})}
+    files = {
+        STATE: buf.getvalue(),
+        OUTPUTS: _io.npz_bytes({f"{i}:{n}": v for i, o in enumerate(outputs) for n, v in o.items()}),
+    }
     for name, data in files.items():
         _io.write_file(tmp / name, data)
     manifest = {**manifest, "done": done, "files": {name: _io.sha256(data) for name, data in files.items()}}
@@ -162,8 +171,9 @@ def _load(directory: Path, state, fingerprint: dict, num_chunks: int):
         raise ResumeMismatch(f"the checkpoint {unit / MANIFEST} cannot be continued: {why}")
     done = manifest["done"]
     if not 0 < done <= num_chunks or manifest.get("num_chunks") != num_chunks:
-        raise CorruptFile(f"{unit / MANIFEST} records {done} of {manifest.get('num_chunks')} chunks, "
-                          f"this run has {num_chunks}")
+        raise CorruptFile(
+            f"{unit / MANIFEST} records {done} of {manifest.get('num_chunks')} chunks, this run has {num_chunks}"
+        )
     blob = _verified(unit, manifest, STATE)
     try:
         state = eqx.tree_deserialise_leaves(io.BytesIO(blob), state)
@@ -225,8 +235,9 @@ def run_chunks(
     start, stopped = 0, False
     if directory is not None and _units(directory):
         if not resume:
-            raise CheckpointExists(f"{directory} holds a partial run; continue it with resume=True or remove it "
-                                   "first (clear_checkpoint)")
+            raise CheckpointExists(
+                f"{directory} holds a partial run; continue it with resume=True or remove it first (clear_checkpoint)"
+            )
         state, outputs, start, stopped = _load(directory, state, fp, num_chunks)
     if resume and directory is not None:
         try:

@@ -12,12 +12,12 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
-
 GATHER = ("all", "process0")
 
 
-def sweep(fn: Callable, keys: PRNGKeyArray, *args: PyTree, devices=None, chunk_size: int | None = None,
-          gather: str = "all") -> PyTree:
+def sweep(
+    fn: Callable, keys: PRNGKeyArray, *args: PyTree, devices=None, chunk_size: int | None = None, gather: str = "all"
+) -> PyTree:
     """``vmap(fn)(keys, *args)``, with the batch axis sharded over ``devices``.
 
     ``fn(key, *args)`` runs one experiment (e.g. builds a problem and a model from the key
@@ -198,8 +198,9 @@ def _program(fn, chunk_size, devices, keys, args):
         arrays = run(keys, args)
     else:
         mesh = Mesh(np.asarray(devices), ("batch",))
-        arrays = jax.shard_map(run, mesh=mesh, in_specs=PartitionSpec("batch"), out_specs=PartitionSpec("batch"),
-                               check_vma=False)(keys, args)
+        arrays = jax.shard_map(
+            run, mesh=mesh, in_specs=PartitionSpec("batch"), out_specs=PartitionSpec("batch"), check_vma=False
+        )(keys, args)
     return eqx.combine(arrays, static_out[0])
 
 

@@ -36,7 +36,7 @@ class Observations(eqx.Module):
 
     values: Float[Array, " k"]
     indices: Int[Array, "k order"] | None = None
-    operators: Float[Array, "k *shape"] | None = None
+    operators: Float[Array, " k *shape"] | None = None
 
     @property
     def size(self) -> int:

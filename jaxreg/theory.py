@@ -92,9 +92,7 @@ def rate_identity(end_to_end_loss: Callable, model: AbstractFactorization):
 
 def relative_residual(observed, predicted, floor: float = 0.0):
     """|observed - predicted| / max(|predicted|, floor), elementwise (pytrees allowed)."""
-    return jax.tree_util.tree_map(
-        lambda o, p: jnp.abs(o - p) / jnp.maximum(jnp.abs(p), floor), observed, predicted
-    )
+    return jax.tree_util.tree_map(lambda o, p: jnp.abs(o - p) / jnp.maximum(jnp.abs(p), floor), observed, predicted)
 
 
 LOWER_BOUNDS = ("am_gm", "paper")

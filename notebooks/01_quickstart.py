@@ -28,7 +28,6 @@ import jax
 jax.config.update("jax_enable_x64", True)  # float64 for flows: at program start, never on import
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
-import numpy as np
 
 import jaxreg as jr
 
@@ -42,8 +41,8 @@ model = jr.MatrixFactorization(jax.random.key(1), (30, 30), depth=3, init_scale=
 ts = jnp.linspace(1.0, 2000.0, 100)
 traj = jr.gradient_flow(problem.loss, model, 2000.0, ts=ts, metrics=lambda m: m.component_norms()[:5])
 print("status:", jr.Status.name(traj.status), "| solver steps:", int(traj.num_steps))
-print("final train loss: %.2e" % traj.loss[-1])
-print("relative reconstruction error: %.2e" % problem.reconstruction_error(traj.model))
+print(f"final train loss: {float(traj.loss[-1]):.2e}")
+print(f"relative reconstruction error: {float(problem.reconstruction_error(traj.model)):.2e}")
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.5))

@@ -30,7 +30,6 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp
-import numpy as np
 
 import jaxreg as jr
 from jaxreg import theory
@@ -48,8 +47,9 @@ cases = {
     ),
     "HTF order 4": (
         jr.tasks.tensor_completion(key, (3, 3, 3, 3), rank=2, num_observed=40),
-        jr.HierarchicalTensorFactorization(jax.random.key(3), (3, 3, 3, 3), widths=(3, 3), init_scale=0.6,
-                                           balanced=True),
+        jr.HierarchicalTensorFactorization(
+            jax.random.key(3), (3, 3, 3, 3), widths=(3, 3), init_scale=0.6, balanced=True
+        ),
     ),
 }
 

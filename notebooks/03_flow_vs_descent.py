@@ -27,7 +27,6 @@ import jax
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
-import numpy as np
 import optax
 
 import jaxreg as jr
@@ -37,19 +36,20 @@ problem = jr.tasks.matrix_completion(jax.random.key(0), (20, 20), rank=2, num_ob
 model = jr.MatrixFactorization(jax.random.key(1), (20, 20), depth=3, init_scale=0.1)
 T = 60.0
 ts = jnp.linspace(0.0, T, 31)
-flow = jr.gradient_flow(problem.loss, model, T, ts=ts, rtol=1e-11, atol=1e-13,
-                        metrics=lambda m: m.materialize())
+flow = jr.gradient_flow(problem.loss, model, T, ts=ts, rtol=1e-11, atol=1e-13, metrics=lambda m: m.materialize())
 print("flow:", jr.Status.name(flow.status), int(flow.num_steps), "solver steps")
 
 # %% [markdown]
 # Gradient descent with step eta, saved at the same times t = k eta: the maximum relative
 # distance max_t ||W_GD(t) - W_GF(t)|| / ||W_GF(t)|| halves when eta halves.
 
+
 # %%
 def gd_error(eta):
     steps = int(round(T / eta))
-    gd = jr.gradient_descent(problem.loss, model, optax.sgd(eta), steps, save_every=steps // 30,
-                             metrics=lambda m: m.materialize())
+    gd = jr.gradient_descent(
+        problem.loss, model, optax.sgd(eta), steps, save_every=steps // 30, metrics=lambda m: m.materialize()
+    )
     diff = jnp.linalg.norm((gd.metrics - flow.metrics).reshape(31, -1), axis=1)
     ref = jnp.linalg.norm(flow.metrics.reshape(31, -1), axis=1)
     return float(jnp.max(diff[1:] / ref[1:])), steps
@@ -59,7 +59,7 @@ etas = [0.2, 0.1, 0.05, 0.025]
 errors = [gd_error(eta) for eta in etas]
 for eta, (err, steps) in zip(etas, errors):
     print(f"eta {eta:6.3f}: {steps:5d} steps, max relative distance from the flow {err:.2e}")
-print("flow: %d steps of an adaptive Tsit5 at rtol 1e-11" % int(flow.num_steps))
+print(f"flow: {int(flow.num_steps)} steps of an adaptive Tsit5 at rtol 1e-11")
 
 # %%
 fig, ax = plt.subplots(figsize=(5, 3.5))

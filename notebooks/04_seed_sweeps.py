@@ -58,8 +58,9 @@ for i, s in enumerate(np.asarray(SCALES)):
 # %%
 fig, ax = plt.subplots(figsize=(5, 3.5))
 for depth in (2, 3):
-    ax.errorbar(np.asarray(SCALES), errors[depth].mean(1), errors[depth].std(1), marker="o", capsize=3,
-                label=f"depth {depth}")
+    ax.errorbar(
+        np.asarray(SCALES), errors[depth].mean(1), errors[depth].std(1), marker="o", capsize=3, label=f"depth {depth}"
+    )
 ax.set_xscale("log")
 ax.set_yscale("log")
 ax.set_xlabel("init scale")

@@ -49,12 +49,20 @@ CONFIG = {"model": "toy", "chunks": NUM_CHUNKS}
 
 def _pipeline(out, *, resume=False):
     """Run the chunks into ``out`` and save the results there (as the CLI does)."""
-    state, outs, _ = run_chunks(_step, _initial(), NUM_CHUNKS, out_dir=out, resume=resume, progress=False,
-                                fingerprint=CONFIG)
+    state, outs, _ = run_chunks(
+        _step, _initial(), NUM_CHUNKS, out_dir=out, resume=resume, progress=False, fingerprint=CONFIG
+    )
     data = stack_chunks(outs, axis=0)
     arrays = {"y": (("chunk", "i"), data["y"].reshape(NUM_CHUNKS, -1)), "x": (("i",), np.asarray(state[0]))}
-    save_results(out, "toy", arrays, coords={"chunk": list(range(NUM_CHUNKS))}, config=CONFIG,
-                 status=["completed"], fingerprint=R.fingerprint(CONFIG))
+    save_results(
+        out,
+        "toy",
+        arrays,
+        coords={"chunk": list(range(NUM_CHUNKS))},
+        config=CONFIG,
+        status=["completed"],
+        fingerprint=R.fingerprint(CONFIG),
+    )
     return load_results(out)
 
 
@@ -109,6 +117,7 @@ def test_fault_matrix_replacing_old_results(reference, tmp_path, monkeypatch):
     """Results of another run are in place: after a kill at any point of the replacement,
     the directory holds the old or the new pair whole, never a mix, and old figures of
     the other run are gone once the new results are in."""
+
     def old_results(out):
         save_results(out, "other", {"z": (("a",), np.arange(4.0))}, config={"other": True}, status=["completed"])
         (out / "other.png").write_bytes(b"png")
@@ -118,8 +127,14 @@ def test_fault_matrix_replacing_old_results(reference, tmp_path, monkeypatch):
     new = {"y": (("chunk", "i"), reference["y"]), "x": (("i",), reference["x"])}
     with monkeypatch.context() as mp:
         counter = WritePoints(mp)
-        save_results(tmp_path / "probe", "toy", new, coords={"chunk": list(range(NUM_CHUNKS))}, config=CONFIG,
-                     status=["completed"])
+        save_results(
+            tmp_path / "probe",
+            "toy",
+            new,
+            coords={"chunk": list(range(NUM_CHUNKS))},
+            config=CONFIG,
+            status=["completed"],
+        )
     n_points = len(counter.log)
     assert n_points == 2 + 3, counter.log  # arrays, json; rename old away, rename new in, remove old
     for n in range(1, n_points + 1):
@@ -128,8 +143,9 @@ def test_fault_matrix_replacing_old_results(reference, tmp_path, monkeypatch):
         with monkeypatch.context() as mp:
             WritePoints(mp, crash_after=n)
             with pytest.raises(Crash):
-                save_results(out, "toy", new, coords={"chunk": list(range(NUM_CHUNKS))}, config=CONFIG,
-                             status=["completed"])
+                save_results(
+                    out, "toy", new, coords={"chunk": list(range(NUM_CHUNKS))}, config=CONFIG, status=["completed"]
+                )
         R.recover_dir(out)
         seen = load_results(out)
         if seen.name == "other":
@@ -156,8 +172,11 @@ def test_resume_refuses_corrupt_checkpoint_naming_the_file(tmp_path):
     with pytest.raises(Crash):
         _interrupted_at_third_chunk(out)
     (unit,) = checkpoints(out)
-    for name, damage in (("state.eqx", lambda b: b[: len(b) // 2]), ("outputs.npz", lambda b: b[:-1] + b"x"),
-                         ("manifest.json", lambda b: b[:10])):
+    for name, damage in (
+        ("state.eqx", lambda b: b[: len(b) // 2]),
+        ("outputs.npz", lambda b: b[:-1] + b"x"),
+        ("manifest.json", lambda b: b[:10]),
+    ):
         path = unit / name
         good = path.read_bytes()
         path.write_bytes(damage(good))
@@ -174,14 +193,25 @@ def test_resume_refuses_corrupt_checkpoint_naming_the_file(tmp_path):
         run_chunks(_step, _initial(), NUM_CHUNKS, out_dir=out, progress=False, fingerprint=CONFIG)
 
 
-@pytest.mark.parametrize("damage, fragment", [
-    (lambda out: (out / "results.json").write_text('{"name": "toy", "dims'), "results.json is corrupt"),
-    (lambda out: (out / "arrays.npz").write_bytes((out / "arrays.npz").read_bytes()[:100]), "arrays.npz"),
-    (lambda out: (out / "results.json").write_text(json.dumps(
-        {**json.loads((out / "results.json").read_text()), "coords": {"chunk": [0, 1]}})), "coordinates"),
-    (lambda out: (out / "results.json").write_text(json.dumps(
-        {**json.loads((out / "results.json").read_text()), "status": ["fine"]})), "status"),
-])
+@pytest.mark.parametrize(
+    "damage, fragment",
+    [
+        (lambda out: (out / "results.json").write_text('{"name": "toy", "dims'), "results.json is corrupt"),
+        (lambda out: (out / "arrays.npz").write_bytes((out / "arrays.npz").read_bytes()[:100]), "arrays.npz"),
+        (
+            lambda out: (out / "results.json").write_text(
+                json.dumps({**json.loads((out / "results.json").read_text()), "coords": {"chunk": [0, 1]}})
+            ),
+            "coordinates",
+        ),
+        (
+            lambda out: (out / "results.json").write_text(
+                json.dumps({**json.loads((out / "results.json").read_text()), "status": ["fine"]})
+            ),
+            "status",
+        ),
+    ],
+)
 def test_load_results_names_what_is_wrong(reference, tmp_path, damage, fragment):
     out = tmp_path / "out"
     _pipeline(out)
@@ -209,10 +239,13 @@ SIGKILL_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("after, unit", [
-    (5, "chunk-000001"),  # state.eqx of the second unit written, its manifest not
-    (11, "chunk-000003"),  # results.json written in the temporary sibling, not renamed into place
-])
+@pytest.mark.parametrize(
+    "after, unit",
+    [
+        (5, "chunk-000001"),  # state.eqx of the second unit written, its manifest not
+        (11, "chunk-000003"),  # results.json written in the temporary sibling, not renamed into place
+    ],
+)
 def test_real_sigkill_resumes_bit_identical(reference, tmp_path, after, unit):
     out = tmp_path / "out"
     script = SIGKILL_SCRIPT.format(tests=os.path.dirname(__file__), after=after, out=str(out))

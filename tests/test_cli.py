@@ -109,6 +109,7 @@ def test_resume_of_another_configuration_is_a_usage_error(tmp_path, capsys):
 @pytest.fixture
 def no_compute(monkeypatch):
     """Fail the test if the reproduction starts computing."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("computed before refusing")
 
@@ -122,11 +123,14 @@ def _one_line_error(capsys, *fragments):
         assert fragment in err, err
 
 
-@pytest.mark.parametrize("where, fragment", [
-    (lambda tmp: tmp / "file.txt", "is a file"),
-    (lambda tmp: tmp / "file.txt" / "below", "not a directory"),
-    (lambda tmp: "/proc/jaxreg", "/proc"),
-])
+@pytest.mark.parametrize(
+    "where, fragment",
+    [
+        (lambda tmp: tmp / "file.txt", "is a file"),
+        (lambda tmp: tmp / "file.txt" / "below", "not a directory"),
+        (lambda tmp: "/proc/jaxreg", "/proc"),
+    ],
+)
 def test_bad_out_refused_before_compute(where, fragment, tmp_path, no_compute, capsys):
     (tmp_path / "file.txt").write_text("x")
     assert cli.main(TINY + ["--out", str(where(tmp_path))]) == 2
@@ -154,16 +158,25 @@ def test_finished_results_are_kept_unless_forced(tiny_run, tmp_path, monkeypatch
     (out / "ht-rank.png").write_bytes(b"old figure")
     saved = load_results(tiny_run)
     arrays = {k: (saved.dims[k], v) for k, v in saved.arrays.items()}
-    monkeypatch.setattr(matrix_dynamics, "run", lambda *a, **k: {"arrays": arrays, "coords": saved.coords,
-                                                                 "status": saved.meta["status"]})
+    monkeypatch.setattr(
+        matrix_dynamics,
+        "run",
+        lambda *a, **k: {"arrays": arrays, "coords": saved.coords, "status": saved.meta["status"]},
+    )
     assert cli.main(TINY + ["--out", str(out), "--force"]) == 0
     assert not (out / "ht-rank.png").exists() and (out / "matrix-dynamics.png").exists()
     np.testing.assert_array_equal(load_results(out)["loss"], load_results(tiny_run)["loss"])
 
 
 def test_corrupt_checkpoint_and_config_refused_before_compute(tmp_path, no_compute, capsys):
-    run_chunks(lambda s, k: (s, {"x": np.arange(3.0)}), 0, 2, out_dir=tmp_path, progress=False,
-               fingerprint=matrix_dynamics.Config.preset("tiny"))
+    run_chunks(
+        lambda s, k: (s, {"x": np.arange(3.0)}),
+        0,
+        2,
+        out_dir=tmp_path,
+        progress=False,
+        fingerprint=matrix_dynamics.Config.preset("tiny"),
+    )
     (unit,) = checkpoints(tmp_path)
     (unit / "outputs.npz").write_bytes(b"truncated")
     for extra in (["--resume"], []):
@@ -175,14 +188,25 @@ def test_corrupt_checkpoint_and_config_refused_before_compute(tmp_path, no_compu
         _one_line_error(capsys, "--config", fragment)
 
 
-@pytest.mark.parametrize("damage, fragment", [
-    (lambda out: (out / "results.json").write_text("{"), "results.json"),
-    (lambda out: (out / "arrays.npz").write_bytes(b"PK\x03\x04 truncated"), "arrays.npz"),
-    (lambda out: (out / "results.json").write_text(
-        (out / "results.json").read_text().replace('"time": [', '"time": [-1.0, ')), "'time'"),
-    (lambda out: (out / "results.json").write_text(
-        (out / "results.json").read_text().replace('"completed"', '"done"')), "status"),
-])
+@pytest.mark.parametrize(
+    "damage, fragment",
+    [
+        (lambda out: (out / "results.json").write_text("{"), "results.json"),
+        (lambda out: (out / "arrays.npz").write_bytes(b"PK\x03\x04 truncated"), "arrays.npz"),
+        (
+            lambda out: (out / "results.json").write_text(
+                (out / "results.json").read_text().replace('"time": [', '"time": [-1.0, ')
+            ),
+            "'time'",
+        ),
+        (
+            lambda out: (out / "results.json").write_text(
+                (out / "results.json").read_text().replace('"completed"', '"done"')
+            ),
+            "status",
+        ),
+    ],
+)
 def test_plot_names_what_is_wrong(tiny_run, tmp_path, damage, fragment, capsys):
     out = tmp_path / "res"
     shutil.copytree(tiny_run, out)

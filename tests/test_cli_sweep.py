@@ -41,8 +41,9 @@ def test_flow_sweep_saves_grid_and_replots(tmp_path):
     assert np.all(res["loss"][:, :, -1] < 1e-3) and np.all(res["loss"][:, :, -1] < res["loss"][:, :, 0])
     assert np.all(res["reconstruction_error"][0, :, -1] < 5e-2)
     # the grid equals a direct gradient flow of the run (init 1e-1, seed 1)
-    config = custom_sweep.Config(**{**res.config, "shape": (10, 10), "init_scales": (1e-2, 1e-1),
-                                    "widths": tuple(res.config["widths"])})
+    config = custom_sweep.Config(
+        **{**res.config, "shape": (10, 10), "init_scales": (1e-2, 1e-1), "widths": tuple(res.config["widths"])}
+    )
     pk, mk = jax.random.split(jax.random.split(jax.random.key(config.seed), 2)[1])
     problem = custom_sweep._problem(config, pk)
     model = custom_sweep._model(config, mk, 1e-1)
@@ -55,9 +56,21 @@ def test_flow_sweep_saves_grid_and_replots(tmp_path):
 
 def test_descent_chunks_carry_optimizer_state():
     """Adam's moments survive the checkpointed chunks: 1 chunk == 4 chunks, bit for bit-ish."""
-    base = custom_sweep.Config(model="cp", shape=(4, 4, 4), rank=3, target_rank=1, num_observed=20,
-                               optimizer="adam", learning_rate=1e-2, optimizer_options={"b1": 0.8},
-                               num_steps=80, num_saves=8, num_chunks=1, init_scales=(1e-1,), seeds=2)
+    base = custom_sweep.Config(
+        model="cp",
+        shape=(4, 4, 4),
+        rank=3,
+        target_rank=1,
+        num_observed=20,
+        optimizer="adam",
+        learning_rate=1e-2,
+        optimizer_options={"b1": 0.8},
+        num_steps=80,
+        num_saves=8,
+        num_chunks=1,
+        init_scales=(1e-1,),
+        seeds=2,
+    )
     one = custom_sweep.run(base, progress=False)
     four = custom_sweep.run(dataclasses.replace(base, num_chunks=4), progress=False)
     np.testing.assert_allclose(one["arrays"]["loss"][1], four["arrays"]["loss"][1], rtol=1e-12)

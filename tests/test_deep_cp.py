@@ -162,8 +162,11 @@ def test_rate_terms_integrate_to_the_closed_form_growth():
     x = s0 ** (1.0 / n_modes)
     e = jnp.zeros((2, 1)).at[0, 0].set(1.0)
     model = DTF(jax.random.key(0), (2,) * n_modes, 1, k, init_scale=1.0)
-    model = eqx.tree_at(lambda m: (m.factors, m.layers), model,
-                        ((x * e,) * n_modes, (x * jnp.broadcast_to((e @ e.T)[None, None], (k, 1, 2, 2)),) * n_modes))
+    model = eqx.tree_at(
+        lambda m: (m.factors, m.layers),
+        model,
+        ((x * e,) * n_modes, (x * jnp.broadcast_to((e @ e.T)[None, None], (k, 1, 2, 2)),) * n_modes),
+    )
     g = c * jnp.einsum("i,j,l->ijl", e[:, 0], e[:, 0], e[:, 0])
 
     def loss_w(w):
@@ -174,8 +177,15 @@ def test_rate_terms_integrate_to_the_closed_form_growth():
     a, p = float(terms.coefficient[0] * terms.gamma[0]), float(terms.exponent[0])
     t_end = 0.8 * s0 ** (1 - p) / ((p - 1) * a)  # 80% of the blow-up time
     ts = jnp.linspace(0.0, t_end, 12)
-    traj = jr.gradient_flow(lambda m: loss_w(m.materialize()), model, t_end, ts=ts, rtol=1e-12, atol=1e-14,
-                            metrics=lambda m: (m.rate_sigma()[0], theory.rate_terms(loss_w, m).gamma[0]))
+    traj = jr.gradient_flow(
+        lambda m: loss_w(m.materialize()),
+        model,
+        t_end,
+        ts=ts,
+        rtol=1e-12,
+        atol=1e-14,
+        metrics=lambda m: (m.rate_sigma()[0], theory.rate_terms(loss_w, m).gamma[0]),
+    )
     sigma, delta = (np.asarray(v) for v in traj.metrics)
     closed = (s0 ** (1 - p) - (p - 1) * a * np.asarray(ts)) ** (1 / (1 - p))
     assert np.max(np.abs(sigma - closed) / closed) <= 1e-8

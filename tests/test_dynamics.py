@@ -74,7 +74,9 @@ def test_flow_under_jit_and_vmap_matches_loop(setup):
 
 def test_descent_saves_and_stops(setup):
     problem, model = setup
-    traj = jr.gradient_descent(problem.loss, model, optax.sgd(0.2), 400, save_every=100, metrics=lambda m: m.component_norms())
+    traj = jr.gradient_descent(
+        problem.loss, model, optax.sgd(0.2), 400, save_every=100, metrics=lambda m: m.component_norms()
+    )
     assert traj.ts.tolist() == [0, 100, 200, 300, 400]
     assert traj.metrics.shape == (5, 8)
     first = float(traj.loss[0])
@@ -98,8 +100,12 @@ def test_group_rmsprop_update_rule():
 
 @pytest.mark.parametrize(
     "kwargs, name",
-    [(dict(t1=-1.0), "t1"), (dict(t1=1.0, rtol=0.0), "rtol"), (dict(t1=1.0, max_steps=0), "max_steps"),
-     (dict(t1=1.0, ts=jnp.ones((2, 2))), "ts")],
+    [
+        (dict(t1=-1.0), "t1"),
+        (dict(t1=1.0, rtol=0.0), "rtol"),
+        (dict(t1=1.0, max_steps=0), "max_steps"),
+        (dict(t1=1.0, ts=jnp.ones((2, 2))), "ts"),
+    ],
 )
 def test_flow_bad_input(setup, kwargs, name):
     problem, model = setup

@@ -28,8 +28,12 @@ def test_matrix_unbalanced_gaussian_is_not_balanced():
 @pytest.mark.parametrize("depth", [1, 2, 3])
 def test_matrix_init_scale_convention(depth):
     """||W(0)||_F ~ init_scale * sqrt(n) (Arora et al. 2019), averaged over keys."""
-    norms = [float(jnp.linalg.norm(jr.MatrixFactorization(jax.random.key(s), (60, 60), depth,
-                                                          init_scale=1e-2).materialize())) for s in range(8)]
+    norms = [
+        float(
+            jnp.linalg.norm(jr.MatrixFactorization(jax.random.key(s), (60, 60), depth, init_scale=1e-2).materialize())
+        )
+        for s in range(8)
+    ]
     assert 0.7 <= np.mean(norms) / (1e-2 * np.sqrt(60)) <= 1.3
 
 
@@ -100,7 +104,11 @@ def test_matrix_bad_input(kwargs, name):
 
 @pytest.mark.parametrize(
     "kwargs, name",
-    [(dict(shape=(3, 3), rank=0), "rank"), (dict(shape=(), rank=2), "shape"), (dict(shape=(3, 3), rank=2, init_scale=0), "init_scale")],
+    [
+        (dict(shape=(3, 3), rank=0), "rank"),
+        (dict(shape=(), rank=2), "shape"),
+        (dict(shape=(3, 3), rank=2, init_scale=0), "init_scale"),
+    ],
 )
 def test_cp_bad_input(kwargs, name):
     with pytest.raises(ValueError, match=name):

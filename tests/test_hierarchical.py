@@ -175,8 +175,9 @@ def test_incremental_learning_of_root_components():
     the root's local components reach half their final norm one at a time."""
     problem = jr.tasks.tensor_completion(jax.random.key(0), (16,) * 4, (5, 5), 2000, target="ht")
     model = HTF(jax.random.key(1), (16,) * 4, (8, 8), init_scale=0.05)
-    traj = jr.gradient_descent(problem.loss, model, jr.group_rmsprop(0.1), 8000, save_every=40,
-                               metrics=lambda m: m.component_norms())  # the root's local components
+    traj = jr.gradient_descent(
+        problem.loss, model, jr.group_rmsprop(0.1), 8000, save_every=40, metrics=lambda m: m.component_norms()
+    )  # the root's local components
     s = np.asarray(traj.metrics)  # (201, 8)
     final = s[-1]
     learned = np.flatnonzero(final >= 0.05 * final.max())
@@ -239,9 +240,15 @@ def test_bad_ht_target_rank():
         jr.tasks.tensor_completion(jax.random.key(0), (3,) * 4, 0, 10, target="ht")
 
 
-@pytest.mark.parametrize("shape, widths, tree", [((4, 5, 3, 4), (6, 5), None), ((3, 4, 5), (4, 3), None),
-                                                  ((4, 5, 3, 4), (6, 5), ((0, 2), (3, 1))),  # modes out of order
-                                                  ((3, 4, 5), (4,), (0, 1, 2))])  # three children at the root
+@pytest.mark.parametrize(
+    "shape, widths, tree",
+    [
+        ((4, 5, 3, 4), (6, 5), None),
+        ((3, 4, 5), (4, 3), None),
+        ((4, 5, 3, 4), (6, 5), ((0, 2), (3, 1))),  # modes out of order
+        ((3, 4, 5), (4,), (0, 1, 2)),
+    ],
+)  # three children at the root
 def test_dense_entries_route_equals_gather_route(shape, widths, tree):
     """Many observations: ``entries`` contracts W densely (dense_route); values and
     gradients equal the tree-gather route's."""

@@ -47,7 +47,7 @@ DESCENT = SWEEP + 'optimizer = "sgd"\nnum_steps = 100\nnum_saves = 10\nnum_chunk
 # (id, argv after the subcommand's config, TOML text or a special file kind, text the line must contain)
 CLI_CASES = [
     ("config-directory", ["sweep"], "<dir>", "--config"),
-    ("config-not-utf8", ["sweep"], b"model = \"matrix\"\n\xff\xfe = 1\n", "--config"),
+    ("config-not-utf8", ["sweep"], b'model = "matrix"\n\xff\xfe = 1\n', "--config"),
     ("config-missing", ["sweep"], "<missing>", "--config"),
     ("config-malformed", ["sweep"], "model = \n", "--config"),
     ("config-unknown-field", ["sweep"], SWEEP + "learning_rat = 0.1\n", "learning_rat"),
@@ -65,13 +65,16 @@ CLI_CASES = [
     ("t1-negative", ["sweep"], SWEEP + "t1 = -1.0\n", "t1"),
     ("rtol-nan", ["sweep"], SWEEP + "rtol = nan\n", "rtol"),
     ("target-rank-above-shape", ["sweep"], SWEEP.replace("target_rank = 2", "target_rank = 8"), "target_rank"),
-    ("sensing-too-large", ["sweep"], 'model = "matrix"\nshape = [400, 400]\ntask = "sensing"\n'
-                                     'num_observed = 2000\nseeds = 1\n', "num_observed"),
+    (
+        "sensing-too-large",
+        ["sweep"],
+        'model = "matrix"\nshape = [400, 400]\ntask = "sensing"\nnum_observed = 2000\nseeds = 1\n',
+        "num_observed",
+    ),
     ("shape-too-large-for-vmap", ["sweep"], 'model = "cp"\nshape = [300, 300, 300]\nnum_observed = 1000\n', "shape"),
     ("num-observed-all", ["sweep"], SWEEP.replace("num_observed = 20", "num_observed = 36"), "num_observed"),
     ("optimizer-option-type", ["sweep"], DESCENT + 'optimizer_options = {momentum = "x"}\n', "optimizer_options"),
-    ("optimizer-option-table", ["sweep"], DESCENT + "optimizer_options = {momentum = {a = 1}}\n",
-     "optimizer_options"),
+    ("optimizer-option-table", ["sweep"], DESCENT + "optimizer_options = {momentum = {a = 1}}\n", "optimizer_options"),
     ("optimizer-unknown", ["sweep"], DESCENT.replace('"sgd"', '"sgdd"'), "optimizer"),
     ("optimizer-int", ["sweep"], DESCENT.replace('"sgd"', "3"), "optimizer"),
     ("learning-rate-zero", ["sweep"], DESCENT + "learning_rate = 0.0\n", "learning_rate"),
@@ -80,8 +83,12 @@ CLI_CASES = [
     ("saves-chunks", ["sweep"], SWEEP + "num_saves = 10\nnum_chunks = 3\n", "num_saves"),
     ("stop-negative", ["sweep"], SWEEP + "stop_at_loss = -1.0\n", "stop_at_loss"),
     ("seeds-memory-sweep", ["sweep", "--seeds", "100000000"], SWEEP, "seeds"),
-    ("seeds-memory-reproduce", ["reproduce", "matrix-dynamics", "--size", "tiny", "--seeds", "100000000"], None,
-     "seeds"),
+    (
+        "seeds-memory-reproduce",
+        ["reproduce", "matrix-dynamics", "--size", "tiny", "--seeds", "100000000"],
+        None,
+        "seeds",
+    ),
     ("seeds-zero", ["reproduce", "matrix-dynamics", "--size", "tiny", "--seeds", "0"], None, "--seeds"),
     ("size-unknown", ["reproduce", "matrix-dynamics", "--size", "huge"], None, "size"),
     ("reproduction-unknown", ["reproduce", "matrix-dynamic"], None, "reproduction"),
@@ -89,8 +96,12 @@ CLI_CASES = [
     ("depths-int", ["reproduce", "matrix-completion-depth", "--size", "tiny"], "depths = 3\n", "depths"),
     ("baseline-int", ["reproduce", "matrix-completion-depth", "--size", "tiny"], "baseline = 1\n", "baseline"),
     ("dcp-t1s-length", ["reproduce", "incremental-learning", "--size", "tiny"], "dcp_t1s = [1.0]\n", "dcp_t1s"),
-    ("num-observed-repeat", ["reproduce", "tensor-completion-observations", "--size", "tiny"],
-     "num_observed = [10, 10]\n", "num_observed"),
+    (
+        "num-observed-repeat",
+        ["reproduce", "tensor-completion-observations", "--size", "tiny"],
+        "num_observed = [10, 10]\n",
+        "num_observed",
+    ),
 ]
 
 
@@ -141,10 +152,12 @@ def _flow(s, **kw):
 API_CASES = [
     ("flow-model-shape", lambda s: jr.gradient_flow(s["problem"].loss, s["small"], 1.0), "model"),
     ("flow-model-order", lambda s: jr.gradient_flow(s["problem"].loss, s["cp"], 1.0), "model"),
-    ("descent-model-shape", lambda s: jr.gradient_descent(s["problem"].loss, s["small"], optax.sgd(0.1), 10),
-     "model"),
-    ("flow-model-shape-in-lambda", lambda s: jr.gradient_flow(lambda m: s["problem"].loss(m), s["small"], 1.0),
-     "model"),
+    ("descent-model-shape", lambda s: jr.gradient_descent(s["problem"].loss, s["small"], optax.sgd(0.1), 10), "model"),
+    (
+        "flow-model-shape-in-lambda",
+        lambda s: jr.gradient_flow(lambda m: s["problem"].loss(m), s["small"], 1.0),
+        "model",
+    ),
     ("descent-model-no-params", lambda s: jr.gradient_descent(lambda m: 0.0, (1, 2), optax.sgd(0.1), 10), "model"),
     ("ts-descending", lambda s: _flow(s, ts=[0.5, 0.2]), "ts"),
     ("ts-long-descending", lambda s: _flow(s, ts=np.linspace(1.0, 0.0, 1000)), "ts"),
@@ -162,21 +175,30 @@ API_CASES = [
     ("max-steps-float", lambda s: _flow(s, max_steps=1e5), "max_steps"),
     ("metrics-not-callable", lambda s: _flow(s, metrics="rank"), "metrics"),
     ("flow-stop-negative", lambda s: _flow(s, stop_at_loss=-1.0), "stop_at_loss"),
-    ("descent-steps-float", lambda s: jr.gradient_descent(s["problem"].loss, s["model"], optax.sgd(0.1), 10.0),
-     "num_steps"),
+    (
+        "descent-steps-float",
+        lambda s: jr.gradient_descent(s["problem"].loss, s["model"], optax.sgd(0.1), 10.0),
+        "num_steps",
+    ),
     ("rmsprop-negative-lr", lambda s: group_rmsprop(-1.0), "learning_rate"),
     ("rmsprop-nan-lr", lambda s: group_rmsprop(float("nan")), "learning_rate"),
     ("rmsprop-zero-lr", lambda s: group_rmsprop(0.0), "learning_rate"),
     ("rmsprop-bool-lr", lambda s: group_rmsprop(True), "learning_rate"),
     ("rmsprop-decay-one", lambda s: group_rmsprop(1e-3, decay=1.0), "decay"),
     ("rmsprop-eps-negative", lambda s: group_rmsprop(1e-3, eps=-1e-6), "eps"),
-    ("model-init-scale-bool", lambda s: jr.MatrixFactorization(jax.random.key(0), (4, 4), 2, init_scale=True),
-     "init_scale"),
+    (
+        "model-init-scale-bool",
+        lambda s: jr.MatrixFactorization(jax.random.key(0), (4, 4), 2, init_scale=True),
+        "init_scale",
+    ),
     ("model-shape-int", lambda s: jr.MatrixFactorization(jax.random.key(0), 4, 2), "shape"),
     ("task-shape-int", lambda s: jr.tasks.matrix_completion(jax.random.key(0), 10, 2, 30), "shape"),
     ("task-rank-bool", lambda s: jr.tasks.matrix_completion(jax.random.key(0), (10, 10), True, 30), "rank"),
-    ("task-observed-float", lambda s: jr.tasks.tensor_completion(jax.random.key(0), (4, 4, 4), 2, 30.0),
-     "num_observed"),
+    (
+        "task-observed-float",
+        lambda s: jr.tasks.tensor_completion(jax.random.key(0), (4, 4, 4), 2, 30.0),
+        "num_observed",
+    ),
     ("config-init-scales-bool", lambda s: custom_sweep.Config(init_scales=(True,)), "init_scales"),
     ("config-shape-string", lambda s: custom_sweep.Config(shape="30x30"), "shape"),
     ("config-seed-float", lambda s: custom_sweep.Config(seed=1.0), "seed"),
@@ -218,12 +240,16 @@ def test_valid_save_times_and_matching_model_pass(setup):
 # ------------------------------------------------------------------------------ metrics
 
 
-@pytest.mark.parametrize("w", [
-    np.full((3, 3), np.nan),
-    np.diag([1.0, np.inf, 2.0]),
-    np.diag([1.0, np.nan, 2.0]),
-    np.zeros((3, 3)),
-], ids=["nan", "inf", "one-nan", "zero"])
+@pytest.mark.parametrize(
+    "w",
+    [
+        np.full((3, 3), np.nan),
+        np.diag([1.0, np.inf, 2.0]),
+        np.diag([1.0, np.nan, 2.0]),
+        np.zeros((3, 3)),
+    ],
+    ids=["nan", "inf", "one-nan", "zero"],
+)
 def test_effective_rank_of_degenerate_matrix_is_nan(w):
     w = jnp.asarray(w)
     assert np.isnan(jr.metrics.effective_rank(w))
@@ -241,8 +267,7 @@ def test_rank_metrics_of_non_finite_input_are_nan():
 
 def test_effective_rank_of_valid_input_unchanged():
     np.testing.assert_allclose(jr.metrics.effective_rank(jnp.diag(jnp.array([2.0, 2.0, 0.0]))), 2.0, rtol=1e-12)
-    np.testing.assert_allclose(jr.metrics.effective_rank(jnp.outer(jnp.arange(1.0, 4.0), jnp.ones(3))), 1.0,
-                               rtol=1e-12)
+    np.testing.assert_allclose(jr.metrics.effective_rank(jnp.outer(jnp.arange(1.0, 4.0), jnp.ones(3))), 1.0, rtol=1e-12)
     assert float(jr.metrics.numerical_rank(jnp.array([3.0, 1.0, 0.0]))) == 2.0
 
 
@@ -255,8 +280,22 @@ def test_shared_config_fields_keep_each_experiments_names_and_defaults():
     from jaxreg.experiments import matrix_dynamics, norms_counterexample, tensor_rank_complexity
 
     names = {f.name for f in dataclasses.fields(matrix_dynamics.Config)}
-    assert names == {"shape", "rank", "num_observed", "depth", "init_scale", "t1", "num_saves", "num_chunks", "seeds",
-                     "seed", "rtol", "atol", "top", "max_steps"}
+    assert names == {
+        "shape",
+        "rank",
+        "num_observed",
+        "depth",
+        "init_scale",
+        "t1",
+        "num_saves",
+        "num_chunks",
+        "seeds",
+        "seed",
+        "rtol",
+        "atol",
+        "top",
+        "max_steps",
+    }
     md, nc = matrix_dynamics.Config(), norms_counterexample.Config()
     assert (md.num_chunks, md.num_saves, md.rtol, md.atol, md.seeds) == (10, 300, 1e-7, 1e-9, 1)
     assert (nc.num_chunks, nc.num_saves, nc.rtol, nc.atol, nc.seeds) == (4, 120, 1e-8, 1e-12, 3)

@@ -96,7 +96,7 @@ def test_entries_refuses_traced_out_of_range_indices():
 
 def test_float64_without_x64_is_one_clear_error():
     """Every registered model refuses dtype=float64 when x64 is off (it used to build float32)."""
-    code = f"""
+    code = """
 import jax, jax.numpy as jnp
 from jaxreg.factorizations import MODELS
 for name, cls in MODELS.items():

@@ -109,8 +109,16 @@ def _launch(script, args_of, n=2, timeout=TIMEOUT_S, check=True):
     every one still running at ``timeout`` is killed and the test fails."""
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     env.update(JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
-    procs = [subprocess.Popen([sys.executable, "-c", script, *args_of(i)], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, env=env) for i in range(n)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, *args_of(i)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        for i in range(n)
+    ]
     outs = []
     try:
         for p in procs:
@@ -118,13 +126,15 @@ def _launch(script, args_of, n=2, timeout=TIMEOUT_S, check=True):
     except subprocess.TimeoutExpired:
         for p in procs:
             p.kill()
-        pytest.fail(f"{n} processes still running after {timeout} s:\n" + "\n".join(p.communicate()[0][-2000:]
-                                                                                      for p in procs))
+        pytest.fail(
+            f"{n} processes still running after {timeout} s:\n" + "\n".join(p.communicate()[0][-2000:] for p in procs)
+        )
     if not check:
         return [(p.returncode, out) for p, out in zip(procs, outs)]
-    for i, (p, out) in enumerate(zip(procs, outs)):
+    for i, p in enumerate(procs):
         assert p.returncode == 0, f"process {i} exited with {p.returncode}:\n" + "\n\n".join(
-            f"process {j}: ...{o[-3000:]}" for j, o in enumerate(outs))
+            f"process {j}: ...{o[-3000:]}" for j, o in enumerate(outs)
+        )
     return [json.loads(out.split("RESULT ", 1)[1].splitlines()[0]) for out in outs]
 
 
@@ -142,11 +152,27 @@ def test_two_processes_equal_one_process_bit_for_bit(tmp_path):
     # processes; with another number of devices a run can differ in the last bits
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    one_run = ("import sys, jax; jax.config.update('jax_enable_x64', True); from jaxreg import cli; "
-               "sys.exit(cli.main(sys.argv[1:]))")
-    done = subprocess.run([sys.executable, "-c", one_run, "sweep", "--config", str(tmp_path / "tiny.toml"),
-                           "--out", str(tmp_path / "one"), "--no-progress"], env=env, capture_output=True,
-                          text=True, timeout=TIMEOUT_S)
+    one_run = (
+        "import sys, jax; jax.config.update('jax_enable_x64', True); from jaxreg import cli; "
+        "sys.exit(cli.main(sys.argv[1:]))"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            one_run,
+            "sweep",
+            "--config",
+            str(tmp_path / "tiny.toml"),
+            "--out",
+            str(tmp_path / "one"),
+            "--no-progress",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
     for i, r in enumerate(results):
@@ -176,10 +202,14 @@ def test_distributed_options_are_checked_before_any_work(capsys):
     for argv, fragment in (
         (["--coordinator", "127.0.0.1:1234"], "need --distributed"),
         (["--distributed", "--coordinator", "127.0.0.1:1234"], "given together"),
-        (["--distributed", "--coordinator", "nohost", "--num-processes", "2", "--process-id", "0"],
-         "--coordinator must be HOST:PORT"),
-        (["--distributed", "--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"],
-         "--process-id must be an integer in 0..1"),
+        (
+            ["--distributed", "--coordinator", "nohost", "--num-processes", "2", "--process-id", "0"],
+            "--coordinator must be HOST:PORT",
+        ),
+        (
+            ["--distributed", "--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"],
+            "--process-id must be an integer in 0..1",
+        ),
     ):
         assert cli.main(["reproduce", "matrix-dynamics", "--size", "tiny", "--no-progress", *argv]) == 2
         err = capsys.readouterr().err.strip()

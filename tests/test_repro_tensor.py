@@ -47,8 +47,7 @@ def test_masked_loss_is_the_completion_loss_of_the_first_n():
     model = jr.TensorFactorization(jax.random.key(4), (8, 8, 8), 4, init_scale=0.5)
     for n in (23, 100):
         expected = jr.tasks.tensor_completion(key, (8, 8, 8), 1, n).loss(model)
-        got = tensor_completion_observations.masked_loss(model, full.train.indices, full.train.values,
-                                                         jnp.asarray(n))
+        got = tensor_completion_observations.masked_loss(model, full.train.indices, full.train.values, jnp.asarray(n))
         np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
@@ -64,8 +63,9 @@ def test_deep_tensor_rank(tmp_path):
     assert np.all(res["loss"] < 1e-2)
 
 
-@pytest.mark.parametrize("module, field", [(tensor_completion_observations, "num_observed"),
-                                           (deep_tensor_rank, "num_observed")])
+@pytest.mark.parametrize(
+    "module, field", [(tensor_completion_observations, "num_observed"), (deep_tensor_rank, "num_observed")]
+)
 def test_bad_config(module, field):
     value = (-5,) if module is tensor_completion_observations else -5
     with pytest.raises(ValueError, match=field):

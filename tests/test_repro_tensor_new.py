@@ -6,10 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_repro_tensor import _reproduce  # the CLI round trip: reproduce, load, re-plot
 
 import jaxreg as jr
 from jaxreg.experiments import tensor_dynamics, tensor_rank_complexity
-from test_repro_tensor import _reproduce  # the CLI round trip: reproduce, load, re-plot
 
 
 def test_tensor_dynamics(tmp_path):
@@ -64,18 +64,24 @@ def test_digit_entries_and_rank_mask():
     full = jr.TensorFactorization(jax.random.key(0), shape, 4, init_scale=0.3)
     mask = (jnp.arange(4) < 2).astype(full.factors[0].dtype)
     padded = jax.tree_util.tree_map(lambda f: f * mask, full)
-    small = eqx.tree_at(lambda m: m.factors, jr.TensorFactorization(jax.random.key(1), shape, 2),
-                        tuple(f[:, :2] for f in full.factors))
+    small = eqx.tree_at(
+        lambda m: m.factors, jr.TensorFactorization(jax.random.key(1), shape, 2), tuple(f[:, :2] for f in full.factors)
+    )
     x = jnp.asarray(idx[:50])
     np.testing.assert_allclose(padded.entries(x), small.entries(x), rtol=1e-12)
     grads = jax.grad(lambda m: jnp.sum(m.entries(x) ** 2))(padded)
     assert all(float(jnp.abs(g[:, 2:]).max()) == 0.0 for g in grads.factors)
 
 
-@pytest.mark.parametrize("module, field, value", [(tensor_dynamics, "init_scales", (1e-2, 5e-3)),
-                                                  (tensor_dynamics, "num_observed", 10**4),
-                                                  (tensor_rank_complexity, "ranks", (4, 2)),
-                                                  (tensor_rank_complexity, "pool", 3)])
+@pytest.mark.parametrize(
+    "module, field, value",
+    [
+        (tensor_dynamics, "init_scales", (1e-2, 5e-3)),
+        (tensor_dynamics, "num_observed", 10**4),
+        (tensor_rank_complexity, "ranks", (4, 2)),
+        (tensor_rank_complexity, "pool", 3),
+    ],
+)
 def test_bad_config(module, field, value):
     with pytest.raises(ValueError, match=field):
         module.Config(**{field: value})

@@ -68,10 +68,12 @@ def test_sweep_sharded_equals_unsharded_bit_for_bit(tmp_path):
     four, one = tmp_path / "four.npz", tmp_path / "one.npz"
     env4 = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
     env1 = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    out4 = subprocess.run([sys.executable, "-c", BITWISE, str(four)], capture_output=True, text=True, env=env4,
-                          check=True).stdout
-    out1 = subprocess.run([sys.executable, "-c", BITWISE, str(one)], capture_output=True, text=True, env=env1,
-                          check=True).stdout
+    out4 = subprocess.run(
+        [sys.executable, "-c", BITWISE, str(four)], capture_output=True, text=True, env=env4, check=True
+    ).stdout
+    out1 = subprocess.run(
+        [sys.executable, "-c", BITWISE, str(one)], capture_output=True, text=True, env=env1, check=True
+    ).stdout
     assert "in-process-equal True" in out4 and "devices 4" in out4, out4
     assert "devices 1" in out1, out1
     with np.load(four) as a, np.load(one) as b:
@@ -102,8 +104,9 @@ def test_sweep_default_on_several_cpu_devices_does_not_hang():
     jaxlib's batched LAPACK kernels deadlocked the 2-thread intra-op pool (jaxlib 0.10.2);
     the default chunk size on several CPU devices (1) must finish."""
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    out = subprocess.run([sys.executable, "-c", HANG], capture_output=True, text=True, env=env, check=True,
-                         timeout=240).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", HANG], capture_output=True, text=True, env=env, check=True, timeout=240
+    ).stdout
     assert "done 2 (8, 21, 30) True" in out, out
 
 
@@ -115,7 +118,6 @@ def test_sweep_chunk_size_pads_and_cuts():
     ref = jax.vmap(lambda k, x: jax.random.normal(k, (3,)) * x)(keys, np.arange(7.0))
     assert out.shape == (7, 3) and const == 2.5
     np.testing.assert_allclose(out, ref, rtol=1e-6)
-
 
     with pytest.raises(ValueError, match="chunk_size"):
         jr.sweep(fn, keys, np.arange(7.0), chunk_size=0)
@@ -143,7 +145,6 @@ def test_sweep_reuses_its_compiled_program():
 def test_sweep_single_device_and_bad_input():
     out = jr.sweep(lambda k, x: jax.random.normal(k, (3,)) * x, jax.random.split(jax.random.key(0), 5), np.arange(5.0))
     assert out.shape == (5, 3) and float(np.abs(out[0]).sum()) == 0.0
-
 
     with pytest.raises(ValueError, match="leading axis"):
         jr.sweep(lambda k, x: x, jax.random.split(jax.random.key(0), 5), np.arange(4.0))

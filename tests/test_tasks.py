@@ -47,7 +47,9 @@ def test_same_key_same_problem_and_different_key_differs():
 def test_sensing_measurements():
     p = jr.tasks.matrix_sensing(jax.random.key(6), (8, 6), 2, 50)
     ops = np.asarray(p.train.operators)
-    np.testing.assert_allclose(p.train.values, np.einsum("kij,ij->k", ops, np.asarray(p.target)), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(
+        p.train.values, np.einsum("kij,ij->k", ops, np.asarray(p.target)), rtol=1e-10, atol=1e-14
+    )
     assert p.test.size == 50
     t = jr.tasks.tensor_sensing(jax.random.key(7), (3, 4, 5), 2, 40)
     assert t.train.operators.shape == (40, 3, 4, 5)

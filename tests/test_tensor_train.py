@@ -37,7 +37,7 @@ def test_bond_singular_values_and_metrics_match_the_matricizations():
     for k, s in enumerate(m.bond_singular_values()):
         dense = jr.metrics.matricization_singular_values(w, tuple(range(k + 1)))
         np.testing.assert_allclose(s, dense[: s.shape[0]], rtol=1e-10)
-        assert float(jnp.max(dense[s.shape[0]:], initial=0.0)) <= 1e-12 * float(dense[0])  # rank <= r_k
+        assert float(jnp.max(dense[s.shape[0] :], initial=0.0)) <= 1e-12 * float(dense[0])  # rank <= r_k
     np.testing.assert_allclose(jr.metrics.tt_effective_ranks(m), jr.metrics.tt_effective_ranks(w), rtol=1e-10)
     np.testing.assert_allclose(m.component_norms(), m.bond_singular_values()[1], rtol=1e-14)
     erank = np.asarray(jr.metrics.tt_effective_ranks(m))
@@ -87,8 +87,15 @@ def test_conservation_and_rate_identity_along_gradient_flow():
 
     balanced = TT(jax.random.key(5), (4,) * 3, (3, 3), init_scale=0.6, balanced=True)
     ts = jnp.linspace(0.0, 10.0, 6)
-    traj = jr.gradient_flow(problem.loss, balanced, 10.0, ts=ts, rtol=1e-11, atol=1e-13,
-                            metrics=lambda m: theory.rate_identity(problem.end_to_end_loss, m))
+    traj = jr.gradient_flow(
+        problem.loss,
+        balanced,
+        10.0,
+        ts=ts,
+        rtol=1e-11,
+        atol=1e-13,
+        metrics=lambda m: theory.rate_identity(problem.end_to_end_loss, m),
+    )
     obs, pred = (np.asarray(x) for x in traj.metrics)
     assert np.max(np.abs(obs - pred) / np.abs(pred)) <= 1e-8
     assert np.max(np.abs(pred)) > 1e-2  # the sigmas do move
@@ -117,8 +124,9 @@ def test_descent_and_sweep():
 
     def run(key):
         m = TT(key, (4,) * 3, (3, 3), init_scale=0.5)
-        return jr.gradient_descent(problem.loss, m, optax.sgd(0.05), 60, save_every=20,
-                                   metrics=lambda m: jr.metrics.tt_effective_ranks(m)).loss
+        return jr.gradient_descent(
+            problem.loss, m, optax.sgd(0.05), 60, save_every=20, metrics=lambda m: jr.metrics.tt_effective_ranks(m)
+        ).loss
 
     keys = jr.seed_keys(0, 2)
     losses = jr.sweep(run, keys)

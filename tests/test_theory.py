@@ -78,8 +78,9 @@ def test_cp_rate_identity(kind, order):
     init = 0.5 * 0.02 ** (1 / order)  # sigma(0) ~ 0.02 for every order
     model = jr.TensorFactorization(jax.random.key(2), (4,) * order, 6, init_scale=init, balanced=True)
     # flow time at which the loss is down to 1% (measured once with _learning_time)
-    t1 = {"completion": {2: 8.1, 3: 158.0, 4: 181.0, 5: 1006.0},
-          "sensing": {2: 25.8, 3: 80.0, 4: 695.0, 5: 488.0}}[kind][order]
+    t1 = {"completion": {2: 8.1, 3: 158.0, 4: 181.0, 5: 1006.0}, "sensing": {2: 25.8, 3: 80.0, 4: 695.0, 5: 488.0}}[
+        kind
+    ][order]
     observed, predicted, sigma = _identity_along_flow(problem, model, t1, top=2)
     assert _relative_residual(observed, predicted).max() <= 1e-8
     assert sigma[-1, 0] >= 10 * sigma[0, 0]
@@ -117,8 +118,9 @@ def test_paper_lower_bound_is_below_the_am_gm_one():
     problem = _tensor_problem("completion", 3)
     model = jr.TensorFactorization(jax.random.key(4), (4,) * 3, 6, init_scale=0.3)
     observed, am_gm, high = (np.asarray(x) for x in theory.unbalanced_bounds(problem.end_to_end_loss, model))
-    _, paper, high_paper = (np.asarray(x) for x in theory.unbalanced_bounds(problem.end_to_end_loss, model,
-                                                                           lower="paper"))
+    _, paper, high_paper = (
+        np.asarray(x) for x in theory.unbalanced_bounds(problem.end_to_end_loss, model, lower="paper")
+    )
     rising = am_gm > 0
     assert rising.any() and np.array_equal(high[rising], high_paper[rising])
     slack = 1e-12 * np.abs(high)
@@ -216,8 +218,15 @@ def test_constant_gamma_closed_form_cp(N):
     )
     t_end = 0.8 * theory.blowup_time(c, s0, N) if N >= 3 else 2.0
     ts = jnp.linspace(0.0, t_end, 30)
-    traj = jr.gradient_flow(lambda m: -jnp.sum(g * m.materialize()), model, t_end, ts=ts,
-                            metrics=lambda m: m.component_norms()[0], rtol=1e-12, atol=1e-14)
+    traj = jr.gradient_flow(
+        lambda m: -jnp.sum(g * m.materialize()),
+        model,
+        t_end,
+        ts=ts,
+        metrics=lambda m: m.component_norms()[0],
+        rtol=1e-12,
+        atol=1e-14,
+    )
     closed = theory.constant_gamma(ts, c, s0, N)
     rel = np.abs(np.asarray(traj.metrics) - np.asarray(closed)) / np.asarray(closed)
     assert rel.max() <= 1e-9, rel.max()
@@ -242,8 +251,7 @@ def test_group_rmsprop_follows_flow_path():
     flow's path, so at equal loss it is at the same end-to-end matrix."""
     problem = _matrix_problem("completion", 2)
     model = jr.MatrixFactorization(jax.random.key(12), (12, 10), 2, init_scale=0.1, balanced=True)
-    gd = jr.gradient_descent(problem.loss, model, jr.group_rmsprop(1e-3), 20000, save_every=20000,
-                             stop_at_loss=0.05)
+    gd = jr.gradient_descent(problem.loss, model, jr.group_rmsprop(1e-3), 20000, save_every=20000, stop_at_loss=0.05)
     assert int(gd.status) == jr.Status.CONVERGED
     level = float(problem.loss(gd.model))
     flow = jr.gradient_flow(problem.loss, model, 1e4, stop_at_loss=level, rtol=1e-11, atol=1e-13)
@@ -260,8 +268,9 @@ def test_incremental_learning_depth3_completion():
     problem = jr.tasks.matrix_completion(jax.random.key(0), (100, 100), 5, 2000)
     model = jr.MatrixFactorization(jax.random.key(1), (100, 100), 3, init_scale=1e-3)
     ts = jnp.linspace(0.0, 2500.0, 251)
-    traj = jr.gradient_flow(problem.loss, model, 2500.0, ts=ts, metrics=lambda m: m.component_norms()[:5],
-                            rtol=1e-7, atol=1e-9)
+    traj = jr.gradient_flow(
+        problem.loss, model, 2500.0, ts=ts, metrics=lambda m: m.component_norms()[:5], rtol=1e-7, atol=1e-9
+    )
     s = np.asarray(traj.metrics)
     crossing = [int(np.argmax(s[:, r] >= 0.5 * s[-1, r])) for r in range(5)]
     assert all(c > 0 for c in crossing)

@@ -54,8 +54,7 @@ def _descent(loss, model, optimizer, num_saves, save_every, metrics, stop) -> Tr
     params, static = eqx.partition(model, eqx.is_inexact_array)
     carry = (params, optimizer.init(params), jnp.asarray(_RUNNING, jnp.int32), jnp.zeros((), jnp.int32))
     first = _record(loss, metrics, eqx.combine(params, static))
-    (p, _, status, steps), saved = descent_segment(loss, static, optimizer, carry, num_saves, save_every, metrics,
-                                                   stop)
+    (p, _, status, steps), saved = descent_segment(loss, static, optimizer, carry, num_saves, save_every, metrics, stop)
     saved = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, saved)
     status = finish_status(loss, eqx.combine(p, static), status)
     ts = jnp.arange(num_saves + 1) * save_every
@@ -98,7 +97,8 @@ def descent_segment(loss, static, optimizer, carry, num_saves: int, save_every: 
         value, g = value_and_grad(p)
         running = status == _RUNNING
         status = jnp.where(
-            running & ~jnp.isfinite(value), Status.NON_FINITE,
+            running & ~jnp.isfinite(value),
+            Status.NON_FINITE,
             jnp.where(running & (value <= stop), Status.CONVERGED, status),
         )
         go = status == _RUNNING

@@ -79,8 +79,17 @@ def gradient_flow(
     stop = None if stop_at_loss is None else jnp.asarray(stop_at_loss, dtype)
     dt0 = None if dt0 is None else jnp.asarray(dt0, dtype)
     return _flow(
-        loss, model, t1, ts_arr, metrics, solver,
-        jnp.asarray(rtol, dtype), jnp.asarray(atol, dtype), stop, max_steps, dt0,
+        loss,
+        model,
+        t1,
+        ts_arr,
+        metrics,
+        solver,
+        jnp.asarray(rtol, dtype),
+        jnp.asarray(atol, dtype),
+        stop,
+        max_steps,
+        dt0,
     )
 
 

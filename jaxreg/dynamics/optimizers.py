@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .. import _validation as V
-
 import jax
 import jax.numpy as jnp
 import optax
 from jaxtyping import Array
+
+from .. import _validation as V
 
 
 class GroupRMSpropState(NamedTuple):

@@ -27,15 +27,25 @@ def plot_grid(results, out_dir, name: str, range_name: str) -> list[Path]:
     """Test accuracy and held-out R against ``range_name``, one line per lambda (PNG + PDF)."""
     from ..plotting import save_figure
 
-    fig = locality_figure(results["test_accuracy"], range_name, results.coords[range_name], results.coords["lambda"],
-                          results["test_R"])
+    fig = locality_figure(
+        results["test_accuracy"], range_name, results.coords[range_name], results.coords["lambda"], results["test_R"]
+    )
     return save_figure(fig, out_dir, name)
 
 
 def summary_grid(results, title: str, range_name: str) -> str:
-    return title + "\n" + summary_table(results["test_accuracy"], range_name, results.coords[range_name],
-                                        results.coords["lambda"], test_R=results["test_R"],
-                                        train_accuracy=results["train_accuracy"])
+    return (
+        title
+        + "\n"
+        + summary_table(
+            results["test_accuracy"],
+            range_name,
+            results.coords[range_name],
+            results.coords["lambda"],
+            test_R=results["test_R"],
+            train_accuracy=results["train_accuracy"],
+        )
+    )
 
 
 def reproduction(runner, name: str, title: str, range_name: str):

@@ -55,8 +55,14 @@ def run_flow_chunks(step, models, config, *, status_shape, axis, out_dir, resume
     """
     init_status = jnp.full(status_shape, Status.COMPLETED, jnp.int32)
     (models, status), outs, wall = run_chunks(
-        step, (models, init_status), config.num_chunks, out_dir=out_dir, resume=resume, progress=progress,
-        desc=desc, fingerprint=config,
+        step,
+        (models, init_status),
+        config.num_chunks,
+        out_dir=out_dir,
+        resume=resume,
+        progress=progress,
+        desc=desc,
+        fingerprint=config,
     )
     steps = np.sum([o.pop("steps") for o in outs], axis=0) if "steps" in outs[0] else None
     return models, status, steps, stack_chunks(outs, axis=axis), wall

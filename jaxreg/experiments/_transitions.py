@@ -37,8 +37,7 @@ def _first_crossing(ts: np.ndarray, y: np.ndarray, level: float) -> float:
     return float(ts[i - 1] + f * (ts[i] - ts[i - 1]))
 
 
-def crossing_times(ts: Float[Array, " time"], norms: Float[Array, "time R"], k: int,
-                   level: float = 0.5) -> np.ndarray:
+def crossing_times(ts: Float[Array, " time"], norms: Float[Array, "time R"], k: int, level: float = 0.5) -> np.ndarray:
     """For the ``k`` components of largest final value (largest first): the first time
     at which sigma_r(t) >= level * sigma_r(t_end) (interpolated between saves).
     Incremental learning: these are separated, the r-th largest learned after the others."""
@@ -46,8 +45,9 @@ def crossing_times(ts: Float[Array, " time"], norms: Float[Array, "time R"], k: 
     return np.asarray([_first_crossing(ts, norms[:, r], level * norms[-1, r]) for r in top_components(norms, k)])
 
 
-def transition_times(ts: Float[Array, " time"], norms: Float[Array, "time R"],
-                     levels=(0.1, 0.5, 0.9)) -> tuple[float, ...]:
+def transition_times(
+    ts: Float[Array, " time"], norms: Float[Array, "time R"], levels=(0.1, 0.5, 0.9)
+) -> tuple[float, ...]:
     """(t_10%, t_50%, t_90%) of the leading component r (largest final value): the first
     times log sigma_r crosses 10%, 50%, 90% of the way from log sigma_r(0) to log
     sigma_r(t_end), i.e. sigma_r reaches sigma_q = sigma_r(0)^{1-q} sigma_r(t_end)^q
@@ -56,7 +56,7 @@ def transition_times(ts: Float[Array, " time"], norms: Float[Array, "time R"],
     ts, norms = np.asarray(ts), np.asarray(norms)
     r = int(top_components(norms, 1)[0])
     y0, y1 = norms[0, r], norms[-1, r]
-    return tuple(_first_crossing(ts, norms[:, r], y0 ** (1 - q) * y1 ** q) for q in levels)
+    return tuple(_first_crossing(ts, norms[:, r], y0 ** (1 - q) * y1**q) for q in levels)
 
 
 def transition_width(ts: Float[Array, " time"], norms: Float[Array, "time R"]) -> float:

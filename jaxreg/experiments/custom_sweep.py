@@ -117,16 +117,30 @@ class Config:
         if not isinstance(self.optimizer_options, dict):
             raise ValueError(f"optimizer_options must be a table, got {self.optimizer_options!r}")
         order = 2 if self.model == "matrix" else None
-        V.normalize_fields(self, shape=V.shape_tuple("shape", self.shape, order=order, min_order=2),
-                           widths=V.int_tuple("widths", self.widths, minimum=1, distinct=False),
-                           init_scales=V.float_tuple("init_scales", self.init_scales, positive=True,
-                                                     distinct=False))
+        V.normalize_fields(
+            self,
+            shape=V.shape_tuple("shape", self.shape, order=order, min_order=2),
+            widths=V.int_tuple("widths", self.widths, minimum=1, distinct=False),
+            init_scales=V.float_tuple("init_scales", self.init_scales, positive=True, distinct=False),
+        )
         if self.model == "hierarchical" and len(self.shape) < 3:
             raise ValueError(f"shape must have at least 3 modes for model 'hierarchical', got {self.shape}")
-        V.config_fields(self, positive_ints=("rank", "target_rank", "num_observed", "num_steps", "max_steps",
-                                             "seeds", "num_saves", "num_chunks", "top"),
-                        nonnegative_ints=("seed", "chunk_size"),
-                        positive_floats=("learning_rate", "t1", "rtol", "atol"))
+        V.config_fields(
+            self,
+            positive_ints=(
+                "rank",
+                "target_rank",
+                "num_observed",
+                "num_steps",
+                "max_steps",
+                "seeds",
+                "num_saves",
+                "num_chunks",
+                "top",
+            ),
+            nonnegative_ints=("seed", "chunk_size"),
+            positive_floats=("learning_rate", "t1", "rtol", "atol"),
+        )
         if self.depth is not None:
             if self.model == "deep_cp":
                 V.nonnegative_int("depth", self.depth)
@@ -156,16 +170,21 @@ class Config:
         if self.task == "completion":
             V.below_entries("num_observed", self.num_observed, self.shape)
             if numel > TRACEABLE_DRAW_LIMIT:
-                raise ValueError(f"shape {self.shape} has {numel} entries; a sweep draws its observations "
-                                 f"under vmap, for at most {TRACEABLE_DRAW_LIMIT} entries")
+                raise ValueError(
+                    f"shape {self.shape} has {numel} entries; a sweep draws its observations "
+                    f"under vmap, for at most {TRACEABLE_DRAW_LIMIT} entries"
+                )
             return
         if self.model != "matrix" and numel > DENSE_LIMIT:
-            raise ValueError(f"shape {self.shape} has {numel} entries, too many for dense sensing "
-                             f"(at most {DENSE_LIMIT})")
+            raise ValueError(
+                f"shape {self.shape} has {numel} entries, too many for dense sensing (at most {DENSE_LIMIT})"
+            )
         if 2 * self.num_observed * numel > SENSING_LIMIT:
-            raise ValueError(f"num_observed={self.num_observed} sensing operators (and as many for testing) "
-                             f"of shape {self.shape} need {2 * self.num_observed * numel} numbers, more than "
-                             f"{SENSING_LIMIT}")
+            raise ValueError(
+                f"num_observed={self.num_observed} sensing operators (and as many for testing) "
+                f"of shape {self.shape} need {2 * self.num_observed * numel} numbers, more than "
+                f"{SENSING_LIMIT}"
+            )
 
     @classmethod
     def preset(cls, size: str) -> "Config":
@@ -186,8 +205,10 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
     else:
         factory = getattr(optax, config.optimizer, None)
         if not callable(factory) or config.optimizer.startswith("_"):
-            raise ValueError(f"optimizer must be 'flow', 'group_rmsprop' or the name of an optax optimizer "
-                             f"(e.g. 'sgd', 'adam'), got {config.optimizer!r}")
+            raise ValueError(
+                f"optimizer must be 'flow', 'group_rmsprop' or the name of an optax optimizer "
+                f"(e.g. 'sgd', 'adam'), got {config.optimizer!r}"
+            )
     try:
         opt = factory(config.learning_rate, **opts)
     except TypeError as e:
@@ -210,8 +231,9 @@ def check_optimizer(config: Config) -> None:
         jax.eval_shape(one_update, params)
     except Exception as e:  # any failure here is a bad option value
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ValueError(f"optimizer_options {dict(config.optimizer_options)} do not fit "
-                         f"{config.optimizer}: {msg}") from None
+        raise ValueError(
+            f"optimizer_options {dict(config.optimizer_options)} do not fit {config.optimizer}: {msg}"
+        ) from None
 
 
 def _num_params(config: Config) -> int:
@@ -245,8 +267,11 @@ def _problem(config: Config, key):
 
 def _model(config: Config, key, init_scale):
     cls = model_class(config.model)
-    options = {name: getattr(config, name) for name in LEGACY_OPTIONS
-               if getattr(config, name) is not None and name in cls.option_names()}
+    options = {
+        name: getattr(config, name)
+        for name in LEGACY_OPTIONS
+        if getattr(config, name) is not None and name in cls.option_names()
+    }
     options.update(config.model_options)
     return cls.from_options(key, config.shape, init_scale=init_scale, **options)
 
@@ -260,6 +285,7 @@ def _metrics(problem, top, dense):
     def fn(m):
         err = problem.reconstruction_error(m) if dense else jnp.nan
         return problem.test_loss(m), err, _norms(m, top)
+
     return fn
 
 
@@ -272,8 +298,13 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     run_pkeys = jnp.tile(pkeys, (n_init,))
     run_mkeys = jnp.tile(mkeys, (n_init,))
     run_scales = jnp.repeat(scales, n_seed)
-    problems, models = sweep(lambda pk, mk, s: (_problem(config, pk), _model(config, mk, s)),
-                             run_pkeys, run_mkeys, run_scales, chunk_size=config.chunk_size or None)
+    problems, models = sweep(
+        lambda pk, mk, s: (_problem(config, pk), _model(config, mk, s)),
+        run_pkeys,
+        run_mkeys,
+        run_scales,
+        chunk_size=config.chunk_size or None,
+    )
     dense = problems.target is not None
     per_chunk = config.num_saves // config.num_chunks
     stop = config.stop_at_loss if config.stop_at_loss > 0 else None
@@ -283,9 +314,17 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 
         def one(problem, model, status):
             ts = jnp.linspace(dt / per_chunk, dt, per_chunk)
-            traj = gradient_flow(problem.loss, model, dt, ts=ts, rtol=config.rtol, atol=config.atol,
-                                 max_steps=config.max_steps, stop_at_loss=stop,
-                                 metrics=_metrics(problem, config.top, dense))
+            traj = gradient_flow(
+                problem.loss,
+                model,
+                dt,
+                ts=ts,
+                rtol=config.rtol,
+                atol=config.atol,
+                max_steps=config.max_steps,
+                stop_at_loss=stop,
+                metrics=_metrics(problem, config.top, dense),
+            )
             done = status != Status.COMPLETED  # stopped or failed in an earlier chunk: frozen
             new_model = jax.tree_util.tree_map(lambda a, b: jnp.where(done, a, b), model, traj.model)
             frozen = lambda x: jnp.where(done, jnp.full_like(x, jnp.inf), x)  # noqa: E731
@@ -299,8 +338,13 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         def step(state, k):
             models, status = state
             models, status, (loss, test, err, norms), steps = batched(problems, models, status)
-            return (models, status), {"loss": loss, "test_loss": test, "reconstruction_error": err,
-                                      "component_norms": norms, "steps": steps}
+            return (models, status), {
+                "loss": loss,
+                "test_loss": test,
+                "reconstruction_error": err,
+                "component_norms": norms,
+                "steps": steps,
+            }
     else:
         optimizer = make_optimizer(config)
         every = config.num_steps // config.num_saves
@@ -310,8 +354,15 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
             static = eqx.partition(model, eqx.is_inexact_array)[1]
             dtype = jax.tree_util.tree_leaves(carry[0])[0].dtype
             carry, (loss, (test, err, norms)) = descent_segment(
-                problem.loss, static, optimizer, carry, per_chunk, every,
-                _metrics(problem, config.top, dense), jnp.asarray(stop_arr, dtype))
+                problem.loss,
+                static,
+                optimizer,
+                carry,
+                per_chunk,
+                every,
+                _metrics(problem, config.top, dense),
+                jnp.asarray(stop_arr, dtype),
+            )
             return carry, (loss, test, err, norms)
 
         batched = _swept(one, n_init * n_seed, config.chunk_size)
@@ -319,12 +370,17 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 
         def step(state, k):
             state, (loss, test, err, norms) = batched(problems, state, models)
-            return state, {"loss": loss, "test_loss": test, "reconstruction_error": err,
-                           "component_norms": norms, "steps": jnp.zeros_like(state[3])}
+            return state, {
+                "loss": loss,
+                "test_loss": test,
+                "reconstruction_error": err,
+                "component_norms": norms,
+                "steps": jnp.zeros_like(state[3]),
+            }
 
-    state, outs, wall = run_chunks(step, state, config.num_chunks, out_dir=out_dir, resume=resume,
-                                   progress=progress, desc=NAME,
-                                   fingerprint=config)
+    state, outs, wall = run_chunks(
+        step, state, config.num_chunks, out_dir=out_dir, resume=resume, progress=progress, desc=NAME, fingerprint=config
+    )
     steps_per_chunk = [o.pop("steps") for o in outs]
     data = stack_chunks(outs, axis=1)
     if config.optimizer == "flow":
@@ -350,8 +406,13 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
             "component_norms": (("init_scale", "seed", "time", "component"), grid(data["component_norms"])),
             "solver_steps": (("init_scale", "seed"), grid(steps)),
         },
-        "coords": {"init_scale": list(config.init_scales), "seed": list(range(n_seed)), "time": times.tolist(),
-                   "component": list(range(1, top + 1)), "time_name": time_name},
+        "coords": {
+            "init_scale": list(config.init_scales),
+            "seed": list(range(n_seed)),
+            "time": times.tolist(),
+            "component": list(range(1, top + 1)),
+            "time_name": time_name,
+        },
         "status": Status.names(status),
     }
 
@@ -391,13 +452,11 @@ def plot(results, out_dir):
             y = results[name][i]
             for j in range(y.shape[0]):
                 ok = np.isfinite(y[j])
-                ax.plot(ts[ok], y[j][ok], color=colors[i], lw=1, alpha=0.7,
-                        label=f"init {s:g}" if j == 0 else None)
+                ax.plot(ts[ok], y[j][ok], color=colors[i], lw=1, alpha=0.7, label=f"init {s:g}" if j == 0 else None)
         norms = results["component_norms"][i, 0]
         for r in range(norms.shape[1]):
             ok = np.isfinite(norms[:, r])
-            axes[2].plot(ts[ok], norms[ok, r], color=colors[i], lw=1.2,
-                         label=f"init {s:g}" if r == 0 else None)
+            axes[2].plot(ts[ok], norms[ok, r], color=colors[i], lw=1.2, label=f"init {s:g}" if r == 0 else None)
     for ax, title in zip(axes, ("train loss", "rel. reconstruction error", "top component norms (seed 0)")):
         ax.set_yscale("log")
         ax.set_xlabel(results.coords.get("time_name", "time"))
@@ -423,6 +482,8 @@ def summary(results) -> str:
         loss = last(results["loss"][i])
         err = last(results["reconstruction_error"][i])
         norm = last(results["component_norms"][i][..., 0])
-        lines.append(f"{s:8.1e} {ok:>4}/{status.shape[1]:<4} {np.nanmean(loss):11.3e} ± {np.nanstd(loss):8.1e} "
-                     f"{np.nanmean(err):11.3e} ± {np.nanstd(err):8.1e} {np.nanmean(norm):10.3g}")
+        lines.append(
+            f"{s:8.1e} {ok:>4}/{status.shape[1]:<4} {np.nanmean(loss):11.3e} ± {np.nanstd(loss):8.1e} "
+            f"{np.nanmean(err):11.3e} ± {np.nanstd(err):8.1e} {np.nanmean(norm):10.3g}"
+        )
     return "\n".join(lines)

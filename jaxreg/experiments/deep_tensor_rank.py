@@ -58,13 +58,23 @@ class Config(DescentToLoss):
     component_rtol: float = 1e-2
 
     TINY = dict(depths=(0, 3), seeds=2, rank=8, num_steps=4000)
-    PAPER = dict(shape=(10, 10, 10), num_observed=300, rank=50, depths=(0, 1, 2, 3, 4), init_scales=(0.1, 0.3),
-                 seeds=10, num_steps=50_000)
+    PAPER = dict(
+        shape=(10, 10, 10),
+        num_observed=300,
+        rank=50,
+        depths=(0, 1, 2, 3, 4),
+        init_scales=(0.1, 0.3),
+        seeds=10,
+        num_steps=50_000,
+    )
 
     def __post_init__(self):
-        V.normalize_fields(self, shape=V.shape_tuple("shape", self.shape),
-                           depths=V.int_tuple("depths", self.depths, minimum=0, distinct=False),
-                           init_scales=V.float_tuple("init_scales", self.init_scales, positive=True, distinct=False))
+        V.normalize_fields(
+            self,
+            shape=V.shape_tuple("shape", self.shape),
+            depths=V.int_tuple("depths", self.depths, minimum=0, distinct=False),
+            init_scales=V.float_tuple("init_scales", self.init_scales, positive=True, distinct=False),
+        )
         check_scalar_fields(self)
         V.below_entries("num_observed", self.num_observed, self.shape)
         runs = self.seeds * len(self.depths) * len(self.init_scales)
@@ -74,40 +84,73 @@ class Config(DescentToLoss):
 def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     keys = jax.random.split(jax.random.key(config.seed), config.seeds)
     norm = math.sqrt(math.prod(config.shape))  # entry RMS 1
-    problems = sweep(lambda k: tensor_completion(k, config.shape, config.target_rank, config.num_observed,
-                                                 target_norm=norm), keys)
+    problems = sweep(
+        lambda k: tensor_completion(k, config.shape, config.target_rank, config.num_observed, target_norm=norm), keys
+    )
     scales = jnp.asarray(config.init_scales)
 
     def one(problem, key, scale, depth):
-        model = DeepTensorFactorization(jax.random.fold_in(key, 1), config.shape, config.rank, depth,
-                                        init_scale=scale)
-        tr = gradient_descent(problem.loss, model, group_rmsprop(config.lr), config.num_steps,
-                              save_every=config.num_steps, stop_at_loss=config.stop_at_loss)
+        model = DeepTensorFactorization(jax.random.fold_in(key, 1), config.shape, config.rank, depth, init_scale=scale)
+        tr = gradient_descent(
+            problem.loss,
+            model,
+            group_rmsprop(config.lr),
+            config.num_steps,
+            save_every=config.num_steps,
+            stop_at_loss=config.stop_at_loss,
+        )
         norms = tr.model.end_component_norms()
         test = problem.test
         pred = tr.model.entries(test.indices)
-        return (jnp.linalg.norm(pred - test.values) / jnp.linalg.norm(test.values),
-                problem.reconstruction_error(tr.model), component_effective_rank(norms),
-                numerical_component_rank(norms, config.component_rtol), tr.loss[-1], tr.status, tr.num_steps)
+        return (
+            jnp.linalg.norm(pred - test.values) / jnp.linalg.norm(test.values),
+            problem.reconstruction_error(tr.model),
+            component_effective_rank(norms),
+            numerical_component_rank(norms, config.component_rtol),
+            tr.loss[-1],
+            tr.status,
+            tr.num_steps,
+        )
 
     def step(state, k):  # chunk k: depth k, all init scales and seeds in one vmapped program
         depth = config.depths[k]
         fn = jax.vmap(lambda p, key, s: one(p, key, s, depth), in_axes=(None, None, 0))
         test_err, err, erank, nrank, loss, status, iters = eqx.filter_jit(eqx.filter_vmap(fn, in_axes=(0, 0, None)))(
-            problems, keys, scales)
-        return state, {"test_error": test_err, "error": err, "effective_rank": erank, "component_rank": nrank,
-                       "loss": loss, "status": status, "iterations": iters}
+            problems, keys, scales
+        )
+        return state, {
+            "test_error": test_err,
+            "error": err,
+            "effective_rank": erank,
+            "component_rank": nrank,
+            "loss": loss,
+            "status": status,
+            "iterations": iters,
+        }
 
-    _, outs, wall = run_chunks(step, jnp.zeros(()), len(config.depths), out_dir=out_dir, resume=resume,
-                               progress=progress, desc=NAME,
-                               fingerprint=config)
+    _, outs, wall = run_chunks(
+        step,
+        jnp.zeros(()),
+        len(config.depths),
+        out_dir=out_dir,
+        resume=resume,
+        progress=progress,
+        desc=NAME,
+        fingerprint=config,
+    )
 
     # chunks of (seed, init_scale) -> (depth, init_scale, seed)
-    return grid_results(outs, wall, order=(0, 2, 1),
-                        names=("test_error", "error", "effective_rank", "component_rank", "loss", "status",
-                               "iterations"),
-                        coords={"depth": list(config.depths), "init_scale": list(config.init_scales),
-                                "seed": list(range(config.seeds))})
+    return grid_results(
+        outs,
+        wall,
+        order=(0, 2, 1),
+        names=("test_error", "error", "effective_rank", "component_rank", "loss", "status", "iterations"),
+        coords={
+            "depth": list(config.depths),
+            "init_scale": list(config.init_scales),
+            "seed": list(range(config.seeds)),
+        },
+    )
 
 
 def plot(results, out_dir):
@@ -118,9 +161,11 @@ def plot(results, out_dir):
     c = results.coords
     cfg = results.config
     depths = np.asarray(c["depth"], float)
-    panels = [("effective_rank", "effective rank of W's component norms"),
-              ("component_rank", f"components above {cfg['component_rtol']:g} x largest"),
-              ("test_error", "test error ||W - W*|| / ||W*|| (unobserved)")]
+    panels = [
+        ("effective_rank", "effective rank of W's component norms"),
+        ("component_rank", f"components above {cfg['component_rtol']:g} x largest"),
+        ("test_error", "test error ||W - W*|| / ||W*|| (unobserved)"),
+    ]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
     for ax, (key, label) in zip(axes, panels):
         for i, s in enumerate(c["init_scale"]):
@@ -136,20 +181,27 @@ def plot(results, out_dir):
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     shape = "x".join(str(d) for d in cfg["shape"])
-    fig.suptitle(f"deep tensor factorization: {shape}, rank-{cfg['target_rank']} target, "
-                 f"{cfg['num_observed']} observations, R = {cfg['rank']}", fontsize=10)
+    fig.suptitle(
+        f"deep tensor factorization: {shape}, rank-{cfg['target_rank']} target, "
+        f"{cfg['num_observed']} observations, R = {cfg['rank']}",
+        fontsize=10,
+    )
     return save_figure(fig, out_dir, NAME)
 
 
 def summary(results) -> str:
-    header = (f"{'k':>3} {'init':>7} {'eff. rank (mean +- std)':>24} {'est. rank (mean +- std)':>24} "
-              f"{'test error (mean +- std)':>26} {'train loss':>10} {'iters':>6}")
+    header = (
+        f"{'k':>3} {'init':>7} {'eff. rank (mean +- std)':>24} {'est. rank (mean +- std)':>24} "
+        f"{'test error (mean +- std)':>26} {'train loss':>10} {'iters':>6}"
+    )
 
     def row(d_i, d, i, s):
         cell = {k: results[k][d_i, i] for k in ("effective_rank", "test_error", "loss", "iterations")}
         est_rank = np.asarray(results["component_rank"][d_i, i], float)
-        return (f"{d:>3} {s:>7.2g} {mean_std(cell['effective_rank'], '13.2f', '7.2f')} "
-                f"{mean_std(est_rank, '13.2f', '7.2f')} {mean_std(cell['test_error'], '13.3e', '9.2e')} "
-                f"{cell['loss'].max():>10.1e} {cell['iterations'].max():>6}")
+        return (
+            f"{d:>3} {s:>7.2g} {mean_std(cell['effective_rank'], '13.2f', '7.2f')} "
+            f"{mean_std(est_rank, '13.2f', '7.2f')} {mean_std(cell['test_error'], '13.3e', '9.2e')} "
+            f"{cell['loss'].max():>10.1e} {cell['iterations'].max():>6}"
+        )
 
     return grid_table(results, ("depth", "init_scale"), header, row)

@@ -55,10 +55,27 @@ class Config(FlowRun):
     eta: float = 1e-2
     top: int = 10
 
-    TINY = dict(shape=(5, 5, 5, 5), rank=2, num_observed=400, widths=(8, 8), init_scale=0.25, t1=1000.0,
-                num_saves=60, num_chunks=2)
-    PAPER = dict(shape=(16, 16, 16, 16), rank=5, num_observed=16384, widths=(512, 512), init_scale=1e-2, t1=1e5,
-                 num_saves=300, num_chunks=10, seeds=3)
+    TINY = dict(
+        shape=(5, 5, 5, 5),
+        rank=2,
+        num_observed=400,
+        widths=(8, 8),
+        init_scale=0.25,
+        t1=1000.0,
+        num_saves=60,
+        num_chunks=2,
+    )
+    PAPER = dict(
+        shape=(16, 16, 16, 16),
+        rank=5,
+        num_observed=16384,
+        widths=(512, 512),
+        init_scale=1e-2,
+        t1=1e5,
+        num_saves=300,
+        num_chunks=10,
+        seeds=3,
+    )
 
     def __post_init__(self):
         V.normalize_fields(self, shape=V.shape_tuple("shape", self.shape, min_order=3))
@@ -117,8 +134,7 @@ def _chunk(problems, models, ts, t1, rtol, atol, sets: tuple, top: int, max_step
             erank, sv = _spectra(m.materialize(), sets, top)
             return erank, sv, problem.test_loss(m)
 
-        traj = gradient_flow(problem.loss, model, t1, ts=ts, rtol=rtol, atol=atol, max_steps=max_steps,
-                             metrics=metrics)
+        traj = gradient_flow(problem.loss, model, t1, ts=ts, rtol=rtol, atol=atol, max_steps=max_steps, metrics=metrics)
         return traj.model, (traj.loss, *traj.metrics), traj.status, traj.num_steps
 
     return eqx.filter_vmap(one)(problems, models)
@@ -127,27 +143,53 @@ def _chunk(problems, models, ts, t1, rtol, atol, sets: tuple, top: int, max_step
 def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     problems, models = initial_setups(_setup, config)  # cached: a resumed run reuses them
     sets = tuple(config.matricizations())
-    top = min(config.top, *(min(math.prod(config.shape[m] for m in s), math.prod(config.shape) //
-                                 math.prod(config.shape[m] for m in s)) for s in sets))
+    top = min(
+        config.top,
+        *(
+            min(math.prod(config.shape[m] for m in s), math.prod(config.shape) // math.prod(config.shape[m] for m in s))
+            for s in sets
+        ),
+    )
     target_erank, target_sv = _target_spectra(problems, sets, top)
     per_chunk = config.num_saves // config.num_chunks
     dt = config.t1 / config.num_chunks
     ts = jnp.linspace(dt / per_chunk, dt, per_chunk)
 
     def batched(problems, models):
-        return _chunk(problems, models, ts, jnp.asarray(dt), jnp.asarray(config.rtol), jnp.asarray(config.atol),
-                      sets, top, config.max_steps)
+        return _chunk(
+            problems,
+            models,
+            ts,
+            jnp.asarray(dt),
+            jnp.asarray(config.rtol),
+            jnp.asarray(config.atol),
+            sets,
+            top,
+            config.max_steps,
+        )
 
     def step(state, k):
         models, status = state
         models, (loss, erank, sv, test), st, steps = batched(problems, models)
         status = jnp.maximum(status, st)  # worst status so far (codes grow with severity)
-        return (models, status), {"loss": loss, "test_loss": test, "effective_rank": erank, "singular_values": sv,
-                                  "steps": steps}
+        return (models, status), {
+            "loss": loss,
+            "test_loss": test,
+            "effective_rank": erank,
+            "singular_values": sv,
+            "steps": steps,
+        }
 
     models, status, steps, data, wall = run_flow_chunks(
-        step, models, config, status_shape=(config.seeds,), axis=1, out_dir=out_dir, resume=resume,
-        progress=progress, desc=NAME,
+        step,
+        models,
+        config,
+        status_shape=(config.seeds,),
+        axis=1,
+        out_dir=out_dir,
+        resume=resume,
+        progress=progress,
+        desc=NAME,
     )
     ts = np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves)
     n_tree = len(sets) - len(config.non_tree)
@@ -161,9 +203,13 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
             "test_loss": (("seed", "time"), data["test_loss"]),
             "solver_steps": (("seed",), steps),
         },
-        "coords": {"seed": list(range(config.seeds)), "time": ts.tolist(),
-                   "matricization": [list(s) for s in sets], "in_tree": [i < n_tree for i in range(len(sets))],
-                   "index": list(range(1, top + 1))},
+        "coords": {
+            "seed": list(range(config.seeds)),
+            "time": ts.tolist(),
+            "matricization": [list(s) for s in sets],
+            "in_tree": [i < n_tree for i in range(len(sets))],
+            "index": list(range(1, top + 1)),
+        },
         "status": Status.names(status),
         "wall_time": wall,
     }
@@ -212,12 +258,16 @@ def plot(results, out_dir):
 def summary(results) -> str:
     c = results.coords
     names = [_label(m, t) for m, t in zip(c["matricization"], c["in_tree"])]
-    lines = [f"{'seed':>4} {'status':>9} {'train loss':>10} {'test loss':>10}  effective rank at start -> end "
-             "(ground truth)"]
+    lines = [
+        f"{'seed':>4} {'status':>9} {'train loss':>10} {'test loss':>10}  effective rank at start -> end (ground truth)"
+    ]
     er, tgt = results["effective_rank"], results["target_effective_rank"]
     for s in range(er.shape[0]):
-        cells = "  ".join(f"{n}: {er[s, 0, j]:.2f} -> {er[s, -1, j]:.2f} ({tgt[s, j]:.2f})"
-                          for j, n in enumerate(names))
-        lines.append(f"{s:>4} {results.meta['status'][s]:>9} {results['loss'][s, -1]:10.2e} "
-                     f"{results['test_loss'][s, -1]:10.2e}  {cells}")
+        cells = "  ".join(
+            f"{n}: {er[s, 0, j]:.2f} -> {er[s, -1, j]:.2f} ({tgt[s, j]:.2f})" for j, n in enumerate(names)
+        )
+        lines.append(
+            f"{s:>4} {results.meta['status'][s]:>9} {results['loss'][s, -1]:10.2e} "
+            f"{results['test_loss'][s, -1]:10.2e}  {cells}"
+        )
     return "\n".join(lines)

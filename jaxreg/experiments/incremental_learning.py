@@ -106,23 +106,50 @@ class Config(FlowRun):
 
     # the small problems (horizons tuned to them), fewer saves and chunks
     TINY = dict(num_saves=300, num_chunks=2)
-    PAPER = dict(mf_shape=(64, 64), mf_rank=5, mf_observed=2048, tf_shape=(16, 16, 16), tf_rank=5, tf_observed=2048,
-                 tf_components=512, tf_init_scale=1e-3, htf_shape=(16, 16, 16), htf_rank=5, htf_observed=2048,
-                 htf_widths=(512, 512), htf_init_scale=1e-2, dcp_shape=(10, 10, 10), dcp_rank=5, dcp_observed=500,
-                 dcp_components=50, num_saves=400, num_chunks=10, seeds=3)
+    PAPER = dict(
+        mf_shape=(64, 64),
+        mf_rank=5,
+        mf_observed=2048,
+        tf_shape=(16, 16, 16),
+        tf_rank=5,
+        tf_observed=2048,
+        tf_components=512,
+        tf_init_scale=1e-3,
+        htf_shape=(16, 16, 16),
+        htf_rank=5,
+        htf_observed=2048,
+        htf_widths=(512, 512),
+        htf_init_scale=1e-2,
+        dcp_shape=(10, 10, 10),
+        dcp_rank=5,
+        dcp_observed=500,
+        dcp_components=50,
+        num_saves=400,
+        num_chunks=10,
+        seeds=3,
+    )
 
     def __post_init__(self):
-        V.normalize_fields(self, mf_shape=V.shape_tuple("mf_shape", self.mf_shape, order=2),
-                           **{name: V.shape_tuple(name, getattr(self, name), min_order=2)
-                              for name in ("tf_shape", "htf_shape", "dcp_shape")})
+        V.normalize_fields(
+            self,
+            mf_shape=V.shape_tuple("mf_shape", self.mf_shape, order=2),
+            **{
+                name: V.shape_tuple(name, getattr(self, name), min_order=2)
+                for name in ("tf_shape", "htf_shape", "dcp_shape")
+            },
+        )
         check_scalar_fields(self)
         V.choice("htf_target", self.htf_target, ("cp", "ht"))
-        V.normalize_fields(self, htf_widths=check_widths(self.htf_widths, _tree(self.htf_shape), "htf_widths"),
-                           dcp_depths=V.int_tuple("dcp_depths", self.dcp_depths, minimum=0, distinct=False),
-                           dcp_t1s=V.float_tuple("dcp_t1s", self.dcp_t1s, positive=True, distinct=False))
+        V.normalize_fields(
+            self,
+            htf_widths=check_widths(self.htf_widths, _tree(self.htf_shape), "htf_widths"),
+            dcp_depths=V.int_tuple("dcp_depths", self.dcp_depths, minimum=0, distinct=False),
+            dcp_t1s=V.float_tuple("dcp_t1s", self.dcp_t1s, positive=True, distinct=False),
+        )
         if len(self.dcp_t1s) != len(self.dcp_depths):
-            raise ValueError(f"dcp_t1s must have one entry per deep-CP depth ({len(self.dcp_depths)}), "
-                             f"got {self.dcp_t1s!r}")
+            raise ValueError(
+                f"dcp_t1s must have one entry per deep-CP depth ({len(self.dcp_depths)}), got {self.dcp_t1s!r}"
+            )
         if self.mf_rank > min(self.mf_shape):
             raise ValueError(f"mf_rank must be at most min(mf_shape) = {min(self.mf_shape)}, got {self.mf_rank}")
         numel = 0
@@ -152,16 +179,24 @@ def _setup(config: Config, key: PRNGKeyArray):
     mf_m = MatrixFactorization(keys[1], config.mf_shape, config.mf_depth, init_scale=config.mf_init_scale)
     tf_p = tensor_completion(keys[2], config.tf_shape, config.tf_rank, config.tf_observed)
     tf_m = TensorFactorization(keys[3], config.tf_shape, config.tf_components, init_scale=config.tf_init_scale)
-    htf_p = tensor_completion(keys[4], config.htf_shape, config.htf_rank, config.htf_observed, target=config.htf_target,
-                              target_norm=math.sqrt(math.prod(config.htf_shape)))
-    htf_m = HierarchicalTensorFactorization(keys[5], config.htf_shape, config.htf_widths,
-                                            init_scale=config.htf_init_scale)
+    htf_p = tensor_completion(
+        keys[4],
+        config.htf_shape,
+        config.htf_rank,
+        config.htf_observed,
+        target=config.htf_target,
+        target_norm=math.sqrt(math.prod(config.htf_shape)),
+    )
+    htf_m = HierarchicalTensorFactorization(
+        keys[5], config.htf_shape, config.htf_widths, init_scale=config.htf_init_scale
+    )
     # one deep-CP problem shared by every depth k, so the panels differ only in k
     dcp_p = tensor_completion(keys[6], config.dcp_shape, config.dcp_rank, config.dcp_observed)
     # one key for every depth: the same w_r^n at t = 0 (same sigma_r(0)), only the A's are added
     dcp_ms = tuple(
-        DeepTensorFactorization(keys[7], config.dcp_shape, config.dcp_components, k,
-                                init_scale=config.dcp_init_scale, balanced=True)
+        DeepTensorFactorization(
+            keys[7], config.dcp_shape, config.dcp_components, k, init_scale=config.dcp_init_scale, balanced=True
+        )
         for k in config.dcp_depths
     )
     problems = (mf_p, tf_p, htf_p) + (dcp_p,) * len(dcp_ms)
@@ -174,8 +209,7 @@ def _base_metrics(models):
 
 
 def _deep_metrics(dcps):
-    return {"dcp": jnp.stack([m.rate_sigma() for m in dcps]),
-            "dcp_end": jnp.stack([m.component_norms() for m in dcps])}
+    return {"dcp": jnp.stack([m.rate_sigma() for m in dcps]), "dcp_end": jnp.stack([m.component_norms() for m in dcps])}
 
 
 GROUPS = ((slice(0, 3), _base_metrics), (slice(3, None), _deep_metrics))  # one flow each
@@ -211,22 +245,43 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         models, status = state
         new_models, losses, m, steps = (), [], {}, 0
         for group, group_metrics in GROUPS:
-            ms, (ls, mg), st, n = _chunk(problems[group], models[group], jnp.asarray(horizons[group]), ts,
-                                         jnp.asarray(ds), jnp.asarray(config.rtol), jnp.asarray(config.atol),
-                                         config.max_steps, group_metrics)
+            ms, (ls, mg), st, n = _chunk(
+                problems[group],
+                models[group],
+                jnp.asarray(horizons[group]),
+                ts,
+                jnp.asarray(ds),
+                jnp.asarray(config.rtol),
+                jnp.asarray(config.atol),
+                config.max_steps,
+                group_metrics,
+            )
             new_models, steps = new_models + tuple(ms), steps + n
             losses.append(ls)
             m.update(mg)
             status = jnp.maximum(status, st)  # worst status so far (codes grow with severity)
         models = new_models
-        out = {"loss": jnp.concatenate(losses, axis=-1), "mf": m["mf"], "tf": m["tf"], "dcp": m["dcp"],
-               "dcp_end": m["dcp_end"], "steps": steps}
+        out = {
+            "loss": jnp.concatenate(losses, axis=-1),
+            "mf": m["mf"],
+            "tf": m["tf"],
+            "dcp": m["dcp"],
+            "dcp_end": m["dcp_end"],
+            "steps": steps,
+        }
         out.update({f"htf{i}": v for i, v in enumerate(m["htf"])})
         return (models, status), out
 
     models, status, steps, data, wall = run_flow_chunks(
-        step, models, config, status_shape=(config.seeds,), axis=1, out_dir=out_dir, resume=resume,
-        progress=progress, desc=NAME,
+        step,
+        models,
+        config,
+        status_shape=(config.seeds,),
+        axis=1,
+        out_dir=out_dir,
+        resume=resume,
+        progress=progress,
+        desc=NAME,
     )  # every output is (seed, save, ...)
     s = np.linspace(1.0 / config.num_saves, 1.0, config.num_saves)
     nodes = _tree(config.htf_shape).nodes
@@ -243,8 +298,13 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         arrays[f"htf_node{i}_norms"] = (("seed", "save", f"htf_node{i}_component"), data[f"htf{i}"])
     return {
         "arrays": arrays,
-        "coords": {"seed": list(range(config.seeds)), "save": s.tolist(), "model": config.model_names(),
-                   "dcp_depth": list(config.dcp_depths), "htf_node": [list(n) for n in nodes]},
+        "coords": {
+            "seed": list(range(config.seeds)),
+            "save": s.tolist(),
+            "model": config.model_names(),
+            "dcp_depth": list(config.dcp_depths),
+            "htf_node": [list(n) for n in nodes],
+        },
         "status": Status.names(status),
         "wall_time": wall,
     }
@@ -257,14 +317,23 @@ def _panels(results):
     node = len(c["htf_node"]) - 1  # the root
     out = [
         (f"matrix depth {cfg['mf_depth']}: singular values", t[0], results["mf_singular_values"], cfg["mf_rank"]),
-        (f"tensor (CP) order {len(cfg['tf_shape'])}: component norms", t[1], results["tf_component_norms"],
-         cfg["tf_rank"]),
-        (f"HTF root {tuple(c['htf_node'][node])}: local component norms", t[2], results[f"htf_node{node}_norms"],
-         cfg["htf_rank"]),
+        (
+            f"tensor (CP) order {len(cfg['tf_shape'])}: component norms",
+            t[1],
+            results["tf_component_norms"],
+            cfg["tf_rank"],
+        ),
+        (
+            f"HTF root {tuple(c['htf_node'][node])}: local component norms",
+            t[2],
+            results[f"htf_node{node}_norms"],
+            cfg["htf_rank"],
+        ),
     ]
     for i, k in enumerate(c["dcp_depth"]):
-        out.append((f"deep CP k={k}: ||(x)_n w_r^n||", t[3 + i], results["dcp_component_norms"][:, :, i],
-                    cfg["dcp_rank"]))
+        out.append(
+            (f"deep CP k={k}: ||(x)_n w_r^n||", t[3 + i], results["dcp_component_norms"][:, :, i], cfg["dcp_rank"])
+        )
     return out
 
 
@@ -277,7 +346,7 @@ def plot(results, out_dir):
     eta = results.config["eta"]
     ncols = max(3, len(panels) - 3)
     fig, axes = plt.subplots(2, ncols, figsize=(4.2 * ncols, 7.6), squeeze=False)
-    for ax in axes.ravel()[len(panels):]:
+    for ax in axes.ravel()[len(panels) :]:
         ax.set_visible(False)
     for i, (title, ts, norms, k) in enumerate(panels):
         ax = axes[i // 3, i % 3] if i < 3 else axes[1, i - 3]
@@ -295,13 +364,19 @@ def plot(results, out_dir):
 
 
 def summary(results) -> str:
-    lines = [f"{'panel':<44} {'seed':>4} {'status':>9} {'width':>6} {'saves':>6}  "
-             "times to half of final value (top components)"]
+    lines = [
+        f"{'panel':<44} {'seed':>4} {'status':>9} {'width':>6} {'saves':>6}  "
+        "times to half of final value (top components)"
+    ]
     for title, ts, norms, k in _panels(results):
         for s in range(norms.shape[0]):
             times = " ".join(f"{t:9.4g}" for t in crossing_times(ts, norms[s], k))
-            lines.append(f"{title:<44} {s:>4} {results.meta['status'][s]:>9} "
-                         f"{transition_width(ts, norms[s]):6.3f} {transition_saves(ts, norms[s]):6.1f}  {times}")
-    lines.append("width = (t_90% - t_10%) / t_50% of the leading component, levels 10/50/90% of its rise in log "
-                 "scale (smaller: sharper); saves = save intervals within t_10%..t_90%")
+            lines.append(
+                f"{title:<44} {s:>4} {results.meta['status'][s]:>9} "
+                f"{transition_width(ts, norms[s]):6.3f} {transition_saves(ts, norms[s]):6.1f}  {times}"
+            )
+    lines.append(
+        "width = (t_90% - t_10%) / t_50% of the leading component, levels 10/50/90% of its rise in log "
+        "scale (smaller: sharper); saves = save intervals within t_10%..t_90%"
+    )
     return "\n".join(lines)

@@ -73,8 +73,9 @@ class Config(GridRun):
     rank: int = 5
     num_observed: tuple[int, ...] = (2000,)
 
-    TINY = dict(shape=(30, 30), rank=2, num_observed=(250,), depths=(2, 3), init_scales=(1e-2,), seeds=2,
-                stop_at_loss=1e-5)
+    TINY = dict(
+        shape=(30, 30), rank=2, num_observed=(250,), depths=(2, 3), init_scales=(1e-2,), seeds=2, stop_at_loss=1e-5
+    )
     PAPER = dict(num_observed=(2000, 5000), init_scales=(1e-3, 1e-4, 1e-5, 1e-6), seeds=5)
 
     def __post_init__(self):
@@ -103,13 +104,21 @@ def nuclear_norm_baseline(problem, delta: float, eps: float = 1e-6) -> np.ndarra
 
 
 def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
-    return run_grid(config, config.num_observed, "num_observed",
-                    lambda k, n: matrix_completion(k, config.shape, config.rank, n),
-                    name=NAME, out_dir=out_dir, resume=resume, progress=progress)
+    return run_grid(
+        config,
+        config.num_observed,
+        "num_observed",
+        lambda k, n: matrix_completion(k, config.shape, config.rank, n),
+        name=NAME,
+        out_dir=out_dir,
+        resume=resume,
+        progress=progress,
+    )
 
 
-def run_grid(config, counts, count_dim: str, make_problem, *, name: str, out_dir=None, resume=False,
-             progress=True) -> dict:
+def run_grid(
+    config, counts, count_dim: str, make_problem, *, name: str, out_dir=None, resume=False, progress=True
+) -> dict:
     """Gradient flow to ``config.stop_at_loss`` for every (count, depth) cell, all seeds and
     init scales of a cell in one vmapped program, plus the nuclear-norm baseline per count.
 
@@ -122,7 +131,7 @@ def run_grid(config, counts, count_dim: str, make_problem, *, name: str, out_dir
     scales = jnp.asarray(config.init_scales)
     cells = [(n, d) for n in counts for d in config.depths]
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def problems_with(n):
         # every seed's problem in one compiled program, drawn once per count and shared
         # by every depth (drawn eagerly, op by op, the set-up compiled many small programs)
@@ -133,11 +142,23 @@ def run_grid(config, counts, count_dim: str, make_problem, *, name: str, out_dir
 
         def one(problem, key, scale):
             model = MatrixFactorization(jax.random.fold_in(key, 1), config.shape, depth, init_scale=scale)
-            tr = gradient_flow(problem.loss, model, config.t1, stop_at_loss=config.stop_at_loss, rtol=config.rtol,
-                               atol=config.atol, max_steps=config.max_steps)
+            tr = gradient_flow(
+                problem.loss,
+                model,
+                config.t1,
+                stop_at_loss=config.stop_at_loss,
+                rtol=config.rtol,
+                atol=config.atol,
+                max_steps=config.max_steps,
+            )
             w = tr.model.materialize()
-            return (problem.squared_reconstruction_error(tr.model), nuclear_norm(w), effective_rank(w),
-                    tr.status, tr.ts[-1])
+            return (
+                problem.squared_reconstruction_error(tr.model),
+                nuclear_norm(w),
+                effective_rank(w),
+                tr.status,
+                tr.ts[-1],
+            )
 
         over_scales = jax.vmap(one, in_axes=(None, None, 0))
         return eqx.filter_jit(eqx.filter_vmap(over_scales, in_axes=(0, 0, None)))(stacked, keys, scales)
@@ -155,8 +176,16 @@ def run_grid(config, counts, count_dim: str, make_problem, *, name: str, out_dir
             out["baseline_effective_rank"] = np.array([float(effective_rank(jnp.asarray(b))) for b in base])
         return state, out
 
-    _, outs, wall = run_chunks(step, jnp.zeros(()), len(cells), out_dir=out_dir, resume=resume, progress=progress,
-                               desc=name, fingerprint=config)
+    _, outs, wall = run_chunks(
+        step,
+        jnp.zeros(()),
+        len(cells),
+        out_dir=out_dir,
+        resume=resume,
+        progress=progress,
+        desc=name,
+        fingerprint=config,
+    )
     nn, nd = len(counts), len(config.depths)
 
     def grid(key):  # (count, depth, seed, init_scale) -> (count, depth, init_scale, seed)
@@ -170,8 +199,12 @@ def run_grid(config, counts, count_dim: str, make_problem, *, name: str, out_dir
     status = grid("status").transpose(3, 0, 1, 2).reshape(config.seeds, -1).max(axis=1)
     return {
         "arrays": arrays,
-        "coords": {count_dim: list(counts), "depth": list(config.depths),
-                   "init_scale": list(config.init_scales), "seed": list(range(config.seeds))},
+        "coords": {
+            count_dim: list(counts),
+            "depth": list(config.depths),
+            "init_scale": list(config.init_scales),
+            "seed": list(range(config.seeds)),
+        },
         "status": Status.names(status),
         "wall_time": wall,
     }
@@ -189,8 +222,11 @@ def plot_grid(results, out_dir, count_dim: str, count_label: str, name: str):
 
     c = results.coords
     scales = np.asarray(c["init_scale"], float)
-    names = [("error", "reconstruction error (mean sq.)"), ("nuclear_norm", "nuclear norm"),
-             ("effective_rank", "effective rank")]
+    names = [
+        ("error", "reconstruction error (mean sq.)"),
+        ("nuclear_norm", "nuclear norm"),
+        ("effective_rank", "effective rank"),
+    ]
     fig, axes = plt.subplots(len(c[count_dim]), 3, figsize=(13, 3.6 * len(c[count_dim])), squeeze=False)
     for i, n in enumerate(c[count_dim]):
         for j, (key, label) in enumerate(names):
@@ -220,19 +256,25 @@ def summary_grid(results, count_dim: str) -> str:
     says whether the cell's error is below the nuclear-norm solution's in every seed."""
     c = results.coords
     base = "baseline_error" in results.arrays
-    lines = [f"{'count':>6} {'depth':>8} {'init':>8} {'error (mean +- std)':>24} {'nuclear':>9} {'eff. rank':>9}"
-             + (f" {'beats nuc.':>10}" if base else "")]
+    lines = [
+        f"{'count':>6} {'depth':>8} {'init':>8} {'error (mean +- std)':>24} {'nuclear':>9} {'eff. rank':>9}"
+        + (f" {'beats nuc.':>10}" if base else "")
+    ]
     for i, n in enumerate(c[count_dim]):
         for d_i, d in enumerate(c["depth"]):
             for s_i, s in enumerate(c["init_scale"]):
                 e = results["error"][i, d_i, s_i]
                 beats = f" {'yes' if np.all(e < results['baseline_error'][i]) else 'no':>10}" if base else ""
-                lines.append(f"{n:>6} {d:>8} {s:>8.0e} {e.mean():>12.3e} +- {e.std():<9.2e} "
-                             f"{results['nuclear_norm'][i, d_i, s_i].mean():>9.1f} "
-                             f"{results['effective_rank'][i, d_i, s_i].mean():>9.2f}" + beats)
+                lines.append(
+                    f"{n:>6} {d:>8} {s:>8.0e} {e.mean():>12.3e} +- {e.std():<9.2e} "
+                    f"{results['nuclear_norm'][i, d_i, s_i].mean():>9.1f} "
+                    f"{results['effective_rank'][i, d_i, s_i].mean():>9.2f}" + beats
+                )
         if base:
             e = results["baseline_error"][i]
-            lines.append(f"{n:>6} {'nuc.min':>8} {'-':>8} {e.mean():>12.3e} +- {e.std():<9.2e} "
-                         f"{results['baseline_nuclear_norm'][i].mean():>9.1f} "
-                         f"{results['baseline_effective_rank'][i].mean():>9.2f}")
+            lines.append(
+                f"{n:>6} {'nuc.min':>8} {'-':>8} {e.mean():>12.3e} +- {e.std():<9.2e} "
+                f"{results['baseline_nuclear_norm'][i].mean():>9.1f} "
+                f"{results['baseline_effective_rank'][i].mean():>9.2f}"
+            )
     return "\n".join(lines)

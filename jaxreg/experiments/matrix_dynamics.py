@@ -72,9 +72,16 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 
     def one(problem, model):
         ts = jnp.linspace(dt / per_chunk, dt, per_chunk)
-        traj = gradient_flow(problem.loss, model, dt, ts=ts, rtol=config.rtol, atol=config.atol,
-                             max_steps=config.max_steps,
-                             metrics=lambda m: (m.component_norms()[:top], problem.reconstruction_error(m)))
+        traj = gradient_flow(
+            problem.loss,
+            model,
+            dt,
+            ts=ts,
+            rtol=config.rtol,
+            atol=config.atol,
+            max_steps=config.max_steps,
+            metrics=lambda m: (m.component_norms()[:top], problem.reconstruction_error(m)),
+        )
         return traj.model, (traj.loss, *traj.metrics), traj.status, traj.num_steps
 
     batched = eqx.filter_jit(eqx.filter_vmap(one))
@@ -86,8 +93,15 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         return (models, status), {"loss": loss, "singular_values": sv, "reconstruction_error": err, "steps": steps}
 
     models, status, steps, data, wall = run_flow_chunks(
-        step, models, config, status_shape=(config.seeds,), axis=1, out_dir=out_dir, resume=resume,
-        progress=progress, desc=NAME,
+        step,
+        models,
+        config,
+        status_shape=(config.seeds,),
+        axis=1,
+        out_dir=out_dir,
+        resume=resume,
+        progress=progress,
+        desc=NAME,
     )
     ts = np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves)
     return {

@@ -54,8 +54,17 @@ class Config(CompletionFlow):
     t1: tuple[float, ...] = (4000.0, 2000.0, 3000.0)
     init: str = "identity"
 
-    TINY = dict(shape=(30, 30), rank=3, num_observed=300, t1=(1000.0, 600.0, 600.0), init_scale=1e-2, num_saves=60,
-                num_chunks=2, top=5, seeds=1)
+    TINY = dict(
+        shape=(30, 30),
+        rank=3,
+        num_observed=300,
+        t1=(1000.0, 600.0, 600.0),
+        init_scale=1e-2,
+        num_saves=60,
+        num_chunks=2,
+        top=5,
+        seeds=1,
+    )
     PAPER = dict(seeds=5)
 
     def __post_init__(self):
@@ -116,8 +125,12 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     keys = jax.random.split(jax.random.key(config.seed), config.seeds)
     problems = sweep(lambda k: matrix_completion(k, config.shape, config.rank, config.num_observed), keys)
     models = tuple(
-        sweep(lambda k, d=d: MatrixFactorization(jax.random.fold_in(k, 1), config.shape, d, init=config.init,
-                                                 init_scale=config.init_scale, balanced=True), keys)
+        sweep(
+            lambda k, d=d: MatrixFactorization(
+                jax.random.fold_in(k, 1), config.shape, d, init=config.init, init_scale=config.init_scale, balanced=True
+            ),
+            keys,
+        )
         for d in config.depths
     )
     per_chunk = config.num_saves // config.num_chunks
@@ -125,10 +138,16 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 
     def one(problem, model, dt):
         ts = jnp.linspace(dt / per_chunk, dt, per_chunk)
-        traj = gradient_flow(problem.loss, model, dt, ts=ts, rtol=config.rtol, atol=config.atol,
-                             max_steps=config.max_steps,
-                             metrics=lambda m: (m.component_norms()[:top], problem.reconstruction_error(m),
-                                                *alignment(problem, m)))
+        traj = gradient_flow(
+            problem.loss,
+            model,
+            dt,
+            ts=ts,
+            rtol=config.rtol,
+            atol=config.atol,
+            max_steps=config.max_steps,
+            metrics=lambda m: (m.component_norms()[:top], problem.reconstruction_error(m), *alignment(problem, m)),
+        )
         return traj.model, (traj.loss, *traj.metrics), traj.status
 
     batched = eqx.filter_jit(eqx.filter_vmap(one, in_axes=(0, 0, None)))
@@ -146,8 +165,15 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         return (tuple(new), jnp.maximum(status, jnp.stack(sts))), data  # worst status so far
 
     _, status, _, data, wall = run_flow_chunks(
-        step, models, config, status_shape=(len(config.depths), config.seeds), axis=2, out_dir=out_dir, resume=resume,
-        progress=progress, desc=NAME,
+        step,
+        models,
+        config,
+        status_shape=(len(config.depths), config.seeds),
+        axis=2,
+        out_dir=out_dir,
+        resume=resume,
+        progress=progress,
+        desc=NAME,
     )  # data: (depth, seed, time, ...)
     frac = np.linspace(1.0 / config.num_saves, 1.0, config.num_saves)  # t / t1 of each depth
     ts = np.asarray(config.t1)[:, None] * frac[None, :]
@@ -166,8 +192,13 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
             "separation": (("depth", "seed"), sep),
             "half_time_ratio": (("depth", "seed"), ratio),
         },
-        "coords": {"depth": list(config.depths), "seed": list(range(config.seeds)), "time": frac.tolist(),
-                   "component": list(range(1, top + 1)), "level": list(LEVELS)},
+        "coords": {
+            "depth": list(config.depths),
+            "seed": list(range(config.seeds)),
+            "time": frac.tolist(),
+            "component": list(range(1, top + 1)),
+            "level": list(LEVELS),
+        },
         "status": Status.names(np.asarray(status).max(axis=0)),
         "wall_time": wall,
     }
@@ -187,8 +218,13 @@ def plot(results, out_dir):
         ax = axes[d_i]
         ts = results["flow_time"][d_i]
         for r in range(len(c["component"])):
-            ax.plot(ts, results["singular_values"][d_i, 0, :, r], color=colors[r], lw=1.5,
-                    label=f"sigma_{r + 1}" if r < rank else None)
+            ax.plot(
+                ts,
+                results["singular_values"][d_i, 0, :, r],
+                color=colors[r],
+                lw=1.5,
+                label=f"sigma_{r + 1}" if r < rank else None,
+            )
         for t in results["level_time"][d_i, 0, :rank, 1]:
             ax.axvline(t, color="0.6", lw=0.6, ls=":")
         ax.set_xlabel("gradient flow time t")
@@ -200,8 +236,14 @@ def plot(results, out_dir):
     dcolors = plt.get_cmap("plasma")(np.linspace(0, 0.8, len(depths)))
     for d_i, d in enumerate(depths):
         ax.plot(c["time"], results["diag_alignment"][d_i, 0], color=dcolors[d_i], lw=1.5, label=f"depth {d}: diagonal")
-        ax.plot(c["time"], results["offdiag_alignment"][d_i, 0], color=dcolors[d_i], lw=1.2, ls="--",
-                label=f"depth {d}: off-diagonal")
+        ax.plot(
+            c["time"],
+            results["offdiag_alignment"][d_i, 0],
+            color=dcolors[d_i],
+            lw=1.2,
+            ls="--",
+            label=f"depth {d}: off-diagonal",
+        )
     ax.set_yscale("log")
     ax.set_xlabel("t / t1 (each depth's own end time)")
     ax.set_title("mean |U^T grad L(W) V|: diagonal vs off-diagonal", fontsize=9)
@@ -213,13 +255,19 @@ def plot(results, out_dir):
 def summary(results) -> str:
     c = results.coords
     rank = results.config["rank"]
-    lines = [f"{'depth':>5} {'separation':>10} {'t50 ratio':>9} {'rel. error':>10} {'diag/off-diag':>13}  "
-             f"half-times of sigma_1..sigma_{rank} (seed 0)"]
+    lines = [
+        f"{'depth':>5} {'separation':>10} {'t50 ratio':>9} {'rel. error':>10} {'diag/off-diag':>13}  "
+        f"half-times of sigma_1..sigma_{rank} (seed 0)"
+    ]
     for d_i, d in enumerate(c["depth"]):
         ratio = results["diag_alignment"][d_i] / results["offdiag_alignment"][d_i]
         half = " ".join(f"{t:7.4g}" for t in results["level_time"][d_i, 0, :rank, 1])
-        lines.append(f"{d:>5} {results['separation'][d_i].mean():>10.3f} {results['half_time_ratio'][d_i].mean():>9.3f} "
-                     f"{results['reconstruction_error'][d_i, :, -1].mean():>10.3e} {np.median(ratio):>13.3g}  {half}")
-    lines.append("separation: mean gap between consecutive half-times / mean 10%-90% rise time (mean over seeds);"
-                 " diag/off-diag: median over time and seeds")
+        lines.append(
+            f"{d:>5} {results['separation'][d_i].mean():>10.3f} {results['half_time_ratio'][d_i].mean():>9.3f} "
+            f"{results['reconstruction_error'][d_i, :, -1].mean():>10.3e} {np.median(ratio):>13.3g}  {half}"
+        )
+    lines.append(
+        "separation: mean gap between consecutive half-times / mean 10%-90% rise time (mean over seeds);"
+        " diag/off-diag: median over time and seeds"
+    )
     return "\n".join(lines)

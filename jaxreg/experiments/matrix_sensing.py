@@ -39,9 +39,16 @@ class Config(GridRun):
 
 
 def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
-    return run_grid(config, config.num_measurements, "num_measurements",
-                    lambda k, n: matrix_sensing(k, config.shape, config.rank, n, num_test=0),
-                    name=NAME, out_dir=out_dir, resume=resume, progress=progress)
+    return run_grid(
+        config,
+        config.num_measurements,
+        "num_measurements",
+        lambda k, n: matrix_sensing(k, config.shape, config.rank, n, num_test=0),
+        name=NAME,
+        out_dir=out_dir,
+        resume=resume,
+        progress=progress,
+    )
 
 
 def plot(results, out_dir):

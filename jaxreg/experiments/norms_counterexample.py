@@ -115,15 +115,23 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     keys = jax.random.split(jax.random.key(config.seed), config.seeds)
     ts = save_times(config)
     per_chunk = config.num_saves // config.num_chunks
-    starts = np.concatenate([[0.0], ts[per_chunk - 1::per_chunk][:-1]])
+    starts = np.concatenate([[0.0], ts[per_chunk - 1 :: per_chunk][:-1]])
 
     def metrics(m):
         return m.materialize(), prob.loss(m)
 
     def segment(model, t0, chunk_ts):
-        tr = gradient_flow(prob.loss, model, chunk_ts[-1] - t0, ts=chunk_ts - t0, metrics=metrics,
-                           solver=diffrax.Kvaerno5(), rtol=config.rtol, atol=config.atol,
-                           max_steps=config.max_steps)
+        tr = gradient_flow(
+            prob.loss,
+            model,
+            chunk_ts[-1] - t0,
+            ts=chunk_ts - t0,
+            metrics=metrics,
+            solver=diffrax.Kvaerno5(),
+            rtol=config.rtol,
+            atol=config.atol,
+            max_steps=config.max_steps,
+        )
         return tr.model, tr.metrics, tr.status
 
     batched = eqx.filter_jit(eqx.filter_vmap(segment, in_axes=(0, None, None)))
@@ -133,7 +141,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 
     def step(state, k):
         models, status = state
-        chunk_ts = jnp.asarray(ts[k * per_chunk:(k + 1) * per_chunk])
+        chunk_ts = jnp.asarray(ts[k * per_chunk : (k + 1) * per_chunk])
         new, ws, losses, sts = [], [], [], []
         for model in models:
             model, (w, loss), st = batched(model, jnp.asarray(starts[k]), chunk_ts)
@@ -145,8 +153,15 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         return (tuple(new), status), {"matrix": jnp.stack(ws), "loss": jnp.stack(losses)}
 
     _, status, _, data, wall = run_flow_chunks(
-        step, models, config, status_shape=(len(config.depths), config.seeds), axis=2, out_dir=out_dir, resume=resume,
-        progress=progress, desc=NAME,
+        step,
+        models,
+        config,
+        status_shape=(len(config.depths), config.seeds),
+        axis=2,
+        out_dir=out_dir,
+        resume=resume,
+        progress=progress,
+        desc=NAME,
     )  # data: (depth, seed, time, ...)
     w, loss = data["matrix"], data["loss"]
     sv = np.linalg.svd(np.where(np.isfinite(w), w, 0.0), compute_uv=False)
@@ -170,8 +185,15 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
             "determinant": (dims, det),
             "valid": (dims, valid),
         },
-        "coords": {"depth": list(config.depths), "seed": list(range(config.seeds)), "time": ts.tolist(),
-                   "row": [0, 1], "col": [0, 1], "component": [1, 2], "p": [float(x) for x in p]},
+        "coords": {
+            "depth": list(config.depths),
+            "seed": list(range(config.seeds)),
+            "time": ts.tolist(),
+            "row": [0, 1],
+            "col": [0, 1],
+            "component": [1, 2],
+            "p": [float(x) for x in p],
+        },
         "status": Status.names(np.asarray(status).max(axis=0)),
         "wall_time": wall,
     }
@@ -207,15 +229,33 @@ def plot(results, out_dir):
             loss = results["loss"][d_i, s_i][ok]
             label = s_i == 0
             for p_i, p in enumerate(ps):
-                axes[0].plot(loss, results["schatten_norm"][d_i, s_i, ok, p_i], color=colors[d_i],
-                             ls=styles[p_i % len(styles)], lw=1.2,
-                             label=f"depth {d}, p = {p:g}" if label else None)
-            axes[1].plot(loss, np.abs(results["matrix"][d_i, s_i, ok, 0, 0]), color=colors[d_i], lw=1.2,
-                         label=f"depth {d}" if label else None)
-            axes[2].plot(loss, results["effective_rank"][d_i, s_i][ok] - 1.0, color=colors[d_i], lw=1.2,
-                         label=f"depth {d}" if label else None)
-    titles = ["Schatten-p quasi-norms (p = 1: nuclear)", "|unobserved entry W[0, 0]|",
-              "effective rank - 1 (its minimum is 1)"]
+                axes[0].plot(
+                    loss,
+                    results["schatten_norm"][d_i, s_i, ok, p_i],
+                    color=colors[d_i],
+                    ls=styles[p_i % len(styles)],
+                    lw=1.2,
+                    label=f"depth {d}, p = {p:g}" if label else None,
+                )
+            axes[1].plot(
+                loss,
+                np.abs(results["matrix"][d_i, s_i, ok, 0, 0]),
+                color=colors[d_i],
+                lw=1.2,
+                label=f"depth {d}" if label else None,
+            )
+            axes[2].plot(
+                loss,
+                results["effective_rank"][d_i, s_i][ok] - 1.0,
+                color=colors[d_i],
+                lw=1.2,
+                label=f"depth {d}" if label else None,
+            )
+    titles = [
+        "Schatten-p quasi-norms (p = 1: nuclear)",
+        "|unobserved entry W[0, 0]|",
+        "effective rank - 1 (its minimum is 1)",
+    ]
     for ax, title in zip(axes, titles):
         ax.set_xscale("log")
         ax.invert_xaxis()
@@ -233,8 +273,10 @@ def plot(results, out_dir):
 def summary(results) -> str:
     c = results.coords
     lf = results.config["loss_from"]
-    lines = [f"{'depth':>5} {'seed':>4} {'loss range':>21} {'nuclear norm':>19} {'growth':>8} {'eff. rank - 1':>21}  "
-             "other Schatten-p growth"]
+    lines = [
+        f"{'depth':>5} {'seed':>4} {'loss range':>21} {'nuclear norm':>19} {'growth':>8} {'eff. rank - 1':>21}  "
+        "other Schatten-p growth"
+    ]
     for d_i, d in enumerate(c["depth"]):
         for s_i in range(len(c["seed"])):
             g = growth(results, d_i, s_i)
@@ -245,6 +287,8 @@ def summary(results) -> str:
             others = [growth(results, d_i, s_i, p_i) for p_i in range(1, len(c["p"]))]
             rest = " ".join(f"p={p:g}: {b[1] / a[1]:.3g}x" for p, (a, b) in zip(c["p"][1:], others))
             cut = "" if results["valid"][d_i, s_i, -1] else "  (det W changed sign in float64 after this loss)"
-            lines.append(f"{d:>5} {s_i:>4} {l0:9.2e} -> {l1:9.2e} {n0:8.3g} -> {n1:8.3g} {n1 / n0:7.3g}x "
-                         f"{e0 - 1:9.2e} -> {e1 - 1:9.2e}  {rest}{cut}")
+            lines.append(
+                f"{d:>5} {s_i:>4} {l0:9.2e} -> {l1:9.2e} {n0:8.3g} -> {n1:8.3g} {n1 / n0:7.3g}x "
+                f"{e0 - 1:9.2e} -> {e1 - 1:9.2e}  {rest}{cut}"
+            )
     return "\n".join(lines)

@@ -69,15 +69,32 @@ class Config(DescentToLoss):
     cp_restarts: int = 2
     cp_iter_max: int = 1000
 
-    TINY = dict(rank=16, num_observed=(15, 200), init_scales=(1e-2,), seeds=2, num_steps=4000, cp_max_rank=3,
-                cp_restarts=1, cp_iter_max=500)
-    PAPER = dict(num_observed=(50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 511), seeds=5, num_steps=200_000,
-                 cp_max_rank=6, cp_restarts=3, cp_iter_max=2000)
+    TINY = dict(
+        rank=16,
+        num_observed=(15, 200),
+        init_scales=(1e-2,),
+        seeds=2,
+        num_steps=4000,
+        cp_max_rank=3,
+        cp_restarts=1,
+        cp_iter_max=500,
+    )
+    PAPER = dict(
+        num_observed=(50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 511),
+        seeds=5,
+        num_steps=200_000,
+        cp_max_rank=6,
+        cp_restarts=3,
+        cp_iter_max=2000,
+    )
 
     def __post_init__(self):
-        V.normalize_fields(self, shape=V.shape_tuple("shape", self.shape),
-                           num_observed=V.int_tuple("num_observed", self.num_observed, minimum=1),
-                           init_scales=V.float_tuple("init_scales", self.init_scales, positive=True, distinct=False))
+        V.normalize_fields(
+            self,
+            shape=V.shape_tuple("shape", self.shape),
+            num_observed=V.int_tuple("num_observed", self.num_observed, minimum=1),
+            init_scales=V.float_tuple("init_scales", self.init_scales, positive=True, distinct=False),
+        )
         for n in self.num_observed:
             V.below_entries("num_observed", n, self.shape)
         check_scalar_fields(self)
@@ -108,8 +125,14 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 
     def one(target, idx, vals, key, scale, n):
         model = TensorFactorization(jax.random.fold_in(key, 1), config.shape, config.rank, init_scale=scale)
-        tr = gradient_descent(lambda m: masked_loss(m, idx, vals, n), model, group_rmsprop(config.lr),
-                              config.num_steps, save_every=config.num_steps, stop_at_loss=config.stop_at_loss)
+        tr = gradient_descent(
+            lambda m: masked_loss(m, idx, vals, n),
+            model,
+            group_rmsprop(config.lr),
+            config.num_steps,
+            save_every=config.num_steps,
+            stop_at_loss=config.stop_at_loss,
+        )
         w = tr.model.materialize()
         err = jnp.linalg.norm((w - target).ravel()) / jnp.linalg.norm(target.ravel())
         return w, err, component_effective_rank(tr.model.component_norms()), tr.loss[-1], tr.status, tr.num_steps
@@ -121,22 +144,54 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         n = jnp.asarray(config.num_observed[k])
         w, err, erank, loss, status, iters = batched(targets, indices, values, keys, scales, n)
         w = np.asarray(w)  # (seed, init_scale, *shape)
-        cp_rank = np.array([[cp_rank_estimate(w[s, i], config.cp_max_rank, config.cp_tol,
-                                              n_restarts=config.cp_restarts, seed=config.seed + s,
-                                              n_iter_max=config.cp_iter_max)
-                             for i in range(w.shape[1])] for s in range(w.shape[0])])
-        return state, {"error": err, "cp_rank": cp_rank, "effective_rank": erank, "loss": loss, "status": status,
-                       "iterations": iters}
+        cp_rank = np.array(
+            [
+                [
+                    cp_rank_estimate(
+                        w[s, i],
+                        config.cp_max_rank,
+                        config.cp_tol,
+                        n_restarts=config.cp_restarts,
+                        seed=config.seed + s,
+                        n_iter_max=config.cp_iter_max,
+                    )
+                    for i in range(w.shape[1])
+                ]
+                for s in range(w.shape[0])
+            ]
+        )
+        return state, {
+            "error": err,
+            "cp_rank": cp_rank,
+            "effective_rank": erank,
+            "loss": loss,
+            "status": status,
+            "iterations": iters,
+        }
 
-    _, outs, wall = run_chunks(step, jnp.zeros(()), len(config.num_observed), out_dir=out_dir, resume=resume,
-                               progress=progress, desc=NAME,
-                               fingerprint=config)
+    _, outs, wall = run_chunks(
+        step,
+        jnp.zeros(()),
+        len(config.num_observed),
+        out_dir=out_dir,
+        resume=resume,
+        progress=progress,
+        desc=NAME,
+        fingerprint=config,
+    )
 
     # chunks of (seed, init_scale) -> (init_scale, num_observed, seed)
-    return grid_results(outs, wall, order=(2, 0, 1),
-                        names=("error", "cp_rank", "effective_rank", "loss", "status", "iterations"),
-                        coords={"init_scale": list(config.init_scales), "num_observed": list(config.num_observed),
-                                "seed": list(range(config.seeds))})
+    return grid_results(
+        outs,
+        wall,
+        order=(2, 0, 1),
+        names=("error", "cp_rank", "effective_rank", "loss", "status", "iterations"),
+        coords={
+            "init_scale": list(config.init_scales),
+            "num_observed": list(config.num_observed),
+            "seed": list(range(config.seeds)),
+        },
+    )
 
 
 def plot(results, out_dir):
@@ -169,10 +224,14 @@ def plot(results, out_dir):
 def summary(results) -> str:
     def row(i, s, j, n):
         cp_rank = np.asarray(results["cp_rank"][i, j], float)
-        return (f"{s:>8.0e} {n:>6} {mean_std(results['error'][i, j], '13.3e', '9.2e')} "
-                f"{mean_std(cp_rank, '11.2f', '7.2f')} {results['effective_rank'][i, j].mean():>9.2f} "
-                f"{results['loss'][i, j].max():>10.1e} {results['iterations'][i, j].max():>6}")
+        return (
+            f"{s:>8.0e} {n:>6} {mean_std(results['error'][i, j], '13.3e', '9.2e')} "
+            f"{mean_std(cp_rank, '11.2f', '7.2f')} {results['effective_rank'][i, j].mean():>9.2f} "
+            f"{results['loss'][i, j].max():>10.1e} {results['iterations'][i, j].max():>6}"
+        )
 
-    header = (f"{'init':>8} {'obs':>6} {'rel. error (mean +- std)':>26} {'CP rank (mean +- std)':>22} "
-              f"{'eff. rank':>9} {'train loss':>10} {'iters':>6}")
+    header = (
+        f"{'init':>8} {'obs':>6} {'rel. error (mean +- std)':>26} {'CP rank (mean +- std)':>22} "
+        f"{'eff. rank':>9} {'train loss':>10} {'iters':>6}"
+    )
     return grid_table(results, ("init_scale", "num_observed"), header, row)

@@ -126,8 +126,15 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
             norms = m.component_norms()
             return jax.lax.top_k(norms, config.top)[0], problem.reconstruction_error(m)
 
-        tr = gradient_descent(problem.loss, model, group_rmsprop(config.lr), config.num_steps,
-                              save_every=config.save_every, metrics=metrics, stop_at_loss=config.stop_at_loss)
+        tr = gradient_descent(
+            problem.loss,
+            model,
+            group_rmsprop(config.lr),
+            config.num_steps,
+            save_every=config.save_every,
+            metrics=metrics,
+            stop_at_loss=config.stop_at_loss,
+        )
         final = tr.model.component_norms()
         counts = jnp.stack([numerical_component_rank(final, r) for r in RANK_RTOLS])
         return tr.loss, tr.metrics[0], tr.metrics[1], counts, tr.status, tr.num_steps
@@ -136,17 +143,34 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 
     def step(state, k):  # chunk k: the k'th init scale, every seed
         loss, norms, err, counts, status, iters = batched(problems, keys, jnp.asarray(config.init_scales[k]))
-        out = {"loss": loss, "component_norms": norms, "reconstruction_error": err, "num_components": counts,
-               "status": status, "iterations": iters}
+        out = {
+            "loss": loss,
+            "component_norms": norms,
+            "reconstruction_error": err,
+            "num_components": counts,
+            "status": status,
+            "iterations": iters,
+        }
         return state, {name: np.asarray(v)[None] for name, v in out.items()}
 
-    _, outs, wall = run_chunks(step, jnp.zeros(()), len(config.init_scales), out_dir=out_dir, resume=resume,
-                               progress=progress, desc=NAME,
-                               fingerprint=config)
+    _, outs, wall = run_chunks(
+        step,
+        jnp.zeros(()),
+        len(config.init_scales),
+        out_dir=out_dir,
+        resume=resume,
+        progress=progress,
+        desc=NAME,
+        fingerprint=config,
+    )
     data = stack_chunks(outs, axis=0)  # (init_scale, seed, ...)
     steps = np.arange(config.num_steps // config.save_every + 1) * config.save_every
-    halves = np.stack([[half_times(steps, data["component_norms"][i, s], config.learned_rtol)
-                        for s in range(config.seeds)] for i in range(len(config.init_scales))])
+    halves = np.stack(
+        [
+            [half_times(steps, data["component_norms"][i, s], config.learned_rtol) for s in range(config.seeds)]
+            for i in range(len(config.init_scales))
+        ]
+    )
     status = data["status"].max(axis=0)  # worst over init scales (codes grow with severity)
     return {
         "arrays": {
@@ -158,9 +182,13 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
             "status": (("init_scale", "seed"), data["status"]),
             "iterations": (("init_scale", "seed"), data["iterations"]),
         },
-        "coords": {"init_scale": list(config.init_scales), "seed": list(range(config.seeds)),
-                   "iteration": steps.tolist(), "component": list(range(1, config.top + 1)),
-                   "rtol": list(RANK_RTOLS)},
+        "coords": {
+            "init_scale": list(config.init_scales),
+            "seed": list(range(config.seeds)),
+            "iteration": steps.tolist(),
+            "component": list(range(1, config.top + 1)),
+            "rtol": list(RANK_RTOLS),
+        },
         "status": Status.names(status),
         "wall_time": wall,
     }
@@ -193,8 +221,9 @@ def plot(results, out_dir):
     axes[-1].legend(fontsize=8)
     axes[-1].grid(alpha=0.3)
     shape = "x".join(str(d) for d in cfg["shape"])
-    axes[-1].set_title(f"{shape}, CP rank {cfg['target_rank']}, {cfg['num_observed']} obs., R = {cfg['rank']}",
-                       fontsize=9)
+    axes[-1].set_title(
+        f"{shape}, CP rank {cfg['target_rank']}, {cfg['num_observed']} obs., R = {cfg['rank']}", fontsize=9
+    )
     return save_figure(fig, out_dir, NAME)
 
 
@@ -203,9 +232,13 @@ def summary(results) -> str:
         h = results["half_time"][i, k_i]
         halves = " ".join(f"{v:.0f}" for v in h[np.isfinite(h)])
         n = results["num_components"][i, k_i]
-        return (f"{s:>8.0e} {k:>4} {results['iterations'][i, k_i]:>6} {results['loss'][i, k_i, -1]:>10.1e} "
-                f"{results['reconstruction_error'][i, k_i, -1]:>10.3f} {n[0]:>4} {n[1]:>4}  {halves}")
+        return (
+            f"{s:>8.0e} {k:>4} {results['iterations'][i, k_i]:>6} {results['loss'][i, k_i, -1]:>10.1e} "
+            f"{results['reconstruction_error'][i, k_i, -1]:>10.3f} {n[0]:>4} {n[1]:>4}  {halves}"
+        )
 
-    header = (f"{'init':>8} {'seed':>4} {'iters':>6} {'train loss':>10} {'rel. error':>10} "
-              f"{'>10%':>4} {'>1%':>4}  half-times (iterations) of the learned components")
+    header = (
+        f"{'init':>8} {'seed':>4} {'iters':>6} {'train loss':>10} {'rel. error':>10} "
+        f"{'>10%':>4} {'>1%':>4}  half-times (iterations) of the learned components"
+    )
     return grid_table(results, ("init_scale", "seed"), header, row)

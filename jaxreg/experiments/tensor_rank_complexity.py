@@ -100,8 +100,9 @@ class Config(Descent):
         if self.positive_value == self.negative_value:
             raise ValueError(f"positive_value and negative_value must differ, both are {self.positive_value}")
         # positive_value, negative_value and init_mean may be 0 or negative
-        check_scalar_fields(self, nonnegative=("positive_digit", "seed"),
-                            skip=("positive_value", "negative_value", "init_mean"))
+        check_scalar_fields(
+            self, nonnegative=("positive_digit", "seed"), skip=("positive_value", "negative_value", "init_mean")
+        )
         if self.num_steps % self.num_saves:
             raise ValueError(f"num_steps ({self.num_steps}) must be a multiple of num_saves ({self.num_saves})")
 
@@ -147,28 +148,36 @@ def _datasets(config: Config, indices, values, key):
     x_tr, y_tr, x_te, y_te = indices[tr], values[tr], indices[te], values[te]
     rand_x_tr = jax.random.randint(k_in_train, x_tr.shape, 0, config.levels, x_tr.dtype)
     rand_x_te = jax.random.randint(k_in_test, x_te.shape, 0, config.levels, x_te.dtype)
-    return (jnp.stack([x_tr, x_tr, rand_x_tr]),
-            jnp.stack([y_tr, jax.random.permutation(k_train, y_tr), y_tr]),
-            jnp.stack([x_te, x_te, rand_x_te]),
-            jnp.stack([y_te, jax.random.permutation(k_test, y_te), y_te]))
+    return (
+        jnp.stack([x_tr, x_tr, rand_x_tr]),
+        jnp.stack([y_tr, jax.random.permutation(k_train, y_tr), y_tr]),
+        jnp.stack([x_te, x_te, rand_x_te]),
+        jnp.stack([y_te, jax.random.permutation(k_test, y_te), y_te]),
+    )
 
 
 def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
-    indices, values = digit_tensor_entries(config.pool, config.levels, config.positive_digit,
-                                           float(config.positive_value), float(config.negative_value))
+    indices, values = digit_tensor_entries(
+        config.pool, config.levels, config.positive_digit, float(config.positive_value), float(config.negative_value)
+    )
     keys = jax.random.split(jax.random.key(config.seed), config.seeds)
     x_tr, y_tr, x_te, y_te = sweep(
-        lambda k: _datasets(config, jnp.asarray(indices), jnp.asarray(values, DTYPE), k), keys)  # (seed, variant, ...)
+        lambda k: _datasets(config, jnp.asarray(indices), jnp.asarray(values, DTYPE), k), keys
+    )  # (seed, variant, ...)
     shape, r_max = (config.levels,) * config.order, max(config.ranks)
     save_every = config.num_steps // config.num_saves
 
     def one(x_train, y_train, x_test, y_test, key, r):
-        model = TensorFactorization(jax.random.fold_in(key, 1), shape, r_max, init_scale=config.init_std,
-                                    dtype=DTYPE)
+        model = TensorFactorization(jax.random.fold_in(key, 1), shape, r_max, init_scale=config.init_std, dtype=DTYPE)
         mask = (jnp.arange(r_max) < r).astype(DTYPE)  # components r+1.. are zero and stay zero
         model = eqx.tree_at(lambda m: m.factors, model, tuple((f + config.init_mean) * mask for f in model.factors))
-        tr = gradient_descent(lambda m: jnp.mean((m.entries(x_train) - y_train) ** 2), model,
-                              optax.adam(config.lr), config.num_steps, save_every=save_every)
+        tr = gradient_descent(
+            lambda m: jnp.mean((m.entries(x_train) - y_train) ** 2),
+            model,
+            optax.adam(config.lr),
+            config.num_steps,
+            save_every=save_every,
+        )
         test = jnp.mean(jnp.minimum((tr.model.entries(x_test) - y_test) ** 2, config.max_example_error))
         return tr.loss / config.scale, test / config.scale, tr.status
 
@@ -178,12 +187,22 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 
     def step(state, k):  # chunk k: the k'th data variant, every seed and rank
         curve, test, status = batched(x_tr[:, k], y_tr[:, k], x_te[:, k], y_te[:, k], keys, ranks)
-        return state, {"curve": np.asarray(curve)[None], "test": np.asarray(test)[None],
-                       "status": np.asarray(status)[None]}
+        return state, {
+            "curve": np.asarray(curve)[None],
+            "test": np.asarray(test)[None],
+            "status": np.asarray(status)[None],
+        }
 
-    _, outs, wall = run_chunks(step, jnp.zeros(()), len(VARIANTS), out_dir=out_dir, resume=resume,
-                               progress=progress, desc=NAME,
-                               fingerprint=config)
+    _, outs, wall = run_chunks(
+        step,
+        jnp.zeros(()),
+        len(VARIANTS),
+        out_dir=out_dir,
+        resume=resume,
+        progress=progress,
+        desc=NAME,
+        fingerprint=config,
+    )
     data = stack_chunks(outs, axis=0)  # (variant, seed, rank, ...)
     curve = data["curve"].transpose(0, 2, 1, 3)  # (variant, rank, seed, save)
     p = np.asarray(y_tr[:, 0] == config.positive_value, float).mean(axis=1)  # positive fraction per seed
@@ -196,8 +215,12 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
             "label_variance": (("seed",), p * (1 - p)),
             "status": (("variant", "rank", "seed"), data["status"].transpose(0, 2, 1)),
         },
-        "coords": {"variant": list(VARIANTS), "rank": list(config.ranks), "seed": list(range(config.seeds)),
-                   "step": (np.arange(config.num_saves + 1) * save_every).tolist()},
+        "coords": {
+            "variant": list(VARIANTS),
+            "rank": list(config.ranks),
+            "seed": list(range(config.seeds)),
+            "step": (np.arange(config.num_saves + 1) * save_every).tolist(),
+        },
         "status": Status.names(worst),
         "wall_time": wall,
     }
@@ -225,12 +248,24 @@ def plot(results, out_dir):
     for v, (name, marker) in enumerate(zip(c["variant"], "o^d")):
         for key, ls, alpha in (("train_error", "-", 1.0), ("test_error", "--", 0.5)):
             e = np.asarray(results[key][v], float)
-            ax.errorbar(ranks, e.mean(-1), yerr=e.std(-1), color=f"C{v}", marker=marker, ls=ls, alpha=alpha,
-                        capsize=3, label=f"{name} {key.split('_')[0]}")
+            ax.errorbar(
+                ranks,
+                e.mean(-1),
+                yerr=e.std(-1),
+                color=f"C{v}",
+                marker=marker,
+                ls=ls,
+                alpha=alpha,
+                capsize=3,
+                label=f"{name} {key.split('_')[0]}",
+            )
     ax.axhline(float(np.mean(results["label_variance"])), color="k", lw=1, ls=":", label="label variance")
     side = IMAGE_SIDE // cfg["pool"]
-    ax.set_title(f"digits, {cfg['positive_digit']} vs rest: {side}x{side} pixels, {cfg['levels']} levels "
-                 f"(order {side * side}, dims {cfg['levels']})", fontsize=9)
+    ax.set_title(
+        f"digits, {cfg['positive_digit']} vs rest: {side}x{side} pixels, {cfg['levels']} levels "
+        f"(order {side * side}, dims {cfg['levels']})",
+        fontsize=9,
+    )
     ax.set_xlabel("tensor rank (CP components)")
     ax.set_ylabel(f"mean error (squared error / {(cfg['positive_value'] - cfg['negative_value']) ** 2:g})")
     ax.set_xticks(ranks)
@@ -241,16 +276,20 @@ def plot(results, out_dir):
 
 def summary(results) -> str:
     c = results.coords
-    lines = [f"label variance p(1 - p): {np.mean(results['label_variance']):.4f}",
-             f"{'variant':>14} {'rank':>4} {'train error (mean +- std)':>26} {'test error (mean +- std)':>25}"]
+    lines = [
+        f"label variance p(1 - p): {np.mean(results['label_variance']):.4f}",
+        f"{'variant':>14} {'rank':>4} {'train error (mean +- std)':>26} {'test error (mean +- std)':>25}",
+    ]
     for v, name in enumerate(c["variant"]):
         for j, r in enumerate(c["rank"]):
             tr, te = results["train_error"][v, j], results["test_error"][v, j]
-            lines.append(f"{name:>14} {r:>4} {tr.mean():>14.4f} +- {tr.std():<8.4f} "
-                         f"{te.mean():>13.4f} +- {te.std():.4f}")
+            lines.append(
+                f"{name:>14} {r:>4} {tr.mean():>14.4f} +- {tr.std():<8.4f} {te.mean():>13.4f} +- {te.std():.4f}"
+            )
     fraction = results.config["fit_fraction"]
     fits = rank_to_fit(results, fraction)
-    lines.append(f"smallest rank with train error <= {fraction:g} x variance: "
-                 + ", ".join(f"{n}: {r if r is not None else '> ' + str(c['rank'][-1])}"
-                             for n, r in zip(c["variant"], fits)))
+    lines.append(
+        f"smallest rank with train error <= {fraction:g} x variance: "
+        + ", ".join(f"{n}: {r if r is not None else '> ' + str(c['rank'][-1])}" for n, r in zip(c["variant"], fits))
+    )
     return "\n".join(lines)

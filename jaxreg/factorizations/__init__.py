@@ -19,13 +19,15 @@ from .matrix import balanced_factors as balanced_factors
 from .tensor_train import TensorTrainFactorization as TensorTrainFactorization
 from .trees import balanced_tree as balanced_tree
 
-MODELS = MappingProxyType({
-    "matrix": MatrixFactorization,
-    "cp": TensorFactorization,
-    "hierarchical": HierarchicalTensorFactorization,
-    "deep_cp": DeepTensorFactorization,
-    "tensor_train": TensorTrainFactorization,
-})
+MODELS = MappingProxyType(
+    {
+        "matrix": MatrixFactorization,
+        "cp": TensorFactorization,
+        "hierarchical": HierarchicalTensorFactorization,
+        "deep_cp": DeepTensorFactorization,
+        "tensor_train": TensorTrainFactorization,
+    }
+)
 
 
 def model_class(name: str) -> type[AbstractFactorization]:

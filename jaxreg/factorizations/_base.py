@@ -45,8 +45,10 @@ def default_dtype(dtype=None):
     if not np.issubdtype(requested, np.floating):
         raise ValueError(f"dtype must be a floating dtype, got {requested}")
     if requested.itemsize == 8 and not jax.config.jax_enable_x64:
-        raise ValueError("dtype float64 was requested but JAX's x64 mode is off: call "
-                         "jax.config.update('jax_enable_x64', True) at program start")
+        raise ValueError(
+            "dtype float64 was requested but JAX's x64 mode is off: call "
+            "jax.config.update('jax_enable_x64', True) at program start"
+        )
     return jax.dtypes.canonicalize_dtype(requested)
 
 
@@ -71,8 +73,9 @@ def check_entries_indices(indices, shape: tuple[int, ...]) -> Int[Array, "k orde
     """
     if isinstance(indices, jax.core.Tracer):
         if indices.ndim != 2 or indices.shape[1] != len(shape):
-            raise ValueError(f"indices must have shape (k, {len(shape)}) for a tensor of shape {shape}, "
-                             f"got {indices.shape}")
+            raise ValueError(
+                f"indices must have shape (k, {len(shape)}) for a tensor of shape {shape}, got {indices.shape}"
+            )
         if not jnp.issubdtype(indices.dtype, jnp.integer):
             raise ValueError(f"indices must hold integers, got dtype {indices.dtype}")
         bad = jnp.any((indices < 0) | (indices >= jnp.asarray(shape, indices.dtype)))
@@ -192,8 +195,11 @@ class AbstractFactorization(eqx.Module):
     def option_names(cls) -> tuple[str, ...]:
         """The keyword options of the constructor (everything but ``key``, ``shape``, ``dtype``)."""
         params = inspect.signature(cls.__init__).parameters
-        return tuple(n for n, p in params.items() if n not in ("self", "key", "shape", "dtype")
-                     and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        return tuple(
+            n
+            for n, p in params.items()
+            if n not in ("self", "key", "shape", "dtype") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        )
 
     @classmethod
     def from_options(cls, key: PRNGKeyArray, shape: tuple[int, ...], **options) -> AbstractFactorization:

@@ -36,8 +36,15 @@ def np_seed(key) -> int:
 DENSE_FLOPS_FACTOR = 8  # a matmul flop is this much cheaper than a gather/scatter one
 
 
-def dense_route(shape: tuple[int, ...], num_indices: int, gathered_width: int, *, extra: int = 0,
-                dense_flops: int, gather_flops: int) -> bool:
+def dense_route(
+    shape: tuple[int, ...],
+    num_indices: int,
+    gathered_width: int,
+    *,
+    extra: int = 0,
+    dense_flops: int,
+    gather_flops: int,
+) -> bool:
     """Whether ``entries`` should read its values from a dense W (or a matricization of it).
 
     The gather route forms (num_indices, width) intermediates and its backward pass is a
@@ -51,8 +58,11 @@ def dense_route(shape: tuple[int, ...], num_indices: int, gathered_width: int, *
     shapes only (one program per shape).
     """
     numel = math.prod(shape)
-    return (numel < 2**31 and numel + extra <= num_indices * gathered_width
-            and dense_flops <= DENSE_FLOPS_FACTOR * gather_flops)
+    return (
+        numel < 2**31
+        and numel + extra <= num_indices * gathered_width
+        and dense_flops <= DENSE_FLOPS_FACTOR * gather_flops
+    )
 
 
 def take_entries(w: jax.Array, idx: jax.Array, shape: tuple[int, ...]) -> jax.Array:

@@ -56,8 +56,14 @@ def cp_dense_route(shape: tuple[int, ...], rank: int, k: int) -> bool:
     if order < 2:
         return False
     rows, cols = math.prod(shape[: order // 2]), math.prod(shape[order // 2 :])
-    return dense_route(shape, k, rank, extra=(rows + cols) * rank, dense_flops=(rows * cols + rows + cols) * rank,
-                       gather_flops=k * order * rank)
+    return dense_route(
+        shape,
+        k,
+        rank,
+        extra=(rows + cols) * rank,
+        dense_flops=(rows * cols + rows + cols) * rank,
+        gather_flops=k * order * rank,
+    )
 
 
 def cp_entries_gather(factors, idx) -> Array:
@@ -163,6 +169,13 @@ class TensorFactorization(AbstractFactorization):
 
     @classmethod
     def verify_cases(cls) -> tuple[VerifyCase, ...]:
-        return tuple(VerifyCase(f"CP order {order}", (4,) * order,
-                                dict(rank=6, init_scale=0.5 * 0.02 ** (1 / order), balanced=True),
-                                num_observed=4**order // 2, target_norm=4.0 ** (order / 2)) for order in (2, 3, 4))
+        return tuple(
+            VerifyCase(
+                f"CP order {order}",
+                (4,) * order,
+                dict(rank=6, init_scale=0.5 * 0.02 ** (1 / order), balanced=True),
+                num_observed=4**order // 2,
+                target_norm=4.0 ** (order / 2),
+            )
+            for order in (2, 3, 4)
+        )

@@ -71,8 +71,12 @@ class DeepTensorFactorization(AbstractFactorization):
         depth: int | None = None,
     ):
         if depth is not None:
-            warnings.warn("DeepTensorFactorization(depth=...) is deprecated: use factor_depth= (the number k "
-                          "of matrices per factor)", DeprecationWarning, stacklevel=2)
+            warnings.warn(
+                "DeepTensorFactorization(depth=...) is deprecated: use factor_depth= (the number k "
+                "of matrices per factor)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
             if factor_depth is not None:
                 raise ValueError("pass factor_depth only (depth is its deprecated alias), not both")
             factor_depth = depth
@@ -88,8 +92,9 @@ class DeepTensorFactorization(AbstractFactorization):
     @property
     def depth(self) -> int:
         """Deprecated alias of :attr:`factor_depth`."""
-        warnings.warn("DeepTensorFactorization.depth is deprecated: use .factor_depth", DeprecationWarning,
-                      stacklevel=2)
+        warnings.warn(
+            "DeepTensorFactorization.depth is deprecated: use .factor_depth", DeprecationWarning, stacklevel=2
+        )
         return self.factor_depth
 
     @property
@@ -172,8 +177,16 @@ class DeepTensorFactorization(AbstractFactorization):
 
     @classmethod
     def verify_cases(cls) -> tuple[VerifyCase, ...]:
-        return tuple(VerifyCase(f"deep CP k={k}", (4,) * 3, dict(rank=4, factor_depth=k, init_scale=0.3, balanced=True),
-                                num_observed=32, target_norm=8.0) for k in (1, 2))
+        return tuple(
+            VerifyCase(
+                f"deep CP k={k}",
+                (4,) * 3,
+                dict(rank=4, factor_depth=k, init_scale=0.3, balanced=True),
+                num_observed=32,
+                target_norm=8.0,
+            )
+            for k in (1, 2)
+        )
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6))

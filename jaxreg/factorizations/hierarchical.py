@@ -155,8 +155,9 @@ class HierarchicalTensorFactorization(AbstractFactorization):
         extra = sum(s * o for s, o in zip(sizes[:-1], w_out[:-1]))
         dense_flops = sum(s * i * o for s, i, o in zip(sizes, w_in, w_out))
         gather_flops = k * sum(i * o for i, o in zip(w_in, w_out))
-        return dense_route(self.shape, k, max(self.widths), extra=extra, dense_flops=dense_flops,
-                           gather_flops=gather_flops)
+        return dense_route(
+            self.shape, k, max(self.widths), extra=extra, dense_flops=dense_flops, gather_flops=gather_flops
+        )
 
     def _entries_gather(self, idx) -> Array:
         acts: list = []
@@ -271,15 +272,20 @@ class HierarchicalTensorFactorization(AbstractFactorization):
 
     @classmethod
     def verify_cases(cls) -> tuple[VerifyCase, ...]:
-        return (VerifyCase("HTF order 4", (4,) * 4, dict(widths=(6, 6), init_scale=0.3, balanced=True),
-                           num_observed=128, target_norm=16.0),)
+        return (
+            VerifyCase(
+                "HTF order 4",
+                (4,) * 4,
+                dict(widths=(6, 6), init_scale=0.3, balanced=True),
+                num_observed=128,
+                target_norm=16.0,
+            ),
+        )
 
 
 def _param_shapes(shape, widths, plan: TreePlan):
     leaf = [(d, widths[plan.leaf_parent_height[n] - 1]) for n, d in enumerate(shape)]
-    node = [
-        (widths[plan.heights[i] - 1], widths[plan.parent_height[i] - 1]) for i in range(len(plan.nodes) - 1)
-    ]
+    node = [(widths[plan.heights[i] - 1], widths[plan.parent_height[i] - 1]) for i in range(len(plan.nodes) - 1)]
     return leaf, node, widths[plan.depth - 1]
 
 

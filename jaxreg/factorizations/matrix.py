@@ -177,5 +177,13 @@ class MatrixFactorization(AbstractFactorization):
 
     @classmethod
     def verify_cases(cls) -> tuple[VerifyCase, ...]:
-        return tuple(VerifyCase(f"matrix depth {depth}", (12, 10), dict(depth=depth, init_scale=1e-2, balanced=True),
-                                task="matrix", num_observed=60) for depth in (2, 3, 4))
+        return tuple(
+            VerifyCase(
+                f"matrix depth {depth}",
+                (12, 10),
+                dict(depth=depth, init_scale=1e-2, balanced=True),
+                task="matrix",
+                num_observed=60,
+            )
+            for depth in (2, 3, 4)
+        )

@@ -79,8 +79,7 @@ def _balance(cores):
             cs = _balance_bond(cs, k)
         return cs, i + 1
 
-    cs, _ = jax.lax.while_loop(lambda s: (_imbalance(s[0]) > tol) & (s[1] < BALANCE_SWEEPS), sweep,
-                               (tuple(cores), 0))
+    cs, _ = jax.lax.while_loop(lambda s: (_imbalance(s[0]) > tol) & (s[1] < BALANCE_SWEEPS), sweep, (tuple(cores), 0))
     return cs
 
 
@@ -92,8 +91,10 @@ def _ranks(ranks, shape) -> tuple[int, ...]:
         raise ValueError(f"ranks must be a positive integer or a tuple of {bonds} positive integers, got {ranks!r}")
     out = tuple(V.positive_int(f"ranks[{i}]", r) for i, r in enumerate(ranks))
     if len(out) != bonds:
-        raise ValueError(f"ranks must have {bonds} entries (one per bond of an order-{len(shape)} tensor "
-                         f"train), got {len(out)}: {ranks!r}")
+        raise ValueError(
+            f"ranks must have {bonds} entries (one per bond of an order-{len(shape)} tensor "
+            f"train), got {len(out)}: {ranks!r}"
+        )
     return out
 
 
@@ -150,12 +151,16 @@ class TensorTrainFactorization(AbstractFactorization):
         if balanced:
             for k, r in enumerate(ranks):
                 if r > full[k] * shape[k] or r > shape[k + 1] * full[k + 2]:
-                    raise ValueError(f"ranks[{k}] = {r} is too large for balanced=True: a balanced bond needs "
-                                     f"r_k <= r_(k-1) d_k = {full[k] * shape[k]} and r_k <= d_(k+1) r_(k+1) = "
-                                     f"{shape[k + 1] * full[k + 2]}")
+                    raise ValueError(
+                        f"ranks[{k}] = {r} is too large for balanced=True: a balanced bond needs "
+                        f"r_k <= r_(k-1) d_k = {full[k] * shape[k]} and r_k <= d_(k+1) r_(k+1) = "
+                        f"{shape[k + 1] * full[k + 2]}"
+                    )
         keys = jax.random.split(key, len(shape))
-        cores = tuple(init_scale * jax.random.normal(kk, (full[n], d, full[n + 1]), dtype)
-                      for n, (kk, d) in enumerate(zip(keys, shape)))
+        cores = tuple(
+            init_scale * jax.random.normal(kk, (full[n], d, full[n + 1]), dtype)
+            for n, (kk, d) in enumerate(zip(keys, shape))
+        )
         self.cores = _balance(cores) if balanced else cores
         self.shape = shape
         self.ranks = ranks
@@ -213,8 +218,9 @@ class TensorTrainFactorization(AbstractFactorization):
     def rate_sigma(self) -> Float[Array, " q"]:
         """The singular values of every two-site core M_k (the top min(r_k, rows, columns)),
         bonds in order."""
-        return jnp.concatenate([jnp.linalg.svd(self._two_site(k), compute_uv=False)[: self._bond_width(k)]
-                                for k in range(self.order - 1)])
+        return jnp.concatenate(
+            [jnp.linalg.svd(self._two_site(k), compute_uv=False)[: self._bond_width(k)] for k in range(self.order - 1)]
+        )
 
     def rate_terms(self, grad_w: Float[Array, "*shape"]) -> RateTerms:
         """sigma_{k,r} = singular values of the two-site cores M_k, gamma_{k,r} = <-E_k, u_r v_r^T>
@@ -261,6 +267,12 @@ class TensorTrainFactorization(AbstractFactorization):
 
     @classmethod
     def verify_cases(cls) -> tuple[VerifyCase, ...]:
-        return (VerifyCase("TT order 3", (4,) * 3, dict(ranks=(3, 3), init_scale=0.4, balanced=True),
-                           num_observed=32, target_norm=8.0),)
-
+        return (
+            VerifyCase(
+                "TT order 3",
+                (4,) * 3,
+                dict(ranks=(3, 3), init_scale=0.4, balanced=True),
+                num_observed=32,
+                target_norm=8.0,
+            ),
+        )

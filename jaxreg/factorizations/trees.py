@@ -123,9 +123,7 @@ def plan_tree(tree, order: int, name: str = "tree") -> TreePlan:
         if isinstance(t, int):
             return
         if len(t) == 1 and not isinstance(t[0], int):
-            raise ValueError(
-                f"{name} has a node with a single child node {t[0]!r}: both would cover the same modes"
-            )
+            raise ValueError(f"{name} has a node with a single child node {t[0]!r}: both would cover the same modes")
         for c in t:
             visit(c)
         found.append((_height(t), len(found), t))
@@ -135,9 +133,7 @@ def plan_tree(tree, order: int, name: str = "tree") -> TreePlan:
     subtrees = [f[2] for f in found]
     index = {id(t): i for i, t in enumerate(subtrees)}
     nodes = tuple(tuple(sorted(_modes(t))) for t in subtrees)
-    children = tuple(
-        tuple(("leaf", c) if isinstance(c, int) else ("node", index[id(c)]) for c in t) for t in subtrees
-    )
+    children = tuple(tuple(("leaf", c) if isinstance(c, int) else ("node", index[id(c)]) for c in t) for t in subtrees)
     heights = tuple(f[0] for f in found)
     parent_height = [0] * len(subtrees)
     leaf_parent_height = [0] * order

@@ -104,8 +104,11 @@ class _Common(Optimization):
 
     def _warn_rf(self, width: int):
         if self.receptive_field() <= width:
-            warnings.warn(f"the model's receptive field ({self.receptive_field()} px) does not exceed the image "
-                          f"width ({width} px): R can be exactly 1 and the regularizer cannot help", stacklevel=3)
+            warnings.warn(
+                f"the model's receptive field ({self.receptive_field()} px) does not exceed the image "
+                f"width ({width} px): R can be exactly 1 and the regularizer cannot help",
+                stacklevel=3,
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,29 +130,59 @@ class IsSameClassConfig(_Common):
         a = DIGIT_SIDE * self.scale
         if len(self.canvas) != 2:
             raise ValueError(f"canvas must be (height, width), got {self.canvas!r}")
-        object.__setattr__(self, "canvas", (_checks.integer("canvas[0]", self.canvas[0], minimum=a),
-                                            _checks.integer("canvas[1]", self.canvas[1], minimum=2 * a)))
+        object.__setattr__(
+            self,
+            "canvas",
+            (
+                _checks.integer("canvas[0]", self.canvas[0], minimum=a),
+                _checks.integer("canvas[1]", self.canvas[1], minimum=2 * a),
+            ),
+        )
         object.__setattr__(self, "distances", _checks.int_tuple("distance", self.distances, minimum=0))
         for d in self.distances:
             if 2 * a + d > self.canvas[1]:
-                raise ValueError(f"distance must be <= {self.canvas[1] - 2 * a} for a {self.canvas[1]} px wide canvas, got {d}")
+                raise ValueError(
+                    f"distance must be <= {self.canvas[1] - 2 * a} for a {self.canvas[1]} px wide canvas, got {d}"
+                )
         self._warn_rf(self.canvas[1])
 
     @classmethod
     def preset(cls, size: str = "small", **overrides) -> "IsSameClassConfig":
-        """"tiny": for tests (about a minute, mostly compilation): 64 pairs memorized in
+        """ "tiny": for tests (about a minute, mostly compilation): 64 pairs memorized in
         30 epochs, lambda 0.3 (lambda 1 slows fitting too much at this size);
         "small": the CPU default (< 20 min on 2 cores); "paper": the paper's grid (32 px
         images on a 224 px canvas, gaps 0..160, ResNet18 with BatchNorm, SGD, 5000/10000
         pairs, up to 150 epochs) for a GPU."""
         _checks.choice("size", size, SIZES)
         base = {
-            "tiny": dict(distances=(0, 16), lambdas=(0.0, 0.3), seeds=(0, 1), num_train=64, num_test=128,
-                         canvas=(8, 32), width=8, stages=3, batch_size=32, learning_rate=3e-3, max_epochs=30),
+            "tiny": dict(
+                distances=(0, 16),
+                lambdas=(0.0, 0.3),
+                seeds=(0, 1),
+                num_train=64,
+                num_test=128,
+                canvas=(8, 32),
+                width=8,
+                stages=3,
+                batch_size=32,
+                learning_rate=3e-3,
+                max_epochs=30,
+            ),
             "small": dict(),
-            "paper": dict(distances=(0, 40, 80, 120, 160), lambdas=(0.0, 0.1, 1.0), seeds=(0, 1, 2), num_train=5000,
-                          num_test=10000, scale=4, canvas=(224, 224), architecture="resnet18", norm="batch",
-                          optimizer="sgd", learning_rate=1e-2, max_epochs=150),
+            "paper": dict(
+                distances=(0, 40, 80, 120, 160),
+                lambdas=(0.0, 0.1, 1.0),
+                seeds=(0, 1, 2),
+                num_train=5000,
+                num_test=10000,
+                scale=4,
+                canvas=(224, 224),
+                architecture="resnet18",
+                norm="batch",
+                optimizer="sgd",
+                learning_rate=1e-2,
+                max_epochs=150,
+            ),
         }[size]
         return cls(**{**base, "size": size, **overrides})
 
@@ -176,12 +209,14 @@ class PathfinderConfig(_Common):
         _checks.integer("patch_size", self.patch_size, minimum=1, maximum=self.image_size // 2)
         longest = max(self.path_lengths) * self.image_size / 14
         if longest > 4 * self.image_size:
-            raise ValueError(f"path_length must be <= {int(4 * 14)} for {self.image_size} px images, got {max(self.path_lengths)}")
+            raise ValueError(
+                f"path_length must be <= {int(4 * 14)} for {self.image_size} px images, got {max(self.path_lengths)}"
+            )
         self._warn_rf(self.image_size)
 
     @classmethod
     def preset(cls, size: str = "small", **overrides) -> "PathfinderConfig":
-        """"tiny": for tests (about a minute, mostly compilation): 16 px images, 6 px
+        """ "tiny": for tests (about a minute, mostly compilation): 16 px images, 6 px
         patches (with 2 px patches most pairs are blank, R stays ~1 and the regularizer
         has nothing to act on), lambda 1 (9 stops fitting at this size), 128 images
         memorized in 20 epochs; "small": the CPU default (24 px, path lengths 2 and 6, which
@@ -190,12 +225,34 @@ class PathfinderConfig(_Common):
         up to 150 epochs, for a GPU."""
         _checks.choice("size", size, SIZES)
         base = {
-            "tiny": dict(path_lengths=(2, 4), lambdas=(0.0, 1.0), seeds=(0, 1), num_train=128, num_test=128,
-                         image_size=16, num_distractors=1, patch_size=6, width=8, stages=3, batch_size=32,
-                         learning_rate=3e-3, max_epochs=20),
+            "tiny": dict(
+                path_lengths=(2, 4),
+                lambdas=(0.0, 1.0),
+                seeds=(0, 1),
+                num_train=128,
+                num_test=128,
+                image_size=16,
+                num_distractors=1,
+                patch_size=6,
+                width=8,
+                stages=3,
+                batch_size=32,
+                learning_rate=3e-3,
+                max_epochs=20,
+            ),
             "small": dict(),
-            "paper": dict(path_lengths=(3, 5, 7, 9), seeds=(0, 1, 2), num_train=10000, num_test=10000,
-                          image_size=150, num_distractors=2, architecture="resnet18", norm="batch",
-                          optimizer="sgd", learning_rate=1e-2, max_epochs=150),
+            "paper": dict(
+                path_lengths=(3, 5, 7, 9),
+                seeds=(0, 1, 2),
+                num_train=10000,
+                num_test=10000,
+                image_size=150,
+                num_distractors=2,
+                architecture="resnet18",
+                norm="batch",
+                optimizer="sgd",
+                learning_rate=1e-2,
+                max_epochs=150,
+            ),
         }[size]
         return cls(**{**base, "size": size, **overrides})

@@ -29,8 +29,7 @@ from jaxtyping import PRNGKeyArray
 
 from . import _checks
 
-__all__ = ["LocalityData", "is_same_class", "pathfinder", "plot_samples", "cache_dir",
-           "digit_split", "DIGIT_SIDE"]
+__all__ = ["LocalityData", "is_same_class", "pathfinder", "cache_dir", "digit_split", "DIGIT_SIDE"]
 
 DIGIT_SIDE = 8
 _CACHE_VERSION = 1
@@ -163,10 +162,13 @@ def is_same_class(
     right0 = left0 + a + distance
     up = np.kron(images, np.ones((scale, scale), dtype=np.float32))
     out = np.zeros((num_samples, 1, H, W), dtype=np.float32)
-    out[:, 0, top:top + a, left0:left0 + a] = up[left]
-    out[:, 0, top:top + a, right0:right0 + a] = up[right]
+    out[:, 0, top : top + a, left0 : left0 + a] = up[left]
+    out[:, 0, top : top + a, right0 : right0 + a] = up[right]
     squares = np.broadcast_to(np.array([[top, left0, a, a], [top, right0, a, a]], np.int32), (num_samples, 2, 4)).copy()
-    info = {"source": np.stack([source[left], source[right]], 1), "classes": np.stack([classes[left], classes[right]], 1)}
+    info = {
+        "source": np.stack([source[left], source[right]], 1),
+        "classes": np.stack([classes[left], classes[right]], 1),
+    }
     return LocalityData(out, positive.astype(np.int32), squares, info)
 
 
@@ -225,8 +227,9 @@ def _scene(rng, num_curves, n, length, gap, max_turn, size, sep, margin, tries=1
     return None
 
 
-def _render_pathfinder(rng, num_samples, path_length, image_size, num_distractors, max_turn,
-                       paddle_length, paddle_gap, marker_radius):
+def _render_pathfinder(
+    rng, num_samples, path_length, image_size, num_distractors, max_turn, paddle_length, paddle_gap, marker_radius
+):
     from skimage.draw import disk, line_aa
     from skimage.transform import resize
 
@@ -246,8 +249,10 @@ def _render_pathfinder(rng, num_samples, path_length, image_size, num_distractor
             if curves is not None:
                 break
         else:
-            raise ValueError(f"path_length {path_length} is too long to place {n_curves} separated curves "
-                             f"in a {image_size}x{image_size} image; use a larger image_size")
+            raise ValueError(
+                f"path_length {path_length} is too long to place {n_curves} separated curves "
+                f"in a {image_size}x{image_size} image; use a larger image_size"
+            )
         canvas = np.zeros((S, S), np.float32)
         for segs in curves:
             for p, q in segs:
@@ -305,19 +310,42 @@ def pathfinder(
     image_size = _checks.integer("image_size", image_size, minimum=8)
     num_distractors = _checks.integer("num_distractors", num_distractors, minimum=0)
     max_turn = _checks.number("max_turn", max_turn, minimum=0.0)
-    paddle_length = _checks.number("paddle_length", image_size / 14 if paddle_length is None else paddle_length, positive=True)
+    paddle_length = _checks.number(
+        "paddle_length", image_size / 14 if paddle_length is None else paddle_length, positive=True
+    )
     paddle_gap = _checks.number("paddle_gap", image_size / 20 if paddle_gap is None else paddle_gap, minimum=0.0)
-    marker_radius = _checks.number("marker_radius", max(1.5, image_size / 20) if marker_radius is None else marker_radius, positive=True)
+    marker_radius = _checks.number(
+        "marker_radius", max(1.5, image_size / 20) if marker_radius is None else marker_radius, positive=True
+    )
     if path_length * paddle_length > 4 * image_size:
-        raise ValueError(f"path_length {path_length} with paddle_length {paddle_length} cannot fit in a "
-                         f"{image_size}x{image_size} image")
-    config = dict(key=_key_bits(key), num_samples=num_samples, path_length=path_length, image_size=image_size,
-                  num_distractors=num_distractors, max_turn=max_turn, paddle_length=paddle_length,
-                  paddle_gap=paddle_gap, marker_radius=marker_radius)
+        raise ValueError(
+            f"path_length {path_length} with paddle_length {paddle_length} cannot fit in a "
+            f"{image_size}x{image_size} image"
+        )
+    config = dict(
+        key=_key_bits(key),
+        num_samples=num_samples,
+        path_length=path_length,
+        image_size=image_size,
+        num_distractors=num_distractors,
+        max_turn=max_turn,
+        paddle_length=paddle_length,
+        paddle_gap=paddle_gap,
+        marker_radius=marker_radius,
+    )
 
     def make():
-        return _render_pathfinder(_rng(key), num_samples, path_length, image_size, num_distractors, max_turn,
-                                  paddle_length, paddle_gap, marker_radius)
+        return _render_pathfinder(
+            _rng(key),
+            num_samples,
+            path_length,
+            image_size,
+            num_distractors,
+            max_turn,
+            paddle_length,
+            paddle_gap,
+            marker_radius,
+        )
 
     return _cached("pathfinder", config, make, cache, cache_directory)
 

@@ -40,8 +40,19 @@ from .data import is_same_class, pathfinder
 from .report import locality_figure, plot_locality, summary_table
 from .training import train_runs
 
-__all__ = ["IsSameClassConfig", "PathfinderConfig", "ModelSpec", "run_is_same_class", "run_pathfinder",
-           "run_locality", "plot_locality", "locality_figure", "summary_table", "TASKS", "SIZES"]
+__all__ = [
+    "IsSameClassConfig",
+    "PathfinderConfig",
+    "ModelSpec",
+    "run_is_same_class",
+    "run_pathfinder",
+    "run_locality",
+    "plot_locality",
+    "locality_figure",
+    "summary_table",
+    "TASKS",
+    "SIZES",
+]
 
 
 def _train_point(spec, train, test, config, options, out_dir, name, resume, progress, description) -> dict:
@@ -53,9 +64,25 @@ def _train_point(spec, train, test, config, options, out_dir, name, resume, prog
     parts = []
     tags = ["plain" if lambdas[g[0]] == 0 else "regularized" for g in groups]
     for g, tag in zip(groups, tags):
-        parts.append((g, train_runs(spec, train, test, tuple(lambdas[g]), config.seeds, options, checkpoint_dir=out_dir,
-                                    resume=resume, progress=progress, description=f"{description} {tag}",
-                                    fingerprint=config, name=f"{name}/{tag}")))
+        parts.append(
+            (
+                g,
+                train_runs(
+                    spec,
+                    train,
+                    test,
+                    tuple(lambdas[g]),
+                    config.seeds,
+                    options,
+                    checkpoint_dir=out_dir,
+                    resume=resume,
+                    progress=progress,
+                    description=f"{description} {tag}",
+                    fingerprint=config,
+                    name=f"{name}/{tag}",
+                ),
+            )
+        )
     out = {}
     for key in parts[0][1]:
         axis = 1 if key == "history" else 0
@@ -76,8 +103,13 @@ def _collect(per_point: list[dict], range_name: str, range_values, config) -> di
     for name in ("test_accuracy", "train_accuracy", "test_R", "epochs", "status"):
         arrays[name] = ((range_name, "lambda", "seed"), np.stack([p[name] for p in per_point]))
     arrays["history"] = ((range_name, "epoch", "lambda", "seed", "metric"), np.stack([p["history"] for p in per_point]))
-    coords = {range_name: list(range_values), "lambda": list(config.lambdas), "seed": list(config.seeds),
-              "epoch": list(range(1, config.max_epochs + 1)), "metric": list(HISTORY_METRICS)}
+    coords = {
+        range_name: list(range_values),
+        "lambda": list(config.lambdas),
+        "seed": list(config.seeds),
+        "epoch": list(range(1, config.max_epochs + 1)),
+        "metric": list(HISTORY_METRICS),
+    }
     return {"arrays": arrays, "coords": coords, "config": dataclasses.asdict(config)}
 
 
@@ -89,8 +121,13 @@ def _check_run_args(config, cls, out_dir, resume):
         raise ValueError("out_dir is required when resume=True")
 
 
-def run_is_same_class(config: IsSameClassConfig | None = None, *, out_dir: str | os.PathLike | None = None,
-                      resume: bool = False, progress: bool = True) -> dict:
+def run_is_same_class(
+    config: IsSameClassConfig | None = None,
+    *,
+    out_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict:
     """Train the Is-Same-Class grid; see the module docstring for the results dict.
 
     Per distance: ``num_train`` training and ``num_test`` test pairs drawn from
@@ -108,13 +145,31 @@ def run_is_same_class(config: IsSameClassConfig | None = None, *, out_dir: str |
             ktr, kte = jax.random.split(jax.random.fold_in(root, d))
             train = is_same_class(ktr, config.num_train, d, split="train", scale=config.scale, canvas=config.canvas)
             test = is_same_class(kte, config.num_test, d, split="test", scale=config.scale, canvas=config.canvas)
-            points.append(_train_point(spec, train, test, config, options, out_dir, f"distance_{d}", resume, progress,
-                                       f"is_same_class d={d}"))
+            points.append(
+                _train_point(
+                    spec,
+                    train,
+                    test,
+                    config,
+                    options,
+                    out_dir,
+                    f"distance_{d}",
+                    resume,
+                    progress,
+                    f"is_same_class d={d}",
+                )
+            )
         return _collect(points, "distance", config.distances, config)
 
 
-def run_pathfinder(config: PathfinderConfig | None = None, *, out_dir: str | os.PathLike | None = None,
-                   resume: bool = False, progress: bool = True, cache_directory=None) -> dict:
+def run_pathfinder(
+    config: PathfinderConfig | None = None,
+    *,
+    out_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    cache_directory=None,
+) -> dict:
     """Train the Pathfinder grid (path lengths x lambdas x seeds); data are cached on
     disk (see :func:`jaxreg.locality.data.cache_dir`). Results dict as in the module
     docstring, with range dimension "path_length"."""
@@ -127,22 +182,37 @@ def run_pathfinder(config: PathfinderConfig | None = None, *, out_dir: str | os.
         points = []
         for n in config.path_lengths:
             ktr, kte = jax.random.split(jax.random.fold_in(root, n))
-            kw = dict(image_size=config.image_size, num_distractors=config.num_distractors, cache_directory=cache_directory)
+            kw = dict(
+                image_size=config.image_size, num_distractors=config.num_distractors, cache_directory=cache_directory
+            )
             train = pathfinder(ktr, config.num_train, n, **kw)
             test = pathfinder(kte, config.num_test, n, **kw)
-            points.append(_train_point(spec, train, test, config, options, out_dir, f"path_length_{n}", resume,
-                                       progress, f"pathfinder L={n}"))
+            points.append(
+                _train_point(
+                    spec,
+                    train,
+                    test,
+                    config,
+                    options,
+                    out_dir,
+                    f"path_length_{n}",
+                    resume,
+                    progress,
+                    f"pathfinder L={n}",
+                )
+            )
         return _collect(points, "path_length", config.path_lengths, config)
 
 
-def run_locality(task: str, size: str = "small", *, out_dir=None, resume: bool = False, progress: bool = True,
-                 **overrides) -> dict:
+def run_locality(
+    task: str, size: str = "small", *, out_dir=None, resume: bool = False, progress: bool = True, **overrides
+) -> dict:
     """Dispatch by name: ``task`` in {"is_same_class", "pathfinder"}, preset ``size``,
     config fields overridden by ``overrides``."""
     _checks.choice("task", task, TASKS)
     _checks.choice("size", size, SIZES)
     if task == "is_same_class":
-        return run_is_same_class(IsSameClassConfig.preset(size, **overrides), out_dir=out_dir, resume=resume,
-                                 progress=progress)
-    return run_pathfinder(PathfinderConfig.preset(size, **overrides), out_dir=out_dir, resume=resume,
-                          progress=progress)
+        return run_is_same_class(
+            IsSameClassConfig.preset(size, **overrides), out_dir=out_dir, resume=resume, progress=progress
+        )
+    return run_pathfinder(PathfinderConfig.preset(size, **overrides), out_dir=out_dir, resume=resume, progress=progress)

@@ -26,8 +26,16 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from . import _checks
 
-__all__ = ["ResNet", "BasicBlock", "resnet18", "resnet34", "small_resnet", "make_model",
-           "batch_logits", "receptive_field"]
+__all__ = [
+    "ResNet",
+    "BasicBlock",
+    "resnet18",
+    "resnet34",
+    "small_resnet",
+    "make_model",
+    "batch_logits",
+    "receptive_field",
+]
 
 NORMS = ("batch", "layer", "group", "none")
 ACTIVATIONS = ("relu", "softplus")
@@ -79,7 +87,9 @@ class BasicBlock(eqx.Module):
         self.norm1 = _norm_layer(norm, cout)
         self.conv2 = _conv(k2, cout, cout, 3, 1)
         self.norm2 = _norm_layer(norm, cout)
-        self.shortcut = (_conv(k3, cin, cout, 1, stride), _norm_layer(norm, cout)) if (stride != 1 or cin != cout) else None
+        self.shortcut = (
+            (_conv(k3, cin, cout, 1, stride), _norm_layer(norm, cout)) if (stride != 1 or cin != cout) else None
+        )
         self.stride = stride
         self.activation = activation
 
@@ -104,9 +114,18 @@ class ResNet(eqx.Module):
     stem_kernel: int = eqx.field(static=True)
     stem_stride: int = eqx.field(static=True)
 
-    def __init__(self, key: PRNGKeyArray, *, in_channels: int = 1, widths=(64, 128, 256, 512),
-                 blocks=(2, 2, 2, 2), stem: str = "imagenet", stem_stride: int = 2,
-                 norm: str = "batch", activation: str = "relu"):
+    def __init__(
+        self,
+        key: PRNGKeyArray,
+        *,
+        in_channels: int = 1,
+        widths=(64, 128, 256, 512),
+        blocks=(2, 2, 2, 2),
+        stem: str = "imagenet",
+        stem_stride: int = 2,
+        norm: str = "batch",
+        activation: str = "relu",
+    ):
         _checks.choice("norm", norm, NORMS)
         _checks.choice("activation", activation, ACTIVATIONS)
         _checks.choice("stem", stem, ("imagenet", "small"))
@@ -129,7 +148,9 @@ class ResNet(eqx.Module):
         self.head = eqx.nn.Linear(cin, 1, key=keys[1])
         self.activation = activation
 
-    def __call__(self, x: Float[Array, "C H W"], state: eqx.nn.State, *, key=None) -> tuple[Float[Array, ""], eqx.nn.State]:
+    def __call__(
+        self, x: Float[Array, "C H W"], state: eqx.nn.State, *, key=None
+    ) -> tuple[Float[Array, ""], eqx.nn.State]:
         y, state = _apply_norm(self.stem_norm, self.stem(x), state)
         y = _act(self.activation, y)
         if self.pool is not None:
@@ -149,18 +170,33 @@ def resnet34(key: PRNGKeyArray, *, in_channels: int = 1, norm: str = "batch", ac
     return ResNet(key, in_channels=in_channels, blocks=(3, 4, 6, 3), norm=norm, activation=activation)
 
 
-def small_resnet(key: PRNGKeyArray, *, in_channels: int = 1, width: int = 16, stages: int = 4,
-                 blocks_per_stage: int = 1, stem_stride: int = 2, norm: str = "layer",
-                 activation: str = "relu") -> ResNet:
+def small_resnet(
+    key: PRNGKeyArray,
+    *,
+    in_channels: int = 1,
+    width: int = 16,
+    stages: int = 4,
+    blocks_per_stage: int = 1,
+    stem_stride: int = 2,
+    norm: str = "layer",
+    activation: str = "relu",
+) -> ResNet:
     """A CPU-sized ResNet: 3x3 stem (stride ``stem_stride``), ``stages`` stages of widths
     width * 2^s (stride 2 from the second), ``blocks_per_stage`` basic blocks each.
     With the defaults the receptive field is 95 px."""
     width = _checks.integer("width", width, minimum=1)
     stages = _checks.integer("stages", stages, minimum=1)
     blocks_per_stage = _checks.integer("blocks_per_stage", blocks_per_stage, minimum=1)
-    return ResNet(key, in_channels=in_channels, widths=tuple(width * 2**s for s in range(stages)),
-                  blocks=(blocks_per_stage,) * stages, stem="small", stem_stride=stem_stride,
-                  norm=norm, activation=activation)
+    return ResNet(
+        key,
+        in_channels=in_channels,
+        widths=tuple(width * 2**s for s in range(stages)),
+        blocks=(blocks_per_stage,) * stages,
+        stem="small",
+        stem_stride=stem_stride,
+        norm=norm,
+        activation=activation,
+    )
 
 
 ARCHITECTURES = {"resnet18": resnet18, "resnet34": resnet34, "small": small_resnet}
@@ -173,7 +209,9 @@ def make_model(key: PRNGKeyArray, architecture: str = "small", **kwargs) -> tupl
     return eqx.nn.make_with_state(ARCHITECTURES[architecture])(key, **kwargs)
 
 
-def batch_logits(model: ResNet, state: eqx.nn.State, x: Float[Array, "B C H W"]) -> tuple[Float[Array, "B"], eqx.nn.State]:
+def batch_logits(
+    model: ResNet, state: eqx.nn.State, x: Float[Array, "B C H W"]
+) -> tuple[Float[Array, " B"], eqx.nn.State]:
     """Apply a one-example model to a batch (vmap with ``axis_name="batch"``).
 
     In training mode BatchNorm uses (and updates the running averages from) this batch's

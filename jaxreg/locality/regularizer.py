@@ -104,12 +104,12 @@ def _unit(v: Float[Array, "B D"]) -> tuple[Float[Array, "B D"], jax.Array]:
 
 
 def grad_change_penalty(
-    logit_fn: Callable[[Float[Array, "B C H W"]], Float[Array, "B"] | Float[Array, "B K"]],
+    logit_fn: Callable[[Float[Array, "B C H W"]], Float[Array, " B"] | Float[Array, "B K"]],
     x: Float[Array, "B C H W"],
     patch,
     other_patch,
     *,
-    labels: Int[Array, "B"] | None = None,
+    labels: Int[Array, " B"] | None = None,
 ) -> Float[Array, ""]:
     """The regularizer R of Razin, Maman & Cohen (ICML 2022); docs/theory.md §8.
 
@@ -180,9 +180,7 @@ def grad_change_penalty(
     return jnp.mean(per_sample)
 
 
-def fixed_pair_patches(
-    key: PRNGKeyArray, squares: Int[Array, "B 2 4"]
-) -> tuple[Int[Array, "B 4"], Int[Array, "B 4"]]:
+def fixed_pair_patches(key: PRNGKeyArray, squares: Int[Array, "B 2 4"]) -> tuple[Int[Array, "B 4"], Int[Array, "B 4"]]:
     """Is-Same-Class patches: the two image squares of each sample, in random order.
 
     Returns ``(patch, other_patch)``, each (B, 4); for each sample independently, with

@@ -18,8 +18,9 @@ from .data import is_same_class, pathfinder
 __all__ = ["locality_figure", "plot_locality", "plot_samples", "summary_table"]
 
 
-def locality_figure(test_accuracy: np.ndarray, range_name: str, range_values, lambdas,
-                    test_R: np.ndarray | None = None):
+def locality_figure(
+    test_accuracy: np.ndarray, range_name: str, range_values, lambdas, test_R: np.ndarray | None = None
+):
     """A matplotlib ``Figure``: test accuracy (and, given ``test_R``, the held-out R)
     against the range, one line per lambda, mean +- std over seeds (NaN = failed run,
     skipped). Arrays are (range, lambda, seed); ``range_name`` is "distance" or "path_length"."""
@@ -60,19 +61,28 @@ def plot_locality(results: dict, path: str | os.PathLike) -> Path:
     mean +- std over seeds (failed runs are NaN and skipped). Writes a PNG to ``path``."""
     dims, acc = results["arrays"]["test_accuracy"]
     range_name = dims[0]
-    fig = locality_figure(acc, range_name, results["coords"][range_name], results["coords"]["lambda"],
-                          results["arrays"]["test_R"][1])
+    fig = locality_figure(
+        acc, range_name, results["coords"][range_name], results["coords"]["lambda"], results["arrays"]["test_R"][1]
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     return path
 
 
-def summary_table(test_accuracy: np.ndarray, range_name: str, range_values, lambdas, *,
-                  test_R: np.ndarray | None = None, train_accuracy: np.ndarray | None = None) -> str:
+def summary_table(
+    test_accuracy: np.ndarray,
+    range_name: str,
+    range_values,
+    lambdas,
+    *,
+    test_R: np.ndarray | None = None,
+    train_accuracy: np.ndarray | None = None,
+) -> str:
     """Plain-text tables over range x lambda of arrays shaped (range, lambda, seed): test
     accuracy mean +- std over seeds, then the means of held-out R and train accuracy
     (failed runs are NaN and left out; "n/a" when all seeds failed)."""
+
     def cell(v, with_std):
         v = v[np.isfinite(v)]
         if not v.size:
@@ -97,9 +107,19 @@ def summary_table(test_accuracy: np.ndarray, range_name: str, range_values, lamb
     return "\n".join(lines[:-1])
 
 
-def plot_samples(path: str | os.PathLike, key: PRNGKeyArray, *, distances=(0, 16, 32), path_lengths=(2, 4, 6),
-                 per_row: int = 4, scale: int = 1, canvas=(8, 48), image_size: int = 24, num_distractors: int = 1,
-                 cache: bool = False) -> Path:
+def plot_samples(
+    path: str | os.PathLike,
+    key: PRNGKeyArray,
+    *,
+    distances=(0, 16, 32),
+    path_lengths=(2, 4, 6),
+    per_row: int = 4,
+    scale: int = 1,
+    canvas=(8, 48),
+    image_size: int = 24,
+    num_distractors: int = 1,
+    cache: bool = False,
+) -> Path:
     """Draw ``per_row`` samples of Is-Same-Class for each distance and of Pathfinder for
     each path length (one row per setting, titles show the label) to a PNG at ``path``.
     The defaults are the "small" presets' canvas, image size and distances, with path
@@ -107,7 +127,9 @@ def plot_samples(path: str | os.PathLike, key: PRNGKeyArray, *, distances=(0, 16
     from matplotlib.figure import Figure
 
     per_row = _checks.integer("per_row", per_row, minimum=1)
-    rows = [("Is-Same-Class", "distance", d) for d in distances] + [("Pathfinder", "path_length", p) for p in path_lengths]
+    rows = [("Is-Same-Class", "distance", d) for d in distances] + [
+        ("Pathfinder", "path_length", p) for p in path_lengths
+    ]
     # row heights follow the images' aspect ratios (0.5 in for the titles, images at most 1.5 in tall)
     aspects = [canvas[0] / canvas[1] if task == "Is-Same-Class" else 1.0 for task, _, _ in rows]
     heights = [0.5 + min(1.5, 2.4 * a) for a in aspects]

@@ -117,8 +117,7 @@ def _where_tree(flag, new, old):
 def _sample_patches(options: TrainOptions, key, squares, image_shape):
     if options.patch_size is None:
         return fixed_pair_patches(key, squares)
-    return distant_patches(key, squares.shape[0], image_shape, size=options.patch_size,
-                           distance=options.patch_distance)
+    return distant_patches(key, squares.shape[0], image_shape, size=options.patch_size, distance=options.patch_distance)
 
 
 def _loss(p, static, state, lam_r, xb, yb, patch, other, regularize):
@@ -150,7 +149,8 @@ def _run_epoch(params, states, opt_state, active, epoch, lam, seeds, X, Y, SQ, s
             idx, b = inp
             patch, other = _sample_patches(options, jax.random.fold_in(skey, b), SQ[idx], (H, W))
             (loss, (new_state, task, r, acc)), grads = jax.value_and_grad(_loss, has_aux=True)(
-                p, static, state, lam_r, X[idx], Y[idx], patch, other, regularize)
+                p, static, state, lam_r, X[idx], Y[idx], patch, other, regularize
+            )
             updates, new_opt = optimizer.update(grads, opt, p)
             new_p = optax.apply_updates(p, updates)
             carry = (_where_tree(act, new_p, p), _where_tree(act, new_state, state), _where_tree(act, new_opt, opt))
@@ -205,7 +205,7 @@ def train_runs(
     seeds = _checks.int_tuple("seeds", seeds, minimum=0)
     if not isinstance(options, TrainOptions):
         raise ValueError(f"options must be a TrainOptions, got {type(options).__name__}")
-    n_train, n_test = len(train.labels), len(test.labels)
+    n_train = len(train.labels)
     B = options.batch_size
     if n_train < B:
         raise ValueError(f"batch_size must be <= the number of training samples {n_train}, got {B}")
@@ -228,19 +228,36 @@ def train_runs(
     SQ = jnp.asarray(train.squares if train.squares is not None else np.zeros((n_train, 2, 4), np.int32))
 
     # the state carried (and checkpointed) from epoch to epoch
-    carried = {"params": params, "states": states, "opt": opt_state, "meta": {
-        "status": np.full(R, Status.RUNNING, np.int32),
-        "fit_epoch": np.full(R, -1, np.int32),
-        "epochs": np.zeros(R, np.int32),
-        "history": np.full((options.max_epochs, R, 4), np.nan, np.float32),
-    }}
+    carried = {
+        "params": params,
+        "states": states,
+        "opt": opt_state,
+        "meta": {
+            "status": np.full(R, Status.RUNNING, np.int32),
+            "fit_epoch": np.full(R, -1, np.int32),
+            "epochs": np.zeros(R, np.int32),
+            "history": np.full((options.max_epochs, R, 4), np.nan, np.float32),
+        },
+    }
 
     def epoch_step(state, epoch):
         meta = {k: np.array(v) for k, v in state["meta"].items()}
         active = meta["status"] == Status.RUNNING
         (params, states, opt_state), metrics, finite = _run_epoch(
-            state["params"], state["states"], state["opt"], jnp.asarray(active), jnp.asarray(epoch, jnp.int32), lam,
-            seed_arr, X, Y, SQ, static, options.step_part(), regularize)
+            state["params"],
+            state["states"],
+            state["opt"],
+            jnp.asarray(active),
+            jnp.asarray(epoch, jnp.int32),
+            lam,
+            seed_arr,
+            X,
+            Y,
+            SQ,
+            static,
+            options.step_part(),
+            regularize,
+        )
         metrics, finite = np.asarray(metrics), np.asarray(finite)
         for r in np.flatnonzero(active):
             meta["history"][epoch, r] = metrics[r]
@@ -259,18 +276,40 @@ def train_runs(
     def after_epoch(epoch, state, out):
         metrics = out["metrics"]
         if on_epoch_end is not None:
-            on_epoch_end(epoch, {"loss": metrics[:, 0], "task_loss": metrics[:, 1], "R": metrics[:, 2],
-                                 "train_accuracy": metrics[:, 3]})
+            on_epoch_end(
+                epoch,
+                {
+                    "loss": metrics[:, 0],
+                    "task_loss": metrics[:, 1],
+                    "R": metrics[:, 2],
+                    "train_accuracy": metrics[:, 3],
+                },
+            )
         m = metrics[np.isfinite(metrics[:, 0])]
         return {"loss": f"{np.mean(m[:, 0]):.3f}", "acc": f"{np.mean(m[:, 3]):.3f}"} if len(m) else None
 
     if fingerprint is None:
-        fingerprint = {"options": dataclasses.asdict(options), "lambdas": lambdas, "seeds": seeds,
-                       "n_train": n_train, "image": [H, W]}
-    carried, _, _ = run_chunks(epoch_step, carried, options.max_epochs, out_dir=checkpoint_dir, resume=resume,
-                               progress=progress, desc=description, fingerprint=fingerprint, name=name,
-                               precision="float32", stop=lambda s: not np.any(s["meta"]["status"] == Status.RUNNING),
-                               on_chunk=after_epoch)
+        fingerprint = {
+            "options": dataclasses.asdict(options),
+            "lambdas": lambdas,
+            "seeds": seeds,
+            "n_train": n_train,
+            "image": [H, W],
+        }
+    carried, _, _ = run_chunks(
+        epoch_step,
+        carried,
+        options.max_epochs,
+        out_dir=checkpoint_dir,
+        resume=resume,
+        progress=progress,
+        desc=description,
+        fingerprint=fingerprint,
+        name=name,
+        precision="float32",
+        stop=lambda s: not np.any(s["meta"]["status"] == Status.RUNNING),
+        on_chunk=after_epoch,
+    )
     params, states, meta = carried["params"], carried["states"], carried["meta"]
 
     models = eqx.combine(params, static)
@@ -292,8 +331,9 @@ def train_runs(
     }
 
 
-def evaluate(models, states, data: LocalityData, options: TrainOptions, *, with_R: bool = True,
-             key: PRNGKeyArray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def evaluate(
+    models, states, data: LocalityData, options: TrainOptions, *, with_R: bool = True, key: PRNGKeyArray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Accuracy and R of vmapped ``models`` on ``data`` in inference mode (running
     BatchNorm statistics, exact per-sample gradients). R is averaged over the full
     batches of ``eval_batch_size`` (patches drawn with ``key``, default a fixed key);
@@ -304,7 +344,9 @@ def evaluate(models, states, data: LocalityData, options: TrainOptions, *, with_
     B = min(options.eval_batch_size, n)
     nb = -(-n // B)
     pad = nb * B - n
-    X = jnp.asarray(np.concatenate([data.images, np.zeros((pad,) + data.images.shape[1:], data.images.dtype)]), jnp.float32)
+    X = jnp.asarray(
+        np.concatenate([data.images, np.zeros((pad,) + data.images.shape[1:], data.images.dtype)]), jnp.float32
+    )
     Y = jnp.asarray(np.concatenate([data.labels, np.zeros(pad, data.labels.dtype)]))
     sq = data.squares if data.squares is not None else np.zeros((n, 2, 4), np.int32)
     SQ = jnp.asarray(np.concatenate([sq, np.repeat(sq[:1], pad, 0)]))

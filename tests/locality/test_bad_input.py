@@ -4,13 +4,23 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from jaxreg.locality import (IsSameClassConfig, PathfinderConfig, TrainOptions, experiments, grad_change_penalty,
-                             is_same_class, pathfinder, run_is_same_class, run_locality)
+from jaxreg.locality import (
+    IsSameClassConfig,
+    PathfinderConfig,
+    TrainOptions,
+    experiments,
+    grad_change_penalty,
+    is_same_class,
+    pathfinder,
+    run_is_same_class,
+    run_locality,
+)
 
 
 @pytest.fixture
 def no_work(monkeypatch):
     """Fail loudly if data generation or training starts."""
+
     def boom(*args, **kwargs):
         raise RuntimeError("work started before validation")
 
@@ -18,22 +28,25 @@ def no_work(monkeypatch):
         monkeypatch.setattr(experiments, name, boom)
 
 
-@pytest.mark.parametrize("call, name", [
-    (lambda: run_locality("cifar"), "task"),
-    (lambda: run_locality("pathfinder", size="huge"), "size"),
-    (lambda: IsSameClassConfig.preset("tiny", distances=(-1,)), "distance"),
-    (lambda: IsSameClassConfig.preset("tiny", distances=(0, 17)), "distance"),  # canvas 32 - 2 * 8 = 16
-    (lambda: IsSameClassConfig.preset("tiny", lambdas=(0.0, -0.1)), "lambda"),
-    (lambda: IsSameClassConfig.preset("tiny", lambdas=(float("nan"),)), "lambda"),
-    (lambda: IsSameClassConfig.preset("tiny", batch_size=1), "batch_size"),
-    (lambda: IsSameClassConfig.preset("tiny", optimizer="rmsprop"), "optimizer"),
-    (lambda: PathfinderConfig.preset("tiny", path_lengths=(0, 2)), "path_length"),
-    (lambda: PathfinderConfig.preset("tiny", lambdas=(-3.0,)), "lambda"),
-    (lambda: PathfinderConfig.preset("tiny", batch_size=1), "batch_size"),
-    (lambda: run_locality("is_same_class", "tiny", distances=(99,)), "distance"),
-    (lambda: run_is_same_class(IsSameClassConfig.preset("tiny"), resume=True), "out_dir"),
-    (lambda: TrainOptions(batch_size=1), "batch_size"),
-])
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: run_locality("cifar"), "task"),
+        (lambda: run_locality("pathfinder", size="huge"), "size"),
+        (lambda: IsSameClassConfig.preset("tiny", distances=(-1,)), "distance"),
+        (lambda: IsSameClassConfig.preset("tiny", distances=(0, 17)), "distance"),  # canvas 32 - 2 * 8 = 16
+        (lambda: IsSameClassConfig.preset("tiny", lambdas=(0.0, -0.1)), "lambda"),
+        (lambda: IsSameClassConfig.preset("tiny", lambdas=(float("nan"),)), "lambda"),
+        (lambda: IsSameClassConfig.preset("tiny", batch_size=1), "batch_size"),
+        (lambda: IsSameClassConfig.preset("tiny", optimizer="rmsprop"), "optimizer"),
+        (lambda: PathfinderConfig.preset("tiny", path_lengths=(0, 2)), "path_length"),
+        (lambda: PathfinderConfig.preset("tiny", lambdas=(-3.0,)), "lambda"),
+        (lambda: PathfinderConfig.preset("tiny", batch_size=1), "batch_size"),
+        (lambda: run_locality("is_same_class", "tiny", distances=(99,)), "distance"),
+        (lambda: run_is_same_class(IsSameClassConfig.preset("tiny"), resume=True), "out_dir"),
+        (lambda: TrainOptions(batch_size=1), "batch_size"),
+    ],
+)
 def test_config_errors_name_the_argument(no_work, call, name):
     with pytest.raises(ValueError, match=name):
         call()
@@ -53,7 +66,7 @@ def test_data_errors_name_the_argument():
 
 def test_regularizer_errors_name_the_argument():
     x = jnp.zeros((3, 1, 8, 16))
-    f = lambda z: jnp.sum(z ** 2, axis=(1, 2, 3))
+    f = lambda z: jnp.sum(z**2, axis=(1, 2, 3))
     with pytest.raises(ValueError, match="^patch"):
         grad_change_penalty(f, x, (0, 10, 4, 8), (0, 0, 4, 4))
     with pytest.raises(ValueError, match="other_patch"):

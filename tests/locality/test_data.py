@@ -21,7 +21,7 @@ def test_is_same_class_shapes_labels_and_placement():
     assert d.squares[0, 1, 1] - (d.squares[0, 0, 1] + 16) == 12
     mask = np.zeros((20, 60), bool)
     for t, l_, h, w in d.squares[0]:
-        mask[t:t + h, l_:l_ + w] = True
+        mask[t : t + h, l_ : l_ + w] = True
     assert d.images[:, 0, ~mask].max() == 0.0  # nothing outside the two squares
     assert d.images[:, 0, mask].max() == 1.0
 
@@ -68,7 +68,7 @@ def test_pathfinder_label_semantics():
         # markers are drawn: bright pixels at their centres
         for m in markers[i]:
             r, c = np.clip(np.round(m).astype(int), 0, 23)
-            assert d.images[i, 0, max(r - 1, 0):r + 2, max(c - 1, 0):c + 2].max() > 0.5
+            assert d.images[i, 0, max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2].max() > 0.5
     # ends of different curves are farther apart than the separation used
     sep = max(1.5, 24 / 20) + 1.5
     for i in range(60):
@@ -91,6 +91,7 @@ def test_pathfinder_cache_hit_returns_identical_arrays(tmp_path, monkeypatch):
     a = pathfinder(jax.random.key(2), 10, 2, **kw)
     files = list(tmp_path.glob("pathfinder-*.npz"))
     assert len(files) == 1
+
     def no_render(*args, **kwargs):
         raise RuntimeError("regenerated")
 
@@ -140,8 +141,15 @@ def test_cache_write_is_atomic(tmp_path, monkeypatch):
 def test_plot_samples_writes_png(tmp_path):
     import matplotlib.image
 
-    path = plot_samples(tmp_path / "s.png", jax.random.key(0), distances=(0, 8), path_lengths=(2,), per_row=3,
-                        canvas=(8, 32), image_size=16)
+    path = plot_samples(
+        tmp_path / "s.png",
+        jax.random.key(0),
+        distances=(0, 8),
+        path_lengths=(2,),
+        per_row=3,
+        canvas=(8, 32),
+        image_size=16,
+    )
     img = matplotlib.image.imread(path)
     # rows: two 8x32 canvases (0.5 + 2.4 / 4 in) and one square Pathfinder row (0.5 + 1.5 in), 100 dpi
     assert img.shape[:2] == (round((2 * (0.5 + 0.6) + 2.0) * 100), round(2.6 * 3 * 100))

@@ -30,7 +30,9 @@ def test_small_resnet_receptive_field_covers_canvas():
 
 
 def test_batchnorm_state_and_inference_mode():
-    model, state = eqx.filter_jit(lambda k: make_model(k, "small", width=4, stages=1, norm="batch"))(jax.random.key(1, impl="rbg"))
+    model, state = eqx.filter_jit(lambda k: make_model(k, "small", width=4, stages=1, norm="batch"))(
+        jax.random.key(1, impl="rbg")
+    )
     x = jax.random.normal(jax.random.key(2), (8, 1, 8, 16))
     f = eqx.filter_jit(batch_logits)
     logits, new_state = f(model, state, x)

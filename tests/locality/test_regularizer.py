@@ -91,9 +91,9 @@ def _naive(f_single, x, patch, other):
         ot, ol, oh, ow = other[i]
         nt, nl, _, _ = other[(i + 1) % B]
         xs = x[i].copy()
-        xs[:, ot:ot + oh, ol:ol + ow] = x[(i + 1) % B][:, nt:nt + oh, nl:nl + ow]
-        g = np.asarray(grad(jnp.asarray(x[i])))[:, t:t + h, l_:l_ + w].ravel()
-        gs = np.asarray(grad(jnp.asarray(xs)))[:, t:t + h, l_:l_ + w].ravel()
+        xs[:, ot : ot + oh, ol : ol + ow] = x[(i + 1) % B][:, nt : nt + oh, nl : nl + ow]
+        g = np.asarray(grad(jnp.asarray(x[i])))[:, t : t + h, l_ : l_ + w].ravel()
+        gs = np.asarray(grad(jnp.asarray(xs)))[:, t : t + h, l_ : l_ + w].ravel()
         out.append(abs(g @ gs) / (np.linalg.norm(g) * np.linalg.norm(gs)))
     return float(np.mean(out))
 
@@ -153,8 +153,9 @@ def test_regularized_loss_gradient_matches_finite_differences(x64):
     keys = jax.random.split(jax.random.key(2), 3)
     for k in keys:  # directional derivatives along random directions
         ks = jax.random.split(k, len(leaves))
-        v = jax.tree.unflatten(jax.tree.structure(params),
-                               [jax.random.normal(kk, leaf.shape, leaf.dtype) for kk, leaf in zip(ks, leaves)])
+        v = jax.tree.unflatten(
+            jax.tree.structure(params), [jax.random.normal(kk, leaf.shape, leaf.dtype) for kk, leaf in zip(ks, leaves)]
+        )
         eps = 1e-5
         plus = loss(jax.tree.map(lambda p, d: p + eps * d, params, v))
         minus = loss(jax.tree.map(lambda p, d: p - eps * d, params, v))

@@ -92,15 +92,18 @@ def test_plot_redraws_from_saved_results(runs, capsys, tmp_path):
     assert "path_length" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, toml, fragment", [
-    ([ISC, "--size", "huge"], None, "size"),
-    ([ISC, "--seeds", "0"], None, "--seeds"),
-    ([ISC], "distances = [0, 17]", "distance"),  # the tiny canvas is 32 px: gaps <= 16
-    ([ISC], "seeds = 0", "seeds"),
-    ([PF], "path_lengths = [0, 2]", "path_length"),
-    ([PF], "lambdas = [-3.0]", "lambda"),
-    ([PF], "patch_size = 13", "patch_size"),
-])
+@pytest.mark.parametrize(
+    "argv, toml, fragment",
+    [
+        ([ISC, "--size", "huge"], None, "size"),
+        ([ISC, "--seeds", "0"], None, "--seeds"),
+        ([ISC], "distances = [0, 17]", "distance"),  # the tiny canvas is 32 px: gaps <= 16
+        ([ISC], "seeds = 0", "seeds"),
+        ([PF], "path_lengths = [0, 2]", "path_length"),
+        ([PF], "lambdas = [-3.0]", "lambda"),
+        ([PF], "patch_size = 13", "patch_size"),
+    ],
+)
 def test_bad_input_one_line_exit_2(argv, toml, fragment, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(experiments, "train_runs", InterruptAt(None, 1))  # no training may start
     extra = []

@@ -38,9 +38,10 @@ def test_resume_equals_uninterrupted(tmp_path):
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        train_runs(spec, tr, te, (1.0,), (0, 1), options, checkpoint_dir=tmp_path / "b", on_epoch_end=kill_after_first,
-                   **kw)
-    (unit, manifest), = checkpoints(tmp_path / "b").items()
+        train_runs(
+            spec, tr, te, (1.0,), (0, 1), options, checkpoint_dir=tmp_path / "b", on_epoch_end=kill_after_first, **kw
+        )
+    ((unit, manifest),) = checkpoints(tmp_path / "b").items()
     assert unit.parent.name == "regularized" and manifest["done"] == 1
     assert manifest["fingerprint"]["precision"] == "float32"
     check_resumable(tmp_path / "b", CONFIG)  # what the command line checks before any compute
@@ -49,8 +50,18 @@ def test_resume_equals_uninterrupted(tmp_path):
     with pytest.raises(CheckpointExists):  # a fresh run never discards it
         train_runs(spec, tr, te, (1.0,), (0, 1), options, checkpoint_dir=tmp_path / "b", **kw)
     seen = []
-    resumed = train_runs(spec, tr, te, (1.0,), (0, 1), options, checkpoint_dir=tmp_path / "b", resume=True,
-                         on_epoch_end=lambda e, m: seen.append(e), **kw)
+    resumed = train_runs(
+        spec,
+        tr,
+        te,
+        (1.0,),
+        (0, 1),
+        options,
+        checkpoint_dir=tmp_path / "b",
+        resume=True,
+        on_epoch_end=lambda e, m: seen.append(e),
+        **kw,
+    )
     assert seen == [1]  # only the second epoch was trained again
     for key in full:
         np.testing.assert_array_equal(full[key], resumed[key], err_msg=key)
