@@ -140,10 +140,7 @@ def test_rate_identity_fails_unbalanced():
 
 
 # (order, dim, pool, widths, observed, init, t1)
-BOUND_CASES = [
-    (3, 3, 2, (3, 3), 14, 0.4, 60.0),
-    (8, 2, 3, (3, 3), 128, 0.5, 1800.0),
-]
+BOUND_CASES = [(3, 3, 2, (3, 3), 14, 0.4, 60.0), (8, 2, 3, (3, 3), 128, 0.5, 1800.0)]
 
 
 @pytest.mark.parametrize("order,dim,pool,widths,observed,init,t1", BOUND_CASES)

@@ -242,12 +242,7 @@ def test_valid_save_times_and_matching_model_pass(setup):
 
 @pytest.mark.parametrize(
     "w",
-    [
-        np.full((3, 3), np.nan),
-        np.diag([1.0, np.inf, 2.0]),
-        np.diag([1.0, np.nan, 2.0]),
-        np.zeros((3, 3)),
-    ],
+    [np.full((3, 3), np.nan), np.diag([1.0, np.inf, 2.0]), np.diag([1.0, np.nan, 2.0]), np.zeros((3, 3))],
     ids=["nan", "inf", "one-nan", "zero"],
 )
 def test_effective_rank_of_degenerate_matrix_is_nan(w):

@@ -59,12 +59,7 @@ def _descent(loss, model, optimizer, num_saves, save_every, metrics, stop) -> Tr
     status = finish_status(loss, eqx.combine(p, static), status)
     ts = jnp.arange(num_saves + 1) * save_every
     return Trajectory(
-        ts=ts,
-        loss=saved[0],
-        metrics=saved[1],
-        model=eqx.combine(p, static),
-        status=status,
-        num_steps=steps,
+        ts=ts, loss=saved[0], metrics=saved[1], model=eqx.combine(p, static), status=status, num_steps=steps
     )
 
 

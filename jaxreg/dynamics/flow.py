@@ -124,8 +124,7 @@ def _flow(loss, model, t1, ts, metrics, solver, rtol, atol, stop, max_steps, dt0
     event = None
     if stop is not None:
         event = diffrax.Event(
-            cond_fn=lambda t, y, args, **kw: loss(full(y)) - stop,
-            root_finder=optx.Newton(rtol=1e-10, atol=1e-12),
+            cond_fn=lambda t, y, args, **kw: loss(full(y)) - stop, root_finder=optx.Newton(rtol=1e-10, atol=1e-12)
         )
     first = diffrax.SubSaveAt(t1=True, fn=save_fn) if ts is None else diffrax.SubSaveAt(ts=ts, fn=save_fn)
     saveat = diffrax.SaveAt(subs=[first, diffrax.SubSaveAt(t1=True)])

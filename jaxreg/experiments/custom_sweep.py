@@ -6,7 +6,7 @@ a task (``completion`` or ``sensing`` of a random low-rank target), and an optim
 (``flow`` for exact gradient flow d theta/dt = -grad L(theta), or any optax optimizer by
 name, or ``group_rmsprop``), and the grid ``init_scales`` x ``seeds``. Every run of the
 grid goes through one vmapped, sharded program (:func:`jaxreg.sweep`), in chunks that are
-checkpointed, so ``--resume`` continues a killed sweep with identical results. Saved per
+checkpointed, so ``run(..., resume=True)`` continues a killed sweep with identical results. Saved per
 run and save point: the training loss, the test loss, the reconstruction error
 ||W - W*||_F / ||W*||_F (when the target is materialized) and the ``top`` largest
 component norms (each model's ``component_norms()``: singular values of W; CP / deep CP
@@ -79,7 +79,7 @@ class Config:
     ``optax.<name>(learning_rate, **optimizer_options)`` (``group_rmsprop``: jaxreg's).
     ``stop_at_loss`` (0: never) stops a run once its loss reaches it. ``chunk_size``
     (0: :func:`jaxreg.sweep`'s default) is the number of runs per vmapped program: the
-    runs are sharded over every device (of every process under ``--distributed``), and a
+    runs are sharded over every device (of every process under ``jax.distributed``), and a
     fixed ``chunk_size`` gives the same bits whatever the number of devices or processes.
     """
 

@@ -324,13 +324,7 @@ def _balance_top_down(plan: TreePlan, leaves, nodes, out):
 
 
 def ht_target(
-    key: PRNGKeyArray,
-    shape: tuple[int, ...],
-    rank,
-    *,
-    tree=None,
-    norm: float | None = None,
-    dtype=None,
+    key: PRNGKeyArray, shape: tuple[int, ...], rank, *, tree=None, norm: float | None = None, dtype=None
 ) -> HierarchicalTensorFactorization:
     """A tensor of hierarchical (HT) rank ``rank`` on ``tree``, in factored form.
 

@@ -128,7 +128,4 @@ def test_samples_command_writes_png(tmp_path, capsys):
 # 0.858 -> 0.781, 0.858 -> 0.723; train accuracy 1.0 in every run.
 # Pathfinder (lambda 1): length 2: 0.696 -> 0.518, 0.698 -> 0.458; length 4: 0.702 -> 0.492,
 # 0.670 -> 0.435; train accuracy with lambda 1: 0.992, 0.969 (1.0 without).
-_MEASURED = {
-    ISC: {"R_gap": 0.03, "fit": 0.95},
-    PF: {"R_gap": 0.05, "fit": 0.9},
-}
+_MEASURED = {ISC: {"R_gap": 0.03, "fit": 0.95}, PF: {"R_gap": 0.05, "fit": 0.9}}
