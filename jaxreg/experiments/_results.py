@@ -33,7 +33,39 @@ def initial_setups(setup, config):
     return sweep(lambda k: setup(config, k), keys)
 
 
-def run_flow_chunks(step, models, config, *, status_shape, axis, out_dir, resume, progress, desc):
+def solver_options(config) -> dict:
+    """The ODE solver's keywords of :func:`jaxreg.gradient_flow` that every flow
+    reproduction takes from its ``Config``: ``rtol``, ``atol`` and ``max_steps``."""
+    return {"rtol": config.rtol, "atol": config.atol, "max_steps": config.max_steps}
+
+
+def run_grid_chunks(step, num_chunks, config, *, out_dir, resume, progress, desc):
+    """Run ``step`` over ``num_chunks`` checkpointed chunks (:func:`jaxreg.runner.run_chunks`)
+    that carry nothing: each chunk is one independent line of a grid.
+
+    Arguments:
+        step: the chunk function ``(carry, k) -> (carry, outputs)``; the carry is a dummy scalar.
+        num_chunks: the number of chunks (grid lines).
+        config: the frozen ``Config`` (the run's fingerprint).
+        out_dir, resume, progress, desc: as for :func:`jaxreg.runner.run_chunks`.
+
+    Returns:
+        ``(outs, wall)``: the chunks' output dicts and the wall time per chunk.
+    """
+    _, outs, wall = run_chunks(
+        step,
+        jnp.zeros(()),
+        num_chunks,
+        out_dir=out_dir,
+        resume=resume,
+        progress=progress,
+        desc=desc,
+        fingerprint=config,
+    )
+    return outs, wall
+
+
+def run_flow_chunks(step, models, config, *, status_shape=None, axis=None, out_dir, resume, progress, desc):
     """Run ``step`` over ``config.num_chunks`` checkpointed chunks (:func:`jaxreg.runner.run_chunks`)
     from the carry ``(models, status)``, ``status`` starting at ``Status.COMPLETED``.
 
@@ -45,14 +77,17 @@ def run_flow_chunks(step, models, config, *, status_shape, axis, out_dir, resume
         step: the chunk function.
         models: the initial models (any pytree).
         config: the frozen ``Config`` (``num_chunks``; also the run's fingerprint).
-        status_shape: the shape of the status array (e.g. ``(seeds,)``).
-        axis: the save axis of the outputs (see :func:`jaxreg.runner.stack_chunks`).
+        status_shape: the shape of the status array; default ``(config.seeds,)``.
+        axis: the save axis of the outputs (see :func:`jaxreg.runner.stack_chunks`); default
+            ``len(status_shape)``, the axis after the status axes.
         out_dir, resume, progress, desc: as for :func:`jaxreg.runner.run_chunks`.
 
     Returns:
         ``(models, status, steps, data, wall)``: the final carry, the summed steps (None
         without a ``"steps"`` output), the stacked outputs and the wall time per chunk.
     """
+    status_shape = (config.seeds,) if status_shape is None else tuple(status_shape)
+    axis = len(status_shape) if axis is None else axis
     init_status = jnp.full(status_shape, Status.COMPLETED, jnp.int32)
     (models, status), outs, wall = run_chunks(
         step,

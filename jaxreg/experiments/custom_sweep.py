@@ -55,6 +55,7 @@ from ..tasks import (
     tensor_completion,
     tensor_sensing,
 )
+from ._results import solver_options
 from ._runner import run_chunks, stack_chunks
 
 NAME = "sweep"
@@ -319,9 +320,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
                 model,
                 dt,
                 ts=ts,
-                rtol=config.rtol,
-                atol=config.atol,
-                max_steps=config.max_steps,
+                **solver_options(config),
                 stop_at_loss=stop,
                 metrics=_metrics(problem, config.top, dense),
             )

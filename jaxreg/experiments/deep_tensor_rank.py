@@ -40,8 +40,7 @@ from ..metrics import component_effective_rank, numerical_component_rank
 from ..sweep import sweep
 from ..tasks import tensor_completion
 from ._config import DescentToLoss, check_scalar_fields, defaults
-from ._results import grid_results, grid_table, mean_std
-from ._runner import run_chunks
+from ._results import grid_results, grid_table, mean_std, run_grid_chunks
 
 NAME = "deep-tensor-rank"
 
@@ -128,15 +127,8 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
             "iterations": iters,
         }
 
-    _, outs, wall = run_chunks(
-        step,
-        jnp.zeros(()),
-        len(config.depths),
-        out_dir=out_dir,
-        resume=resume,
-        progress=progress,
-        desc=NAME,
-        fingerprint=config,
+    outs, wall = run_grid_chunks(
+        step, len(config.depths), config, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
     )
 
     # chunks of (seed, init_scale) -> (depth, init_scale, seed)

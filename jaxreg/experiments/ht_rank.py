@@ -181,15 +181,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         }
 
     models, status, steps, data, wall = run_flow_chunks(
-        step,
-        models,
-        config,
-        status_shape=(config.seeds,),
-        axis=1,
-        out_dir=out_dir,
-        resume=resume,
-        progress=progress,
-        desc=NAME,
+        step, models, config, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
     )
     ts = np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves)
     n_tree = len(sets) - len(config.non_tree)

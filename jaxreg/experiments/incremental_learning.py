@@ -273,15 +273,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         return (models, status), out
 
     models, status, steps, data, wall = run_flow_chunks(
-        step,
-        models,
-        config,
-        status_shape=(config.seeds,),
-        axis=1,
-        out_dir=out_dir,
-        resume=resume,
-        progress=progress,
-        desc=NAME,
+        step, models, config, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
     )  # every output is (seed, save, ...)
     s = np.linspace(1.0 / config.num_saves, 1.0, config.num_saves)
     nodes = _tree(config.htf_shape).nodes

@@ -24,7 +24,7 @@ from ..metrics import effective_rank, nuclear_norm
 from ..sweep import sweep
 from ..tasks import matrix_completion
 from ._config import FlowTolerances, check_scalar_fields, defaults
-from ._runner import run_chunks
+from ._results import run_grid_chunks, solver_options
 
 NAME = "matrix-completion-depth"
 
@@ -143,13 +143,7 @@ def run_grid(
         def one(problem, key, scale):
             model = MatrixFactorization(jax.random.fold_in(key, 1), config.shape, depth, init_scale=scale)
             tr = gradient_flow(
-                problem.loss,
-                model,
-                config.t1,
-                stop_at_loss=config.stop_at_loss,
-                rtol=config.rtol,
-                atol=config.atol,
-                max_steps=config.max_steps,
+                problem.loss, model, config.t1, stop_at_loss=config.stop_at_loss, **solver_options(config)
             )
             w = tr.model.materialize()
             return (
@@ -176,16 +170,7 @@ def run_grid(
             out["baseline_effective_rank"] = np.array([float(effective_rank(jnp.asarray(b))) for b in base])
         return state, out
 
-    _, outs, wall = run_chunks(
-        step,
-        jnp.zeros(()),
-        len(cells),
-        out_dir=out_dir,
-        resume=resume,
-        progress=progress,
-        desc=name,
-        fingerprint=config,
-    )
+    outs, wall = run_grid_chunks(step, len(cells), config, out_dir=out_dir, resume=resume, progress=progress, desc=name)
     nn, nd = len(counts), len(config.depths)
 
     def grid(key):  # (count, depth, seed, init_scale) -> (count, depth, init_scale, seed)

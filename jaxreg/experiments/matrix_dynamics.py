@@ -19,7 +19,7 @@ from ..dynamics import Status, gradient_flow
 from ..factorizations import MatrixFactorization
 from ..tasks import matrix_completion
 from ._config import FlowRun, check_scalar_fields, defaults
-from ._results import initial_setups, run_flow_chunks
+from ._results import initial_setups, run_flow_chunks, solver_options
 
 NAME = "matrix-dynamics"
 
@@ -77,9 +77,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
             model,
             dt,
             ts=ts,
-            rtol=config.rtol,
-            atol=config.atol,
-            max_steps=config.max_steps,
+            **solver_options(config),
             metrics=lambda m: (m.component_norms()[:top], problem.reconstruction_error(m)),
         )
         return traj.model, (traj.loss, *traj.metrics), traj.status, traj.num_steps
@@ -93,15 +91,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         return (models, status), {"loss": loss, "singular_values": sv, "reconstruction_error": err, "steps": steps}
 
     models, status, steps, data, wall = run_flow_chunks(
-        step,
-        models,
-        config,
-        status_shape=(config.seeds,),
-        axis=1,
-        out_dir=out_dir,
-        resume=resume,
-        progress=progress,
-        desc=NAME,
+        step, models, config, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
     )
     ts = np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves)
     return {

@@ -38,7 +38,7 @@ from ..factorizations.matrix import INITS
 from ..sweep import sweep
 from ..tasks import matrix_completion
 from ._config import check_scalar_fields
-from ._results import run_flow_chunks
+from ._results import run_flow_chunks, solver_options
 from .matrix_dynamics import CompletionFlow
 
 NAME = "matrix-dynamics-depth"
@@ -143,9 +143,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
             model,
             dt,
             ts=ts,
-            rtol=config.rtol,
-            atol=config.atol,
-            max_steps=config.max_steps,
+            **solver_options(config),
             metrics=lambda m: (m.component_norms()[:top], problem.reconstruction_error(m), *alignment(problem, m)),
         )
         return traj.model, (traj.loss, *traj.metrics), traj.status
@@ -164,16 +162,9 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         data = {n: jnp.stack([o[i] for o in outs]) for i, n in enumerate(names)}
         return (tuple(new), jnp.maximum(status, jnp.stack(sts))), data  # worst status so far
 
+    status_shape = (len(config.depths), config.seeds)
     _, status, _, data, wall = run_flow_chunks(
-        step,
-        models,
-        config,
-        status_shape=(len(config.depths), config.seeds),
-        axis=2,
-        out_dir=out_dir,
-        resume=resume,
-        progress=progress,
-        desc=NAME,
+        step, models, config, status_shape=status_shape, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
     )  # data: (depth, seed, time, ...)
     frac = np.linspace(1.0 / config.num_saves, 1.0, config.num_saves)  # t / t1 of each depth
     ts = np.asarray(config.t1)[:, None] * frac[None, :]

@@ -42,7 +42,7 @@ from ..factorizations import MatrixFactorization
 from ..sweep import sweep
 from ..tasks import Observations, Problem
 from ._config import FlowRun, check_scalar_fields, defaults
-from ._results import run_flow_chunks
+from ._results import run_flow_chunks, solver_options
 
 NAME = "norms-counterexample"
 SHAPE = (2, 2)
@@ -128,9 +128,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
             ts=chunk_ts - t0,
             metrics=metrics,
             solver=diffrax.Kvaerno5(),
-            rtol=config.rtol,
-            atol=config.atol,
-            max_steps=config.max_steps,
+            **solver_options(config),
         )
         return tr.model, tr.metrics, tr.status
 
@@ -152,16 +150,9 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         status = jnp.maximum(status, jnp.stack(sts))  # worst status so far (codes grow with severity)
         return (tuple(new), status), {"matrix": jnp.stack(ws), "loss": jnp.stack(losses)}
 
+    status_shape = (len(config.depths), config.seeds)
     _, status, _, data, wall = run_flow_chunks(
-        step,
-        models,
-        config,
-        status_shape=(len(config.depths), config.seeds),
-        axis=2,
-        out_dir=out_dir,
-        resume=resume,
-        progress=progress,
-        desc=NAME,
+        step, models, config, status_shape=status_shape, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
     )  # data: (depth, seed, time, ...)
     w, loss = data["matrix"], data["loss"]
     sv = np.linalg.svd(np.where(np.isfinite(w), w, 0.0), compute_uv=False)

@@ -43,8 +43,7 @@ from ..metrics import component_effective_rank, cp_rank_estimate
 from ..sweep import sweep
 from ..tasks import tensor_completion
 from ._config import DescentToLoss, check_scalar_fields, defaults
-from ._results import grid_results, grid_table, mean_std
-from ._runner import run_chunks
+from ._results import grid_results, grid_table, mean_std, run_grid_chunks
 
 NAME = "tensor-completion-observations"
 
@@ -169,15 +168,8 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
             "iterations": iters,
         }
 
-    _, outs, wall = run_chunks(
-        step,
-        jnp.zeros(()),
-        len(config.num_observed),
-        out_dir=out_dir,
-        resume=resume,
-        progress=progress,
-        desc=NAME,
-        fingerprint=config,
+    outs, wall = run_grid_chunks(
+        step, len(config.num_observed), config, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
     )
 
     # chunks of (seed, init_scale) -> (init_scale, num_observed, seed)

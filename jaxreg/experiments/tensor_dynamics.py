@@ -43,8 +43,8 @@ from ..metrics import numerical_component_rank
 from ..sweep import sweep
 from ..tasks import tensor_completion
 from ._config import DescentToLoss, check_scalar_fields, increasing_tuple
-from ._results import grid_table
-from ._runner import run_chunks, stack_chunks
+from ._results import grid_table, run_grid_chunks
+from ._runner import stack_chunks
 
 NAME = "tensor-dynamics"
 RANK_RTOLS = (0.1, 0.01)  # "non-negligible component": norm above this fraction of the largest
@@ -153,15 +153,8 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         }
         return state, {name: np.asarray(v)[None] for name, v in out.items()}
 
-    _, outs, wall = run_chunks(
-        step,
-        jnp.zeros(()),
-        len(config.init_scales),
-        out_dir=out_dir,
-        resume=resume,
-        progress=progress,
-        desc=NAME,
-        fingerprint=config,
+    outs, wall = run_grid_chunks(
+        step, len(config.init_scales), config, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
     )
     data = stack_chunks(outs, axis=0)  # (init_scale, seed, ...)
     steps = np.arange(config.num_steps // config.save_every + 1) * config.save_every

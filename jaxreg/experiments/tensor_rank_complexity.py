@@ -47,7 +47,8 @@ from ..dynamics import Status, gradient_descent
 from ..factorizations import TensorFactorization
 from ..sweep import sweep
 from ._config import Descent, check_scalar_fields, defaults, increasing_tuple
-from ._runner import run_chunks, stack_chunks
+from ._results import run_grid_chunks
+from ._runner import stack_chunks
 
 NAME = "tensor-rank-complexity"
 VARIANTS = ("natural", "random labels", "random inputs")
@@ -193,15 +194,8 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
             "status": np.asarray(status)[None],
         }
 
-    _, outs, wall = run_chunks(
-        step,
-        jnp.zeros(()),
-        len(VARIANTS),
-        out_dir=out_dir,
-        resume=resume,
-        progress=progress,
-        desc=NAME,
-        fingerprint=config,
+    outs, wall = run_grid_chunks(
+        step, len(VARIANTS), config, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
     )
     data = stack_chunks(outs, axis=0)  # (variant, seed, rank, ...)
     curve = data["curve"].transpose(0, 2, 1, 3)  # (variant, rank, seed, save)
