@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..dynamics import Status
+from ..dynamics import Status, gradient_flow
 from ..sweep import sweep
 from ._runner import run_chunks, stack_chunks
 
@@ -37,6 +37,26 @@ def solver_options(config) -> dict:
     """The ODE solver's keywords of :func:`jaxreg.gradient_flow` that every flow
     reproduction takes from its ``Config``: ``rtol``, ``atol`` and ``max_steps``."""
     return {"rtol": config.rtol, "atol": config.atol, "max_steps": config.max_steps}
+
+
+def flow_segment(problem, model, dt, num_saves, config, **kwargs):
+    """The gradient flow ``dW/dt = -grad L(W)`` of ``problem.loss`` from ``model`` over a
+    time ``dt``, saved at the ``num_saves`` equally spaced times ``dt/num_saves, ..., dt``,
+    with the ``Config``'s solver options (:func:`solver_options`).
+
+    Arguments:
+        problem: the task (its ``loss``).
+        model: the factorization at the segment's start.
+        dt: the segment's length in flow time.
+        num_saves: the number of saved times in the segment.
+        config: the frozen ``Config`` (``rtol``, ``atol``, ``max_steps``).
+        **kwargs: further keywords of :func:`jaxreg.gradient_flow` (``metrics``, ``stop_at_loss``).
+
+    Returns:
+        The :func:`jaxreg.gradient_flow` trajectory.
+    """
+    ts = jnp.linspace(dt / num_saves, dt, num_saves)
+    return gradient_flow(problem.loss, model, dt, ts=ts, **solver_options(config), **kwargs)
 
 
 def run_grid_chunks(step, num_chunks, config, *, out_dir, resume, progress, desc):

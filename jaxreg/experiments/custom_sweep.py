@@ -38,7 +38,7 @@ import numpy as np
 import optax
 
 from .. import _validation as V
-from ..dynamics import Status, gradient_flow
+from ..dynamics import Status
 from ..dynamics.descent import descent_init, descent_segment, finish_status
 from ..dynamics.optimizers import group_rmsprop
 from ..factorizations import MODELS as MODEL_CLASSES
@@ -55,7 +55,7 @@ from ..tasks import (
     tensor_completion,
     tensor_sensing,
 )
-from ._results import solver_options
+from ._results import flow_segment
 from ._runner import run_chunks, stack_chunks
 
 NAME = "sweep"
@@ -314,15 +314,8 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         dt = config.t1 / config.num_chunks
 
         def one(problem, model, status):
-            ts = jnp.linspace(dt / per_chunk, dt, per_chunk)
-            traj = gradient_flow(
-                problem.loss,
-                model,
-                dt,
-                ts=ts,
-                **solver_options(config),
-                stop_at_loss=stop,
-                metrics=_metrics(problem, config.top, dense),
+            traj = flow_segment(
+                problem, model, dt, per_chunk, config, stop_at_loss=stop, metrics=_metrics(problem, config.top, dense)
             )
             done = status != Status.COMPLETED  # stopped or failed in an earlier chunk: frozen
             new_model = jax.tree_util.tree_map(lambda a, b: jnp.where(done, a, b), model, traj.model)

@@ -15,11 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _validation as V
-from ..dynamics import Status, gradient_flow
+from ..dynamics import Status
 from ..factorizations import MatrixFactorization
 from ..tasks import matrix_completion
 from ._config import FlowRun, check_scalar_fields, defaults
-from ._results import initial_setups, run_flow_chunks, solver_options
+from ._results import flow_segment, initial_setups, run_flow_chunks
 
 NAME = "matrix-dynamics"
 
@@ -71,15 +71,10 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     top = min(config.top, *config.shape)
 
     def one(problem, model):
-        ts = jnp.linspace(dt / per_chunk, dt, per_chunk)
-        traj = gradient_flow(
-            problem.loss,
-            model,
-            dt,
-            ts=ts,
-            **solver_options(config),
-            metrics=lambda m: (m.component_norms()[:top], problem.reconstruction_error(m)),
-        )
+        def metrics(m):
+            return (m.component_norms()[:top], problem.reconstruction_error(m))
+
+        traj = flow_segment(problem, model, dt, per_chunk, config, metrics=metrics)
         return traj.model, (traj.loss, *traj.metrics), traj.status, traj.num_steps
 
     batched = eqx.filter_jit(eqx.filter_vmap(one))

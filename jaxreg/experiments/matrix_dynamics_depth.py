@@ -32,13 +32,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _validation as V
-from ..dynamics import Status, gradient_flow
+from ..dynamics import Status
 from ..factorizations import MatrixFactorization
 from ..factorizations.matrix import INITS
 from ..sweep import sweep
 from ..tasks import matrix_completion
 from ._config import check_scalar_fields
-from ._results import run_flow_chunks, solver_options
+from ._results import flow_segment, run_flow_chunks
 from .matrix_dynamics import CompletionFlow
 
 NAME = "matrix-dynamics-depth"
@@ -137,15 +137,10 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     top = min(config.top, *config.shape)
 
     def one(problem, model, dt):
-        ts = jnp.linspace(dt / per_chunk, dt, per_chunk)
-        traj = gradient_flow(
-            problem.loss,
-            model,
-            dt,
-            ts=ts,
-            **solver_options(config),
-            metrics=lambda m: (m.component_norms()[:top], problem.reconstruction_error(m), *alignment(problem, m)),
-        )
+        def metrics(m):
+            return (m.component_norms()[:top], problem.reconstruction_error(m), *alignment(problem, m))
+
+        traj = flow_segment(problem, model, dt, per_chunk, config, metrics=metrics)
         return traj.model, (traj.loss, *traj.metrics), traj.status
 
     batched = eqx.filter_jit(eqx.filter_vmap(one, in_axes=(0, 0, None)))
