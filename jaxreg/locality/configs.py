@@ -88,6 +88,19 @@ class _Common(Optimization):
         _checks.choice("size", self.size, SIZES)
         self.options()  # checks optimizer, learning_rate, epochs, ...
 
+    @classmethod
+    def _preset(cls, size, overrides, *, tiny, paper, tiny_images=None, paper_images=None):
+        """The config of preset ``size``: the grid's own ``tiny``/``paper`` settings (and
+        image settings) over the training settings both grids' presets share, then
+        ``overrides``; "small" is the field defaults."""
+        _checks.choice("size", size, SIZES)
+        base = {
+            "tiny": {**_TINY_TRAINING, **tiny, **(tiny_images or {})},
+            "small": {},
+            "paper": {**_PAPER_TRAINING, **paper, **(paper_images or {})},
+        }[size]
+        return cls(**{**base, "size": size, **overrides})
+
     def options(self, **overrides) -> TrainOptions:
         """The training options of this config (``overrides`` replace fields)."""
         kw = {f.name: getattr(self, f.name) for f in dataclasses.fields(Optimization)}
@@ -109,6 +122,14 @@ class _Common(Optimization):
                 f"width ({width} px): R can be exactly 1 and the regularizer cannot help",
                 stacklevel=3,
             )
+
+
+# training settings shared by the "tiny" presets (a small CNN memorizing a few images
+# on CPU) and by the "paper" presets (ResNet18 with BatchNorm, SGD, up to 150 epochs)
+_TINY_TRAINING = dict(seeds=(0, 1), width=8, stages=3, batch_size=32, learning_rate=3e-3)
+_PAPER_TRAINING = dict(
+    seeds=(0, 1, 2), architecture="resnet18", norm="batch", optimizer="sgd", learning_rate=1e-2, max_epochs=150
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,38 +174,13 @@ class IsSameClassConfig(_Common):
         "small": the CPU default (< 20 min on 2 cores); "paper": the paper's grid (32 px
         images on a 224 px canvas, gaps 0..160, ResNet18 with BatchNorm, SGD, 5000/10000
         pairs, up to 150 epochs) for a GPU."""
-        _checks.choice("size", size, SIZES)
-        base = {
-            "tiny": dict(
-                distances=(0, 16),
-                lambdas=(0.0, 0.3),
-                seeds=(0, 1),
-                num_train=64,
-                num_test=128,
-                canvas=(8, 32),
-                width=8,
-                stages=3,
-                batch_size=32,
-                learning_rate=3e-3,
-                max_epochs=30,
-            ),
-            "small": dict(),
-            "paper": dict(
-                distances=(0, 40, 80, 120, 160),
-                lambdas=(0.0, 0.1, 1.0),
-                seeds=(0, 1, 2),
-                num_train=5000,
-                num_test=10000,
-                scale=4,
-                canvas=(224, 224),
-                architecture="resnet18",
-                norm="batch",
-                optimizer="sgd",
-                learning_rate=1e-2,
-                max_epochs=150,
-            ),
-        }[size]
-        return cls(**{**base, "size": size, **overrides})
+        return cls._preset(
+            size,
+            overrides,
+            tiny=dict(distances=(0, 16), lambdas=(0.0, 0.3), num_train=64, num_test=128, canvas=(8, 32), max_epochs=30),
+            paper=dict(distances=(0, 40, 80, 120, 160), lambdas=(0.0, 0.1, 1.0), num_train=5000, num_test=10000),
+            paper_images=dict(scale=4, canvas=(224, 224)),
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,36 +219,11 @@ class PathfinderConfig(_Common):
         keeps the grid within about 20 minutes on 2 cores; a third length adds about
         half); "paper": 150 px images, path lengths 3/5/7/9, 10k/10k, ResNet18, SGD,
         up to 150 epochs, for a GPU."""
-        _checks.choice("size", size, SIZES)
-        base = {
-            "tiny": dict(
-                path_lengths=(2, 4),
-                lambdas=(0.0, 1.0),
-                seeds=(0, 1),
-                num_train=128,
-                num_test=128,
-                image_size=16,
-                num_distractors=1,
-                patch_size=6,
-                width=8,
-                stages=3,
-                batch_size=32,
-                learning_rate=3e-3,
-                max_epochs=20,
-            ),
-            "small": dict(),
-            "paper": dict(
-                path_lengths=(3, 5, 7, 9),
-                seeds=(0, 1, 2),
-                num_train=10000,
-                num_test=10000,
-                image_size=150,
-                num_distractors=2,
-                architecture="resnet18",
-                norm="batch",
-                optimizer="sgd",
-                learning_rate=1e-2,
-                max_epochs=150,
-            ),
-        }[size]
-        return cls(**{**base, "size": size, **overrides})
+        return cls._preset(
+            size,
+            overrides,
+            tiny=dict(path_lengths=(2, 4), lambdas=(0.0, 1.0), num_train=128, num_test=128, max_epochs=20),
+            tiny_images=dict(image_size=16, num_distractors=1, patch_size=6),
+            paper=dict(path_lengths=(3, 5, 7, 9), num_train=10000, num_test=10000),
+            paper_images=dict(image_size=150, num_distractors=2),
+        )
