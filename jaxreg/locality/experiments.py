@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 
-def _train_point(spec, train, test, config, options, out_dir, name, resume, progress, description) -> dict:
+def _train_point(spec, train, test, config, options, name, description, *, out_dir, resume, progress) -> dict:
     """Train all (lambda, seed) runs of one grid point. Runs with lambda = 0 train in a
     separate group without the double backward pass (it would cost them ~4x for
     nothing); each group is vmapped. Results are merged back in lambda order."""
@@ -140,25 +140,14 @@ def run_is_same_class(
         options = config.options()
         spec = config.model_spec()
         root = jax.random.key(config.data_seed)
+        run = dict(out_dir=out_dir, resume=resume, progress=progress)
         points = []
         for d in config.distances:
             ktr, kte = jax.random.split(jax.random.fold_in(root, d))
             train = is_same_class(ktr, config.num_train, d, split="train", scale=config.scale, canvas=config.canvas)
             test = is_same_class(kte, config.num_test, d, split="test", scale=config.scale, canvas=config.canvas)
-            points.append(
-                _train_point(
-                    spec,
-                    train,
-                    test,
-                    config,
-                    options,
-                    out_dir,
-                    f"distance_{d}",
-                    resume,
-                    progress,
-                    f"is_same_class d={d}",
-                )
-            )
+            point = _train_point(spec, train, test, config, options, f"distance_{d}", f"is_same_class d={d}", **run)
+            points.append(point)
         return _collect(points, "distance", config.distances, config)
 
 
@@ -179,6 +168,7 @@ def run_pathfinder(
         options = config.options(patch_size=config.patch_size, patch_distance=0)
         spec = config.model_spec()
         root = jax.random.key(config.data_seed)
+        run = dict(out_dir=out_dir, resume=resume, progress=progress)
         points = []
         for n in config.path_lengths:
             ktr, kte = jax.random.split(jax.random.fold_in(root, n))
@@ -187,20 +177,8 @@ def run_pathfinder(
             )
             train = pathfinder(ktr, config.num_train, n, **kw)
             test = pathfinder(kte, config.num_test, n, **kw)
-            points.append(
-                _train_point(
-                    spec,
-                    train,
-                    test,
-                    config,
-                    options,
-                    out_dir,
-                    f"path_length_{n}",
-                    resume,
-                    progress,
-                    f"pathfinder L={n}",
-                )
-            )
+            point = _train_point(spec, train, test, config, options, f"path_length_{n}", f"pathfinder L={n}", **run)
+            points.append(point)
         return _collect(points, "path_length", config.path_lengths, config)
 
 
