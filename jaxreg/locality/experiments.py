@@ -113,6 +113,23 @@ def _collect(per_point: list[dict], range_name: str, range_values, config) -> di
     return {"arrays": arrays, "coords": coords, "config": dataclasses.asdict(config)}
 
 
+def _run_grid(config, options, range_name, range_values, data, label, **run) -> dict:
+    """Train every point ``v`` of ``range_values`` (all its (lambda, seed) runs, see
+    :func:`_train_point`) on ``data(train_key, test_key, v) -> (train, test)``, the keys
+    split from ``fold_in(key(config.data_seed), v)``; checkpoints under
+    ``<range_name>_<v>``, progress labelled ``"<label>=<v>"``; ``run``: ``out_dir``,
+    ``resume``, ``progress``. Returns the results dict
+    (:func:`_collect`)."""
+    spec = config.model_spec()
+    root = jax.random.key(config.data_seed)
+    points = []
+    for v in range_values:
+        ktr, kte = jax.random.split(jax.random.fold_in(root, v))
+        train, test = data(ktr, kte, v)
+        points.append(_train_point(spec, train, test, config, options, f"{range_name}_{v}", f"{label}={v}", **run))
+    return _collect(points, range_name, range_values, config)
+
+
 def _check_run_args(config, cls, out_dir, resume):
     """Validate the arguments of a run (checkpoints are the runner's: see the module docstring)."""
     if not isinstance(config, cls):
@@ -137,18 +154,14 @@ def run_is_same_class(
     with jax.enable_x64(False):  # CNN training is float32, whatever the caller's x64 setting
         config = IsSameClassConfig.preset("small") if config is None else config
         _check_run_args(config, IsSameClassConfig, out_dir, resume)
-        options = config.options()
-        spec = config.model_spec()
-        root = jax.random.key(config.data_seed)
-        run = dict(out_dir=out_dir, resume=resume, progress=progress)
-        points = []
-        for d in config.distances:
-            ktr, kte = jax.random.split(jax.random.fold_in(root, d))
+
+        def data(ktr, kte, d):
             train = is_same_class(ktr, config.num_train, d, split="train", scale=config.scale, canvas=config.canvas)
             test = is_same_class(kte, config.num_test, d, split="test", scale=config.scale, canvas=config.canvas)
-            point = _train_point(spec, train, test, config, options, f"distance_{d}", f"is_same_class d={d}", **run)
-            points.append(point)
-        return _collect(points, "distance", config.distances, config)
+            return train, test
+
+        run = dict(out_dir=out_dir, resume=resume, progress=progress)
+        return _run_grid(config, config.options(), "distance", config.distances, data, "is_same_class d", **run)
 
 
 def run_pathfinder(
@@ -166,20 +179,13 @@ def run_pathfinder(
         config = PathfinderConfig.preset("small") if config is None else config
         _check_run_args(config, PathfinderConfig, out_dir, resume)
         options = config.options(patch_size=config.patch_size, patch_distance=0)
-        spec = config.model_spec()
-        root = jax.random.key(config.data_seed)
+        kw = dict(image_size=config.image_size, num_distractors=config.num_distractors, cache_directory=cache_directory)
+
+        def data(ktr, kte, n):
+            return pathfinder(ktr, config.num_train, n, **kw), pathfinder(kte, config.num_test, n, **kw)
+
         run = dict(out_dir=out_dir, resume=resume, progress=progress)
-        points = []
-        for n in config.path_lengths:
-            ktr, kte = jax.random.split(jax.random.fold_in(root, n))
-            kw = dict(
-                image_size=config.image_size, num_distractors=config.num_distractors, cache_directory=cache_directory
-            )
-            train = pathfinder(ktr, config.num_train, n, **kw)
-            test = pathfinder(kte, config.num_test, n, **kw)
-            point = _train_point(spec, train, test, config, options, f"path_length_{n}", f"pathfinder L={n}", **run)
-            points.append(point)
-        return _collect(points, "path_length", config.path_lengths, config)
+        return _run_grid(config, options, "path_length", config.path_lengths, data, "pathfinder L", **run)
 
 
 def run_locality(
