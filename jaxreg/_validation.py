@@ -299,13 +299,13 @@ def finite_array(name: str, value) -> np.ndarray:
 
 
 def indices_array(name: str, indices, shape: tuple[int, ...]) -> None:
-    """Check integer multi-indices of shape (n, order) against ``shape`` when concrete."""
+    """Check integer multi-indices of shape (k, order) against ``shape`` when concrete."""
     try:
         arr = np.asarray(indices)
     except Exception:  # a tracer: checked by the caller's shapes only
         return
     if arr.ndim != 2 or arr.shape[1] != len(shape):
-        raise ValueError(f"{name} must have shape (n, {len(shape)}) for a tensor of shape {shape}, got {arr.shape}")
+        raise ValueError(f"{name} must have shape (k, {len(shape)}) for a tensor of shape {shape}, got {arr.shape}")
     if not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"{name} must hold integers, got dtype {arr.dtype}")
     if arr.size and (np.any(arr < 0) or np.any(arr >= np.asarray(shape))):

@@ -22,6 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from .._validation import indices_array
+
 
 def default_dtype(dtype=None):
     """The floating dtype to build parameters in: ``dtype`` or JAX's default float.
@@ -80,13 +82,7 @@ def check_entries_indices(indices, shape: tuple[int, ...]) -> Int[Array, "k orde
             raise ValueError(f"indices must hold integers, got dtype {indices.dtype}")
         bad = jnp.any((indices < 0) | (indices >= jnp.asarray(shape, indices.dtype)))
         return eqx.error_if(indices, bad, f"indices has entries out of range for shape {shape}")
-    arr = np.asarray(indices)
-    if arr.ndim != 2 or arr.shape[1] != len(shape):
-        raise ValueError(f"indices must have shape (k, {len(shape)}) for a tensor of shape {shape}, got {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"indices must hold integers, got dtype {arr.dtype}")
-    if arr.size and (np.any(arr < 0) or np.any(arr >= np.asarray(shape))):
-        raise ValueError(f"indices has entries out of range for shape {shape}")
+    indices_array("indices", indices, shape)
     return jnp.asarray(indices)
 
 
