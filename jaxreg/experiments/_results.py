@@ -59,7 +59,7 @@ def flow_segment(problem, model, dt, num_saves, config, **kwargs):
     return gradient_flow(problem.loss, model, dt, ts=ts, **solver_options(config), **kwargs)
 
 
-def run_grid_chunks(step, num_chunks, config, *, out_dir, resume, progress, desc):
+def run_grid_chunks(step, num_chunks, config, **run):
     """Run ``step`` over ``num_chunks`` checkpointed chunks (:func:`jaxreg.runner.run_chunks`)
     that carry nothing: each chunk is one independent line of a grid.
 
@@ -67,25 +67,16 @@ def run_grid_chunks(step, num_chunks, config, *, out_dir, resume, progress, desc
         step: the chunk function ``(carry, k) -> (carry, outputs)``; the carry is a dummy scalar.
         num_chunks: the number of chunks (grid lines).
         config: the frozen ``Config`` (the run's fingerprint).
-        out_dir, resume, progress, desc: as for :func:`jaxreg.runner.run_chunks`.
+        **run: ``out_dir``, ``resume``, ``progress`` and ``desc`` of :func:`jaxreg.runner.run_chunks`.
 
     Returns:
         ``(outs, wall)``: the chunks' output dicts and the wall time per chunk.
     """
-    _, outs, wall = run_chunks(
-        step,
-        jnp.zeros(()),
-        num_chunks,
-        out_dir=out_dir,
-        resume=resume,
-        progress=progress,
-        desc=desc,
-        fingerprint=config,
-    )
+    _, outs, wall = run_chunks(step, jnp.zeros(()), num_chunks, fingerprint=config, **run)
     return outs, wall
 
 
-def run_flow_chunks(step, models, config, *, status_shape=None, axis=None, out_dir, resume, progress, desc):
+def run_flow_chunks(step, models, config, *, status_shape=None, axis=None, **run):
     """Run ``step`` over ``config.num_chunks`` checkpointed chunks (:func:`jaxreg.runner.run_chunks`)
     from the carry ``(models, status)``, ``status`` starting at ``Status.COMPLETED``.
 
@@ -100,7 +91,7 @@ def run_flow_chunks(step, models, config, *, status_shape=None, axis=None, out_d
         status_shape: the shape of the status array; default ``(config.seeds,)``.
         axis: the save axis of the outputs (see :func:`jaxreg.runner.stack_chunks`); default
             ``len(status_shape)``, the axis after the status axes.
-        out_dir, resume, progress, desc: as for :func:`jaxreg.runner.run_chunks`.
+        **run: ``out_dir``, ``resume``, ``progress`` and ``desc`` of :func:`jaxreg.runner.run_chunks`.
 
     Returns:
         ``(models, status, steps, data, wall)``: the final carry, the summed steps (None
@@ -109,16 +100,7 @@ def run_flow_chunks(step, models, config, *, status_shape=None, axis=None, out_d
     status_shape = (config.seeds,) if status_shape is None else tuple(status_shape)
     axis = len(status_shape) if axis is None else axis
     init_status = jnp.full(status_shape, Status.COMPLETED, jnp.int32)
-    (models, status), outs, wall = run_chunks(
-        step,
-        (models, init_status),
-        config.num_chunks,
-        out_dir=out_dir,
-        resume=resume,
-        progress=progress,
-        desc=desc,
-        fingerprint=config,
-    )
+    (models, status), outs, wall = run_chunks(step, (models, init_status), config.num_chunks, fingerprint=config, **run)
     steps = np.sum([o.pop("steps") for o in outs], axis=0) if "steps" in outs[0] else None
     return models, status, steps, stack_chunks(outs, axis=axis), wall
 
