@@ -45,6 +45,10 @@ from ._results import grid_results, grid_table, mean_std, run_grid_chunks
 NAME = "deep-tensor-rank"
 
 
+# the outputs of one run, in the order ``one`` returns them
+OUTPUTS = ("test_error", "error", "effective_rank", "component_rank", "loss", "status", "iterations")
+
+
 @dataclasses.dataclass(frozen=True)
 @defaults(seeds=4, stop_at_loss=1e-6, num_steps=10_000)
 class Config(DescentToLoss):
@@ -114,18 +118,8 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     def step(state, k):  # chunk k: depth k, all init scales and seeds in one vmapped program
         depth = config.depths[k]
         fn = jax.vmap(lambda p, key, s: one(p, key, s, depth), in_axes=(None, None, 0))
-        test_err, err, erank, nrank, loss, status, iters = eqx.filter_jit(eqx.filter_vmap(fn, in_axes=(0, 0, None)))(
-            problems, keys, scales
-        )
-        return state, {
-            "test_error": test_err,
-            "error": err,
-            "effective_rank": erank,
-            "component_rank": nrank,
-            "loss": loss,
-            "status": status,
-            "iterations": iters,
-        }
+        outputs = eqx.filter_jit(eqx.filter_vmap(fn, in_axes=(0, 0, None)))(problems, keys, scales)
+        return state, dict(zip(OUTPUTS, outputs))
 
     outs, wall = run_grid_chunks(
         step, len(config.depths), config, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
@@ -136,7 +130,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         outs,
         wall,
         order=(0, 2, 1),
-        names=("test_error", "error", "effective_rank", "component_rank", "loss", "status", "iterations"),
+        names=OUTPUTS,
         coords={
             "depth": list(config.depths),
             "init_scale": list(config.init_scales),

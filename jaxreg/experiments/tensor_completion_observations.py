@@ -48,6 +48,10 @@ from ._results import grid_results, grid_table, mean_std, run_grid_chunks
 NAME = "tensor-completion-observations"
 
 
+# the outputs of one run, in the order ``step`` returns them
+OUTPUTS = ("error", "cp_rank", "effective_rank", "loss", "status", "iterations")
+
+
 @dataclasses.dataclass(frozen=True)
 @defaults(seeds=3)
 class Config(DescentToLoss):
@@ -139,34 +143,16 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     over_scales = jax.vmap(one, in_axes=(None, None, None, None, 0, None))
     batched = eqx.filter_jit(eqx.filter_vmap(over_scales, in_axes=(0, 0, 0, 0, None, None)))
 
+    def estimate_cp_rank(w, seed):
+        kw = dict(n_restarts=config.cp_restarts, seed=seed, n_iter_max=config.cp_iter_max)
+        return cp_rank_estimate(w, config.cp_max_rank, config.cp_tol, **kw)
+
     def step(state, k):  # chunk k: the k'th number of observations, all init scales and seeds
         n = jnp.asarray(config.num_observed[k])
         w, err, erank, loss, status, iters = batched(targets, indices, values, keys, scales, n)
         w = np.asarray(w)  # (seed, init_scale, *shape)
-        cp_rank = np.array(
-            [
-                [
-                    cp_rank_estimate(
-                        w[s, i],
-                        config.cp_max_rank,
-                        config.cp_tol,
-                        n_restarts=config.cp_restarts,
-                        seed=config.seed + s,
-                        n_iter_max=config.cp_iter_max,
-                    )
-                    for i in range(w.shape[1])
-                ]
-                for s in range(w.shape[0])
-            ]
-        )
-        return state, {
-            "error": err,
-            "cp_rank": cp_rank,
-            "effective_rank": erank,
-            "loss": loss,
-            "status": status,
-            "iterations": iters,
-        }
+        cp_rank = np.array([[estimate_cp_rank(w_si, config.seed + s) for w_si in w_s] for s, w_s in enumerate(w)])
+        return state, dict(zip(OUTPUTS, (err, cp_rank, erank, loss, status, iters)))
 
     outs, wall = run_grid_chunks(
         step, len(config.num_observed), config, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
@@ -177,7 +163,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         outs,
         wall,
         order=(2, 0, 1),
-        names=("error", "cp_rank", "effective_rank", "loss", "status", "iterations"),
+        names=OUTPUTS,
         coords={
             "init_scale": list(config.init_scales),
             "num_observed": list(config.num_observed),
