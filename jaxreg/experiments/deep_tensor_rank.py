@@ -126,17 +126,8 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     )
 
     # chunks of (seed, init_scale) -> (depth, init_scale, seed)
-    return grid_results(
-        outs,
-        wall,
-        order=(0, 2, 1),
-        names=OUTPUTS,
-        coords={
-            "depth": list(config.depths),
-            "init_scale": list(config.init_scales),
-            "seed": list(range(config.seeds)),
-        },
-    )
+    coords = {"depth": list(config.depths), "init_scale": list(config.init_scales), "seed": list(range(config.seeds))}
+    return grid_results(outs, wall, order=(0, 2, 1), names=OUTPUTS, coords=coords)
 
 
 def plot(results, out_dir):

@@ -159,17 +159,12 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     )
 
     # chunks of (seed, init_scale) -> (init_scale, num_observed, seed)
-    return grid_results(
-        outs,
-        wall,
-        order=(2, 0, 1),
-        names=OUTPUTS,
-        coords={
-            "init_scale": list(config.init_scales),
-            "num_observed": list(config.num_observed),
-            "seed": list(range(config.seeds)),
-        },
-    )
+    coords = {
+        "init_scale": list(config.init_scales),
+        "num_observed": list(config.num_observed),
+        "seed": list(range(config.seeds)),
+    }
+    return grid_results(outs, wall, order=(2, 0, 1), names=OUTPUTS, coords=coords)
 
 
 def plot(results, out_dir):
