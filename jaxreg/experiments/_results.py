@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..dynamics import Status, gradient_flow
+from ..dynamics import Status, gradient_descent, gradient_flow, group_rmsprop
 from ..sweep import sweep
 from ._runner import run_chunks, stack_chunks
 
@@ -57,6 +57,25 @@ def flow_segment(problem, model, dt, num_saves, config, **kwargs):
     """
     ts = jnp.linspace(dt / num_saves, dt, num_saves)
     return gradient_flow(problem.loss, model, dt, ts=ts, **solver_options(config), **kwargs)
+
+
+def rmsprop_descent(loss, model, config, **kwargs):
+    """``config.num_steps`` steps of GroupRMSprop descent (:func:`jaxreg.group_rmsprop`
+    with learning rate ``config.lr``) on ``loss`` from ``model``, stopped once the loss is
+    below ``config.stop_at_loss``.
+
+    Arguments:
+        loss: the loss ``model -> scalar``.
+        model: the initial factorization.
+        config: the frozen ``Config`` (``lr``, ``num_steps``, ``stop_at_loss``).
+        **kwargs: further keywords of :func:`jaxreg.gradient_descent` (``save_every``, ``metrics``).
+
+    Returns:
+        The :func:`jaxreg.gradient_descent` trajectory.
+    """
+    return gradient_descent(
+        loss, model, group_rmsprop(config.lr), config.num_steps, stop_at_loss=config.stop_at_loss, **kwargs
+    )
 
 
 def run_grid_chunks(step, num_chunks, config, **run):

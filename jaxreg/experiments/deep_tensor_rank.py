@@ -34,13 +34,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _validation as V
-from ..dynamics import gradient_descent, group_rmsprop
 from ..factorizations import DeepTensorFactorization
 from ..metrics import component_effective_rank, numerical_component_rank
 from ..sweep import sweep
 from ..tasks import tensor_completion
 from ._config import DescentToLoss, check_scalar_fields, defaults
-from ._results import grid_results, grid_table, mean_std, run_grid_chunks
+from ._results import grid_results, grid_table, mean_std, rmsprop_descent, run_grid_chunks
 
 NAME = "deep-tensor-rank"
 
@@ -94,14 +93,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 
     def one(problem, key, scale, depth):
         model = DeepTensorFactorization(jax.random.fold_in(key, 1), config.shape, config.rank, depth, init_scale=scale)
-        tr = gradient_descent(
-            problem.loss,
-            model,
-            group_rmsprop(config.lr),
-            config.num_steps,
-            save_every=config.num_steps,
-            stop_at_loss=config.stop_at_loss,
-        )
+        tr = rmsprop_descent(problem.loss, model, config, save_every=config.num_steps)
         norms = tr.model.end_component_norms()
         test = problem.test
         pred = tr.model.entries(test.indices)

@@ -37,13 +37,12 @@ import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import _validation as V
-from ..dynamics import gradient_descent, group_rmsprop
 from ..factorizations import TensorFactorization
 from ..metrics import component_effective_rank, cp_rank_estimate
 from ..sweep import sweep
 from ..tasks import tensor_completion
 from ._config import DescentToLoss, check_scalar_fields, defaults
-from ._results import grid_results, grid_table, mean_std, run_grid_chunks
+from ._results import grid_results, grid_table, mean_std, rmsprop_descent, run_grid_chunks
 
 NAME = "tensor-completion-observations"
 
@@ -128,14 +127,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 
     def one(target, idx, vals, key, scale, n):
         model = TensorFactorization(jax.random.fold_in(key, 1), config.shape, config.rank, init_scale=scale)
-        tr = gradient_descent(
-            lambda m: masked_loss(m, idx, vals, n),
-            model,
-            group_rmsprop(config.lr),
-            config.num_steps,
-            save_every=config.num_steps,
-            stop_at_loss=config.stop_at_loss,
-        )
+        tr = rmsprop_descent(lambda m: masked_loss(m, idx, vals, n), model, config, save_every=config.num_steps)
         w = tr.model.materialize()
         err = jnp.linalg.norm((w - target).ravel()) / jnp.linalg.norm(target.ravel())
         return w, err, component_effective_rank(tr.model.component_norms()), tr.loss[-1], tr.status, tr.num_steps

@@ -37,13 +37,13 @@ import numpy as np
 from jaxtyping import Float
 
 from .. import _validation as V
-from ..dynamics import Status, gradient_descent, group_rmsprop
+from ..dynamics import Status
 from ..factorizations import TensorFactorization
 from ..metrics import numerical_component_rank
 from ..sweep import sweep
 from ..tasks import tensor_completion
 from ._config import DescentToLoss, check_scalar_fields, increasing_tuple
-from ._results import grid_table, run_grid_chunks
+from ._results import grid_table, rmsprop_descent, run_grid_chunks
 from ._runner import stack_chunks
 
 NAME = "tensor-dynamics"
@@ -126,15 +126,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
             norms = m.component_norms()
             return jax.lax.top_k(norms, config.top)[0], problem.reconstruction_error(m)
 
-        tr = gradient_descent(
-            problem.loss,
-            model,
-            group_rmsprop(config.lr),
-            config.num_steps,
-            save_every=config.save_every,
-            metrics=metrics,
-            stop_at_loss=config.stop_at_loss,
-        )
+        tr = rmsprop_descent(problem.loss, model, config, save_every=config.save_every, metrics=metrics)
         final = tr.model.component_norms()
         counts = jnp.stack([numerical_component_rank(final, r) for r in RANK_RTOLS])
         return tr.loss, tr.metrics[0], tr.metrics[1], counts, tr.status, tr.num_steps
