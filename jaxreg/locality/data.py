@@ -322,8 +322,7 @@ def pathfinder(
             f"path_length {path_length} with paddle_length {paddle_length} cannot fit in a "
             f"{image_size}x{image_size} image"
         )
-    config = dict(
-        key=_key_bits(key),
+    params = dict(
         num_samples=num_samples,
         path_length=path_length,
         image_size=image_size,
@@ -333,21 +332,8 @@ def pathfinder(
         paddle_gap=paddle_gap,
         marker_radius=marker_radius,
     )
-
-    def make():
-        return _render_pathfinder(
-            _rng(key),
-            num_samples,
-            path_length,
-            image_size,
-            num_distractors,
-            max_turn,
-            paddle_length,
-            paddle_gap,
-            marker_radius,
-        )
-
-    return _cached("pathfinder", config, make, cache, cache_directory)
+    config = {"key": _key_bits(key), **params}  # the cache key
+    return _cached("pathfinder", config, lambda: _render_pathfinder(_rng(key), **params), cache, cache_directory)
 
 
 def __getattr__(name: str):
