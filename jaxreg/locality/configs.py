@@ -18,7 +18,7 @@ from .._fields import defaults
 from . import _checks
 from .data import DIGIT_SIDE
 from .models import ACTIVATIONS, ARCHITECTURES, NORMS, make_model
-from .training import Optimization, TrainOptions
+from .options import Optimization, TrainOptions
 
 __all__ = ["IsSameClassConfig", "PathfinderConfig", "ModelSpec", "TASKS", "SIZES", "HISTORY_METRICS"]
 
