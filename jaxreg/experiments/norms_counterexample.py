@@ -249,14 +249,12 @@ def plot(results, out_dir):
     ]
     for ax, title in zip(axes, titles):
         ax.set_xscale("log")
+        ax.set_yscale("log")
         ax.invert_xaxis()
         ax.set_xlabel("train loss (decreasing)")
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0].set_yscale("log")
-    axes[1].set_yscale("log")
-    axes[2].set_yscale("log")
     fig.suptitle("2x2 completion, det W(0) > 0: loss -> 0 drives every norm up and the rank down", fontsize=10)
     return save_figure(fig, out_dir, NAME)
 
