@@ -26,3 +26,13 @@ from .sweep import sweep as sweep
 from .tasks import Problem as Problem
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # jr.locality (the CNN application) is imported on first use: it loads the image and
+    # data libraries that the factorization code does not need
+    if name == "locality":
+        import importlib
+
+        return importlib.import_module(".locality", __name__)
+    raise AttributeError(f"module 'jaxreg' has no attribute {name!r}")
