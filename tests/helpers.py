@@ -8,6 +8,16 @@ import sys
 from jaxreg import storage
 
 
+def reproduce_tiny(tmp_path_factory, name: str):
+    """Run ``jaxreg reproduce NAME --size tiny`` in-process into a fresh directory and
+    return it (the body of the reproductions' module-scoped ``tiny_run`` fixtures)."""
+    from jaxreg import cli
+
+    out = tmp_path_factory.mktemp(name)
+    assert cli.main(["reproduce", name, "--size", "tiny", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
 def run_cli(*argv, timeout: float | None = None) -> subprocess.CompletedProcess:
     """``python -m jaxreg.cli ARGV`` in a subprocess (captured text output)."""
     return subprocess.run([sys.executable, "-m", "jaxreg.cli", *argv], capture_output=True, text=True, timeout=timeout)

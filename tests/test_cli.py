@@ -3,7 +3,7 @@ import shutil
 import jax
 import numpy as np
 import pytest
-from helpers import interrupt_chunks
+from helpers import interrupt_chunks, reproduce_tiny
 from helpers import run_cli as _run
 
 from jaxreg import cli
@@ -16,9 +16,7 @@ TINY = ["reproduce", "matrix-dynamics", "--size", "tiny", "--no-progress"]
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("md")
-    assert cli.main(["reproduce", "matrix-dynamics", "--size", "tiny", "--out", str(out), "--no-progress"]) == 0
-    return out
+    return reproduce_tiny(tmp_path_factory, "matrix-dynamics")
 
 
 def test_reproduce_saves_self_describing_results(tiny_run):

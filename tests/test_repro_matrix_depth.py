@@ -3,6 +3,7 @@ at lower effective rank than depth 2 and than the nuclear-norm baseline (Arora e
 
 import numpy as np
 import pytest
+from helpers import reproduce_tiny
 
 from jaxreg import cli
 from jaxreg.results import load_results
@@ -10,9 +11,7 @@ from jaxreg.results import load_results
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mcd")
-    assert cli.main(["reproduce", "matrix-completion-depth", "--size", "tiny", "--out", str(out), "--no-progress"]) == 0
-    return out
+    return reproduce_tiny(tmp_path_factory, "matrix-completion-depth")
 
 
 def test_depth_lowers_error_and_rank(tiny_run):

@@ -4,6 +4,7 @@ gradient is aligned with W's singular vectors (diagonal of U^T grad L(W) V domin
 
 import numpy as np
 import pytest
+from helpers import reproduce_tiny
 
 from jaxreg import cli
 from jaxreg.experiments import matrix_dynamics_depth as mdd
@@ -12,9 +13,7 @@ from jaxreg.results import load_results
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mdd")
-    assert cli.main(["reproduce", mdd.NAME, "--size", "tiny", "--out", str(out), "--no-progress"]) == 0
-    return out
+    return reproduce_tiny(tmp_path_factory, mdd.NAME)
 
 
 def test_separation_grows_with_depth(tiny_run):

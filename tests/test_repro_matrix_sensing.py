@@ -4,6 +4,7 @@ than depth 2, and beats the nuclear-norm minimization baseline."""
 
 import numpy as np
 import pytest
+from helpers import reproduce_tiny
 
 from jaxreg import cli
 from jaxreg.experiments import matrix_sensing as ms
@@ -12,9 +13,7 @@ from jaxreg.results import load_results
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ms")
-    assert cli.main(["reproduce", ms.NAME, "--size", "tiny", "--out", str(out), "--no-progress"]) == 0
-    return out
+    return reproduce_tiny(tmp_path_factory, ms.NAME)
 
 
 def test_depth_beats_depth_two_and_nuclear_norm(tiny_run):

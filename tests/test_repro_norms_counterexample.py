@@ -3,6 +3,7 @@ problem, depth 3 from det W(0) > 0 drives the loss to zero only by letting every
 Schatten quasi-norm grow without bound while the effective rank falls to 1."""
 
 import pytest
+from helpers import reproduce_tiny
 
 from jaxreg import cli
 from jaxreg.experiments import norms_counterexample as nc
@@ -11,9 +12,7 @@ from jaxreg.results import load_results
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("nc")
-    assert cli.main(["reproduce", nc.NAME, "--size", "tiny", "--out", str(out), "--no-progress"]) == 0
-    return out
+    return reproduce_tiny(tmp_path_factory, nc.NAME)
 
 
 def test_norms_grow_while_rank_falls(tiny_run):
