@@ -1,37 +1,74 @@
-"""The ``jaxreg`` command line: ``jaxreg reproduce NAME``, ``jaxreg plot DIR``.
+"""The ``jaxreg`` command line: ``jaxreg reproduce NAME``, ``jaxreg sweep``, ``jaxreg plot DIR``,
+``jaxreg list``, ``jaxreg verify``, ``jaxreg samples``.
 
-float64 is enabled here, at program start (never at ``import jaxreg``).
+float64 is enabled here, at program start (never at ``import jaxreg``), and so is JAX's
+persistent compilation cache (:mod:`jaxreg._compile_cache`). ``jaxreg --help`` and
+``jaxreg list`` import no JAX: they read :mod:`jaxreg._registry`.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
 import sys
-import tempfile
 import time
-import tomllib
 from pathlib import Path
 
+from ._cli_config import UsageError, build_config
+from ._cli_out import prepare_out, writable_out
+from ._registry import DEFAULT_SIZE, NAMES, REPRODUCTIONS, SIZES
 
-class UsageError(Exception):
-    """A bad argument: printed as one line, exit code 2."""
+DESCRIPTION = """Implicit regularization in factorization models, in JAX: run the registered
+reproductions of the papers, any model x task x optimizer sweep, and the theorem checks."""
+EPILOG = """examples:
+  jaxreg list
+  jaxreg reproduce matrix-dynamics --size tiny
+  jaxreg reproduce matrix-dynamics --set depth=4 --set init_scale=1e-4
+  jaxreg sweep --config examples/sweep_matrix_flow.toml
+  jaxreg plot runs/matrix-dynamics
+
+'jaxreg COMMAND --help' describes each command's options."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are a :class:`UsageError` (one line, exit code 2)."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
+def _cache_option(parser) -> None:
+    parser.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="compile every program afresh instead of reusing JAX's persistent compilation cache "
+        "($JAXREG_CACHE_DIR or ~/.cache/jaxreg/jax; JAXREG_COMPILE_CACHE=0 also turns it off)",
+    )
 
 
 def _run_options(parser, *, config_required: bool, config_help: str) -> None:
     """The options shared by ``reproduce`` and ``sweep``."""
-    parser.add_argument("--seeds", type=int, default=None, help="number of seeds (overrides the config)")
-    parser.add_argument("--config", type=Path, default=None, required=config_required, help=config_help)
-    parser.add_argument("--out", type=Path, default=None, help="results directory (default runs/NAME)")
+    parser.add_argument("--seeds", type=int, default=None, metavar="S", help="number of seeds (overrides the config)")
+    parser.add_argument(
+        "--config", type=Path, default=None, required=config_required, metavar="FILE.toml", help=config_help
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override one config field, typed as in TOML (depth=4, init_scale=1e-4, depths=[1,2,3], "
+        "model=cp); repeatable; applied after --config",
+    )
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR", help="results directory (default runs/NAME)")
     parser.add_argument(
         "--resume", action="store_true", help="continue the interrupted run in --out (a finished one: nothing to do)"
     )
     parser.add_argument(
         "--force", action="store_true", help="discard a partial run or finished results in --out and start afresh"
     )
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. for logs and batch jobs)")
     parser.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
+    _cache_option(parser)
     d = parser.add_argument_group("across processes (JAX's multi-controller runtime; process 0 writes)")
     d.add_argument(
         "--distributed",
@@ -69,62 +106,40 @@ def _distributed(args) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jaxreg", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(
+        prog="jaxreg", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     r = sub.add_parser("reproduce", help="run a named reproduction, save results, plot them")
-    r.add_argument("name", help="reproduction name (see `jaxreg list`)")
-    r.add_argument("--size", default="small", help="tiny | small (default) | paper")
+    r.add_argument("name", metavar="NAME", help="reproduction name (see `jaxreg list`)")
+    r.add_argument(
+        "--size",
+        default=DEFAULT_SIZE,
+        choices=SIZES,
+        help="preset: tiny (seconds, for tests), small (the default, for a CPU), paper (the published settings)",
+    )
     _run_options(r, config_required=False, config_help="TOML file overriding config fields")
     sw = sub.add_parser("sweep", help="any model x task x optimizer over seeds and init scales (TOML config)")
     _run_options(sw, config_required=True, config_help="TOML file: fields of jaxreg.experiments.custom_sweep.Config")
-    sw.set_defaults(size="small", name="sweep")
+    sw.set_defaults(size=DEFAULT_SIZE, name="sweep")
     pl = sub.add_parser("plot", help="redraw figures from saved results (no recomputation)")
-    pl.add_argument("dir", type=Path)
-    sub.add_parser("list", help="list the reproductions")
+    pl.add_argument("dir", type=Path, metavar="DIR", help="a results directory written by reproduce or sweep")
+    sub.add_parser("list", help="list the reproductions: what each shows, and its paper")
     sa = sub.add_parser("samples", help="draw Is-Same-Class and Pathfinder samples (the small presets) to a PNG")
     sa.add_argument("--out", type=Path, default=Path("locality_samples.png"), help="PNG path")
     sa.add_argument("--seed", type=int, default=0, help="PRNG seed of the samples")
-    sub.add_parser("verify", help="check the theorems on random problems (exit 1 on a failure)")
+    _cache_option(sa)
+    v = sub.add_parser("verify", help="check the theorems on random problems, a line per check (exit 1 on a failure)")
+    _cache_option(v)
     return p
 
 
-def _config(module, args):
-    try:
-        config = module.Config.preset(args.size)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    overrides = {}
-    if args.config is not None:
-        overrides = _read_toml(args.config)
-        fields = {f.name for f in dataclasses.fields(module.Config)}
-        unknown = sorted(set(overrides) - fields)
-        if unknown:
-            raise UsageError(f"--config: unknown field(s) {unknown} for {module.NAME}; known: {sorted(fields)}")
-    if args.seeds is not None:
-        if args.seeds <= 0:
-            raise UsageError(f"--seeds must be a positive integer, got {args.seeds}")
-        overrides["seeds"] = args.seeds
-    try:
-        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-        return dataclasses.replace(config, **fixed)
-    except (ValueError, TypeError) as e:
-        raise UsageError(str(e)) from None
-
-
-def _read_toml(path: Path) -> dict:
-    """The table of a TOML file, or a :class:`UsageError` naming ``--config`` and the fault."""
-    if not path.exists():
-        raise UsageError(f"--config: no such file {path}")
-    if not path.is_file():
-        raise UsageError(f"--config: {path} is not a file")
-    try:
-        return tomllib.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise UsageError(f"--config: {path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
-    except OSError as e:
-        raise UsageError(f"--config: cannot read {path}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"--config: malformed TOML in {path}: {e}") from None
+def _list() -> int:
+    """``jaxreg list``: the name, what it shows and the paper of each reproduction, a line each."""
+    width = max(len(r.name) for r in REPRODUCTIONS)
+    for r in REPRODUCTIONS:
+        print(f"{r.name:<{width}}  {r.description} ({r.reference})")
+    return 0
 
 
 def _module(name: str):
@@ -140,81 +155,14 @@ def _module(name: str):
     return EXPERIMENTS[name]
 
 
-def _writable_out(out: Path) -> Path:
-    """``--out`` checked before any compute: not under /proc or /sys, not a file, and
-    writable (a probe file is created and removed in it or in its nearest existing
-    ancestor, whose sibling directories hold the temporary results)."""
-    resolved = out.resolve()
-    if resolved.parts[1:2] in (("proc",), ("sys",), ("dev",)):
-        raise UsageError(f"--out: {out} is under /{resolved.parts[1]}, not a place for results")
-    if resolved.exists() and not resolved.is_dir():
-        raise UsageError(f"--out: {out} is a file, not a directory")
-    probe_dir = resolved.parent
-    while not probe_dir.exists():
-        probe_dir = probe_dir.parent
-    for d in {probe_dir, resolved} if resolved.exists() else {probe_dir}:
-        if not d.is_dir():
-            raise UsageError(f"--out: {d} is not a directory")
-        try:
-            fd, probe = tempfile.mkstemp(dir=d, prefix=".jaxreg-probe-")
-            os.close(fd)
-            os.unlink(probe)
-        except OSError as e:
-            raise UsageError(f"--out: cannot write in {d} ({e.strerror or e})") from None
-    return resolved
-
-
-def _prepare_out(out: Path, fingerprint: dict, args) -> bool:
-    """Decide, before any compute, what a run into ``out`` may do; returns True when the
-    results there are already complete for this very run (``--resume``)."""
-    from . import results as R
-    from .runner import check_resumable, checkpoints, clear_checkpoint
-
-    R.recover_dir(out)
-    if not out.exists():
-        if args.resume:
-            raise UsageError(f"--resume: no run to resume in {out}")
-        return False
-    foreign = R.foreign_entries(out)
-    if foreign:
-        raise UsageError(
-            f"--out: {out} holds files that are not jaxreg results ({', '.join(foreign[:3])}); "
-            "choose an empty or new directory"
-        )
-    if args.force:
-        clear_checkpoint(out)
-        return False
-    has_results = (out / R.META).exists()
-    units = checkpoints(out)
-    if args.resume:
-        if units:
-            try:
-                check_resumable(out, fingerprint)
-            except R.ResumeMismatch as e:
-                raise UsageError(f"--resume: {e}") from None
-            return False
-        if has_results:
-            why = R.fingerprint_mismatch(R.read_json(out / R.META).get("fingerprint"), fingerprint)
-            if why:
-                raise UsageError(f"--resume: {out} holds finished results that cannot be continued: {why}")
-            R.load_results(out)  # complete and readable, or one line naming the file
-            return True
-        raise UsageError(f"--resume: no run to resume in {out}")
-    if units:
-        raise UsageError(f"--out: {out} holds a partial run; --resume continues it, --force discards it")
-    if has_results:
-        raise UsageError(f"--out: {out} holds finished results; --force replaces them")
-    return False
-
-
 def _reproduce(args) -> int:
     from .results import fingerprint, load_results, save_results
 
     module = _module(args.name)
-    config = _config(module, args)
-    out = _writable_out(args.out or Path("runs") / args.name)
+    config = build_config(module, args)
+    out = writable_out(args.out or Path("runs") / args.name)
     fp = fingerprint(config)
-    if _prepare_out(out, fp, args):
+    if prepare_out(out, fp, args):
         print(f"{out}: already complete ({module.NAME}, {fp['precision']}); nothing recomputed")
         return 0
     t0 = time.perf_counter()
@@ -265,37 +213,48 @@ def _refused() -> tuple[type[Exception], ...]:
     return CorruptFile, ResultsError, ResumeMismatch, CheckpointExists
 
 
+def _samples(args, jax) -> int:
+    from .locality.report import plot_samples
+
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    print("wrote", plot_samples(args.out, jax.random.key(args.seed)))
+    return 0
+
+
+def _verify() -> int:
+    from .verify import verify
+
+    print("checking each model's rate identity and conservation laws (the first checks compile)", flush=True)
+    return 0 if verify(echo=lambda line: print(line, flush=True)) else 1
+
+
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    if vars(args).get("resume") and vars(args).get("force"):
-        print("jaxreg: error: --resume and --force exclude each other", file=sys.stderr)
+    try:
+        args = _parser().parse_args(argv)
+        if vars(args).get("resume") and vars(args).get("force"):
+            raise UsageError("--resume and --force exclude each other")
+        if args.command == "reproduce" and args.name not in NAMES:
+            raise UsageError(f"unknown reproduction {args.name!r}; choose from {sorted(NAMES)} (see jaxreg list)")
+    except UsageError as e:
+        print(f"jaxreg: error: {e}", file=sys.stderr)
         return 2
+    if args.command == "list":  # no JAX needed
+        return _list()
     import jax
+
+    from ._compile_cache import compile_cache
 
     x64 = jax.config.jax_enable_x64
     try:
         jax.config.update("jax_enable_x64", not vars(args).get("float32"))
-        if args.command in ("reproduce", "sweep"):
-            _distributed(args)
-            return _reproduce(args)
-        if args.command == "plot":
-            return _plot(args)
-        if args.command == "samples":
-            from .locality.report import plot_samples
-
-            if args.seed < 0:
-                raise UsageError(f"--seed must be >= 0, got {args.seed}")
-            print("wrote", plot_samples(args.out, jax.random.key(args.seed)))
-            return 0
-        if args.command == "verify":
-            from .verify import verify
-
-            return 0 if verify() else 1
-        from .experiments import EXPERIMENTS
-
-        for name, module in EXPERIMENTS.items():
-            print(f"{name:32s} {(module.__doc__ or '').strip().splitlines()[0]}")
-        return 0
+        with compile_cache(not vars(args).get("no_compile_cache")):
+            if args.command in ("reproduce", "sweep"):
+                _distributed(args)
+                return _reproduce(args)
+            if args.command == "plot":
+                return _plot(args)
+            return _samples(args, jax) if args.command == "samples" else _verify()
     except UsageError as e:
         print(f"jaxreg: error: {e}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from .. import _validation as V
 from .._fields import defaults as defaults
+from .._registry import SIZES
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -38,7 +39,7 @@ class Seeds:
         Returns:
             The ``Config``.
         """
-        V.choice("size", size, ("tiny", "small", "paper"))
+        V.choice("size", size, SIZES)
         return cls(**{"tiny": cls.TINY, "small": {}, "paper": cls.PAPER}[size])
 
 

@@ -38,6 +38,7 @@ import numpy as np
 import optax
 
 from .. import _validation as V
+from .._registry import SIZES
 from ..dynamics import Status
 from ..dynamics.descent import descent_init, descent_segment, finish_status
 from ..dynamics.optimizers import group_rmsprop
@@ -191,7 +192,7 @@ class Config:
 
     @classmethod
     def preset(cls, size: str) -> "Config":
-        V.choice("size", size, ("tiny", "small", "paper"))
+        V.choice("size", size, SIZES)
         if size == "tiny":
             return cls(shape=(12, 12), num_observed=60, t1=200.0, num_saves=10, num_chunks=2, seeds=2)
         return cls()

@@ -15,6 +15,7 @@ from typing import ClassVar
 import numpy as np
 
 from .._fields import defaults
+from .._registry import SIZES as SIZES  # the sizes of every preset
 from . import _checks
 from .data import DIGIT_SIDE
 from .models import ACTIVATIONS, ARCHITECTURES, NORMS, make_model
@@ -23,7 +24,6 @@ from .options import Optimization, TrainOptions
 __all__ = ["IsSameClassConfig", "PathfinderConfig", "ModelSpec", "TASKS", "SIZES", "HISTORY_METRICS"]
 
 TASKS = ("is_same_class", "pathfinder")
-SIZES = ("tiny", "small", "paper")
 HISTORY_METRICS = ("loss", "task_loss", "R", "train_accuracy")
 
 

@@ -1,0 +1,83 @@
+"""A reproduction's configuration from the command line: the preset of ``--size``, then
+the fields of ``--config FILE.toml``, then each ``--set FIELD=VALUE`` (the last word
+wins), then ``--seeds``; validated by the ``Config``'s own checks before any compute."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+
+class UsageError(Exception):
+    """A bad argument: printed as one line, exit code 2."""
+
+
+def parse_set(text: str) -> tuple[str, object]:
+    """``FIELD=VALUE`` of ``--set``, the value typed as TOML types it (``3`` an int,
+    ``1e-3`` a float, ``true`` a bool, ``[1, 2]`` a list, ``"cp"`` a string); a value
+    that is not a TOML value (``adam``, ``cp``) is the string as written.
+
+    Arguments:
+        text: the argument of one ``--set``.
+
+    Returns:
+        ``(field, value)``; raises :class:`UsageError` naming ``--set`` without ``=``
+        or a field name.
+    """
+    field, sep, raw = text.partition("=")
+    field = field.strip()
+    if not sep or not field:
+        raise UsageError(f"--set expects FIELD=VALUE (e.g. --set depth=3), got {text!r}")
+    try:
+        return field, tomllib.loads(f"value = {raw.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        return field, raw.strip()
+
+
+def read_toml(path: Path) -> dict:
+    """The table of a TOML file, or a :class:`UsageError` naming ``--config`` and the fault."""
+    if not path.exists():
+        raise UsageError(f"--config: no such file {path}")
+    if not path.is_file():
+        raise UsageError(f"--config: {path} is not a file")
+    try:
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise UsageError(f"--config: {path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
+    except OSError as e:
+        raise UsageError(f"--config: cannot read {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"--config: malformed TOML in {path}: {e}") from None
+
+
+def build_config(module, args):
+    """``module.Config`` of ``args.size`` with the overrides of ``--config``, ``--set``
+    and ``--seeds``; a :class:`UsageError` names the field at fault (an unknown one: the
+    option too)."""
+    try:
+        config = module.Config.preset(args.size)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    fields = sorted(f.name for f in dataclasses.fields(module.Config))
+    overrides = {}
+    sources = {}
+    if args.config is not None:
+        overrides = read_toml(args.config)
+        sources = dict.fromkeys(overrides, "--config")
+    for text in args.set or ():
+        field, value = parse_set(text)
+        overrides[field], sources[field] = value, "--set"
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        option = sources[unknown[0]]
+        raise UsageError(f"{option}: unknown field(s) {unknown} for {module.NAME}; known: {fields}")
+    if args.seeds is not None:
+        if args.seeds <= 0:
+            raise UsageError(f"--seeds must be a positive integer, got {args.seeds}")
+        overrides["seeds"] = args.seeds
+    try:
+        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+        return dataclasses.replace(config, **fixed)
+    except (ValueError, TypeError) as e:  # the Config's checks name the field
+        raise UsageError(str(e)) from None
