@@ -64,6 +64,14 @@ def _progress(total, desc, enabled):
     return tqdm(total=total, desc=desc, unit="chunk", leave=False)
 
 
+def _restart_clock(bar, done: int) -> None:
+    """Time the bar's rate and ETA from now on, ``done`` chunks counted as already there:
+    the first chunk of a call pays the compilation, which the later chunks do not."""
+    bar.reset()
+    bar.initial = bar.n = bar.last_print_n = done
+    bar.refresh()
+
+
 def _units(directory: Path) -> list[Path]:
     """Committed units in ``directory``, oldest first."""
     if not directory.is_dir():
@@ -214,7 +222,8 @@ def run_chunks(
         resume: continue the checkpoint in ``out_dir`` (absent: start afresh). Without
             it, an existing checkpoint raises :class:`CheckpointExists` (it is never
             discarded silently; :func:`clear_checkpoint` discards it).
-        progress, desc: a tqdm bar over chunks.
+        progress, desc: a tqdm bar over chunks; its rate and ETA leave out the first chunk
+            of the call (which compiles).
         fingerprint: the run's identity: a config (dataclass, mapping or string) turned
             into a fingerprint by :func:`jaxreg.results.fingerprint`, or a fingerprint;
             it must match on resume (:class:`ResumeMismatch` otherwise).
@@ -260,8 +269,11 @@ def run_chunks(
         postfix = on_chunk(k, state, out) if on_chunk is not None else None
         if bar is not None:
             if postfix:
-                bar.set_postfix(**postfix)
-            bar.update(1)
+                bar.set_postfix(**postfix, refresh=False)
+            if k == start:  # the first chunk: compilation plus one chunk's work
+                _restart_clock(bar, k + 1)
+            else:
+                bar.update(1)
         if stopped:
             break
     if bar is not None:

@@ -36,6 +36,7 @@ def gradient_flow(
     stop_at_loss: float | None = None,
     max_steps: int = 100_000,
     dt0: float | None = None,
+    progress_meter: diffrax.AbstractProgressMeter | None = None,
 ) -> Trajectory:
     """Integrate gradient flow d theta/dt = -grad L(theta) from ``model`` up to time ``t1``.
 
@@ -48,7 +49,9 @@ def gradient_flow(
     values never recompile. Works under ``jax.jit`` and ``jax.vmap``; failures are
     reported in ``Trajectory.status`` instead of raised (``throw=False``).
     For the stiff phase after convergence pass an implicit solver (e.g.
-    ``diffrax.Kvaerno5()``) on small models.
+    ``diffrax.Kvaerno5()``) on small models. ``progress_meter`` reports progress within
+    the solve, e.g. ``diffrax.TqdmProgressMeter()`` (a bar over flow time, the slowest run
+    under ``vmap``; ``benchmarks/progress_meter.py`` measures its cost); default none.
 
     Arguments are checked before anything is traced: a ``ValueError`` names the
     argument when ``ts`` is not a finite non-decreasing 1-d array in [0, t1], a
@@ -68,6 +71,9 @@ def gradient_flow(
         V.number("stop_at_loss", stop_at_loss, minimum=0.0, traced_ok=True)
     if dt0 is not None:
         V.number("dt0", dt0, positive=True, traced_ok=True)
+    meter = diffrax.NoProgressMeter() if progress_meter is None else progress_meter
+    if not isinstance(meter, diffrax.AbstractProgressMeter):
+        raise ValueError(f"progress_meter must be a diffrax.AbstractProgressMeter, got {progress_meter!r}")
     solver = diffrax.Tsit5() if solver is None else solver
     if not isinstance(solver, diffrax.AbstractSolver):
         raise ValueError(f"solver must be a diffrax.AbstractSolver, got {solver!r}")
@@ -90,6 +96,7 @@ def gradient_flow(
         stop,
         max_steps,
         dt0,
+        meter,
     )
 
 
@@ -107,7 +114,7 @@ def _save_times(ts, t1, dtype):
 
 
 @eqx.filter_jit
-def _flow(loss, model, t1, ts, metrics, solver, rtol, atol, stop, max_steps, dt0) -> Trajectory:
+def _flow(loss, model, t1, ts, metrics, solver, rtol, atol, stop, max_steps, dt0, meter) -> Trajectory:
     params, static = eqx.partition(model, eqx.is_inexact_array)
 
     def full(p):
@@ -142,6 +149,7 @@ def _flow(loss, model, t1, ts, metrics, solver, rtol, atol, stop, max_steps, dt0
         event=event,
         max_steps=max_steps,
         throw=False,
+        progress_meter=meter,
     )
     (saved_loss, saved_metrics), final = sol.ys
     final_params = jax.tree_util.tree_map(lambda x: x[-1], final)
