@@ -185,9 +185,22 @@ def _sensing(shape, target, key, num_measurements, num_test):
     return Problem("sensing", shape, target, measure(k1, num_measurements), measure(k2, num_test))
 
 
-def low_rank_matrix(key: PRNGKeyArray, shape, rank: int, *, norm: float | None = None, dtype=None):
-    """U V^T with U (m x r), V (n x r) i.i.d. N(0, 1), rescaled to ||W*||_F = norm
-    (default sqrt(m n): entry RMS 1)."""
+def low_rank_matrix(
+    key: PRNGKeyArray, shape: tuple[int, int], rank: int, *, norm: float | None = None, dtype=None
+) -> Float[Array, "m n"]:
+    """W* = c U V^T with U (m x r), V (n x r) i.i.d. N(0, 1) and c = norm / ||U V^T||_F
+    (Arora et al. 2019's targets).
+
+    Arguments:
+        key: PRNG key of U and V.
+        shape: (m, n).
+        rank: r, at most min(m, n).
+        norm: ||W*||_F (default sqrt(m n): entry RMS 1).
+        dtype: a floating dtype (default: JAX's default float).
+
+    Returns:
+        The m x n matrix W*, of rank r (almost surely).
+    """
     from .factorizations._common import default_dtype
 
     m, n = V.shape_tuple("shape", shape, order=2)
@@ -201,9 +214,24 @@ def low_rank_matrix(key: PRNGKeyArray, shape, rank: int, *, norm: float | None =
     return w * (norm / jnp.linalg.norm(w))
 
 
-def cp_target(key: PRNGKeyArray, shape, rank: int, *, norm: float = 1.0, dtype=None):
-    """Factors (d_n x rank) of a CP-rank-``rank`` tensor with N(0, 1) entries, rescaled so
-    ||W*||_F = norm (computed from the factors' Gram matrices, never densely)."""
+def cp_target(
+    key: PRNGKeyArray, shape: tuple[int, ...], rank: int, *, norm: float = 1.0, dtype=None
+) -> tuple[Float[Array, "d R"], ...]:
+    """Factors of W* = sum_r (x)_n w_r^n with N(0, 1) entries, each scaled by
+    (norm / ||W*||_F)^{1/N}, where ||W*||_F^2 = sum_{r,r'} prod_n <w_r^n, w_r'^n> is
+    computed from the factors' Gram matrices, never densely (Razin et al. 2021's targets).
+
+    Arguments:
+        key: PRNG key of the factors.
+        shape: (d_1, ..., d_N).
+        rank: R, the number of components.
+        norm: ||W*||_F after rescaling.
+        dtype: a floating dtype (default: JAX's default float).
+
+    Returns:
+        N factors, factor n of shape (d_n, R) with column r = w_r^n
+        (:func:`cp_to_tensor` gives W*).
+    """
     from .factorizations._common import default_dtype
 
     shape = V.shape_tuple("shape", shape)
@@ -228,8 +256,22 @@ def matrix_completion(
     num_test: int | None = None,
     target_norm: float | None = None,
 ) -> Problem:
-    """Complete a rank-``rank`` matrix from ``num_observed`` uniformly drawn entries
-    (Arora et al. 2019: 100x100, rank 5, 2000 or 5000 observations)."""
+    """Complete a rank-``rank`` matrix W* (:func:`low_rank_matrix`) from ``num_observed``
+    entries drawn uniformly without replacement: L(W) = mean over observed (i, j) of
+    (W[i, j] - W*[i, j])^2 (Arora et al. 2019: 100x100, rank 5, 2000 or 5000 entries).
+
+    Arguments:
+        key: PRNG key of the target and the observations.
+        shape: (m, n).
+        rank: the rank of W*.
+        num_observed: the number of training entries, fewer than m n.
+        num_test: held-out entries (default: all the others, at most 10^4 of them
+            beyond 10^6 entries).
+        target_norm: ||W*||_F (default sqrt(m n): entry RMS 1).
+
+    Returns:
+        The completion :class:`Problem`.
+    """
     shape = V.shape_tuple("shape", shape, order=2)
     num_observed = V.positive_int("num_observed", num_observed)
     if num_observed >= math.prod(shape):
@@ -248,7 +290,17 @@ def matrix_sensing(
     num_test: int | None = None,
     target_norm: float | None = None,
 ) -> Problem:
-    """Recover a rank-``rank`` matrix from y_i = <A_i, W*>, A_i Gaussian."""
+    """Recover a rank-``rank`` matrix W* (:func:`low_rank_matrix`) from y_i = <A_i, W*>,
+    A_i with i.i.d. N(0, 1/(m n)) entries: L(W) = mean_i (<A_i, W> - y_i)^2.
+
+    Arguments:
+        key, shape, rank, target_norm: the target, as in :func:`matrix_completion`.
+        num_measurements: the number of training measurements.
+        num_test: held-out measurements (default ``num_measurements``).
+
+    Returns:
+        The sensing :class:`Problem`.
+    """
     shape = V.shape_tuple("shape", shape, order=2)
     num_measurements = V.positive_int("num_measurements", num_measurements)
     kt, ko = jax.random.split(key)
@@ -279,13 +331,25 @@ def tensor_completion(
     target_norm: float | None = None,
     tree=None,
 ) -> Problem:
-    """Complete a low-rank tensor from ``num_observed`` uniformly drawn entries.
+    """Complete a low-rank tensor W* from ``num_observed`` entries drawn uniformly without
+    replacement: L(W) = mean over observed multi-indices i of (W[i] - W*[i])^2. Targets
+    above ``DENSE_LIMIT`` entries are never materialized (values from the factors).
 
-    ``target="cp"``: CP rank ``rank`` (an int), ||W*||_F = 1 by default (Razin et al.
-    2021). ``target="ht"``: hierarchical (HT) rank ``rank`` (an int for every node, or a
-    tuple per tree level) on ``tree`` (default: the balanced binary mode tree), entry
-    RMS 1 by default (Razin et al. 2022). Targets above ``DENSE_LIMIT`` entries are never
-    materialized; their observed values are computed from the factors.
+    Arguments:
+        key: PRNG key of the target and the observations.
+        shape: (d_1, ..., d_N).
+        rank: ``target="cp"``: the CP rank (an int, :func:`cp_target`); ``"ht"``: the HT
+            rank (an int for every node, or a tuple per tree level,
+            :func:`~jaxreg.factorizations.ht_target`).
+        num_observed: the number of training entries, fewer than prod(shape).
+        target: "cp" (Razin et al. 2021) or "ht" (Razin et al. 2022).
+        num_test: held-out entries (default: all the others, at most 10^4 of them
+            beyond 10^6 entries).
+        target_norm: ||W*||_F (default 1 for "cp", sqrt(prod(shape)) for "ht").
+        tree: the mode tree of an "ht" target (default: the balanced binary tree).
+
+    Returns:
+        The completion :class:`Problem` (``target`` None above ``DENSE_LIMIT`` entries).
     """
     shape = V.shape_tuple("shape", shape)
     num_observed = V.positive_int("num_observed", num_observed)
@@ -315,7 +379,18 @@ def tensor_sensing(
     target_norm: float | None = None,
     tree=None,
 ) -> Problem:
-    """Recover a low-rank tensor from y_i = <A_i, W*>, A_i Gaussian (see module doc)."""
+    """Recover a low-rank tensor W* from y_i = <A_i, W*>, A_i with i.i.d.
+    N(0, 1/prod(shape)) entries: L(W) = mean_i (<A_i, W> - y_i)^2.
+
+    Arguments:
+        key, shape, rank, target, target_norm, tree: the target, as in
+            :func:`tensor_completion`.
+        num_measurements: the number of training measurements.
+        num_test: held-out measurements (default ``num_measurements``).
+
+    Returns:
+        The sensing :class:`Problem`.
+    """
     shape = V.shape_tuple("shape", shape)
     num_measurements = V.positive_int("num_measurements", num_measurements)
     kt, ko = jax.random.split(key)

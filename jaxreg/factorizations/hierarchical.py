@@ -326,13 +326,16 @@ def _balance_top_down(plan: TreePlan, leaves, nodes, out):
 def ht_target(
     key: PRNGKeyArray, shape: tuple[int, ...], rank, *, tree=None, norm: float | None = None, dtype=None
 ) -> HierarchicalTensorFactorization:
-    """A tensor of hierarchical (HT) rank ``rank`` on ``tree``, in factored form.
+    """An HT-rank-``rank`` target W* on ``tree`` (Razin, Maman, Cohen, ICML 2022): N(0, 1)
+    matrices, the output vector scaled so ||W*||_F = ``norm`` (by ``gram_norm``, W unformed).
 
-    ``rank``: an int (every level) or a tuple with one entry per tree level (the
-    model's ``widths``). Every matrix has i.i.d. N(0, 1) entries; the output vector is
-    rescaled so that ||W*||_F = ``norm`` (default sqrt(prod(shape)): entry RMS 1, as in
-    Razin et al. 2022), computed with :meth:`~HierarchicalTensorFactorization.gram_norm`,
-    so huge targets are never materialized.
+    Arguments:
+        key, shape, tree, dtype: as in :class:`HierarchicalTensorFactorization`.
+        rank: an int (every level) or one int per tree level (the model's ``widths``).
+        norm: ||W*||_F (default sqrt(prod(shape)): entry RMS 1).
+
+    Returns:
+        The :class:`HierarchicalTensorFactorization` whose ``materialize()`` is W*.
     """
     shape = V.shape_tuple("shape", shape)
     plan = _plan(shape, tree)
