@@ -256,10 +256,9 @@ def cp_rank_estimate(
     n_iter_max: int = 2000,
 ) -> int | float:
     """An upper estimate of the tensor (CP) rank, min{r : some rank-r CP fit has mean squared
-    error < ``tol``}, the "tensor rank of the solution" of Razin, Maman, Cohen (ICML 2021):
-    the smallest r <= ``max_rank`` whose CP-ALS fit (``tensorly.decomposition.parafac``,
-    numpy backend) reaches it in one of ``n_restarts`` random inits. Runs on the host,
-    not jit-able.
+    error < ``tol``} (Razin et al. 2021's "CP rank of the solution"): the smallest
+    r <= ``max_rank`` whose CP-ALS fit (``tensorly.decomposition.parafac``, numpy backend)
+    reaches it in one of ``n_restarts`` random inits. Runs on the host, not jit-able.
 
     Arguments:
         tensor: a dense tensor.

@@ -217,9 +217,9 @@ def low_rank_matrix(
 def cp_target(
     key: PRNGKeyArray, shape: tuple[int, ...], rank: int, *, norm: float = 1.0, dtype=None
 ) -> tuple[Float[Array, "d R"], ...]:
-    """Factors of W* = sum_r (x)_n w_r^n with N(0, 1) entries, each scaled by
-    (norm / ||W*||_F)^{1/N}, where ||W*||_F^2 = sum_{r,r'} prod_n <w_r^n, w_r'^n> is
-    computed from the factors' Gram matrices, never densely (Razin et al. 2021's targets).
+    """Factors w_r^n = c^{1/N} g_r^n of W* = sum_r (x)_n w_r^n (Razin et al. 2021's targets):
+    g_r^n i.i.d. N(0, 1), c = norm / ||sum_r (x)_n g_r^n||_F, the norm computed from Gram
+    matrices, never densely: ||sum_r (x)_n g_r^n||_F^2 = sum_{r,r'} prod_n <g_r^n, g_r'^n>.
 
     Arguments:
         key: PRNG key of the factors.
