@@ -15,7 +15,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 if TYPE_CHECKING:
-    from .factorizations import AbstractFactorization
+    from .factorizations import AbstractFactorization, TensorTrainFactorization
 
 
 def singular_values(w: Float[Array, "m n"]) -> Float[Array, " k"]:
@@ -322,7 +322,7 @@ def numerical_component_rank(norms: Float[Array, " R"], rtol: float = 1e-2) -> F
     return jnp.where(_all_finite(norms), count, jnp.nan)
 
 
-def tt_effective_ranks(x) -> Float[Array, " N-1"]:
+def tt_effective_ranks(x: Float[Array, "..."] | TensorTrainFactorization) -> Float[Array, " N-1"]:
     """Effective ranks of the tensor-train matricizations of W: for every bond k = 0..N-2
     (0-based), the effective rank (Roy and Vetterli 2007) of the matricization with rows
     indexed by modes 0..k. Their ranks are the TT-ranks (Oseledets 2011).

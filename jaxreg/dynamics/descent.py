@@ -8,6 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
+from jaxtyping import PyTree
 
 from .. import _validation as V
 from .trajectory import Status, Trajectory, finite_tree
@@ -17,7 +18,7 @@ _RUNNING = -1
 
 def gradient_descent(
     loss: Callable,
-    model,
+    model: PyTree,
     optimizer: optax.GradientTransformation,
     num_steps: int,
     *,

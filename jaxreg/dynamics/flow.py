@@ -34,7 +34,7 @@ def vector_field(loss: Callable, model: PyTree) -> PyTree:
 
 def gradient_flow(
     loss: Callable,
-    model,
+    model: PyTree,
     t1: float,
     *,
     ts: ArrayLike | None = None,
