@@ -24,6 +24,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from . import _validation as V
 from .factorizations._common import np_seed
 from .factorizations.cp import cp_entries, cp_to_tensor
+from .targets import cp_target, low_rank_matrix
 
 DENSE_LIMIT = 2**24  # targets with more entries are kept in factored form only
 SENSING_LIMIT = 2**28  # at most this many numbers in the dense sensing operators A_i
@@ -185,68 +186,6 @@ def _sensing(shape, target, key, num_measurements, num_test):
     return Problem("sensing", shape, target, measure(k1, num_measurements), measure(k2, num_test))
 
 
-def low_rank_matrix(
-    key: PRNGKeyArray, shape: tuple[int, int], rank: int, *, norm: float | None = None, dtype=None
-) -> Float[Array, "m n"]:
-    """W* = c U V^T with U (m x r), V (n x r) i.i.d. N(0, 1) and c = norm / ||U V^T||_F
-    (Arora et al. 2019's targets).
-
-    Arguments:
-        key: PRNG key of U and V.
-        shape: (m, n).
-        rank: r, at most min(m, n).
-        norm: ||W*||_F (default sqrt(m n): entry RMS 1).
-        dtype: a floating dtype (default: JAX's default float).
-
-    Returns:
-        The m x n matrix W*, of rank r (almost surely).
-    """
-    from .factorizations._common import default_dtype
-
-    m, n = V.shape_tuple("shape", shape, order=2)
-    rank = V.positive_int("rank", rank)
-    if rank > min(m, n):
-        raise ValueError(f"rank must be at most min(shape) = {min(m, n)}, got {rank}")
-    dtype = default_dtype(dtype)
-    ku, kv = jax.random.split(key)
-    w = jax.random.normal(ku, (m, rank), dtype) @ jax.random.normal(kv, (n, rank), dtype).T
-    norm = math.sqrt(m * n) if norm is None else V.positive_float("target_norm", norm)
-    return w * (norm / jnp.linalg.norm(w))
-
-
-def cp_target(
-    key: PRNGKeyArray, shape: tuple[int, ...], rank: int, *, norm: float = 1.0, dtype=None
-) -> tuple[Float[Array, "d R"], ...]:
-    """Factors w_r^n = c^{1/N} g_r^n of W* = sum_r (x)_n w_r^n (Razin et al. 2021's targets):
-    g_r^n i.i.d. N(0, 1), c = norm / ||sum_r (x)_n g_r^n||_F, the norm computed from Gram
-    matrices, never densely: ||sum_r (x)_n g_r^n||_F^2 = sum_{r,r'} prod_n <g_r^n, g_r'^n>.
-
-    Arguments:
-        key: PRNG key of the factors.
-        shape: (d_1, ..., d_N).
-        rank: R, the number of components.
-        norm: ||W*||_F after rescaling.
-        dtype: a floating dtype (default: JAX's default float).
-
-    Returns:
-        N factors, factor n of shape (d_n, R) with column r = w_r^n
-        (:func:`cp_to_tensor` gives W*).
-    """
-    from .factorizations._common import default_dtype
-
-    shape = V.shape_tuple("shape", shape)
-    rank = V.positive_int("rank", rank)
-    norm = V.positive_float("target_norm", norm)
-    dtype = default_dtype(dtype)
-    keys = jax.random.split(key, len(shape))
-    factors = [jax.random.normal(k, (d, rank), dtype) for k, d in zip(keys, shape)]
-    gram = jnp.ones((rank, rank), dtype)
-    for f in factors:
-        gram = gram * (f.T @ f)
-    scale = (norm / jnp.sqrt(jnp.sum(gram))) ** (1.0 / len(shape))
-    return tuple(f * scale for f in factors)
-
-
 def matrix_completion(
     key: PRNGKeyArray,
     shape: tuple[int, int] = (100, 100),
@@ -277,7 +216,7 @@ def matrix_completion(
     if num_observed >= math.prod(shape):
         raise ValueError(f"num_observed must be smaller than {math.prod(shape)} entries, got {num_observed}")
     kt, ko = jax.random.split(key)
-    target = low_rank_matrix(kt, shape, rank, norm=target_norm)
+    target = low_rank_matrix(kt, shape, rank, norm=_target_norm(target_norm))
     return _completion(shape, target, None, ko, num_observed, num_test)
 
 
@@ -304,10 +243,17 @@ def matrix_sensing(
     shape = V.shape_tuple("shape", shape, order=2)
     num_measurements = V.positive_int("num_measurements", num_measurements)
     kt, ko = jax.random.split(key)
-    return _sensing(shape, low_rank_matrix(kt, shape, rank, norm=target_norm), ko, num_measurements, num_test)
+    return _sensing(
+        shape, low_rank_matrix(kt, shape, rank, norm=_target_norm(target_norm)), ko, num_measurements, num_test
+    )
+
+
+def _target_norm(value):
+    return None if value is None else V.positive_float("target_norm", value)
 
 
 def _tensor_target(key, shape, rank, target, target_norm, tree, dtype=None):
+    target_norm = _target_norm(target_norm)
     V.choice("target", target, ("cp", "ht"))
     numel = math.prod(shape)
     if target == "cp":

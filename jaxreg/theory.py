@@ -1,12 +1,10 @@
 """The theorems' identities, bounds and closed forms.
 
-Every rate identity has the form d sigma/dt = coefficient * gamma * sigma^exponent, with
-the terms given by the model's ``rate_terms`` (a :class:`~jaxreg.RateTerms`; see each
-factorization's docstring for its theorem). :func:`rate_identity` returns both sides at a
-model: the left one exactly, as the directional derivative (``jax.jvp``) of the model's
-``rate_sigma`` along the gradient-flow vector field, the right one from the theorem's
-formula with grad L(W) of the end-to-end loss. Everything here works for any
-:class:`~jaxreg.AbstractFactorization`.
+Every rate identity has the form d sigma/dt = coefficient * gamma * sigma^exponent, with the terms given by the
+model's ``rate_terms`` (a :class:`~jaxreg.RateTerms`; see each factorization's docstring for its theorem).
+:func:`rate_identity` returns both sides at a model: the left one exactly, as the directional derivative
+(``jax.jvp``) of the model's ``rate_sigma`` along the gradient-flow vector field, the right one from the theorem's
+formula with grad L(W) of the end-to-end loss. Everything here works for any :class:`~jaxreg.AbstractFactorization`.
 """
 
 from __future__ import annotations
@@ -19,6 +17,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
+from . import _validation as V
 from .factorizations import AbstractFactorization, RateTerms
 
 
@@ -303,21 +302,22 @@ def constant_gamma(t: ArrayLike, c: float, s0: float, N: int) -> Float[Array, ".
     which blows up at :func:`blowup_time` when c > 0.
 
     Arguments:
-        t: the times (any shape); for N >= 3 and c > 0, before :func:`blowup_time`.
+        t: the times (any shape).
         c: the constant gamma.
         s0: the initial value, s0 > 0.
         N: the order (number of factors), a positive integer.
 
     Returns:
-        s(t), with the shape of ``t``.
+        s(t), with the shape of ``t``; ``inf`` from :func:`blowup_time` on.
     """
-    t = jnp.asarray(t)
+    t, N = jnp.asarray(t), V.positive_int("N", N)
     if N == 1:
         return s0 + c * t
     if N == 2:
         return s0 * jnp.exp(2 * c * t)
     q = (N - 2) / N
-    return (s0 ** (-q) - c * (N - 2) * t) ** (-1.0 / q)
+    base = s0 ** (-q) - c * (N - 2) * t
+    return jnp.where(base > 0, jnp.abs(base) ** (-1.0 / q), jnp.inf)  # inf from the blow-up time on
 
 
 def blowup_time(c: float, s0: float, N: int) -> float:
