@@ -181,7 +181,7 @@ def _reproduce(args) -> int:
         config=config,
         wall_time=wall,
         status=res.get("status"),
-        extra={"size": args.size},
+        extra={"size": args.size, **res.get("extra", {})},
         fingerprint=fp,
         figures=module.plot,
     )

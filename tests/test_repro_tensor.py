@@ -1,5 +1,6 @@
 """The tensor reproductions at tiny size, through the CLI: Razin et al. 2021 (completion
-against the number of observations) and Hariz et al. 2022 (tensor rank against depth)."""
+against the number of observations); Hariz et al. 2022 (tensor rank against depth) is in
+test_repro_deep_tensor_rank.py."""
 
 import jax
 import jax.numpy as jnp
@@ -49,18 +50,6 @@ def test_masked_loss_is_the_completion_loss_of_the_first_n():
         expected = jr.tasks.tensor_completion(key, (8, 8, 8), 1, n).loss(model)
         got = tensor_completion_observations.masked_loss(model, full.train.indices, full.train.values, jnp.asarray(n))
         np.testing.assert_allclose(got, expected, rtol=1e-12)
-
-
-def test_deep_tensor_rank(tmp_path):
-    res = _reproduce(deep_tensor_rank.NAME, tmp_path)
-    assert res.dims["effective_rank"] == ("depth", "init_scale", "seed")
-    assert res.coords["depth"] == [0, 3]
-    erank, nrank, test = res["effective_rank"][:, 0], res["component_rank"][:, 0], res["test_error"][:, 0]
-    # Hariz et al.: deeper factors give a lower effective and estimated rank, and lower test error
-    assert erank[1].mean() < erank[0].mean() - 1.0, erank
-    assert nrank[1].mean() < nrank[0].mean(), nrank
-    assert test[1].mean() < test[0].mean(), test
-    assert np.all(res["loss"] < 1e-2)
 
 
 @pytest.mark.parametrize(

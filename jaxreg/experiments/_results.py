@@ -59,7 +59,7 @@ def flow_segment(problem, model, dt, num_saves, config, **kwargs):
     return gradient_flow(problem.loss, model, dt, ts=ts, **solver_options(config), **kwargs)
 
 
-def rmsprop_descent(loss, model, config, **kwargs):
+def rmsprop_descent(loss, model, config, *, learning_rate=None, **kwargs):
     """``config.num_steps`` steps of GroupRMSprop descent (:func:`jaxreg.group_rmsprop`
     with learning rate ``config.lr``) on ``loss`` from ``model``, stopped once the loss is
     below ``config.stop_at_loss``.
@@ -68,13 +68,19 @@ def rmsprop_descent(loss, model, config, **kwargs):
         loss: the loss ``model -> scalar``.
         model: the initial factorization.
         config: the frozen ``Config`` (``lr``, ``num_steps``, ``stop_at_loss``).
+        learning_rate: a number or optax schedule used instead of ``config.lr``.
         **kwargs: further keywords of :func:`jaxreg.gradient_descent` (``save_every``, ``metrics``).
 
     Returns:
         The :func:`jaxreg.gradient_descent` trajectory.
     """
     return gradient_descent(
-        loss, model, group_rmsprop(config.lr), config.num_steps, stop_at_loss=config.stop_at_loss, **kwargs
+        loss,
+        model,
+        group_rmsprop(config.lr if learning_rate is None else learning_rate),
+        config.num_steps,
+        stop_at_loss=config.stop_at_loss,
+        **kwargs,
     )
 
 
@@ -165,3 +171,10 @@ def grid_table(results, dims: tuple[str, str], header: str, row) -> str:
     ``b = coords[dims[1]][j]`` (inner loop)."""
     outer, inner = (results.coords[d] for d in dims)
     return "\n".join([header, *(row(i, a, j, b) for i, a in enumerate(outer) for j, b in enumerate(inner))])
+
+
+def cell_status(codes) -> tuple[str, int]:
+    """A grid cell's status over its runs' :class:`Status` codes: the worst (the largest
+    code) and how many runs reached their stop criterion (``converged``)."""
+    codes = np.asarray(codes)
+    return Status.name(codes.max()), int(np.sum(codes == Status.CONVERGED))

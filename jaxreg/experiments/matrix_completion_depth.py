@@ -4,7 +4,10 @@ Reconstruction error (Arora et al.'s: the mean over all entries of (W - W*)^2, i
 squared relative Frobenius error for an entry-RMS-1 target), nuclear norm and effective
 rank of the gradient-flow solution, for depths and init scales, beside the
 nuclear-norm minimization baseline min ||X||_* s.t. |X_ij - W*_ij| <= delta on the
-observed entries (cvxpy + SCS, as in the reference).
+observed entries (cvxpy + SCS, as in the reference). A flow that reaches ``t1`` or the
+solver's step cap above ``stop_at_loss`` has status ``max_steps``. ``results.json`` holds
+``findings`` per (observations, init scale) cell: whether depth 2 beats the nuclear norm
+in every seed, and the factor by which each deeper depth beats depth 2 (:func:`findings`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from ..metrics import effective_rank, nuclear_norm
 from ..sweep import sweep
 from ..tasks import matrix_completion
 from ._config import FlowTolerances, check_scalar_fields, defaults
-from ._results import run_grid_chunks, solver_options
+from ._results import cell_status, run_grid_chunks, solver_options
 
 NAME = "matrix-completion-depth"
 
@@ -66,17 +69,22 @@ class GridRun(FlowTolerances):
 
 
 @dataclasses.dataclass(frozen=True)
+@defaults(seeds=1)
 class Config(GridRun):
-    """Arora et al. 2019's setting: a 100x100 rank-5 target, 2000 observed entries."""
+    """Arora et al. 2019's grid: a 100x100 rank-5 target, 2000 and 5000 observed entries,
+    init scales 1e-3 ... 1e-6, depths 2, 3, 4; one seed at the small size (its depth-4
+    flows from init 1e-6 take ~9000 solver steps, most of the run), five at the paper size."""
 
     shape: tuple[int, int] = (100, 100)
     rank: int = 5
-    num_observed: tuple[int, ...] = (2000,)
+
+    num_observed: tuple[int, ...] = (2000, 5000)
+    init_scales: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6)
 
     TINY = dict(
-        shape=(30, 30), rank=2, num_observed=(250,), depths=(2, 3), init_scales=(1e-2,), seeds=2, stop_at_loss=1e-5
+        shape=(30, 30), rank=2, num_observed=(250,), depths=(2, 3), init_scales=(1e-2, 1e-4), seeds=2, stop_at_loss=1e-5
     )
-    PAPER = dict(num_observed=(2000, 5000), init_scales=(1e-3, 1e-4, 1e-5, 1e-6), seeds=5)
+    PAPER = dict(seeds=5)
 
     def __post_init__(self):
         check_grid_config(self, "num_observed")
@@ -160,6 +168,8 @@ def run_grid(
     def step(state, k):
         n, depth = cells[k]
         err, nuc, erank, status, t_end = cell(n, depth)
+        # a flow that reached t1 (or the solver's step cap) above stop_at_loss missed its stop
+        status = jnp.where(status == Status.COMPLETED, Status.MAX_STEPS, status)
         out = {"error": err, "nuclear_norm": nuc, "effective_rank": erank, "status": status, "time": t_end}
         if config.baseline and depth == config.depths[0]:
             problems = [jax.tree_util.tree_map(lambda x: x[i], problems_with(n)) for i in range(config.seeds)]
@@ -182,17 +192,53 @@ def run_grid(
         for k in ("baseline_error", "baseline_nuclear_norm", "baseline_effective_rank"):
             arrays[k] = ((count_dim, "seed"), np.stack([outs[i * nd][k] for i in range(nn)]))
     status = grid("status").transpose(3, 0, 1, 2).reshape(config.seeds, -1).max(axis=1)
-    return {
-        "arrays": arrays,
-        "coords": {
-            count_dim: list(counts),
-            "depth": list(config.depths),
-            "init_scale": list(config.init_scales),
-            "seed": list(range(config.seeds)),
-        },
-        "status": Status.names(status),
-        "wall_time": wall,
+    coords = {
+        count_dim: list(counts),
+        "depth": list(config.depths),
+        "init_scale": list(config.init_scales),
+        "seed": list(range(config.seeds)),
     }
+    out = {"arrays": arrays, "coords": coords, "status": Status.names(status), "wall_time": wall}
+    if config.baseline:
+        out["extra"] = {"findings": findings({k: v[1] for k, v in arrays.items()}, coords, count_dim)}
+    return out
+
+
+def findings(arrays, coords, count_dim: str) -> dict:
+    """Per (count, init scale) cell, from the errors ``e`` (seed means unless said):
+    ``depth_D_beats_nuclear_norm`` (D = the first depth): e_D below the nuclear-norm
+    solution's error in every seed; ``nuclear_over_depth_D`` = e_nuc / e_D (above 1: depth
+    D is better); ``depth_D_over_depth_d`` = e_D / e_d for every deeper d (the factor by
+    which depth d beats depth D); ``runs_reached_stop_loss`` and ``runs``, over every depth
+    and seed of the cell.
+
+    Arguments:
+        arrays: name -> array, ``error`` and ``status`` (count, depth, init_scale, seed),
+            ``baseline_error`` (count, seed).
+        coords: the coordinates of ``count_dim``, ``depth``, ``init_scale`` and ``seed``.
+        count_dim: the name of the count dimension.
+
+    Returns:
+        ``{"cells": {count: {init_scale: {...}}}}`` with string keys (``f"{x:g}"``).
+    """
+    err, base = np.asarray(arrays["error"]), np.asarray(arrays["baseline_error"])
+    reached = (np.asarray(arrays["status"]) == Status.CONVERGED).sum(axis=(1, 3))
+    d0 = coords["depth"][0]
+    cells = {}
+    for i, n in enumerate(coords[count_dim]):
+        row = cells[str(n)] = {}
+        for j, s in enumerate(coords["init_scale"]):
+            e0 = err[i, 0, j]
+            cell = {
+                f"depth_{d0}_beats_nuclear_norm": bool(np.all(e0 < base[i])),
+                f"nuclear_over_depth_{d0}": float(base[i].mean() / e0.mean()),
+            }
+            for d_i, d in enumerate(coords["depth"][1:], 1):
+                cell[f"depth_{d0}_over_depth_{d}"] = float(e0.mean() / err[i, d_i, j].mean())
+            cell["runs_reached_stop_loss"] = int(reached[i, j])
+            cell["runs"] = int(err.shape[1] * err.shape[3])
+            row[f"{s:g}"] = cell
+    return {"cells": cells}
 
 
 def plot(results, out_dir):
@@ -237,23 +283,31 @@ def summary(results) -> str:
 
 
 def summary_grid(results, count_dim: str) -> str:
-    """One line per (count, depth, init scale) cell; with the baseline, ``beats nuc.``
-    says whether the cell's error is below the nuclear-norm solution's in every seed."""
+    """One line per (count, depth, init scale) cell: error, nuclear norm and effective
+    rank (seed means), ``vs first`` = the first depth's mean error over this depth's, the
+    cell's worst status and how many seeds reached ``stop_at_loss``; with the baseline,
+    ``beats nuc.`` says whether the cell's error is below the nuclear-norm solution's in
+    every seed."""
     c = results.coords
     base = "baseline_error" in results.arrays
+    first = f"vs d{c['depth'][0]}"
     lines = [
         f"{'count':>6} {'depth':>8} {'init':>8} {'error (mean +- std)':>24} {'nuclear':>9} {'eff. rank':>9}"
         + (f" {'beats nuc.':>10}" if base else "")
+        + f" {first:>8} {'status':>10} {'reached':>7}"
     ]
     for i, n in enumerate(c[count_dim]):
         for d_i, d in enumerate(c["depth"]):
             for s_i, s in enumerate(c["init_scale"]):
                 e = results["error"][i, d_i, s_i]
                 beats = f" {'yes' if np.all(e < results['baseline_error'][i]) else 'no':>10}" if base else ""
+                worst, reached = cell_status(results["status"][i, d_i, s_i])
                 lines.append(
                     f"{n:>6} {d:>8} {s:>8.0e} {e.mean():>12.3e} +- {e.std():<9.2e} "
                     f"{results['nuclear_norm'][i, d_i, s_i].mean():>9.1f} "
-                    f"{results['effective_rank'][i, d_i, s_i].mean():>9.2f}" + beats
+                    f"{results['effective_rank'][i, d_i, s_i].mean():>9.2f}"
+                    + beats
+                    + f" {results['error'][i, 0, s_i].mean() / e.mean():>7.1f}x {worst:>10} {reached:>3}/{len(e)}"
                 )
         if base:
             e = results["baseline_error"][i]
