@@ -1,7 +1,8 @@
 """Gradient flow of 64 seeds at once: jaxreg (diffrax Tsit5 under jax.vmap) against
 torchdiffeq (dopri5) and torchode (Tsit5, a step size per seed), at equal trajectory error.
 
-Problems (float64, the same observations for every seed, seeds differ in the init):
+Problems (float64, the same observations for every seed, seeds differ in the init;
+jaxreg sweeps the seeds over one XLA CPU device per core, torch uses its default threads):
   matrix: depth-3 100x100 completion, 2000 observations, init 1e-3, t1 = 1200;
   cp:     order 4, dims 10, rank 100, 2000 observations, init 0.1, t1 = 5e5 (the loss falls
           from 1.1e-4 to about 1e-6; ||W*||_F = 1).
@@ -19,7 +20,8 @@ solver's wall time and function evaluations at the target error (--target), from
 cheapest rung that reaches it. Function evaluations: torchdiffeq counted in the vector
 field, torchode's per-seed ``n_f_evals``; diffrax's Tsit5 makes 6 per step attempt (FSAL),
 so steps x 6 (+ 2 for the initial step size). Under vmap every seed is evaluated until the
-slowest seed finishes, so jaxreg's evaluations are seeds x max(steps) x 6; the per-seed
+slowest seed of its device finishes, so jaxreg's evaluations are 6 x the sum over devices
+of (seeds there) x (their max steps); the per-seed
 steps (sum, max) are reported too: the cost of batching seeds (torchode pays it as well:
 it masks finished seeds but evaluates the whole batch each step; torchdiffeq solves one
 ODE with one step size for all seeds). Wall times are medians over --repeats runs
@@ -67,7 +69,9 @@ def setup(case):
 
 
 def jaxreg_solver(case, problem, make, t1, ts, solver=None):
-    """jit(vmap) of one seed's flow: (keys, rtol, atol) -> (W at ts (S, SAVES, -1), steps (S,), status (S,))."""
+    """(keys, rtol, atol) -> (W at ts (S, SAVES, -1), steps (S,), status (S,)): one seed's
+    flow under ``jr.sweep`` (the seeds sharded over the host devices, one vmap each:
+    every device's loop runs until its slowest seed is done)."""
 
     def one(key, rtol, atol):
         traj = jr.gradient_flow(
@@ -83,7 +87,13 @@ def jaxreg_solver(case, problem, make, t1, ts, solver=None):
         )
         return traj.metrics, traj.num_steps, traj.status
 
-    return jax.jit(jax.vmap(one, in_axes=(0, None, None)))
+    def run(keys, rtol, atol):
+        n = keys.shape[0]
+        share = -(-n // len(jax.devices()))
+        tol = (jnp.full((n,), rtol), jnp.full((n,), atol))  # traced: a new rtol never recompiles
+        return jr.sweep(one, keys, *tol, chunk_size=share)
+
+    return run
 
 
 def torch_rhs(case, problem, shapes, counter):
@@ -161,13 +171,15 @@ def run_case(case, args) -> dict:
     def run_jaxreg(rtol):
         w, steps, status = jax.block_until_ready(jx(keys, rtol, rtol / 100))
         steps = np.asarray(steps)
+        share = -(-args.seeds // len(jax.devices()))
+        iterations = sum(len(c) * int(c.max()) for c in np.split(steps, range(share, args.seeds, share)))
         return {
             "error": error(w),
             "ok": bool(np.all(np.asarray(status) == 0)),
             "steps_sum": int(steps.sum()),
             "steps_max": int(steps.max()),
-            "loop_iterations_x_seeds": int(steps.max()) * args.seeds,
-            "f_evals": (6 * int(steps.max()) + 2) * args.seeds,
+            "loop_iterations_x_seeds": iterations,
+            "f_evals": 6 * iterations + 2 * args.seeds,
             "f_evals_per_seed_needed": int(6 * steps.sum() + 2 * args.seeds),
         }
 
@@ -265,7 +277,12 @@ def main():
         import torchode  # noqa: F401
     except ImportError as e:
         sys.exit(f"flow_vs_torch.py needs the bench extra (pip install -e '.[bench]'): {e}")
-    print(f"jax {jax.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads)", flush=True)
+    torch_info = {
+        "version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "OMP_WAIT_POLICY": os.environ["OMP_WAIT_POLICY"],  # PASSIVE unless set, see throughput.py
+    }
+    print(f"jax {jax.__version__} on {len(jax.devices())} devices, torch {torch_info}", flush=True)
     t0 = time.perf_counter()
     results = []
     for case in args.cases.split(","):
@@ -274,6 +291,10 @@ def main():
     out = {
         "command": " ".join(["python", "benchmarks/flow_vs_torch.py", *sys.argv[1:]]),
         "seeds": args.seeds,
+        "jax_devices": len(jax.devices()),
+        "ref_seeds": args.ref_seeds,
+        "rtols": args.rtols,
+        "torch": torch_info,
         "target_error": args.target,
         "repeats": args.repeats,
         "load_average_at_end": os.getloadavg(),

@@ -59,6 +59,13 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
         os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={_host_devices_from_argv()}"
     ).strip()
 
+# torch's OpenMP threads spin while they wait for work. On a machine busier than its
+# cores that made one torch step about 18x slower (depth-3 100x100, 4 seeds, float64,
+# 2 threads, load 32 on 2 cores: 0.71 s per gradient, 0.040 s with passive waiting), a
+# measure of the load, not of torch. Both benchmarks therefore wait passively unless
+# OMP_WAIT_POLICY is set (ACTIVE restores torch's default); set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -413,7 +420,11 @@ def main():
     try:
         import torch
 
-        torch_info = {"version": torch.__version__, "threads": torch.get_num_threads()}
+        torch_info = {
+            "version": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "OMP_WAIT_POLICY": os.environ["OMP_WAIT_POLICY"],
+        }
     except ImportError:
         torch_info = None
         print("torch not installed (pip install -e '.[bench]'): jaxreg and the ceiling only", flush=True)
