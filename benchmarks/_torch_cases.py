@@ -90,12 +90,12 @@ def lookup_predict(case: str, ws: list[torch.Tensor], data: dict) -> torch.Tenso
     return (x01 * x23) @ ws[6]
 
 
-def torch_data(idx: np.ndarray, values: np.ndarray, shape: tuple[int, ...]) -> dict:
-    """Observed indices and values as torch tensors (float32 values)."""
+def torch_data(idx: np.ndarray, values: np.ndarray, shape: tuple[int, ...], dtype=np.float32) -> dict:
+    """Observed indices and values (in ``dtype``) as torch tensors."""
     idx_t = torch.from_numpy(idx.astype(np.int64))
     return {
         "idx": idx_t,
         "flat": torch.from_numpy(flat_indices(idx, shape)),
-        "y": torch.from_numpy(np.array(values, np.float32)),
-        "one_hot": torch.nn.functional.one_hot(idx_t, max(shape)).float(),
+        "y": torch.from_numpy(np.array(values, dtype)),
+        "one_hot": torch.nn.functional.one_hot(idx_t, max(shape)).to(torch.from_numpy(np.zeros(0, dtype)).dtype),
     }

@@ -101,8 +101,8 @@ def torch_rhs(case, problem, shapes, counter):
     import torch
     from _torch_cases import dense_predict, torch_data
 
-    data = torch_data(np.asarray(problem.train.indices), np.asarray(problem.train.values), problem.shape)
-    flat, target = data["flat"], data["y"].double()
+    data = torch_data(np.asarray(problem.train.indices), np.asarray(problem.train.values), problem.shape, np.float64)
+    flat, target = data["flat"], data["y"]
     sizes = [math.prod(s) for s in shapes]
 
     def f(y):
