@@ -1,26 +1,36 @@
-"""Seed-sweep throughput: jaxreg (vmapped GD in lax.scan) against a reference-style
-PyTorch loop (eager, one seed after another, one Python iteration per step, same math,
-same observations).
+"""Seed-sweep throughput: jaxreg (vmapped GD in lax.scan) against three PyTorch
+baselines and a batched-matmul ceiling, all measured in the same run.
 
-Cases (float32, full-batch GD):
+Cases (float32, full-batch GD, lr 1e-2, 64 seeds):
   matrix: depth-3 100x100 completion, 2000 observations;
   cp:     order 4, dims 10, rank 1000, 2000 observations;
   htf:    hierarchical, order 4, dims 16, widths (64, 64), 2048 observations (HT target).
-jaxreg runs the seeds two ways: ``jax.vmap`` on one device, and ``jr.sweep`` (the
-library's seed sweep) over every device. On a CPU host the script exposes one XLA
-device per core (XLA_FLAGS=--xla_force_host_platform_device_count=CORES, set before
-jax is imported; this is how to run sweeps on a multi-core CPU: XLA runs the small
-batched matmuls of one device on one core, so a single CPU device leaves the other
-cores idle). On a GPU machine the flag only adds CPU devices; the sweep uses the GPU.
 
-Prints seed-steps/s for both and their ratio to the torch loop (medians over repeats,
-measured in the same run), jaxreg's GFLOP/s (XLA's flop count of one vmapped step, per
-seed-step) as a fraction of a batched-matmul ceiling measured in the same run (the best
-of one device and all devices), and the compile time; saves
-benchmarks/results/throughput[_TAG].json.
+Implementations (every one starts from jaxreg's initial parameters of the same seeds; the
+final parameters of seed 0 are compared with jaxreg's, ``agreement`` in the JSON):
+  jaxreg: ``jax.vmap`` on one device, and ``jr.sweep`` (the library's seed sweep) over
+    every device. On a CPU host the script exposes one XLA device per core
+    (XLA_FLAGS=--xla_force_host_platform_device_count=CORES, set before jax is
+    imported: XLA runs one CPU device's small batched matmuls on one core);
+  (a) authors: the authors' public code style, one seed after another, one eager Python
+    iteration per step (files cited in benchmarks/_torch_cases.py);
+  (b) batched: jaxreg's algorithm (dense W, one flat gather) with all seeds in parallel,
+    four ways: parameters stacked per seed with batched matmuls (autograd + torch.optim.SGD),
+    ``torch.func.vmap(torch.func.grad(loss))``, and each of the two as one
+    ``torch.compile``d step. The fastest is the headline baseline;
+  (c) lookup: per-observation row lookups, one seed, eager (the earlier baseline; context).
+Ceiling: the batched matmuls one step of the case performs (forward and backward, at the
+case's own shapes, all seeds), alone in one jit, on one device and sharded over all;
+the better by median, with its spread over >= 5 repeats.
 
-    python benchmarks/throughput.py [--seeds 64] [--steps 200] [--repeats 3] [--tag cpu] [--host-devices N]
-                                    [--chunk-sizes share,1]
+Timing: every implementation is compiled / warmed up first, then the repeats are
+interleaved (round r times every implementation once), so that a change of load hits all
+of them alike; rates are medians over the repeats, in seed-steps/s.
+
+    python benchmarks/throughput.py [--seeds 64] [--steps 50] [--repeats 5] [--tag cpu] [--quick]
+                                    [--cases matrix,cp,htf] [--chunk-sizes share,1] [--host-devices N]
+
+Saves benchmarks/results/throughput_TAG.json (``--quick``: a smoke run, tag ``quick``).
 """
 
 from __future__ import annotations
@@ -49,16 +59,33 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
         os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={_host_devices_from_argv()}"
     ).strip()
 
-import equinox as eqx  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
+# torch's OpenMP threads spin while they wait for work. On a machine busier than its
+# cores that made one torch step about 18x slower (depth-3 100x100, 4 seeds, float64,
+# 2 threads, load 32 on 2 cores: 0.71 s per gradient, 0.040 s with passive waiting), a
+# measure of the load, not of torch. Both benchmarks therefore wait passively unless
+# OMP_WAIT_POLICY is set (ACTIVE restores torch's default); set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import jaxreg as jr  # noqa: E402
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+import jaxreg as jr
 
 LR = 1e-2
+# (m, k, n) of every matmul of one loss-and-gradient step on jaxreg's dense route
+MATMULS = {
+    # W = W3 (W2 W1); backward: four more 100^3 products
+    "matrix": [(100, 100, 100)] * 6,
+    # W_(01;23) = KR(A1, A2) KR(A3, A4)^T; backward: G KR(A3, A4) and G^T KR(A1, A2)
+    "cp": [(100, 1000, 100), (100, 100, 1000), (100, 100, 1000)],
+    # X01 = KR(M1, M2) M01, X23 likewise, W = X01 diag(w) X23^T; backward: G X23, G^T X01,
+    # and per internal node KR^T dX (its matrix) and dX M^T (its leaves)
+    "htf": [(256, 64, 64)] * 2 + [(256, 64, 256)] + [(256, 256, 64)] * 2 + [(64, 256, 64), (256, 64, 64)] * 2,
+}
 
 
 def _f32(tree):
@@ -89,25 +116,11 @@ def setup(case):
     return _f32(problem), make
 
 
-def matmul_ceiling(seeds, repeats, sizes=(128, 256, 512)):
-    """GFLOP/s of a float32 batched matmul (seeds, n, n) @ (seeds, n, n) in one jit, for
-    each n in ``sizes``, on one device and sharded over all devices: the best of all
-    (a practical ceiling for this machine and load, not a theoretical peak)."""
-    best = 0.0
-    for n in sizes:
-        a = jax.random.normal(jax.random.key(0), (seeds, n, n), jnp.float32)
-        f = jax.jit(lambda x: x @ x)
-        inputs = [a]
-        if len(jax.devices()) > 1 and seeds % len(jax.devices()) == 0:
-            mesh = Mesh(np.asarray(jax.devices()), ("s",))
-            inputs.append(jax.device_put(a, NamedSharding(mesh, PartitionSpec("s"))))
-        for x in inputs:
-            jax.block_until_ready(f(x))
-            for _ in range(max(repeats, 3)):
-                t = time.perf_counter()
-                jax.block_until_ready(f(x))
-                best = max(best, 2 * seeds * n**3 / (time.perf_counter() - t) / 1e9)
-    return best
+def param_list(case, model) -> list:
+    """The model's parameters in the layout of benchmarks/_torch_cases.py."""
+    if case == "htf":
+        return [*model.leaf_matrices, *model.node_matrices, model.output]
+    return list(model.factors)
 
 
 def step_flops(problem, make, seeds):
@@ -126,109 +139,268 @@ def step_flops(problem, make, seeds):
     return float(cost["flops"]) / seeds
 
 
-def _median_rate(f, seeds, steps, repeats):
-    """(seed-steps/s median over repeats, first-call seconds = compile + one run)."""
-    t = time.perf_counter()
-    losses = jax.block_until_ready(f())
-    first_s = time.perf_counter() - t
-    assert losses.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(losses))), (losses.dtype, losses)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(f())
-        times.append(time.perf_counter() - t)
-    return seeds * steps / statistics.median(times), first_s
+def ceiling_runners(case, seeds) -> dict:
+    """The case's matmuls alone (all seeds, one jit): on one device and sharded over all."""
+    keys = jax.random.split(jax.random.key(2), 2 * len(MATMULS[case]))
+    pairs = [
+        (jax.random.normal(keys[2 * i], (seeds, m, k)), jax.random.normal(keys[2 * i + 1], (seeds, k, n)))
+        for i, (m, k, n) in enumerate(MATMULS[case])
+    ]
+    f = jax.jit(lambda ps: [a @ b for a, b in ps])
+    layouts = {"one_device": pairs}
+    if len(jax.devices()) > 1 and seeds % len(jax.devices()) == 0:
+        sharding = NamedSharding(Mesh(np.asarray(jax.devices()), ("s",)), PartitionSpec("s"))
+        layouts["all_devices"] = jax.device_put(pairs, sharding)
+
+    def runner(ps):
+        return lambda: (jax.block_until_ready(f(ps)), seeds)[1]
+
+    return {f"ceiling_{name}": runner(ps) for name, ps in layouts.items()}
 
 
-def jax_rates(case, seeds, steps, repeats, chunk_sizes):
-    """jaxreg's rate with vmap on one device and with jr.sweep over all devices, for
-    each chunk size ("share": the per-device share ceil(seeds / devices), i.e. one vmap
-    per device; 1: a lax.map over single runs, which keeps one run's working set in
-    cache and is jr.sweep's default on several CPU devices)."""
+def jax_runners(case, seeds, steps, chunk_sizes) -> dict:
+    """jaxreg with vmap on one device and with jr.sweep over all devices, per chunk size
+    ("share": ceil(seeds / devices), one vmap per device; 1: a lax.map over single runs)."""
     problem, make = setup(case)
 
     def run(key):
-        model = make(key)
-        dtypes = {x.dtype for x in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))}
-        assert dtypes == {jnp.dtype(jnp.float32)}, dtypes  # float32 really is what runs
-        return jr.gradient_descent(problem.loss, model, optax.sgd(LR), steps, save_every=steps).loss
+        return jr.gradient_descent(problem.loss, make(key), optax.sgd(LR), steps, save_every=steps)
 
     keys = jax.random.split(jax.random.key(1), seeds)
     vmapped = jax.jit(jax.vmap(run))
-    vmap_rate, compile_s = _median_rate(lambda: vmapped(keys), seeds, steps, repeats)
-    sweep_rates = {}
+
+    def timed(f, name):
+        def go():
+            loss = jax.block_until_ready(f().loss)
+            assert loss.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(loss))), (name, loss)
+            return seeds * steps
+
+        return go
+
+    runners = {"jaxreg_vmap_one_device": timed(lambda: vmapped(keys), "jaxreg_vmap_one_device")}
     for chunk in chunk_sizes:
         size = -(-seeds // len(jax.devices())) if chunk == "share" else int(chunk)
-        sweep_rates[chunk] = _median_rate(lambda: jr.sweep(run, keys, chunk_size=size), seeds, steps, repeats)[0]
-    return vmap_rate, sweep_rates, compile_s, step_flops(problem, make, seeds)
+        name = f"jaxreg_sweep_chunk_{chunk}"
+        runners[name] = timed(lambda size=size: jr.sweep(run, keys, chunk_size=size), name)
+    return runners
 
 
-def torch_rate(case, seeds, steps, repeats, device):
-    """Reference style: one seed after another, an eager Python iteration per step,
-    entries gathered at the observed indices (the references' forward pass)."""
+def torch_runners(case, seeds, steps, lookup_steps, compile_variants) -> dict:
+    """The PyTorch baselines (a), (b) and (c), from jaxreg's initial parameters."""
     import torch
+    from _torch_cases import authors_predict, dense_predict, lookup_predict, torch_data
 
-    torch.manual_seed(0)
-    problem, _ = setup(case)
-    idx = torch.from_numpy(np.asarray(problem.train.indices).astype(np.int64)).to(device)
-    y = torch.from_numpy(np.array(problem.train.values)).to(device)
+    problem, make = setup(case)
+    keys = jax.random.split(jax.random.key(1), seeds)
+    p0 = [np.asarray(p) for p in param_list(case, jax.jit(jax.vmap(make))(keys))]
+    data = torch_data(np.asarray(problem.train.indices), np.asarray(problem.train.values), problem.shape)
+    flat, y = data["flat"], data["y"]
 
-    def params():
-        if case == "matrix":
-            std = (1e-3**2 / (100 * 100**2)) ** (1 / 6)
-            return [torch.randn(100, 100) * std for _ in range(3)]
-        if case == "cp":
-            return [torch.randn(10, 1000) * 5e-3 for _ in range(4)]
-        return (
-            [torch.randn(16, 64) * 1e-2 for _ in range(4)]
-            + [torch.randn(64, 64) * 1e-2 for _ in range(2)]
-            + [torch.randn(64) * 1e-2]
-        )
+    def one_seed(predict, n_steps):
+        counter = [0]
 
-    def predict(ws):
-        if case == "matrix":
-            w = ws[2] @ ws[1] @ ws[0]
-            return w[idx[:, 0], idx[:, 1]]
-        if case == "cp":
-            prod = ws[0][idx[:, 0]]
-            for n in range(1, 4):
-                prod = prod * ws[n][idx[:, n]]
-            return prod.sum(-1)
-        leaves, nodes, out = ws[:4], ws[4:6], ws[6]
-        x01 = (leaves[0][idx[:, 0]] * leaves[1][idx[:, 1]]) @ nodes[0]
-        x23 = (leaves[2][idx[:, 2]] * leaves[3][idx[:, 3]]) @ nodes[1]
-        return (x01 * x23) @ out
+        def go():
+            seed = counter[0] % seeds  # one seed per loop, in turn
+            counter[0] += 1
+            ws = [torch.tensor(p[seed]).requires_grad_() for p in p0]
+            opt = torch.optim.SGD(ws, lr=LR)
+            for _ in range(n_steps):  # one eager Python iteration per step
+                opt.zero_grad()
+                loss = ((predict(case, ws, data) - y) ** 2).mean()
+                loss.backward()
+                opt.step()
+            return n_steps
 
-    def one_seed():
-        ws = [w.to(device).requires_grad_() for w in params()]
-        opt = torch.optim.SGD(ws, lr=LR)
-        for _ in range(steps):  # the reference: one eager Python iteration per step
-            opt.zero_grad()
-            loss = ((predict(ws) - y) ** 2).mean()
-            loss.backward()
-            opt.step()
-        if device != "cpu":
-            torch.cuda.synchronize()
-        return loss.item()
+        return go
 
-    per_repeat = max(1, min(seeds, 4))
-    assert np.isfinite(one_seed())
-    times = []
-    for _ in range(repeats):
+    def batched_loss(ws):
+        return ((dense_predict(case, ws, flat) - y) ** 2).mean(-1).sum()
+
+    def stacked_autograd():
+        def go():
+            ws = [torch.tensor(p).requires_grad_() for p in p0]
+            opt = torch.optim.SGD(ws, lr=LR)
+            for _ in range(steps):
+                opt.zero_grad()
+                batched_loss(ws).backward()
+                opt.step()
+            return seeds * steps
+
+        return go
+
+    def one_loss(ws, flat, y):
+        return ((dense_predict(case, ws, flat) - y) ** 2).mean()
+
+    vmap_grad = torch.func.vmap(torch.func.grad(one_loss), in_dims=(0, None, None))
+    stacked_grad = torch.func.grad(batched_loss)
+    steps_fn = {
+        "stacked": lambda ws: [w - LR * g for w, g in zip(ws, stacked_grad(ws))],
+        "vmap": lambda ws: [w - LR * g for w, g in zip(ws, vmap_grad(ws, flat, y))],
+    }
+
+    def functional(step):
+        def go():
+            ws = [torch.tensor(p) for p in p0]
+            with torch.no_grad():
+                for _ in range(steps):
+                    ws = step(ws)
+            return seeds * steps
+
+        return go
+
+    runners = {
+        "a_authors": one_seed(authors_predict, steps),
+        "b_stacked": stacked_autograd(),
+        "b_vmap": functional(steps_fn["vmap"]),
+    }
+    for kind in compile_variants:
+        runners[f"b_{kind}_compiled"] = functional(torch.compile(steps_fn[kind]))
+    runners["c_lookup"] = one_seed(lookup_predict, lookup_steps)
+    return runners
+
+
+def measure(runners: dict, rounds: dict) -> tuple[dict, dict]:
+    """(rates per runner over its rounds, first-call seconds per runner): every runner
+    called once to compile / warm up, then ``max(rounds)`` interleaved rounds."""
+    first, rates = {}, {name: [] for name in runners}
+    for name, fn in runners.items():
         t = time.perf_counter()
-        for _ in range(per_repeat):
-            one_seed()
-        times.append(time.perf_counter() - t)
-    return per_repeat * steps / statistics.median(times)
+        fn()
+        first[name] = time.perf_counter() - t
+        print(f"  warm-up {name}: {first[name]:.1f} s", flush=True)
+    for r in range(max(rounds.values())):
+        for name, fn in runners.items():
+            if r < rounds[name]:
+                t = time.perf_counter()
+                n = fn()
+                rates[name].append(n / (time.perf_counter() - t))
+    return rates, first
+
+
+def gradient_agreement(case, seeds) -> dict:
+    """||g_impl - g_jaxreg|| / ||g_jaxreg||: each torch implementation's loss gradient at
+    seed 0's initial parameters against jax.grad of jaxreg's loss (float32; (b) through
+    its batched code over all seeds, seed 0's slice). At these small inits the timed
+    steps move the parameters by little more than float32 roundoff, so final parameters
+    would compare roundoff; the gradients are compared instead."""
+    import torch
+    from _torch_cases import authors_predict, dense_predict, lookup_predict, torch_data
+
+    problem, make = setup(case)
+    keys = jax.random.split(jax.random.key(1), seeds)
+    model = make(keys[0])
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    g_jax = param_list(case, jax.grad(lambda p: problem.loss(eqx.combine(p, static)))(params))
+    g_jax = [np.asarray(g, np.float64) for g in g_jax]
+    data = torch_data(np.asarray(problem.train.indices), np.asarray(problem.train.values), problem.shape)
+    stacked = [torch.tensor(np.asarray(p)) for p in param_list(case, jax.jit(jax.vmap(make))(keys))]
+
+    def rel(gs):
+        gs = [g.detach().numpy().astype(np.float64) for g in gs]
+        return float(np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(gs, g_jax)) / sum(np.sum(b**2) for b in g_jax)))
+
+    def one(predict):
+        ws = [w[0].clone().requires_grad_() for w in stacked]
+        ((predict(case, ws, data) - data["y"]) ** 2).mean().backward()
+        return rel([w.grad for w in ws])
+
+    ws = [w.clone().requires_grad_() for w in stacked]
+    ((dense_predict(case, ws, data["flat"]) - data["y"]) ** 2).mean(-1).sum().backward()
+    vmapped = torch.func.vmap(
+        torch.func.grad(lambda ws, flat, y: ((dense_predict(case, ws, flat) - y) ** 2).mean()), in_dims=(0, None, None)
+    )(stacked, data["flat"], data["y"])
+    out = {
+        "a_authors": one(authors_predict),
+        "b_stacked": rel([w.grad[0] for w in ws]),
+        "b_vmap": rel([g[0] for g in vmapped]),
+        "c_lookup": one(lookup_predict),
+    }
+    assert max(out.values()) < 1e-4, out  # float32 roundoff is about 1e-7 here
+    return out
+
+
+def _summary(rates):
+    return {"median": statistics.median(rates), "min": min(rates), "max": max(rates), "repeats": len(rates)}
+
+
+def run_case(case, args, chunk_sizes, use_torch) -> dict:
+    runners = jax_runners(case, args.seeds, args.steps, chunk_sizes)
+    if use_torch:
+        runners |= torch_runners(
+            case, args.seeds, args.steps, args.lookup_steps, [c for c in args.compile.split(",") if c]
+        )
+    runners |= ceiling_runners(case, args.seeds)
+    rounds = {name: max(args.repeats, 5) if name.startswith("ceiling") else args.repeats for name in runners}
+    rates, first = measure(runners, rounds)
+    med = {name: statistics.median(r) for name, r in rates.items()}
+    jax_names = [n for n in med if n.startswith("jaxreg")]
+    best_jax = max(jax_names, key=med.get)
+    ceiling_name = max((n for n in med if n.startswith("ceiling")), key=med.get)
+    matmul_flops = sum(2 * m * k * n for m, k, n in MATMULS[case])
+    problem, make = setup(case)
+    flops = step_flops(problem, make, args.seeds)
+    row = {
+        "case": case,
+        "seed_steps_per_s": {name: _summary(r) for name, r in rates.items()},
+        "first_call_s": first,
+        "jaxreg_best": best_jax,
+        "jaxreg_seed_steps_per_s": med[best_jax],
+        "ceiling_layout": ceiling_name,
+        "ceiling_seed_steps_per_s": med[ceiling_name],
+        "ceiling_gflops": {
+            k: v * matmul_flops / 1e9 for k, v in _summary(rates[ceiling_name]).items() if k != "repeats"
+        },
+        "matmul_flops_per_seed_step": matmul_flops,
+        "fraction_of_ceiling": med[best_jax] / med[ceiling_name],
+        "jaxreg_xla_flops_per_seed_step": flops,
+        "jaxreg_gflops": flops * med[best_jax] / 1e9,
+    }
+    if use_torch:
+        b_names = [n for n in med if n.startswith("b_")]
+        best_b = max(b_names, key=med.get)
+        row |= {
+            "b_best": best_b,
+            "ratio_vs_a_authors": med[best_jax] / med["a_authors"],
+            "ratio_vs_b_best": med[best_jax] / med[best_b],
+            "ratio_vs_b": {n: med[best_jax] / med[n] for n in b_names},
+            "ratio_vs_c_lookup": med[best_jax] / med["c_lookup"],
+            "ratio_one_device_vmap_vs_b_best": med["jaxreg_vmap_one_device"] / med[best_b],
+            "gradient_agreement": gradient_agreement(case, args.seeds),
+        }
+    return row
+
+
+def _print_row(row):
+    r = row["seed_steps_per_s"]
+    print(f"{row['case']}: seed-steps/s (median [min, max] over repeats)")
+    for name, s in r.items():
+        print(f"  {name:28s} {s['median']:10.1f}  [{s['min']:.1f}, {s['max']:.1f}]")
+    c = row["ceiling_gflops"]
+    print(
+        f"  jaxreg best ({row['jaxreg_best']}) = {row['fraction_of_ceiling']:.0%} of the matmul ceiling "
+        f"({c['median']:.1f} GFLOP/s, spread {c['min']:.1f}-{c['max']:.1f}); XLA count {row['jaxreg_gflops']:.1f} GFLOP/s"
+    )
+    if "b_best" in row:
+        print(
+            f"  ratios: vs (a) authors {row['ratio_vs_a_authors']:.2f}x, vs (b) best ({row['b_best']}) "
+            f"{row['ratio_vs_b_best']:.2f}x, vs (c) lookup {row['ratio_vs_c_lookup']:.1f}x; "
+            f"gradient agreement {max(row['gradient_agreement'].values()):.1e}",
+            flush=True,
+        )
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=50, help="GD steps per timed call (seed-parallel implementations)")
+    ap.add_argument("--lookup-steps", type=int, default=20, help="steps per timed call of the (c) lookup loop")
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--cases", default="matrix,cp,htf")
     ap.add_argument("--tag", default="cpu")
+    ap.add_argument("--compile", default="stacked,vmap", help="(b) variants to torch.compile (comma-separated)")
+    ap.add_argument(
+        "--quick", action="store_true", help="smoke run: 8 seeds, 5 steps, 2 repeats, no torch.compile, tag 'quick'"
+    )
     ap.add_argument(
         "--chunk-sizes",
         default="share,1",
@@ -241,66 +413,48 @@ def main():
         help="CPU devices to expose (default: one per core; read before jax is imported)",
     )
     args = ap.parse_args()
+    if args.quick:
+        args.seeds, args.steps, args.lookup_steps, args.repeats, args.tag = 8, 5, 2, 2, "quick"
+        args.compile = ""  # torch.compile takes tens of seconds per variant
+    sys.path.insert(0, str(Path(__file__).parent))
     try:
         import torch
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        torch_info = {
+            "version": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "OMP_WAIT_POLICY": os.environ["OMP_WAIT_POLICY"],
+        }
     except ImportError:
-        torch, device = None, None
+        torch_info = None
+        print("torch not installed (pip install -e '.[bench]'): jaxreg and the ceiling only", flush=True)
     ndev = len(jax.devices())
-    print(f"jax {jax.__version__} on {ndev} {jax.default_backend()} device(s); torch on {device}", flush=True)
+    print(f"jax {jax.__version__} on {ndev} {jax.default_backend()} device(s); torch {torch_info}", flush=True)
+    t0 = time.perf_counter()
     rows = []
     for case in args.cases.split(","):
-        vmap_rate, sweep_rates, compile_s, flops = jax_rates(
-            case, args.seeds, args.steps, args.repeats, args.chunk_sizes.split(",")
-        )
-        chunk, sweep_rate = max(sweep_rates.items(), key=lambda kv: kv[1])
-        ceiling = matmul_ceiling(args.seeds, args.repeats)  # right after, same load
-        th = torch_rate(case, args.seeds, args.steps, args.repeats, device) if torch is not None else None
-        best = max(vmap_rate, sweep_rate)
-        gflops = flops * best / 1e9
-        rows.append(
-            {
-                "case": case,
-                "jaxreg_seed_steps_per_s": best,
-                "jaxreg_vmap_one_device_seed_steps_per_s": vmap_rate,
-                "jaxreg_sweep_all_devices_seed_steps_per_s": sweep_rate,
-                "sweep_chunk_size": chunk,
-                "sweep_seed_steps_per_s_by_chunk_size": sweep_rates,
-                "devices": ndev,
-                "torch_seed_steps_per_s": th,
-                "ratio": None if th is None else best / th,
-                "ratio_vmap_one_device": None if th is None else vmap_rate / th,
-                "jax_compile_s": compile_s,
-                "jaxreg_flops_per_seed_step": flops,
-                "jaxreg_gflops": gflops,
-                "bmm_ceiling_gflops": ceiling,
-                "fraction_of_ceiling": gflops / ceiling,
-            }
-        )
-        nan = float("nan")
-        print(
-            f"{case:7s} jaxreg sweep/{ndev} dev (chunk {chunk}) {sweep_rate:9.1f}  vmap/1 dev {vmap_rate:9.1f}  "
-            f"torch loop {(th or nan):8.1f} seed-steps/s  ratio {rows[-1]['ratio'] or nan:6.2f}x "
-            f"(1 dev {rows[-1]['ratio_vmap_one_device'] or nan:5.2f}x)  compile {compile_s:5.1f}s  "
-            f"{gflops:6.1f} GFLOP/s = {gflops / ceiling:5.1%} of bmm {ceiling:.1f}",
-            flush=True,
-        )
+        rows.append(run_case(case, args, args.chunk_sizes.split(","), torch_info is not None))
+        _print_row(rows[-1])
     out = {
+        "command": " ".join(["python", "benchmarks/throughput.py", *sys.argv[1:]]),
         "seeds": args.seeds,
         "steps": args.steps,
+        "lookup_steps": args.lookup_steps,
         "repeats": args.repeats,
         "jax_backend": jax.default_backend(),
         "jax_version": jax.__version__,
         "devices": ndev,
-        "torch_device": device,
+        "torch": torch_info,
         "machine": platform.machine(),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "load_average_at_end": os.getloadavg(),
+        "wall_s": time.perf_counter() - t0,
         "rows": rows,
     }
     path = Path(__file__).parent / "results" / f"throughput_{args.tag}.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=2))
-    print(f"saved {path}")
+    print(f"saved {path} ({out['wall_s']:.0f} s)")
 
 
 if __name__ == "__main__":
