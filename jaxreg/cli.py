@@ -238,10 +238,18 @@ def _reproduce(args) -> int:
         figures=module.plot,
     )
     results = load_results(out)
-    print(module.summary(results))
+    _print_summary(module, results)
     figures = sorted(p.name for p in out.iterdir() if p.suffix in (".png", ".pdf"))
     print(f"\nsaved {out}/ ({', '.join(figures)}) in {wall:.1f} s")
     return 0 if ok else 1
+
+
+def _print_summary(module, results) -> None:
+    """The reproduction's summary table, then how many of its runs reached their stop criterion."""
+    from .experiments._results import status_report
+
+    print(module.summary(results))
+    print(status_report(results))
 
 
 def _plot(args) -> int:
@@ -253,7 +261,7 @@ def _plot(args) -> int:
     except UsageError:
         raise UsageError(f"{args.dir}: results of unknown reproduction {results.name!r}") from None
     paths = module.plot(results, args.dir)
-    print(module.summary(results))
+    _print_summary(module, results)
     print("\nwrote " + ", ".join(str(p) for p in paths))
     return 0
 
