@@ -6,6 +6,7 @@ published theorems. ``import jaxreg`` never enables float64: do it at program st
 """
 
 from . import metrics as metrics
+from . import results as results
 from . import tasks as tasks
 from . import theory as theory
 from .dynamics import Status as Status

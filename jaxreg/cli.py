@@ -85,7 +85,24 @@ def _parser() -> argparse.ArgumentParser:
     sa.add_argument("--out", type=Path, default=Path("locality_samples.png"), help="PNG path")
     sa.add_argument("--seed", type=int, default=0, help="PRNG seed of the samples")
     sub.add_parser("verify", help="check the theorems on random problems (exit 1 on a failure)")
+    e = sub.add_parser("export", help="write saved results as one xarray Dataset (netCDF file or Zarr store)")
+    e.add_argument("dir", type=Path, help="a results directory (written by reproduce or sweep)")
+    e.add_argument("--format", choices=("netcdf", "zarr"), required=True, help="netcdf (netCDF3) or zarr (needs zarr)")
+    e.add_argument("--out", type=Path, default=None, help="file or store to write (default: DIR.nc or DIR.zarr)")
+    e.add_argument("--force", action="store_true", help="replace an existing --out")
     return p
+
+
+def _export(args) -> int:
+    from .dataset import export
+
+    try:
+        print(f"wrote {export(args.dir, args.format, args.out, force=args.force)}")
+    except ImportError as e:
+        raise UsageError(f"--format {args.format}: {e}") from None
+    except FileExistsError as e:
+        raise UsageError(f"--out: {e}; --force replaces it") from None
+    return 0
 
 
 def _config(module, args):
@@ -248,8 +265,7 @@ def _print_summary(module, results) -> None:
     """The reproduction's summary table, then how many of its runs reached their stop criterion."""
     from .experiments._results import status_report
 
-    print(module.summary(results))
-    print(status_report(results))
+    print(module.summary(results) + "\n" + status_report(results))
 
 
 def _plot(args) -> int:
@@ -288,6 +304,8 @@ def main(argv=None) -> int:
             return _reproduce(args)
         if args.command == "plot":
             return _plot(args)
+        if args.command == "export":
+            return _export(args)
         if args.command == "samples":
             from .locality.report import plot_samples
 
