@@ -17,7 +17,8 @@ def plot(results, out_dir):
     cfg = results.config
     ts = np.asarray(results.coords["time"])
     scales = results.coords["init_scale"]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    # constrained layout keeps the suptitle above the panel titles and every tick label inside
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), layout="constrained")
     colors = plt.get_cmap("viridis")(np.linspace(0, 0.85, len(scales)))
     for i, s in enumerate(scales):
         for name, ax in (("loss", axes[0]), ("reconstruction_error", axes[1])):
