@@ -10,8 +10,9 @@ from jaxtyping import Array, Float, Int, PyTree
 class Status:
     """Per-run outcome codes stored in ``Trajectory.status`` (an int array under vmap).
 
-    - COMPLETED: ran its whole horizon with no stop criterion to meet: a flow reached
-      ``t1``, a descent without ``stop_at_loss`` took its ``num_steps``;
+    - COMPLETED: reached its horizon: a flow its ``t1`` (its time horizon, also when a
+      ``stop_at_loss`` was not reached by then), a descent without ``stop_at_loss`` its
+      ``num_steps``;
     - CONVERGED: the loss fell to ``stop_at_loss`` (the run's stop criterion);
     - MAX_STEPS: a cap ended the run first: the ODE solver hit ``max_steps`` before
       ``t1``, or a descent took its ``num_steps`` without reaching ``stop_at_loss``;
