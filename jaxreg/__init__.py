@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the explicit re-exports, for type checkers and readers
     from . import locality as locality
     from . import metrics as metrics
+    from . import results as results
     from . import tasks as tasks
     from . import theory as theory
     from .dynamics import Status as Status
@@ -42,7 +43,7 @@ if TYPE_CHECKING:  # the explicit re-exports, for type checkers and readers
 __version__ = "0.1.0"
 
 # public name -> the submodule that defines it (a submodule itself when the name is one)
-_SUBMODULES = ("locality", "metrics", "tasks", "theory")
+_SUBMODULES = ("locality", "metrics", "results", "tasks", "theory")
 _NAMES = {
     **dict.fromkeys(
         ("Status", "Trajectory", "gradient_descent", "gradient_flow", "group_rmsprop", "vector_field"), ".dynamics"

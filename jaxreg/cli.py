@@ -131,6 +131,11 @@ def _parser() -> argparse.ArgumentParser:
     _cache_option(sa)
     v = sub.add_parser("verify", help="check the theorems on random problems, a line per check (exit 1 on a failure)")
     _cache_option(v)
+    e = sub.add_parser("export", help="write saved results as one xarray Dataset (netCDF file or Zarr store)")
+    e.add_argument("dir", type=Path, help="a results directory (written by reproduce or sweep)")
+    e.add_argument("--format", choices=("netcdf", "zarr"), required=True, help="netcdf (netCDF3) or zarr (needs zarr)")
+    e.add_argument("--out", type=Path, default=None, help="file or store to write (default: DIR.nc or DIR.zarr)")
+    e.add_argument("--force", action="store_true", help="replace an existing --out")
     return p
 
 
@@ -139,6 +144,18 @@ def _list() -> int:
     width = max(len(r.name) for r in REPRODUCTIONS)
     for r in REPRODUCTIONS:
         print(f"{r.name:<{width}}  {r.description} ({r.reference})")
+    return 0
+
+
+def _export(args) -> int:
+    from .dataset import export
+
+    try:
+        print(f"wrote {export(args.dir, args.format, args.out, force=args.force)}")
+    except ImportError as e:
+        raise UsageError(f"--format {args.format}: {e}") from None
+    except FileExistsError as e:
+        raise UsageError(f"--out: {e}; --force replaces it") from None
     return 0
 
 
@@ -186,10 +203,17 @@ def _reproduce(args) -> int:
         figures=module.plot,
     )
     results = load_results(out)
-    print(module.summary(results))
+    _print_summary(module, results)
     figures = sorted(p.name for p in out.iterdir() if p.suffix in (".png", ".pdf"))
     print(f"\nsaved {out}/ ({', '.join(figures)}) in {wall:.1f} s")
     return 0 if ok else 1
+
+
+def _print_summary(module, results) -> None:
+    """The reproduction's summary table, then how many of its runs reached their stop criterion."""
+    from .experiments._results import status_report
+
+    print(module.summary(results) + "\n" + status_report(results))
 
 
 def _plot(args) -> int:
@@ -201,7 +225,7 @@ def _plot(args) -> int:
     except UsageError:
         raise UsageError(f"{args.dir}: results of unknown reproduction {results.name!r}") from None
     paths = module.plot(results, args.dir)
-    print(module.summary(results))
+    _print_summary(module, results)
     print("\nwrote " + ", ".join(str(p) for p in paths))
     return 0
 
@@ -254,6 +278,8 @@ def main(argv=None) -> int:
                 return _reproduce(args)
             if args.command == "plot":
                 return _plot(args)
+            if args.command == "export":
+                return _export(args)
             return _samples(args, jax) if args.command == "samples" else _verify()
     except UsageError as e:
         print(f"jaxreg: error: {e}", file=sys.stderr)

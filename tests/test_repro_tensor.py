@@ -13,20 +13,24 @@ from jaxreg.experiments import deep_tensor_rank, tensor_completion_observations
 from jaxreg.results import load_results
 
 
-def _reproduce(name, out):
-    assert main(["reproduce", name, "--size", "tiny", "--out", str(out), "--no-progress"]) == 0
+def _reproduce(name, out, code=None):
+    """Run NAME at tiny size. The exit code is 1 exactly when a run did not reach its stop
+    criterion (``code``: the one expected)."""
+    got = main(["reproduce", name, "--size", "tiny", "--out", str(out), "--no-progress"])
     res = load_results(out)
+    assert got == (0 if all(jr.Status.ok(s) for s in res.meta["status"]) else 1)
+    assert code is None or got == code
     assert res.name == name
     png = out / f"{name}.png"
     assert png.stat().st_size > 10_000 and (out / f"{name}.pdf").exists()
     png.unlink()
-    assert main(["plot", str(out)]) == 0 and png.exists()
+    assert main(["plot", str(out)]) == 0 and png.exists()  # redrawing succeeds whatever the statuses
     assert not (out / ".checkpoint").exists()
     return res
 
 
-def test_tensor_completion_observations(tmp_path):
-    res = _reproduce(tensor_completion_observations.NAME, tmp_path)
+def test_tensor_completion_observations(tmp_path, capsys):
+    res = _reproduce(tensor_completion_observations.NAME, tmp_path, code=1)
     assert res.dims["error"] == ("init_scale", "num_observed", "seed")
     assert res.coords["num_observed"] == [15, 200]
     err, rank = res["error"][0], res["cp_rank"][0]  # init 1e-2: (num_observed, seed)
@@ -37,7 +41,14 @@ def test_tensor_completion_observations(tmp_path):
     assert np.all(rank[1] == 1), rank
     # 15 entries: the observations are fitted but the target is not recovered
     assert np.all(err[0] > 0.5), err
-    assert res.meta["status"] == ["converged", "converged"]
+    # seed 0 takes all 4000 iterations on 15 entries without reaching loss 1e-8: max_steps, and so
+    # is that seed over the grid and its cell; the table counts the runs that reached the loss
+    assert res["iterations"][0, 0, 0] == res.config["num_steps"] and res["loss"][0, 0, 0] > 1e-8
+    assert res["status"][0, 0].tolist() == [jr.Status.MAX_STEPS, jr.Status.CONVERGED]
+    assert res.meta["status"] == ["max_steps", "converged"]
+    out = capsys.readouterr().out
+    assert "1/2 max_steps" in out and "2/2 converged" in out
+    assert "runs that reached their stop criterion: 3/4 (1 max_steps)" in out
 
 
 def test_masked_loss_is_the_completion_loss_of_the_first_n():

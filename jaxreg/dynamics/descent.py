@@ -31,10 +31,11 @@ def gradient_descent(
     Saves (loss and ``metrics(model)``) at steps 0, save_every, 2 save_every, ...
     (``num_steps // save_every + 1`` rows; ``Trajectory.ts`` holds the step counts).
     With ``stop_at_loss`` the parameters freeze at the first step whose loss is at most
-    that value (status CONVERGED); a non-finite loss freezes them too (status
-    NON_FINITE) without touching other runs of a vmapped batch. Plain GD with step eta,
-    theta_{t+1} = theta_t - eta grad L(theta_t), is ``optax.sgd(eta)``, the
-    explicit-Euler discretization of gradient flow.
+    that value (status CONVERGED), and a run that takes all ``num_steps`` without
+    reaching it ends MAX_STEPS (without ``stop_at_loss``: COMPLETED); a non-finite loss
+    freezes them too (status NON_FINITE) without touching other runs of a vmapped batch.
+    Plain GD with step eta, theta_{t+1} = theta_t - eta grad L(theta_t), is
+    ``optax.sgd(eta)``, the explicit-Euler discretization of gradient flow.
 
     Arguments:
         loss: L, a scalar function of a model (e.g. ``problem.loss``).
@@ -71,7 +72,7 @@ def _descent(loss, model, optimizer, num_saves, save_every, metrics, stop) -> Tr
     first = _record(loss, metrics, eqx.combine(params, static))
     (p, _, status, steps), saved = descent_segment(loss, static, optimizer, carry, num_saves, save_every, metrics, stop)
     saved = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, saved)
-    status = finish_status(loss, eqx.combine(p, static), status)
+    status = finish_status(loss, eqx.combine(p, static), status, stop)
     ts = jnp.arange(num_saves + 1) * save_every
     return Trajectory(
         ts=ts, loss=saved[0], metrics=saved[1], model=eqx.combine(p, static), status=status, num_steps=steps
@@ -125,8 +126,11 @@ def descent_segment(loss, static, optimizer, carry, num_saves: int, save_every: 
     return jax.lax.scan(chunk, carry, None, length=num_saves)
 
 
-def finish_status(loss, model, status):
-    """Final :class:`Status` code: COMPLETED if still running, NON_FINITE if anything is."""
-    status = jnp.where(status == _RUNNING, Status.COMPLETED, status)
+def finish_status(loss, model, status, stop):
+    """Final :class:`Status` code of a descent: a run still running took all its steps,
+    which is MAX_STEPS when it had a loss to reach (``stop`` finite) and COMPLETED when
+    not (``stop = -inf``); NON_FINITE if the loss or any parameter is."""
+    capped = jnp.where(jnp.isfinite(stop), Status.MAX_STEPS, Status.COMPLETED)
+    status = jnp.where(status == _RUNNING, capped, status)
     finite = finite_tree(model) & jnp.isfinite(loss(model))
     return jnp.where(finite | (status == Status.NON_FINITE), status, Status.NON_FINITE).astype(jnp.int32)

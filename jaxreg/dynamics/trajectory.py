@@ -10,16 +10,22 @@ from jaxtyping import Array, Float, Int, PyTree
 class Status:
     """Per-run outcome codes stored in ``Trajectory.status`` (an int array under vmap).
 
-    - COMPLETED: reached ``t1`` / ``num_steps``;
-    - CONVERGED: the loss fell to ``stop_at_loss``;
-    - MAX_STEPS: the ODE solver hit ``max_steps`` before ``t1``;
+    - COMPLETED: reached its horizon: a flow its ``t1`` (its time horizon, also when a
+      ``stop_at_loss`` was not reached by then), a descent without ``stop_at_loss`` its
+      ``num_steps``;
+    - CONVERGED: the loss fell to ``stop_at_loss`` (the run's stop criterion);
+    - MAX_STEPS: a cap ended the run first: the ODE solver hit ``max_steps`` before
+      ``t1``, or a descent took its ``num_steps`` without reaching ``stop_at_loss``;
     - NON_FINITE: the loss or the parameters became NaN/inf (divergence);
     - FAILED: any other solver failure.
 
     Every run of the package reports in these words (``NAMES``), the CNN training of
     :mod:`jaxreg.locality` included: a run stopped by its fit rule is CONVERGED, one
     that trained its full epoch budget COMPLETED, one whose loss turned NaN NON_FINITE.
-    RUNNING (-1) marks a run not finished yet (never reported).
+    RUNNING (-1) marks a run not finished yet (never reported). Codes grow with
+    severity, so the status of a group of runs (a grid cell, a seed over a grid) is the
+    largest code of its runs (:meth:`worst`). COMPLETED and CONVERGED are the runs that
+    reached their stop criterion (:meth:`ok`).
     """
 
     RUNNING = -1
@@ -48,7 +54,29 @@ class Status:
 
     @classmethod
     def ok(cls, code) -> bool:
-        return int(code) in (cls.COMPLETED, cls.CONVERGED)
+        """Whether the run reached its stop criterion (COMPLETED or CONVERGED); ``code``
+        is a code or a name."""
+        code = cls.NAMES.index(code) if isinstance(code, str) else int(code)
+        return code in (cls.COMPLETED, cls.CONVERGED)
+
+    @classmethod
+    def worst(cls, codes, axis=None):
+        """The status of a group of runs: the most severe of ``codes`` (codes or names)
+        along ``axis`` (None: all), as codes (``numpy``).
+
+        Arguments:
+            codes: an array of codes, or a (nested) list of names.
+            axis: the axis or axes of the runs in a group.
+
+        Returns:
+            The largest code along ``axis``.
+        """
+        import numpy as np
+
+        arr = np.asarray(codes)
+        if arr.dtype.kind in "US":
+            arr = np.vectorize(cls.NAMES.index, otypes=[np.int64])(arr)
+        return arr.max(axis=axis)
 
 
 class Trajectory(eqx.Module):

@@ -165,12 +165,60 @@ def mean_std(values, fmt: str, std_fmt: str) -> str:
     return f"{values.mean():>{fmt}} +- {values.std():<{std_fmt}}"
 
 
+def status_counts(status) -> str:
+    """``"k/N"`` runs of ``status`` (codes or names, any shape) that reached their stop
+    criterion (:meth:`jaxreg.Status.ok`), then the worst status among them, e.g.
+    ``"1/3 max_steps"``: the summary tables' account of a group of runs."""
+    flat = np.ravel(np.asarray(status))
+    reached = sum(Status.ok(s) for s in flat.tolist())
+    return f"{reached}/{flat.size} {Status.name(Status.worst(flat))}"
+
+
+def run_status(results) -> np.ndarray:
+    """Every run's status of loaded ``results``: the ``"status"`` array when one is saved
+    (one entry per run of a grid), else ``results.meta["status"]``."""
+    if "status" in results.arrays:
+        return np.asarray(results["status"])
+    return np.asarray(results.meta.get("status") or [])
+
+
+def status_report(results) -> str:
+    """The line under every summary table: how many runs reached their stop criterion
+    (loss reached, or the whole horizon run without one) and how the others ended."""
+    status = np.ravel(run_status(results))
+    if status.size == 0:
+        return "runs: no status recorded"
+    names = [s if isinstance(s, str) else Status.name(s) for s in status.tolist()]
+    others = {n: names.count(n) for n in Status.NAMES if n in names and not Status.ok(n)}
+    tail = f" ({', '.join(f'{c} {n}' for n, c in others.items())})" if others else ""
+    return f"runs that reached their stop criterion: {len(names) - sum(others.values())}/{len(names)}{tail}"
+
+
+def _cell_status(results, dims: tuple[str, str]):
+    """The status array with ``dims`` moved first, or None when it lacks one of them."""
+    if "status" not in results.arrays or not set(dims) <= set(results.dims["status"]):
+        return None
+    names = results.dims["status"]
+    status = np.moveaxis(np.asarray(results["status"]), [names.index(d) for d in dims], [0, 1])
+    return status.reshape(*status.shape[:2], -1)
+
+
 def grid_table(results, dims: tuple[str, str], header: str, row) -> str:
     """A summary table over two coordinates of ``results``: the ``header`` line, then one
     line ``row(i, a, j, b)`` per cell, ``a = coords[dims[0]][i]`` (outer loop) and
-    ``b = coords[dims[1]][j]`` (inner loop)."""
+    ``b = coords[dims[1]][j]`` (inner loop). When a ``"status"`` array spans both
+    dimensions each line ends with the cell's :func:`status_counts` (its status is the
+    worst of its runs)."""
     outer, inner = (results.coords[d] for d in dims)
-    return "\n".join([header, *(row(i, a, j, b) for i, a in enumerate(outer) for j, b in enumerate(inner))])
+    cells = _cell_status(results, dims)
+    if cells is not None:
+        header = f"{header}  reached stop"
+    lines = [header]
+    for i, a in enumerate(outer):
+        for j, b in enumerate(inner):
+            tail = "" if cells is None else f"  {status_counts(cells[i, j])}"
+            lines.append(row(i, a, j, b) + tail)
+    return "\n".join(lines)
 
 
 def cell_status(codes) -> tuple[str, int]:

@@ -17,7 +17,8 @@ def plot(results, out_dir):
     cfg = results.config
     ts = np.asarray(results.coords["time"])
     scales = results.coords["init_scale"]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    # constrained layout keeps the suptitle above the panel titles and every tick label inside
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), layout="constrained")
     colors = plt.get_cmap("viridis")(np.linspace(0, 0.85, len(scales)))
     for i, s in enumerate(scales):
         for name, ax in (("loss", axes[0]), ("reconstruction_error", axes[1])):
@@ -42,7 +43,7 @@ def plot(results, out_dir):
 def summary(results) -> str:
     scales = results.coords["init_scale"]
     status = np.asarray(results.meta["status"]).reshape(len(scales), -1)
-    lines = [f"{'init':>8} {'seeds ok':>9} {'train loss':>22} {'rel. error':>22} {'top norm':>10}"]
+    lines = [f"{'init':>8} {'reached stop':>12} {'train loss':>22} {'rel. error':>22} {'top norm':>10}"]
 
     def last(x):  # last finite value along time
         x = np.where(np.isfinite(x), x, np.nan)
@@ -50,12 +51,12 @@ def summary(results) -> str:
         return np.take_along_axis(x, idx[..., None], -1)[..., 0]
 
     for i, s in enumerate(scales):
-        ok = sum(Status.ok(Status.NAMES.index(st)) for st in status[i])
+        ok = sum(Status.ok(st) for st in status[i])
         loss = last(results["loss"][i])
         err = last(results["reconstruction_error"][i])
         norm = last(results["component_norms"][i][..., 0])
         lines.append(
-            f"{s:8.1e} {ok:>4}/{status.shape[1]:<4} {np.nanmean(loss):11.3e} ± {np.nanstd(loss):8.1e} "
+            f"{s:8.1e} {ok:>6}/{status.shape[1]:<5} {np.nanmean(loss):11.3e} ± {np.nanstd(loss):8.1e} "
             f"{np.nanmean(err):11.3e} ± {np.nanstd(err):8.1e} {np.nanmean(norm):10.3g}"
         )
     return "\n".join(lines)

@@ -134,7 +134,8 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         times = np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves)
         time_name = "flow time t"
     else:
-        status = np.asarray(eqx.filter_jit(eqx.filter_vmap(_descent_status))(problems, models, state))
+        finish = eqx.filter_vmap(_descent_status, in_axes=(0, 0, 0, None))
+        status = np.asarray(eqx.filter_jit(finish)(problems, models, state, stop_arr))
         steps = np.asarray(state[3])
         times = (np.arange(1, config.num_saves + 1) * (config.num_steps // config.num_saves)).astype(float)
         time_name = "step"
@@ -176,7 +177,7 @@ def _swept(one, num_runs: int, chunk_size: int):
     return batched
 
 
-def _descent_status(problem, model, carry):
+def _descent_status(problem, model, carry, stop):
     params, opt_state, status, steps = carry
     final = eqx.combine(params, eqx.partition(model, eqx.is_inexact_array)[1])
-    return finish_status(problem.loss, final, status)
+    return finish_status(problem.loss, final, status, jnp.asarray(stop))

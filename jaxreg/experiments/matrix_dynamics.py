@@ -115,6 +115,9 @@ def plot(results, out_dir):
     axes[0].set_ylabel("singular values of W")
     cfg = results.config
     axes[0].set_title(f"depth {cfg['depth']}, init {cfg['init_scale']:g}: incremental learning")
+    # in the empty band between the learned and the unlearned singular values
+    kw = dict(fontsize=7, ncol=2, title=f"seed 0, top {sv.shape[1]}", title_fontsize=7)
+    axes[0].legend(loc="center right", bbox_to_anchor=(1, 0.64), **kw)
     axes[1].plot(ts, results["loss"].T, color="k", lw=1, alpha=0.7)
     axes[1].plot(ts, results["reconstruction_error"].T, color="tab:red", lw=1, alpha=0.7)
     axes[1].set_yscale("log")

@@ -57,7 +57,7 @@ class Config(DescentToLoss):
     """Defaults: Razin et al. 2021's setting: order 3, dims 8, rank-1 target,
     init 1e-3 and 1e-2, GroupRMSprop lr 1e-2, stop at train loss 1e-8, CP rank by
     CP-ALS at MSE < 1e-6. Runs that do not reach 1e-8 within ``num_steps`` iterations
-    end with status "completed" and their train loss is reported.
+    end with status "max_steps" and their train loss is reported.
     ``rank`` (R, the model's number of components) is ours: 64 = 8^3 / 8, an upper
     bound on the rank of any 8 x 8 x 8 tensor, so any tensor is reachable."""
 

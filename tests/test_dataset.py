@@ -1,0 +1,91 @@
+"""Saved results as an xarray Dataset (``jr.results.load``) and ``jaxreg export``; the
+saved format itself stays readable without xarray."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import jaxreg as jr
+from jaxreg import cli
+from jaxreg.results import load_results, save_results
+
+CONFIG = {"shape": [3, 2], "lr": 0.5}
+
+
+@pytest.fixture
+def saved(tmp_path):
+    """A tiny results directory: a grid (init_scale, seed, time) and a status code array."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "loss": (("init_scale", "seed", "time"), rng.random((2, 3, 4))),
+        "status": (("init_scale", "seed"), np.array([[1, 2, 1], [0, 1, 3]])),
+        "norms": (("seed", "mode_set"), rng.random((3, 2))),
+    }
+    coords = {
+        "init_scale": [1e-3, 1e-2],
+        "seed": [0, 1, 2],
+        "time": [0.5, 1.0, 1.5, 2.0],
+        "mode_set": [[0, 1], [0, 2]],
+        "time_name": "flow time t",
+    }
+    out = tmp_path / "res"
+    status = ["converged", "max_steps", "non_finite"]
+    save_results(out, "toy", arrays, coords=coords, config=CONFIG, status=status, extra={"size": "tiny"})
+    return out, arrays, coords
+
+
+def test_load_gives_a_dataset_with_the_saved_dims_coords_and_attrs(saved):
+    out, arrays, coords = saved
+    ds = jr.results.load(out)
+    assert isinstance(ds, xr.Dataset)
+    for name, (dims, values) in arrays.items():
+        assert ds[name].dims == dims
+        np.testing.assert_array_equal(ds[name].values, values)
+    for name in ("init_scale", "seed", "time"):
+        np.testing.assert_array_equal(ds[name].values, coords[name])
+    assert ds["mode_set"].values.tolist() == ["[0, 1]", "[0, 2]"]
+    assert json.loads(ds.attrs["coord_time_name"]) == "flow time t"
+    assert ds.attrs["name"] == "toy" and json.loads(ds.attrs["config"]) == CONFIG and ds.attrs["size"] == "tiny"
+    assert json.loads(ds.attrs["fingerprint"])["precision"] in ("float32", "float64")
+    assert ds["run_status"].values.tolist() == ["converged", "max_steps", "non_finite"]
+    meanings = ds["status"].attrs["flag_meanings"].split()
+    assert meanings[int(ds["status"].sel(init_scale=1e-3, seed=1))] == "max_steps"
+    # selecting by coordinate reads the saved array
+    assert float(ds["loss"].sel(init_scale=1e-2, seed=2, time=1.5)) == arrays["loss"][1][1, 2, 2]
+
+
+def test_export_netcdf_is_readable_and_equal(saved, tmp_path, capsys):
+    out, arrays, _ = saved
+    path = tmp_path / "toy.nc"
+    assert cli.main(["export", str(out), "--format", "netcdf", "--out", str(path)]) == 0
+    with xr.open_dataset(path, engine="scipy") as back:
+        back = back.load()
+    ds = jr.results.load(out)
+    xr.testing.assert_equal(back.drop_vars("run_status"), ds.drop_vars("run_status"))
+    assert back["run_status"].values.astype(str).tolist() == ds["run_status"].values.tolist()
+    assert back.attrs == ds.attrs
+    # an existing file is never replaced without --force
+    assert cli.main(["export", str(out), "--format", "netcdf", "--out", str(path)]) == 2
+    assert "--force replaces it" in capsys.readouterr().err
+    # default path: beside the results directory
+    assert cli.main(["export", str(out), "--format", "netcdf"]) == 0 and (out.parent / "res.nc").is_file()
+
+
+def test_export_zarr_without_zarr_is_one_line(saved, monkeypatch, capsys):
+    out, _, _ = saved
+    monkeypatch.setitem(sys.modules, "zarr", None)  # import zarr raises ImportError
+    assert cli.main(["export", str(out), "--format", "zarr"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "zarr package" in err and not (out.parent / "res.zarr").exists()
+
+
+def test_the_saved_format_needs_no_xarray(saved, monkeypatch):
+    out, arrays, _ = saved
+    monkeypatch.setitem(sys.modules, "xarray", None)
+    res = load_results(out)
+    np.testing.assert_array_equal(res["loss"], arrays["loss"][1])
+    with pytest.raises(ImportError, match="needs xarray"):
+        jr.results.load(out)
