@@ -93,3 +93,13 @@ def test_cached_and_corrupt_entries_leave_results_bit_identical(tmp_path):
     assert second["loaded"] == len(entries) - len(damaged), (second["loaded"], len(entries), len(damaged))
     assert "Error reading persistent compilation cache entry" in second["stderr"]
     _assert_bitwise_equal(tmp_path / "first", tmp_path / "second")
+
+
+def test_an_unwritable_cache_turns_it_off_with_one_line(monkeypatch, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv(C.DIR_ENV, str(tmp_path / "file" / "cache"))
+    monkeypatch.setenv(C.SWITCH_ENV, "1")
+    with C.compile_cache(True) as path:
+        assert path is None and jax.config.jax_enable_compilation_cache is False
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "compilation cache off" in err and "file" in err

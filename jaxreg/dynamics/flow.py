@@ -58,9 +58,7 @@ def gradient_flow(
     values never recompile. Works under ``jax.jit`` and ``jax.vmap``; failures are
     reported in ``Trajectory.status`` instead of raised (``throw=False``).
     For the stiff phase after convergence pass an implicit solver (e.g.
-    ``diffrax.Kvaerno5()``) on small models. ``progress_meter`` reports progress within
-    the solve, e.g. ``diffrax.TqdmProgressMeter()`` (a bar over flow time, the slowest run
-    under ``vmap``; ``benchmarks/progress_meter.py`` measures its cost); default none.
+    ``diffrax.Kvaerno5()``) on small models.
 
     Arguments are checked before anything is traced: a ``ValueError`` names the
     argument when ``ts`` is not a finite non-decreasing 1-d array in [0, t1], a
@@ -78,6 +76,9 @@ def gradient_flow(
         stop_at_loss: end the run when the loss reaches this value.
         max_steps: the most solver steps (status MAX_STEPS beyond).
         dt0: the initial step (required by non-adaptive solvers).
+        progress_meter: progress within the solve, e.g. ``diffrax.TqdmProgressMeter(50)``
+            (a bar over flow time, the slowest run under ``vmap``; each refresh is a host
+            callback, measured by ``benchmarks/progress_meter.py``); default none.
 
     Returns:
         A :class:`Trajectory`: save times, the loss and ``metrics`` at each, the final
