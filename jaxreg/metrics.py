@@ -21,7 +21,8 @@ def singular_values(w: Float[Array, "m n"]) -> Float[Array, " k"]:
 
 def effective_rank(w: Float[Array, "m n"]) -> Float[Array, ""]:
     """Effective rank of Roy and Vetterli (2007): exp(H(p)), p_i = s_i / sum_j s_j,
-    H the Shannon entropy of the normalized singular values s of ``w``.
+    H the Shannon entropy of the normalized singular values s of ``w``. Depends on W
+    only (not on how it is factorized); continuous, unlike the rank.
 
     Arguments:
         w: a matrix.
@@ -79,13 +80,15 @@ def matricization_singular_values(t, modes) -> Float[Array, " k"]:
 
 
 def matricization_effective_rank(t, modes) -> Float[Array, ""]:
-    """Effective rank of [[t; modes]]."""
+    """Effective rank of [[t; modes]]: depends on W and on the split of the modes (the
+    set and its complement give the same value)."""
     return effective_rank(matricization(t, modes))
 
 
 def numerical_rank(s: Float[Array, " k"], rtol: float = 1e-6) -> Array:
     """Number of singular values above ``rtol`` times the largest (``s`` in decreasing
-    order), as a float: NaN when ``s`` holds NaN or inf, 0 for the zero matrix."""
+    order), as a float: NaN when ``s`` holds NaN or inf, 0 for the zero matrix. Depends
+    on W and on the threshold ``rtol``."""
     count = jnp.sum(s > rtol * s[0]).astype(jnp.result_type(float))
     return jnp.where(_all_finite(s), count, jnp.nan)
 
@@ -123,7 +126,8 @@ def ht_rank(tensor: Float[Array, "..."], tree=None, rtol: float = 1e-6) -> tuple
     times the largest. ``tree`` defaults to the balanced binary mode tree of
     :func:`jaxreg.factorizations.trees.balanced_tree`. Leaves (mode-n ranks) are not
     included. Evaluated eagerly (returns Python ints; NaN for every node when
-    ``tensor`` holds NaN or inf), at save points only.
+    ``tensor`` holds NaN or inf), at save points only. Depends on W, the tree and the
+    threshold ``rtol``.
     """
     import numpy as np
 
@@ -155,7 +159,8 @@ def cp_rank_estimate(
     numpy backend, ``n_restarts`` random inits from ``seed``) reaches mean squared error
     < ``tol`` against ``tensor``; ``max_rank + 1`` if none does (Razin et al. 2021's
     "CP rank of the solution"); NaN when ``tensor`` holds NaN or inf. Runs on the
-    host, not jit-able.
+    host, not jit-able. Depends on W, ``tol`` and the ALS initializations: an upper bound
+    on the tensor rank in practice.
     """
     import numpy as np
     from tensorly.cp_tensor import cp_to_tensor as tl_cp_to_tensor
@@ -182,17 +187,53 @@ def cp_rank_estimate(
     return max_rank + 1
 
 
-def component_effective_rank(norms: Float[Array, " R"]) -> Float[Array, ""]:
-    """Effective rank exp(H(p)), p_r = norms_r / sum(norms), of CP component norms: a
-    smooth tensor-rank measure between 1 and the number of nonzero components (Roy and
-    Vetterli 2007 applied to component norms). Pass ``model.component_norms()`` (CP, and
-    deep CP: the norms ||(x)_n v_r^n|| of W's components)."""
+def component_norm_entropy_rank(norms: Float[Array, " R"]) -> Float[Array, ""]:
+    """exp(H(p)), p_r = norms_r / sum_r' norms_r', H(p) = -sum_r p_r log p_r, of CP
+    component norms: the entropy of the component norms, exponentiated, between 1 and the
+    number of nonzero components (the form of Roy and Vetterli 2007's effective rank,
+    applied to component norms instead of singular values).
+
+    It depends on the parameterization, not on W alone: CP components are not
+    orthogonal, so two factorizations of the same tensor (e.g. a component split in two
+    parallel halves) give different values. It measures how many of the model's
+    components are active, and is no rank of W (docs/theory.md §7).
+
+    Arguments:
+        norms: the component norms, e.g. ``model.component_norms()`` (CP; deep CP: the
+            norms ||(x)_n v_r^n|| of W's components).
+
+    Returns:
+        The value; NaN when ``norms`` holds NaN or inf or is all zero.
+    """
     return effective_rank_from_singular_values(norms)
+
+
+def component_effective_rank(norms: Float[Array, " R"]) -> Float[Array, ""]:
+    """Deprecated alias of :func:`component_norm_entropy_rank` (the name suggested a rank
+    of W; the value depends on the parameterization).
+
+    Arguments:
+        norms: the component norms.
+
+    Returns:
+        ``component_norm_entropy_rank(norms)``.
+    """
+    import warnings
+
+    warnings.warn(
+        "jaxreg.metrics.component_effective_rank is deprecated: use component_norm_entropy_rank "
+        "(the entropy of the CP component norms, which depends on the parameterization)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return component_norm_entropy_rank(norms)
 
 
 def numerical_component_rank(norms: Float[Array, " R"], rtol: float = 1e-2) -> Array:
     """Number of CP components whose norm exceeds ``rtol`` times the largest, as a float:
-    NaN when ``norms`` holds NaN or inf, 0 when all norms are zero."""
+    NaN when ``norms`` holds NaN or inf, 0 when all norms are zero. Depends on the
+    parameterization (like :func:`component_norm_entropy_rank`) and on ``rtol``; it
+    bounds the tensor rank of W from above."""
     count = jnp.sum(norms > rtol * jnp.max(norms)).astype(jnp.result_type(float))
     return jnp.where(_all_finite(norms), count, jnp.nan)
 
@@ -200,7 +241,8 @@ def numerical_component_rank(norms: Float[Array, " R"], rtol: float = 1e-2) -> A
 def tt_effective_ranks(x) -> Float[Array, " N-1"]:
     """Effective ranks of the tensor-train matricizations of W: for every bond k = 0..N-2
     (0-based), the effective rank (Roy and Vetterli 2007) of the matricization with rows
-    indexed by modes 0..k. Their ranks are the TT-ranks (Oseledets 2011).
+    indexed by modes 0..k. Their ranks are the TT-ranks (Oseledets 2011). Depends on W
+    and the order of the modes.
 
     Arguments:
         x: a dense tensor (the matricizations are formed: small sizes), or a

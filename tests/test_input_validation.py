@@ -248,7 +248,7 @@ def test_valid_save_times_and_matching_model_pass(setup):
 def test_effective_rank_of_degenerate_matrix_is_nan(w):
     w = jnp.asarray(w)
     assert np.isnan(jr.metrics.effective_rank(w))
-    assert np.isnan(jr.metrics.component_effective_rank(jnp.diagonal(w)))
+    assert np.isnan(jr.metrics.component_norm_entropy_rank(jnp.diagonal(w)))
 
 
 def test_rank_metrics_of_non_finite_input_are_nan():

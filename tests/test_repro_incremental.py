@@ -71,14 +71,30 @@ def test_deeper_cp_factors_sharpen_the_transition(incremental):
     assert widths[1] < 0.5 * widths[0] and widths[2] < 0.6 * widths[1], widths
 
 
-def test_tree_matricizations_end_lower_rank_than_non_tree(htrank):
+def test_small_init_lowers_tree_ranks_below_the_large_init_control(htrank):
+    """Under-determined (observations well below the model's degrees of freedom), both
+    inits fit the observations, and only the small one ends at a low effective rank of
+    the tree matricization. Catches: the control run with the small init (equal ranks),
+    widths that cap the tree ranks (dof near the observation count), a flow that does not
+    fit (train loss), and a metric that ignores the tensor (ranks equal to the start)."""
     _, res = htrank
-    er = res["effective_rank"][0]
+    meta = res.meta
+    assert meta["degrees_of_freedom"] >= 3 * meta["num_observed"] == 3 * res.config["num_observed"]
+    small, large = res.coords["init_scale"]
+    assert large > small
     in_tree = np.asarray(res.coords["in_tree"])
     assert in_tree.any() and (~in_tree).any()
-    assert res["loss"][0, -1] < 1e-2 * res["loss"][0, 0]
-    assert np.all(er[-1, in_tree] < 0.5 * er[0, in_tree])  # the tree's ranks fall
-    assert er[-1, in_tree].max() + 1.0 < er[-1, ~in_tree].min()  # and end well below the non-tree one
+    er = res["effective_rank"][:, :, -1]  # (init, seed, matricization) at the end
+    # both fit: the train loss fell by over 100x from its start, for every seed and init
+    assert np.all(res["loss"][:, :, -1] < 1e-2 * res["initial_loss"]), res["loss"][:, :, -1]
+    # small init: the tree's rank fell to near the ground truth's; large init: it stayed high
+    assert np.all(er[0][:, in_tree] < 0.5 * res["initial_effective_rank"][0][:, in_tree])
+    assert np.all(er[0][:, in_tree] < res["target_effective_rank"][:, in_tree] + 1.0)
+    # measured (tiny): 1.33 (small) against 7.61 (large)
+    assert np.all(er[0][:, in_tree] + 3.0 < er[1][:, in_tree]), er
+    assert np.all(er[0][:, in_tree] < 0.4 * er[1][:, in_tree]), er
+    # and only the small init generalizes
+    assert np.all(res["test_loss"][0, :, -1] < 0.2 * res["test_loss"][1, :, -1])
 
 
 def test_ht_rank_resume_after_interrupt_equals_uninterrupted(htrank, tmp_path, monkeypatch):

@@ -1,6 +1,8 @@
 """Named reproductions: each module has a frozen ``Config`` (with ``preset(size)``),
 ``run(config, *, out_dir, resume, progress) -> dict``, ``plot(results, out_dir)`` and
-``summary(results) -> str``."""
+``summary(results) -> str``. The dict ``run`` returns holds ``arrays``, ``coords``,
+``status`` and ``wall_time``, and optionally ``extra``: scalars recorded at the top level
+of ``results.json``."""
 
 from . import deep_tensor_rank as deep_tensor_rank
 from . import ht_rank as ht_rank

@@ -38,7 +38,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import _validation as V
 from ..factorizations import TensorFactorization
-from ..metrics import component_effective_rank, cp_rank_estimate
+from ..metrics import component_norm_entropy_rank, cp_rank_estimate
 from ..sweep import sweep
 from ..tasks import tensor_completion
 from ._config import DescentToLoss, check_scalar_fields, defaults
@@ -130,7 +130,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         tr = rmsprop_descent(lambda m: masked_loss(m, idx, vals, n), model, config, save_every=config.num_steps)
         w = tr.model.materialize()
         err = jnp.linalg.norm((w - target).ravel()) / jnp.linalg.norm(target.ravel())
-        return w, err, component_effective_rank(tr.model.component_norms()), tr.loss[-1], tr.status, tr.num_steps
+        return w, err, component_norm_entropy_rank(tr.model.component_norms()), tr.loss[-1], tr.status, tr.num_steps
 
     over_scales = jax.vmap(one, in_axes=(None, None, None, None, 0, None))
     batched = eqx.filter_jit(eqx.filter_vmap(over_scales, in_axes=(0, 0, 0, 0, None, None)))
