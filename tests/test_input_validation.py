@@ -93,6 +93,8 @@ CLI_CASES = [
     ("size-unknown", ["reproduce", "matrix-dynamics", "--size", "huge"], None, "size"),
     ("reproduction-unknown", ["reproduce", "matrix-dynamic"], None, "reproduction"),
     ("non-tree-mode", ["reproduce", "ht-rank", "--size", "tiny"], "non_tree = [[0, 9]]\n", "non_tree"),
+    ("non-tree-twice", ["reproduce", "ht-rank", "--size", "tiny"], "non_tree = [[0, 2], [1, 3]]\n", "listed twice"),
+    ("ht-control-init", ["reproduce", "ht-rank", "--size", "tiny"], "large_init_scale = 0.1\n", "large_init_scale"),
     ("depths-int", ["reproduce", "matrix-completion-depth", "--size", "tiny"], "depths = 3\n", "depths"),
     ("baseline-int", ["reproduce", "matrix-completion-depth", "--size", "tiny"], "baseline = 1\n", "baseline"),
     ("dcp-t1s-length", ["reproduce", "incremental-learning", "--size", "tiny"], "dcp_t1s = [1.0]\n", "dcp_t1s"),

@@ -97,6 +97,22 @@ def test_small_init_lowers_tree_ranks_below_the_large_init_control(htrank):
     assert np.all(res["test_loss"][0, :, -1] < 0.2 * res["test_loss"][1, :, -1])
 
 
+@pytest.mark.parametrize(
+    "shape,widths,expected",
+    [
+        ((8,) * 4, (16, 16), 1792),  # tree ranks capped at 16: 2 (64 * 16 - 16^2) + 16^2
+        ((8,) * 4, (64, 64), 4096),  # every rank reachable: all the entries
+        ((8,) * 3, (4, 4), 112),  # tree ((0, 1), 2), ranks 4: Tucker, 3 (8 * 4 - 4^2) + 4^3
+        ((8,) * 4, (3, 64), 4 * (8 * 3 - 9) + 2 * (9 * 3 - 9) + 9),  # 3 local components: all ranks 3
+    ],
+)
+def test_ht_degrees_of_freedom(shape, widths, expected):
+    """The dimension of the tensors of the model's largest HT rank (Uschmajew and
+    Vandereycken 2013), against hand counts: a wrong term or cap changes one of them."""
+    plan = ht_rank.plan_tree(ht_rank.balanced_tree(len(shape)), len(shape))
+    assert ht_rank.degrees_of_freedom(shape, widths, plan) == expected
+
+
 def test_ht_rank_resume_after_interrupt_equals_uninterrupted(htrank, tmp_path, monkeypatch):
     out, full = htrank  # the CLI's uninterrupted tiny run (same preset, float64)
     config = ht_rank.Config.preset("tiny")
