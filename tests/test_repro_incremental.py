@@ -7,6 +7,7 @@ from helpers import interrupt_chunks
 from jaxreg.cli import main
 from jaxreg.experiments import _results, ht_rank
 from jaxreg.experiments.incremental_learning import crossing_times, transition_saves, transition_width
+from jaxreg.factorizations import trees
 from jaxreg.results import load_results
 from jaxreg.runner import checkpoints
 
@@ -109,8 +110,8 @@ def test_small_init_lowers_tree_ranks_below_the_large_init_control(htrank):
 def test_ht_degrees_of_freedom(shape, widths, expected):
     """The dimension of the tensors of the model's largest HT rank (Uschmajew and
     Vandereycken 2013), against hand counts: a wrong term or cap changes one of them."""
-    plan = ht_rank.plan_tree(ht_rank.balanced_tree(len(shape)), len(shape))
-    assert ht_rank.degrees_of_freedom(shape, widths, plan) == expected
+    plan = trees.plan_tree(trees.balanced_tree(len(shape)), len(shape))
+    assert trees.ht_degrees_of_freedom(shape, widths, plan) == expected
 
 
 def test_ht_rank_resume_after_interrupt_equals_uninterrupted(htrank, tmp_path, monkeypatch):

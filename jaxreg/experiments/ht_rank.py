@@ -13,10 +13,11 @@ over gradient-flow time; the ground truth's values are kept for reference.
 
 The regime is under-determined: the widths let the model reach every rank of the tree's
 matricizations, so the observed entries are well below the model's degrees of freedom
-(:func:`degrees_of_freedom`) and fitting them does not force low rank. The control is the
-same flow from a large initialization (the same Gaussian draw, rescaled): it fits the
-observations too, while its tree matricizations keep a high effective rank. The gap
-between the two is the implicit regularization of the small initialization.
+(:func:`~jaxreg.factorizations.trees.ht_degrees_of_freedom`), and fitting them does not
+force low rank. The control is the same flow from a large initialization (the same
+Gaussian draw, rescaled): it fits the observations too, while its tree matricizations
+keep a high effective rank. The gap between the two is the implicit regularization of the
+small initialization.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 from .. import _validation as V
 from ..dynamics import Status, gradient_flow
 from ..factorizations import HierarchicalTensorFactorization
-from ..factorizations.trees import TreePlan, balanced_tree, check_widths, plan_tree
+from ..factorizations.trees import TreePlan, balanced_tree, check_widths, ht_degrees_of_freedom, plan_tree
 from ..metrics import effective_rank_from_singular_values, matricization_singular_values
 from ..tasks import tensor_completion
 from ._config import FlowRun, check_scalar_fields, defaults
@@ -141,68 +142,6 @@ class Config(FlowRun):
         return tree + list(self.non_tree)
 
 
-def degrees_of_freedom(shape: Sequence[int], widths: Sequence[int], plan: TreePlan) -> int:
-    """Dimension of the set of tensors of the largest HT rank an HTF of ``widths`` reaches.
-
-    Each node t gets the largest rank k_t its matricization can have in the model: at
-    most prod(d of t's modes), prod(d of the other modes), the node's number of local
-    components and its matrix's number of columns (leaves: d_n and their matrix's
-    columns), then reduced until k_t <= prod(k_c) over t's children and k_c <= k_t
-    prod(k_c') over c's siblings c'. The manifold of tensors of HT rank (k_t) has
-    dimension (Uschmajew and Vandereycken 2013, Theorem 4.11)
-
-        sum_{leaves n} d_n k_n + sum_{internal t} k_t prod_{c child of t} k_c - sum_{t != root} k_t^2,
-
-    with k_root = 1; at most prod(shape), which it equals when every rank is full.
-
-    Arguments:
-        shape: the tensor's dimensions d_n.
-        widths: the model's widths, one per tree level below the root.
-        plan: the mode tree.
-
-    Returns:
-        The dimension, an int.
-    """
-    total = math.prod(shape)
-
-    def size(modes):
-        return math.prod(shape[m] for m in modes)
-
-    leaf = [
-        min(d, size([m for m in range(len(shape)) if m != n]), widths[plan.leaf_parent_height[n] - 1])
-        for n, d in enumerate(shape)
-    ]
-    node = [
-        1
-        if i == plan.root
-        else min(size(nu), total // size(nu), widths[plan.heights[i] - 1], widths[plan.parent_height[i] - 1])
-        for i, nu in enumerate(plan.nodes)
-    ]
-
-    def rank(kind, j):
-        return leaf[j] if kind == "leaf" else node[j]
-
-    def set_rank(kind, j, k):
-        (leaf if kind == "leaf" else node)[j] = k
-
-    changed = True
-    while changed:
-        changed = False
-        for i, children in enumerate(plan.children):
-            ks = [rank(*c) for c in children]
-            if i != plan.root and node[i] > math.prod(ks):
-                node[i], changed = math.prod(ks), True
-            for a, c in enumerate(children):
-                cap = node[i] * math.prod(k for b, k in enumerate(ks) if b != a)
-                if rank(*c) > cap:
-                    set_rank(*c, cap)
-                    ks[a], changed = cap, True
-    dim = sum(d * k for d, k in zip(shape, leaf))
-    dim += sum(node[i] * math.prod(rank(*c) for c in ch) for i, ch in enumerate(plan.children))
-    dim -= sum(k * k for k in leaf) + sum(k * k for i, k in enumerate(node) if i != plan.root)
-    return min(dim, total)
-
-
 def _setup(config: Config, key):
     """The problem and the two models (small init, large init: one draw, rescaled)."""
     kp, km = jax.random.split(key)
@@ -266,45 +205,19 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     dt = config.t1 / config.num_chunks
     ts = jnp.linspace(dt / per_chunk, dt, per_chunk)
 
-    def batched(problems, models):
-        return _chunk(
-            problems,
-            models,
-            ts,
-            jnp.asarray(dt),
-            jnp.asarray(config.rtol),
-            jnp.asarray(config.atol),
-            sets,
-            top,
-            config.max_steps,
-        )
+    consts = (ts, jnp.asarray(dt), jnp.asarray(config.rtol), jnp.asarray(config.atol), sets, top, config.max_steps)
 
     def step(state, k):
         models, status = state
-        models, (loss, erank, sv, test), st, steps = batched(problems, models)
+        models, (loss, erank, sv, test), st, steps = _chunk(problems, models, *consts)
         status = jnp.maximum(status, st)  # worst status so far (codes grow with severity)
-        return (models, status), {
-            "loss": loss,
-            "test_loss": test,
-            "effective_rank": erank,
-            "singular_values": sv,
-            "steps": steps,
-        }
+        return (models, status), dict(loss=loss, test_loss=test, effective_rank=erank, singular_values=sv, steps=steps)
 
-    models, status, steps, data, wall = run_flow_chunks(
-        step,
-        models,
-        config,
-        status_shape=(2, config.seeds),
-        out_dir=out_dir,
-        resume=resume,
-        progress=progress,
-        desc=NAME,
-    )
+    chunks = dict(out_dir=out_dir, resume=resume, progress=progress, desc=NAME)
+    models, status, steps, data, wall = run_flow_chunks(step, models, config, status_shape=(2, config.seeds), **chunks)
     ts = np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves)
     n_tree = len(sets) - len(config.non_tree)
-    plan = config.plan()
-    dof = degrees_of_freedom(config.shape, config.widths, plan)
+    dof = ht_degrees_of_freedom(config.shape, config.widths, config.plan())
     params = sum(x.size for x in jax.tree.leaves(eqx.filter(models, eqx.is_array))) // (2 * config.seeds)
     run_dims = ("init_scale", "seed")
     return {
