@@ -198,7 +198,7 @@ def _reproduce(args) -> int:
         config=config,
         wall_time=wall,
         status=res.get("status"),
-        extra={"size": args.size, **res.get("extra", {})},
+        extra={"size": args.size, **(res.get("extra") or {})},
         fingerprint=fp,
         figures=module.plot,
     )

@@ -32,7 +32,8 @@ def singular_values(w: Float[Array, "m n"]) -> Float[Array, " k"]:
 
 def effective_rank(w: Float[Array, "m n"]) -> Float[Array, ""]:
     """Effective rank of Roy and Vetterli (2007): exp(H(p)), p_i = s_i / sum_j s_j,
-    H the Shannon entropy of the normalized singular values s of ``w``.
+    H the Shannon entropy of the normalized singular values s of ``w``. Depends on W
+    only (not on how it is factorized); continuous, unlike the rank.
 
     Arguments:
         w: a matrix.
@@ -123,7 +124,8 @@ def matricization_effective_rank(t: Float[Array, "..."], modes: Sequence[int]) -
     """The effective rank (Roy and Vetterli 2007, :func:`effective_rank`) of the
     matricization [[t; modes]]: a smooth measure of the rank of [[t; modes]], i.e. of the
     dependencies between the modes in ``modes`` and the rest (Razin, Maman, Cohen,
-    ICML 2022).
+    ICML 2022). Depends on W and on the split of the modes (the set and its complement give
+    the same value).
 
     Arguments:
         t: a tensor.
@@ -137,7 +139,7 @@ def matricization_effective_rank(t: Float[Array, "..."], modes: Sequence[int]) -
 
 def numerical_rank(s: Float[Array, " k"], rtol: float = 1e-6) -> Float[Array, ""]:
     """The numerical rank #{i : s_i > rtol * s_1}: the number of singular values above
-    ``rtol`` times the largest.
+    ``rtol`` times the largest. Depends on W and on the threshold ``rtol``.
 
     Arguments:
         s: singular values in decreasing order (s_1 = ``s[0]`` is taken as the largest).
@@ -218,7 +220,7 @@ def ht_rank(tensor: Float[Array, "..."], tree=None, rtol: float = 1e-6) -> tuple
     (bottom-up, left to right), rank [[tensor; nu]] = #{i : s_i > rtol * s_1} over the
     singular values s of the matricization [[tensor; nu]] (:func:`matricization`).
     Leaves (mode-n ranks) are not included. Evaluated eagerly with numpy, at save points
-    only.
+    only. Depends on W, the tree and the threshold ``rtol``.
 
     Arguments:
         tensor: a dense tensor.
@@ -259,6 +261,7 @@ def cp_rank_estimate(
     error < ``tol``} (Razin et al. 2021's "CP rank of the solution"): the smallest
     r <= ``max_rank`` whose CP-ALS fit (``tensorly.decomposition.parafac``, numpy backend)
     reaches it in one of ``n_restarts`` random inits. Runs on the host, not jit-able.
+    Depends on W, ``tol`` and the ALS initializations: an upper bound on the tensor rank.
 
     Arguments:
         tensor: a dense tensor.
@@ -298,18 +301,53 @@ def cp_rank_estimate(
     return max_rank + 1
 
 
-def component_effective_rank(norms: Float[Array, " R"]) -> Float[Array, ""]:
-    """Effective rank exp(H(p)), p_r = norms_r / sum(norms), of CP component norms: a
-    smooth tensor-rank measure between 1 and the number of nonzero components (Roy and
-    Vetterli 2007 applied to component norms). Pass ``model.component_norms()`` (CP, and
-    deep CP: the norms ||(x)_n v_r^n|| of W's components)."""
+def component_norm_entropy_rank(norms: Float[Array, " R"]) -> Float[Array, ""]:
+    """exp(H(p)), p_r = norms_r / sum_r' norms_r', H(p) = -sum_r p_r log p_r, of CP
+    component norms: the entropy of the component norms, exponentiated, between 1 and the
+    number of nonzero components (the form of Roy and Vetterli 2007's effective rank,
+    applied to component norms instead of singular values).
+
+    It depends on the parameterization, not on W alone: CP components are not
+    orthogonal, so two factorizations of the same tensor (e.g. a component split in two
+    parallel halves) give different values. It measures how many of the model's
+    components are active, and is no rank of W (docs/theory.md §7).
+
+    Arguments:
+        norms: the component norms, e.g. ``model.component_norms()`` (CP; deep CP: the
+            norms ||(x)_n v_r^n|| of W's components).
+
+    Returns:
+        The value; NaN when ``norms`` holds NaN or inf or is all zero.
+    """
     return effective_rank_from_singular_values(norms)
+
+
+def component_effective_rank(norms: Float[Array, " R"]) -> Float[Array, ""]:
+    """Deprecated alias of :func:`component_norm_entropy_rank` (the name suggested a rank
+    of W; the value depends on the parameterization).
+
+    Arguments:
+        norms: the component norms.
+
+    Returns:
+        ``component_norm_entropy_rank(norms)``.
+    """
+    import warnings
+
+    warnings.warn(
+        "jaxreg.metrics.component_effective_rank is deprecated: use component_norm_entropy_rank "
+        "(the entropy of the CP component norms, which depends on the parameterization)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return component_norm_entropy_rank(norms)
 
 
 def numerical_component_rank(norms: Float[Array, " R"], rtol: float = 1e-2) -> Float[Array, ""]:
     """#{r : sigma_r > rtol * max_r' sigma_r'}: the number of CP components whose norm
     exceeds ``rtol`` times the largest (W less its smaller components has at most this
-    tensor rank; Razin, Maman, Cohen, ICML 2021).
+    tensor rank; Razin, Maman, Cohen, ICML 2021). Depends on the parameterization (like
+    :func:`component_norm_entropy_rank`) and on ``rtol``.
 
     Arguments:
         norms: component norms, e.g. ``model.component_norms()`` (any order).
@@ -325,7 +363,8 @@ def numerical_component_rank(norms: Float[Array, " R"], rtol: float = 1e-2) -> F
 def tt_effective_ranks(x: Float[Array, "..."] | TensorTrainFactorization) -> Float[Array, " N-1"]:
     """Effective ranks of the tensor-train matricizations of W: for every bond k = 0..N-2
     (0-based), the effective rank (Roy and Vetterli 2007) of the matricization with rows
-    indexed by modes 0..k. Their ranks are the TT-ranks (Oseledets 2011).
+    indexed by modes 0..k. Their ranks are the TT-ranks (Oseledets 2011). Depends on W
+    and the order of the modes.
 
     Arguments:
         x: a dense tensor (the matricizations are formed: small sizes), or a

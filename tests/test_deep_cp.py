@@ -63,7 +63,11 @@ def test_polynomial_growth_identity_and_bound(depth, init, t1):
     """Along gradient flow from a Frobenius-balanced init:
     d sigma_r/dt = N delta_r sigma_r^{2-2/N+k} (relative residual <= 1e-8),
     ||(x)_n v_r^n|| <= sigma_r^{1+k}, hence |delta_r| <= ||grad L(W)||_F, and the
-    conservation laws hold (drift <= 1e-9)."""
+    conservation laws hold (drift <= 1e-9). With Gaussian A's the norm bound is loose
+    (ratios 1e-4 to 0.1 here), so it cannot tell a wrong exponent: the identity does not
+    either, since delta absorbs any power of sigma. The exponent is pinned by
+    test_rate_terms_integrate_to_the_closed_form_growth, where both bounds are attained
+    and checked as equalities at sigma < 1."""
     problem = _problem()
     model = DTF(jax.random.key(1), (4,) * 3, 4, depth, init_scale=init, balanced=True)
 
@@ -124,7 +128,7 @@ def test_deeper_factors_lower_tensor_rank():
         def one(key):
             model = DTF(key, (5,) * 3, 8, depth, init_scale=0.3)
             traj = jr.gradient_descent(problem.loss, model, jr.group_rmsprop(1e-2), 4000, save_every=4000)
-            return jr.metrics.component_effective_rank(traj.model.end_component_norms()), traj.loss[-1]
+            return jr.metrics.component_norm_entropy_rank(traj.model.end_component_norms()), traj.loss[-1]
 
         return jr.sweep(one, jr.seed_keys(0, 4))
 
@@ -157,7 +161,10 @@ def test_rate_terms_integrate_to_the_closed_form_growth():
     stays aligned, so delta = c exactly and sigma follows ds/dt = N c s^p, p = 2 - 2/N + k:
     s(t) = (s0^{1-p} - (p-1) N c t)^{1/(1-p)}. The closed form is built from the model's
     own rate_terms at t = 0, at sigma < 1: a wrong exponent with a delta normalization
-    that absorbs it (the identity alone cannot tell) gives delta(0) != c and another curve."""
+    that absorbs it (the identity alone cannot tell) gives delta(0) != c and another curve.
+    The component attains both bounds, ||(x)_n v|| = sigma^{1+k} and |delta| = ||grad L||_F,
+    along the flow: checked as equalities at sigma < 1, where sigma^{1+k} differs from any
+    other power (a wrong exponent, in the model or in the bound, fails them)."""
     n_modes, k, c, s0 = 3, 2, 0.5, 0.3
     x = s0 ** (1.0 / n_modes)
     e = jnp.zeros((2, 1)).at[0, 0].set(1.0)
@@ -184,10 +191,13 @@ def test_rate_terms_integrate_to_the_closed_form_growth():
         ts=ts,
         rtol=1e-12,
         atol=1e-14,
-        metrics=lambda m: (m.rate_sigma()[0], theory.rate_terms(loss_w, m).gamma[0]),
+        metrics=lambda m: (m.rate_sigma()[0], theory.rate_terms(loss_w, m).gamma[0], m.component_norms()[0]),
     )
-    sigma, delta = (np.asarray(v) for v in traj.metrics)
+    sigma, delta, end_norm = (np.asarray(v) for v in traj.metrics)
     closed = (s0 ** (1 - p) - (p - 1) * a * np.asarray(ts)) ** (1 / (1 - p))
     assert np.max(np.abs(sigma - closed) / closed) <= 1e-8
     np.testing.assert_allclose(delta, c, rtol=1e-10)
+    # the bounds are tight here: ||(x)_n v|| = sigma^{1+k}, |delta| = ||grad L(W)||_F = ||G||_F
+    np.testing.assert_allclose(end_norm, sigma ** (1 + k), rtol=1e-10)
+    np.testing.assert_allclose(np.abs(delta), float(jnp.linalg.norm(g)), rtol=1e-10)
     assert sigma[-1] >= 1.5 * s0 and sigma[-1] < 1.0  # real growth, and sigma < 1 throughout

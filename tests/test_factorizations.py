@@ -37,6 +37,16 @@ def test_matrix_init_scale_convention(depth):
     assert 0.7 <= np.mean(norms) / (1e-2 * np.sqrt(60)) <= 1.3
 
 
+@pytest.mark.parametrize("depth", [1, 3])
+def test_matrix_orthogonal_init_scales(depth):
+    """Init "orthogonal": every singular value of W(0) is init_scale (||W(0)||_F = a sqrt(n), as
+    the other inits); "orthogonal_reference": a sqrt(n) each (Arora et al. 2019's code)."""
+    n, a = 9, 1e-2
+    for init, sv in (("orthogonal", a), ("orthogonal_reference", a * np.sqrt(n))):
+        w = jr.MatrixFactorization(jax.random.key(depth), (n, n), depth, init_scale=a, init=init).materialize()
+        np.testing.assert_allclose(np.linalg.svd(np.asarray(w), compute_uv=False), sv, rtol=1e-12)
+
+
 def test_matrix_entries_match_materialize_nonsquare():
     m = jr.MatrixFactorization(jax.random.key(1), (7, 11), 3, width=4, init_scale=1.0)
     idx = jnp.array([[0, 0], [6, 10], [3, 7], [6, 0]])

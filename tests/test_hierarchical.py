@@ -145,8 +145,9 @@ BOUND_CASES = [(3, 3, 2, (3, 3), 14, 0.4, 60.0), (8, 2, 3, (3, 3), 128, 0.5, 180
 
 @pytest.mark.parametrize("order,dim,pool,widths,observed,init,t1", BOUND_CASES)
 def test_unbalanced_bounds_and_conservation(order, dim, pool, widths, observed, init, t1):
-    """Razin et al. 2021 Thm 2 with K for N, per local component, along an unbalanced
-    flow; the K - 1 norm differences of every local component are conserved."""
+    """The upper bound of Razin et al. 2021 Thm 2 and the AM-GM lower bound (the default),
+    with K for N, per local component, along an unbalanced flow; the K - 1 norm
+    differences of every local component are conserved."""
     problem, tree = _problem(order, dim, pool, observed)
     model = HTF(jax.random.key(order % 2), (dim,) * order, widths, tree=tree, init_scale=init)
 

@@ -93,6 +93,8 @@ CLI_CASES = [
     ("size-unknown", ["reproduce", "matrix-dynamics", "--size", "huge"], None, "size"),
     ("reproduction-unknown", ["reproduce", "matrix-dynamic"], None, "reproduction"),
     ("non-tree-mode", ["reproduce", "ht-rank", "--size", "tiny"], "non_tree = [[0, 9]]\n", "non_tree"),
+    ("non-tree-twice", ["reproduce", "ht-rank", "--size", "tiny"], "non_tree = [[0, 2], [1, 3]]\n", "listed twice"),
+    ("ht-control-init", ["reproduce", "ht-rank", "--size", "tiny"], "large_init_scale = 0.1\n", "large_init_scale"),
     ("depths-int", ["reproduce", "matrix-completion-depth", "--size", "tiny"], "depths = 3\n", "depths"),
     ("baseline-int", ["reproduce", "matrix-completion-depth", "--size", "tiny"], "baseline = 1\n", "baseline"),
     ("dcp-t1s-length", ["reproduce", "incremental-learning", "--size", "tiny"], "dcp_t1s = [1.0]\n", "dcp_t1s"),
@@ -248,7 +250,7 @@ def test_valid_save_times_and_matching_model_pass(setup):
 def test_effective_rank_of_degenerate_matrix_is_nan(w):
     w = jnp.asarray(w)
     assert np.isnan(jr.metrics.effective_rank(w))
-    assert np.isnan(jr.metrics.component_effective_rank(jnp.diagonal(w)))
+    assert np.isnan(jr.metrics.component_norm_entropy_rank(jnp.diagonal(w)))
 
 
 def test_rank_metrics_of_non_finite_input_are_nan():

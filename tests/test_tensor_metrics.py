@@ -1,5 +1,6 @@
-"""Tensor rank metrics: HT rank, CP rank by CP-ALS, effective rank of component norms."""
+"""Tensor rank metrics: HT rank, CP rank by CP-ALS, entropy rank of component norms."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -47,11 +48,28 @@ def test_cp_rank_estimate_edges():
         jr.metrics.cp_rank_estimate(noise, max_rank=0)
 
 
-def test_component_effective_rank():
-    np.testing.assert_allclose(float(jr.metrics.component_effective_rank(jnp.ones(7))), 7.0, rtol=1e-12)
+def test_component_norm_entropy_rank():
+    rank = jr.metrics.component_norm_entropy_rank
+    np.testing.assert_allclose(float(rank(jnp.ones(7))), 7.0, rtol=1e-12)
     one = jnp.zeros(7).at[2].set(3.0)
-    np.testing.assert_allclose(float(jr.metrics.component_effective_rank(one)), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(float(rank(one)), 1.0, rtol=1e-12)
     two = jnp.array([1.0, 1.0, 1e-9, 0.0])
-    assert 2.0 - 1e-6 < float(jr.metrics.component_effective_rank(two)) <= 2.0 + 1e-6
+    assert 2.0 - 1e-6 < float(rank(two)) <= 2.0 + 1e-6
+    with pytest.warns(DeprecationWarning, match="component_norm_entropy_rank"):
+        assert float(jr.metrics.component_effective_rank(two)) == float(rank(two))
     assert int(jr.metrics.numerical_component_rank(two)) == 2
     assert int(jr.metrics.numerical_component_rank(two, rtol=1e-10)) == 3
+
+
+def test_component_norm_entropy_rank_depends_on_the_parameterization():
+    """One rank-one W as one CP component or as two parallel halves: W's matricization
+    ranks agree, the component-norm entropy rank goes from 1 to 2 (it is no rank of W)."""
+    one = jr.TensorFactorization(jax.random.key(0), (3, 4, 5), 1, init_scale=1.0)
+    half = 0.5 ** (1 / 3)
+    two = jr.TensorFactorization(jax.random.key(0), (3, 4, 5), 2, init_scale=1.0)
+    two = eqx.tree_at(lambda m: m.factors, two, tuple(jnp.concatenate([f, f], axis=1) * half for f in one.factors))
+    np.testing.assert_allclose(two.materialize(), one.materialize(), rtol=1e-12)
+    er = [float(jr.metrics.matricization_effective_rank(m.materialize(), (0,))) for m in (one, two)]
+    np.testing.assert_allclose(er[0], er[1], rtol=1e-9)
+    np.testing.assert_allclose(float(jr.metrics.component_norm_entropy_rank(one.component_norms())), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(float(jr.metrics.component_norm_entropy_rank(two.component_norms())), 2.0, rtol=1e-12)

@@ -96,7 +96,8 @@ def test_rate_identity_fails_for_unbalanced_model():
 
 @pytest.mark.parametrize("order", [2, 3, 4])
 def test_cp_unbalanced_bounds_hold_along_flow(order):
-    """Razin et al. 2021, Thm 2: N gamma sigma^{2-2/N} <= dsigma/dt <= N gamma (sigma^{2/N}+eps)^{N-1}."""
+    """The AM-GM lower bound (the default, not the paper's) and the upper bound of Razin et
+    al. 2021, Thm 2: N gamma sigma^{2-2/N} <= dsigma/dt <= N gamma (sigma^{2/N}+eps)^{N-1}."""
     problem = _tensor_problem("completion", order)
     model = jr.TensorFactorization(jax.random.key(4), (4,) * order, 6, init_scale=0.3)
     ts = jnp.linspace(0.0, {2: 4.6, 3: 74.0, 4: 1277.0}[order], 30)

@@ -38,7 +38,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import _validation as V
 from ..factorizations import TensorFactorization
-from ..metrics import component_effective_rank, cp_rank_estimate
+from ..metrics import component_norm_entropy_rank, cp_rank_estimate
 from ..sweep import sweep
 from ..tasks import tensor_completion
 from ._config import DescentToLoss, check_scalar_fields, defaults
@@ -48,7 +48,7 @@ NAME = "tensor-completion-observations"
 
 
 # the outputs of one run, in the order ``step`` returns them
-OUTPUTS = ("error", "cp_rank", "effective_rank", "loss", "status", "iterations")
+OUTPUTS = ("error", "cp_rank", "component_norm_entropy_rank", "loss", "status", "iterations")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +130,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         tr = rmsprop_descent(lambda m: masked_loss(m, idx, vals, n), model, config, save_every=config.num_steps)
         w = tr.model.materialize()
         err = jnp.linalg.norm((w - target).ravel()) / jnp.linalg.norm(target.ravel())
-        return w, err, component_effective_rank(tr.model.component_norms()), tr.loss[-1], tr.status, tr.num_steps
+        return w, err, component_norm_entropy_rank(tr.model.component_norms()), tr.loss[-1], tr.status, tr.num_steps
 
     over_scales = jax.vmap(one, in_axes=(None, None, None, None, 0, None))
     batched = eqx.filter_jit(eqx.filter_vmap(over_scales, in_axes=(0, 0, 0, 0, None, None)))
@@ -191,12 +191,12 @@ def summary(results) -> str:
         cp_rank = np.asarray(results["cp_rank"][i, j], float)
         return (
             f"{s:>8.0e} {n:>6} {mean_std(results['error'][i, j], '13.3e', '9.2e')} "
-            f"{mean_std(cp_rank, '11.2f', '7.2f')} {results['effective_rank'][i, j].mean():>9.2f} "
+            f"{mean_std(cp_rank, '11.2f', '7.2f')} {results['component_norm_entropy_rank'][i, j].mean():>14.2f} "
             f"{results['loss'][i, j].max():>10.1e} {results['iterations'][i, j].max():>6}"
         )
 
     header = (
         f"{'init':>8} {'obs':>6} {'rel. error (mean +- std)':>26} {'CP rank (mean +- std)':>22} "
-        f"{'eff. rank':>9} {'train loss':>10} {'iters':>6}"
+        f"{'norm-ent. rank':>14} {'train loss':>10} {'iters':>6}"
     )
     return grid_table(results, ("init_scale", "num_observed"), header, row)

@@ -13,7 +13,7 @@ from .. import _validation as V
 from ._base import AbstractFactorization, RateTerms, VerifyCase
 from ._common import default_dtype, dense_route, take_entries
 
-INITS = ("gaussian", "identity", "orthogonal")
+INITS = ("gaussian", "identity", "orthogonal", "orthogonal_reference")
 
 
 def _chain(mats) -> Array:
@@ -66,7 +66,13 @@ class MatrixFactorization(AbstractFactorization):
     - ``"gaussian"``: i.i.d. N(0, s^2) entries with s^{2L} = a^2 / (m width^{L-1})
       (for square width-n layers s = a^{1/L} / sqrt(n), the reference convention);
     - ``"identity"``: W_j = a^{1/L} I (rectangular identities);
-    - ``"orthogonal"``: W_j = a^{1/L} Q_j with Q_j random (semi-)orthogonal.
+    - ``"orthogonal"``: W_j = a^{1/L} Q_j with Q_j random (semi-)orthogonal, so that for
+      square layers every singular value of W(0) is a and ||W(0)||_F = a sqrt(n), the
+      same Frobenius norm as the other two;
+    - ``"orthogonal_reference"``: W_j = (a sqrt(m))^{1/L} Q_j, the scale of Arora et al.
+      2019's public code: every singular value of a square W(0) is a sqrt(n) and
+      ||W(0)||_F = a n, sqrt(n) times the other inits' (choose it to match their
+      orthogonal-init runs).
     ``balanced=True`` re-factorizes the initial product with :func:`balanced_factors`,
     so W_{j+1}^T W_{j+1} = W_j W_j^T holds exactly (same W(0)).
     """
@@ -104,7 +110,7 @@ class MatrixFactorization(AbstractFactorization):
             c = init_scale ** (1.0 / depth)
             mats = [c * jnp.eye(dims[j + 1], dims[j], dtype=dtype) for j in range(depth)]
         else:
-            c = init_scale ** (1.0 / depth)
+            c = (init_scale * (m**0.5 if init == "orthogonal_reference" else 1.0)) ** (1.0 / depth)
             mats = []
             for j, k in enumerate(keys):
                 rows, cols = dims[j + 1], dims[j]

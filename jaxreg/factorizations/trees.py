@@ -9,6 +9,7 @@ root's height. :class:`TreePlan` is the static, validated form the models use.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -165,3 +166,65 @@ def check_widths(widths, plan: TreePlan, name: str = "widths") -> tuple[int, ...
             f"below the root, got {len(out)}: {widths!r}"
         )
     return out
+
+
+def ht_degrees_of_freedom(shape: Sequence[int], widths: Sequence[int], plan: TreePlan) -> int:
+    """Dimension of the set of tensors of the largest HT rank an HTF of ``widths`` reaches.
+
+    Each node t gets the largest rank k_t its matricization can have in the model: at
+    most prod(d of t's modes), prod(d of the other modes), the node's number of local
+    components and its matrix's number of columns (leaves: d_n and their matrix's
+    columns), then reduced until k_t <= prod(k_c) over t's children and k_c <= k_t
+    prod(k_c') over c's siblings c'. The manifold of tensors of HT rank (k_t) has
+    dimension (Uschmajew and Vandereycken 2013)
+
+        sum_{leaves n} d_n k_n + sum_{internal t} k_t prod_{c child of t} k_c - sum_{t != root} k_t^2,
+
+    with k_root = 1; at most prod(shape), which it equals when every rank is full.
+
+    Arguments:
+        shape: the tensor's dimensions d_n.
+        widths: the model's widths, one per tree level below the root.
+        plan: the mode tree.
+
+    Returns:
+        The dimension, an int.
+    """
+    total = math.prod(shape)
+
+    def size(modes):
+        return math.prod(shape[m] for m in modes)
+
+    leaf = [
+        min(d, size([m for m in range(len(shape)) if m != n]), widths[plan.leaf_parent_height[n] - 1])
+        for n, d in enumerate(shape)
+    ]
+    node = [
+        1
+        if i == plan.root
+        else min(size(nu), total // size(nu), widths[plan.heights[i] - 1], widths[plan.parent_height[i] - 1])
+        for i, nu in enumerate(plan.nodes)
+    ]
+
+    def rank(kind, j):
+        return leaf[j] if kind == "leaf" else node[j]
+
+    def set_rank(kind, j, k):
+        (leaf if kind == "leaf" else node)[j] = k
+
+    changed = True
+    while changed:
+        changed = False
+        for i, children in enumerate(plan.children):
+            ks = [rank(*c) for c in children]
+            if i != plan.root and node[i] > math.prod(ks):
+                node[i], changed = math.prod(ks), True
+            for a, c in enumerate(children):
+                cap = node[i] * math.prod(k for b, k in enumerate(ks) if b != a)
+                if rank(*c) > cap:
+                    set_rank(*c, cap)
+                    ks[a], changed = cap, True
+    dim = sum(d * k for d, k in zip(shape, leaf))
+    dim += sum(node[i] * math.prod(rank(*c) for c in ch) for i, ch in enumerate(plan.children))
+    dim -= sum(k * k for k in leaf) + sum(k * k for i, k in enumerate(node) if i != plan.root)
+    return min(dim, total)
