@@ -55,7 +55,7 @@ from ..tasks import (
     tensor_completion,
     tensor_sensing,
 )
-from ._results import flow_segment
+from ._results import capped_at_t1, flow_segment
 from ._runner import run_chunks, stack_chunks
 from ._sweep_report import plot as plot
 from ._sweep_report import summary as summary
@@ -80,7 +80,8 @@ class Config:
     ``num_observed`` (entries or measurements). Optimizer: ``flow`` integrates to ``t1``
     with tolerances ``rtol``/``atol``; any other name runs ``num_steps`` steps of
     ``optax.<name>(learning_rate, **optimizer_options)`` (``group_rmsprop``: jaxreg's).
-    ``stop_at_loss`` (0: never) stops a run once its loss reaches it. ``chunk_size``
+    ``stop_at_loss`` (0: never) stops a run once its loss reaches it (status converged;
+    a run with one that does not reach it by ``t1`` or ``num_steps`` ends max_steps). ``chunk_size``
     (0: :func:`jaxreg.sweep`'s default) is the number of runs per vmapped program: the
     runs are sharded over every device (of every process under ``jax.distributed``), and a
     fixed ``chunk_size`` gives the same bits whatever the number of devices or processes.
@@ -378,7 +379,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     steps_per_chunk = [o.pop("steps") for o in outs]
     data = stack_chunks(outs, axis=1)
     if config.optimizer == "flow":
-        status = np.asarray(state[1])
+        status = np.asarray(state[1] if stop is None else capped_at_t1(state[1]))  # t1 before stop_at_loss
         steps = np.sum(steps_per_chunk, axis=0)
         times = np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves)
         time_name = "flow time t"

@@ -24,7 +24,7 @@ from ..metrics import effective_rank, nuclear_norm
 from ..sweep import sweep
 from ..tasks import matrix_completion
 from ._config import FlowTolerances, check_scalar_fields, defaults
-from ._results import run_grid_chunks, solver_options
+from ._results import capped_at_t1, run_grid_chunks, solver_options
 
 NAME = "matrix-completion-depth"
 
@@ -52,7 +52,8 @@ def check_grid_config(config, count_field: str) -> None:
 @defaults(seeds=2, rtol=1e-6, max_steps=50_000)
 class GridRun(FlowTolerances):
     """The fields :func:`run_grid` reads besides the grid itself: each flow runs until the
-    training loss falls to ``stop_at_loss`` or the time reaches ``t1``; ``baseline``: also
+    training loss falls to ``stop_at_loss`` (status converged) or the time reaches the cap
+    ``t1`` (status max_steps); ``baseline``: also
     solve the nuclear-norm minimization with tolerance ``baseline_delta`` (SCS's ``eps``:
     ``baseline_eps``). The grid: every depth in ``depths`` and init scale in ``init_scales``."""
 
@@ -150,7 +151,7 @@ def run_grid(
                 problem.squared_reconstruction_error(tr.model),
                 nuclear_norm(w),
                 effective_rank(w),
-                tr.status,
+                capped_at_t1(tr.status),  # t1 without reaching stop_at_loss: max_steps
                 tr.ts[-1],
             )
 
