@@ -85,6 +85,24 @@ def to_dataset(results):
     return ds
 
 
+def load(out_dir):
+    """The results in ``out_dir`` as an :class:`xarray.Dataset` (:func:`to_dataset`), as
+    ``jaxreg.results.load``: every saved array a data variable over its named dimensions,
+    with its coordinates, and ``results.json``'s config, fingerprint and statuses as
+    attributes and ``run_status``. Checked as :func:`jaxreg.results.load_results` checks
+    it (which returns the plain NumPy form and needs no xarray).
+
+    Arguments:
+        out_dir: a results directory written by :func:`jaxreg.results.save_results`.
+
+    Returns:
+        The ``xarray.Dataset``.
+    """
+    from .results import load_results
+
+    return to_dataset(load_results(out_dir))
+
+
 def export(results_dir, fmt: str, path=None, *, force: bool = False) -> Path:
     """Write the results in ``results_dir`` as one netCDF file or Zarr store.
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import storage as _store
+from .dataset import load as load
 from .storage import CorruptFile as CorruptFile
 from .storage import atomic_save_npz as atomic_save_npz
 from .storage import atomic_write_bytes as atomic_write_bytes
@@ -333,21 +334,3 @@ def load_results(out_dir) -> Results:
     _check_shapes(path, meta, arrays)
     dims = {k: tuple(v) for k, v in meta.pop("dims").items()}
     return Results(meta["name"], arrays, dims, meta.pop("coords"), meta.pop("config"), meta)
-
-
-def load(out_dir):
-    """The results in ``out_dir`` as an :class:`xarray.Dataset` (:func:`jaxreg.dataset.to_dataset`):
-    every saved array a data variable over its named dimensions, with its coordinates, and
-    ``results.json``'s config, fingerprint and statuses as attributes and ``run_status``.
-    Checked as :func:`load_results` checks it (which returns the plain NumPy form and
-    needs no xarray).
-
-    Arguments:
-        out_dir: a results directory written by :func:`save_results`.
-
-    Returns:
-        The ``xarray.Dataset``.
-    """
-    from .dataset import to_dataset
-
-    return to_dataset(load_results(out_dir))

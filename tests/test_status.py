@@ -9,7 +9,8 @@ import optax
 import pytest
 
 import jaxreg as jr
-from jaxreg.experiments._results import grid_results, grid_table, status_counts, status_report
+from jaxreg.experiments import custom_sweep
+from jaxreg.experiments._results import capped_at_t1, grid_results, grid_table, status_counts, status_report
 from jaxreg.results import Results
 
 
@@ -66,3 +67,26 @@ def test_a_cell_with_one_capped_seed_is_not_converged():
 def test_status_report_reads_names_without_a_status_array():
     res = Results("r", {}, {}, {}, {}, {"status": ["completed", "non_finite", "max_steps"]})
     assert status_report(res) == "runs that reached their stop criterion: 1/3 (1 max_steps, 1 non_finite)"
+
+
+def test_capped_at_t1_turns_only_completed_into_max_steps():
+    codes = np.arange(len(jr.Status.NAMES))
+    expected = ["max_steps", "converged", "max_steps", "non_finite", "failed"]
+    assert jr.Status.names(capped_at_t1(codes)) == expected
+
+
+def test_sweep_flow_run_to_a_loss_that_reaches_t1_is_max_steps():
+    """A chunked flow towards a loss: the end of a chunk is no cap, the last chunk's t1 is."""
+
+    def run(stop_at_loss):
+        config = custom_sweep.Config(
+            model="matrix", shape=(4, 4), num_observed=10, target_rank=1, t1=2.0, num_saves=2, num_chunks=2,
+            init_scales=(0.5,), seeds=1, stop_at_loss=stop_at_loss,
+        )  # fmt: skip
+        return custom_sweep.run(config, progress=False)
+
+    capped = run(1e-30)
+    assert capped["status"] == ["max_steps"]
+    loss = capped["arrays"]["loss"][1][0, 0]  # (time,): it ran through both chunks
+    assert np.all(np.isfinite(loss)) and loss[1] < loss[0]
+    assert run(float(loss[0]))["status"] == ["converged"]  # a loss reached within t1

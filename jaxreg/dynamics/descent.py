@@ -127,9 +127,21 @@ def descent_segment(loss, static, optimizer, carry, num_saves: int, save_every: 
 
 
 def finish_status(loss, model, status, stop):
-    """Final :class:`Status` code of a descent: a run still running took all its steps,
-    which is MAX_STEPS when it had a loss to reach (``stop`` finite) and COMPLETED when
-    not (``stop = -inf``); NON_FINITE if the loss or any parameter is."""
+    """The final :class:`Status` code of a descent.
+
+    A run still running took all its steps: that is MAX_STEPS when it had a loss to reach
+    (``stop`` finite) and COMPLETED when not (``stop = -inf``); a non-finite loss or
+    parameter makes it NON_FINITE.
+
+    Arguments:
+        loss: the loss ``model -> scalar``.
+        model: the final model.
+        status: the carried code (``-1`` while running).
+        stop: the ``stop_at_loss`` value, ``-inf`` for none.
+
+    Returns:
+        The int32 status code.
+    """
     capped = jnp.where(jnp.isfinite(stop), Status.MAX_STEPS, Status.COMPLETED)
     status = jnp.where(status == _RUNNING, capped, status)
     finite = finite_tree(model) & jnp.isfinite(loss(model))

@@ -59,6 +59,21 @@ def flow_segment(problem, model, dt, num_saves, config, **kwargs):
     return gradient_flow(problem.loss, model, dt, ts=ts, **solver_options(config), **kwargs)
 
 
+def capped_at_t1(status):
+    """The status of a flow run towards a loss (``stop_at_loss``) whose time ``t1`` ended
+    it first: :func:`jaxreg.gradient_flow` reports reaching ``t1`` as COMPLETED (``t1`` is
+    its horizon), but a reproduction that runs to a loss sets ``t1`` as a cap, so COMPLETED
+    becomes MAX_STEPS; other codes are kept.
+
+    Arguments:
+        status: status codes (any shape; JAX or NumPy).
+
+    Returns:
+        The codes with COMPLETED replaced by MAX_STEPS.
+    """
+    return jnp.where(status == Status.COMPLETED, Status.MAX_STEPS, status)
+
+
 def rmsprop_descent(loss, model, config, *, learning_rate=None, **kwargs):
     """``config.num_steps`` steps of GroupRMSprop descent (:func:`jaxreg.group_rmsprop`
     with learning rate ``config.lr``) on ``loss`` from ``model``, stopped once the loss is

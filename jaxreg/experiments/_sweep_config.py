@@ -47,7 +47,8 @@ class Config:
     ``num_observed`` (entries or measurements). Optimizer: ``flow`` integrates to ``t1``
     with tolerances ``rtol``/``atol``; any other name runs ``num_steps`` steps of
     ``optax.<name>(learning_rate, **optimizer_options)`` (``group_rmsprop``: jaxreg's).
-    ``stop_at_loss`` (0: never) stops a run once its loss reaches it. ``chunk_size``
+    ``stop_at_loss`` (0: never) stops a run once its loss reaches it (status converged;
+    a run with one that does not reach it by ``t1`` or ``num_steps`` ends max_steps). ``chunk_size``
     (0: :func:`jaxreg.sweep`'s default) is the number of runs per vmapped program: the
     runs are sharded over every device (of every process under ``jax.distributed``), and a
     fixed ``chunk_size`` gives the same bits whatever the number of devices or processes.

@@ -37,7 +37,7 @@ import numpy as np
 from ..dynamics import Status
 from ..dynamics.descent import descent_init, descent_segment, finish_status
 from ..sweep import sweep
-from ._results import flow_segment
+from ._results import capped_at_t1, flow_segment
 from ._runner import run_chunks, stack_chunks
 from ._sweep_config import LEGACY_OPTIONS as LEGACY_OPTIONS
 from ._sweep_config import MODELS as MODELS
@@ -129,7 +129,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     steps_per_chunk = [o.pop("steps") for o in outs]
     data = stack_chunks(outs, axis=1)
     if config.optimizer == "flow":
-        status = np.asarray(state[1])
+        status = np.asarray(state[1] if stop is None else capped_at_t1(state[1]))  # t1 before stop_at_loss
         steps = np.sum(steps_per_chunk, axis=0)
         times = np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves)
         time_name = "flow time t"

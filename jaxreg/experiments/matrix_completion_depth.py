@@ -27,7 +27,7 @@ from ..metrics import effective_rank, nuclear_norm
 from ..sweep import sweep
 from ..tasks import matrix_completion
 from ._config import FlowTolerances, check_scalar_fields, defaults
-from ._results import cell_status, run_grid_chunks, solver_options
+from ._results import capped_at_t1, cell_status, run_grid_chunks, solver_options
 
 NAME = "matrix-completion-depth"
 
@@ -55,7 +55,8 @@ def check_grid_config(config, count_field: str) -> None:
 @defaults(seeds=2, rtol=1e-6, max_steps=50_000)
 class GridRun(FlowTolerances):
     """The fields :func:`run_grid` reads besides the grid itself: each flow runs until the
-    training loss falls to ``stop_at_loss`` or the time reaches ``t1``; ``baseline``: also
+    training loss falls to ``stop_at_loss`` (status converged) or the time reaches the cap
+    ``t1`` (status max_steps); ``baseline``: also
     solve the nuclear-norm minimization with tolerance ``baseline_delta`` (SCS's ``eps``:
     ``baseline_eps``). The grid: every depth in ``depths`` and init scale in ``init_scales``."""
 
@@ -158,7 +159,7 @@ def run_grid(
                 problem.squared_reconstruction_error(tr.model),
                 nuclear_norm(w),
                 effective_rank(w),
-                tr.status,
+                capped_at_t1(tr.status),  # t1 without reaching stop_at_loss: max_steps
                 tr.ts[-1],
             )
 
@@ -168,8 +169,6 @@ def run_grid(
     def step(state, k):
         n, depth = cells[k]
         err, nuc, erank, status, t_end = cell(n, depth)
-        # a flow that reached t1 (or the solver's step cap) above stop_at_loss missed its stop
-        status = jnp.where(status == Status.COMPLETED, Status.MAX_STEPS, status)
         out = {"error": err, "nuclear_norm": nuc, "effective_rank": erank, "status": status, "time": t_end}
         if config.baseline and depth == config.depths[0]:
             problems = [jax.tree_util.tree_map(lambda x: x[i], problems_with(n)) for i in range(config.seeds)]
