@@ -55,7 +55,6 @@ def brief(value) -> str:
     return text if len(text) <= 200 and "\n" not in text else " ".join(text.split())[:200] + " ..."
 
 
-# ----------------------------------------------------------------------------------
 # scalars
 
 
@@ -151,7 +150,6 @@ def callable_or_none(name: str, value, what: str) -> None:
         raise ValueError(f"{name} must be {what} or None, got {value!r}")
 
 
-# ----------------------------------------------------------------------------------
 # sequences
 
 
@@ -207,7 +205,6 @@ def shape_tuple(name: str, value, *, order: int | None = None, min_order: int = 
     return out
 
 
-# ----------------------------------------------------------------------------------
 # frozen dataclass configs
 
 
@@ -257,7 +254,6 @@ def divisible(name: str, value: int, by_name: str, by: int) -> None:
         raise ValueError(f"{name} ({value}) must be a multiple of {by_name} ({by})")
 
 
-# ----------------------------------------------------------------------------------
 # memory
 
 
@@ -286,7 +282,6 @@ def fits_in_memory(name: str, value: int, bytes_needed: float, *, fraction: floa
         )
 
 
-# ----------------------------------------------------------------------------------
 # arrays
 
 
@@ -331,7 +326,6 @@ def save_times(name: str, ts, t1) -> None:
         raise ValueError(f"{name} must lie in [0, t1] = [0, {float(t1):g}], got [{arr[0]:g}, {arr[-1]:g}]")
 
 
-# ----------------------------------------------------------------------------------
 # models and losses
 
 

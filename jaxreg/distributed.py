@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+from jaxtyping import PyTree
 
 #: Seconds a process waits for all others to connect at start.
 INITIALIZATION_TIMEOUT_S = 300
@@ -25,7 +26,17 @@ SHUTDOWN_TIMEOUT_S = 120
 
 
 def parse_coordinator(address: str) -> str:
-    """``"HOST:PORT"`` checked (a host and a port in 1..65535) and returned unchanged."""
+    """Check a coordinator address.
+
+    Arguments:
+        address: ``"HOST:PORT"``, a host and a port in 1..65535.
+
+    Returns:
+        ``address`` unchanged.
+
+    Raises:
+        ValueError: ``address`` is not of that form.
+    """
     host, sep, port = str(address).rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"coordinator must be HOST:PORT with a port in 1..65535, got {address!r}")
@@ -58,6 +69,9 @@ def initialize(
         process_id: this process's index in 0..N-1, or ``None`` to detect it.
         initialization_timeout, heartbeat_timeout, shutdown_timeout: seconds (see the
             module constants).
+
+    Returns:
+        None; this process has joined the run (``jax.process_count()`` counts all).
     """
     given = [coordinator is not None, num_processes is not None, process_id is not None]
     if any(given) and not all(given):
@@ -93,13 +107,28 @@ def initialize(
 
 
 def is_writer() -> bool:
-    """True on the process that writes results, figures and checkpoints (process 0)."""
+    """Whether this process writes results, figures and checkpoints.
+
+    Returns:
+        True on process 0 (and in a single-process run), False elsewhere.
+    """
     return jax.process_index() == 0
 
 
 def agree(value: int, what: str) -> int:
-    """``value`` (an integer), checked to be the same on every process; the same error
-    is raised on every process otherwise (a collective: every process must call it)."""
+    """Check that ``value`` is the same on every process (a collective: every process must
+    call it).
+
+    Arguments:
+        value: an integer.
+        what: what ``value`` is, for the error message.
+
+    Returns:
+        ``value``.
+
+    Raises:
+        ValueError: on every process, when the processes hold different values.
+    """
     if jax.process_count() == 1:
         return value
     from jax.experimental.multihost_utils import process_allgather
@@ -110,10 +139,18 @@ def agree(value: int, what: str) -> int:
     return value
 
 
-def gathered(tree):
-    """``tree`` with every array leaf sharded over several processes all-gathered into a
-    NumPy array, so that this process can read, save or print all of it; other leaves
-    are returned as they are (a collective: every process must call it)."""
+def gathered(tree: PyTree) -> PyTree:
+    """All-gather the leaves of ``tree`` that are sharded over several processes, so that
+    this process can read, save or print all of them (a collective: every process must
+    call it).
+
+    Arguments:
+        tree: any pytree.
+
+    Returns:
+        ``tree`` with every array leaf that this process cannot fully address replaced by
+        a NumPy array of all of it; other leaves as they are.
+    """
     from jax.experimental.multihost_utils import process_allgather
 
     def gather(x):

@@ -7,15 +7,26 @@ All functions are pure and jit/vmap friendly; call them at save points only
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+if TYPE_CHECKING:
+    from .factorizations import AbstractFactorization, TensorTrainFactorization
+
 
 def singular_values(w: Float[Array, "m n"]) -> Float[Array, " k"]:
-    """Singular values of ``w`` in decreasing order."""
+    """The singular values s_1 >= ... >= s_k of ``w``, k = min(m, n).
+
+    Arguments:
+        w: a matrix.
+
+    Returns:
+        The k singular values, in decreasing order.
+    """
     return jnp.linalg.svd(w, compute_uv=False)
 
 
@@ -57,13 +68,33 @@ def effective_rank_from_singular_values(s: Float[Array, " k"]) -> Float[Array, "
 
 
 def nuclear_norm(w: Float[Array, "m n"]) -> Float[Array, ""]:
-    """||w||_* = sum of singular values."""
+    """The nuclear norm ||w||_* = sum_i s_i(w), the sum of the singular values (the
+    convex surrogate of rank that Arora et al. 2019 compare deep factorizations with).
+
+    Arguments:
+        w: a matrix.
+
+    Returns:
+        The scalar ||w||_*.
+    """
     return jnp.sum(singular_values(w))
 
 
 def matricization(t: Float[Array, "..."], modes: Sequence[int]) -> Float[Array, "rows cols"]:
-    """[[t; modes]]: rows indexed by ``modes`` (in the given order), columns by the rest
-    (in increasing order), as in Cohen & Shashua 2017."""
+    """The matricization [[t; modes]] of Cohen & Shashua 2017: the entry t[i_1, ..., i_N]
+    sits at row (i_m)_{m in modes} and column (i_m)_{m not in modes}, both multi-indices
+    read row-major, rows in the order of ``modes``, columns in increasing mode order.
+
+    Arguments:
+        t: a tensor of order N.
+        modes: distinct axes of ``t`` (not empty).
+
+    Returns:
+        A (prod_{m in modes} d_m) x (prod_{m not in modes} d_m) matrix.
+
+    Raises:
+        ValueError: ``modes`` is empty, repeats an axis or names one out of range.
+    """
     modes = tuple(int(m) for m in modes)
     if not modes or len(set(modes)) != len(modes) or any(m < 0 or m >= t.ndim for m in modes):
         raise ValueError(f"modes must be distinct axes of a tensor of order {t.ndim}, got {modes}")
@@ -74,44 +105,109 @@ def matricization(t: Float[Array, "..."], modes: Sequence[int]) -> Float[Array, 
     return jnp.transpose(t, modes + rest).reshape(rows, -1)
 
 
-def matricization_singular_values(t, modes) -> Float[Array, " k"]:
-    """Singular values of [[t; modes]]."""
+def matricization_singular_values(t: Float[Array, "..."], modes: Sequence[int]) -> Float[Array, " k"]:
+    """The singular values of the matricization [[t; modes]] (:func:`matricization`); their
+    number above zero is the rank of [[t; modes]], one entry of the HT rank when ``modes``
+    is a node of the mode tree (Razin, Maman, Cohen, ICML 2022).
+
+    Arguments:
+        t: a tensor.
+        modes: distinct axes of ``t``, the rows of the matricization.
+
+    Returns:
+        The singular values, in decreasing order.
+    """
     return singular_values(matricization(t, modes))
 
 
-def matricization_effective_rank(t, modes) -> Float[Array, ""]:
-    """Effective rank of [[t; modes]]: depends on W and on the split of the modes (the
-    set and its complement give the same value)."""
+def matricization_effective_rank(t: Float[Array, "..."], modes: Sequence[int]) -> Float[Array, ""]:
+    """The effective rank (Roy and Vetterli 2007, :func:`effective_rank`) of the
+    matricization [[t; modes]]: a smooth measure of the rank of [[t; modes]], i.e. of the
+    dependencies between the modes in ``modes`` and the rest (Razin, Maman, Cohen,
+    ICML 2022).
+
+    Arguments:
+        t: a tensor.
+        modes: distinct axes of ``t``, the rows of the matricization.
+
+    Returns:
+        A scalar in [1, rank [[t; modes]]]; NaN as :func:`effective_rank`. Depends on W
+        and on the split of the modes (a set and its complement give the same value).
+    """
     return effective_rank(matricization(t, modes))
 
 
-def numerical_rank(s: Float[Array, " k"], rtol: float = 1e-6) -> Array:
-    """Number of singular values above ``rtol`` times the largest (``s`` in decreasing
-    order), as a float: NaN when ``s`` holds NaN or inf, 0 for the zero matrix. Depends
-    on W and on the threshold ``rtol``."""
+def numerical_rank(s: Float[Array, " k"], rtol: float = 1e-6) -> Float[Array, ""]:
+    """The numerical rank #{i : s_i > rtol * s_1}: the number of singular values above
+    ``rtol`` times the largest.
+
+    Arguments:
+        s: singular values in decreasing order (s_1 = ``s[0]`` is taken as the largest).
+        rtol: the threshold relative to s_1.
+
+    Returns:
+        The count, as a float: NaN when ``s`` holds NaN or inf, 0 for the zero matrix.
+        Depends on W and on the threshold ``rtol``.
+    """
     count = jnp.sum(s > rtol * s[0]).astype(jnp.result_type(float))
     return jnp.where(_all_finite(s), count, jnp.nan)
 
 
-def reconstruction_error(w, target) -> Float[Array, ""]:
-    """Normalized Frobenius error ||w - target||_F / ||target||_F."""
+def reconstruction_error(w: Float[Array, "*shape"], target: Float[Array, "*shape"]) -> Float[Array, ""]:
+    """The normalized Frobenius error ||w - target||_F / ||target||_F.
+
+    Arguments:
+        w: the end-to-end matrix or tensor.
+        target: the ground truth W*, of the same shape (not zero).
+
+    Returns:
+        The scalar error.
+    """
     return jnp.linalg.norm((w - target).ravel()) / jnp.linalg.norm(target.ravel())
 
 
-def squared_reconstruction_error(w, target) -> Float[Array, ""]:
-    """||w - target||_F^2 / ||target||_F^2."""
+def squared_reconstruction_error(w: Float[Array, "*shape"], target: Float[Array, "*shape"]) -> Float[Array, ""]:
+    """||w - target||_F^2 / ||target||_F^2, the square of :func:`reconstruction_error` (for
+    an entry-RMS-1 target it is the mean over all entries of (w - target)^2, the
+    "reconstruction error" of Arora et al. 2019).
+
+    Arguments:
+        w: the end-to-end matrix or tensor.
+        target: the ground truth W*, of the same shape (not zero).
+
+    Returns:
+        The scalar error.
+    """
     return reconstruction_error(w, target) ** 2
 
 
-def component_norms(model):
-    """The norms of the model's components (see :class:`~jaxreg.AbstractFactorization`)."""
+def component_norms(model: AbstractFactorization) -> Float[Array, " k"]:
+    """``model.component_norms()``: the singular values of W (decreasing) for a matrix,
+    sigma_r = prod_n ||w_r^n|| (unsorted) for CP, ||(x)_n v_r^n|| for deep CP, the root's
+    local component norms for an HTF, the middle bond's singular values for a tensor train.
+
+    Arguments:
+        model: any factorization.
+
+    Returns:
+        A 1-D array, in the order documented by :class:`~jaxreg.AbstractFactorization`.
+    """
     return model.component_norms()
 
 
-def balancedness(model):
-    """The model's deviations from its balancedness assumption, a 1-D array (per layer
-    pair for a matrix, per component for CP and deep CP, per local component of every
-    node for HTF, per bond for a tensor train)."""
+def balancedness(model: AbstractFactorization) -> Float[Array, " k"]:
+    """``model.balancedness()``: deviations from the balancedness assumption of the model's
+    rate identity (zero iff it holds): ||W_{j+1}^T W_{j+1} - W_j W_j^T||_F per layer pair j
+    for a matrix (Arora, Cohen, Hazan, ICML 2018); max_{n,m} | ||w_r^n||^2 - ||w_r^m||^2 |
+    per component r for CP (Razin, Maman, Cohen, ICML 2021), deep CP (with the layers'
+    norms) and every HTF local component; per bond for a tensor train.
+
+    Arguments:
+        model: any factorization.
+
+    Returns:
+        A 1-D array of non-negative deviations.
+    """
     return model.balancedness()
 
 
@@ -119,15 +215,23 @@ def balancedness(model):
 # Tensor ranks (hierarchical and CP; Razin, Maman, Cohen 2021 / 2022)
 
 
-def ht_rank(tensor: Float[Array, "..."], tree=None, rtol: float = 1e-6) -> tuple[int, ...]:
-    """Numerical HT rank: for every internal node of ``tree`` but the root, in the order
-    of :attr:`HierarchicalTensorFactorization.nodes` (bottom-up, left to right), the
-    number of singular values of the matricization [[tensor; node]] above ``rtol``
-    times the largest. ``tree`` defaults to the balanced binary mode tree of
-    :func:`jaxreg.factorizations.trees.balanced_tree`. Leaves (mode-n ranks) are not
-    included. Evaluated eagerly (returns Python ints; NaN for every node when
-    ``tensor`` holds NaN or inf), at save points only. Depends on W, the tree and the
-    threshold ``rtol``.
+def ht_rank(tensor: Float[Array, "..."], tree=None, rtol: float = 1e-6) -> tuple[int | float, ...]:
+    """Numerical HT rank (Razin, Maman, Cohen, ICML 2022): for every internal node nu of
+    ``tree`` but the root, in the order of :attr:`HierarchicalTensorFactorization.nodes`
+    (bottom-up, left to right), rank [[tensor; nu]] = #{i : s_i > rtol * s_1} over the
+    singular values s of the matricization [[tensor; nu]] (:func:`matricization`).
+    Leaves (mode-n ranks) are not included. Evaluated eagerly with numpy, at save points
+    only.
+
+    Arguments:
+        tensor: a dense tensor.
+        tree: a mode tree over its axes (nested tuples of mode indices); default the
+            balanced binary tree of :func:`jaxreg.factorizations.balanced_tree`.
+        rtol: the threshold relative to the largest singular value.
+
+    Returns:
+        One Python int per node; NaN for every node when ``tensor`` holds NaN or inf.
+        Depends on W, the tree and the threshold ``rtol``.
     """
     import numpy as np
 
@@ -154,13 +258,24 @@ def cp_rank_estimate(
     n_restarts: int = 3,
     seed: int = 0,
     n_iter_max: int = 2000,
-) -> int:
-    """Smallest r <= ``max_rank`` whose CP-ALS fit (``tensorly.decomposition.parafac``,
-    numpy backend, ``n_restarts`` random inits from ``seed``) reaches mean squared error
-    < ``tol`` against ``tensor``; ``max_rank + 1`` if none does (Razin et al. 2021's
-    "CP rank of the solution"); NaN when ``tensor`` holds NaN or inf. Runs on the
-    host, not jit-able. Depends on W, ``tol`` and the ALS initializations: an upper bound
-    on the tensor rank in practice.
+) -> int | float:
+    """An upper estimate of the tensor (CP) rank, min{r : some rank-r CP fit has mean squared
+    error < ``tol``} (Razin et al. 2021's "CP rank of the solution"): the smallest
+    r <= ``max_rank`` whose CP-ALS fit (``tensorly.decomposition.parafac``, numpy backend)
+    reaches it in one of ``n_restarts`` random inits. Runs on the host, not jit-able.
+
+    Arguments:
+        tensor: a dense tensor.
+        max_rank: the largest rank tried.
+        tol: the mean squared error a fit must get below (0 is returned when the mean
+            of tensor^2 already is).
+        n_restarts: random inits per rank.
+        seed: seed of the inits (numpy).
+        n_iter_max: ALS iterations per fit.
+
+    Returns:
+        The rank r; ``max_rank + 1`` if no r <= ``max_rank`` fits; NaN when ``tensor``
+        holds NaN or inf. Depends on W, ``tol`` and the ALS initializations.
     """
     import numpy as np
     from tensorly.cp_tensor import cp_to_tensor as tl_cp_to_tensor
@@ -229,16 +344,25 @@ def component_effective_rank(norms: Float[Array, " R"]) -> Float[Array, ""]:
     return component_norm_entropy_rank(norms)
 
 
-def numerical_component_rank(norms: Float[Array, " R"], rtol: float = 1e-2) -> Array:
-    """Number of CP components whose norm exceeds ``rtol`` times the largest, as a float:
-    NaN when ``norms`` holds NaN or inf, 0 when all norms are zero. Depends on the
-    parameterization (like :func:`component_norm_entropy_rank`) and on ``rtol``; it
-    bounds the tensor rank of W from above."""
+def numerical_component_rank(norms: Float[Array, " R"], rtol: float = 1e-2) -> Float[Array, ""]:
+    """#{r : sigma_r > rtol * max_r' sigma_r'}: the number of CP components whose norm
+    exceeds ``rtol`` times the largest (W less its smaller components has at most this
+    tensor rank; Razin, Maman, Cohen, ICML 2021).
+
+    Arguments:
+        norms: component norms, e.g. ``model.component_norms()`` (any order).
+        rtol: the threshold relative to the largest norm.
+
+    Returns:
+        The count, as a float: NaN when ``norms`` holds NaN or inf, 0 if all are zero.
+        Depends on the parameterization (like :func:`component_norm_entropy_rank`) and
+        on ``rtol``.
+    """
     count = jnp.sum(norms > rtol * jnp.max(norms)).astype(jnp.result_type(float))
     return jnp.where(_all_finite(norms), count, jnp.nan)
 
 
-def tt_effective_ranks(x) -> Float[Array, " N-1"]:
+def tt_effective_ranks(x: Float[Array, "..."] | TensorTrainFactorization) -> Float[Array, " N-1"]:
     """Effective ranks of the tensor-train matricizations of W: for every bond k = 0..N-2
     (0-based), the effective rank (Roy and Vetterli 2007) of the matricization with rows
     indexed by modes 0..k. Their ranks are the TT-ranks (Oseledets 2011). Depends on W

@@ -41,6 +41,19 @@ def plot_curves(ax, ts, values, *, label_prefix="", log=True, cmap="viridis", ma
     ax.grid(alpha=0.3)
 
 
+def style_axes(ax, *, xlabel: str, title: str, xscale=None, yscale=None, legend: bool = False, fontsize: int = 9):
+    """Label ``ax`` and give it the gallery's grid; ``xscale``/``yscale`` e.g. ``"log"``."""
+    if xscale:
+        ax.set_xscale(xscale)
+    if yscale:
+        ax.set_yscale(yscale)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=fontsize)
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize=7)
+
+
 def add_iteration_axis(ax, eta: float):
     """A secondary x-axis with the equivalent GD iteration count t / eta."""
     sec = ax.secondary_xaxis("top", functions=(lambda t: t / eta, lambda k: k * eta))

@@ -52,6 +52,12 @@ class ResultsError(ValueError):
 
 
 def package_versions() -> dict[str, str]:
+    """The versions that enter a run's fingerprint.
+
+    Returns:
+        ``{"python": version, package: version}`` for jaxreg, jax, jaxlib, diffrax, equinox,
+        optax and numpy (those installed).
+    """
     out = {"python": platform.python_version()}
     for name in ("jaxreg", "jax", "jaxlib", "diffrax", "equinox", "optax", "numpy"):
         try:
@@ -76,7 +82,11 @@ def _jsonable(x):
 
 
 def current_precision() -> str:
-    """ "float64" when JAX's x64 mode is on, else "float32"."""
+    """The precision JAX computes in by default.
+
+    Returns:
+        "float64" when JAX's x64 mode is on, else "float32".
+    """
     import jax
 
     return "float64" if jax.config.jax_enable_x64 else "float32"
@@ -113,7 +123,16 @@ _make_fingerprint = fingerprint
 
 
 def as_fingerprint(value, *, precision: str | None = None) -> dict:
-    """``value`` if it already is a fingerprint, else :func:`fingerprint` of it."""
+    """A fingerprint from a fingerprint or a config.
+
+    Arguments:
+        value: a fingerprint (a mapping with exactly the keys config, precision, versions)
+            or a config for :func:`fingerprint`.
+        precision: passed to :func:`fingerprint` (ignored for a fingerprint).
+
+    Returns:
+        A copy of ``value`` if it is a fingerprint, else ``fingerprint(value, precision=...)``.
+    """
     if isinstance(value, Mapping) and set(value) == {"config", "precision", "versions"}:
         return dict(value)
     return _make_fingerprint(value, precision=precision)
@@ -144,7 +163,14 @@ def fingerprint_mismatch(recorded, current) -> str | None:
 
 def foreign_entries(out: Path) -> list[str]:
     """Entries of ``out`` that are neither results, figures nor a checkpoint (a directory
-    holding them is never replaced)."""
+    holding them is never replaced).
+
+    Arguments:
+        out: a results directory (absent is fine).
+
+    Returns:
+        Their names, sorted (empty when ``out`` is absent).
+    """
     if not out.is_dir():
         return []
     ours = {ARRAYS, META, CHECKPOINT}
@@ -278,8 +304,16 @@ def _check_shapes(path: Path, meta: dict, arrays: dict) -> None:
 def load_results(out_dir) -> Results:
     """Load and check a results directory written by :func:`save_results`.
 
-    Raises :class:`ResultsError` (no or inconsistent results) or :class:`CorruptFile`,
-    each one line naming the file.
+    Arguments:
+        out_dir: the results directory.
+
+    Returns:
+        The :class:`Results`, after checking the arrays' checksum, the schema, the array
+        shapes against the coordinates and the status names.
+
+    Raises:
+        ResultsError: no or inconsistent results (one line naming the file).
+        CorruptFile: a file that cannot be read or fails its checksum.
     """
     out = Path(out_dir)
     path = out / META

@@ -124,8 +124,13 @@ def check_resumable(out_dir, fingerprint) -> None:
         out_dir: a run directory.
         fingerprint: the run's config or fingerprint (see :func:`jaxreg.results.fingerprint`).
 
-    Raises :class:`ResumeMismatch` (one line naming the manifest and what differs) unless
-    every checkpoint has this fingerprint, :class:`CorruptFile` for a damaged unit.
+    Returns:
+        None, when every checkpoint (none included) may be continued.
+
+    Raises:
+        ResumeMismatch: a checkpoint has another fingerprint (one line naming the
+            manifest and what differs).
+        CorruptFile: a damaged unit.
     """
     current = as_fingerprint(fingerprint)
     for unit, manifest in checkpoints(out_dir).items():
@@ -135,7 +140,14 @@ def check_resumable(out_dir, fingerprint) -> None:
 
 
 def clear_checkpoint(out_dir) -> None:
-    """Remove every checkpoint under ``out_dir`` (absent is fine)."""
+    """Remove every checkpoint under ``out_dir`` (absent is fine).
+
+    Arguments:
+        out_dir: a run directory, or None (nothing to remove).
+
+    Returns:
+        None.
+    """
     if out_dir is not None:
         _io.remove_tree(Path(out_dir) / CHECKPOINT)
 
@@ -269,6 +281,14 @@ def run_chunks(
     return state, outputs, time.perf_counter() - t0
 
 
-def stack_chunks(outputs: list[dict], axis: int) -> dict:
-    """Concatenate each output over chunks along ``axis``."""
+def stack_chunks(outputs: list[dict], axis: int) -> dict[str, np.ndarray]:
+    """Concatenate each output over chunks along ``axis``.
+
+    Arguments:
+        outputs: the per-chunk outputs of :func:`run_chunks`, dicts with the same keys.
+        axis: the axis along which the chunks follow each other (e.g. save times).
+
+    Returns:
+        ``{key: np.concatenate([o[key] for o in outputs], axis)}``.
+    """
     return {k: np.concatenate([o[k] for o in outputs], axis=axis) for k in outputs[0]}

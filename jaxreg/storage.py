@@ -28,7 +28,15 @@ class CorruptFile(ValueError):
 
 def write_file(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` and flush it to disk (``path`` is inside a directory
-    that is not yet visible to readers, or is written by :func:`atomic_write_bytes`)."""
+    that is not yet visible to readers, or is written by :func:`atomic_write_bytes`).
+
+    Arguments:
+        path: the file, created or truncated.
+        data: its bytes.
+
+    Returns:
+        None, once the bytes are on disk (``fsync``).
+    """
     with open(path, "wb") as f:
         f.write(data)
         f.flush()
@@ -36,8 +44,16 @@ def write_file(path: Path, data: bytes) -> None:
 
 
 def rename(src: Path, dst: Path) -> None:
-    """Atomically rename ``src`` to ``dst`` (a file or an empty/absent directory) and
-    flush the parent directory, so the rename survives a crash."""
+    """Atomically rename ``src`` to ``dst`` and flush the parent directory, so the rename
+    survives a crash.
+
+    Arguments:
+        src: an existing file or directory.
+        dst: the new path (a file, or an empty or absent directory, is replaced).
+
+    Returns:
+        None.
+    """
     os.replace(src, dst)
     try:
         fd = os.open(Path(dst).parent, os.O_RDONLY)
@@ -52,7 +68,15 @@ def rename(src: Path, dst: Path) -> None:
 
 
 def remove_tree(path: Path) -> None:
-    """Remove a file or directory tree (absent is fine)."""
+    """Remove a file or directory tree (absent is fine; a symbolic link is removed, not
+    followed).
+
+    Arguments:
+        path: the file or directory.
+
+    Returns:
+        None.
+    """
     path = Path(path)
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
@@ -68,7 +92,16 @@ def _umask_mode(path, mode: int) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
+    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename,
+    so a reader sees the old file or the new one, never a part.
+
+    Arguments:
+        path: the file (its parent directories are created).
+        data: its bytes.
+
+    Returns:
+        None.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -84,22 +117,56 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
-    """``arrays`` as the bytes of an uncompressed ``.npz`` file."""
+    """Serialize arrays as an uncompressed ``.npz`` file, in memory.
+
+    Arguments:
+        arrays: ``{name: array}``.
+
+    Returns:
+        The bytes of the ``.npz`` file.
+    """
     buf = io.BytesIO()
     np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
     return buf.getvalue()
 
 
 def atomic_save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Save ``arrays`` as an uncompressed ``.npz`` file with :func:`atomic_write_bytes`.
+
+    Arguments:
+        path: the file.
+        arrays: ``{name: array}``.
+
+    Returns:
+        None.
+    """
     atomic_write_bytes(path, npz_bytes(arrays))
 
 
 def sha256(data: bytes) -> str:
+    """The SHA-256 checksum recorded for every checkpoint and results file.
+
+    Arguments:
+        data: the bytes.
+
+    Returns:
+        The hex digest (64 characters).
+    """
     return hashlib.sha256(data).hexdigest()
 
 
 def read_json(path: Path) -> dict:
-    """A JSON object from ``path``; :class:`CorruptFile` naming the file otherwise."""
+    """Read a JSON object.
+
+    Arguments:
+        path: the file.
+
+    Returns:
+        The object, a dict.
+
+    Raises:
+        CorruptFile: naming the file, when it is not valid UTF-8 JSON or not an object.
+    """
     try:
         value = json.loads(Path(path).read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -110,7 +177,18 @@ def read_json(path: Path) -> dict:
 
 
 def read_npz(path: Path, data: bytes | None = None) -> dict[str, np.ndarray]:
-    """Every array of the ``.npz`` file at ``path`` (or of its bytes ``data``)."""
+    """Read every array of an ``.npz`` file (pickled objects are refused).
+
+    Arguments:
+        path: the file (read when ``data`` is None; named in errors).
+        data: the file's bytes, already read (e.g. to check their checksum first).
+
+    Returns:
+        ``{name: array}``.
+
+    Raises:
+        CorruptFile: naming ``path``, when the file is not a readable ``.npz``.
+    """
     try:
         with np.load(io.BytesIO(data) if data is not None else path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
@@ -123,7 +201,14 @@ def _siblings(out: Path, tag: str) -> list[Path]:
 
 
 def new_sibling(out: Path) -> Path:
-    """A fresh empty temporary directory beside ``out`` (same file system: renames are atomic)."""
+    """A fresh empty temporary directory beside ``out`` (same file system: renames are atomic).
+
+    Arguments:
+        out: the directory that the new one will replace (:func:`replace_dir`).
+
+    Returns:
+        The path of the new directory, ``.<name of out>.new-*``.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
     _umask_mode(tmp, 0o777)
@@ -133,7 +218,15 @@ def new_sibling(out: Path) -> Path:
 def replace_dir(tmp: Path, out: Path) -> None:
     """Put the complete directory ``tmp`` in the place of ``out`` (two renames: ``out``
     to an ``.old`` sibling, ``tmp`` to ``out``; then the old one is removed). A crash
-    between the renames is undone by :func:`recover_dir`."""
+    between the renames is undone by :func:`recover_dir`.
+
+    Arguments:
+        tmp: the complete new directory (from :func:`new_sibling`).
+        out: the directory to replace (absent is fine).
+
+    Returns:
+        None.
+    """
     if out.exists():
         old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
         rename(out, old)
@@ -145,7 +238,14 @@ def replace_dir(tmp: Path, out: Path) -> None:
 
 def recover_dir(out: Path) -> None:
     """Finish or undo an interrupted :func:`replace_dir`: temporary new siblings are
-    removed; an old sibling is removed when ``out`` exists and moved back otherwise."""
+    removed; an old sibling is removed when ``out`` exists and moved back otherwise.
+
+    Arguments:
+        out: the directory that :func:`replace_dir` was replacing.
+
+    Returns:
+        None.
+    """
     out = Path(out)
     for tmp in _siblings(out, "new"):
         remove_tree(tmp)

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from jaxtyping import Array, PRNGKeyArray, PyTree
+from jaxtyping import PRNGKeyArray, PyTree
 
 GATHER = ("all", "process0")
 
@@ -204,6 +204,15 @@ def _program(fn, chunk_size, devices, keys, args):
     return eqx.combine(arrays, static_out[0])
 
 
-def seed_keys(seed: int, num_seeds: int) -> Array:
-    """``num_seeds`` independent keys from one integer seed."""
+def seed_keys(seed: int, num_seeds: int) -> PRNGKeyArray:
+    """``num_seeds`` independent keys from one integer seed:
+    ``jax.random.split(jax.random.key(seed), num_seeds)``.
+
+    Arguments:
+        seed: an integer seed.
+        num_seeds: the number of keys.
+
+    Returns:
+        A key array of shape (num_seeds,), one key per run of :func:`sweep`.
+    """
     return jax.random.split(jax.random.key(seed), num_seeds)

@@ -24,6 +24,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from . import _validation as V
 from .factorizations._common import np_seed
 from .factorizations.cp import cp_entries, cp_to_tensor
+from .targets import cp_target, low_rank_matrix
 
 DENSE_LIMIT = 2**24  # targets with more entries are kept in factored form only
 SENSING_LIMIT = 2**28  # at most this many numbers in the dense sensing operators A_i
@@ -185,40 +186,6 @@ def _sensing(shape, target, key, num_measurements, num_test):
     return Problem("sensing", shape, target, measure(k1, num_measurements), measure(k2, num_test))
 
 
-def low_rank_matrix(key: PRNGKeyArray, shape, rank: int, *, norm: float | None = None, dtype=None):
-    """U V^T with U (m x r), V (n x r) i.i.d. N(0, 1), rescaled to ||W*||_F = norm
-    (default sqrt(m n): entry RMS 1)."""
-    from .factorizations._common import default_dtype
-
-    m, n = V.shape_tuple("shape", shape, order=2)
-    rank = V.positive_int("rank", rank)
-    if rank > min(m, n):
-        raise ValueError(f"rank must be at most min(shape) = {min(m, n)}, got {rank}")
-    dtype = default_dtype(dtype)
-    ku, kv = jax.random.split(key)
-    w = jax.random.normal(ku, (m, rank), dtype) @ jax.random.normal(kv, (n, rank), dtype).T
-    norm = math.sqrt(m * n) if norm is None else V.positive_float("target_norm", norm)
-    return w * (norm / jnp.linalg.norm(w))
-
-
-def cp_target(key: PRNGKeyArray, shape, rank: int, *, norm: float = 1.0, dtype=None):
-    """Factors (d_n x rank) of a CP-rank-``rank`` tensor with N(0, 1) entries, rescaled so
-    ||W*||_F = norm (computed from the factors' Gram matrices, never densely)."""
-    from .factorizations._common import default_dtype
-
-    shape = V.shape_tuple("shape", shape)
-    rank = V.positive_int("rank", rank)
-    norm = V.positive_float("target_norm", norm)
-    dtype = default_dtype(dtype)
-    keys = jax.random.split(key, len(shape))
-    factors = [jax.random.normal(k, (d, rank), dtype) for k, d in zip(keys, shape)]
-    gram = jnp.ones((rank, rank), dtype)
-    for f in factors:
-        gram = gram * (f.T @ f)
-    scale = (norm / jnp.sqrt(jnp.sum(gram))) ** (1.0 / len(shape))
-    return tuple(f * scale for f in factors)
-
-
 def matrix_completion(
     key: PRNGKeyArray,
     shape: tuple[int, int] = (100, 100),
@@ -228,14 +195,28 @@ def matrix_completion(
     num_test: int | None = None,
     target_norm: float | None = None,
 ) -> Problem:
-    """Complete a rank-``rank`` matrix from ``num_observed`` uniformly drawn entries
-    (Arora et al. 2019: 100x100, rank 5, 2000 or 5000 observations)."""
+    """Complete a rank-``rank`` matrix W* (:func:`low_rank_matrix`) from ``num_observed``
+    entries drawn uniformly without replacement: L(W) = mean over observed (i, j) of
+    (W[i, j] - W*[i, j])^2 (Arora et al. 2019: 100x100, rank 5, 2000 or 5000 entries).
+
+    Arguments:
+        key: PRNG key of the target and the observations.
+        shape: (m, n).
+        rank: the rank of W*.
+        num_observed: the number of training entries, fewer than m n.
+        num_test: held-out entries (default: all the others, at most 10^4 of them
+            beyond 10^6 entries).
+        target_norm: ||W*||_F (default sqrt(m n): entry RMS 1).
+
+    Returns:
+        The completion :class:`Problem`.
+    """
     shape = V.shape_tuple("shape", shape, order=2)
     num_observed = V.positive_int("num_observed", num_observed)
     if num_observed >= math.prod(shape):
         raise ValueError(f"num_observed must be smaller than {math.prod(shape)} entries, got {num_observed}")
     kt, ko = jax.random.split(key)
-    target = low_rank_matrix(kt, shape, rank, norm=target_norm)
+    target = low_rank_matrix(kt, shape, rank, norm=_target_norm(target_norm))
     return _completion(shape, target, None, ko, num_observed, num_test)
 
 
@@ -248,14 +229,31 @@ def matrix_sensing(
     num_test: int | None = None,
     target_norm: float | None = None,
 ) -> Problem:
-    """Recover a rank-``rank`` matrix from y_i = <A_i, W*>, A_i Gaussian."""
+    """Recover a rank-``rank`` matrix W* (:func:`low_rank_matrix`) from y_i = <A_i, W*>,
+    A_i with i.i.d. N(0, 1/(m n)) entries: L(W) = mean_i (<A_i, W> - y_i)^2.
+
+    Arguments:
+        key, shape, rank, target_norm: the target, as in :func:`matrix_completion`.
+        num_measurements: the number of training measurements.
+        num_test: held-out measurements (default ``num_measurements``).
+
+    Returns:
+        The sensing :class:`Problem`.
+    """
     shape = V.shape_tuple("shape", shape, order=2)
     num_measurements = V.positive_int("num_measurements", num_measurements)
     kt, ko = jax.random.split(key)
-    return _sensing(shape, low_rank_matrix(kt, shape, rank, norm=target_norm), ko, num_measurements, num_test)
+    return _sensing(
+        shape, low_rank_matrix(kt, shape, rank, norm=_target_norm(target_norm)), ko, num_measurements, num_test
+    )
+
+
+def _target_norm(value):
+    return None if value is None else V.positive_float("target_norm", value)
 
 
 def _tensor_target(key, shape, rank, target, target_norm, tree, dtype=None):
+    target_norm = _target_norm(target_norm)
     V.choice("target", target, ("cp", "ht"))
     numel = math.prod(shape)
     if target == "cp":
@@ -279,13 +277,25 @@ def tensor_completion(
     target_norm: float | None = None,
     tree=None,
 ) -> Problem:
-    """Complete a low-rank tensor from ``num_observed`` uniformly drawn entries.
+    """Complete a low-rank tensor W* from ``num_observed`` entries drawn uniformly without
+    replacement: L(W) = mean over observed multi-indices i of (W[i] - W*[i])^2. Targets
+    above ``DENSE_LIMIT`` entries are never materialized (values from the factors).
 
-    ``target="cp"``: CP rank ``rank`` (an int), ||W*||_F = 1 by default (Razin et al.
-    2021). ``target="ht"``: hierarchical (HT) rank ``rank`` (an int for every node, or a
-    tuple per tree level) on ``tree`` (default: the balanced binary mode tree), entry
-    RMS 1 by default (Razin et al. 2022). Targets above ``DENSE_LIMIT`` entries are never
-    materialized; their observed values are computed from the factors.
+    Arguments:
+        key: PRNG key of the target and the observations.
+        shape: (d_1, ..., d_N).
+        rank: ``target="cp"``: the CP rank (an int, :func:`cp_target`); ``"ht"``: the HT
+            rank (an int for every node, or a tuple per tree level,
+            :func:`~jaxreg.factorizations.ht_target`).
+        num_observed: the number of training entries, fewer than prod(shape).
+        target: "cp" (Razin et al. 2021) or "ht" (Razin et al. 2022).
+        num_test: held-out entries (default: all the others, at most 10^4 of them
+            beyond 10^6 entries).
+        target_norm: ||W*||_F (default 1 for "cp", sqrt(prod(shape)) for "ht").
+        tree: the mode tree of an "ht" target (default: the balanced binary tree).
+
+    Returns:
+        The completion :class:`Problem` (``target`` None above ``DENSE_LIMIT`` entries).
     """
     shape = V.shape_tuple("shape", shape)
     num_observed = V.positive_int("num_observed", num_observed)
@@ -315,7 +325,18 @@ def tensor_sensing(
     target_norm: float | None = None,
     tree=None,
 ) -> Problem:
-    """Recover a low-rank tensor from y_i = <A_i, W*>, A_i Gaussian (see module doc)."""
+    """Recover a low-rank tensor W* from y_i = <A_i, W*>, A_i with i.i.d.
+    N(0, 1/prod(shape)) entries: L(W) = mean_i (<A_i, W> - y_i)^2.
+
+    Arguments:
+        key, shape, rank, target, target_norm, tree: the target, as in
+            :func:`tensor_completion`.
+        num_measurements: the number of training measurements.
+        num_test: held-out measurements (default ``num_measurements``).
+
+    Returns:
+        The sensing :class:`Problem`.
+    """
     shape = V.shape_tuple("shape", shape)
     num_measurements = V.positive_int("num_measurements", num_measurements)
     kt, ko = jax.random.split(key)

@@ -1,12 +1,10 @@
 """The theorems' identities, bounds and closed forms.
 
-Every rate identity has the form d sigma/dt = coefficient * gamma * sigma^exponent, with
-the terms given by the model's ``rate_terms`` (a :class:`~jaxreg.RateTerms`; see each
-factorization's docstring for its theorem). :func:`rate_identity` returns both sides at a
-model: the left one exactly, as the directional derivative (``jax.jvp``) of the model's
-``rate_sigma`` along the gradient-flow vector field, the right one from the theorem's
-formula with grad L(W) of the end-to-end loss. Everything here works for any
-:class:`~jaxreg.AbstractFactorization`.
+Every rate identity has the form d sigma/dt = coefficient * gamma * sigma^exponent, with the terms given by the
+model's ``rate_terms`` (a :class:`~jaxreg.RateTerms`; see each factorization's docstring for its theorem).
+:func:`rate_identity` returns both sides at a model: the left one exactly, as the directional derivative
+(``jax.jvp``) of the model's ``rate_sigma`` along the gradient-flow vector field, the right one from the theorem's
+formula with grad L(W) of the end-to-end loss. Everything here works for any :class:`~jaxreg.AbstractFactorization`.
 """
 
 from __future__ import annotations
@@ -17,8 +15,9 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, ArrayLike, Float, PyTree
 
+from . import _validation as V
 from .factorizations import AbstractFactorization, RateTerms
 
 
@@ -27,8 +26,16 @@ def _check_model(model) -> None:
         raise ValueError(f"model must be a jaxreg factorization (an AbstractFactorization), got {type(model).__name__}")
 
 
-def model_loss(end_to_end_loss: Callable, model) -> Array:
-    """L(theta) = end_to_end_loss(W(theta))."""
+def model_loss(end_to_end_loss: Callable, model: AbstractFactorization) -> Float[Array, ""]:
+    """L(theta) = end_to_end_loss(W(theta)), W(theta) = ``model.materialize()``.
+
+    Arguments:
+        end_to_end_loss: L(W), a scalar function of the dense W.
+        model: any factorization.
+
+    Returns:
+        The scalar L(W(theta)).
+    """
     return end_to_end_loss(model.materialize())
 
 
@@ -71,27 +78,67 @@ def rate_terms(end_to_end_loss: Callable, model: AbstractFactorization) -> RateT
     return model.rate_terms(grad_w)
 
 
-def gammas(end_to_end_loss: Callable, model: AbstractFactorization) -> tuple[Array, Array, Array]:
-    """(sigma, gamma, coefficient) of :func:`rate_terms` (kept for scripts that unpack three
-    values; prefer :func:`rate_terms`)."""
+def gammas(
+    end_to_end_loss: Callable, model: AbstractFactorization
+) -> tuple[Float[Array, " k"], Float[Array, " k"], Float[Array, " k"]]:
+    """(sigma, gamma, coefficient) of d sigma/dt = coefficient * gamma * sigma^exponent
+    (for scripts that unpack three values; prefer :func:`rate_terms`).
+
+    Arguments:
+        end_to_end_loss: L(W).
+        model: any factorization.
+
+    Returns:
+        ``(sigma, gamma, coefficient)`` of :func:`rate_terms`, flat arrays.
+    """
     terms = rate_terms(end_to_end_loss, model)
     return terms.sigma, terms.gamma, terms.coefficient
 
 
 def predicted_rates(end_to_end_loss: Callable, model: AbstractFactorization) -> Float[Array, " k"]:
-    """The right-hand side coefficient * gamma * sigma^exponent of the rate identity."""
+    """The right-hand side coefficient * gamma * sigma^exponent of the model's rate identity,
+    e.g. L (sigma_r^2)^{1-1/L} <-grad L(W), u_r v_r^T> for a depth-L matrix factorization
+    (Arora, Cohen, Hu, Luo, NeurIPS 2019, Theorem 3) or N gamma_r sigma_r^{2-2/N} for a
+    balanced CP component (Razin, Maman, Cohen, ICML 2021, Theorem 1).
+
+    Arguments:
+        end_to_end_loss: L(W).
+        model: any factorization.
+
+    Returns:
+        One predicted d sigma/dt per entry of ``model.rate_terms(...)``.
+    """
     return rate_terms(end_to_end_loss, model).rate()
 
 
-def rate_identity(end_to_end_loss: Callable, model: AbstractFactorization):
-    """(observed d sigma/dt, predicted coefficient * gamma * sigma^exponent): equal when the
-    model's balancedness assumption holds. Both are flat arrays aligned with ``rate_terms``
-    (use ``RateTerms.split`` to group them, e.g. by HTF node)."""
+def rate_identity(
+    end_to_end_loss: Callable, model: AbstractFactorization
+) -> tuple[Float[Array, " k"], Float[Array, " k"]]:
+    """Both sides of d sigma/dt = coefficient * gamma * sigma^exponent along gradient flow
+    (:func:`observed_rates`, :func:`predicted_rates`): equal under balancedness.
+
+    Arguments:
+        end_to_end_loss: L(W).
+        model: any factorization.
+
+    Returns:
+        ``(observed, predicted)``, flat arrays aligned with ``rate_terms``
+        (``RateTerms.split`` groups them, e.g. by HTF node).
+    """
     return observed_rates(end_to_end_loss, model), predicted_rates(end_to_end_loss, model)
 
 
-def relative_residual(observed, predicted, floor: float = 0.0):
-    """|observed - predicted| / max(|predicted|, floor), elementwise (pytrees allowed)."""
+def relative_residual(observed: PyTree[ArrayLike], predicted: PyTree[ArrayLike], floor: float = 0.0) -> PyTree[Array]:
+    """|observed - predicted| / max(|predicted|, floor), elementwise.
+
+    Arguments:
+        observed: an array or a pytree of arrays.
+        predicted: the same structure as ``observed``.
+        floor: the smallest denominator (guards entries whose prediction is near 0).
+
+    Returns:
+        The relative residuals, with the structure of ``observed``.
+    """
     return jax.tree_util.tree_map(lambda o, p: jnp.abs(o - p) / jnp.maximum(jnp.abs(p), floor), observed, predicted)
 
 
@@ -137,10 +184,18 @@ def unbalanced_bounds(end_to_end_loss: Callable, model: AbstractFactorization, *
     return observed_rates(end_to_end_loss, model), jnp.minimum(low, high), jnp.maximum(low, high)
 
 
-def conserved_quantities(model: AbstractFactorization):
-    """``model.conserved_quantities()``: a pytree of quantities exactly conserved by gradient
-    flow (e.g. W_{j+1}^T W_{j+1} - W_j W_j^T for a deep matrix factorization, Arora et al.
-    2018; ||w_r^n||^2 - ||w_r^1||^2 for CP, Razin et al. 2021, Lemma 1)."""
+def conserved_quantities(model: AbstractFactorization) -> PyTree[Float[Array, "..."]]:
+    """``model.conserved_quantities()``: quantities exactly conserved by gradient flow, e.g.
+    W_{j+1}^T W_{j+1} - W_j W_j^T for a deep matrix factorization (Arora, Cohen, Hazan,
+    ICML 2018) and ||w_r^n||^2 - ||w_r^1||^2 for CP (Razin, Maman, Cohen, ICML 2021,
+    Lemma 1).
+
+    Arguments:
+        model: any factorization.
+
+    Returns:
+        A pytree of arrays, structured as the model's ``conserved_quantities``.
+    """
     _check_model(model)
     return model.conserved_quantities()
 
@@ -175,7 +230,18 @@ def aligned_mode(t: ArrayLike, a: float, s0: float, N: int) -> Float[Array, "...
     F(u) = (1/a)[-1/u + (1/(3b))(-ln(b - u) + ln(u^2 + b u + b^2)/2
            - sqrt(3) arctan((2u + b)/(b sqrt(3))))], b = a^{1/3},
     inverted by bisection to machine precision. This is the singular value of depth-N
-    whitened deep linear regression from a balanced aligned init (Saxe et al. 2014).
+    whitened deep linear regression L = 1/2 ||W - S||_F^2 from a balanced init aligned
+    with the SVD of S (Saxe, McClelland, Ganguli 2014; the depth-N rate is Arora, Cohen,
+    Hu, Luo, NeurIPS 2019, Theorem 3, with gamma = a - s).
+
+    Arguments:
+        t: the times (any shape).
+        a: the target singular value, a > s0.
+        s0: the initial value, 0 < s0 < a.
+        N: the depth, 1, 2 or 3.
+
+    Returns:
+        s(t), with the shape of ``t``.
     """
     t = jnp.asarray(t)
     if N == 1:
@@ -188,8 +254,18 @@ def aligned_mode(t: ArrayLike, a: float, s0: float, N: int) -> Float[Array, "...
     raise ValueError(f"N must be 1, 2 or 3 for a closed form, got {N}")
 
 
-def aligned_mode_time(s: ArrayLike, a: float, s0: float) -> Array:
-    """The flow time at which the N = 3 aligned mode reaches s (see :func:`aligned_mode`)."""
+def aligned_mode_time(s: ArrayLike, a: float, s0: float) -> Float[Array, "..."]:
+    """The flow time t = F(s^{1/3}) - F(s0^{1/3}) at which the N = 3 aligned mode reaches s
+    (F as in :func:`aligned_mode`).
+
+    Arguments:
+        s: the values reached, s0 <= s < a (any shape).
+        a: the target singular value.
+        s0: the initial value, 0 < s0 < a.
+
+    Returns:
+        The times, with the shape of ``s``.
+    """
     return _f3(jnp.cbrt(jnp.asarray(s)), a) - _f3(jnp.cbrt(jnp.asarray(s0)), a)
 
 
@@ -219,22 +295,42 @@ def _aligned_mode_depth3(t, a, s0):
 
 
 def constant_gamma(t: ArrayLike, c: float, s0: float, N: int) -> Float[Array, "..."]:
-    """Solution of ds/dt = N c s^{2-2/N}, s(0) = s0.
+    """Solution of ds/dt = N c s^{2-2/N}, s(0) = s0: the rate identity of an order-N
+    component (Razin, Maman, Cohen, ICML 2021, Theorem 1) with gamma held at c.
 
     N = 1: s0 + c t.  N = 2: s0 e^{2ct}.  N >= 3: (s0^{-(N-2)/N} - c (N-2) t)^{-N/(N-2)},
     which blows up at :func:`blowup_time` when c > 0.
+
+    Arguments:
+        t: the times (any shape).
+        c: the constant gamma.
+        s0: the initial value, s0 > 0.
+        N: the order (number of factors), a positive integer.
+
+    Returns:
+        s(t), with the shape of ``t``; ``inf`` from :func:`blowup_time` on.
     """
-    t = jnp.asarray(t)
+    t, N = jnp.asarray(t), V.positive_int("N", N)
     if N == 1:
         return s0 + c * t
     if N == 2:
         return s0 * jnp.exp(2 * c * t)
     q = (N - 2) / N
-    return (s0 ** (-q) - c * (N - 2) * t) ** (-1.0 / q)
+    base = s0 ** (-q) - c * (N - 2) * t
+    return jnp.where(base > 0, jnp.abs(base) ** (-1.0 / q), jnp.inf)  # inf from the blow-up time on
 
 
 def blowup_time(c: float, s0: float, N: int) -> float:
-    """t* = s0^{-(N-2)/N} / (c (N - 2)) for N >= 3, c > 0 (inf otherwise)."""
+    """t* = s0^{-(N-2)/N} / (c (N - 2)): the blow-up time of :func:`constant_gamma`.
+
+    Arguments:
+        c: the constant gamma.
+        s0: the initial value, s0 > 0.
+        N: the order.
+
+    Returns:
+        t*, or ``inf`` when N < 3 or c <= 0 (no blow-up).
+    """
     if N < 3 or c <= 0:
         return math.inf
     return s0 ** (-(N - 2) / N) / (c * (N - 2))
@@ -242,6 +338,13 @@ def blowup_time(c: float, s0: float, N: int) -> float:
 
 def rate_exponent(model: AbstractFactorization) -> Float[Array, " k"]:
     """p in d sigma/dt = c gamma sigma^p, per entry of the model's ``rate_terms``:
-    2-2/L (matrix), 2-2/N (CP), 2-2/K (HTF node), 2-2/N+k (deep CP), 1 (tensor train)."""
+    2-2/L (matrix), 2-2/N (CP), 2-2/K (HTF node), 2-2/N+k (deep CP), 1 (tensor train).
+
+    Arguments:
+        model: any factorization.
+
+    Returns:
+        The exponent of every entry of ``model.rate_terms(...)``.
+    """
     _check_model(model)
     return model.rate_terms(jnp.zeros(model.shape, model.rate_sigma().dtype)).exponent

@@ -234,6 +234,19 @@ def test_constant_gamma_closed_form_cp(N):
     assert float(closed[-1]) > 2 * s0
 
 
+@pytest.mark.parametrize("N", [3, 4, 6])
+def test_constant_gamma_is_infinite_from_the_blow_up_on(N):
+    """Past t* the closed form's base s0^{-(N-2)/N} - c (N-2) t is negative: a fractional
+    power of it is not s(t) (it gave -8 at N = 3 and 0.25 at N = 4), so s(t) = inf there."""
+    c, s0 = 1.0, 1.0
+    t_star = theory.blowup_time(c, s0, N)
+    s = np.asarray(theory.constant_gamma(jnp.array([0.5, 0.99, 1.01, 1.5, 3.0]) * t_star, c, s0, N))
+    assert np.all(np.isfinite(s[:2])) and s[1] > 10 * s0
+    assert np.all(s[2:] == np.inf), s
+    with pytest.raises(ValueError, match="N must be"):
+        theory.constant_gamma(1.0, c, s0, 0)
+
+
 def test_euler_equals_sgd():
     """Section 5d: diffrax Euler with dt = eta is optax.sgd(eta), step for step."""
     problem = _matrix_problem("completion", 3)

@@ -8,6 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
+from jaxtyping import PyTree
 
 from .. import _validation as V
 from .trajectory import Status, Trajectory, finite_tree
@@ -17,7 +18,7 @@ _RUNNING = -1
 
 def gradient_descent(
     loss: Callable,
-    model,
+    model: PyTree,
     optimizer: optax.GradientTransformation,
     num_steps: int,
     *,
@@ -31,8 +32,22 @@ def gradient_descent(
     (``num_steps // save_every + 1`` rows; ``Trajectory.ts`` holds the step counts).
     With ``stop_at_loss`` the parameters freeze at the first step whose loss is at most
     that value (status CONVERGED); a non-finite loss freezes them too (status
-    NON_FINITE) without touching other runs of a vmapped batch. Plain GD with step eta
-    is ``optax.sgd(eta)``, the explicit-Euler discretization of gradient flow.
+    NON_FINITE) without touching other runs of a vmapped batch. Plain GD with step eta,
+    theta_{t+1} = theta_t - eta grad L(theta_t), is ``optax.sgd(eta)``, the
+    explicit-Euler discretization of gradient flow.
+
+    Arguments:
+        loss: L, a scalar function of a model (e.g. ``problem.loss``).
+        model: the initial parameters (any pytree).
+        optimizer: an ``optax.GradientTransformation``.
+        num_steps: the number of steps, a multiple of ``save_every``.
+        save_every: steps between saves.
+        metrics: ``metrics(model) -> pytree``, evaluated at every save.
+        stop_at_loss: freeze the parameters once the loss is at most this value.
+
+    Returns:
+        A :class:`Trajectory`: step counts, the loss and ``metrics`` at each save, the
+        final model, the :class:`Status` code and the number of steps taken.
     """
     num_steps = V.nonnegative_int("num_steps", num_steps)
     save_every = V.positive_int("save_every", save_every)

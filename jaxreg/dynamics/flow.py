@@ -10,14 +10,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
-from jaxtyping import ArrayLike
+from jaxtyping import ArrayLike, PyTree
 
 from .. import _validation as V
 from .trajectory import Status, Trajectory, finite_tree
 
 
-def vector_field(loss: Callable, model):
-    """The gradient-flow vector field -grad_theta L at ``model`` (same pytree as the params)."""
+def vector_field(loss: Callable, model: PyTree) -> PyTree:
+    """The gradient-flow vector field d theta/dt = -grad_theta L(theta) at ``model``.
+
+    Arguments:
+        loss: maps a model to a scalar.
+        model: the point theta (a factorization or any pytree of parameters).
+
+    Returns:
+        -grad_theta L, a pytree of the inexact-array leaves of ``model`` (the other leaves
+        None), as ``equinox.partition`` splits it.
+    """
     params, static = eqx.partition(model, eqx.is_inexact_array)
     g = jax.grad(lambda p: loss(eqx.combine(p, static)))(params)
     return jax.tree_util.tree_map(jnp.negative, g)
@@ -25,7 +34,7 @@ def vector_field(loss: Callable, model):
 
 def gradient_flow(
     loss: Callable,
-    model,
+    model: PyTree,
     t1: float,
     *,
     ts: ArrayLike | None = None,
@@ -54,6 +63,18 @@ def gradient_flow(
     argument when ``ts`` is not a finite non-decreasing 1-d array in [0, t1], a
     tolerance or ``t1`` is not a positive finite number, or ``loss`` is a problem's
     bound method (``problem.loss``) and ``model`` has another shape than the problem.
+
+    Arguments:
+        loss: L, a scalar function of a model (e.g. ``problem.loss``).
+        model: the initial point theta(0), any pytree of parameters.
+        t1: the final time.
+        ts: save times in [0, t1], non-decreasing (default: the final time only).
+        metrics: ``metrics(model) -> pytree``, evaluated at every save time.
+        solver: a ``diffrax.AbstractSolver`` (default ``diffrax.Tsit5()``).
+        rtol, atol: the step-size controller's tolerances.
+        stop_at_loss: end the run when the loss reaches this value.
+        max_steps: the most solver steps (status MAX_STEPS beyond).
+        dt0: the initial step (required by non-adaptive solvers).
 
     Returns:
         A :class:`Trajectory`: save times, the loss and ``metrics`` at each, the final

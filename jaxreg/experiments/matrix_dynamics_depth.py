@@ -193,7 +193,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 def plot(results, out_dir):
     import matplotlib.pyplot as plt
 
-    from ..plotting import save_figure
+    from ..plotting import save_figure, style_axes
 
     c = results.coords
     depths = c["depth"]
@@ -230,11 +230,13 @@ def plot(results, out_dir):
             ls="--",
             label=f"depth {d}: off-diagonal",
         )
-    ax.set_yscale("log")
-    ax.set_xlabel("t / t1 (each depth's own end time)")
-    ax.set_title("mean |U^T grad L(W) V|: diagonal vs off-diagonal", fontsize=9)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
+    style_axes(
+        ax,
+        xlabel="t / t1 (each depth's own end time)",
+        title="mean |U^T grad L(W) V|: diagonal vs off-diagonal",
+        yscale="log",
+        legend=True,
+    )
     return save_figure(fig, out_dir, NAME)
 
 

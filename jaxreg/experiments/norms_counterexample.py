@@ -207,7 +207,7 @@ def growth(results, d_i: int, s_i: int, p_i: int = 0):
 def plot(results, out_dir):
     import matplotlib.pyplot as plt
 
-    from ..plotting import save_figure
+    from ..plotting import save_figure, style_axes
 
     c = results.coords
     depths, ps = c["depth"], c["p"]
@@ -248,20 +248,14 @@ def plot(results, out_dir):
         "effective rank - 1 (its minimum is 1)",
     ]
     for ax, title in zip(axes, titles):
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        style_axes(ax, xlabel="train loss (decreasing)", title=title, xscale="log", yscale="log", legend=True)
         ax.invert_xaxis()
-        ax.set_xlabel("train loss (decreasing)")
-        ax.set_title(title, fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
     fig.suptitle("2x2 completion, det W(0) > 0: loss -> 0 drives every norm up and the rank down", fontsize=10)
     return save_figure(fig, out_dir, NAME)
 
 
 def summary(results) -> str:
-    c = results.coords
-    lf = results.config["loss_from"]
+    c, lf = results.coords, results.config["loss_from"]
     lines = [
         f"{'depth':>5} {'seed':>4} {'loss range':>21} {'nuclear norm':>19} {'growth':>8} {'eff. rank - 1':>21}  "
         "other Schatten-p growth"

@@ -213,6 +213,11 @@ def plot(results, out_dir):
 
 
 def summary(results) -> str:
+    header = (
+        f"{'init':>8} {'seed':>4} {'iters':>6} {'train loss':>10} {'rel. error':>10} "
+        f"{'>10%':>4} {'>1%':>4}  half-times (iterations) of the learned components"
+    )
+
     def row(i, s, k_i, k):
         h = results["half_time"][i, k_i]
         halves = " ".join(f"{v:.0f}" for v in h[np.isfinite(h)])
@@ -222,8 +227,4 @@ def summary(results) -> str:
             f"{results['reconstruction_error'][i, k_i, -1]:>10.3f} {n[0]:>4} {n[1]:>4}  {halves}"
         )
 
-    header = (
-        f"{'init':>8} {'seed':>4} {'iters':>6} {'train loss':>10} {'rel. error':>10} "
-        f"{'>10%':>4} {'>1%':>4}  half-times (iterations) of the learned components"
-    )
     return grid_table(results, ("init_scale", "seed"), header, row)

@@ -7,6 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import PRNGKeyArray
 
 from .. import _validation as V
 from ._base import default_dtype as default_dtype
@@ -28,8 +29,15 @@ def balance_columns(factors: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
     return tuple(f * (target / n)[None, :] for f, n in zip(factors, norms))
 
 
-def np_seed(key) -> int:
-    """A numpy seed derived deterministically from a JAX PRNG key."""
+def np_seed(key: PRNGKeyArray) -> int:
+    """A numpy seed derived deterministically from a JAX PRNG key.
+
+    Arguments:
+        key: a JAX PRNG key.
+
+    Returns:
+        An int in [0, 2^31 - 1), a uniform draw from ``key``.
+    """
     return int(np.asarray(jax.random.randint(key, (), 0, 2**31 - 1)))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import string
+from collections.abc import Sequence
 
 import equinox as eqx
 import jax
@@ -15,8 +16,15 @@ from ._base import AbstractFactorization, RateTerms, VerifyCase
 from ._common import balance_columns, checked_scale, column_norms, dense_route, take_entries
 
 
-def cp_to_tensor(factors) -> Array:
-    """sum_r (x)_n factors[n][:, r] as a dense tensor (tensorly's CP convention)."""
+def cp_to_tensor(factors: Sequence[Float[Array, "d R"]]) -> Float[Array, "*shape"]:
+    """W = sum_r (x)_n factors[n][:, r] as a dense tensor (tensorly's CP convention).
+
+    Arguments:
+        factors: N matrices, factor n of shape (d_n, R).
+
+    Returns:
+        The dense tensor of shape (d_1, ..., d_N).
+    """
     letters = string.ascii_letters
     order = len(factors)
     spec = ",".join(f"{letters[n]}Z" for n in range(order)) + "->" + letters[:order]
@@ -31,9 +39,9 @@ def khatri_rao(factors) -> Array:
     return out
 
 
-def cp_entries(factors, idx) -> Array:
-    """Entries of the CP tensor at multi-indices ``idx`` (k, N), never forming more than
-    O(k R) numbers.
+def cp_entries(factors: Sequence[Float[Array, "d R"]], idx: Int[Array, "k N"]) -> Float[Array, " k"]:
+    """Entries W[i] = sum_r prod_n factors[n][i_n, r] of the CP tensor at multi-indices
+    ``idx`` (k, N), never forming more than O(k R) numbers.
 
     Gather route, O(k N R): prod_n factors[n][i_n, :] summed over r. When the tensor
     is small next to the k x R gathers (order 4, dims 10, R = 1000, k = 2000: 10^4
@@ -41,6 +49,13 @@ def cp_entries(factors, idx) -> Array:
     the entries are read from the balanced matricization W_(first modes; rest) =
     KR(first) KR(rest)^T instead: one matmul forwards, two backwards, no row
     scatter-add (15x faster per step on CPU and far quicker to compile).
+
+    Arguments:
+        factors: N matrices, factor n of shape (d_n, R).
+        idx: integer multi-indices (k, N), within range (not checked here).
+
+    Returns:
+        The k entries.
     """
     shape = tuple(int(f.shape[0]) for f in factors)
     if cp_dense_route(shape, int(factors[0].shape[-1]), idx.shape[0]):

@@ -4,10 +4,9 @@ Every internal node nu of the mode tree holds a *local CP factorization*:
 
     T_nu = sum_z (prod_{c in children(nu)} T_c[..., z]) M_nu[z, :]
 
-(the product is the outer product of the children's tensors, which cover disjoint
-modes), where a leaf's "tensor" T_n is its matrix M_n (d_n x r) and the root's M is
-the output vector w_out, so T_root = W. The r'th local component of nu is
-{M_c[:, r] for every child c, M_nu[r, :]}: K = |children(nu)| + 1 vectors.
+(the product is the outer product of the children's tensors, which cover disjoint modes), where a leaf's
+"tensor" T_n is its matrix M_n (d_n x r) and the root's M is the output vector w_out, so T_root = W. The r'th
+local component of nu is {M_c[:, r] for every child c, M_nu[r, :]}: K = |children(nu)| + 1 vectors.
 """
 
 from __future__ import annotations
@@ -36,10 +35,9 @@ class HierarchicalTensorFactorization(AbstractFactorization):
 
     ``tree``: nested tuples of modes (default :func:`~jaxreg.factorizations.trees.balanced_tree`:
     pool adjacent modes in pairs, an odd node carried up a level). A node's level is its
-    height (leaves 0, root ``len(widths)``); a node of height h has ``widths[h-1]``
-    local components, so its children's matrices have ``widths[h-1]`` columns. For a
-    balanced tree this means: leaves hold d_n x widths[0] matrices, nodes of height l
-    hold widths[l-1] x widths[l] matrices and the root an output vector of length
+    height (leaves 0, root ``len(widths)``); a node of height h has ``widths[h-1]`` local components, so its
+    children's matrices have ``widths[h-1]`` columns. For a balanced tree this means: leaves hold d_n x widths[0]
+    matrices, nodes of height l hold widths[l-1] x widths[l] matrices and the root an output vector of length
     widths[-1].
 
     Parameters: ``leaf_matrices[n]`` (mode n), ``node_matrices[i]`` (``nodes[i]``, all
@@ -326,13 +324,16 @@ def _balance_top_down(plan: TreePlan, leaves, nodes, out):
 def ht_target(
     key: PRNGKeyArray, shape: tuple[int, ...], rank, *, tree=None, norm: float | None = None, dtype=None
 ) -> HierarchicalTensorFactorization:
-    """A tensor of hierarchical (HT) rank ``rank`` on ``tree``, in factored form.
+    """An HT-rank-``rank`` target W* on ``tree`` (Razin, Maman, Cohen, ICML 2022): N(0, 1)
+    matrices, the output vector scaled so ||W*||_F = ``norm`` (by ``gram_norm``, W unformed).
 
-    ``rank``: an int (every level) or a tuple with one entry per tree level (the
-    model's ``widths``). Every matrix has i.i.d. N(0, 1) entries; the output vector is
-    rescaled so that ||W*||_F = ``norm`` (default sqrt(prod(shape)): entry RMS 1, as in
-    Razin et al. 2022), computed with :meth:`~HierarchicalTensorFactorization.gram_norm`,
-    so huge targets are never materialized.
+    Arguments:
+        key, shape, tree, dtype: as in :class:`HierarchicalTensorFactorization`.
+        rank: an int (every level) or one int per tree level (the model's ``widths``).
+        norm: ||W*||_F (default sqrt(prod(shape)): entry RMS 1).
+
+    Returns:
+        The :class:`HierarchicalTensorFactorization` whose ``materialize()`` is W*.
     """
     shape = V.shape_tuple("shape", shape)
     plan = _plan(shape, tree)

@@ -28,6 +28,15 @@ def balanced_factors(w: Float[Array, "m n"], depth: int, width: int) -> tuple[Ar
     W_1 = [S^{1/L} V^T; 0], W_j = diag(S^{1/L}, 0) for 1 < j < L, W_L = [U S^{1/L}, 0]
     (Arora, Cohen, Hazan, ICML 2018, balanced initialization). Every balancedness
     matrix is then diag(S^{2/L}, 0) on both sides, to machine precision.
+
+    Arguments:
+        w: the end-to-end matrix (m, n).
+        depth: L >= 1.
+        width: the inner size; w is reproduced exactly when width >= rank(w).
+
+    Returns:
+        ``(W_1, ..., W_L)``: W_1 is (width, n), W_L is (m, width), the others
+        (width, width); ``(w,)`` when L = 1.
     """
     m, n = w.shape
     if depth == 1:

@@ -26,7 +26,15 @@ def balanced_tree(order: int, pool_size: int = 2) -> tuple:
     last node left alone is carried up to the next level unchanged (no single-child
     node is created, so every node covers a distinct set of modes). E.g.
     ``balanced_tree(4) == ((0, 1), (2, 3))``, ``balanced_tree(3) == ((0, 1), 2)``,
-    ``balanced_tree(6, 3) == ((0, 1, 2), (3, 4, 5))``.
+    ``balanced_tree(6, 3) == ((0, 1, 2), (3, 4, 5))``. Razin, Maman, Cohen (ICML 2022) pool
+    pairs of adjacent modes, as a CNN pools adjacent regions.
+
+    Arguments:
+        order: the number of modes N.
+        pool_size: the number of nodes pooled into their parent, at least 2.
+
+    Returns:
+        The mode tree, nested tuples of the mode indices 0..N-1 (``(0,)`` for N = 1).
     """
     order = V.positive_int("order", order)
     pool_size = V.positive_int("pool_size", pool_size)
