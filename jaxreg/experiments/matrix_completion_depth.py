@@ -275,6 +275,7 @@ def plot_grid(results, out_dir, count_dim: str, count_label: str, name: str):
             ax.set_title(f"{label}, {n} {count_label}", fontsize=9)
             ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
     return save_figure(fig, out_dir, name)
 
 
