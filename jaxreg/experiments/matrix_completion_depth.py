@@ -77,7 +77,6 @@ class Config(GridRun):
 
     shape: tuple[int, int] = (100, 100)
     rank: int = 5
-
     num_observed: tuple[int, ...] = (2000, 5000)
     init_scales: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6)
 
