@@ -7,6 +7,7 @@ import pytest
 from helpers import reproduce_tiny
 
 from jaxreg import cli
+from jaxreg.experiments import matrix_completion_depth as mcd
 from jaxreg.results import load_results
 
 
@@ -42,3 +43,9 @@ def test_plot_redraws_from_saved_results(tiny_run):
     png.unlink()
     assert cli.main(["plot", str(tiny_run)]) == 0
     assert png.stat().st_size > 10_000
+
+
+def test_flow_stopped_at_t1_is_max_steps():
+    """A flow that reaches t1 above stop_at_loss is max_steps (it missed its stop), never completed."""
+    cfg = mcd.Config(shape=(8, 8), rank=1, num_observed=(20,), depths=(2,), init_scales=(1e-2,), t1=1.0, baseline=False)
+    assert mcd.run(cfg, progress=False)["status"] == ["max_steps"]

@@ -78,7 +78,6 @@ class Config(GridRun):
 
     shape: tuple[int, int] = (100, 100)
     rank: int = 5
-
     num_observed: tuple[int, ...] = (2000, 5000)
     init_scales: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6)
 
@@ -274,6 +273,7 @@ def plot_grid(results, out_dir, count_dim: str, count_label: str, name: str):
             ax.set_title(f"{label}, {n} {count_label}", fontsize=9)
             ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
     return save_figure(fig, out_dir, name)
 
 
