@@ -1,22 +1,20 @@
 """Implicit hierarchical tensor rank minimization in tensor completion.
 
-Razin, Maman, Cohen (ICML 2022), Section 4: gradient flow over a hierarchical tensor
-factorization (HTF) from small initialization lowers the HT rank of the end tensor W,
-the tuple of ranks of its matricizations [[W; nu]] (rows: the modes of nu, columns: the
-rest) over the nodes nu of the mode tree. The rank of a matricization over modes that
-are NOT a node of the tree is not constrained by the factorization, and need not be
-lowered. Both are tracked by the effective rank (Roy and Vetterli 2007)
+Razin, Maman, Cohen (ICML 2022), Section 4: gradient flow over a hierarchical tensor factorization (HTF) from small
+initialization lowers the HT rank of the end tensor W, the tuple of ranks of its matricizations [[W; nu]] (rows: the
+modes of nu, columns: the rest) over the nodes nu of the mode tree. The rank of a matricization over modes that are
+NOT a node of the tree is not constrained by the factorization, and need not be lowered. Both are tracked by the
+effective rank (Roy and Vetterli 2007)
 
     erank(A) = exp(H(p)),  p_i = s_i(A) / sum_j s_j(A),  H(p) = -sum_i p_i log p_i,
 
 over gradient-flow time; the ground truth's values are kept for reference.
 
-The regime is under-determined: the widths let the model reach every rank of the tree's
-matricizations, so the observed entries are well below the model's degrees of freedom
-(:func:`~jaxreg.factorizations.trees.ht_degrees_of_freedom`), and fitting them does not
-force low rank. The control is the same flow from a large initialization (the same
-Gaussian draw, rescaled): it fits the observations too, while its tree matricizations
-keep a high effective rank. The gap between the two is the implicit regularization of the
+The regime is under-determined: the widths let the model reach every rank of the tree's matricizations, so the
+observed entries are well below the model's degrees of freedom
+(:func:`~jaxreg.factorizations.trees.ht_degrees_of_freedom`), and fitting them does not force low rank. The control
+is the same flow from a large initialization (the same Gaussian draw, rescaled): it fits the observations too, while
+its tree matricizations keep a high effective rank. The gap between the two is the implicit regularization of the
 small initialization.
 """
 
