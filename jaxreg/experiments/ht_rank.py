@@ -44,19 +44,17 @@ NAME = "ht-rank"
 @dataclasses.dataclass(frozen=True)
 @defaults(num_saves=150, max_steps=200_000, seeds=3)
 class Config(FlowRun):
-    """HT-rank-``rank`` target of entry RMS 1 on the balanced binary mode tree
-    ((0, 1), (2, 3)), completed from ``num_observed`` entries by an HTF of ``widths``,
-    from ``init_scale`` and, as the control, from ``large_init_scale`` (every parameter
-    N(0, scale^2); the same draw rescaled). ``non_tree``: mode sets that are not nodes of
-    the tree (default {0, 2}: modes 0 and 2 lie in different subtrees, so their
-    matricization's rank is not bounded by the HT rank). The default widths (64 = 8 x 8)
-    let the model reach full rank at every tree matricization: its degrees of freedom are
-    all 4096 entries, against 1000 observations. The control's init puts W(0)'s entry RMS
-    near the target's 1 (0.67-0.87 at 0.4; every preset's large init does the same; at
-    0.5, entry RMS 4, one seed of three fell to a low rank as well). Paper preset: Razin et al. 2022's
-    order-4 setting (dims 16, HT rank 5, widths 512, init 1e-2); the observation count,
-    16384 (a quarter of the entries), and the control's init are our choice: the paper
-    gives 2048 observations only for order 3, and has no large-init control."""
+    """HT-rank-``rank`` target of entry RMS 1 on the balanced binary mode tree ((0, 1), (2, 3)), completed from
+    ``num_observed`` entries by an HTF of ``widths``, from ``init_scale`` and, as the control, from
+    ``large_init_scale`` (every parameter N(0, scale^2); the same draw rescaled). ``non_tree``: mode sets that are
+    not nodes of the tree (default {0, 2}: modes 0 and 2 lie in different subtrees, so their matricization's rank is
+    not bounded by the HT rank). The default widths (64 = 8 x 8) let the model reach full rank at every tree
+    matricization: its degrees of freedom are all 4096 entries, against 1000 observations. The control's init puts
+    W(0)'s entry RMS near the target's 1 (0.67-0.87 at 0.4; every preset's large init does the same; at 0.5, entry
+    RMS 4, one seed of three fell to a low rank as well). Paper preset: Razin et al. 2022's order-4 setting (dims
+    16, HT rank 5, widths 512, init 1e-2); the observation count, 16384 (a quarter of the entries), and the
+    control's init are our choice: the paper gives 2048 observations only for order 3, and has no large-init
+    control."""
 
     shape: tuple[int, ...] = (8, 8, 8, 8)
     rank: int = 3
