@@ -127,9 +127,8 @@ class Config(FlowRun):
         return plan_tree(balanced_tree(len(self.shape)), len(self.shape))
 
     def matricizations(self) -> list[tuple[int, ...]]:
-        """The tree's internal nodes but the root (bottom-up), one of each complementary
-        pair ([[W; nu]] and [[W; complement]] are transposes, with the same singular
-        values), then the non-tree sets."""
+        """The tree's internal nodes but the root (bottom-up), one of each complementary pair ([[W; nu]] and
+        [[W; complement]] are transposes, with the same singular values), then the non-tree sets."""
         order = len(self.shape)
         tree = []
         for nu in self.plan().nodes[:-1]:
