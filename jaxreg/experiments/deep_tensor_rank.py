@@ -20,7 +20,7 @@ the rank. So every run starts at the same end-to-end norm ||W(0)||_F = ``init_no
 (init_norm ||W*|| / ||W(0)||)^{1/(N(k+1))}; the ``init_norms`` axis separates what depth
 adds from what a smaller init does. Reported per (k, init_norm) and seed: the effective
 rank exp(H(p)), p_r = ||(x)_n v_r^n|| / sum_s ||(x)_n v_s^n|| of W's (non-orthogonal) CP
-component norms (:func:`jaxreg.metrics.component_effective_rank`; it depends on the
+component norms (:func:`jaxreg.metrics.component_norm_entropy_rank`; it depends on the
 parameterization); the mean over modes of the effective rank of W's mode-n unfolding
 (:func:`jaxreg.metrics.matricization_effective_rank`; a function of W alone); the number
 of components above ``component_rtol`` of the largest; the test error ||W - W*||_F /
@@ -47,7 +47,7 @@ import optax
 from .. import _validation as V
 from ..dynamics import Status
 from ..factorizations import DeepTensorFactorization
-from ..metrics import component_effective_rank, matricization_effective_rank, numerical_component_rank
+from ..metrics import component_norm_entropy_rank, matricization_effective_rank, numerical_component_rank
 from ..sweep import sweep
 from ..tasks import tensor_completion
 from ._config import DescentToLoss, check_scalar_fields, defaults
@@ -148,7 +148,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         return (
             jnp.linalg.norm(pred - problem.test.values) / jnp.linalg.norm(problem.test.values),
             problem.reconstruction_error(tr.model),
-            component_effective_rank(comp),
+            component_norm_entropy_rank(comp),
             unfolding_rank(w),
             unfolding_rank(problem.target),
             numerical_component_rank(comp, config.component_rtol),
