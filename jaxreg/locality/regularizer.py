@@ -120,10 +120,12 @@ def grad_change_penalty(
     Args:
       logit_fn: maps a batch (B, C, H, W) to logits (B,) or (B, K). Per-sample input
         gradients are taken as the gradient of the *sum* of logits, which is exact when
-        samples do not interact inside ``logit_fn``. BatchNorm in train mode couples the
-        samples through the batch statistics (an O(1/B) cross term, as in the reference
-        PyTorch code); use inference mode (running statistics) for exact per-sample
-        gradients, and the same mode for both passes (x and x').
+        samples do not interact inside ``logit_fn``. BatchNorm in training mode couples
+        the samples through the batch statistics: the gradient of the summed logits at
+        x_i then carries a cross term (a mean over the batch of every logit's dependence
+        on the statistics) as large as the per-sample gradient itself. Use inference mode
+        (fixed statistics) for exact per-sample gradients, as training does
+        (:func:`jaxreg.locality.training.penalty`).
       x: the batch; B >= 2.
       patch, other_patch: ``(top, left, height, width)`` as a tuple or an int array of
         shape (4,) or (B, 4); may be traced. Concrete patches are checked: inside the
