@@ -17,6 +17,7 @@ tiny preset (CPU check of the resume logic).
 """
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -108,4 +109,9 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # skip the interpreter's teardown: an interrupted compile may still run in XLA's
+    # threads, and tearing down under it crashed the process (exit 139 instead of 3)
+    os._exit(code)

@@ -226,7 +226,7 @@ class PathfinderConfig(_Common):
 
     @classmethod
     def preset(cls, size: str = "small", **overrides) -> "PathfinderConfig":
-        """ "tiny": for tests (mostly compilation): 24 px images at unit 0.25, path
+        """ "tiny": for tests (mostly compilation): 24 px images at unit 0.2, path
         lengths 2 and 4, 6 px patches (with 2 px patches most pairs are blank, R stays ~1
         and the regularizer has nothing to act on), lambda 1, 128 images, 20 epochs;
         "small": the CPU default (48 px at unit 0.3: path lengths 3 and 9 with the
@@ -237,7 +237,7 @@ class PathfinderConfig(_Common):
             size,
             overrides,
             tiny=dict(path_lengths=(2, 4), lambdas=(0.0, 1.0), num_train=128, num_test=128, max_epochs=20),
-            tiny_images=dict(image_size=24, unit=0.25, patch_size=6),
+            tiny_images=dict(image_size=24, unit=0.2, patch_size=6),
             paper=dict(path_lengths=(3, 5, 7, 9), num_train=10000, num_test=10000),
             paper_images=dict(image_size=150, unit=0.5, patch_size=2),
         )

@@ -74,7 +74,7 @@ def _scene(rng, L, n_distractors, d_len, g, size):
     """Two target snakes (their first paddles ``seed_distance`` apart) and up to
     ``n_distractors`` distractor snakes, all ``sep`` apart; None when the targets do not fit."""
     lo, hi, step = g["padding"], size - g["padding"], g["sep"] / 3
-    for _ in range(200):
+    for _ in range(1000):
         a, b = _shape(rng, L, g["paddle"], g["gap"]), _shape(rng, L, g["paddle"], g["gap"])
         phi = rng.uniform(0, 2 * np.pi)
         origin = rng.uniform(lo, hi, 2)
