@@ -8,7 +8,7 @@ stop 20 epochs after 100% train accuracy, 3 seeds. Call it again and again:
 
     PYTHONPATH=. python benchmarks/gpu_pathfinder.py --out benchmarks/results/pathfinder_gpu
 
-Each call first draws missing data blocks (cached under OUT/.data, ``--workers``
+Each call first draws missing data blocks (cached in OUT-data beside OUT, ``--workers``
 processes), then trains from the last per-epoch checkpoint (OUT/.checkpoint) until the
 budget is spent. Exit status: 0 when the results are saved (OUT/results.json, figure),
 3 when the budget ran out (call again), anything else is an error. A call killed from
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     ap.add_argument("--arch", default=None, choices=("resnet18", "resnet34"))
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=None, help="max_epochs (default: the preset's)")
-    ap.add_argument("--workers", type=int, default=8, help="processes drawing data blocks")
+    ap.add_argument("--workers", type=int, default=8, help="processes drawing data blocks (cached in OUT-data)")
     args = ap.parse_args(argv)
     jax.config.update("jax_enable_x64", False)
     overrides = {}
@@ -81,8 +81,9 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, args.budget)
     try:
-        _prerender(config, out / ".data", args.workers)
-        res = run_pathfinder(config, out_dir=out, resume=True, progress=False, cache_directory=out / ".data")
+        data = out.parent / f"{out.name}-data"  # beside OUT: a results directory holds results only
+        _prerender(config, data, args.workers)
+        res = run_pathfinder(config, out_dir=out, resume=True, progress=False, cache_directory=data)
     except OutOfTime:
         print(f"budget of {args.budget:.0f} s spent; call again to resume from {out}/.checkpoint")
         return CALL_AGAIN
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
         extra={"device": str(jax.devices()[0]), "wall_time_is": "the last call only"},
     )
     plot_locality(res, out / "locality-pathfinder.png")
-    clear_checkpoint(out)  # the results replace it (the data blocks stay in OUT/.data)
+    clear_checkpoint(out)  # the results replace it (the data blocks stay in OUT-data)
     a = {k: res["arrays"][k][1] for k in ("test_accuracy", "test_R", "train_accuracy")}
     c = res["coords"]
     print(summary_table(a["test_accuracy"], "path_length", c["path_length"], c["lambda"], test_R=a["test_R"]))
