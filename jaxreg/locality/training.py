@@ -41,7 +41,7 @@ from .data import LocalityData
 from .models import batch_logits
 from .options import Optimization as Optimization
 from .options import TrainOptions
-from .regularizer import check_distant, distant_patches, fixed_pair_patches, grad_change_penalty
+from .regularizer import check_distant, distant_patches, fixed_pair_patches, penalty
 
 __all__ = ["TrainOptions", "train_runs", "HISTORY"]
 
@@ -72,25 +72,6 @@ def _sample_patches(options: TrainOptions, key, squares, image_shape):
     if options.patch_size is None:
         return fixed_pair_patches(key, squares)
     return distant_patches(key, squares.shape[0], image_shape, size=options.patch_size, distance=options.patch_distance)
-
-
-def penalty(model, state, xb, patch, other):
-    """R of one batch as training minimizes it and evaluation reports it: the model in
-    inference mode with ``state``'s normalization statistics held constant.
-
-    In training mode BatchNorm normalizes with the batch's own statistics, so the logit of
-    sample j depends on every x_i and the gradient of the summed logits at x_i picks up
-    (1/B) sum_j d f_j / d(mean, var) * d(mean, var)/d x_i: a mean over B terms, of the
-    same order as the per-sample gradient, not O(1/B). R of such gradients is not the
-    interaction measure of the paper (and training R differs from held-out R: measured
-    on a tiny BatchNorm task, 0.45 in training mode against 0.76 in inference mode for
-    the same network). With fixed statistics every logit is a function of its own
-    sample, the per-sample gradients are exact, and the R that lambda * R lowers is the
-    held-out R. Models without BatchNorm are unaffected.
-    """
-    frozen = eqx.nn.inference_mode(model)
-    state = jax.lax.stop_gradient(state)
-    return grad_change_penalty(lambda z: batch_logits(frozen, state, z)[0], xb, patch, other)
 
 
 def _loss(p, static, state, lam_r, xb, yb, patch, other, regularize):

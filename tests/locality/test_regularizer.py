@@ -193,10 +193,10 @@ def test_distant_patches_no_room():
 
 
 def test_training_penalty_is_exact_per_sample_with_batchnorm():
-    """The R that training minimizes (jaxreg.locality.training.penalty) uses fixed
+    """The R that training minimizes (jaxreg.locality.regularizer.penalty) uses fixed
     normalization statistics: with BatchNorm it equals R computed one sample at a time
     (in training mode each logit would depend on the whole batch)."""
-    from jaxreg.locality.training import penalty
+    from jaxreg.locality.regularizer import penalty
 
     model, state = make_model(jax.random.key(0), "small", width=2, stages=1, norm="batch")
     x = jax.random.uniform(jax.random.key(1), (6, 1, 4, 8))
