@@ -24,11 +24,19 @@ def run_grid(runner, config, *, out_dir, resume, progress) -> dict:
 
 
 def plot_grid(results, out_dir, name: str, range_name: str) -> list[Path]:
-    """Test accuracy and held-out R against ``range_name``, one line per lambda (PNG + PDF)."""
+    """Test accuracy and held-out R against ``range_name``, one line per lambda, and R over
+    the epochs per range value (PNG + PDF)."""
     from ..plotting import save_figure
 
+    coords = results.coords
     fig = locality_figure(
-        results["test_accuracy"], range_name, results.coords[range_name], results.coords["lambda"], results["test_R"]
+        results["test_accuracy"],
+        range_name,
+        coords[range_name],
+        coords["lambda"],
+        results["test_R"],
+        history=results["history"] if "history" in results.arrays else None,
+        metrics=coords.get("metric", ()),
     )
     return save_figure(fig, out_dir, name)
 

@@ -14,4 +14,6 @@ NAME = "locality-is-same-class"
 Config = IsSameClassConfig  # frozen; preset("tiny" | "small" | "paper"); seeds: a count or a tuple of seeds
 
 # run(config, *, out_dir, resume, progress) trains the grid (distance x lambda x seed)
-run, plot, summary = reproduction(run_is_same_class, NAME, "Is-Same-Class", "distance")
+run, plot, summary = reproduction(
+    run_is_same_class, NAME, "Is-Same-Class (scikit-learn digits in place of CIFAR-10)", "distance"
+)

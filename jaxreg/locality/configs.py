@@ -20,11 +20,13 @@ from . import _checks
 from .data import DIGIT_SIDE
 from .models import ACTIVATIONS, ARCHITECTURES, NORMS, make_model
 from .options import Optimization, TrainOptions
+from .pathfinder_images import check_fits
+from .training import HISTORY
 
 __all__ = ["IsSameClassConfig", "PathfinderConfig", "ModelSpec", "TASKS", "SIZES", "HISTORY_METRICS"]
 
 TASKS = ("is_same_class", "pathfinder")
-HISTORY_METRICS = ("loss", "task_loss", "R", "train_accuracy")
+HISTORY_METRICS = HISTORY  # the metric axis of every saved ``history``
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,22 +128,31 @@ class _Common(Optimization):
 
 # training settings shared by the "tiny" presets (a small CNN memorizing a few images
 # on CPU) and by the "paper" presets (ResNet18 with BatchNorm, SGD, up to 150 epochs)
-_TINY_TRAINING = dict(seeds=(0, 1), width=8, stages=3, batch_size=32, learning_rate=3e-3)
+_TINY_TRAINING = dict(seeds=(0, 1), width=8, stages=3, batch_size=32, learning_rate=3e-3, patience=20)
 _PAPER_TRAINING = dict(
-    seeds=(0, 1, 2), architecture="resnet18", norm="batch", optimizer="sgd", learning_rate=1e-2, max_epochs=150
+    seeds=(0, 1, 2),
+    architecture="resnet18",
+    norm="batch",
+    optimizer="sgd",
+    learning_rate=1e-2,
+    max_epochs=150,
+    patience=20,
 )
 
 
 @dataclasses.dataclass(frozen=True)
+@defaults(num_train=3000, num_test=500, max_epochs=10, patience=2)
 class IsSameClassConfig(_Common):
     """Is-Same-Class grid: ``distances`` (px gap) x ``lambdas`` x ``seeds`` (a tuple of
     seeds, or a count n meaning seeds 0 .. n-1).
 
-    Digits of side 8 * ``scale`` on a ``canvas`` (H, W). Defaults: the "small" preset."""
+    Digits of side 8 * ``scale`` on a ``canvas`` (H, W). Defaults: the "small" preset
+    (3000 training pairs, enough for lambda = 0 to learn the short-range task; the
+    shortest and the longest gap the 48 px canvas allows; at most 10 epochs)."""
 
-    distances: tuple = (0, 16, 32)
-    lambdas: tuple = (0.0, 0.1, 1.0)
-    seeds: tuple = (0, 1)
+    distances: tuple = (0, 32)
+    lambdas: tuple = (0.0, 0.1)
+    seeds: tuple = (0, 1, 2)
     scale: int = 1
     canvas: tuple = (8, 48)
 
@@ -186,44 +197,47 @@ class IsSameClassConfig(_Common):
 @dataclasses.dataclass(frozen=True)
 class PathfinderConfig(_Common):
     """Pathfinder grid: ``path_lengths`` (paddles) x ``lambdas`` x ``seeds`` (a tuple, or
-    a count n meaning 0 .. n-1) on
-    ``image_size`` px images; the regularizer's patches are ``patch_size`` squares
-    (second one uniform among non-overlapping positions)."""
+    a count n meaning 0 .. n-1) on ``image_size`` px images drawn at ``unit`` px per
+    reference px of the generator (:mod:`jaxreg.locality.pathfinder_images`; None: image_size /
+    300), ``num_distractors`` short snakes (None: the generator's 90 / path_length scaled
+    by the area); the regularizer's patches are ``patch_size`` squares (second one
+    uniform among non-overlapping positions)."""
 
-    path_lengths: tuple = (2, 6)
+    path_lengths: tuple = (3, 9)
     lambdas: tuple = (0.0, 3.0, 9.0)
     seeds: tuple = (0, 1)
-    image_size: int = 24
-    num_distractors: int = 1
-    patch_size: int = 2
+    image_size: int = 48
+    unit: float | None = 0.3
+    num_distractors: int | None = None
+    patch_size: int = 4
 
     def __post_init__(self):
         self._check_common()
         object.__setattr__(self, "path_lengths", _checks.int_tuple("path_length", self.path_lengths, minimum=1))
         _checks.integer("image_size", self.image_size, minimum=8)
-        _checks.integer("num_distractors", self.num_distractors, minimum=0)
+        if self.unit is not None:
+            _checks.number("unit", self.unit, positive=True)
+        if self.num_distractors is not None:
+            _checks.integer("num_distractors", self.num_distractors, minimum=0)
         _checks.integer("patch_size", self.patch_size, minimum=1, maximum=self.image_size // 2)
-        longest = max(self.path_lengths) * self.image_size / 14
-        if longest > 4 * self.image_size:
-            raise ValueError(
-                f"path_length must be <= {int(4 * 14)} for {self.image_size} px images, got {max(self.path_lengths)}"
-            )
+        for n in self.path_lengths:
+            check_fits(n, self.image_size, self.unit)
         self._warn_rf(self.image_size)
 
     @classmethod
     def preset(cls, size: str = "small", **overrides) -> "PathfinderConfig":
-        """ "tiny": for tests (about a minute, mostly compilation): 16 px images, 6 px
-        patches (with 2 px patches most pairs are blank, R stays ~1 and the regularizer
-        has nothing to act on), lambda 1 (9 stops fitting at this size), 128 images
-        memorized in 20 epochs; "small": the CPU default (24 px, path lengths 2 and 6, which
-        keeps the grid within about 20 minutes on 2 cores; a third length adds about
-        half); "paper": 150 px images, path lengths 3/5/7/9, 10k/10k, ResNet18, SGD,
-        up to 150 epochs, for a GPU."""
+        """ "tiny": for tests (mostly compilation): 24 px images at unit 0.2, path
+        lengths 2 and 4, 6 px patches (with 2 px patches most pairs are blank, R stays ~1
+        and the regularizer has nothing to act on), lambda 1, 128 images, 20 epochs;
+        "small": the CPU default (48 px at unit 0.3: path lengths 3 and 9 with the
+        generator's proportions, 4 px patches); "paper": 150 px images at unit 0.5 (the
+        generator's 300 px renders resized to 150 px), path lengths 3/5/7/9, 10k/10k,
+        ResNet18, SGD, up to 150 epochs, 2 px patches, for a GPU."""
         return cls._preset(
             size,
             overrides,
             tiny=dict(path_lengths=(2, 4), lambdas=(0.0, 1.0), num_train=128, num_test=128, max_epochs=20),
-            tiny_images=dict(image_size=16, num_distractors=1, patch_size=6),
+            tiny_images=dict(image_size=24, unit=0.2, patch_size=6),
             paper=dict(path_lengths=(3, 5, 7, 9), num_train=10000, num_test=10000),
-            paper_images=dict(image_size=150, num_distractors=2),
+            paper_images=dict(image_size=150, unit=0.5, patch_size=2),
         )

@@ -5,11 +5,10 @@
   (32 px) on a 224 px canvas with gaps 0..160; here the sources are scikit-learn's 8x8
   handwritten digits upscaled by ``scale``, on a canvas of 7 image sides by default
   (the paper's proportion: 224 = 7 * 32).
-- :func:`pathfinder`: Linsley et al. (2018): dashed curves of ``path_length`` paddles
-  and two round markers; label 1 iff the markers sit on the two ends of one curve.
-  Longer curves = longer range. Rendered with scikit-image's anti-aliased drawing at
-  twice the size, then resized (as the paper resizes 300 px renders to 150 px), and
-  cached on disk (see :func:`cache_dir`).
+- :func:`pathfinder` (module :mod:`.pathfinder_images`): Linsley et al. (2018): two target
+  snakes of ``path_length`` paddles, short distractor snakes and two circles; label 1
+  iff the circles mark the two ends of one snake. Longer paths = longer range. Cached
+  on disk (see :func:`cache_dir`).
 
 Generators take a JAX PRNG key (its bits seed numpy) and return a :class:`LocalityData`.
 """
@@ -28,11 +27,12 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from . import _checks
+from .pathfinder_images import pathfinder as pathfinder
 
 __all__ = ["LocalityData", "is_same_class", "pathfinder", "cache_dir", "digit_split", "DIGIT_SIDE"]
 
 DIGIT_SIDE = 8
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 class LocalityData(NamedTuple):
@@ -170,170 +170,6 @@ def is_same_class(
         "classes": np.stack([classes[left], classes[right]], 1),
     }
     return LocalityData(out, positive.astype(np.int32), squares, info)
-
-
-# ---------------------------------------------------------------- Pathfinder
-def _curve_shape(rng, n, length, gap, max_turn):
-    """Endpoints of ``n`` paddles (n, 2, 2) in (row, col) pixels, starting at the origin."""
-    p = np.zeros(2)
-    theta = rng.uniform(0, 2 * np.pi)
-    segs = []
-    for k in range(n):
-        if k:
-            theta += rng.uniform(-max_turn, max_turn)
-        u = np.array([np.sin(theta), np.cos(theta)])
-        q = p + length * u
-        segs.append((p, q))
-        p = q + gap * u
-    return np.array(segs)
-
-
-def _points(segs, step):
-    """Points along the paddles and their arc-length positions (gaps counted as paddles)."""
-    pts, arc, s0 = [], [], 0.0
-    for p, q in segs:
-        L = np.linalg.norm(q - p)
-        t = np.linspace(0, 1, max(2, int(np.ceil(L / step)) + 1))
-        pts.append(p + t[:, None] * (q - p))
-        arc.append(s0 + t * L)
-        s0 += 1.5 * L
-    return np.concatenate(pts), np.concatenate(arc)
-
-
-def _min_dist(a, b):
-    return np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)).min()
-
-
-def _scene(rng, num_curves, n, length, gap, max_turn, size, sep, margin, tries=100):
-    """``num_curves`` curves inside the margins, pairwise >= ``sep`` apart, or None."""
-    curves, clouds = [], []
-    for _ in range(tries):
-        segs = _curve_shape(rng, n, length, gap, max_turn)
-        pts, arc = _points(segs, sep / 3)
-        far = np.abs(arc[:, None] - arc[None, :]) > 3 * sep  # self-avoidance along the curve
-        if np.any(np.sqrt(((pts[:, None] - pts[None]) ** 2).sum(-1))[far] < sep):
-            continue
-        lo, hi = pts.min(0), pts.max(0)
-        if np.any(hi - lo > size - 2 * margin):
-            continue
-        for _ in range(10):  # random translations that keep the curve inside
-            shift = rng.uniform(margin - lo, size - margin - hi)
-            if all(_min_dist(pts + shift, c) >= sep for c in clouds):
-                curves.append(segs + shift)
-                clouds.append(pts + shift)
-                break
-        if len(curves) == num_curves:
-            return curves
-    return None
-
-
-def _render_pathfinder(
-    rng, num_samples, path_length, image_size, num_distractors, max_turn, paddle_length, paddle_gap, marker_radius
-):
-    from skimage.draw import disk, line_aa
-    from skimage.transform import resize
-
-    up = 2  # render at twice the size, then resize with anti-aliasing
-    S = image_size * up
-    sep = marker_radius + 1.5
-    margin = marker_radius + 1.0
-    n_curves = 2 + num_distractors
-    images = np.zeros((num_samples, 1, image_size, image_size), np.float32)
-    endpoints = np.zeros((num_samples, n_curves, 2, 2), np.float32)
-    markers = np.zeros((num_samples, 2, 2), np.float32)
-    marker_curve = np.zeros((num_samples, 2), np.int32)
-    labels = (rng.random(num_samples) < 0.5).astype(np.int32)
-    for i in range(num_samples):
-        for _ in range(20):
-            curves = _scene(rng, n_curves, path_length, paddle_length, paddle_gap, max_turn, image_size, sep, margin)
-            if curves is not None:
-                break
-        else:
-            raise ValueError(
-                f"path_length {path_length} is too long to place {n_curves} separated curves "
-                f"in a {image_size}x{image_size} image; use a larger image_size"
-            )
-        canvas = np.zeros((S, S), np.float32)
-        for segs in curves:
-            for p, q in segs:
-                u = (q - p) / max(np.linalg.norm(q - p), 1e-9)
-                normal = np.array([-u[1], u[0]])
-                for off in (-0.5, 0.0, 0.5):  # about 1 px wide after resizing
-                    r0, c0 = np.round((p + off * normal / up) * up).astype(int)
-                    r1, c1 = np.round((q + off * normal / up) * up).astype(int)
-                    rr, cc, val = line_aa(r0, c0, r1, c1)
-                    keep = (rr >= 0) & (rr < S) & (cc >= 0) & (cc < S)
-                    np.maximum.at(canvas, (rr[keep], cc[keep]), val[keep])
-        endpoints[i] = [[segs[0][0], segs[-1][1]] for segs in curves]
-        if labels[i]:
-            marker_curve[i] = (0, 0)
-            markers[i] = endpoints[i, 0]
-        else:
-            marker_curve[i] = (0, 1)
-            markers[i] = [endpoints[i, 0, rng.integers(2)], endpoints[i, 1, rng.integers(2)]]
-        for m in markers[i]:
-            rr, cc = disk(tuple(m * up), marker_radius * up, shape=(S, S))
-            canvas[rr, cc] = 1.0
-        images[i, 0] = np.clip(resize(canvas, (image_size, image_size), anti_aliasing=True), 0, 1)
-    info = {"endpoints": endpoints, "markers": markers, "marker_curve": marker_curve}
-    return LocalityData(images, labels, None, info)
-
-
-def pathfinder(
-    key: PRNGKeyArray,
-    num_samples: int,
-    path_length: int,
-    *,
-    image_size: int = 32,
-    num_distractors: int = 1,
-    max_turn: float = np.pi / 6,
-    paddle_length: float | None = None,
-    paddle_gap: float | None = None,
-    marker_radius: float | None = None,
-    cache: bool = True,
-    cache_directory: str | os.PathLike | None = None,
-) -> LocalityData:
-    """Pathfinder images (Linsley et al. 2018) with 2 + ``num_distractors`` curves.
-
-    Each curve has ``path_length`` paddles (dashes) of ``paddle_length`` px (default
-    image_size / 14) separated by ``paddle_gap`` px (default image_size / 20), turning by
-    at most ``max_turn`` radians between paddles; curves stay ``marker_radius + 1.5`` px
-    apart from each other (and from themselves). Two disk markers (radius default
-    image_size / 20, at least 1.5 px): label 1 (probability 1/2) at both ends of curve 0,
-    label 0 at one end of curve 0 and one end of curve 1. ``info``: ``endpoints`` (N,
-    curves, 2, 2), ``markers`` (N, 2, 2), ``marker_curve`` (N, 2) in (row, col) pixels.
-    Results are cached (keyed by a hash of all arguments and the key) in
-    :func:`cache_dir` (``cache_directory``) unless ``cache=False``.
-    """
-    num_samples = _checks.integer("num_samples", num_samples, minimum=1)
-    path_length = _checks.integer("path_length", path_length, minimum=1)
-    image_size = _checks.integer("image_size", image_size, minimum=8)
-    num_distractors = _checks.integer("num_distractors", num_distractors, minimum=0)
-    max_turn = _checks.number("max_turn", max_turn, minimum=0.0)
-    paddle_length = _checks.number(
-        "paddle_length", image_size / 14 if paddle_length is None else paddle_length, positive=True
-    )
-    paddle_gap = _checks.number("paddle_gap", image_size / 20 if paddle_gap is None else paddle_gap, minimum=0.0)
-    marker_radius = _checks.number(
-        "marker_radius", max(1.5, image_size / 20) if marker_radius is None else marker_radius, positive=True
-    )
-    if path_length * paddle_length > 4 * image_size:
-        raise ValueError(
-            f"path_length {path_length} with paddle_length {paddle_length} cannot fit in a "
-            f"{image_size}x{image_size} image"
-        )
-    params = dict(
-        num_samples=num_samples,
-        path_length=path_length,
-        image_size=image_size,
-        num_distractors=num_distractors,
-        max_turn=max_turn,
-        paddle_length=paddle_length,
-        paddle_gap=paddle_gap,
-        marker_radius=marker_radius,
-    )
-    config = {"key": _key_bits(key), **params}  # the cache key
-    return _cached("pathfinder", config, lambda: _render_pathfinder(_rng(key), **params), cache, cache_directory)
 
 
 def __getattr__(name: str):

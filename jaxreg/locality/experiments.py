@@ -179,7 +179,12 @@ def run_pathfinder(
         config = PathfinderConfig.preset("small") if config is None else config
         _check_run_args(config, PathfinderConfig, out_dir, resume)
         options = config.options(patch_size=config.patch_size, patch_distance=0)
-        kw = dict(image_size=config.image_size, num_distractors=config.num_distractors, cache_directory=cache_directory)
+        kw = dict(
+            image_size=config.image_size,
+            unit=config.unit,
+            num_distractors=config.num_distractors,
+            cache_directory=cache_directory,
+        )
 
         def data(ktr, kte, n):
             return pathfinder(ktr, config.num_train, n, **kw), pathfinder(kte, config.num_test, n, **kw)

@@ -19,19 +19,38 @@ __all__ = ["locality_figure", "plot_locality", "plot_samples", "summary_table"]
 
 
 def locality_figure(
-    test_accuracy: np.ndarray, range_name: str, range_values, lambdas, test_R: np.ndarray | None = None
+    test_accuracy: np.ndarray,
+    range_name: str,
+    range_values,
+    lambdas,
+    test_R: np.ndarray | None = None,
+    history: np.ndarray | None = None,
+    metrics=(),
 ):
     """A matplotlib ``Figure``: test accuracy (and, given ``test_R``, the held-out R)
     against the range, one line per lambda, mean +- std over seeds (NaN = failed run,
-    skipped). Arrays are (range, lambda, seed); ``range_name`` is "distance" or "path_length"."""
+    skipped). Arrays are (range, lambda, seed); ``range_name`` is "distance" or "path_length".
+
+    Given ``history`` (range, epoch, lambda, seed, metric) with metric names ``metrics``,
+    a second row shows, per range value, the training R (dashed, mean over the epoch's
+    batches) and the held-out R (solid, after each epoch) against the epoch, one color
+    per lambda, mean over seeds."""
     from matplotlib.figure import Figure
 
     xs = np.asarray(range_values)
     panels = [("test accuracy", np.asarray(test_accuracy, float))]
     if test_R is not None:
         panels.append(("held-out R (1 = no interaction)", np.asarray(test_R, float)))
-    fig = Figure(figsize=(5 * len(panels), 3.5))
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    metrics = list(metrics)
+    rows = 2 if history is not None and "R" in metrics else 1
+    cols = max(len(panels), len(xs) if rows == 2 else 0)
+    fig = Figure(figsize=(4.5 * cols, 3.5 * rows))
+    grid = fig.subplots(rows, cols, squeeze=False)
+    axes = grid[0]
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    if rows == 2:
+        _r_over_epochs(grid[1], np.asarray(history, float), metrics, range_name, xs, lambdas)
     task = "Is-Same-Class" if range_name == "distance" else "Pathfinder"
     for ax, (label, values) in zip(axes, panels):
         with warnings.catch_warnings():
@@ -48,12 +67,38 @@ def locality_figure(
         ax.legend(fontsize=8)
     axes[0].axhline(0.5, color="gray", lw=0.8, ls="--")
     axes[0].set_ylim(0.4, 1.02)
-    axes[0].set_title(f"{task}: accuracy vs range (mean +- std over seeds)", fontsize=9)
+    axes[0].set_title(f"{task}: test accuracy (mean +- std over seeds)", fontsize=9)
     if test_R is not None:
         axes[1].set_ylim(0.0, 1.02)
         axes[1].set_title(f"{task}: held-out R (lower = more interaction)", fontsize=9)
+    if range_name == "distance":
+        fig.suptitle("Is-Same-Class on scikit-learn digits (in place of the paper's CIFAR-10)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _r_over_epochs(axes, history, metrics, range_name, xs, lambdas):
+    """Training R (dashed) and held-out R (solid, when recorded) against the epoch, one
+    panel per range value, one color per lambda, mean over seeds."""
+    epochs = np.arange(1, history.shape[1] + 1)
+    for i, (ax, x) in enumerate(zip(axes, xs)):
+        for j, lam in enumerate(lambdas):
+            color = f"C{j}"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                train = np.nanmean(history[i, :, j, :, metrics.index("R")], axis=-1)
+                ax.plot(epochs, train, ls="--", color=color, label=f"lambda = {lam:g}, train")
+                if "test_R" in metrics:
+                    held = np.nanmean(history[i, :, j, :, metrics.index("test_R")], axis=-1)
+                    ax.plot(epochs, held, ls="-", color=color, label=f"lambda = {lam:g}, held-out")
+        ax.set_ylim(0.0, 1.02)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("R")
+        ax.set_title(f"{range_name.replace('_', ' ')} = {x}: R over training", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes[len(xs) :]:
+        ax.set_visible(False)
 
 
 def plot_locality(results: dict, path: str | os.PathLike) -> Path:
@@ -61,8 +106,15 @@ def plot_locality(results: dict, path: str | os.PathLike) -> Path:
     mean +- std over seeds (failed runs are NaN and skipped). Writes a PNG to ``path``."""
     dims, acc = results["arrays"]["test_accuracy"]
     range_name = dims[0]
+    coords = results["coords"]
     fig = locality_figure(
-        acc, range_name, results["coords"][range_name], results["coords"]["lambda"], results["arrays"]["test_R"][1]
+        acc,
+        range_name,
+        coords[range_name],
+        coords["lambda"],
+        results["arrays"]["test_R"][1],
+        history=results["arrays"]["history"][1] if "history" in results["arrays"] else None,
+        metrics=coords.get("metric", ()),
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,18 +164,19 @@ def plot_samples(
     key: PRNGKeyArray,
     *,
     distances=(0, 16, 32),
-    path_lengths=(2, 4, 6),
+    path_lengths=(3, 6, 9),
     per_row: int = 4,
     scale: int = 1,
     canvas=(8, 48),
-    image_size: int = 24,
-    num_distractors: int = 1,
+    image_size: int = 48,
+    unit: float | None = 0.3,
+    num_distractors: int | None = None,
     cache: bool = False,
 ) -> Path:
     """Draw ``per_row`` samples of Is-Same-Class for each distance and of Pathfinder for
     each path length (one row per setting, titles show the label) to a PNG at ``path``.
-    The defaults are the "small" presets' canvas, image size and distances, with path
-    lengths 2, 4, 6 (``jaxreg samples`` draws them)."""
+    The defaults are the "small" presets' canvas, image size, unit and distances, with
+    path lengths 3, 6, 9 (``jaxreg samples`` draws them)."""
     from matplotlib.figure import Figure
 
     per_row = _checks.integer("per_row", per_row, minimum=1)
@@ -140,7 +193,9 @@ def plot_samples(
         if task == "Is-Same-Class":
             data = is_same_class(k, per_row, value, scale=scale, canvas=canvas)
         else:
-            data = pathfinder(k, per_row, value, image_size=image_size, num_distractors=num_distractors, cache=cache)
+            data = pathfinder(
+                k, per_row, value, image_size=image_size, unit=unit, num_distractors=num_distractors, cache=cache
+            )
         for c in range(per_row):
             ax = axes[r, c]
             ax.imshow(data.images[c, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")

@@ -41,9 +41,13 @@ from .data import LocalityData
 from .models import batch_logits
 from .options import Optimization as Optimization
 from .options import TrainOptions
-from .regularizer import check_distant, distant_patches, fixed_pair_patches, grad_change_penalty
+from .regularizer import check_distant, distant_patches, fixed_pair_patches, penalty
 
-__all__ = ["TrainOptions", "train_runs"]
+__all__ = ["TrainOptions", "train_runs", "HISTORY"]
+
+# per-epoch metrics of ``history``: training-batch means over the epoch (total loss, BCE,
+# R, running accuracy), then accuracy and R on the held-out set after the epoch
+HISTORY = ("loss", "task_loss", "R", "train_accuracy", "test_accuracy", "test_R")
 
 
 # "rbg": threefry for split/fold_in, XLA's RngBitGenerator for bits; compiles several times
@@ -74,7 +78,9 @@ def _loss(p, static, state, lam_r, xb, yb, patch, other, regularize):
     model = eqx.combine(p, static)
     logits, new_state = batch_logits(model, state, xb)
     task = _bce(logits, yb)
-    r = grad_change_penalty(lambda z: batch_logits(model, state, z)[0], xb, patch, other)
+    # the statistics after this batch's update (for BatchNorm in "batch" mode the debiased
+    # running averages, defined from the first step on)
+    r = penalty(model, new_state, xb, patch, other)
     if not regularize:  # no lambda > 0 in the grid: R is only monitored
         r = jax.lax.stop_gradient(r)
     acc = jnp.mean((logits > 0) == (yb > 0))
@@ -143,8 +149,9 @@ def train_runs(
     ``test_accuracy``, ``train_accuracy`` (clean pass after training), ``test_R`` (R on
     the test set, inference mode), ``epochs`` (epochs trained), ``status`` (one of
     "converged", "completed", "non_finite"); and ``history`` of shape (max_epochs, L, S,
-    4) holding per-epoch mean loss, task loss, R and running train accuracy (NaN after a
-    stop).
+    6) holding per epoch the metrics ``HISTORY``: mean loss, task loss, R and running
+    train accuracy over the epoch's batches, then accuracy and R on the first
+    ``eval_batch_size`` test samples after the epoch (NaN after a stop).
 
     Checkpoints: with ``checkpoint_dir``, every epoch is committed under
     ``checkpoint_dir/.checkpoint[/name]`` by :func:`jaxreg.runner.run_chunks`;
@@ -177,6 +184,11 @@ def train_runs(
     Y = jnp.asarray(train.labels)
     SQ = jnp.asarray(train.squares if train.squares is not None else np.zeros((n_train, 2, 4), np.int32))
 
+    m = min(options.eval_batch_size, len(test.labels))
+    test_head = LocalityData(
+        test.images[:m], test.labels[:m], None if test.squares is None else test.squares[:m], test.info
+    )
+
     # the state carried (and checkpointed) from epoch to epoch
     carried = {
         "params": params,
@@ -186,7 +198,7 @@ def train_runs(
             "status": np.full(R, Status.RUNNING, np.int32),
             "fit_epoch": np.full(R, -1, np.int32),
             "epochs": np.zeros(R, np.int32),
-            "history": np.full((options.max_epochs, R, 4), np.nan, np.float32),
+            "history": np.full((options.max_epochs, R, len(HISTORY)), np.nan, np.float32),
         },
     }
 
@@ -209,6 +221,10 @@ def train_runs(
             regularize,
         )
         metrics, finite = np.asarray(metrics), np.asarray(finite)
+        # held-out accuracy and R of every run after this epoch (inference mode), on the
+        # first eval_batch_size test samples (one batch: the final evaluation uses all)
+        held_out = np.stack(evaluate(eqx.combine(params, static), states, test_head, options), axis=1)
+        metrics = np.concatenate([metrics, held_out.astype(np.float32)], axis=1)
         for r in np.flatnonzero(active):
             meta["history"][epoch, r] = metrics[r]
             meta["epochs"][r] = epoch + 1
@@ -277,7 +293,7 @@ def train_runs(
         "test_R": grid(test_r),
         "epochs": grid(meta["epochs"]),
         "status": grid(np.array(Status.names(meta["status"]))),
-        "history": meta["history"].reshape(options.max_epochs, L, S, 4),
+        "history": meta["history"].reshape(options.max_epochs, L, S, len(HISTORY)),
     }
 
 
@@ -320,7 +336,7 @@ def _evaluate(params, states, X, Y, SQ, n, key, static, options, B, with_R):
             correct = jnp.sum(((logits > 0) == (yb > 0)) & ok)
             if with_R:
                 patch, other = _sample_patches(options, jax.random.fold_in(key, b), SQ[sl], (H, W))
-                r = grad_change_penalty(lambda z: batch_logits(model, state, z)[0], xb, patch, other)
+                r = penalty(model, state, xb, patch, other)
                 full = jnp.all(ok)
                 r = jnp.where(full, r, 0.0)
             else:

@@ -190,3 +190,20 @@ def test_distant_patches_no_room():
         distant_patches(jax.random.key(0), 4, (6, 6), size=2, distance=5)
     with pytest.raises(ValueError, match="size"):
         distant_patches(jax.random.key(0), 4, (6, 6), size=7)
+
+
+def test_training_penalty_is_exact_per_sample_with_batchnorm():
+    """The R that training minimizes (jaxreg.locality.regularizer.penalty) uses fixed
+    normalization statistics: with BatchNorm it equals R computed one sample at a time
+    (in training mode each logit would depend on the whole batch)."""
+    from jaxreg.locality.regularizer import penalty
+
+    model, state = make_model(jax.random.key(0), "small", width=2, stages=1, norm="batch")
+    x = jax.random.uniform(jax.random.key(1), (6, 1, 4, 8))
+    _, state = batch_logits(model, state, x)  # running statistics from one training batch
+    patch, other = np.array([[0, 0, 4, 4]] * 6), np.array([[0, 4, 4, 4]] * 6)
+    frozen = eqx.nn.inference_mode(model)
+    f_single = lambda z: frozen(z, state)[0]
+    expected = _naive(f_single, x, patch, other)
+    assert abs(float(penalty(model, state, x, patch, other)) - expected) < 1e-5
+    assert 0.0 < expected < 0.999
