@@ -16,7 +16,7 @@ are vmapped (lambda is a traced array, so the whole grid compiles once), an epoc
   gives results identical to an uninterrupted one.
 
 Statuses are :class:`jaxreg.Status` names: "converged" (the stopping rule fired after
-``fit_accuracy``), "completed" (``max_epochs`` trained), "non_finite".
+``fit_accuracy``), "max_steps" (``max_epochs`` trained before the rule fired), "non_finite".
 
 The last partial batch of an epoch is dropped (a new permutation every epoch).
 """
@@ -148,7 +148,7 @@ def train_runs(
     architecture="small")``). Returns numpy arrays of shape (len(lambdas), len(seeds)):
     ``test_accuracy``, ``train_accuracy`` (clean pass after training), ``test_R`` (R on
     the test set, inference mode), ``epochs`` (epochs trained), ``status`` (one of
-    "converged", "completed", "non_finite"); and ``history`` of shape (max_epochs, L, S,
+    "converged", "max_steps", "non_finite"); and ``history`` of shape (max_epochs, L, S,
     6) holding per epoch the metrics ``HISTORY``: mean loss, task loss, R and running
     train accuracy over the epoch's batches, then accuracy and R on the first
     ``eval_batch_size`` test samples after the epoch (NaN after a stop).
@@ -235,8 +235,8 @@ def train_runs(
                 meta["fit_epoch"][r] = epoch
             if meta["fit_epoch"][r] >= 0 and epoch - meta["fit_epoch"][r] >= options.patience:
                 meta["status"][r] = Status.CONVERGED
-            elif epoch + 1 == options.max_epochs:
-                meta["status"][r] = Status.COMPLETED
+            elif epoch + 1 == options.max_epochs:  # the epoch cap came before the stopping rule
+                meta["status"][r] = Status.MAX_STEPS
         return {"params": params, "states": states, "opt": opt_state, "meta": meta}, {"metrics": metrics}
 
     def after_epoch(epoch, state, out):
