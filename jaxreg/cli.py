@@ -233,7 +233,7 @@ def _reproduce(args) -> int:
         config=config,
         wall_time=wall,
         status=res.get("status"),
-        extra={"size": args.size},
+        extra={"size": args.size, **res.get("extra", {})},  # e.g. a claim's per-seed verdicts
         fingerprint=fp,
         figures=module.plot,
     )

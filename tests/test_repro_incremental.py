@@ -6,7 +6,7 @@ from helpers import interrupt_chunks
 
 from jaxreg.cli import main
 from jaxreg.experiments import _results, ht_rank
-from jaxreg.experiments.incremental_learning import crossing_times, transition_saves, transition_width
+from jaxreg.experiments.incremental_learning import incremental_claim, transition_saves, transition_width
 from jaxreg.results import load_results
 from jaxreg.runner import checkpoints
 
@@ -34,25 +34,47 @@ def htrank(tmp_path_factory):
     return out, _reproduce("ht-rank", out)
 
 
-def test_matrix_and_cp_components_learned_one_after_another(incremental):
-    cfg = incremental.config
-    for key, row, k in (("mf_singular_values", 0, cfg["mf_rank"]), ("tf_component_norms", 1, cfg["tf_rank"])):
-        ts, norms = incremental["flow_time"][row], incremental[key][0]
-        t_half = crossing_times(ts, norms, k)
-        # the r-th largest component crosses half its final value after the (r-1)-th, with a gap
-        assert np.all(t_half[1:] >= 1.05 * t_half[:-1]), (key, t_half)
-        # and it grew from small initialization by orders of magnitude
-        top = np.argsort(-norms[-1])[:k]
-        assert np.all(norms[-1, top] > 30 * norms[0, top]), key
+def test_every_panel_learns_its_components_one_after_another(incremental):
+    """The claim in every panel (matrix, CP, HTF node and root, deep CP k = 0, 1, 2), in a
+    majority of the 3 seeds: half-times of the R leading components ordered with ratios
+    >= 1.2, and exactly R components reaching 10% of the largest. Catches a setting or
+    model that learns components together: a large init (``htf_init_scale = 1``: the
+    HTF's components rise together, ratios ~1) or equal target weights (ratios ~1 from
+    the symmetric target), and a model that grows spurious components (count > R)."""
+    res = incremental
+    holds = res["holds"]  # (seed, panel), also requires the first flow to reach its stop loss
+    assert holds.shape == (3, 7)
+    for p, title in enumerate(res.coords["panel"]):
+        assert holds[:, p].sum() >= 2, (title, res["half_time_ratio"][:, p], res["count_above_level"][:, p])
+        assert res.meta["claim"][title]["passes"]
+    # the saved verdicts are the claim recomputed from the saved curves
+    for p, title in enumerate(res.coords["panel"]):
+        i, rank = res["panel_model"][p], res.meta["claim"][title]["rank"]
+        norms = _panel_norms(res, p)
+        for s in range(3):
+            c = incremental_claim(res["flow_time"][s, i], norms[s], rank)
+            assert c["count"] == res["count_above_level"][s, p]
+            np.testing.assert_allclose(c["ratios"], res["half_time_ratio"][s, p, : rank - 1])
+            assert bool(holds[s, p]) == (c["holds"] and bool(res["reached_stop_loss"][i, s]))
 
 
-def test_htf_local_components_learned_incrementally(incremental):
-    cfg = incremental.config
-    root = len(incremental.coords["htf_node"]) - 1
-    ts, norms = incremental["flow_time"][2], incremental[f"htf_node{root}_norms"][0]
-    t_half = crossing_times(ts, norms, cfg["htf_rank"])
-    assert t_half[-1] > 1.05 * t_half[0], t_half
-    assert norms[-1].max() > 30 * norms[0].max()
+def test_every_panel_starts_small(incremental):
+    """Small initialization: every component starts below 1% of the largest final value
+    (catches a large init, as deep CP k=0's old 0.1 against a unit-norm target)."""
+    for p in range(len(incremental.coords["panel"])):
+        norms = _panel_norms(incremental, p)
+        assert np.all(norms[:, 0].max(axis=1) < 1e-2 * norms[:, -1].max(axis=1)), incremental.coords["panel"][p]
+
+
+def _panel_norms(res, p):
+    key = {0: "mf_singular_values", 1: "tf_component_norms"}
+    i = int(res["panel_model"][p])
+    if i in key:
+        return res[key[i]]
+    if i == 2:  # the HTF's first internal node, then its root
+        nodes = len(res.coords["htf_node"])
+        return res["htf_node0_norms"] if p == 2 else res[f"htf_node{nodes - 1}_norms"]
+    return res["dcp_end_component_norms"][:, :, i - 3]
 
 
 def test_deeper_cp_factors_sharpen_the_transition(incremental):
@@ -60,15 +82,12 @@ def test_deeper_cp_factors_sharpen_the_transition(incremental):
     (same w_r^n for every k) the leading component's rise sharpens with each k."""
     depths = incremental.coords["dcp_depth"]
     assert depths == [0, 1, 2]
-    ts = [incremental["flow_time"][3 + i] for i in range(3)]
+    ts = [incremental["flow_time"][0, 3 + i] for i in range(3)]
     norms = [incremental["dcp_component_norms"][0, :, i] for i in range(3)]
     widths = [transition_width(t, n) for t, n in zip(ts, norms)]
     for t, n in zip(ts, norms):
-        assert transition_saves(t, n) >= 5  # the rise is resolved by the saves
-        top = np.argmax(n[-1])
-        assert n[-1, top] > 5 * n[0, top]  # and the leading component was learned
-    # measured (small and tiny): 1.095, 0.151, 0.059
-    assert widths[1] < 0.5 * widths[0] and widths[2] < 0.6 * widths[1], widths
+        assert transition_saves(t, n) >= 3  # the rise is resolved by the saves
+    assert widths[1] < 0.7 * widths[0] and widths[2] < 0.8 * widths[1], widths
 
 
 def test_tree_matricizations_end_lower_rank_than_non_tree(htrank):
