@@ -12,25 +12,22 @@ so each moves slowly while small and fast once large: the components are learned
 after the other. Deep tensor factorization (Hariz, Kadri, Ayache, Moakher, Artieres 2022)
 puts k matrices A on every CP factor: balanced, sigma_r = ||(x)_n w_r^n|| obeys
 d sigma_r/dt = N delta_r sigma_r^{2 - 2/N + k}, so larger k sharpens the rise; its panels
-k = 0, 1, 2 start from one balanced draw, every component rescaled to one end-to-end norm
-(:func:`_matched`).
+k = 0, 1, 2 start from one balanced draw.
 
-The claim, checked per panel and seed (:func:`~jaxreg.experiments._transitions.incremental_claim`;
-HTF at an internal node below the root and at the root, both with K = 3): the R components
-of largest final value (R the target's rank at that node) reach half their final value in
-order, each at least 1.2x later than the previous, and exactly R components ever reach 10%
-of the largest. A panel passes when this holds in at least 2 of 3 seeds (a majority).
-Control: targets with orthonormal factors and distinct weights (``*_weights``), so that
-the order in which components should be learned is known; Gaussian targets (empty
-``*_weights``, the papers' draw) can have two nearly equal components, which then rise
-together whatever the model does.
+The claim, per panel and seed (:func:`~jaxreg.experiments._transitions.incremental_claim`;
+HTF at its first internal node and at the root, both K = 3): the R components of largest
+final value (R: the target's rank there) reach half their final value in order, each
+>= 1.2x later than the previous, and exactly R components ever reach 10% of the largest;
+a panel passes when it holds in a majority of seeds (2 of 3). Control: orthonormal-factor
+targets with distinct weights (``*_weights``) fix the order the components should come in
+(Gaussian targets, the papers' draw, can have two nearly equal ones, which rise together),
+and CP and deep CP components start at one norm (:func:`_matched`).
 
 Each model of each seed runs twice from one initialization: a first flow to the cap
 ``*_t1``, stopped once the training loss is ``stop_fraction`` of its initial value, gives
 the stop time T (its first evenly spaced save past that point); the second runs to T with
 ``num_saves`` evenly spaced saves in ``num_chunks`` checkpointed chunks, so the rises are
-resolved and "final value" is the value at the fit. One compiled flow per model, vmapped
-over the seeds.
+resolved and "final value" is the value at the fit. One compiled flow per model.
 """
 
 from __future__ import annotations
@@ -72,7 +69,7 @@ def _prefixed(prefix: str, **fields) -> dict:
 
 
 @dataclasses.dataclass(frozen=True)
-@defaults(num_saves=300, max_steps=200_000)
+@defaults(num_saves=300, max_steps=200_000, seeds=3)
 class Config(FlowRun):
     """Four completion problems, one per model family (``mf_``, ``tf_``, ``htf_``, ``dcp_``).
 
@@ -121,7 +118,7 @@ class Config(FlowRun):
     dcp_init_scale: float = 0.02
     stop_fraction: float = 1e-3
 
-    TINY = dict(num_saves=120, num_chunks=2, seeds=3)
+    TINY = dict(num_saves=120, num_chunks=2)
     PAPER = dict(
         **_prefixed("mf", shape=(64, 64), rank=5, weights=(), observed=2048),
         **_prefixed("tf", shape=(16, 16, 16), rank=5, weights=(), observed=2048, components=512, init_scale=1e-3),
@@ -130,7 +127,6 @@ class Config(FlowRun):
         **_prefixed("dcp", shape=(10, 10, 10), rank=5, weights=(), observed=500, components=50),
         num_saves=400,
         num_chunks=10,
-        seeds=3,
     )
 
     def __post_init__(self):
@@ -156,7 +152,6 @@ class Config(FlowRun):
             raise ValueError(
                 f"stop_fraction must be below 1 (a fraction of the initial loss), got {self.stop_fraction}"
             )
-        numel = 0
         for f in FAMILIES:
             shape, rank, weights = (getattr(self, f"{f}_{k}") for k in ("shape", "rank", "weights"))
             if weights and len(weights) != rank:
@@ -164,15 +159,14 @@ class Config(FlowRun):
             if rank > min(shape):
                 raise ValueError(f"{f}_rank must be at most min({f}_shape) = {min(shape)}, got {rank}")
             V.below_entries(f"{f}_observed", getattr(self, f"{f}_observed"), shape)
-            numel += math.prod(shape)
         V.divisible("num_saves", self.num_saves, "num_chunks", self.num_chunks)
+        numel = sum(math.prod(getattr(self, f"{f}_shape")) for f in FAMILIES)
         V.fits_in_memory("seeds", self.seeds, 8 * self.seeds * numel)
 
     def model_names(self) -> list[str]:
         return ["matrix", "cp", "htf"] + [f"deep-cp k={k}" for k in self.dcp_depths]
 
-    def horizons(self) -> list[float]:
-        """The caps of the first flow, one per model."""
+    def horizons(self) -> list[float]:  # the caps of the first flow, one per model
         return [self.mf_t1, self.tf_t1, self.htf_t1, *self.dcp_t1s]
 
 
@@ -199,6 +193,7 @@ def _setup(config: Config, key: PRNGKeyArray):
     """Problems, models and initial losses of one seed, one per model (tuples)."""
     keys = jax.random.split(key, 8)
     entry_rms_1 = math.sqrt(math.prod(config.htf_shape))  # matrix and HTF targets: entry RMS 1
+    tf_m = TensorFactorization(keys[3], config.tf_shape, config.tf_components, init_scale=config.tf_init_scale)
     problems = (
         _problem(config, "mf", keys[0], math.sqrt(math.prod(config.mf_shape))),
         _problem(config, "tf", keys[2], 1.0),  # CP targets: ||W*||_F = 1
@@ -206,7 +201,7 @@ def _setup(config: Config, key: PRNGKeyArray):
     )
     models = (
         MatrixFactorization(keys[1], config.mf_shape, config.mf_depth, init_scale=config.mf_init_scale),
-        TensorFactorization(keys[3], config.tf_shape, config.tf_components, init_scale=config.tf_init_scale),
+        _matched(tf_m, tf_m),
         HierarchicalTensorFactorization(
             keys[5], config.htf_shape, config.htf_widths, init_scale=config.htf_init_scale, balanced=True
         ),
@@ -226,16 +221,18 @@ def _setup(config: Config, key: PRNGKeyArray):
     return problems, models, jnp.stack([p.loss(m) for p, m in zip(problems, models)])
 
 
-def _matched(model: DeepTensorFactorization, reference: DeepTensorFactorization) -> DeepTensorFactorization:
-    """``model`` with component r's w_r^n and A_i^{n,r} scaled by one factor c_r, so that every
-    end-to-end component norm ||(x)_n A_k..A_1 w_r^n|| (a product of N (1 + k) of them, so
-    scaled by c_r^{N (1 + k)}) equals the geometric mean of ``reference``'s. Equal initial
-    norms leave the order of the rises to the target (a component's escape time grows like
-    sigma_r(0)^{-(1 - 2/N + k)}); a common factor per component keeps Frobenius balance."""
-    size = jnp.exp(jnp.mean(jnp.log(reference.component_norms())))
-    c = (size / model.component_norms()) ** (1 / (model.order * (1 + model.factor_depth)))
-    layers = tuple(a * c[None, :, None, None] for a in model.layers)
-    return eqx.tree_at(lambda m: (m.factors, m.layers), model, (tuple(f * c for f in model.factors), layers))
+def _matched(model, reference):
+    """``model`` (CP or deep CP) with component r's vectors (w_r^n, and deep CP's A_i^{n,r})
+    scaled by one factor c_r so that every end-to-end component norm ||(x)_n A_k..A_1 w_r^n||
+    (a product of N (1 + k) of them, so scaled by c_r^{N (1 + k)}) equals the geometric mean
+    of ``reference``'s. Equal initial norms leave the order of the rises to the target (an
+    escape time grows like sigma_r(0)^{-(1 - 2/N + k)}); one c_r per component keeps balance."""
+    k, size = getattr(model, "factor_depth", 0), jnp.exp(jnp.mean(jnp.log(reference.component_norms())))
+    c = (size / model.component_norms()) ** (1 / (len(model.shape) * (1 + k)))
+    model = eqx.tree_at(lambda m: m.factors, model, tuple(f * c for f in model.factors))
+    if not k:
+        return model
+    return eqx.tree_at(lambda m: m.layers, model, tuple(a * c[None, :, None, None] for a in model.layers))
 
 
 def _metrics(model):
