@@ -344,3 +344,47 @@ def tensor_sensing(
     if dense is None:
         raise ValueError(f"shape {shape} is too large for dense sensing")
     return _sensing(shape, dense, ko, num_measurements, num_test)
+
+
+def weighted_completion(
+    key: PRNGKeyArray,
+    shape: tuple[int, ...],
+    weights: tuple[float, ...],
+    num_observed: int,
+    *,
+    target_norm: float = 1.0,
+    num_test: int | None = None,
+) -> Problem:
+    """Complete W* = c sum_r weights_r (x)_n q_r^n from ``num_observed`` uniformly drawn entries,
+    with orthonormal columns q_1^n, ..., q_R^n per mode n (the Q of a QR of a Gaussian
+    d_n x R matrix) and c = ``target_norm`` / ||weights||_2, so ||W*||_F = ``target_norm``.
+
+    The components are orthogonal in every mode, so the target's CP rank, the rank of every
+    matricization and every HT rank equal R = len(weights), and c weights_r are the component
+    norms (for a matrix: its singular values). Unlike Gaussian factors, the weights fix how
+    strongly each component pulls on the flow (a control for incremental learning).
+
+    Arguments:
+        key: PRNG key (factors, then observations).
+        shape: the tensor's shape (order >= 2; a matrix for order 2).
+        weights: the relative component norms, positive.
+        num_observed: the number of observed entries.
+        target_norm: ||W*||_F.
+        num_test: held-out entries (default: all the others).
+
+    Returns:
+        The completion :class:`Problem` (dense target, ``ground_truth`` the scaled factors).
+    """
+    shape = V.shape_tuple("shape", shape)
+    weights = V.float_tuple("weights", weights, positive=True, distinct=False)
+    num_observed = V.positive_int("num_observed", num_observed)
+    if len(weights) > min(shape):
+        raise ValueError(f"weights must have at most min(shape) = {min(shape)} entries, got {len(weights)}")
+    kt, ko = jax.random.split(key)
+    scale = V.positive_float("target_norm", target_norm) / math.sqrt(sum(w * w for w in weights))
+    qs = [
+        jnp.linalg.qr(jax.random.normal(k, (d, len(weights))))[0]
+        for k, d in zip(jax.random.split(kt, len(shape)), shape)
+    ]
+    factors = (qs[0] * (scale * jnp.asarray(weights, qs[0].dtype)),) + tuple(qs[1:])
+    return _completion(shape, cp_to_tensor(factors), factors, ko, num_observed, num_test)

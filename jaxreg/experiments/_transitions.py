@@ -84,3 +84,99 @@ def transition_saves(ts: Float[Array, " time"], norms: Float[Array, "time R"]) -
     ts = np.asarray(ts)
     t10, _, t90 = transition_times(ts, norms)
     return float((t90 - t10) / (ts[1] - ts[0]))
+
+
+RATIO = 1.2  # each half-time at least this factor after the previous one
+LEVEL = 0.1  # a component counts as learned once it reaches this fraction of the largest
+
+
+def incremental_claim(ts: Float[Array, " time"], norms: Float[Array, "time R"], rank: int) -> dict:
+    """Whether one run learned its ``rank`` leading components one after the other.
+
+    For the ``rank`` components of largest final value, largest first, the half-times
+    t_r (first time at half the final value, :func:`crossing_times`) and the ratios
+    t_{r+1} / t_r; ``count`` is the number of components whose largest value over the
+    run reaches ``LEVEL`` (10%) of the largest one's. The claim holds when every ratio
+    is >= ``RATIO`` (1.2; strictly ordered) and ``count == rank``. Two components that
+    reach ``LEVEL`` with half-times less than ``RATIO`` apart rise together: with
+    ``count > rank`` this is one target component split across two components.
+
+    Arguments:
+        ts: save times.
+        norms: the component norms at each save.
+        rank: the target's rank (at that node).
+
+    Returns:
+        ``{"half_times", "ratios", "count", "ordered", "count_ok", "holds", "together"}``;
+        ``together`` lists the pairs (indices into ``norms``' columns) that rise together.
+    """
+    ts, norms = np.asarray(ts), np.asarray(norms)
+    half = crossing_times(ts, norms, rank)
+    ratios = half[1:] / half[:-1]
+    peak = norms.max(axis=0)
+    learned = np.flatnonzero(peak >= LEVEL * peak.max())
+    t_learned = np.asarray([_first_crossing(ts, norms[:, r], 0.5 * norms[-1, r]) for r in learned])
+    order = np.argsort(t_learned)
+    together = [
+        (int(learned[a]), int(learned[b])) for a, b in zip(order[:-1], order[1:]) if t_learned[b] < RATIO * t_learned[a]
+    ]
+    ordered = bool(np.all(ratios >= RATIO))  # a NaN (never reached) fails
+    count_ok = len(learned) == rank
+    return {
+        "half_times": half.tolist(),
+        "ratios": ratios.tolist(),
+        "count": len(learned),
+        "ordered": ordered,
+        "count_ok": count_ok,
+        "holds": ordered and count_ok,
+        "together": together,
+    }
+
+
+def _claims(panels) -> list[list[dict]]:
+    """:func:`incremental_claim` of every panel (outer) and seed (inner), with
+    ``reached_stop_loss`` (the claim holds only for a run that fitted) and a ``note`` when
+    a target component split across components that rise together. ``panels``:
+    ``[(title, model, ts (seed, save), norms (seed, save, R), rank, reached (seed,))]``."""
+    out = []
+    for _, _, ts, norms, rank, reached in panels:
+        row = []
+        for s in range(len(norms)):
+            c = incremental_claim(ts[s], norms[s], rank)
+            c["reached_stop_loss"] = bool(reached[s])
+            c["holds"] = c["holds"] and c["reached_stop_loss"]
+            if c["together"] and c["count"] > rank:
+                c["note"] = f"components {c['together']} rise together: a target component split across them"
+            row.append(c)
+        out.append(row)
+    return out
+
+
+def claim_arrays(panels) -> dict:
+    """The claim's numbers per (seed, panel) as results arrays (:func:`_claims`):
+    ``half_time`` and ``half_time_ratio`` (NaN-padded to the largest rank),
+    ``count_above_level``, ``holds`` and ``panel_model`` (the model behind each panel)."""
+    claims = _claims(panels)
+    width = max(p[4] for p in panels)
+
+    def table(key, n=None):
+        rows = [[c[key] if n is None else c[key] + [np.nan] * (n - len(c[key])) for c in row] for row in claims]
+        return np.asarray(rows, float if n is not None else None).swapaxes(0, 1)
+
+    return {
+        "half_time": (("seed", "panel", "order"), table("half_times", width)),
+        "half_time_ratio": (("seed", "panel", "gap"), table("ratios", width - 1)),
+        "count_above_level": (("seed", "panel"), table("count")),
+        "holds": (("seed", "panel"), table("holds")),
+        "panel_model": (("panel",), np.asarray([p[1] for p in panels])),
+    }
+
+
+def claim_summary(panels) -> dict:
+    """Per panel title: its rank, every seed's claim (:func:`_claims`), the number of
+    seeds where it holds and ``passes`` (it holds in a majority of seeds, e.g. 2 of 3)."""
+    out = {}
+    for (title, *_, rank, _), seeds in zip(panels, _claims(panels)):
+        held = sum(c["holds"] for c in seeds)
+        out[title] = {"rank": rank, "seeds_holding": held, "passes": 2 * held > len(seeds), "seeds": seeds}
+    return out
