@@ -15,103 +15,19 @@ from __future__ import annotations
 
 import math
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import PRNGKeyArray
 
 from . import _validation as V
 from .factorizations._common import np_seed
 from .factorizations.cp import cp_entries, cp_to_tensor
+from .problem import DENSE_LIMIT, Observations, Problem
 from .targets import cp_target, low_rank_matrix
 
-DENSE_LIMIT = 2**24  # targets with more entries are kept in factored form only
 SENSING_LIMIT = 2**28  # at most this many numbers in the dense sensing operators A_i
 TRACEABLE_DRAW_LIMIT = 10**7  # observations of larger tensors are drawn with numpy (not under vmap)
-
-
-class Observations(eqx.Module):
-    """Observed values of a target: entries at ``indices`` (completion) or
-    inner products with ``operators`` (sensing)."""
-
-    values: Float[Array, " k"]
-    indices: Int[Array, "k order"] | None = None
-    operators: Float[Array, " k *shape"] | None = None
-
-    @property
-    def size(self) -> int:
-        return int(self.values.shape[0])
-
-
-def _mse(pred, values):
-    return jnp.mean((pred - values) ** 2)
-
-
-class Problem(eqx.Module):
-    """A completion or sensing problem: ``loss(model)`` is the training objective.
-
-    ``target`` is the dense ground truth W* (None for tensors over ``DENSE_LIMIT``
-    entries, where ``ground_truth`` -- the target's factors -- gives its entries).
-    """
-
-    kind: str = eqx.field(static=True)
-    shape: tuple[int, ...] = eqx.field(static=True)
-    target: Float[Array, "*shape"] | None
-    train: Observations
-    test: Observations
-    ground_truth: eqx.Module | tuple | None = None
-
-    def check_model(self, model, name: str = "model") -> None:
-        """Raise ``ValueError`` unless ``model`` factorizes a tensor of this problem's shape.
-
-        Models without a ``shape`` attribute (user-defined callables of other kinds) pass:
-        their shape is only known once evaluated.
-        """
-        shape = getattr(model, "shape", None)
-        if shape is not None and tuple(shape) != self.shape:
-            raise ValueError(f"{name} has shape {tuple(shape)} but the {self.kind} problem has shape {self.shape}")
-
-    def _predict(self, model, obs: Observations):
-        self.check_model(model)  # static shapes: raised while tracing, before compilation
-        if self.kind == "completion":
-            return model.entries(obs.indices)
-        return self._measure(model.materialize(), obs)
-
-    def _measure(self, w, obs: Observations):
-        if self.kind == "completion":
-            return w[tuple(obs.indices.T)]
-        return jnp.tensordot(obs.operators, w, axes=len(self.shape))
-
-    def loss(self, model) -> Float[Array, ""]:
-        """Mean over training observations of (prediction - value)^2."""
-        return _mse(self._predict(model, self.train), self.train.values)
-
-    def test_loss(self, model) -> Float[Array, ""]:
-        """Mean squared error over the held-out observations."""
-        return _mse(self._predict(model, self.test), self.test.values)
-
-    def end_to_end_loss(self, w: Float[Array, "*shape"]) -> Float[Array, ""]:
-        """The loss as a function of the end-to-end tensor W (its gradient is grad L(W))."""
-        return _mse(self._measure(w, self.train), self.train.values)
-
-    def _target(self):
-        if self.target is None:
-            raise ValueError(
-                f"the target of shape {self.shape} has more than {DENSE_LIMIT} entries and is "
-                "not materialized: use test_loss instead of reconstruction errors"
-            )
-        return self.target
-
-    def reconstruction_error(self, model) -> Float[Array, ""]:
-        """Normalized Frobenius error ||W - W*||_F / ||W*||_F."""
-        t = self._target()
-        return jnp.linalg.norm((model.materialize() - t).ravel()) / jnp.linalg.norm(t.ravel())
-
-    def squared_reconstruction_error(self, model) -> Float[Array, ""]:
-        """||W - W*||_F^2 / ||W*||_F^2 (Arora et al. 2019's "reconstruction error" equals
-        this for entry-RMS-1 targets: the mean over all entries of (W - W*)^2)."""
-        return self.reconstruction_error(model) ** 2
 
 
 def _draw_indices(key, shape, num_observed, num_test):
