@@ -207,8 +207,7 @@ def plot(results, out_dir):
 
     from ..plotting import save_figure
 
-    c = results.coords
-    cfg = results.config
+    c, cfg = results.coords, results.config
     scales = np.asarray(c["init_norm"], float)
     panels = [
         ("test_error", "test error ||W - W*|| / ||W*|| (unobserved)"),

@@ -94,10 +94,10 @@ class Config(FlowRun):
     )
 
     def __post_init__(self):
+        check_scalar_fields(self)
         V.normalize_fields(self, shape=V.shape_tuple("shape", self.shape, min_order=3))
         plan = plan_tree(balanced_tree(len(self.shape)), len(self.shape))
         V.normalize_fields(self, widths=check_widths(self.widths, plan))
-        check_scalar_fields(self)
         if self.large_init_scale <= self.init_scale:
             raise ValueError(
                 f"large_init_scale must exceed init_scale ({self.init_scale}), got {self.large_init_scale}"
