@@ -78,15 +78,6 @@ class Config(DescentToLoss):
     by R = ``rank`` components, for every factor depth in ``depths`` and relative initial
     norm ||W(0)|| / ||W*|| in ``init_norms``."""
 
-    shape: tuple[int, ...] = (8, 8, 8)
-    target_rank: int = 3
-    rank: int = 16
-    num_observed: int = 250
-    depths: tuple[int, ...] = (0, 1, 2, 3)
-    init_norms: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4)
-    component_rtol: float = 1e-2
-    lr_final: float = 1e-4
-
     TINY = dict(depths=(0, 2), init_norms=(1e-1,), seeds=2, num_steps=5000, stop_at_loss=1e-4, lr_final=1e-3)
     PAPER = dict(
         shape=(10, 10, 10),
@@ -97,6 +88,15 @@ class Config(DescentToLoss):
         seeds=10,
         num_steps=100_000,
     )
+
+    shape: tuple[int, ...] = (8, 8, 8)
+    target_rank: int = 3
+    rank: int = 16
+    num_observed: int = 250
+    depths: tuple[int, ...] = (0, 1, 2, 3)
+    init_norms: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4)
+    component_rtol: float = 1e-2
+    lr_final: float = 1e-4
 
     def __post_init__(self):
         V.normalize_fields(

@@ -56,30 +56,9 @@ class Config(FlowRun):
     control's init are our choice: the paper gives 2048 observations only for order 3, and has no large-init
     control."""
 
-    shape: tuple[int, ...] = (8, 8, 8, 8)
-    rank: int = 3
-    num_observed: int = 1000
-    widths: tuple[int, ...] = (64, 64)
-    init_scale: float = 0.2
-    large_init_scale: float = 0.4
-    non_tree: tuple[tuple[int, ...], ...] = ((0, 2),)
-    t1: float = 3000.0
-    eta: float = 1e-2
-    top: int = 20
-
-    TINY = dict(
-        shape=(5, 5, 5, 5),
-        rank=2,
-        num_observed=150,
-        widths=(25, 25),
-        init_scale=0.25,
-        large_init_scale=0.5,
-        t1=250.0,
-        num_saves=20,
-        num_chunks=2,
-        seeds=1,
-        top=10,
-    )
+    # tiny: a 5^4 problem (problem fields first, then the run's)
+    TINY = dict(shape=(5, 5, 5, 5), rank=2, num_observed=150, widths=(25, 25), init_scale=0.25, large_init_scale=0.5)
+    TINY.update(t1=250.0, num_saves=20, num_chunks=2, seeds=1, top=10)
     PAPER = dict(
         shape=(16, 16, 16, 16),
         rank=5,
@@ -92,6 +71,17 @@ class Config(FlowRun):
         num_chunks=10,
         seeds=3,
     )
+
+    shape: tuple[int, ...] = (8, 8, 8, 8)
+    rank: int = 3
+    num_observed: int = 1000
+    widths: tuple[int, ...] = (64, 64)
+    init_scale: float = 0.2
+    large_init_scale: float = 0.4
+    non_tree: tuple[tuple[int, ...], ...] = ((0, 2),)
+    t1: float = 3000.0
+    eta: float = 1e-2
+    top: int = 20
 
     def __post_init__(self):
         check_scalar_fields(self)
