@@ -20,6 +20,6 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadgroup --durations=15 -q
+	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadfile --durations=15 -q
 
 .PHONY: install demo lint test

@@ -21,16 +21,3 @@ if not os.environ.get(_compile_cache.DIR_ENV):
 if _compile_cache.enabled_by_env():
     for name, value in _compile_cache.settings(_compile_cache.cache_dir()).items():
         jax.config.update(name, value)
-
-
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``--dist loadgroup``), the tests of a module that share a
-    module-scoped fixture (e.g. a reproduction's tiny run) go to one worker: split across
-    workers, that fixture would run once on each of them."""
-    import pytest
-
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        fixturedefs = info.name2fixturedefs.values() if info is not None else ()
-        if any(str(d.scope) in ("module", "Scope.Module") for defs in fixturedefs for d in defs):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
