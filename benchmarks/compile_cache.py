@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _save import save_json
 
 CHILD = r"""
 import json, sys
@@ -104,9 +105,7 @@ def main():
         "note": "backend_compile_s on a cache hit is the time to load the program; programs with host "
         "callbacks (equinox runtime checks) are never stored by JAX and compile on every run",
     }
-    path = Path(__file__).parent / "results" / "compile_cache.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
+    path = save_json("compile_cache", out)
     print(f"saved {path}")
 
 

@@ -21,7 +21,8 @@ import os
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
+
+from _save import save_json
 
 CHILD = r"""
 import json, sys, time, tempfile
@@ -140,9 +141,7 @@ def main():
             "largest_programs lists the five costliest"
         ),
     }
-    path = Path(__file__).parent / "results" / "compile_time.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
+    path = save_json("compile_time", out)
     print(f"saved {path}")
 
 

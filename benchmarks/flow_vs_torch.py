@@ -33,7 +33,6 @@ ODE with one step size for all seeds). Wall times are medians over --repeats run
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
@@ -46,6 +45,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _save import save_json
 
 jax.config.update("jax_enable_x64", True)
 
@@ -300,8 +300,7 @@ def main():
         "wall_s": time.perf_counter() - t0,
         "cases": results,
     }
-    path = Path(__file__).parent / "results" / f"flow_vs_torch{'_quick' if args.quick else ''}.json"
-    path.write_text(json.dumps(out, indent=2))
+    path = save_json(f"flow_vs_torch{'_quick' if args.quick else ''}", out)
     print(f"saved {path} ({out['wall_s']:.0f} s)")
 
 

@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import statistics
 import time
 from contextlib import redirect_stderr
-from pathlib import Path
 
 import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _save import save_json
 
 jax.config.update("jax_enable_x64", True)
 
@@ -103,9 +102,7 @@ def main():
         "note": "overhead = median wall with the meter / without - 1, compiled runs only; cpu_overhead the "
         "same for this process's CPU time (less sensitive to other processes on a shared machine)",
     }
-    path = Path(__file__).parent / "results" / "progress_meter.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
+    path = save_json("progress_meter", out)
     print(f"saved {path}")
 
 

@@ -20,7 +20,8 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from _save import save_json
 
 GIB = 2**30
 
@@ -181,9 +182,7 @@ def main():
         "total_s": time.perf_counter() - start,
         "models": results,
     }
-    path = Path(__file__).parent / "results" / "scale_largest.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
+    path = save_json("scale_largest", out)
     print(f"saved {path}")
 
 

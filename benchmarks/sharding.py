@@ -21,7 +21,8 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from _save import save_json
 
 
 def child(args):
@@ -117,9 +118,7 @@ def main():
         f"sharded == one device bit for bit: {r['bit_equal_sharded_vs_one_device']}; "
         f"max |sharded - plain vmap| = {r['max_abs_diff_vs_plain_vmap']:.2e}"
     )
-    path = Path(__file__).parent / "results" / "sharding.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(r, indent=2))
+    path = save_json("sharding", r)
     print(f"saved {path}")
 
 

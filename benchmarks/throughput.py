@@ -36,13 +36,14 @@ Saves benchmarks/results/throughput_TAG.json (``--quick``: a smoke run, tag ``qu
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from _save import save_json
 
 
 def _host_devices_from_argv() -> int:
@@ -451,9 +452,7 @@ def main():
         "wall_s": time.perf_counter() - t0,
         "rows": rows,
     }
-    path = Path(__file__).parent / "results" / f"throughput_{args.tag}.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
+    path = save_json(f"throughput_{args.tag}", out)
     print(f"saved {path} ({out['wall_s']:.0f} s)")
 
 
