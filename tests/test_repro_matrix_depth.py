@@ -33,6 +33,9 @@ def test_depth_and_small_init_lower_error_and_rank(tiny_run):
     assert np.all(err[1] < 0.02) and np.all(err[1] < err[0] / 10), err
     assert np.all(rank[1] < 2.5) and np.all(rank[1] < rank[0] - 0.5), rank
     assert np.all(res["baseline_error"][0] > 3 * err[1].max()), res["baseline_error"]
+    # every flow's own solver steps: init scales run one after another, each to its own stop
+    steps = res["steps"][0]
+    assert steps.shape == err.shape and np.all(steps > 10) and np.all(steps <= 50_000), steps
     cell = res.meta["findings"]["cells"]["250"]["0.0001"]
     assert cell["depth_2_over_depth_3"] > 10 and cell["runs_reached_stop_loss"] == cell["runs"] == 4
 
