@@ -102,7 +102,7 @@ class Config(FlowRun):
     mf_weights: tuple[float, ...] = (1.0, 0.5, 0.25)
     tf_weights: tuple[float, ...] = (1.0, 0.5, 0.25)
     htf_weights: tuple[float, ...] = (1.0, 0.1)
-    dcp_weights: tuple[float, ...] = (1.0, 0.5, 0.25)
+    dcp_weights: tuple[float, ...] = (1.0, 0.4, 0.16)
     mf_observed: int = 300
     tf_observed: int = 250
     htf_observed: int = 400
@@ -118,7 +118,7 @@ class Config(FlowRun):
     dcp_init_scale: float = 0.02
     stop_fraction: float = 1e-3
 
-    TINY = dict(num_saves=120, num_chunks=2)
+    TINY = dict(num_saves=240, num_chunks=2)
     PAPER = dict(
         **_prefixed("mf", shape=(64, 64), rank=5, weights=(), observed=2048),
         **_prefixed("tf", shape=(16, 16, 16), rank=5, weights=(), observed=2048, components=512, init_scale=1e-3),
