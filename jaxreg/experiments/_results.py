@@ -237,7 +237,9 @@ def grid_table(results, dims: tuple[str, str], header: str, row) -> str:
 
 
 def cell_status(codes) -> tuple[str, int]:
-    """A grid cell's status over its runs' :class:`Status` codes: the worst (the largest
-    code) and how many runs reached their stop criterion (``converged``)."""
-    codes = np.asarray(codes)
-    return Status.name(codes.max()), int(np.sum(codes == Status.CONVERGED))
+    """A grid cell's status over its runs' :class:`Status` codes: the worst and how many
+    runs reached their stop criterion (:meth:`jaxreg.Status.ok`), the rule of
+    :func:`status_counts`. The stop-at-loss grids map a horizon run out without reaching
+    the loss to ``max_steps``, so for them ``ok`` means ``converged``."""
+    flat = np.ravel(np.asarray(codes))
+    return Status.name(Status.worst(flat)), sum(Status.ok(c) for c in flat.tolist())

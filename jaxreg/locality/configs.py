@@ -182,7 +182,7 @@ class IsSameClassConfig(_Common):
     def preset(cls, size: str = "small", **overrides) -> "IsSameClassConfig":
         """ "tiny": for tests (about a minute, mostly compilation): 64 pairs memorized in
         30 epochs, lambda 0.3 (lambda 1 slows fitting too much at this size);
-        "small": the CPU default (< 20 min on 2 cores); "paper": the paper's grid (32 px
+        "small": the CPU default (543 s on 2 idle cores); "paper": the paper's grid (32 px
         images on a 224 px canvas, gaps 0..160, ResNet18 with BatchNorm, SGD, 5000/10000
         pairs, up to 150 epochs) for a GPU."""
         return cls._preset(
