@@ -105,8 +105,7 @@ def main():
         "note": "backend_compile_s on a cache hit is the time to load the program; programs with host "
         "callbacks (equinox runtime checks) are never stored by JAX and compile on every run",
     }
-    path = save_json("compile_cache", out)
-    print(f"saved {path}")
+    save_json("compile_cache", out)
 
 
 if __name__ == "__main__":

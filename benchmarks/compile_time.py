@@ -141,8 +141,7 @@ def main():
             "largest_programs lists the five costliest"
         ),
     }
-    path = save_json("compile_time", out)
-    print(f"saved {path}")
+    save_json("compile_time", out)
 
 
 if __name__ == "__main__":

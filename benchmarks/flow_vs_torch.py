@@ -296,12 +296,9 @@ def main():
         "torch": torch_info,
         "target_error": args.target,
         "repeats": args.repeats,
-        "load_average_at_end": os.getloadavg(),
-        "wall_s": time.perf_counter() - t0,
         "cases": results,
     }
-    path = save_json(f"flow_vs_torch{'_quick' if args.quick else ''}", out)
-    print(f"saved {path} ({out['wall_s']:.0f} s)")
+    save_json(f"flow_vs_torch{'_quick' if args.quick else ''}", out, started=t0)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+from _save import save_json
+
 HERE = Path(__file__).resolve().parent
 TIMEOUT_S = 1800
 
@@ -198,10 +200,7 @@ def main():
         "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()},
         "rows": rows,
     }
-    path = HERE / "results" / f"multiprocess{'_' + args.tag if args.tag else ''}.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
-    print(f"saved {path}")
+    save_json(f"multiprocess{'_' + args.tag if args.tag else ''}", out)
 
 
 if __name__ == "__main__":

@@ -102,8 +102,7 @@ def main():
         "note": "overhead = median wall with the meter / without - 1, compiled runs only; cpu_overhead the "
         "same for this process's CPU time (less sensitive to other processes on a shared machine)",
     }
-    path = save_json("progress_meter", out)
-    print(f"saved {path}")
+    save_json("progress_meter", out)
 
 
 if __name__ == "__main__":

@@ -182,8 +182,7 @@ def main():
         "total_s": time.perf_counter() - start,
         "models": results,
     }
-    path = save_json("scale_largest", out)
-    print(f"saved {path}")
+    save_json("scale_largest", out)
 
 
 if __name__ == "__main__":

@@ -118,8 +118,7 @@ def main():
         f"sharded == one device bit for bit: {r['bit_equal_sharded_vs_one_device']}; "
         f"max |sharded - plain vmap| = {r['max_abs_diff_vs_plain_vmap']:.2e}"
     )
-    path = save_json("sharding", r)
-    print(f"saved {path}")
+    save_json("sharding", r)
 
 
 if __name__ == "__main__":

@@ -448,12 +448,9 @@ def main():
         "torch": torch_info,
         "machine": platform.machine(),
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "load_average_at_end": os.getloadavg(),
-        "wall_s": time.perf_counter() - t0,
         "rows": rows,
     }
-    path = save_json(f"throughput_{args.tag}", out)
-    print(f"saved {path} ({out['wall_s']:.0f} s)")
+    save_json(f"throughput_{args.tag}", out, started=t0)
 
 
 if __name__ == "__main__":
