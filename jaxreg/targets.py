@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from . import _validation as V
+from ._random import normal
 from .factorizations._common import default_dtype
 
 
@@ -35,7 +36,7 @@ def low_rank_matrix(
         raise ValueError(f"rank must be at most min(shape) = {min(m, n)}, got {rank}")
     dtype = default_dtype(dtype)
     ku, kv = jax.random.split(key)
-    w = jax.random.normal(ku, (m, rank), dtype) @ jax.random.normal(kv, (n, rank), dtype).T
+    w = normal(ku, (m, rank), dtype) @ normal(kv, (n, rank), dtype).T
     norm = math.sqrt(m * n) if norm is None else V.positive_float("norm", norm)
     return w * (norm / jnp.linalg.norm(w))
 
@@ -63,7 +64,7 @@ def cp_target(
     norm = V.positive_float("norm", norm)
     dtype = default_dtype(dtype)
     keys = jax.random.split(key, len(shape))
-    factors = [jax.random.normal(k, (d, rank), dtype) for k, d in zip(keys, shape)]
+    factors = [normal(k, (d, rank), dtype) for k, d in zip(keys, shape)]
     gram = jnp.ones((rank, rank), dtype)
     for f in factors:
         gram = gram * (f.T @ f)

@@ -21,7 +21,8 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from . import _validation as V
-from .factorizations._common import np_seed
+from ._random import normal
+from .factorizations._common import default_dtype, np_seed
 from .factorizations.cp import cp_entries, cp_to_tensor
 from .problem import DENSE_LIMIT, Observations, Problem
 from .targets import cp_target, low_rank_matrix
@@ -96,7 +97,7 @@ def _sensing(shape, target, key, num_measurements, num_test):
     k1, k2 = jax.random.split(key)
 
     def measure(k, count):
-        a = jax.random.normal(k, (count, *shape), target.dtype) / math.sqrt(numel)
+        a = normal(k, (count, *shape), target.dtype) / math.sqrt(numel)
         return Observations(jnp.tensordot(a, target, axes=len(shape)), operators=a)
 
     return Problem("sensing", shape, target, measure(k1, num_measurements), measure(k2, num_test))
@@ -299,7 +300,7 @@ def weighted_completion(
     kt, ko = jax.random.split(key)
     scale = V.positive_float("target_norm", target_norm) / math.sqrt(sum(w * w for w in weights))
     qs = [
-        jnp.linalg.qr(jax.random.normal(k, (d, len(weights))))[0]
+        jnp.linalg.qr(normal(k, (d, len(weights)), default_dtype(None)))[0]
         for k, d in zip(jax.random.split(kt, len(shape)), shape)
     ]
     factors = (qs[0] * (scale * jnp.asarray(weights, qs[0].dtype)),) + tuple(qs[1:])

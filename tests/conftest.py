@@ -1,13 +1,36 @@
-"""float64 for every test (the library never enables it at import: that would change every user's
-precision as a side effect), and JAX's persistent compilation cache in a directory of this
-test process, never the user's: the CLI runs, in-process and in subprocesses (which inherit
-``$JAXREG_CACHE_DIR``), compile the same programs again and again. ``JAXREG_COMPILE_CACHE=0``
-runs the tests without it."""
+"""Settings of the test session.
+
+- XLA CPU flags (``TEST_XLA_FLAGS``, after any of the user's, inherited by subprocesses;
+  ``helpers.xla_env`` passes them on): the tests compile a few thousand small programs,
+  and with the fusion emitters off and one LLVM module per program XLA compiles them in
+  about three quarters of the time. Results differ from the default flags' in the last
+  bits only, within every test's tolerance.
+- float64 for every test (the library never enables it at import: that would change
+  every user's precision as a side effect).
+- JAX's persistent compilation cache in a directory of this test process, never the
+  user's: the CLI runs, in-process and in subprocesses (which inherit
+  ``$JAXREG_CACHE_DIR``), compile the same programs again and again.
+  ``JAXREG_COMPILE_CACHE=0`` runs the tests without it.
+"""
 
 import atexit
 import os
 import shutil
 import tempfile
+
+TEST_XLA_FLAGS = ("--xla_cpu_use_fusion_emitters=false", "--xla_cpu_parallel_codegen_split_count=1")
+# read when JAX's CPU backend starts (the first computation, after this file)
+_user_flags = os.environ.get("XLA_FLAGS", "").split()
+os.environ["XLA_FLAGS"] = " ".join(_user_flags + [f for f in TEST_XLA_FLAGS if f not in _user_flags])
+
+# one core per xdist worker (gw0 on the first allowed CPU, gw1 on the next, ...): with
+# two workers on two cores, XLA's intra-op threads of one worker otherwise contend with
+# the other worker's for the same cores
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _worker.startswith("gw") and hasattr(os, "sched_setaffinity"):
+    _cpus = sorted(os.sched_getaffinity(0))
+    if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) <= len(_cpus):
+        os.sched_setaffinity(0, {_cpus[int(_worker[2:]) % len(_cpus)]})
 
 import jax
 

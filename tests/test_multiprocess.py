@@ -3,7 +3,6 @@
 process the one-process results bit for bit, and only process 0 writes."""
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import textwrap
 import jax
 import numpy as np
 import pytest
+from helpers import xla_env
 
 import jaxreg as jr
 from jaxreg import cli
@@ -107,8 +107,7 @@ def _free_port() -> int:
 def _launch(script, args_of, n=2, timeout=TIMEOUT_S, check=True):
     """Start ``n`` CPU processes running ``script`` (one device each) and wait for all;
     every one still running at ``timeout`` is killed and the test fails."""
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env.update(JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
+    env = xla_env(JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", script, *args_of(i)],
@@ -150,8 +149,7 @@ def test_two_processes_equal_one_process_bit_for_bit(tmp_path):
     # jaxreg sweep shards its runs over every device: the one-process reference has the same
     # two devices (one process, two host devices), so its programs are those of the two
     # processes; with another number of devices a run can differ in the last bits
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env = xla_env(device_count=2, JAX_PLATFORMS="cpu")
     one_run = (
         "import sys, jax; jax.config.update('jax_enable_x64', True); from jaxreg import cli; "
         "sys.exit(cli.main(sys.argv[1:]))"

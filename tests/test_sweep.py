@@ -1,4 +1,3 @@
-import os
 import subprocess
 import sys
 import textwrap
@@ -6,6 +5,7 @@ import textwrap
 import jax
 import numpy as np
 import pytest
+from helpers import xla_env
 
 import jaxreg as jr
 
@@ -29,7 +29,7 @@ SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow  # superseded in the default run by the bit-for-bit test below
 def test_sweep_sharded_over_4_devices_equals_loop():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    env = xla_env(device_count=4)
     out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, check=True)
     ndev, diff, scale = out.stdout.split()
     assert int(ndev) == 4
@@ -66,8 +66,8 @@ def test_sweep_sharded_equals_unsharded_bit_for_bit(tmp_path):
     """64 seeds over 4 simulated devices equal one device bit for bit: in the same
     process (devices=[one]) and in a separate 1-device process with the same chunk_size."""
     four, one = tmp_path / "four.npz", tmp_path / "one.npz"
-    env4 = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
-    env1 = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env4 = xla_env(device_count=4)
+    env1 = xla_env()
     out4 = subprocess.run(
         [sys.executable, "-c", BITWISE, str(four)], capture_output=True, text=True, env=env4, check=True
     ).stdout
@@ -103,7 +103,7 @@ def test_sweep_default_on_several_cpu_devices_does_not_hang():
     """SVD metrics in a sweep over 2 CPU devices: with a vmapped chunk per device,
     jaxlib's batched LAPACK kernels deadlocked the 2-thread intra-op pool (jaxlib 0.10.2);
     the default chunk size on several CPU devices (1) must finish."""
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env = xla_env(device_count=2)
     out = subprocess.run(
         [sys.executable, "-c", HANG], capture_output=True, text=True, env=env, check=True, timeout=240
     ).stdout

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import _validation as V
+from .._random import normal
 from ._base import AbstractFactorization, RateTerms, VerifyCase
 from ._common import balance_columns, checked_scale, column_norms, dense_route, take_entries
 
@@ -120,7 +121,7 @@ class TensorFactorization(AbstractFactorization):
         rank = V.positive_int("rank", rank)
         init_scale, dtype = checked_scale(init_scale, dtype)
         keys = jax.random.split(key, len(shape))
-        factors = tuple(init_scale * jax.random.normal(k, (d, rank), dtype) for k, d in zip(keys, shape))
+        factors = tuple(init_scale * normal(k, (d, rank), dtype) for k, d in zip(keys, shape))
         if balanced:
             factors = balance_columns(factors)
         self.factors = factors

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import _validation as V
+from .._random import normal
 from ._base import AbstractFactorization, RateTerms, VerifyCase
 from ._common import checked_scale, column_norms
 from .cp import cp_entries, cp_to_tensor
@@ -189,12 +190,19 @@ class DeepTensorFactorization(AbstractFactorization):
         )
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6))
 def _init_params(key, init_scale, shape, rank, depth, dtype, balanced):
-    """N(0, init_scale^2) entries, optionally Frobenius-balanced; one compiled program."""
+    """N(0, init_scale^2) entries, optionally Frobenius-balanced. The draws compile once
+    per size class (:func:`jaxreg._random.normal`), the scaling and balance once per shape."""
     keys = jax.random.split(key, 2 * len(shape))
-    factors = [init_scale * jax.random.normal(k, (d, rank), dtype) for k, d in zip(keys[::2], shape)]
-    layers = [init_scale * jax.random.normal(k, (depth, rank, d, d), dtype) for k, d in zip(keys[1::2], shape)]
+    factors = tuple(normal(k, (d, rank), dtype) for k, d in zip(keys[::2], shape))
+    layers = tuple(normal(k, (depth, rank, d, d), dtype) for k, d in zip(keys[1::2], shape))
+    return _scale_and_balance(init_scale, factors, layers, balanced)
+
+
+@functools.partial(jax.jit, static_argnums=(3,))
+def _scale_and_balance(init_scale, factors, layers, balanced):
+    factors = [init_scale * f for f in factors]
+    layers = [init_scale * a for a in layers]
     if balanced:
         norms = jnp.stack([column_norms(f) for f in factors])  # (N, R)
         s = jnp.exp(jnp.mean(jnp.log(norms), axis=0))  # (R,): geometric mean over n

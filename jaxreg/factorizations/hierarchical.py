@@ -21,6 +21,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import _validation as V
+from .._random import normal
 from ._base import AbstractFactorization, RateTerms, VerifyCase, concat_groups
 from ._common import checked_scale, column_norms, dense_route, take_entries
 from .trees import TreePlan, balanced_tree, check_widths, plan_tree
@@ -287,14 +288,19 @@ def _param_shapes(shape, widths, plan: TreePlan):
     return leaf, node, widths[plan.depth - 1]
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6))
 def _init_params(key, init_scale, shape, widths, plan, dtype, balanced):
-    """All matrices N(0, init_scale^2), optionally balanced; one compiled program."""
+    """All matrices N(0, init_scale^2), optionally balanced. The draws compile once per
+    size class (:func:`jaxreg._random.normal`), the scaling and balance once per shape."""
     leaf_shapes, node_shapes, out_len = _param_shapes(shape, widths, plan)
     keys = jax.random.split(key, len(leaf_shapes) + len(node_shapes) + 1)
-    draw = [init_scale * jax.random.normal(k, s, dtype) for k, s in zip(keys, leaf_shapes + node_shapes)]
-    leaves, nodes = draw[: len(leaf_shapes)], draw[len(leaf_shapes) :]
-    out = init_scale * jax.random.normal(keys[-1], (out_len,), dtype)
+    draws = tuple(normal(k, s, dtype) for k, s in zip(keys, leaf_shapes + node_shapes + [(out_len,)]))
+    return _scale_and_balance(init_scale, draws, len(leaf_shapes), plan, balanced)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _scale_and_balance(init_scale, draws, num_leaves, plan, balanced):
+    draws = [init_scale * d for d in draws]
+    leaves, nodes, out = draws[:num_leaves], draws[num_leaves:-1], draws[-1]
     if balanced:
         leaves, nodes, out = _balance_top_down(plan, leaves, nodes, out)
     return tuple(leaves), tuple(nodes), out

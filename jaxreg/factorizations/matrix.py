@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import _validation as V
+from .._random import normal
 from ._base import AbstractFactorization, RateTerms, VerifyCase
 from ._common import default_dtype, dense_route, take_entries
 
@@ -105,7 +106,7 @@ class MatrixFactorization(AbstractFactorization):
         keys = jax.random.split(key, depth)
         if init == "gaussian":
             s = (init_scale**2 / (m * width ** (depth - 1))) ** (1.0 / (2 * depth))
-            mats = [s * jax.random.normal(k, (dims[j + 1], dims[j]), dtype) for j, k in enumerate(keys)]
+            mats = [s * normal(k, (dims[j + 1], dims[j]), dtype) for j, k in enumerate(keys)]
         elif init == "identity":
             c = init_scale ** (1.0 / depth)
             mats = [c * jnp.eye(dims[j + 1], dims[j], dtype=dtype) for j in range(depth)]
@@ -114,7 +115,7 @@ class MatrixFactorization(AbstractFactorization):
             mats = []
             for j, k in enumerate(keys):
                 rows, cols = dims[j + 1], dims[j]
-                a = jax.random.normal(k, (max(rows, cols), min(rows, cols)), dtype)
+                a = normal(k, (max(rows, cols), min(rows, cols)), dtype)
                 q, r = jnp.linalg.qr(a)
                 q = q * jnp.sign(jnp.diagonal(r))[None, :]
                 mats.append(c * (q if rows >= cols else q.T))

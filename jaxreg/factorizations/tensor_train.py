@@ -18,6 +18,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import _validation as V
+from .._random import normal
 from ._base import AbstractFactorization, RateTerms, VerifyCase
 from ._common import checked_scale
 
@@ -151,8 +152,7 @@ class TensorTrainFactorization(AbstractFactorization):
                     )
         keys = jax.random.split(key, len(shape))
         cores = tuple(
-            init_scale * jax.random.normal(kk, (full[n], d, full[n + 1]), dtype)
-            for n, (kk, d) in enumerate(zip(keys, shape))
+            init_scale * normal(kk, (full[n], d, full[n + 1]), dtype) for n, (kk, d) in enumerate(zip(keys, shape))
         )
         self.cores = _balance(cores) if balanced else cores
         self.shape = shape
