@@ -23,14 +23,14 @@ TEST_XLA_FLAGS = ("--xla_cpu_use_fusion_emitters=false", "--xla_cpu_parallel_cod
 _user_flags = os.environ.get("XLA_FLAGS", "").split()
 os.environ["XLA_FLAGS"] = " ".join(_user_flags + [f for f in TEST_XLA_FLAGS if f not in _user_flags])
 
-# one core per xdist worker (gw0 on the first allowed CPU, gw1 on the next, ...): with
-# two workers on two cores, XLA's intra-op threads of one worker otherwise contend with
-# the other worker's for the same cores
+# the allowed CPUs split evenly among the xdist workers (two workers on two cores: one
+# each): XLA's intra-op threads of one worker otherwise contend with the other worker's
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "")
 if _worker.startswith("gw") and hasattr(os, "sched_setaffinity"):
     _cpus = sorted(os.sched_getaffinity(0))
-    if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) <= len(_cpus):
-        os.sched_setaffinity(0, {_cpus[int(_worker[2:]) % len(_cpus)]})
+    _count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if _count <= len(_cpus):
+        os.sched_setaffinity(0, set(_cpus[int(_worker[2:]) % _count :: _count]))
 
 import jax
 
