@@ -49,12 +49,13 @@ def _flat_normal(key, length: int, dtype):
 
 
 def _prefix_stable(key) -> bool:
-    """True when the draw's i-th value depends only on the key and i (threefry, partitionable)."""
-    if not jax.config.jax_threefry_partitionable:
+    """True for one concrete key whose draw's i-th value depends only on the key and i
+    (threefry, partitionable): a typed key of shape (), or a raw uint32 pair."""
+    if isinstance(key, jax.core.Tracer) or not jax.config.jax_threefry_partitionable:
         return False
-    if _is_typed(key):
-        return str(jax.random.key_impl(key)) == "threefry2x32"
-    return jax.config.jax_default_prng_impl == "threefry2x32"
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return key.shape == () and str(jax.random.key_impl(key)) == "threefry2x32"
+    return key.shape == (2,) and jax.config.jax_default_prng_impl == "threefry2x32"
 
 
 def normal(key: PRNGKeyArray, shape: tuple[int, ...], dtype) -> Float[Array, "*shape"]:
@@ -71,12 +72,7 @@ def normal(key: PRNGKeyArray, shape: tuple[int, ...], dtype) -> Float[Array, "*s
         An array of ``shape`` with i.i.d. N(0, 1) entries.
     """
     shape = tuple(shape)
-    single = () if _is_typed(key) else (2,)  # a typed key, or a raw uint32 pair
-    if isinstance(key, jax.core.Tracer) or key.shape != single or not _prefix_stable(key):
+    if not _prefix_stable(key):
         return jax.random.normal(key, shape, dtype)
     n = math.prod(shape)
     return _flat_normal(key, size_class(n), dtype)[:n].reshape(shape)
-
-
-def _is_typed(key) -> bool:
-    return jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)

@@ -11,9 +11,9 @@ from jaxreg import storage
 
 def xla_env(device_count: int | None = None, **extra: str) -> dict[str, str]:
     """The environment for a JAX subprocess: this one's, with the session's XLA flags
-    (``TEST_XLA_FLAGS`` in conftest.py) and,
-    given ``device_count``, that many simulated CPU devices (``extra``: more variables).
-    A subprocess compared bit for bit with this process must compile with its flags."""
+    (``TEST_XLA_FLAGS`` in conftest.py) and, given ``device_count``, that many simulated
+    CPU devices (``extra``: more variables). A subprocess compared bit for bit with this
+    process must compile with its flags."""
     flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f]
     if device_count is not None:
         flags.append(f"--xla_force_host_platform_device_count={device_count}")
