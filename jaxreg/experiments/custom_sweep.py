@@ -37,7 +37,7 @@ import numpy as np
 from ..dynamics import Status
 from ..dynamics.descent import descent_init, descent_segment, finish_status
 from ..sweep import sweep
-from ._results import capped_at_t1, flow_segment
+from ._results import capped_at_t1, flow_segment, per_seed
 from ._runner import run_chunks, stack_chunks
 from ._sweep_config import LEGACY_OPTIONS as LEGACY_OPTIONS
 from ._sweep_config import MODELS as MODELS
@@ -74,12 +74,8 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     run_pkeys = jnp.tile(pkeys, (n_init,))
     run_mkeys = jnp.tile(mkeys, (n_init,))
     run_scales = jnp.repeat(scales, n_seed)
-    problems, models = sweep(
-        lambda pk, mk, s: (_problem(config, pk), _model(config, mk, s)),
-        run_pkeys,
-        run_mkeys,
-        run_scales,
-        chunk_size=config.chunk_size or None,
+    problems, models = per_seed(
+        lambda pk, mk, s: (_problem(config, pk), _model(config, mk, s)), run_pkeys, run_mkeys, run_scales
     )
     dense = problems.target is not None
     per_chunk = config.num_saves // config.num_chunks

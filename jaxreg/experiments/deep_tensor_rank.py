@@ -48,10 +48,9 @@ from .. import _validation as V
 from ..dynamics import Status
 from ..factorizations import DeepTensorFactorization
 from ..metrics import component_norm_entropy_rank, matricization_effective_rank, numerical_component_rank
-from ..sweep import sweep
 from ..tasks import tensor_completion
 from ._config import DescentToLoss, check_scalar_fields, defaults
-from ._results import cell_status, grid_results, grid_table, rmsprop_descent, run_grid_chunks
+from ._results import cell_status, grid_results, grid_table, per_seed, rmsprop_descent, run_grid_chunks
 
 NAME = "deep-tensor-rank"
 
@@ -125,7 +124,7 @@ def matched_init(key, config: Config, depth: int, norm):
 def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     keys = jax.random.split(jax.random.key(config.seed), config.seeds)
     target_norm = math.sqrt(math.prod(config.shape))  # entry RMS 1
-    problems = sweep(
+    problems = per_seed(
         lambda k: tensor_completion(k, config.shape, config.target_rank, config.num_observed, target_norm=target_norm),
         keys,
     )

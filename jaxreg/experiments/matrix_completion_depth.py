@@ -24,10 +24,9 @@ from .. import _validation as V
 from ..dynamics import Status, gradient_flow
 from ..factorizations import MatrixFactorization
 from ..metrics import effective_rank, nuclear_norm
-from ..sweep import sweep
 from ..tasks import matrix_completion
 from ._config import FlowTolerances, check_scalar_fields, defaults
-from ._results import capped_at_t1, cell_status, run_grid_chunks, solver_options
+from ._results import capped_at_t1, cell_status, per_seed, run_grid_chunks, solver_options
 
 NAME = "matrix-completion-depth"
 
@@ -144,9 +143,8 @@ def run_grid(
 
     @functools.cache
     def problems_with(n):
-        # every seed's problem in one compiled program, drawn once per count and shared
-        # by every depth (drawn eagerly, op by op, the set-up compiled many small programs)
-        return sweep(lambda k: make_problem(k, n), keys)
+        # every seed's problem, drawn once per count and shared by every depth
+        return per_seed(lambda k: make_problem(k, n), keys)
 
     def cell(n, depth):
         stacked = problems_with(n)

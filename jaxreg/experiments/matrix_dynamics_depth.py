@@ -35,10 +35,9 @@ from .. import _validation as V
 from ..dynamics import Status
 from ..factorizations import MatrixFactorization
 from ..factorizations.matrix import INITS
-from ..sweep import sweep
 from ..tasks import matrix_completion
 from ._config import check_scalar_fields
-from ._results import flow_segment, run_flow_chunks
+from ._results import flow_segment, per_seed, run_flow_chunks
 from .matrix_dynamics import CompletionFlow
 
 NAME = "matrix-dynamics-depth"
@@ -123,9 +122,9 @@ def separation(times, rank: int):
 
 def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     keys = jax.random.split(jax.random.key(config.seed), config.seeds)
-    problems = sweep(lambda k: matrix_completion(k, config.shape, config.rank, config.num_observed), keys)
+    problems = per_seed(lambda k: matrix_completion(k, config.shape, config.rank, config.num_observed), keys)
     models = tuple(
-        sweep(
+        per_seed(
             lambda k, d=d: MatrixFactorization(
                 jax.random.fold_in(k, 1), config.shape, d, init=config.init, init_scale=config.init_scale, balanced=True
             ),

@@ -39,10 +39,9 @@ import numpy as np
 from .. import _validation as V
 from ..dynamics import Status, gradient_flow
 from ..factorizations import MatrixFactorization
-from ..sweep import sweep
 from ..tasks import Observations, Problem
 from ._config import FlowRun, check_scalar_fields, defaults
-from ._results import run_flow_chunks, solver_options
+from ._results import per_seed, run_flow_chunks, solver_options
 
 NAME = "norms-counterexample"
 SHAPE = (2, 2)
@@ -134,7 +133,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 
     batched = eqx.filter_jit(eqx.filter_vmap(segment, in_axes=(0, None, None)))
     models = tuple(
-        sweep(lambda k, d=d: initial_model(k, d, config.init_std, config.positive_det), keys) for d in config.depths
+        per_seed(lambda k, d=d: initial_model(k, d, config.init_std, config.positive_det), keys) for d in config.depths
     )
 
     def step(state, k):

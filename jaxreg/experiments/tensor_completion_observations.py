@@ -39,10 +39,9 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from .. import _validation as V
 from ..factorizations import TensorFactorization
 from ..metrics import component_norm_entropy_rank, cp_rank_estimate
-from ..sweep import sweep
 from ..tasks import tensor_completion
 from ._config import DescentToLoss, check_scalar_fields, defaults
-from ._results import grid_results, grid_table, mean_std, rmsprop_descent, run_grid_chunks
+from ._results import grid_results, grid_table, mean_std, per_seed, rmsprop_descent, run_grid_chunks
 
 NAME = "tensor-completion-observations"
 
@@ -116,7 +115,7 @@ def masked_loss(
 def _problems(config: Config, keys: PRNGKeyArray):
     """Per seed: the target and a permutation of max(num_observed) observations (stacked)."""
     n_max = max(config.num_observed)
-    problems = sweep(lambda k: tensor_completion(k, config.shape, config.target_rank, n_max), keys)
+    problems = per_seed(lambda k: tensor_completion(k, config.shape, config.target_rank, n_max), keys)
     return problems.target, problems.train.indices, problems.train.values
 
 

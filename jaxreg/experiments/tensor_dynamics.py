@@ -40,10 +40,9 @@ from .. import _validation as V
 from ..dynamics import Status
 from ..factorizations import TensorFactorization
 from ..metrics import numerical_component_rank
-from ..sweep import sweep
 from ..tasks import tensor_completion
 from ._config import DescentToLoss, check_scalar_fields, increasing_tuple
-from ._results import grid_table, rmsprop_descent, run_grid_chunks
+from ._results import grid_table, per_seed, rmsprop_descent, run_grid_chunks
 from ._runner import stack_chunks
 
 NAME = "tensor-dynamics"
@@ -117,7 +116,7 @@ def half_times(
 
 def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     keys = jax.random.split(jax.random.key(config.seed), config.seeds)
-    problems = sweep(lambda k: tensor_completion(k, config.shape, config.target_rank, config.num_observed), keys)
+    problems = per_seed(lambda k: tensor_completion(k, config.shape, config.target_rank, config.num_observed), keys)
 
     def one(problem, key, scale):
         model = TensorFactorization(jax.random.fold_in(key, 1), config.shape, config.rank, init_scale=scale)

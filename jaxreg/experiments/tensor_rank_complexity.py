@@ -45,9 +45,8 @@ from jaxtyping import Float, Int
 from .. import _validation as V
 from ..dynamics import Status, gradient_descent
 from ..factorizations import TensorFactorization
-from ..sweep import sweep
 from ._config import Descent, check_scalar_fields, defaults, increasing_tuple
-from ._results import run_grid_chunks
+from ._results import per_seed, run_grid_chunks
 from ._runner import stack_chunks
 
 NAME = "tensor-rank-complexity"
@@ -162,7 +161,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         config.pool, config.levels, config.positive_digit, float(config.positive_value), float(config.negative_value)
     )
     keys = jax.random.split(jax.random.key(config.seed), config.seeds)
-    x_tr, y_tr, x_te, y_te = sweep(
+    x_tr, y_tr, x_te, y_te = per_seed(
         lambda k: _datasets(config, jnp.asarray(indices), jnp.asarray(values, DTYPE), k), keys
     )  # (seed, variant, ...)
     shape, r_max = (config.levels,) * config.order, max(config.ranks)

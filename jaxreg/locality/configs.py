@@ -180,15 +180,16 @@ class IsSameClassConfig(_Common):
 
     @classmethod
     def preset(cls, size: str = "small", **overrides) -> "IsSameClassConfig":
-        """ "tiny": for tests (about a minute, mostly compilation): 64 pairs memorized in
-        30 epochs, lambda 0.3 (lambda 1 slows fitting too much at this size);
+        """ "tiny": for tests (about a minute on one core, half of it compilation): 64 pairs
+        memorized in 24 epochs, 64 test pairs, lambda 0.3 (lambda 1 slows fitting too much
+        at this size);
         "small": the CPU default (543 s on 2 idle cores); "paper": the paper's grid (32 px
         images on a 224 px canvas, gaps 0..160, ResNet18 with BatchNorm, SGD, 5000/10000
         pairs, up to 150 epochs) for a GPU."""
         return cls._preset(
             size,
             overrides,
-            tiny=dict(distances=(0, 16), lambdas=(0.0, 0.3), num_train=64, num_test=128, canvas=(8, 32), max_epochs=30),
+            tiny=dict(distances=(0, 16), lambdas=(0.0, 0.3), num_train=64, num_test=64, canvas=(8, 32), max_epochs=24),
             paper=dict(distances=(0, 40, 80, 120, 160), lambdas=(0.0, 0.1, 1.0), num_train=5000, num_test=10000),
             paper_images=dict(scale=4, canvas=(224, 224)),
         )
@@ -228,7 +229,7 @@ class PathfinderConfig(_Common):
     def preset(cls, size: str = "small", **overrides) -> "PathfinderConfig":
         """ "tiny": for tests (mostly compilation): 24 px images at unit 0.2, path
         lengths 2 and 4, 6 px patches (with 2 px patches most pairs are blank, R stays ~1
-        and the regularizer has nothing to act on), lambda 1, 128 images, 20 epochs;
+        and the regularizer has nothing to act on), lambda 1, 64/64 images, 20 epochs;
         "small": the CPU default (48 px at unit 0.3: path lengths 3 and 9 with the
         generator's proportions, 4 px patches); "paper": 150 px images at unit 0.5 (the
         generator's 300 px renders resized to 150 px), path lengths 3/5/7/9, 10k/10k,
@@ -236,7 +237,7 @@ class PathfinderConfig(_Common):
         return cls._preset(
             size,
             overrides,
-            tiny=dict(path_lengths=(2, 4), lambdas=(0.0, 1.0), num_train=128, num_test=128, max_epochs=20),
+            tiny=dict(path_lengths=(2, 4), lambdas=(0.0, 1.0), num_train=64, num_test=64, max_epochs=20),
             tiny_images=dict(image_size=24, unit=0.2, patch_size=6),
             paper=dict(path_lengths=(3, 5, 7, 9), num_train=10000, num_test=10000),
             paper_images=dict(image_size=150, unit=0.5, patch_size=2),

@@ -128,9 +128,10 @@ def test_samples_command_writes_png(tmp_path, capsys):
 
 
 # Measured with the tiny presets (data seed 0, seeds 0 and 1), held-out R lambda = 0 -> > 0:
-# Is-Same-Class (lambda 0.3): distance 0: 0.661 -> 0.509, 0.629 -> 0.427; distance 16:
-# 0.858 -> 0.781, 0.858 -> 0.723; train accuracy 1.0 in every run.
-# Pathfinder (Linsley-style renderer, 24 px at unit 0.2, lambda 1): the held-out R gap holds at
-# every length and seed; train accuracy with lambda 1: length 2: 0.703, 0.984; length 4: 0.906,
-# 0.984 (1.0 without): the regularized tiny runs fit only partly in 20 epochs.
+# Is-Same-Class (lambda 0.3): distance 0: 0.627 -> 0.524, 0.612 -> 0.411; distance 16:
+# 0.861 -> 0.749, 0.855 -> 0.782; train accuracy with lambda 0.3: 0.984-1.0.
+# Pathfinder (Linsley-style renderer, 24 px at unit 0.2, lambda 1): length 2: 0.849 -> 0.725,
+# 0.831 -> 0.684; length 4: 0.829 -> 0.744, 0.873 -> 0.693; train accuracy with lambda 1:
+# length 2: 0.781, 1.0; length 4: 0.969, 0.984 (1.0 without): the regularized tiny runs fit
+# only partly in 20 epochs.
 _MEASURED = {ISC: {"R_gap": 0.03, "fit": 0.95}, PF: {"R_gap": 0.05, "fit": 0.65}}
