@@ -31,8 +31,19 @@ def per_seed(fn, keys, *args):
     Returns:
         ``fn``'s output pytree with a leading axis S on every array leaf.
     """
-    outs = [fn(keys[i], *jax.tree.map(lambda a, i=i: a[i], args)) for i in range(len(keys))]
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *outs)
+    return stack([fn(keys[i], *jax.tree.map(lambda a, i=i: a[i], args)) for i in range(len(keys))])
+
+
+def stack(trees):
+    """Pytrees of one structure stacked leaf by leaf on a new leading axis.
+
+    Arguments:
+        trees: a non-empty sequence of pytrees (e.g. models of one shape).
+
+    Returns:
+        One pytree whose every array leaf is ``jnp.stack`` of the trees' leaves.
+    """
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
 
 
 @functools.lru_cache(maxsize=4)

@@ -117,7 +117,13 @@ def matched_init(key, config: Config, depth: int, norm):
     N(0, 1) entries, then every parameter times c = (norm / ||W(0)||)^{1/(N(k+1))}, since W
     is homogeneous of degree N(k+1) in them (so the entries' relative sizes are kept)."""
     model = DeepTensorFactorization(key, config.shape, config.rank, depth, init_scale=1.0)
-    c = (norm / jnp.linalg.norm(model.materialize())) ** (1.0 / (len(config.shape) * (depth + 1)))
+    return scaled_to_norm(model, norm)
+
+
+def scaled_to_norm(model, norm):
+    """``model`` (a deep tensor factorization) with every parameter times c = (norm /
+    ||W||_F)^{1/(N(k+1))}, so that its end-to-end tensor has Frobenius norm ``norm``."""
+    c = (norm / jnp.linalg.norm(model.materialize())) ** (1.0 / (len(model.shape) * (model.factor_depth + 1)))
     return jax.tree_util.tree_map(lambda x: c * x, model)
 
 
@@ -130,8 +136,8 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     )
     norms = jnp.asarray(config.init_norms)
 
-    def one(problem, key, init_norm, depth):
-        model = matched_init(jax.random.fold_in(key, 1), config, depth, init_norm * target_norm)
+    def one(problem, unit_model, init_norm):
+        model = scaled_to_norm(unit_model, init_norm * target_norm)
         w0 = jnp.linalg.norm(model.materialize()) / target_norm
         lr = optax.exponential_decay(config.lr, config.num_steps, config.lr_final / config.lr)
         tr = rmsprop_descent(problem.loss, model, config, learning_rate=lr, save_every=config.num_steps)
@@ -159,8 +165,15 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 
     def step(state, k):  # chunk k: depth k, all init norms and seeds in one vmapped program
         depth = config.depths[k]
-        fn = jax.vmap(lambda p, key, s: one(p, key, s, depth), in_axes=(None, None, 0))
-        outputs = eqx.filter_jit(eqx.filter_vmap(fn, in_axes=(0, 0, None)))(problems, keys, norms)
+        # the N(0, 1) models drawn op by op, outside the program (see per_seed)
+        unit_models = per_seed(
+            lambda key: DeepTensorFactorization(
+                jax.random.fold_in(key, 1), config.shape, config.rank, depth, init_scale=1.0
+            ),
+            keys,
+        )
+        fn = eqx.filter_vmap(one, in_axes=(None, None, 0))
+        outputs = eqx.filter_jit(eqx.filter_vmap(fn, in_axes=(0, 0, None)))(problems, unit_models, norms)
         return state, dict(zip(OUTPUTS, outputs))
 
     outs, wall = run_grid_chunks(

@@ -26,7 +26,7 @@ from ..factorizations import MatrixFactorization
 from ..metrics import effective_rank, nuclear_norm
 from ..tasks import matrix_completion
 from ._config import FlowTolerances, check_scalar_fields, defaults
-from ._results import capped_at_t1, cell_status, per_seed, run_grid_chunks, solver_options
+from ._results import capped_at_t1, cell_status, per_seed, run_grid_chunks, solver_options, stack
 
 NAME = "matrix-completion-depth"
 
@@ -138,7 +138,6 @@ def run_grid(
     baselines (count_dim, seed).
     """
     keys = jax.random.split(jax.random.key(config.seed), config.seeds)
-    scales = jnp.asarray(config.init_scales)
     cells = [(n, d) for n in counts for d in config.depths]
 
     @functools.cache
@@ -148,9 +147,18 @@ def run_grid(
 
     def cell(n, depth):
         stacked = problems_with(n)
+        # every (seed, init scale)'s initial model, drawn op by op outside the program (see per_seed)
+        models = per_seed(
+            lambda key: stack(
+                [
+                    MatrixFactorization(jax.random.fold_in(key, 1), config.shape, depth, init_scale=s)
+                    for s in config.init_scales
+                ]
+            ),
+            keys,
+        )
 
-        def one(problem, key, scale):
-            model = MatrixFactorization(jax.random.fold_in(key, 1), config.shape, depth, init_scale=scale)
+        def one(problem, model):
             tr = gradient_flow(
                 problem.loss, model, config.t1, stop_at_loss=config.stop_at_loss, **solver_options(config)
             )
@@ -164,12 +172,12 @@ def run_grid(
                 tr.num_steps,
             )
 
-        def over_scales(problem, key, scales):
+        def over_scales(problem, models):
             # one flow after another: a vmapped solve would run every init scale for as
             # many steps as the slowest one (init 1e-6), a sequential one runs each for its own
-            return jax.lax.map(lambda s: one(problem, key, s), scales)
+            return jax.lax.map(lambda m: one(problem, m), models)
 
-        return eqx.filter_jit(eqx.filter_vmap(over_scales, in_axes=(0, 0, None)))(stacked, keys, scales)
+        return eqx.filter_jit(eqx.filter_vmap(over_scales))(stacked, models)
 
     def step(state, k):
         n, depth = cells[k]

@@ -41,7 +41,7 @@ from ..factorizations import TensorFactorization
 from ..metrics import component_norm_entropy_rank, cp_rank_estimate
 from ..tasks import tensor_completion
 from ._config import DescentToLoss, check_scalar_fields, defaults
-from ._results import grid_results, grid_table, mean_std, per_seed, rmsprop_descent, run_grid_chunks
+from ._results import grid_results, grid_table, mean_std, per_seed, rmsprop_descent, run_grid_chunks, stack
 
 NAME = "tensor-completion-observations"
 
@@ -122,17 +122,25 @@ def _problems(config: Config, keys: PRNGKeyArray):
 def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     keys = jax.random.split(jax.random.key(config.seed), config.seeds)
     targets, indices, values = _problems(config, keys)
-    scales = jnp.asarray(config.init_scales)
+    # every (seed, init scale)'s initial model, drawn op by op outside the program (see per_seed)
+    models = per_seed(
+        lambda key: stack(
+            [
+                TensorFactorization(jax.random.fold_in(key, 1), config.shape, config.rank, init_scale=s)
+                for s in config.init_scales
+            ]
+        ),
+        keys,
+    )
 
-    def one(target, idx, vals, key, scale, n):
-        model = TensorFactorization(jax.random.fold_in(key, 1), config.shape, config.rank, init_scale=scale)
+    def one(target, idx, vals, model, n):
         tr = rmsprop_descent(lambda m: masked_loss(m, idx, vals, n), model, config, save_every=config.num_steps)
         w = tr.model.materialize()
         err = jnp.linalg.norm((w - target).ravel()) / jnp.linalg.norm(target.ravel())
         return w, err, component_norm_entropy_rank(tr.model.component_norms()), tr.loss[-1], tr.status, tr.num_steps
 
-    over_scales = jax.vmap(one, in_axes=(None, None, None, None, 0, None))
-    batched = eqx.filter_jit(eqx.filter_vmap(over_scales, in_axes=(0, 0, 0, 0, None, None)))
+    over_scales = eqx.filter_vmap(one, in_axes=(None, None, None, 0, None))
+    batched = eqx.filter_jit(eqx.filter_vmap(over_scales, in_axes=(0, 0, 0, 0, None)))
 
     def estimate_cp_rank(w, seed):
         kw = dict(n_restarts=config.cp_restarts, seed=seed, n_iter_max=config.cp_iter_max)
@@ -140,7 +148,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 
     def step(state, k):  # chunk k: the k'th number of observations, all init scales and seeds
         n = jnp.asarray(config.num_observed[k])
-        w, err, erank, loss, status, iters = batched(targets, indices, values, keys, scales, n)
+        w, err, erank, loss, status, iters = batched(targets, indices, values, models, n)
         w = np.asarray(w)  # (seed, init_scale, *shape)
         cp_rank = np.array([[estimate_cp_rank(w_si, config.seed + s) for w_si in w_s] for s, w_s in enumerate(w)])
         return state, dict(zip(OUTPUTS, (err, cp_rank, erank, loss, status, iters)))

@@ -118,9 +118,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     keys = jax.random.split(jax.random.key(config.seed), config.seeds)
     problems = per_seed(lambda k: tensor_completion(k, config.shape, config.target_rank, config.num_observed), keys)
 
-    def one(problem, key, scale):
-        model = TensorFactorization(jax.random.fold_in(key, 1), config.shape, config.rank, init_scale=scale)
-
+    def one(problem, model):
         def metrics(m):
             norms = m.component_norms()
             return jax.lax.top_k(norms, config.top)[0], problem.reconstruction_error(m)
@@ -130,10 +128,17 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         counts = jnp.stack([numerical_component_rank(final, r) for r in RANK_RTOLS])
         return tr.loss, tr.metrics[0], tr.metrics[1], counts, tr.status, tr.num_steps
 
-    batched = eqx.filter_jit(eqx.filter_vmap(one, in_axes=(0, 0, None)))
+    batched = eqx.filter_jit(eqx.filter_vmap(one))
 
     def step(state, k):  # chunk k: the k'th init scale, every seed
-        loss, norms, err, counts, status, iters = batched(problems, keys, jnp.asarray(config.init_scales[k]))
+        # the initial models drawn op by op outside the program (see per_seed)
+        models = per_seed(
+            lambda key: TensorFactorization(
+                jax.random.fold_in(key, 1), config.shape, config.rank, init_scale=config.init_scales[k]
+            ),
+            keys,
+        )
+        loss, norms, err, counts, status, iters = batched(problems, models)
         out = {
             "loss": loss,
             "component_norms": norms,

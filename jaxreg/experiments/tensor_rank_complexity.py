@@ -167,8 +167,15 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     shape, r_max = (config.levels,) * config.order, max(config.ranks)
     save_every = config.num_steps // config.num_saves
 
-    def one(x_train, y_train, x_test, y_test, key, r):
-        model = TensorFactorization(jax.random.fold_in(key, 1), shape, r_max, init_scale=config.init_std, dtype=DTYPE)
+    # the initial models drawn op by op outside the program (see per_seed)
+    models = per_seed(
+        lambda key: TensorFactorization(
+            jax.random.fold_in(key, 1), shape, r_max, init_scale=config.init_std, dtype=DTYPE
+        ),
+        keys,
+    )
+
+    def one(x_train, y_train, x_test, y_test, model, r):
         mask = (jnp.arange(r_max) < r).astype(DTYPE)  # components r+1.. are zero and stay zero
         model = eqx.tree_at(lambda m: m.factors, model, tuple((f + config.init_mean) * mask for f in model.factors))
         tr = gradient_descent(
@@ -181,12 +188,12 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         test = jnp.mean(jnp.minimum((tr.model.entries(x_test) - y_test) ** 2, config.max_example_error))
         return tr.loss / config.scale, test / config.scale, tr.status
 
-    over_ranks = jax.vmap(one, in_axes=(None, None, None, None, None, 0))
-    batched = eqx.filter_jit(jax.vmap(over_ranks, in_axes=(0, 0, 0, 0, 0, None)))  # over seeds
+    over_ranks = eqx.filter_vmap(one, in_axes=(None, None, None, None, None, 0))
+    batched = eqx.filter_jit(eqx.filter_vmap(over_ranks, in_axes=(0, 0, 0, 0, 0, None)))  # over seeds
     ranks = jnp.asarray(config.ranks)
 
     def step(state, k):  # chunk k: the k'th data variant, every seed and rank
-        curve, test, status = batched(x_tr[:, k], y_tr[:, k], x_te[:, k], y_te[:, k], keys, ranks)
+        curve, test, status = batched(x_tr[:, k], y_tr[:, k], x_te[:, k], y_te[:, k], models, ranks)
         return state, {
             "curve": np.asarray(curve)[None],
             "test": np.asarray(test)[None],
