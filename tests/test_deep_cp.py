@@ -10,6 +10,7 @@ import tensorly
 
 import jaxreg as jr
 from jaxreg import theory
+from jaxreg.experiments._results import stack
 
 DTF = jr.DeepTensorFactorization
 
@@ -127,7 +128,7 @@ def test_deeper_factors_lower_tensor_rank():
     def run(depth):
         keys = jr.seed_keys(0, 4)
         # the inits drawn outside the vmapped program (draws inside it triple its compile time)
-        models = jax.tree.map(lambda *x: jnp.stack(x), *[DTF(k, (5,) * 3, 8, depth, init_scale=0.3) for k in keys])
+        models = stack([DTF(k, (5,) * 3, 8, depth, init_scale=0.3) for k in keys])
 
         def one(key, model):
             traj = jr.gradient_descent(problem.loss, model, jr.group_rmsprop(1e-2), 4000, save_every=4000)

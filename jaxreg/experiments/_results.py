@@ -34,6 +34,21 @@ def per_seed(fn, keys, *args):
     return stack([fn(keys[i], *jax.tree.map(lambda a, i=i: a[i], args)) for i in range(len(keys))])
 
 
+def per_seed_and_scale(make, keys, scales):
+    """``make(keys[i], scales[j])`` for every seed i and init scale j, run op by op (see
+    :func:`per_seed`) and stacked on two leading axes (seed, scale).
+
+    Arguments:
+        make: one initial model, ``make(key, init_scale) -> PyTree``.
+        keys: (S, ...) PRNG keys.
+        scales: a sequence of init scales (Python floats).
+
+    Returns:
+        ``make``'s output pytree with leading axes (S, len(scales)) on every array leaf.
+    """
+    return per_seed(lambda key: stack([make(key, s) for s in scales]), keys)
+
+
 def stack(trees):
     """Pytrees of one structure stacked leaf by leaf on a new leading axis.
 

@@ -116,8 +116,12 @@ def matched_init(key, config: Config, depth: int, norm):
     """A deep tensor factorization of factor depth ``depth`` with ||W(0)||_F = ``norm``:
     N(0, 1) entries, then every parameter times c = (norm / ||W(0)||)^{1/(N(k+1))}, since W
     is homogeneous of degree N(k+1) in them (so the entries' relative sizes are kept)."""
-    model = DeepTensorFactorization(key, config.shape, config.rank, depth, init_scale=1.0)
-    return scaled_to_norm(model, norm)
+    return scaled_to_norm(_unit_model(key, config, depth), norm)
+
+
+def _unit_model(key, config: Config, depth: int):
+    """The deep tensor factorization of factor depth ``depth`` with N(0, 1) entries."""
+    return DeepTensorFactorization(key, config.shape, config.rank, depth, init_scale=1.0)
 
 
 def scaled_to_norm(model, norm):
@@ -166,12 +170,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     def step(state, k):  # chunk k: depth k, all init norms and seeds in one vmapped program
         depth = config.depths[k]
         # the N(0, 1) models drawn op by op, outside the program (see per_seed)
-        unit_models = per_seed(
-            lambda key: DeepTensorFactorization(
-                jax.random.fold_in(key, 1), config.shape, config.rank, depth, init_scale=1.0
-            ),
-            keys,
-        )
+        unit_models = per_seed(lambda key: _unit_model(jax.random.fold_in(key, 1), config, depth), keys)
         fn = eqx.filter_vmap(one, in_axes=(None, None, 0))
         outputs = eqx.filter_jit(eqx.filter_vmap(fn, in_axes=(0, 0, None)))(problems, unit_models, norms)
         return state, dict(zip(OUTPUTS, outputs))

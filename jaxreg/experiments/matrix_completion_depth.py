@@ -26,7 +26,7 @@ from ..factorizations import MatrixFactorization
 from ..metrics import effective_rank, nuclear_norm
 from ..tasks import matrix_completion
 from ._config import FlowTolerances, check_scalar_fields, defaults
-from ._results import capped_at_t1, cell_status, per_seed, run_grid_chunks, solver_options, stack
+from ._results import capped_at_t1, cell_status, per_seed, per_seed_and_scale, run_grid_chunks, solver_options
 
 NAME = "matrix-completion-depth"
 
@@ -145,18 +145,18 @@ def run_grid(
         # every seed's problem, drawn once per count and shared by every depth
         return per_seed(lambda k: make_problem(k, n), keys)
 
-    def cell(n, depth):
-        stacked = problems_with(n)
-        # every (seed, init scale)'s initial model, drawn op by op outside the program (see per_seed)
-        models = per_seed(
-            lambda key: stack(
-                [
-                    MatrixFactorization(jax.random.fold_in(key, 1), config.shape, depth, init_scale=s)
-                    for s in config.init_scales
-                ]
-            ),
+    @functools.cache
+    def models_with(depth):
+        # every (seed, init scale)'s initial model, drawn op by op outside the program
+        # (see per_seed) once per depth and shared by every count
+        return per_seed_and_scale(
+            lambda key, s: MatrixFactorization(jax.random.fold_in(key, 1), config.shape, depth, init_scale=s),
             keys,
+            config.init_scales,
         )
+
+    def cell(n, depth):
+        stacked, models = problems_with(n), models_with(depth)
 
         def one(problem, model):
             tr = gradient_flow(

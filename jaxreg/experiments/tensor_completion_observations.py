@@ -41,7 +41,7 @@ from ..factorizations import TensorFactorization
 from ..metrics import component_norm_entropy_rank, cp_rank_estimate
 from ..tasks import tensor_completion
 from ._config import DescentToLoss, check_scalar_fields, defaults
-from ._results import grid_results, grid_table, mean_std, per_seed, rmsprop_descent, run_grid_chunks, stack
+from ._results import grid_results, grid_table, mean_std, per_seed, per_seed_and_scale, rmsprop_descent, run_grid_chunks
 
 NAME = "tensor-completion-observations"
 
@@ -123,14 +123,10 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     keys = jax.random.split(jax.random.key(config.seed), config.seeds)
     targets, indices, values = _problems(config, keys)
     # every (seed, init scale)'s initial model, drawn op by op outside the program (see per_seed)
-    models = per_seed(
-        lambda key: stack(
-            [
-                TensorFactorization(jax.random.fold_in(key, 1), config.shape, config.rank, init_scale=s)
-                for s in config.init_scales
-            ]
-        ),
+    models = per_seed_and_scale(
+        lambda key, s: TensorFactorization(jax.random.fold_in(key, 1), config.shape, config.rank, init_scale=s),
         keys,
+        config.init_scales,
     )
 
     def one(target, idx, vals, model, n):
