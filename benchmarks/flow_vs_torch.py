@@ -1,8 +1,10 @@
-"""Gradient flow of 64 seeds at once: jaxreg (diffrax Tsit5 under jax.vmap) against
+"""Gradient flow of 64 seeds at once: jaxreg (diffrax Tsit5 under jr.sweep) against
 torchdiffeq (dopri5) and torchode (Tsit5, a step size per seed), at equal trajectory error.
 
 Problems (float64, the same observations for every seed, seeds differ in the init;
-jaxreg sweeps the seeds over one XLA CPU device per core, torch uses its default threads):
+jaxreg sweeps the seeds over one XLA CPU device per core, two ways: ``jaxreg_tsit5_map``,
+jr.sweep's default there (chunk 1: a lax.map over single seeds, each stopping at its own
+last step) and ``jaxreg_tsit5_vmap`` (one vmap per device); torch uses its default threads):
   matrix: depth-3 100x100 completion, 2000 observations, init 1e-3, t1 = 1200;
   cp:     order 4, dims 10, rank 100, 2000 observations, init 0.1, t1 = 5e5 (the loss falls
           from 1.1e-4 to about 1e-6; ||W*||_F = 1).
@@ -20,9 +22,9 @@ solver's wall time and function evaluations at the target error (--target), from
 cheapest rung that reaches it. Function evaluations: torchdiffeq counted in the vector
 field, torchode's per-seed ``n_f_evals``; diffrax's Tsit5 makes 6 per step attempt (FSAL),
 so steps x 6 (+ 2 for the initial step size). Under vmap every seed is evaluated until the
-slowest seed of its device finishes, so jaxreg's evaluations are 6 x the sum over devices
-of (seeds there) x (their max steps); the per-seed
-steps (sum, max) are reported too: the cost of batching seeds (torchode pays it as well:
+slowest seed of its device finishes, so jaxreg_tsit5_vmap's evaluations are 6 x the sum
+over devices of (seeds there) x (their max steps); jaxreg_tsit5_map's are the seeds' own;
+the per-seed steps (sum, max) are reported too: the cost of batching seeds (torchode pays it as well:
 it masks finished seeds but evaluates the whole batch each step; torchdiffeq solves one
 ODE with one step size for all seeds). Wall times are medians over --repeats runs
 (jaxreg compiled before; the tolerances are traced, so no rung recompiles), interleaved.
@@ -68,10 +70,11 @@ def setup(case):
     return problem, lambda k: jr.TensorFactorization(k, (10,) * 4, 100, init_scale=0.1), CP_T1
 
 
-def jaxreg_solver(case, problem, make, t1, ts, solver=None):
+def jaxreg_solver(case, problem, make, t1, ts, solver=None, chunk_size=None):
     """(keys, rtol, atol) -> (W at ts (S, SAVES, -1), steps (S,), status (S,)): one seed's
-    flow under ``jr.sweep`` (the seeds sharded over the host devices, one vmap each:
-    every device's loop runs until its slowest seed is done)."""
+    flow under ``jr.sweep``, the seeds sharded over the host devices. ``chunk_size=None``:
+    one vmap per device (every device's loop runs until its slowest seed is done); 1: a
+    ``lax.map`` over single seeds (each seed stops at its own last step)."""
 
     def one(key, rtol, atol):
         traj = jr.gradient_flow(
@@ -89,7 +92,7 @@ def jaxreg_solver(case, problem, make, t1, ts, solver=None):
 
     def run(keys, rtol, atol):
         n = keys.shape[0]
-        share = -(-n // len(jax.devices()))
+        share = -(-n // len(jax.devices())) if chunk_size is None else chunk_size
         tol = (jnp.full((n,), rtol), jnp.full((n,), atol))  # traced: a new rtol never recompiles
         return jr.sweep(one, keys, *tol, chunk_size=share)
 
@@ -163,15 +166,18 @@ def run_case(case, args) -> dict:
     grad_err = float(np.linalg.norm(-f(y0)[0].numpy() - g_jax) / np.linalg.norm(g_jax))
     assert grad_err < 1e-10, grad_err  # the same vector field, to float64 roundoff
 
-    t = time.perf_counter()
-    jx = jaxreg_solver(case, problem, make, t1, ts)
-    jax.block_until_ready(jx(keys, 1e-6, 1e-8))
-    compile_s = time.perf_counter() - t
+    compile_s, solvers = {}, {}
+    for name, chunk in (("vmap", None), ("map", 1)):
+        t = time.perf_counter()
+        solvers[name] = jaxreg_solver(case, problem, make, t1, ts, chunk_size=chunk)
+        jax.block_until_ready(solvers[name](keys, 1e-6, 1e-8))
+        compile_s[name] = time.perf_counter() - t
 
-    def run_jaxreg(rtol):
-        w, steps, status = jax.block_until_ready(jx(keys, rtol, rtol / 100))
+    def run_jaxreg(rtol, name):
+        w, steps, status = jax.block_until_ready(solvers[name](keys, rtol, rtol / 100))
         steps = np.asarray(steps)
-        share = -(-args.seeds // len(jax.devices()))
+        # vmap: one loop per device, as long as its slowest seed; map: one loop per seed
+        share = -(-args.seeds // len(jax.devices())) if name == "vmap" else 1
         iterations = sum(len(c) * int(c.max()) for c in np.split(steps, range(share, args.seeds, share)))
         return {
             "error": error(w),
@@ -213,7 +219,12 @@ def run_case(case, args) -> dict:
             "f_evals": counter[0] * n,  # torchode's n_f_evals stat is the batch's count for every seed
         }
 
-    runners = {"jaxreg_tsit5": run_jaxreg, "torchdiffeq_dopri5": run_torchdiffeq, "torchode_tsit5": run_torchode}
+    runners = {
+        "jaxreg_tsit5_map": lambda rtol: run_jaxreg(rtol, "map"),
+        "jaxreg_tsit5_vmap": lambda rtol: run_jaxreg(rtol, "vmap"),
+        "torchdiffeq_dopri5": run_torchdiffeq,
+        "torchode_tsit5": run_torchode,
+    }
     rows = []
     for rtol in args.rtols:
         times, outs = {name: [] for name in runners}, {}
@@ -235,7 +246,7 @@ def run_case(case, args) -> dict:
     for name in runners:
         ok = [r for r in rows if r["solver"] == name and r["ok"] and r["error"] <= args.target]
         summary[name] = min(ok, key=lambda r: r["wall_s"]) if ok else None
-    jx_best = summary["jaxreg_tsit5"]
+    jx_best = summary["jaxreg_tsit5_map"]
     return {
         "case": case,
         "t1": t1,

@@ -32,12 +32,49 @@ def cp_to_tensor(factors: Sequence[Float[Array, "d R"]]) -> Float[Array, "*shape
     return jnp.einsum(spec, *factors)
 
 
-def khatri_rao(factors) -> Array:
-    """Row-major Khatri-Rao product: row (i_1, ..., i_m) is prod_n factors[n][i_n, :]."""
+def khatri_rao(factors: Sequence[Float[Array, "d R"]]) -> Float[Array, "rows R"]:
+    """Row-major Khatri-Rao product: row (i_1, ..., i_m) is prod_n factors[n][i_n, :].
+
+    Arguments:
+        factors: m matrices with R columns each, factor n of shape (d_n, R).
+
+    Returns:
+        The (d_1 ... d_m, R) product.
+    """
     out = factors[0]
     for f in factors[1:]:
-        out = (out[:, None, :] * f[None, :, :]).reshape(-1, f.shape[-1])
+        out = _kr_pair(out, f) if f.shape[0] <= _KR_SLICED_MAX else _kr_outer(out, f)
     return out
+
+
+# Largest second factor whose Khatri-Rao derivative is written one row at a time (below).
+_KR_SLICED_MAX = 32
+
+
+def _kr_outer(a: Array, b: Array) -> Array:
+    """(m, R), (n, R) -> (m n, R): row (i, j) is a[i] * b[j]."""
+    return (a[:, None, :] * b[None, :, :]).reshape(-1, a.shape[-1])
+
+
+def _kr_sliced(a: Array, b: Array) -> Array:
+    """:func:`_kr_outer` as n products a * b[j]: its transpose, the backward pass, is n
+    row-scaled slices summed plus n short column sums, where that of :func:`_kr_outer`
+    is one broadcast-multiply-reduce that XLA's CPU backend runs 6-7x slower (order 4,
+    dims 10, R = 1000; 16 ms against 2.3 ms for 32 seeds under vmap)."""
+    return jnp.stack([a * b[j] for j in range(b.shape[0])], axis=1).reshape(-1, a.shape[-1])
+
+
+@jax.custom_jvp
+def _kr_pair(a: Array, b: Array) -> Array:
+    """:func:`_kr_outer` forwards, with the derivative of :func:`_kr_sliced` (linear in
+    each argument, so reverse mode transposes the sliced form; forward mode still works)."""
+    return _kr_outer(a, b)
+
+
+@_kr_pair.defjvp
+def _kr_pair_jvp(primals, tangents):
+    (a, b), (da, db) = primals, tangents
+    return _kr_outer(a, b), _kr_sliced(da, b) + _kr_sliced(a, db)
 
 
 def cp_entries(factors: Sequence[Float[Array, "d R"]], idx: Int[Array, "k N"]) -> Float[Array, " k"]:
