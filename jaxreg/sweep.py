@@ -42,14 +42,14 @@ def sweep(
     with copies of the first run to a whole number of chunks per device, and every
     device runs ``lax.map`` over its chunks of ``vmap(fn)`` (of ``fn`` itself when
     ``chunk_size`` is 1). The program XLA compiles therefore has the same batch size
-    (``chunk_size``) whatever the number of devices: with the same ``chunk_size``, a run on 1 device and one sharded over 4 gave
-    identical bits for matrix completion, and a few functions differ in the last bits
-    only (a CP sweep with Adam: 1.7e-18 absolute between 1 and 2 devices, as the loop
-    over chunks has another trip count). The same devices split over several processes
-    (one process with 2 devices, or 2 processes with 1 each) run the same programs and
-    give identical bits. A plain vmap over all S runs differs in the last bits (e.g.
-    3e-15), since XLA's code depends on the batch size.
-    The padding is cut off again.
+    (``chunk_size``) whatever the number of devices: with the same ``chunk_size``, a run
+    on 1 device and one sharded over 4 gave identical bits for matrix completion, and a
+    few functions differ in the last bits only (a CP sweep with Adam: 1.7e-18 absolute
+    between 1 and 2 devices, as the loop over chunks has another trip count). The same
+    devices split over several processes (one process with 2 devices, or 2 processes
+    with 1 each) run the same programs and give identical bits. A plain vmap over all S
+    runs differs in the last bits (e.g. 3e-15), since XLA's code depends on the batch
+    size. The padding is cut off again.
 
     Several CPU devices (one per core, via
     ``XLA_FLAGS=--xla_force_host_platform_device_count=N``: XLA runs one CPU device's

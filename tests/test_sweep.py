@@ -123,6 +123,37 @@ def test_sweep_chunk_size_pads_and_cuts():
         jr.sweep(fn, keys, np.arange(7.0), chunk_size=0)
 
 
+def test_sweep_chunk_one_runs_fn_unbatched():
+    """chunk_size 1 maps fn itself (no vmap of size 1, whose batched matmuls XLA's CPU
+    backend runs slower): no dot in the program has a batch dimension, the non-array
+    output is kept, and every run equals fn on its own."""
+    from jaxreg.sweep import _chunked
+
+    keys = jax.random.split(jax.random.key(0), 3)
+    mats = jax.random.normal(jax.random.key(1), (3, 4, 4))
+    fn = lambda k, a: (a @ a.T @ jax.random.normal(k, (4,)), "label")  # noqa: E731
+    static: list = []
+    jaxpr = jax.make_jaxpr(lambda k, a: _chunked(fn, 1, static)(k, (a,)))(keys, mats)
+    dots = [e for e in _equations(jaxpr.jaxpr) if e.primitive.name == "dot_general"]
+    assert len(dots) == 2
+    assert all(e.params["dimension_numbers"][1] == ((), ()) for e in dots)
+    out, label = jr.sweep(fn, keys, mats, chunk_size=1)
+    assert label == "label" and out.shape == (3, 4)
+    for i in range(3):
+        np.testing.assert_allclose(out[i], fn(keys[i], mats[i])[0], rtol=1e-6)
+
+
+def _equations(jaxpr):
+    """Every equation of ``jaxpr``, sub-jaxprs (loops, maps) included."""
+    for e in jaxpr.eqns:
+        yield e
+        for p in e.params.values():
+            for sub in p if isinstance(p, (list, tuple)) else [p]:
+                inner = getattr(sub, "jaxpr", None)
+                if inner is not None:
+                    yield from _equations(getattr(inner, "jaxpr", inner))
+
+
 def test_sweep_reuses_its_compiled_program():
     """A second call with the same fn and shapes neither traces nor compiles again, and
     still returns fn's non-array outputs; new values give new results."""
