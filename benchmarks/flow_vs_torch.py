@@ -166,8 +166,10 @@ def run_case(case, args) -> dict:
     grad_err = float(np.linalg.norm(-f(y0)[0].numpy() - g_jax) / np.linalg.norm(g_jax))
     assert grad_err < 1e-10, grad_err  # the same vector field, to float64 roundoff
 
+    # vmap: one loop per device, as long as its slowest seed; map: one loop per seed
+    chunks = {"vmap": -(-args.seeds // len(jax.devices())), "map": 1}
     compile_s, solvers = {}, {}
-    for name, chunk in (("vmap", None), ("map", 1)):
+    for name, chunk in chunks.items():
         t = time.perf_counter()
         solvers[name] = jaxreg_solver(case, problem, make, t1, ts, chunk_size=chunk)
         jax.block_until_ready(solvers[name](keys, 1e-6, 1e-8))
@@ -176,8 +178,7 @@ def run_case(case, args) -> dict:
     def run_jaxreg(rtol, name):
         w, steps, status = jax.block_until_ready(solvers[name](keys, rtol, rtol / 100))
         steps = np.asarray(steps)
-        # vmap: one loop per device, as long as its slowest seed; map: one loop per seed
-        share = -(-args.seeds // len(jax.devices())) if name == "vmap" else 1
+        share = chunks[name]
         iterations = sum(len(c) * int(c.max()) for c in np.split(steps, range(share, args.seeds, share)))
         return {
             "error": error(w),

@@ -344,6 +344,11 @@ def _summary(rates):
     return {"median": statistics.median(rates), "min": min(rates), "max": max(rates), "repeats": len(rates)}
 
 
+def _gflops(rates, flops_per_seed_step):
+    """:func:`_summary` of seed-steps/s rates as GFLOP/s (median, min, max)."""
+    return {k: v * flops_per_seed_step / 1e9 for k, v in _summary(rates).items() if k != "repeats"}
+
+
 def run_case(case, args, chunk_sizes, use_torch) -> dict:
     runners = jax_runners(case, args.seeds, args.steps, chunk_sizes)
     if use_torch:
@@ -372,9 +377,7 @@ def run_case(case, args, chunk_sizes, use_torch) -> dict:
         "jaxreg_seed_steps_per_s": med[best_jax],
         "ceiling_layout": ceiling_name,
         "ceiling_seed_steps_per_s": best[ceiling_name],
-        "ceiling_gflops": {
-            k: v * matmul_flops / 1e9 for k, v in _summary(rates[ceiling_name]).items() if k != "repeats"
-        },
+        "ceiling_gflops": _gflops(rates[ceiling_name], matmul_flops),
         "matmul_flops_per_seed_step": matmul_flops,
         "fraction_of_ceiling": med[best_jax] / best[ceiling_name],
         "jaxreg_xla_flops_per_seed_step": flops,
@@ -392,9 +395,7 @@ def run_case(case, args, chunk_sizes, use_torch) -> dict:
             "ratio_one_device_vmap_vs_b_best": med["jaxreg_vmap_one_device"] / med[best_b],
             "gradient_agreement": gradient_agreement(case, args.seeds),
             "torch_ceiling_seed_steps_per_s": med["torch_ceiling_bmm"],
-            "torch_ceiling_gflops": {
-                k: v * matmul_flops / 1e9 for k, v in _summary(rates["torch_ceiling_bmm"]).items() if k != "repeats"
-            },
+            "torch_ceiling_gflops": _gflops(rates["torch_ceiling_bmm"], matmul_flops),
             # XLA's matmuls against PyTorch's at the case's shapes: when both sides are
             # bound by their matmuls, jaxreg / (b) cannot exceed this by much
             "xla_ceiling_over_torch_ceiling": best[ceiling_name] / best["torch_ceiling_bmm"],
