@@ -18,6 +18,7 @@ from .experiments import run_is_same_class as run_is_same_class
 from .experiments import run_locality as run_locality
 from .experiments import run_pathfinder as run_pathfinder
 from .models import BasicBlock as BasicBlock
+from .models import ChannelNorm as ChannelNorm
 from .models import ResNet as ResNet
 from .models import batch_logits as batch_logits
 from .models import make_model as make_model

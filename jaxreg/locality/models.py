@@ -9,7 +9,8 @@ Build a model and its state with :func:`make_model` (``eqx.nn.make_with_state``)
   max-pool, basic blocks [2,2,2,2] / [3,4,6,3], widths 64..512, BatchNorm), one logit,
   as in the paper's experiments.
 - :func:`small_resnet`: the CPU-sized variant (3x3 stem, width 16 doubling per stage,
-  one block per stage by default, LayerNorm by default). Its receptive field must exceed
+  one block per stage by default, LayerNorm over the whole map by default; ``norm="channel"``
+  normalizes each position over its channels only). Its receptive field must exceed
   the canvas width, or the gradient at one patch cannot depend on the other and the
   regularizer is exactly 1 and cannot help (docs/theory.md §8):
   check with :func:`receptive_field`.
@@ -29,6 +30,7 @@ from . import _checks
 __all__ = [
     "ResNet",
     "BasicBlock",
+    "ChannelNorm",
     "resnet18",
     "resnet34",
     "small_resnet",
@@ -37,12 +39,36 @@ __all__ = [
     "receptive_field",
 ]
 
-NORMS = ("batch", "layer", "group", "none")
+NORMS = ("batch", "layer", "channel", "group", "none")
 ACTIVATIONS = ("relu", "softplus")
 
 
 def _act(name: str, x):
     return jax.nn.relu(x) if name == "relu" else jax.nn.softplus(x)
+
+
+class ChannelNorm(eqx.Module):
+    """LayerNorm over the channels at each position (ConvNeXt's LayerNorm2d):
+    y[c, h, w] = (x[c, h, w] - mean_c x[:, h, w]) / sqrt(var_c x[:, h, w] + eps) * weight[c] + bias[c].
+
+    Unlike ``GroupNorm(1, C)`` (statistics over the whole (C, H, W) map, one pair per image)
+    it is local: y at a position depends on x at that position only, so the normalization
+    adds no interaction between distant parts of the image."""
+
+    weight: Float[Array, " C"]
+    bias: Float[Array, " C"]
+    eps: float = eqx.field(static=True)
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        self.weight = jnp.ones((channels,))
+        self.bias = jnp.zeros((channels,))
+        self.eps = eps
+
+    def __call__(self, x: Float[Array, "C H W"]) -> Float[Array, "C H W"]:
+        mean = jnp.mean(x, axis=0, keepdims=True)
+        var = jnp.mean(jnp.square(x - mean), axis=0, keepdims=True)
+        y = (x - mean) * jax.lax.rsqrt(var + self.eps)
+        return y * self.weight[:, None, None] + self.bias[:, None, None]
 
 
 def _norm_layer(kind: str, channels: int):
@@ -51,6 +77,8 @@ def _norm_layer(kind: str, channels: int):
         return eqx.nn.BatchNorm(channels, axis_name="batch", momentum=0.9, mode="batch")
     if kind == "layer":
         return eqx.nn.GroupNorm(1, channels)
+    if kind == "channel":
+        return ChannelNorm(channels)
     if kind == "group":
         return eqx.nn.GroupNorm(math.gcd(8, channels), channels)
     return eqx.nn.Identity()
@@ -183,7 +211,10 @@ def small_resnet(
 ) -> ResNet:
     """A CPU-sized ResNet: 3x3 stem (stride ``stem_stride``), ``stages`` stages of widths
     width * 2^s (stride 2 from the second), ``blocks_per_stage`` basic blocks each.
-    With the defaults the receptive field is 95 px."""
+    With the defaults the receptive field is 95 px.
+
+    ``norm``: "layer" (``GroupNorm(1, C)``: statistics over the whole (C, H, W) map),
+    "channel" (:class:`ChannelNorm`, per position), "group" (8 groups), "batch" or "none"."""
     width = _checks.integer("width", width, minimum=1)
     stages = _checks.integer("stages", stages, minimum=1)
     blocks_per_stage = _checks.integer("blocks_per_stage", blocks_per_stage, minimum=1)

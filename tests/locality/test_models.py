@@ -4,7 +4,8 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from jaxreg.locality import batch_logits, make_model, receptive_field, resnet18, resnet34
+from jaxreg.locality import ChannelNorm, batch_logits, make_model, receptive_field, resnet18, resnet34
+from jaxreg.locality.configs import IsSameClassConfig
 
 
 def _num_params(shapes):
@@ -27,6 +28,30 @@ def test_small_resnet_receptive_field_covers_canvas():
     assert receptive_field(m) == 95 > 48
     m3 = eqx.filter_eval_shape(lambda k: make_model(k, "small", stages=3, width=8), jax.random.key(0))[0]
     assert receptive_field(m3) == 47
+    # two blocks per stage: each adds two 3x3 convs at its stage's stride
+    for stages, blocks, rf in ((3, 2, 103), (4, 2, 215)):
+        m = eqx.filter_eval_shape(
+            lambda k, s=stages, b=blocks: make_model(k, "small", stages=s, blocks_per_stage=b, width=4),
+            jax.random.key(0),
+        )[0]
+        cfg = IsSameClassConfig(stages=stages, blocks_per_stage=blocks, width=4)
+        assert receptive_field(m) == cfg.receptive_field() == rf
+
+
+def test_channel_norm_is_per_position():
+    x = jax.random.normal(jax.random.key(0), (6, 5, 7))
+    norm = eqx.tree_at(lambda n: (n.weight, n.bias), ChannelNorm(6), (jax.numpy.arange(1.0, 7.0), jax.numpy.ones(6)))
+    y = norm(x)
+    xn = np.asarray(x)
+    want = (xn - xn.mean(0)) / np.sqrt(xn.var(0) + 1e-5) * np.arange(1.0, 7.0)[:, None, None] + 1.0
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+    # changing the input at one position changes the output at that position only
+    # (GroupNorm(1, C), the "layer" norm, changes it everywhere)
+    x2 = x.at[:, 4, 6].add(3.0)
+    changed = np.abs(np.asarray(norm(x2) - y)).max(axis=0) > 1e-6
+    assert changed[4, 6] and changed.sum() == 1
+    layer = eqx.nn.GroupNorm(1, 6)
+    assert (np.abs(np.asarray(layer(x2) - layer(x))).max(axis=0) > 1e-6).all()
 
 
 def test_batchnorm_state_and_inference_mode():
