@@ -58,7 +58,7 @@ def locality_figure(
             for j, lam in enumerate(lambdas):
                 mean = np.nanmean(values[:, j, :], axis=-1)
                 std = np.nanstd(values[:, j, :], axis=-1)
-                ax.plot(xs, mean, marker="o", label=f"lambda = {lam:g}")
+                ax.errorbar(xs, mean, yerr=std, marker="o", capsize=3, label=f"lambda = {lam:g}")
                 ax.fill_between(xs, mean - std, mean + std, alpha=0.2)
         ax.set_xlabel(range_name.replace("_", " "))
         ax.set_ylabel(label)
