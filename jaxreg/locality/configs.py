@@ -158,7 +158,7 @@ class IsSameClassConfig(_Common):
     about twice the canvas). Its normalization is ``"channel"`` (per position: nothing
     but the convolutions connects distant pixels); ``"layer"``, whose statistics span the
     whole image, lets the network learn gap 32 of a 48 px canvas (see the README). 4000
-    training pairs, at most 16 epochs."""
+    training pairs, at most 40 epochs."""
 
     distances: tuple = (0, 40)
     lambdas: tuple = (0.0, 0.1)
