@@ -20,6 +20,7 @@ from .experiments import run_pathfinder as run_pathfinder
 from .models import BasicBlock as BasicBlock
 from .models import ChannelNorm as ChannelNorm
 from .models import ResNet as ResNet
+from .models import architecture_receptive_field as architecture_receptive_field
 from .models import batch_logits as batch_logits
 from .models import make_model as make_model
 from .models import receptive_field as receptive_field

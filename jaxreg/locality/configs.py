@@ -18,7 +18,7 @@ from .._fields import defaults
 from .._registry import SIZES as SIZES  # the sizes of every preset
 from . import _checks
 from .data import DIGIT_SIDE
-from .models import ACTIVATIONS, ARCHITECTURES, NORMS, make_model
+from .models import ACTIVATIONS, ARCHITECTURES, NORMS, architecture_receptive_field, make_model
 from .options import Optimization, TrainOptions
 from .pathfinder_images import check_fits
 from .training import HISTORY
@@ -39,17 +39,6 @@ class ModelSpec:
 
     def __call__(self, key):
         return make_model(key, self.architecture, **dict(self.kwargs))
-
-
-def _small_rf(stem_stride: int, stages: int, blocks_per_stage: int = 1) -> int:
-    """Receptive field (px) of :func:`small_resnet`: r += (k - 1) * jump over its 3x3 convs."""
-    r, jump = 3, stem_stride
-    for s in range(stages):
-        for b in range(blocks_per_stage):
-            for stride in ((2 if (s and not b) else 1), 1):
-                r += 2 * jump
-                jump *= stride
-    return r
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +108,10 @@ class _Common(Optimization):
         return ModelSpec(self.architecture, tuple(sorted(kw.items())))
 
     def receptive_field(self) -> int:
-        return _small_rf(2, self.stages, self.blocks_per_stage) if self.architecture == "small" else 435
+        """Receptive field (px per side) of this config's network."""
+        return architecture_receptive_field(
+            self.architecture, stages=self.stages, blocks_per_stage=self.blocks_per_stage
+        )
 
     def _warn_rf(self, width: int):
         if self.receptive_field() <= width:

@@ -37,6 +37,7 @@ __all__ = [
     "make_model",
     "batch_logits",
     "receptive_field",
+    "architecture_receptive_field",
 ]
 
 NORMS = ("batch", "layer", "channel", "group", "none")
@@ -167,11 +168,11 @@ class ResNet(eqx.Module):
         self.stem = _conv(keys[0], in_channels, widths[0], self.stem_kernel, self.stem_stride)
         self.stem_norm = _norm_layer(norm, widths[0])
         self.pool = eqx.nn.MaxPool2d(3, stride=2, padding=1) if stem == "imagenet" else None
-        out, cin, i = [], widths[0], 2
-        for s, (w, n) in enumerate(zip(widths, blocks)):
-            for b in range(n):
-                out.append(BasicBlock(keys[i], cin, w, 2 if (b == 0 and s > 0) else 1, norm, activation))
-                cin, i = w, i + 1
+        out, cin = [], widths[0]
+        stage_widths = [w for w, n in zip(widths, blocks) for _ in range(n)]
+        for i, (w, stride) in enumerate(zip(stage_widths, _block_strides(blocks))):
+            out.append(BasicBlock(keys[2 + i], cin, w, stride, norm, activation))
+            cin = w
         self.blocks = tuple(out)
         self.head = eqx.nn.Linear(cin, 1, key=keys[1])
         self.activation = activation
@@ -188,14 +189,23 @@ class ResNet(eqx.Module):
         return self.head(jnp.mean(y, axis=(1, 2)))[0], state
 
 
+# basic blocks per stage of the torchvision ResNets
+_STAGE_BLOCKS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
+
+
+def _block_strides(blocks) -> list[int]:
+    """Stride of each basic block: 2 for the first block of every stage but the first."""
+    return [2 if (b == 0 and s > 0) else 1 for s, n in enumerate(blocks) for b in range(n)]
+
+
 def resnet18(key: PRNGKeyArray, *, in_channels: int = 1, norm: str = "batch", activation: str = "relu") -> ResNet:
     """ResNet18 (He et al. 2016, torchvision layout) with one logit, as in the paper."""
-    return ResNet(key, in_channels=in_channels, blocks=(2, 2, 2, 2), norm=norm, activation=activation)
+    return ResNet(key, in_channels=in_channels, blocks=_STAGE_BLOCKS["resnet18"], norm=norm, activation=activation)
 
 
 def resnet34(key: PRNGKeyArray, *, in_channels: int = 1, norm: str = "batch", activation: str = "relu") -> ResNet:
     """ResNet34 (He et al. 2016, torchvision layout) with one logit, as in the paper."""
-    return ResNet(key, in_channels=in_channels, blocks=(3, 4, 6, 3), norm=norm, activation=activation)
+    return ResNet(key, in_channels=in_channels, blocks=_STAGE_BLOCKS["resnet34"], norm=norm, activation=activation)
 
 
 def small_resnet(
@@ -250,15 +260,34 @@ def batch_logits(
     return jax.vmap(model, axis_name="batch", in_axes=(0, None), out_axes=(0, None))(x, state)
 
 
-def receptive_field(model: ResNet) -> int:
-    """Receptive field (pixels, per side) of the last conv layer: r += (k - 1) * jump."""
+def _conv_receptive_field(stem_kernel: int, stem_stride: int, pool: bool, block_strides) -> int:
+    """Receptive field (px per side) of the last conv of a ResNet: r += (k - 1) * jump
+    over its convs in order (stem, max-pool, two 3x3 convs per block)."""
+    layers = [(stem_kernel, stem_stride)] + ([(3, 2)] if pool else [])
+    for stride in block_strides:
+        layers += [(3, stride), (3, 1)]
     r, jump = 1, 1
-    layers = [(model.stem_kernel, model.stem_stride)]
-    if model.pool is not None:
-        layers.append((3, 2))
-    for b in model.blocks:
-        layers += [(3, b.stride), (3, 1)]
     for k, s in layers:
         r += (k - 1) * jump
         jump *= s
     return r
+
+
+def receptive_field(model: ResNet) -> int:
+    """Receptive field (pixels, per side) of the model's last conv layer."""
+    return _conv_receptive_field(
+        model.stem_kernel, model.stem_stride, model.pool is not None, [b.stride for b in model.blocks]
+    )
+
+
+def architecture_receptive_field(
+    architecture: str, *, stages: int = 4, blocks_per_stage: int = 1, stem_stride: int = 2
+) -> int:
+    """Receptive field (px per side) of ``architecture`` without building it:
+    :func:`receptive_field` of ``make_model(key, architecture, ...)``. ``stages``,
+    ``blocks_per_stage`` and ``stem_stride`` are :func:`small_resnet`'s (ignored for the
+    torchvision ResNets)."""
+    _checks.choice("architecture", architecture, tuple(ARCHITECTURES))
+    if architecture == "small":
+        return _conv_receptive_field(3, stem_stride, False, _block_strides((blocks_per_stage,) * stages))
+    return _conv_receptive_field(7, 2, True, _block_strides(_STAGE_BLOCKS[architecture]))

@@ -5,7 +5,7 @@ import jax
 import numpy as np
 
 from jaxreg.locality import ChannelNorm, batch_logits, make_model, receptive_field, resnet18, resnet34
-from jaxreg.locality.configs import IsSameClassConfig
+from jaxreg.locality.configs import IsSameClassConfig, PathfinderConfig
 
 
 def _num_params(shapes):
@@ -21,6 +21,9 @@ def test_resnet_parameter_counts_match_torchvision():
     assert _num_params(r18) == 11_689_512 - 512_487
     assert _num_params(r34) == 21_797_672 - 512_487
     assert receptive_field(r18) == 435 and receptive_field(r34) == 899
+    # the configs compute it without building the network
+    assert IsSameClassConfig.preset("paper").receptive_field() == 435
+    assert PathfinderConfig(architecture="resnet34").receptive_field() == 899
 
 
 def test_small_resnet_receptive_field_covers_canvas():
