@@ -6,6 +6,7 @@ its default device). Medians over repeats; prints a table and the regularized/pl
 ratio of each, and saves benchmarks/results/locality_throughput.json.
 
     python benchmarks/locality_throughput.py                      # small ResNet, 8x48 images
+    python benchmarks/locality_throughput.py --stages 3 --blocks-per-stage 2 --norm channel --canvas 8 56
     python benchmarks/locality_throughput.py --model resnet18 --image-size 150 --batch 64
 
 Runs without torch (then jaxreg only). Razin, Maman, Cohen, ICML 2022.
@@ -68,7 +69,29 @@ def jax_steps(args, H, W):
                 params, state, opt_state, loss = step(params, state, opt_state)
             jax.block_until_ready(loss)
             times.append((time.perf_counter() - t) / args.steps)
-        out[name] = {"images_per_s": args.batch / statistics.median(times), "compile_s": compile_s}
+
+        # the same steps as one program, a lax.scan (how an epoch ran before: XLA's CPU
+        # backend runs a while-loop body markedly slower than a top-level program)
+        @eqx.filter_jit
+        def scanned(params, state, opt_state, step=step):
+            def body(carry, _):
+                p, s, o, loss = step(*carry[:3])
+                return (p, s, o, loss), None
+
+            return jax.lax.scan(body, (params, state, opt_state, jnp.zeros(())), None, length=args.steps)[0]
+
+        jax.block_until_ready(scanned(params, state, opt_state))
+        scan_times = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            jax.block_until_ready(scanned(params, state, opt_state))
+            scan_times.append((time.perf_counter() - t) / args.steps)
+        out[name] = {
+            "images_per_s": args.batch / statistics.median(times),
+            "images_per_s_in_scan": args.batch / statistics.median(scan_times),
+            "compile_s": compile_s,
+        }
+        out[name]["loop_over_scan"] = out[name]["images_per_s"] / out[name]["images_per_s_in_scan"]
     return out
 
 
@@ -84,10 +107,17 @@ def torch_steps(args, H, W):
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    class ChannelNorm(nn.Module):  # LayerNorm over the channels at each position
+        def __init__(self, c):
+            super().__init__()
+            self.ln = nn.LayerNorm(c)
+
+        def forward(self, x):
+            return self.ln(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
     def norm(c):
-        return (
-            nn.BatchNorm2d(c) if args.norm == "batch" else nn.GroupNorm(1, c) if args.norm == "layer" else nn.Identity()
-        )
+        kinds = {"batch": nn.BatchNorm2d, "layer": lambda c: nn.GroupNorm(1, c), "channel": ChannelNorm}
+        return kinds.get(args.norm, lambda c: nn.Identity())(c)
 
     class Block(nn.Module):
         def __init__(self, cin, cout, stride):
@@ -107,7 +137,7 @@ def torch_steps(args, H, W):
             return torch.relu(self.n2(self.c2(y)) + self.sc(x))
 
     if args.model == "small":
-        widths, blocks = [args.width * 2**s for s in range(args.stages)], [1] * args.stages
+        widths, blocks = [args.width * 2**s for s in range(args.stages)], [args.blocks_per_stage] * args.stages
         stem = nn.Sequential(nn.Conv2d(1, widths[0], 3, 2, 1, bias=False), norm(widths[0]), nn.ReLU())
     else:
         widths, blocks = [64, 128, 256, 512], ([2, 2, 2, 2] if args.model == "resnet18" else [3, 4, 6, 3])
@@ -163,7 +193,7 @@ def torch_steps(args, H, W):
 def _model_kwargs(args):
     kw = {"norm": args.norm}
     if args.model == "small":
-        kw.update(width=args.width, stages=args.stages)
+        kw.update(width=args.width, stages=args.stages, blocks_per_stage=args.blocks_per_stage)
     return kw
 
 
@@ -171,10 +201,12 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="small", choices=["small", "resnet18", "resnet34"])
     p.add_argument("--image-size", type=int, default=None, help="square images of this side (default: 8x48)")
+    p.add_argument("--canvas", type=int, nargs=2, metavar=("H", "W"), help="H x W images (overrides --image-size)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--width", type=int, default=8)
     p.add_argument("--stages", type=int, default=4)
-    p.add_argument("--norm", default=None, choices=["batch", "layer", "none"])
+    p.add_argument("--blocks-per-stage", type=int, default=1)
+    p.add_argument("--norm", default=None, choices=["batch", "layer", "channel", "none"])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--no-torch", action="store_true")
@@ -182,7 +214,7 @@ def main():
     args = p.parse_args()
     if args.norm is None:
         args.norm = "layer" if args.model == "small" else "batch"
-    H, W = (args.image_size, args.image_size) if args.image_size else (8, 48)
+    H, W = args.canvas or ((args.image_size, args.image_size) if args.image_size else (8, 48))
     results = {
         "config": {**vars(args), "image": [H, W]},
         "device": str(jax.devices()[0]),
@@ -210,6 +242,12 @@ def main():
         ratio = r["plain"]["images_per_s"] / r["regularized"]["images_per_s"]
         r["regularized_over_plain_cost"] = ratio
         print(f"{name:10s} {r['plain']['images_per_s']:12.0f} {r['regularized']['images_per_s']:18.0f} {ratio:11.2f}")
+    for k in ("plain", "regularized"):
+        r = results["jaxreg"][k]
+        print(
+            f"jaxreg {k} step as a Python loop of jitted steps / as one lax.scan: "
+            f"{r['images_per_s']:.0f} / {r['images_per_s_in_scan']:.0f} img/s ({r['loop_over_scan']:.2f}x)"
+        )
     if results.get("torch"):
         for k in ("plain", "regularized"):
             results[f"jaxreg_over_torch_{k}"] = (

@@ -185,7 +185,7 @@ class IsSameClassConfig(_Common):
         """ "tiny": for tests (about a minute on one core, half of it compilation): 64 pairs
         memorized in 24 epochs, 64 test pairs, lambda 0.3 (lambda 1 slows fitting too much
         at this size);
-        "small": the CPU default (4,004 s on shared 2 cores); "paper": the paper's grid (32 px
+        "small": the CPU default (2,551 s on 2 cores); "paper": the paper's grid (32 px
         images on a 224 px canvas, gaps 0..160, ResNet18 with BatchNorm, SGD, 5000/10000
         pairs, up to 150 epochs) for a GPU."""
         return cls._preset(
