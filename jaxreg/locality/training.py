@@ -127,9 +127,9 @@ def _run_epoch(params, states, opt_state, active, epoch, lam, seeds, X, Y, SQ, s
     """One epoch of every run: a Python loop over batches of one jitted, run-vmapped step.
 
     Why not a ``lax.scan`` over the batches: XLA's CPU backend runs a while-loop body
-    about 2x slower than the same computation as a top-level program (measured on the
-    small Is-Same-Class network: 204 ms against 110 ms per regularized step), and the
-    dispatch of a step costs well under a millisecond against tens of them of compute.
+    about 2.6x slower than the same step as a top-level program (the Is-Same-Class
+    preset's network, plain and regularized: ``benchmarks/locality_throughput.py``), and
+    dispatching a step costs well under a millisecond against tens of them of compute.
     Returns the new (params, states, opt_state), per run the epoch's mean metrics, and
     whether every batch's loss was finite."""
     n_train = X.shape[0]
