@@ -127,8 +127,9 @@ def _run_epoch(params, states, opt_state, active, epoch, lam, seeds, X, Y, SQ, s
     """One epoch of every run: a Python loop over batches of one jitted, run-vmapped step.
 
     Why not a ``lax.scan`` over the batches: XLA's CPU backend runs a while-loop body
-    about 2.6x slower than the same step as a top-level program (the Is-Same-Class
-    preset's network, plain and regularized: ``benchmarks/locality_throughput.py``), and
+    about 2.6x slower than the same step as a top-level program (one run of the
+    Is-Same-Class preset's network with SGD, plain and regularized:
+    ``benchmarks/locality_throughput.py``), and
     dispatching a step costs well under a millisecond against tens of them of compute.
     Returns the new (params, states, opt_state), per run the epoch's mean metrics, and
     whether every batch's loss was finite."""
