@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxreg.locality.models import batch_logits, make_model
+from jaxreg.locality.models import _STAGE_BLOCKS, _block_strides, batch_logits, make_model
 from jaxreg.locality.training import TrainOptions, _loss
 
 
@@ -140,13 +140,13 @@ def torch_steps(args, H, W):
         widths, blocks = [args.width * 2**s for s in range(args.stages)], [args.blocks_per_stage] * args.stages
         stem = nn.Sequential(nn.Conv2d(1, widths[0], 3, 2, 1, bias=False), norm(widths[0]), nn.ReLU())
     else:
-        widths, blocks = [64, 128, 256, 512], ([2, 2, 2, 2] if args.model == "resnet18" else [3, 4, 6, 3])
+        widths, blocks = [64, 128, 256, 512], _STAGE_BLOCKS[args.model]
         stem = nn.Sequential(nn.Conv2d(1, 64, 7, 2, 3, bias=False), norm(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1))
     layers, cin = [stem], widths[0]
-    for s, (w, n) in enumerate(zip(widths, blocks)):
-        for b in range(n):
-            layers.append(Block(cin, w, 2 if (b == 0 and s > 0) else 1))
-            cin = w
+    block_widths = [w for w, n in zip(widths, blocks) for _ in range(n)]
+    for w, stride in zip(block_widths, _block_strides(blocks)):  # the layout of jaxreg's ResNet
+        layers.append(Block(cin, w, stride))
+        cin = w
     net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 1)).to(device)
     opt = torch.optim.SGD(net.parameters(), lr=1e-2, momentum=0.9)
     bce = nn.BCEWithLogitsLoss()

@@ -102,9 +102,9 @@ def _epoch_plan(epoch, seeds, n_train: int, nb: int, B: int):
 
 @eqx.filter_jit
 def _run_step(carry, active, b, perms, skeys, lam, X, Y, SQ, static, options, regularize):
-    """Batch ``b`` (sample indices ``perms[:, b]``, each run's (nb, B) epoch plan) of every run, vmapped over runs;
-    stopped runs (``active`` False) keep their state. Returns the new carry and per run
-    [loss, task loss, R, accuracy] of the batch."""
+    """Batch ``b`` of every run, vmapped over runs: run r trains on samples
+    ``perms[r, b]`` (its (nb, B) epoch plan); stopped runs (``active`` False) keep their
+    state. Returns the new carry and per run [loss, task loss, R, accuracy] of the batch."""
     H, W = X.shape[2:]
     optimizer = options.make_optimizer()
 
@@ -127,10 +127,10 @@ def _run_epoch(params, states, opt_state, active, epoch, lam, seeds, X, Y, SQ, s
     """One epoch of every run: a Python loop over batches of one jitted, run-vmapped step.
 
     Why not a ``lax.scan`` over the batches: XLA's CPU backend runs a while-loop body
-    about 2.6x slower than the same step as a top-level program (one run of the
+    2-2.6x slower than the same step as a top-level program (one run of the
     Is-Same-Class preset's network with SGD, plain and regularized:
-    ``benchmarks/locality_throughput.py``), and
-    dispatching a step costs well under a millisecond against tens of them of compute.
+    ``benchmarks/locality_throughput.py``), and dispatching a step costs well under a
+    millisecond against tens of them of compute.
     Returns the new (params, states, opt_state), per run the epoch's mean metrics, and
     whether every batch's loss was finite."""
     n_train = X.shape[0]
