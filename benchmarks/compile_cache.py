@@ -1,7 +1,7 @@
 """First against second run of ``jaxreg reproduce NAME`` with JAX's persistent
 compilation cache (and a third with ``--no-compile-cache``).
 
-Each run is a fresh process (``python -c`` calling ``jaxreg.cli.main``) into its own
+Each run is a fresh process (``python -c`` calling ``jaxreg_lab.cli.main``) into its own
 ``--out``, sharing one new cache directory; recorded per run: wall time of the process,
 its CPU time, and JAX's compile timings (``jax.monitoring`` events: tracing, lowering,
 XLA backend compilation, which on a cache hit is the retrieval instead, the retrievals
@@ -35,7 +35,7 @@ def listen(name, secs, **kw):
     seconds[name] += secs
     counts[name] += 1
 jax.monitoring.register_event_duration_secs_listener(listen)
-from jaxreg import cli
+from jaxreg_lab import cli
 code = cli.main(sys.argv[1:])
 print("RESULT" + json.dumps({"code": code, "seconds": seconds, "counts": counts}))
 """

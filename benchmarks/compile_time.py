@@ -1,6 +1,6 @@
 """Compile time of each reproduction's main computation (target: < 15 s each).
 
-Discovers ``jaxreg.experiments.EXPERIMENTS``; for each, in a fresh subprocess (empty
+Discovers ``jaxreg_lab.reproductions.EXPERIMENTS``; for each, in a fresh subprocess (empty
 caches, x64 on as in the CLI), runs ``run(Config.preset(SIZE))`` twice and records
 - JAX's own compile timings of the first call (``jax.monitoring`` events: tracing to a
   jaxpr, lowering to MLIR, XLA backend compilation), summed over every program;
@@ -49,7 +49,7 @@ def programs(log):
                         + last.get(("/jax/core/compile/jaxpr_trace_duration", inner), 0.0)})
     return sorted(out, key=lambda r: -r["s"])
 jax.monitoring.register_event_duration_secs_listener(listen)
-from jaxreg.experiments import EXPERIMENTS
+from jaxreg_lab.reproductions import EXPERIMENTS
 mod = EXPERIMENTS[sys.argv[1]]
 if getattr(mod.Config, "PRECISION", None) == "float32":  # CNN training runs in float32
     jax.config.update("jax_enable_x64", False)
@@ -108,7 +108,7 @@ def main():
     ap.add_argument("--target", type=float, default=15.0)
     ap.add_argument("--timeout", type=float, default=900)
     args = ap.parse_args()
-    from jaxreg.experiments import EXPERIMENTS
+    from jaxreg_lab.reproductions import EXPERIMENTS
 
     names = [n for n in EXPERIMENTS if not args.only or n in args.only.split(",")]
     rows = []

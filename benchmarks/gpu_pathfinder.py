@@ -25,11 +25,11 @@ from pathlib import Path
 
 import jax
 
-from jaxreg.locality.configs import PathfinderConfig
-from jaxreg.locality.experiments import run_pathfinder
-from jaxreg.locality.report import plot_locality, summary_table
-from jaxreg.results import save_results
-from jaxreg.runner import clear_checkpoint
+from jaxreg_lab.driver import clear_checkpoint
+from jaxreg_lab.locality.configs import PathfinderConfig
+from jaxreg_lab.locality.experiments import run_pathfinder
+from jaxreg_lab.locality.report import plot_locality, summary_table
+from jaxreg_lab.store.results import save_results
 
 CALL_AGAIN = 3
 
@@ -44,14 +44,15 @@ def _alarm(signum, frame):
 
 def _prerender(config, cache_directory, workers):
     """Draw every data block of the grid (as run_pathfinder will ask for them)."""
-    from jaxreg.locality.pathfinder_images import pathfinder
+    from jaxreg.locality import pathfinder
+    from jaxreg_lab.store.data_cache import NpzCache
 
     root = jax.random.key(config.data_seed)
     for n in config.path_lengths:
         ktr, kte = jax.random.split(jax.random.fold_in(root, n))
         for k, m in ((ktr, config.num_train), (kte, config.num_test)):
             kw = dict(image_size=config.image_size, unit=config.unit, num_distractors=config.num_distractors)
-            pathfinder(k, m, n, cache_directory=cache_directory, workers=workers, **kw)
+            pathfinder(k, m, n, cache=NpzCache(cache_directory), workers=workers, **kw)
 
 
 def main(argv=None) -> int:

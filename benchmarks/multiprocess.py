@@ -48,7 +48,7 @@ def worker(args):
     import optax
 
     import jaxreg as jr
-    from jaxreg.sweep import _gathered, _run  # the all-gather alone, timed apart from the sweep
+    from jaxreg._sweep import _gathered, _run
 
     sys.path.insert(0, str(HERE))
     from throughput import LR, setup

@@ -10,10 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .metrics import _all_finite, effective_rank_from_singular_values, matricization, singular_values
+from jaxreg._matrix_metrics import all_finite, effective_rank_from_singular_values, matricization, singular_values
 
 if TYPE_CHECKING:
-    from .factorizations import TensorTrainFactorization
+    from jaxreg.factorizations import TensorTrainFactorization
 
 
 def ht_rank(tensor: Float[Array, "..."], tree=None, rtol: float = 1e-6) -> tuple[int | float, ...]:
@@ -35,7 +35,7 @@ def ht_rank(tensor: Float[Array, "..."], tree=None, rtol: float = 1e-6) -> tuple
     """
     import numpy as np
 
-    from .factorizations.trees import balanced_tree, plan_tree
+    from jaxreg.factorizations.trees import balanced_tree, plan_tree
 
     t = np.asarray(tensor)
     plan = plan_tree(balanced_tree(t.ndim) if tree is None else tree, t.ndim)
@@ -82,7 +82,7 @@ def cp_rank_estimate(
     from tensorly.cp_tensor import cp_to_tensor as tl_cp_to_tensor
     from tensorly.decomposition import parafac
 
-    from . import _validation as V
+    from jaxreg import validation as V
 
     max_rank = V.positive_int("max_rank", max_rank)
     n_restarts = V.positive_int("n_restarts", n_restarts)
@@ -159,7 +159,7 @@ def numerical_component_rank(norms: Float[Array, " R"], rtol: float = 1e-2) -> F
         The count, as a float: NaN when ``norms`` holds NaN or inf, 0 if all are zero.
     """
     count = jnp.sum(norms > rtol * jnp.max(norms)).astype(jnp.result_type(float))
-    return jnp.where(_all_finite(norms), count, jnp.nan)
+    return jnp.where(all_finite(norms), count, jnp.nan)
 
 
 def tt_effective_ranks(x: Float[Array, "..."] | TensorTrainFactorization) -> Float[Array, " N-1"]:

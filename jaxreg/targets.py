@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from . import _validation as V
-from ._random import normal
-from .factorizations._common import default_dtype
+from jaxreg import validation as V
+from jaxreg._random import normal
+from jaxreg.factorizations._common import default_dtype
 
 
 def low_rank_matrix(

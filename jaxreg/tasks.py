@@ -20,12 +20,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from . import _validation as V
-from ._random import normal
-from .factorizations._common import default_dtype, np_seed
-from .factorizations.cp import cp_entries, cp_to_tensor
-from .problem import DENSE_LIMIT, Observations, Problem
-from .targets import cp_target, low_rank_matrix
+from jaxreg import validation as V
+from jaxreg._random import normal
+from jaxreg.factorizations._common import default_dtype, np_seed
+from jaxreg.factorizations.cp import cp_entries, cp_to_tensor
+from jaxreg.problem import DENSE_LIMIT, Observations, Problem
+from jaxreg.targets import cp_target, low_rank_matrix
 
 SENSING_LIMIT = 2**28  # at most this many numbers in the dense sensing operators A_i
 TRACEABLE_DRAW_LIMIT = 10**7  # observations of larger tensors are drawn with numpy (not under vmap)
@@ -177,7 +177,7 @@ def _tensor_target(key, shape, rank, target, target_norm, tree, dtype=None):
         factors = cp_target(key, shape, rank, norm=1.0 if target_norm is None else target_norm, dtype=dtype)
         dense = cp_to_tensor(factors) if numel <= DENSE_LIMIT else None
         return dense, factors
-    from .factorizations.hierarchical import ht_target
+    from jaxreg.factorizations.hierarchical import ht_target
 
     model = ht_target(key, shape, rank, tree=tree, norm=math.sqrt(numel) if target_norm is None else target_norm)
     return model.materialize() if numel <= DENSE_LIMIT else None, model

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
-from . import _validation as V
-from .factorizations import AbstractFactorization, RateTerms
+from jaxreg import validation as V
+from jaxreg.factorizations import AbstractFactorization, RateTerms
 
 
 def _check_model(model) -> None:

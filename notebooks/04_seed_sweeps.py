@@ -70,7 +70,7 @@ ax.grid(alpha=0.3)
 
 # %% [markdown]
 # The same in one line from the command line, with results saved atomically and
-# resumable: `jaxreg sweep --config sweep.toml` (see `jaxreg.experiments.custom_sweep`).
+# resumable: `jaxreg sweep --config sweep.toml` (see `jaxreg_lab.reproductions.custom_sweep`).
 
 # %%
 assert errors[3][-1].mean() < 0.5 * errors[2][-1].mean()  # depth 3 beats depth 2 at small init

@@ -34,7 +34,7 @@ if _worker.startswith("gw") and hasattr(os, "sched_setaffinity"):
 
 import jax
 
-from jaxreg import _compile_cache
+from jaxreg_lab import compile_cache as _compile_cache
 
 jax.config.update("jax_enable_x64", True)
 

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from jaxreg import storage
+from jaxreg_lab.store import files as storage
 
 
 def xla_env(device_count: int | None = None, **extra: str) -> dict[str, str]:
@@ -23,7 +23,7 @@ def xla_env(device_count: int | None = None, **extra: str) -> dict[str, str]:
 def reproduce_tiny(tmp_path_factory, name: str):
     """Run ``jaxreg reproduce NAME --size tiny`` in-process into a fresh directory and
     return it (the body of the reproductions' module-scoped ``tiny_run`` fixtures)."""
-    from jaxreg import cli
+    from jaxreg_lab import cli
 
     out = tmp_path_factory.mktemp(name)
     assert cli.main(["reproduce", name, "--size", "tiny", "--out", str(out), "--no-progress"]) == 0
@@ -31,8 +31,10 @@ def reproduce_tiny(tmp_path_factory, name: str):
 
 
 def run_cli(*argv, timeout: float | None = None) -> subprocess.CompletedProcess:
-    """``python -m jaxreg.cli ARGV`` in a subprocess (captured text output)."""
-    return subprocess.run([sys.executable, "-m", "jaxreg.cli", *argv], capture_output=True, text=True, timeout=timeout)
+    """``python -m jaxreg_lab.cli ARGV`` in a subprocess (captured text output)."""
+    return subprocess.run(
+        [sys.executable, "-m", "jaxreg_lab.cli", *argv], capture_output=True, text=True, timeout=timeout
+    )
 
 
 class Crash(BaseException):
@@ -40,7 +42,7 @@ class Crash(BaseException):
 
 
 class WritePoints:
-    """Count the write points of the runner and of :func:`jaxreg.results.save_results`
+    """Count the write points of the runner and of :func:`jaxreg_lab.store.results.save_results`
     (every file written, every rename, every removal) and, with ``crash_after=n``, die
     right after the n-th one: that operation and every later one raise :class:`Crash`
     (a killed process runs no cleanup either). ``log`` lists ``(operation, name)``."""

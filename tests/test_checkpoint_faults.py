@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from helpers import Crash, WritePoints
 
-from jaxreg import results as R
-from jaxreg import storage
-from jaxreg.results import CorruptFile, ResumeMismatch, load_results, save_results
-from jaxreg.runner import CheckpointExists, check_resumable, checkpoints, run_chunks, stack_chunks
+from jaxreg_lab.driver import CheckpointExists, check_resumable, checkpoints, run_chunks, stack_chunks
+from jaxreg_lab.store import files as storage
+from jaxreg_lab.store import results as R
+from jaxreg_lab.store.results import CorruptFile, ResumeMismatch, load_results, save_results
 
 NUM_CHUNKS = 3
 
@@ -225,7 +225,7 @@ SIGKILL_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     import jax
     jax.config.update("jax_enable_x64", True)
-    from jaxreg import storage
+    from jaxreg_lab.store import files as storage
     import test_checkpoint_faults as T
 
     real, count = storage.write_file, [0]

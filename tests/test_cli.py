@@ -6,10 +6,10 @@ import pytest
 from helpers import interrupt_chunks, reproduce_tiny
 from helpers import run_cli as _run
 
-from jaxreg import cli
-from jaxreg.experiments import _results, matrix_dynamics
-from jaxreg.results import load_results
-from jaxreg.runner import checkpoints, run_chunks
+from jaxreg_lab import cli
+from jaxreg_lab.driver import checkpoints, run_chunks
+from jaxreg_lab.reproductions import _results, matrix_dynamics
+from jaxreg_lab.store.results import load_results
 
 TINY = ["reproduce", "matrix-dynamics", "--size", "tiny", "--no-progress"]
 
@@ -90,7 +90,7 @@ def test_malformed_and_unknown_toml(tmp_path):
 @pytest.mark.slow
 def test_verify_passes():
     lines = []
-    from jaxreg.verify import verify
+    from jaxreg_lab.verify import verify
 
     assert verify(jax.random.key(3), echo=lines.append)
     assert any(line.startswith("matrix depth 3") and line.endswith("ok") for line in lines)

@@ -8,16 +8,17 @@ from types import SimpleNamespace
 
 import pytest
 
-from jaxreg import _registry, cli
-from jaxreg._cli_config import UsageError, build_config, parse_set
-from jaxreg.experiments import EXPERIMENTS, custom_sweep, matrix_dynamics
+from jaxreg_lab import cli
+from jaxreg_lab import registry as _registry
+from jaxreg_lab.config import UsageError, build_config, parse_set
+from jaxreg_lab.reproductions import EXPERIMENTS, custom_sweep, matrix_dynamics
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["reproduce", "--help"], ["list"]])
 def test_help_and_list_import_no_jax(argv):
     """A fresh interpreter: the CLI answers without loading jax (what made them take seconds)."""
     code = (
-        "import sys\nfrom jaxreg import cli\n"
+        "import sys\nfrom jaxreg_lab import cli\n"
         f"try:\n    code = cli.main({argv!r})\nexcept SystemExit as e:\n    code = e.code\n"
         "assert code == 0, code\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'numpy', 'equinox'))\n"

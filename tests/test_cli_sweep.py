@@ -9,9 +9,9 @@ import optax
 import pytest
 
 import jaxreg as jr
-from jaxreg import cli
-from jaxreg.experiments import custom_sweep
-from jaxreg.results import load_results
+from jaxreg_lab import cli
+from jaxreg_lab.reproductions import custom_sweep
+from jaxreg_lab.store.results import load_results
 
 FLOW = """
 model = "matrix"
@@ -45,8 +45,8 @@ def test_flow_sweep_saves_grid_and_replots(tmp_path):
         **{**res.config, "shape": (10, 10), "init_scales": (1e-2, 1e-1), "widths": tuple(res.config["widths"])}
     )
     pk, mk = jax.random.split(jax.random.split(jax.random.key(config.seed), 2)[1])
-    problem = custom_sweep._problem(config, pk)
-    model = custom_sweep._model(config, mk, 1e-1)
+    problem = custom_sweep.make_problem(config, pk)
+    model = custom_sweep.make_model(config, mk, 1e-1)
     traj = jr.gradient_flow(problem.loss, model, 150.0, ts=jnp.array([150.0]), rtol=config.rtol, atol=config.atol)
     np.testing.assert_allclose(res["loss"][1, 1, -1], traj.loss[-1], rtol=1e-5)
     (out / "sweep.png").unlink()
@@ -76,8 +76,8 @@ def test_descent_chunks_carry_optimizer_state():
     np.testing.assert_allclose(one["arrays"]["loss"][1], four["arrays"]["loss"][1], rtol=1e-12)
     # and equals jr.gradient_descent with the same optimizer (fresh state, one scan)
     pk, mk = jax.random.split(jax.random.split(jax.random.key(0), 2)[0])
-    problem = custom_sweep._problem(base, pk)
-    model = custom_sweep._model(base, mk, 1e-1)
+    problem = custom_sweep.make_problem(base, pk)
+    model = custom_sweep.make_model(base, mk, 1e-1)
     gd = jr.gradient_descent(problem.loss, model, optax.adam(1e-2, b1=0.8), 80, save_every=10)
     np.testing.assert_allclose(four["arrays"]["loss"][1][0, 0], gd.loss[1:], rtol=1e-10)
     assert np.all(np.asarray(one["arrays"]["solver_steps"][1]) == 80)

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxreg import _compile_cache as C
+from jaxreg_lab import compile_cache as C
 
 # the CLI in a fresh interpreter, reporting how many programs it loaded from the cache
 CHILD = """
@@ -20,7 +20,7 @@ import jax.monitoring
 loaded = []
 jax.monitoring.register_event_duration_secs_listener(
     lambda name, secs, **kw: loaded.append(name) if name.endswith("cache_retrieval_time_sec") else None)
-from jaxreg import cli
+from jaxreg_lab import cli
 code = cli.main(sys.argv[1:])
 print("RESULT" + json.dumps({"code": code, "loaded": len(loaded)}))
 """

@@ -1,4 +1,4 @@
-"""Saved results as an xarray Dataset (``jr.results.load``) and ``jaxreg export``; the
+"""Saved results as an xarray Dataset (``jaxreg_lab.results.load``) and ``jaxreg export``; the
 saved format itself stays readable without xarray."""
 
 import json
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-import jaxreg as jr
-from jaxreg import cli
-from jaxreg.results import load_results, save_results
+import jaxreg_lab.results
+from jaxreg_lab import cli
+from jaxreg_lab.store.results import load_results, save_results
 
 CONFIG = {"shape": [3, 2], "lr": 0.5}
 
@@ -39,7 +39,7 @@ def saved(tmp_path):
 
 def test_load_gives_a_dataset_with_the_saved_dims_coords_and_attrs(saved):
     out, arrays, coords = saved
-    ds = jr.results.load(out)
+    ds = jaxreg_lab.results.load(out)
     assert isinstance(ds, xr.Dataset)
     for name, (dims, values) in arrays.items():
         assert ds[name].dims == dims
@@ -63,7 +63,7 @@ def test_export_netcdf_is_readable_and_equal(saved, tmp_path, capsys):
     assert cli.main(["export", str(out), "--format", "netcdf", "--out", str(path)]) == 0
     with xr.open_dataset(path, engine="scipy") as back:
         back = back.load()
-    ds = jr.results.load(out)
+    ds = jaxreg_lab.results.load(out)
     xr.testing.assert_equal(back.drop_vars("run_status"), ds.drop_vars("run_status"))
     assert back["run_status"].values.astype(str).tolist() == ds["run_status"].values.tolist()
     assert back.attrs == ds.attrs
@@ -88,4 +88,4 @@ def test_the_saved_format_needs_no_xarray(saved, monkeypatch):
     res = load_results(out)
     np.testing.assert_array_equal(res["loss"], arrays["loss"][1])
     with pytest.raises(ImportError, match="needs xarray"):
-        jr.results.load(out)
+        jaxreg_lab.results.load(out)

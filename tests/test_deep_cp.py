@@ -10,7 +10,7 @@ import tensorly
 
 import jaxreg as jr
 from jaxreg import theory
-from jaxreg.experiments._results import stack
+from jaxreg_lab.reproductions._results import stack
 
 DTF = jr.DeepTensorFactorization
 

@@ -5,9 +5,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from jaxreg import plotting
-from jaxreg.experiments import _sweep_report, matrix_dynamics
-from jaxreg.results import Results
+from jaxreg_lab import plotting
+from jaxreg_lab.reproductions import _sweep_report, matrix_dynamics
+from jaxreg_lab.store.results import Results
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ import optax
 import pytest
 
 import jaxreg as jr
-from jaxreg import cli
 from jaxreg.dynamics.optimizers import group_rmsprop
-from jaxreg.experiments import custom_sweep
-from jaxreg.locality import IsSameClassConfig, PathfinderConfig
+from jaxreg_lab import cli
+from jaxreg_lab.locality import IsSameClassConfig, PathfinderConfig
+from jaxreg_lab.reproductions import custom_sweep
 
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
@@ -231,7 +231,7 @@ def test_counter_sees_compilations(setup):
 def test_valid_save_times_and_matching_model_pass(setup):
     """The checks refuse only bad input: save times from 0 to t1 inclusive (float32 or
     float64, repeated times allowed) and a model of the problem's shape pass."""
-    from jaxreg import _validation as V
+    from jaxreg import validation as V
 
     for dtype in (np.float32, np.float64):
         V.save_times("ts", np.linspace(0.0, 3.0, 7).astype(dtype), np.asarray(3.0, dtype))
@@ -269,12 +269,12 @@ def test_effective_rank_of_valid_input_unchanged():
 
 
 def test_shared_config_fields_keep_each_experiments_names_and_defaults():
-    """The shared bases (jaxreg.experiments._config) supply fields; each Config keeps its own
+    """The shared bases (jaxreg_lab.reproductions._config) supply fields; each Config keeps its own
     field names and defaults, and the checks read the fields' annotations."""
     import dataclasses
 
-    from jaxreg._fields import defaults
-    from jaxreg.experiments import matrix_dynamics, norms_counterexample, tensor_rank_complexity
+    from jaxreg_lab.fields import defaults
+    from jaxreg_lab.reproductions import matrix_dynamics, norms_counterexample, tensor_rank_complexity
 
     names = {f.name for f in dataclasses.fields(matrix_dynamics.Config)}
     assert names == {

@@ -14,8 +14,8 @@ import pytest
 from helpers import xla_env
 
 import jaxreg as jr
-from jaxreg import cli
-from jaxreg.results import load_results
+from jaxreg_lab import cli
+from jaxreg_lab.store.results import load_results
 
 TIMEOUT_S = 240  # the whole 2-process run; a hang fails the test instead of blocking CI
 
@@ -56,8 +56,8 @@ PROCESS = SWEEP + textwrap.dedent(
     # gloo is the CPU collectives' default in jax 0.10; older versions need it named
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.config.update("jax_enable_x64", True)  # as tests/conftest.py does for the reference run
-    from jaxreg import cli
-    from jaxreg.experiments import custom_sweep
+    from jaxreg_lab import cli
+    from jaxreg_lab.reproductions import custom_sweep
 
     pid, port, tmp = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     run = ["sweep", "--config", str(tmp / "tiny.toml"), "--no-progress", "--distributed",
@@ -151,7 +151,7 @@ def test_two_processes_equal_one_process_bit_for_bit(tmp_path):
     # processes; with another number of devices a run can differ in the last bits
     env = xla_env(device_count=2, JAX_PLATFORMS="cpu")
     one_run = (
-        "import sys, jax; jax.config.update('jax_enable_x64', True); from jaxreg import cli; "
+        "import sys, jax; jax.config.update('jax_enable_x64', True); from jaxreg_lab import cli; "
         "sys.exit(cli.main(sys.argv[1:]))"
     )
     done = subprocess.run(

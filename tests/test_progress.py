@@ -9,7 +9,8 @@ import pytest
 from tqdm import tqdm
 
 import jaxreg as jr
-from jaxreg import cli, runner
+from jaxreg_lab import cli
+from jaxreg_lab import driver as runner
 
 
 def test_chunk_rate_and_eta_leave_out_the_first_chunk(monkeypatch):
@@ -40,7 +41,7 @@ def test_chunk_rate_and_eta_leave_out_the_first_chunk(monkeypatch):
 
 
 def test_verify_prints_and_flushes_each_check_as_it_finishes(monkeypatch):
-    from jaxreg import verify
+    from jaxreg_lab import verify
 
     class Out(io.StringIO):
         flushed: list[str] = []

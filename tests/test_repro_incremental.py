@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from helpers import interrupt_chunks
 
-from jaxreg.cli import main
-from jaxreg.experiments import _results, ht_rank, incremental_learning
-from jaxreg.experiments.incremental_learning import incremental_claim, transition_saves, transition_width
 from jaxreg.factorizations import trees
-from jaxreg.results import load_results
-from jaxreg.runner import checkpoints
+from jaxreg_lab.cli import main
+from jaxreg_lab.driver import checkpoints
+from jaxreg_lab.reproductions import _results, ht_rank, incremental_learning
+from jaxreg_lab.reproductions.incremental_learning import incremental_claim, transition_saves, transition_width
+from jaxreg_lab.store.results import load_results
 
 
 def _reproduce(name, out):

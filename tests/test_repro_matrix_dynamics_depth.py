@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from helpers import reproduce_tiny
 
-from jaxreg import cli
-from jaxreg.experiments import matrix_dynamics_depth as mdd
-from jaxreg.results import load_results
+from jaxreg_lab import cli
+from jaxreg_lab.reproductions import matrix_dynamics_depth as mdd
+from jaxreg_lab.store.results import load_results
 
 
 @pytest.fixture(scope="module")

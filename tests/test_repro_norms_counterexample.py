@@ -5,9 +5,9 @@ Schatten quasi-norm grow without bound while the effective rank falls to 1."""
 import pytest
 from helpers import reproduce_tiny
 
-from jaxreg import cli
-from jaxreg.experiments import norms_counterexample as nc
-from jaxreg.results import load_results
+from jaxreg_lab import cli
+from jaxreg_lab.reproductions import norms_counterexample as nc
+from jaxreg_lab.store.results import load_results
 
 
 @pytest.fixture(scope="module")

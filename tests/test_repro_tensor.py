@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import jaxreg as jr
-from jaxreg.cli import main
-from jaxreg.experiments import deep_tensor_rank, tensor_completion_observations
-from jaxreg.results import load_results
+from jaxreg_lab.cli import main
+from jaxreg_lab.reproductions import deep_tensor_rank, tensor_completion_observations
+from jaxreg_lab.store.results import load_results
 
 
 def _reproduce(name, out, code=None):

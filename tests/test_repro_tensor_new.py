@@ -9,7 +9,7 @@ import pytest
 from test_repro_tensor import _reproduce  # the CLI round trip: reproduce, load, re-plot
 
 import jaxreg as jr
-from jaxreg.experiments import tensor_dynamics, tensor_rank_complexity
+from jaxreg_lab.reproductions import tensor_dynamics, tensor_rank_complexity
 
 
 def test_tensor_dynamics(tmp_path):

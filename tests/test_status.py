@@ -9,9 +9,9 @@ import optax
 import pytest
 
 import jaxreg as jr
-from jaxreg.experiments import custom_sweep
-from jaxreg.experiments._results import capped_at_t1, grid_results, grid_table, status_counts, status_report
-from jaxreg.results import Results
+from jaxreg_lab.reproductions import custom_sweep
+from jaxreg_lab.reproductions._results import capped_at_t1, grid_results, grid_table, status_counts, status_report
+from jaxreg_lab.store.results import Results
 
 
 @pytest.fixture(scope="module")

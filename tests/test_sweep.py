@@ -127,7 +127,7 @@ def test_sweep_chunk_one_runs_fn_unbatched():
     """chunk_size 1 maps fn itself (no vmap of size 1, whose batched matmuls XLA's CPU
     backend runs slower): no dot in the program has a batch dimension, the non-array
     output is kept, and every run equals fn on its own."""
-    from jaxreg.sweep import _chunked
+    from jaxreg._sweep import _chunked
 
     keys = jax.random.split(jax.random.key(0), 3)
     mats = jax.random.normal(jax.random.key(1), (3, 4, 4))

@@ -9,8 +9,9 @@ import optax
 import pytest
 
 import jaxreg as jr
-from jaxreg import cli, theory
-from jaxreg.results import load_results
+from jaxreg import theory
+from jaxreg_lab import cli
+from jaxreg_lab.store.results import load_results
 
 TT = jr.TensorTrainFactorization
 
@@ -159,7 +160,7 @@ seeds = 2
     bad.write_text('model = "tensor_train"\nshape = [4, 4, 4]\nmodel_options = {ranks = [3, 3], depth = 2}\n')
     assert cli.main(["sweep", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
 
-    from jaxreg.verify import verify
+    from jaxreg_lab.verify import verify
 
     lines = []
     assert verify(jax.random.key(3), echo=lines.append, models=["tensor_train"])

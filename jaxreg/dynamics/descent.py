@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import PyTree
 
-from .. import _validation as V
-from .trajectory import Status, Trajectory, finite_tree
+from jaxreg import validation as V
+from jaxreg.dynamics.trajectory import Status, Trajectory, finite_tree
 
 _RUNNING = -1
 

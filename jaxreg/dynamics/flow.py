@@ -12,8 +12,8 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import ArrayLike, PyTree
 
-from .. import _validation as V
-from .trajectory import Status, Trajectory, finite_tree
+from jaxreg import validation as V
+from jaxreg.dynamics.trajectory import Status, Trajectory, finite_tree
 
 
 def vector_field(loss: Callable, model: PyTree) -> PyTree:

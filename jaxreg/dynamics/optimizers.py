@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array
 
-from .. import _validation as V
+from jaxreg import validation as V
 
 
 class GroupRMSpropState(NamedTuple):

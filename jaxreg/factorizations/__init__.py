@@ -7,17 +7,17 @@ clear error. Adding a model is its module plus one entry here.
 
 from types import MappingProxyType
 
-from ._base import AbstractFactorization as AbstractFactorization
-from ._base import RateTerms as RateTerms
-from ._base import VerifyCase as VerifyCase
-from .cp import TensorFactorization as TensorFactorization
-from .deep_cp import DeepTensorFactorization as DeepTensorFactorization
-from .hierarchical import HierarchicalTensorFactorization as HierarchicalTensorFactorization
-from .hierarchical import ht_target as ht_target
-from .matrix import MatrixFactorization as MatrixFactorization
-from .matrix import balanced_factors as balanced_factors
-from .tensor_train import TensorTrainFactorization as TensorTrainFactorization
-from .trees import balanced_tree as balanced_tree
+from jaxreg.factorizations._base import AbstractFactorization as AbstractFactorization
+from jaxreg.factorizations._base import RateTerms as RateTerms
+from jaxreg.factorizations._base import VerifyCase as VerifyCase
+from jaxreg.factorizations.cp import TensorFactorization as TensorFactorization
+from jaxreg.factorizations.deep_cp import DeepTensorFactorization as DeepTensorFactorization
+from jaxreg.factorizations.hierarchical import HierarchicalTensorFactorization as HierarchicalTensorFactorization
+from jaxreg.factorizations.hierarchical import ht_target as ht_target
+from jaxreg.factorizations.matrix import MatrixFactorization as MatrixFactorization
+from jaxreg.factorizations.matrix import balanced_factors as balanced_factors
+from jaxreg.factorizations.tensor_train import TensorTrainFactorization as TensorTrainFactorization
+from jaxreg.factorizations.trees import balanced_tree as balanced_tree
 
 MODELS = MappingProxyType(
     {

@@ -5,7 +5,7 @@ of diffrax's ``AbstractSolver``): its parameters are array fields, its sizes sta
 fields, and it implements ``materialize``, ``_entries``, ``component_norms``,
 ``rate_terms``, ``conserved_quantities`` and ``balancedness``. Everything model-agnostic
 (input checks of ``entries``, construction from a table of options) lives here, so that
-:mod:`jaxreg.theory`, :mod:`jaxreg.verify` and ``jaxreg sweep`` work with any model of
+:mod:`jaxreg.theory`, :mod:`jaxreg_lab.verify` and ``jaxreg sweep`` work with any model of
 the registry (:data:`jaxreg.factorizations.MODELS`) without naming its class.
 """
 
@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from .._validation import indices_array
+from jaxreg.validation import indices_array
 
 
 def default_dtype(dtype=None):

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from .. import _validation as V
-from ._base import default_dtype as default_dtype
+from jaxreg import validation as V
+from jaxreg.factorizations._base import default_dtype as default_dtype
 
 
 def column_norms(a: jax.Array) -> jax.Array:

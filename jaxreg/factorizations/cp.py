@@ -11,10 +11,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from .. import _validation as V
-from .._random import normal
-from ._base import AbstractFactorization, RateTerms, VerifyCase
-from ._common import balance_columns, checked_scale, column_norms, dense_route, take_entries
+from jaxreg import validation as V
+from jaxreg._random import normal
+from jaxreg.factorizations._base import AbstractFactorization, RateTerms, VerifyCase
+from jaxreg.factorizations._common import balance_columns, checked_scale, column_norms, dense_route, take_entries
 
 
 def cp_to_tensor(factors: Sequence[Float[Array, "d R"]]) -> Float[Array, "*shape"]:

@@ -14,11 +14,11 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from .. import _validation as V
-from .._random import normal
-from ._base import AbstractFactorization, RateTerms, VerifyCase
-from ._common import checked_scale, column_norms
-from .cp import cp_entries, cp_to_tensor
+from jaxreg import validation as V
+from jaxreg._random import normal
+from jaxreg.factorizations._base import AbstractFactorization, RateTerms, VerifyCase
+from jaxreg.factorizations._common import checked_scale, column_norms
+from jaxreg.factorizations.cp import cp_entries, cp_to_tensor
 
 
 class DeepTensorFactorization(AbstractFactorization):

@@ -20,11 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from .. import _validation as V
-from .._random import normal
-from ._base import AbstractFactorization, RateTerms, VerifyCase, concat_groups
-from ._common import checked_scale, column_norms, dense_route, take_entries
-from .trees import TreePlan, balanced_tree, check_widths, plan_tree
+from jaxreg import validation as V
+from jaxreg._random import normal
+from jaxreg.factorizations._base import AbstractFactorization, RateTerms, VerifyCase, concat_groups
+from jaxreg.factorizations._common import checked_scale, column_norms, dense_route, take_entries
+from jaxreg.factorizations.trees import TreePlan, balanced_tree, check_widths, plan_tree
 
 
 def _plan(shape, tree) -> TreePlan:

@@ -17,10 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from .. import _validation as V
-from .._random import normal
-from ._base import AbstractFactorization, RateTerms, VerifyCase
-from ._common import checked_scale
+from jaxreg import validation as V
+from jaxreg._random import normal
+from jaxreg.factorizations._base import AbstractFactorization, RateTerms, VerifyCase
+from jaxreg.factorizations._common import checked_scale
 
 BALANCE_SWEEPS = 2000  # cap on the two-site balancing sweeps of ``balanced=True``
 

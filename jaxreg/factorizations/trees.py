@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _validation as V
+from jaxreg import validation as V
 
 
 def balanced_tree(order: int, pool_size: int = 2) -> tuple:

@@ -7,99 +7,26 @@
   (the paper's proportion: 224 = 7 * 32).
 - :func:`pathfinder` (module :mod:`.pathfinder_images`): Linsley et al. (2018): two target
   snakes of ``path_length`` paddles, short distractor snakes and two circles; label 1
-  iff the circles mark the two ends of one snake. Longer paths = longer range. Cached
-  on disk (see :func:`cache_dir`).
+  iff the circles mark the two ends of one snake. Longer paths = longer range. A
+  ``cache`` (:class:`DataCache`, e.g. the lab's on-disk one) keeps rendered blocks.
 
 Generators take a JAX PRNG key (its bits seed numpy) and return a :class:`LocalityData`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from pathlib import Path
-from typing import NamedTuple
-
-import jax
-import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from . import _checks
-from .pathfinder_images import pathfinder as pathfinder
+from jaxreg import validation as _checks
+from jaxreg.locality.pathfinder_images import pathfinder as pathfinder
+from jaxreg.locality.samples import DataCache as DataCache
+from jaxreg.locality.samples import LocalityData as LocalityData
+from jaxreg.locality.samples import numpy_rng
 
-__all__ = ["LocalityData", "is_same_class", "pathfinder", "cache_dir", "digit_split", "DIGIT_SIDE"]
+__all__ = ["LocalityData", "DataCache", "is_same_class", "pathfinder", "digit_split", "DIGIT_SIDE"]
 
 DIGIT_SIDE = 8
-_CACHE_VERSION = 2
-
-
-class LocalityData(NamedTuple):
-    """images (N, 1, H, W) float32 in [0, 1]; labels (N,) int32 in {0, 1};
-    squares (N, 2, 4) int32 (top, left, height, width) of the two images of
-    Is-Same-Class (the regularizer's patches), None for Pathfinder; info: dict of numpy
-    arrays describing how each sample was made."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    squares: np.ndarray | None
-    info: dict
-
-
-def _rng(key: PRNGKeyArray) -> np.random.Generator:
-    return np.random.default_rng(_key_bits(key))
-
-
-def _key_bits(key) -> list[int]:
-    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.key_data(key)
-    return [int(v) for v in np.asarray(key).ravel()]
-
-
-def cache_dir(path: str | os.PathLike | None = None) -> Path:
-    """Where generated data sets are cached: ``path`` if given, else $JAXREG_CACHE,
-    else $XDG_CACHE_HOME/jaxreg, else ~/.cache/jaxreg."""
-    if path is not None:
-        return Path(path)
-    if os.environ.get("JAXREG_CACHE"):
-        return Path(os.environ["JAXREG_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "jaxreg"
-
-
-def _save_atomic(path: Path, arrays: dict) -> None:
-    """Write an .npz atomically (temporary file in the same directory, then os.replace)."""
-    from ..results import atomic_save_npz
-
-    atomic_save_npz(path, arrays)
-
-
-def _to_arrays(d: LocalityData) -> dict:
-    out = {"images": d.images, "labels": d.labels}
-    if d.squares is not None:
-        out["squares"] = d.squares
-    out.update({f"info_{k}": v for k, v in d.info.items()})
-    return out
-
-
-def _from_arrays(z) -> LocalityData:
-    info = {k[5:]: z[k] for k in z.files if k.startswith("info_")}
-    return LocalityData(z["images"], z["labels"], z["squares"] if "squares" in z.files else None, info)
-
-
-def _cached(kind: str, config: dict, make, cache, directory) -> LocalityData:
-    if not cache:
-        return make()
-    blob = json.dumps({"kind": kind, "version": _CACHE_VERSION, **config}, sort_keys=True)
-    path = cache_dir(directory) / f"{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:20]}.npz"
-    if path.exists():
-        with np.load(path) as z:
-            return _from_arrays(z)
-    data = make()
-    _save_atomic(path, _to_arrays(data))
-    return data
 
 
 # ---------------------------------------------------------------- Is-Same-Class
@@ -144,7 +71,7 @@ def is_same_class(
     if 2 * a + distance > W:
         raise ValueError(f"distance must be <= {W - 2 * a} for a canvas {W} px wide and {a} px images, got {distance}")
 
-    rng = _rng(key)
+    rng = numpy_rng(key)
     images, classes, source = digit_split(split)
     n = len(classes)
     positive = rng.random(num_samples) < 0.5
@@ -170,12 +97,3 @@ def is_same_class(
         "classes": np.stack([classes[left], classes[right]], 1),
     }
     return LocalityData(out, positive.astype(np.int32), squares, info)
-
-
-def __getattr__(name: str):
-    # plot_samples draws figures (jaxreg.locality.report); this name stays importable from here
-    if name == "plot_samples":
-        from .report import plot_samples
-
-        return plot_samples
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from . import _checks
+from jaxreg import validation as _checks
 
 __all__ = [
     "ResNet",

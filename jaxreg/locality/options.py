@@ -8,7 +8,7 @@ import dataclasses
 
 import optax
 
-from . import _checks
+from jaxreg import validation as _checks
 
 __all__ = ["Optimization", "TrainOptions"]
 

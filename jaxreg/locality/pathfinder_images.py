@@ -23,13 +23,16 @@ Rendered with anti-aliasing at twice the size, then resized.
 
 from __future__ import annotations
 
-import os
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 
 import jax
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from . import _checks
+from jaxreg import validation as _checks
+
+from .samples import DataCache, LocalityData, key_bits
 
 __all__ = ["pathfinder", "check_fits", "REFERENCE"]
 
@@ -124,7 +127,6 @@ def _draw(snakes, markers, g, size, up=2):
 
 def render(rng: np.random.Generator, num_samples, path_length, image_size, unit, num_distractors, distractor_length):
     """The images, labels and info of :func:`pathfinder` (numpy generator ``rng``)."""
-    from .data import LocalityData
 
     g = {k: v * unit for k, v in REFERENCE.items() if k != "canvas"}
     g["marker"] = max(g["marker"], 1.0)
@@ -153,13 +155,13 @@ def render(rng: np.random.Generator, num_samples, path_length, image_size, unit,
     return LocalityData(images, labels, None, info)
 
 
-def _block(key_bits, n, params, cache_directory, cache=True):
-    """One cached block of ``n`` images drawn from the numpy generator seeded by ``key_bits``."""
-    from .data import _cached
-
-    config = {"key": key_bits, "generator": "linsley", "num_samples": n, **params}
-    make = lambda: render(np.random.default_rng(key_bits), n, **params)  # noqa: E731
-    return _cached("pathfinder", config, make, cache, cache_directory)
+def _block(bits, n, params, cache: DataCache | None):
+    """One block of ``n`` images drawn from the numpy generator seeded by ``bits``, kept
+    in ``cache`` when one is given."""
+    make = lambda: render(np.random.default_rng(bits), n, **params)  # noqa: E731
+    if cache is None:
+        return make()
+    return cache("pathfinder", {"key": bits, "generator": "linsley", "num_samples": n, **params}, make)
 
 
 def check_fits(path_length: int, image_size: int, unit: float | None = None) -> None:
@@ -184,8 +186,7 @@ def pathfinder(
     unit: float | None = None,
     num_distractors: int | None = None,
     distractor_length: int | None = None,
-    cache: bool = True,
-    cache_directory: str | os.PathLike | None = None,
+    cache: DataCache | None = None,
     workers: int = 1,
 ):
     """Pathfinder images (Linsley et al. 2018; see the module docstring).
@@ -200,9 +201,10 @@ def pathfinder(
         scaled by the image area in reference px, (image_size / (300 unit))^2); those that
         find no room are left out (``info["num_distractors"]`` counts the placed ones).
       distractor_length: paddles per distractor (default max(1, round(path_length / 3))).
-      cache, cache_directory: cache the result on disk (:func:`jaxreg.locality.data.cache_dir`),
-        in blocks of ``BLOCK`` images (block b drawn with ``fold_in(key, b)``).
-      workers: processes drawing the blocks in parallel (with ``cache``).
+      cache: keeps the images (a :class:`~jaxreg.locality.data.DataCache`, e.g. the lab's
+        on-disk cache), in blocks of ``BLOCK`` images (block b drawn with ``fold_in(key, b)``);
+        None: no cache.
+      workers: processes drawing the blocks in parallel.
 
     Returns:
       ``LocalityData`` with ``images`` (N, 1, S, S) in [0, 1], ``labels`` (N,), ``squares``
@@ -210,8 +212,6 @@ def pathfinder(
       snakes, ``markers`` (N, 2, 2), ``marker_curve`` (N, 2) (which target snake each
       circle marks), ``num_distractors`` (N,); points in (row, col) px.
     """
-    from .data import LocalityData, _key_bits
-
     num_samples = _checks.integer("num_samples", num_samples, minimum=1)
     path_length = _checks.integer("path_length", path_length, minimum=1)
     image_size = _checks.integer("image_size", image_size, minimum=8)
@@ -235,14 +235,12 @@ def pathfinder(
     # blocks of BLOCK images, each from its own key and cached on its own: a long render
     # that is killed keeps its finished blocks, and blocks can be drawn in parallel
     sizes = [min(BLOCK, num_samples - start) for start in range(0, num_samples, BLOCK)]
-    keys = [_key_bits(jax.random.fold_in(key, b)) for b in range(len(sizes))]
-    if workers > 1 and cache:
-        from concurrent.futures import ProcessPoolExecutor
-        from multiprocessing import get_context
-
+    keys = [key_bits(jax.random.fold_in(key, b)) for b in range(len(sizes))]
+    if workers > 1 and len(sizes) > 1:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            list(pool.map(_block, keys, sizes, [params] * len(sizes), [cache_directory] * len(sizes)))
-    blocks = [_block(k, n, params, cache_directory, cache) for k, n in zip(keys, sizes)]
+            blocks = list(pool.map(_block, keys, sizes, [params] * len(sizes), [cache] * len(sizes)))
+    else:
+        blocks = [_block(k, n, params, cache) for k, n in zip(keys, sizes)]
     if len(blocks) == 1:
         return blocks[0]
     cat = lambda xs: np.concatenate(xs)  # noqa: E731

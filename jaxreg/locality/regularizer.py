@@ -29,8 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from . import _checks
-from .models import batch_logits
+from jaxreg import validation as _checks
+from jaxreg.locality.models import batch_logits
 
 __all__ = ["grad_change_penalty", "penalty", "fixed_pair_patches", "distant_patches", "check_patch"]
 

@@ -10,10 +10,9 @@ step of all runs is one jitted function called for each batch of an epoch, and:
   running train accuracy first reaches ``fit_accuracy`` (100%), or at ``max_epochs``;
   stopped runs are frozen (their updates are masked) while the others continue;
 - a run whose loss turns non-finite is frozen with status "non_finite"; other runs go on;
-- an epoch is a chunk of :func:`jaxreg.runner.run_chunks`: after every epoch everything
-  (parameters, optimizer and BatchNorm state, history) is committed as one checkpoint
-  unit under ``checkpoint_dir/.checkpoint``; ``resume=True`` continues a killed run and
-  gives results identical to an uninterrupted one.
+- the epochs run in a ``loop`` (:class:`EpochLoop`) over a carried state (parameters,
+  optimizer and BatchNorm state, history); the lab's driver is such a loop that
+  checkpoints that state after every epoch, so a killed run resumes bit for bit.
 
 Statuses are :class:`jaxreg.Status` names: "converged" (the stopping rule fired after
 ``fit_accuracy``), "max_steps" (``max_epochs`` trained before the rule fired), "non_finite".
@@ -23,9 +22,8 @@ The last partial batch of an epoch is dropped (a new permutation every epoch).
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import equinox as eqx
 import jax
@@ -34,16 +32,15 @@ import numpy as np
 import optax
 from jaxtyping import PRNGKeyArray
 
-from ..dynamics.trajectory import Status
-from ..runner import run_chunks
-from . import _checks
-from .data import LocalityData
-from .models import batch_logits
-from .options import Optimization as Optimization
-from .options import TrainOptions
-from .regularizer import check_distant, distant_patches, fixed_pair_patches, penalty
+from jaxreg import validation as _checks
+from jaxreg.dynamics.trajectory import Status
+from jaxreg.locality.data import LocalityData
+from jaxreg.locality.models import batch_logits
+from jaxreg.locality.options import Optimization as Optimization
+from jaxreg.locality.options import TrainOptions
+from jaxreg.locality.regularizer import check_distant, distant_patches, fixed_pair_patches, penalty
 
-__all__ = ["TrainOptions", "train_runs", "HISTORY"]
+__all__ = ["TrainOptions", "train_runs", "HISTORY", "EpochLoop", "epoch_loop"]
 
 # per-epoch metrics of ``history``: training-batch means over the epoch (total loss, BCE,
 # R, running accuracy), then accuracy and R on the held-out set after the epoch
@@ -58,6 +55,43 @@ PRNG_IMPL = "rbg"
 def _key(seed):
     """The key of a run, from its integer seed."""
     return jax.random.key(seed, impl=PRNG_IMPL)
+
+
+class EpochLoop(Protocol):
+    """Runs ``state, outputs = step(state, epoch)`` for epoch < num_epochs and returns the
+    final state. After each epoch it calls ``on_chunk(epoch, state, outputs)`` (a dict it
+    returns may be shown beside a progress bar) and ends early when ``stop(state)``."""
+
+    def __call__(
+        self,
+        step: Callable[[Any, int], tuple[Any, dict]],
+        state: Any,
+        num_epochs: int,
+        *,
+        stop: Callable[[Any], bool],
+        on_chunk: Callable[[int, Any, dict], dict | None],
+    ) -> Any: ...
+
+
+def epoch_loop(step, state, num_epochs: int, *, stop, on_chunk):
+    """The plain :class:`EpochLoop`: no progress bar, no checkpoint.
+
+    Arguments:
+        step: ``step(state, epoch) -> (state, outputs)``.
+        state: the initial carried state.
+        num_epochs: the most epochs to run.
+        stop: ``stop(state) -> bool``, checked after each epoch.
+        on_chunk: ``on_chunk(epoch, state, outputs)``, after each epoch.
+
+    Returns:
+        The final state.
+    """
+    for epoch in range(num_epochs):
+        state, out = step(state, epoch)
+        on_chunk(epoch, state, out)
+        if stop(state):
+            break
+    return state
 
 
 def _bce(logits, y):
@@ -162,13 +196,8 @@ def train_runs(
     seeds: Sequence[int],
     options: TrainOptions = TrainOptions(),  # noqa: B008 (a frozen dataclass: immutable)
     *,
-    checkpoint_dir: str | os.PathLike | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    description: str = "train",
     on_epoch_end: Callable[[int, dict], None] | None = None,
-    fingerprint=None,
-    name: str = "",
+    loop: EpochLoop | None = None,
 ) -> dict[str, np.ndarray]:
     """Train len(lambdas) * len(seeds) models (lambda-major) on ``train``; evaluate on ``test``.
 
@@ -181,10 +210,12 @@ def train_runs(
     train accuracy over the epoch's batches, then accuracy and R on the first
     ``eval_batch_size`` test samples after the epoch (NaN after a stop).
 
-    Checkpoints: with ``checkpoint_dir``, every epoch is committed under
-    ``checkpoint_dir/.checkpoint[/name]`` by :func:`jaxreg.runner.run_chunks`;
-    ``resume=True`` continues it when its ``fingerprint`` (default: the options,
-    lambdas, seeds and data shape; a reproduction passes its config) is this run's.
+    ``on_epoch_end(epoch, metrics)`` is called after every epoch with the per-run
+    training means ``loss``, ``task_loss``, ``R`` and ``train_accuracy``.
+
+    ``loop`` runs the epochs (:class:`EpochLoop`; default :func:`epoch_loop`, a plain
+    loop). The lab passes its driver's loop, which checkpoints the carried state after
+    every epoch and resumes it bit for bit; the library itself never writes a file.
     """
     lambdas = _checks.float_tuple("lambdas", lambdas, minimum=0.0)
     seeds = _checks.int_tuple("seeds", seeds, minimum=0)
@@ -282,25 +313,10 @@ def train_runs(
         m = metrics[np.isfinite(metrics[:, 0])]
         return {"loss": f"{np.mean(m[:, 0]):.3f}", "acc": f"{np.mean(m[:, 3]):.3f}"} if len(m) else None
 
-    if fingerprint is None:
-        fingerprint = {
-            "options": dataclasses.asdict(options),
-            "lambdas": lambdas,
-            "seeds": seeds,
-            "n_train": n_train,
-            "image": [H, W],
-        }
-    carried, _, _ = run_chunks(
+    carried = (epoch_loop if loop is None else loop)(
         epoch_step,
         carried,
         options.max_epochs,
-        out_dir=checkpoint_dir,
-        resume=resume,
-        progress=progress,
-        desc=description,
-        fingerprint=fingerprint,
-        name=name,
-        precision="float32",
         stop=lambda s: not np.any(s["meta"]["status"] == Status.RUNNING),
         on_chunk=after_epoch,
     )

@@ -4,17 +4,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from jaxreg.locality import (
-    IsSameClassConfig,
-    PathfinderConfig,
-    TrainOptions,
-    experiments,
-    grad_change_penalty,
-    is_same_class,
-    pathfinder,
-    run_is_same_class,
-    run_locality,
-)
+from jaxreg.locality import TrainOptions, grad_change_penalty, is_same_class, pathfinder
+from jaxreg_lab.locality import IsSameClassConfig, PathfinderConfig, experiments, run_is_same_class, run_locality
 
 
 @pytest.fixture
@@ -59,7 +50,7 @@ def test_data_errors_name_the_argument():
     with pytest.raises(ValueError, match="distance"):
         is_same_class(key, 4, -2)
     with pytest.raises(ValueError, match="path_length"):
-        pathfinder(key, 4, 0, cache=False)
+        pathfinder(key, 4, 0)
     with pytest.raises(ValueError, match="split"):
         is_same_class(key, 4, 0, split="validation")
 

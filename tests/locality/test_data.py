@@ -6,9 +6,10 @@ import jax
 import numpy as np
 import pytest
 
-from jaxreg.locality import data as D
-from jaxreg.locality import is_same_class, pathfinder, plot_samples
+from jaxreg.locality import is_same_class, pathfinder
 from jaxreg.locality import pathfinder_images as P
+from jaxreg_lab.locality import plot_samples
+from jaxreg_lab.store.data_cache import NpzCache, cache_dir
 
 
 def test_is_same_class_shapes_labels_and_placement():
@@ -54,7 +55,7 @@ def test_is_same_class_is_deterministic_in_key():
 
 
 def test_pathfinder_label_semantics():
-    d = pathfinder(jax.random.key(0), 60, 4, image_size=32, unit=0.3, cache=False)
+    d = pathfinder(jax.random.key(0), 60, 4, image_size=32, unit=0.3)
     assert d.images.shape == (60, 1, 32, 32)
     assert 0.3 < d.labels.mean() < 0.7
     ends, markers, on = d.info["endpoints"], d.info["markers"], d.info["marker_curve"]
@@ -90,7 +91,7 @@ def test_pathfinder_local_statistics_do_not_give_the_label_away():
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    kw = dict(image_size=32, unit=0.3, cache=False)
+    kw = dict(image_size=32, unit=0.3)
     train = pathfinder(jax.random.key(10), 300, 4, **kw)
     test = pathfinder(jax.random.key(11), 300, 4, **kw)
     scaler = StandardScaler().fit(_local_features(train.images))
@@ -102,14 +103,14 @@ def test_pathfinder_local_statistics_do_not_give_the_label_away():
 def test_longer_paths_reach_farther():
     span = {}
     for n in (2, 6):
-        d = pathfinder(jax.random.key(1), 40, n, image_size=32, num_distractors=0, cache=False)
+        d = pathfinder(jax.random.key(1), 40, n, image_size=32, num_distractors=0)
         e = d.info["endpoints"][:, 0]
         span[n] = np.linalg.norm(e[:, 0] - e[:, 1], axis=-1).mean()
     assert span[6] > 2 * span[2]
 
 
 def test_pathfinder_cache_hit_returns_identical_arrays(tmp_path, monkeypatch):
-    kw = dict(image_size=16, num_distractors=0, cache_directory=tmp_path)
+    kw = dict(image_size=16, num_distractors=0, cache=NpzCache(tmp_path))
     a = pathfinder(jax.random.key(2), 10, 2, **kw)
     files = list(tmp_path.glob("pathfinder-*.npz"))
     assert len(files) == 1
@@ -128,11 +129,11 @@ def test_pathfinder_cache_hit_returns_identical_arrays(tmp_path, monkeypatch):
 
 def test_cache_dir_resolution(tmp_path, monkeypatch):
     monkeypatch.setenv("JAXREG_CACHE", str(tmp_path / "a"))
-    assert D.cache_dir() == tmp_path / "a"
+    assert cache_dir() == tmp_path / "a"
     monkeypatch.delenv("JAXREG_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
-    assert D.cache_dir() == tmp_path / "x" / "jaxreg"
-    assert D.cache_dir(tmp_path / "explicit") == tmp_path / "explicit"
+    assert cache_dir() == tmp_path / "x" / "jaxreg"
+    assert cache_dir(tmp_path / "explicit") == tmp_path / "explicit"
 
 
 def test_cache_write_is_atomic(tmp_path, monkeypatch):
@@ -147,13 +148,13 @@ def test_cache_write_is_atomic(tmp_path, monkeypatch):
         f.write(b"partial")
         raise OSError("disk full")
 
-    kw = dict(image_size=16, num_distractors=0, cache_directory=tmp_path)
-    monkeypatch.setattr(D.np, "savez", broken_savez)
+    kw = dict(image_size=16, num_distractors=0, cache=NpzCache(tmp_path))
+    monkeypatch.setattr(np, "savez", broken_savez)
     with pytest.raises(OSError, match="disk full"):
         pathfinder(jax.random.key(5), 4, 2, **kw)
     assert list(tmp_path.iterdir()) == []  # neither a final file nor a temporary one
     monkeypatch.undo()
-    monkeypatch.setattr(D.os, "replace", recording_replace)
+    monkeypatch.setattr(os, "replace", recording_replace)
     d = pathfinder(jax.random.key(5), 4, 2, **kw)
     assert len(replaced) == 1 and replaced[0][0] == replaced[0][1] == str(tmp_path)
     assert [p.suffix for p in tmp_path.iterdir()] == [".npz"]

@@ -5,7 +5,7 @@ import jax
 import numpy as np
 
 from jaxreg.locality import ChannelNorm, batch_logits, make_model, receptive_field, resnet18, resnet34
-from jaxreg.locality.configs import IsSameClassConfig, PathfinderConfig
+from jaxreg_lab.locality.configs import IsSameClassConfig, PathfinderConfig
 
 
 def _num_params(shapes):

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from helpers import InterruptAt
 
-from jaxreg import cli
-from jaxreg.experiments import EXPERIMENTS, locality_is_same_class, locality_pathfinder
-from jaxreg.locality import experiments, plot_locality
-from jaxreg.results import load_results
+from jaxreg_lab import cli
+from jaxreg_lab.locality import experiments, plot_locality
+from jaxreg_lab.reproductions import EXPERIMENTS, locality_is_same_class, locality_pathfinder
+from jaxreg_lab.store.results import load_results
 
 ISC, PF = locality_is_same_class.NAME, locality_pathfinder.NAME
 # the tiny presets' lambdas restated as TOML: exercises lists -> tuples in a real run

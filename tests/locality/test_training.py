@@ -7,9 +7,10 @@ import jax
 import numpy as np
 import pytest
 
-from jaxreg.locality import IsSameClassConfig, is_same_class, train_runs
-from jaxreg.results import ResumeMismatch
-from jaxreg.runner import CheckpointExists, check_resumable, checkpoints
+from jaxreg.locality import is_same_class, train_runs
+from jaxreg_lab.driver import CheckpointExists, check_resumable, checkpoints, chunk_loop
+from jaxreg_lab.locality import IsSameClassConfig
+from jaxreg_lab.store.results import ResumeMismatch
 
 CONFIG = IsSameClassConfig.preset("tiny")
 
@@ -30,17 +31,19 @@ def test_resume_equals_uninterrupted(tmp_path):
     grid point's group is a named sub-run of the runner, fingerprinted by the config."""
     tr, te = _data()
     spec, options = CONFIG.model_spec(), CONFIG.options(max_epochs=2)
-    kw = dict(fingerprint=CONFIG, name="distance_16/regularized", progress=False)
-    full = train_runs(spec, tr, te, (1.0,), (0, 1), options, checkpoint_dir=tmp_path / "a", **kw)
+
+    def loop(out_dir, resume=False):
+        kw = dict(fingerprint=CONFIG, name="distance_16/regularized", progress=False, desc="", precision="float32")
+        return chunk_loop(out_dir=out_dir, resume=resume, **kw)
+
+    full = train_runs(spec, tr, te, (1.0,), (0, 1), options, loop=loop(tmp_path / "a"))
 
     def kill_after_first(epoch, metrics):
         if epoch == 0:
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        train_runs(
-            spec, tr, te, (1.0,), (0, 1), options, checkpoint_dir=tmp_path / "b", on_epoch_end=kill_after_first, **kw
-        )
+        train_runs(spec, tr, te, (1.0,), (0, 1), options, loop=loop(tmp_path / "b"), on_epoch_end=kill_after_first)
     ((unit, manifest),) = checkpoints(tmp_path / "b").items()
     assert unit.parent.name == "regularized" and manifest["done"] == 1
     assert manifest["fingerprint"]["precision"] == "float32"
@@ -48,7 +51,7 @@ def test_resume_equals_uninterrupted(tmp_path):
     with pytest.raises(ResumeMismatch, match="another configuration"):
         check_resumable(tmp_path / "b", dataclasses.replace(CONFIG, seeds=(0, 1, 2)))
     with pytest.raises(CheckpointExists):  # a fresh run never discards it
-        train_runs(spec, tr, te, (1.0,), (0, 1), options, checkpoint_dir=tmp_path / "b", **kw)
+        train_runs(spec, tr, te, (1.0,), (0, 1), options, loop=loop(tmp_path / "b"))
     seen = []
     resumed = train_runs(
         spec,
@@ -57,10 +60,8 @@ def test_resume_equals_uninterrupted(tmp_path):
         (1.0,),
         (0, 1),
         options,
-        checkpoint_dir=tmp_path / "b",
-        resume=True,
+        loop=loop(tmp_path / "b", resume=True),
         on_epoch_end=lambda e, m: seen.append(e),
-        **kw,
     )
     assert seen == [1]  # only the second epoch was trained again
     for key in full:
@@ -73,9 +74,9 @@ def test_resume_equals_uninterrupted(tmp_path):
 def test_nan_run_is_reported_without_losing_the_other(tmp_path):
     tr, te = _data()
     spec, options = CONFIG.model_spec(), CONFIG.options(max_epochs=2)
-    ok = train_runs(spec, tr, te, (1.0,), (0, 1), options, progress=False)
+    ok = train_runs(spec, tr, te, (1.0,), (0, 1), options)
     # lambda = 1e38 overflows the gradient: that run turns NaN; vmapped runs are independent
-    mixed = train_runs(spec, tr, te, (1.0, 1e38), (0,), options, progress=False)
+    mixed = train_runs(spec, tr, te, (1.0, 1e38), (0,), options)
     assert mixed["status"].tolist() == [["max_steps"], ["non_finite"]]  # 2 epochs: the cap, not the fit rule
     assert np.isnan(mixed["test_accuracy"][1, 0]) and np.isnan(mixed["test_R"][1, 0])
     np.testing.assert_allclose(mixed["test_accuracy"][0, 0], ok["test_accuracy"][0, 0], atol=1e-6)
@@ -88,7 +89,7 @@ def test_stopping_rule_counts_epochs_after_fit():
     # fit_accuracy 0: "fitted" after the first epoch; patience 1 stops one epoch later
     options = CONFIG.options(max_epochs=6, patience=1)
     options = dataclasses.replace(options, fit_accuracy=0.0)
-    out = train_runs(CONFIG.model_spec(), tr, te, (1.0,), (0, 1), options, progress=False)
+    out = train_runs(CONFIG.model_spec(), tr, te, (1.0,), (0, 1), options)
     assert out["epochs"].tolist() == [[2, 2]]
     assert out["status"].tolist() == [["converged", "converged"]]
     assert np.all(np.isnan(out["history"][2:])) and np.all(np.isfinite(out["history"][:2]))
@@ -102,7 +103,7 @@ def test_training_on_R_lowers_R_while_the_task_loss_falls():
     task loss 0.68 -> 0.004; held-out R (64 test pairs) 0.587 against 0.815."""
     tr, te = _data()
     options = CONFIG.options(max_epochs=100, patience=100)  # no early stop
-    out = train_runs(CONFIG.model_spec(), tr, te, (0.0, 0.3), (0,), options, progress=False)
+    out = train_runs(CONFIG.model_spec(), tr, te, (0.0, 0.3), (0,), options)
     task, R = out["history"][..., 0, 1], out["history"][..., 0, 2]  # (epoch, lambda)
     late = slice(-10, None)
     assert np.mean(R[late, 1]) < np.mean(R[late, 0]) - 0.15, R[late]

@@ -1,0 +1,310 @@
+"""The ``jaxreg`` command line: ``jaxreg reproduce NAME``, ``jaxreg sweep``, ``jaxreg plot DIR``,
+``jaxreg list``, ``jaxreg verify``, ``jaxreg samples``.
+
+float64 is enabled here, at program start (never at ``import jaxreg``), and so is JAX's
+persistent compilation cache (:mod:`jaxreg_lab.compile_cache`). ``jaxreg --help`` and
+``jaxreg list`` import no JAX: they read :mod:`jaxreg_lab.registry`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from jaxreg_lab.config import UsageError, build_config
+from jaxreg_lab.registry import DEFAULT_SIZE, NAMES, REPRODUCTIONS, SIZES
+from jaxreg_lab.store.out import prepare_out, writable_out
+
+DESCRIPTION = """Implicit regularization in factorization models, in JAX: run the registered
+reproductions of the papers, any model x task x optimizer sweep, and the theorem checks."""
+EPILOG = """examples:
+  jaxreg list
+  jaxreg reproduce matrix-dynamics --size tiny
+  jaxreg reproduce matrix-dynamics --set depth=4 --set init_scale=1e-4
+  jaxreg sweep --config examples/sweep_matrix_flow.toml
+  jaxreg plot runs/matrix-dynamics
+
+'jaxreg COMMAND --help' describes each command's options."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are a :class:`UsageError` (one line, exit code 2)."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
+def _cache_option(parser) -> None:
+    parser.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="compile every program afresh instead of reusing JAX's persistent compilation cache "
+        "($JAXREG_CACHE_DIR or ~/.cache/jaxreg/jax; JAXREG_COMPILE_CACHE=0 also turns it off)",
+    )
+
+
+def _run_options(parser, *, config_required: bool, config_help: str) -> None:
+    """The options shared by ``reproduce`` and ``sweep``."""
+    parser.add_argument("--seeds", type=int, default=None, metavar="S", help="number of seeds (overrides the config)")
+    parser.add_argument(
+        "--config", type=Path, default=None, required=config_required, metavar="FILE.toml", help=config_help
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override one config field, typed as in TOML (depth=4, init_scale=1e-4, depths=[1,2,3], "
+        "model=cp); repeatable; applied after --config",
+    )
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR", help="results directory (default runs/NAME)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the interrupted run in --out (a finished one: nothing to do)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="discard a partial run or finished results in --out and start afresh"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. for logs and batch jobs)")
+    parser.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
+    _cache_option(parser)
+    d = parser.add_argument_group("across processes (JAX's multi-controller runtime; process 0 writes)")
+    d.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join a multi-process run: jax.distributed.initialize(), which detects SLURM, Open MPI, "
+        "Kubernetes and TPU pods, or takes the three options below",
+    )
+    d.add_argument("--coordinator", default=None, metavar="HOST:PORT", help="process 0's address (with --distributed)")
+    d.add_argument("--num-processes", type=int, default=None, metavar="N", help="number of processes")
+    d.add_argument("--process-id", type=int, default=None, metavar="I", help="this process's index, 0..N-1")
+
+
+def _distributed(args) -> None:
+    """``jax.distributed.initialize`` for ``--distributed`` (before any use of a device)."""
+    explicit = (args.coordinator, args.num_processes, args.process_id)
+    if not args.distributed:
+        if any(v is not None for v in explicit):
+            raise UsageError("--coordinator, --num-processes and --process-id need --distributed")
+        return
+    import jax
+
+    from jaxreg import distributed
+
+    if jax.distributed.is_initialized():  # e.g. a second main() in the same process
+        return
+    try:
+        distributed.initialize(*explicit)
+    except ValueError as e:
+        raise UsageError(
+            str(e)
+            .replace("coordinator", "--coordinator")
+            .replace("num_processes", "--num-processes")
+            .replace("process_id", "--process-id")
+        ) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="jaxreg", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    r = sub.add_parser("reproduce", help="run a named reproduction, save results, plot them")
+    r.add_argument("name", metavar="NAME", help="reproduction name (see `jaxreg list`)")
+    r.add_argument(
+        "--size",
+        default=DEFAULT_SIZE,
+        choices=SIZES,
+        help="preset: tiny (seconds, for tests), small (the default, for a CPU), paper (the published settings)",
+    )
+    _run_options(r, config_required=False, config_help="TOML file overriding config fields")
+    sw = sub.add_parser("sweep", help="any model x task x optimizer over seeds and init scales (TOML config)")
+    _run_options(
+        sw, config_required=True, config_help="TOML file: fields of jaxreg_lab.reproductions.custom_sweep.Config"
+    )
+    sw.set_defaults(size=DEFAULT_SIZE, name="sweep")
+    pl = sub.add_parser("plot", help="redraw figures from saved results (no recomputation)")
+    pl.add_argument("dir", type=Path, metavar="DIR", help="a results directory written by reproduce or sweep")
+    sub.add_parser("list", help="list the reproductions: what each shows, and its paper")
+    sa = sub.add_parser("samples", help="draw Is-Same-Class and Pathfinder samples (the small presets) to a PNG")
+    sa.add_argument("--out", type=Path, default=Path("locality_samples.png"), help="PNG path")
+    sa.add_argument("--seed", type=int, default=0, help="PRNG seed of the samples")
+    _cache_option(sa)
+    v = sub.add_parser("verify", help="check the theorems on random problems, a line per check (exit 1 on a failure)")
+    _cache_option(v)
+    e = sub.add_parser("export", help="write saved results as one xarray Dataset (netCDF file or Zarr store)")
+    e.add_argument("dir", type=Path, help="a results directory (written by reproduce or sweep)")
+    e.add_argument("--format", choices=("netcdf", "zarr"), required=True, help="netcdf (netCDF3) or zarr (needs zarr)")
+    e.add_argument("--out", type=Path, default=None, help="file or store to write (default: DIR.nc or DIR.zarr)")
+    e.add_argument("--force", action="store_true", help="replace an existing --out")
+    return p
+
+
+def _list() -> int:
+    """``jaxreg list``: the name, what it shows and the paper of each reproduction, a line each."""
+    width = max(len(r.name) for r in REPRODUCTIONS)
+    for r in REPRODUCTIONS:
+        print(f"{r.name:<{width}}  {r.description} ({r.reference})")
+    return 0
+
+
+def _export(args) -> int:
+    from jaxreg_lab.store.dataset import export
+
+    try:
+        print(f"wrote {export(args.dir, args.format, args.out, force=args.force)}")
+    except ImportError as e:
+        raise UsageError(f"--format {args.format}: {e}") from None
+    except FileExistsError as e:
+        raise UsageError(f"--out: {e}; --force replaces it") from None
+    return 0
+
+
+def _module(name: str):
+    """The module behind a reproduction name, or the custom sweep."""
+    from jaxreg_lab.reproductions import EXPERIMENTS
+
+    if name == "sweep":
+        from jaxreg_lab.reproductions import custom_sweep
+
+        return custom_sweep
+    if name not in EXPERIMENTS:
+        raise UsageError(f"unknown reproduction {name!r}; choose from {sorted(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+def _reproduce(args) -> int:
+    from jaxreg_lab.store.results import fingerprint, load_results, save_results
+
+    module = _module(args.name)
+    config = build_config(module, args)
+    out = writable_out(args.out or Path("runs") / args.name)
+    fp = fingerprint(config)
+    if prepare_out(out, fp, args):
+        print(f"{out}: already complete ({module.NAME}, {fp['precision']}); nothing recomputed")
+        return 0
+    t0 = time.perf_counter()
+    from jaxreg.distributed import is_writer
+
+    res = module.run(config, out_dir=out, resume=args.resume, progress=not args.no_progress)
+    wall = time.perf_counter() - t0
+    ok = all(s in ("completed", "converged") for s in (res.get("status") or []))
+    if not is_writer():  # across processes only process 0 writes and reports
+        return 0 if ok else 1
+    save_results(
+        out,
+        module.NAME,
+        res["arrays"],
+        coords=res.get("coords"),
+        config=config,
+        wall_time=wall,
+        status=res.get("status"),
+        extra={"size": args.size, **(res.get("extra") or {})},
+        fingerprint=fp,
+        figures=module.plot,
+    )
+    results = load_results(out)
+    _print_summary(module, results)
+    figures = sorted(p.name for p in out.iterdir() if p.suffix in (".png", ".pdf"))
+    print(f"\nsaved {out}/ ({', '.join(figures)}) in {wall:.1f} s")
+    return 0 if ok else 1
+
+
+def _print_summary(module, results) -> None:
+    """The reproduction's summary table, then how many of its runs reached their stop criterion."""
+    from jaxreg_lab.reproductions._results import status_report
+
+    print(module.summary(results) + "\n" + status_report(results))
+
+
+def _plot(args) -> int:
+    from jaxreg_lab.store.results import load_results
+
+    results = load_results(args.dir)
+    try:
+        module = _module(results.name)
+    except UsageError:
+        raise UsageError(f"{args.dir}: results of unknown reproduction {results.name!r}") from None
+    paths = module.plot(results, args.dir)
+    _print_summary(module, results)
+    print("\nwrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _refused() -> tuple[type[Exception], ...]:
+    from jaxreg_lab.driver import CheckpointExists
+    from jaxreg_lab.store.results import CorruptFile, ResultsError, ResumeMismatch
+
+    return CorruptFile, ResultsError, ResumeMismatch, CheckpointExists
+
+
+def _samples(args, jax) -> int:
+    from jaxreg_lab.locality.report import plot_samples
+
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    print("wrote", plot_samples(args.out, jax.random.key(args.seed)))
+    return 0
+
+
+def _verify() -> int:
+    from jaxreg_lab.verify import verify
+
+    print("checking each model's rate identity and conservation laws (the first checks compile)", flush=True)
+    return 0 if verify(echo=lambda line: print(line, flush=True)) else 1
+
+
+def main(argv=None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        if vars(args).get("resume") and vars(args).get("force"):
+            raise UsageError("--resume and --force exclude each other")
+        if args.command == "reproduce" and args.name not in NAMES:
+            raise UsageError(f"unknown reproduction {args.name!r}; choose from {sorted(NAMES)} (see jaxreg list)")
+    except UsageError as e:
+        print(f"jaxreg: error: {e}", file=sys.stderr)
+        return 2
+    if args.command == "list":  # no JAX needed
+        return _list()
+    import jax
+
+    from jaxreg_lab.compile_cache import compile_cache
+
+    x64 = jax.config.jax_enable_x64
+    try:
+        jax.config.update("jax_enable_x64", not vars(args).get("float32"))
+        with compile_cache(not vars(args).get("no_compile_cache")):
+            if args.command in ("reproduce", "sweep"):
+                _distributed(args)
+                return _reproduce(args)
+            if args.command == "plot":
+                return _plot(args)
+            if args.command == "export":
+                return _export(args)
+            return _samples(args, jax) if args.command == "samples" else _verify()
+    except UsageError as e:
+        print(f"jaxreg: error: {e}", file=sys.stderr)
+        return 2
+    except jax.errors.JaxRuntimeError as e:
+        if not getattr(args, "distributed", False):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(
+            f"jaxreg: error: process {jax.process_index()} stopped, a collective across processes failed "
+            f"(another process died?): {first}; continue with --resume",
+            file=sys.stderr,
+        )
+        return 1
+    except _refused() as e:  # a corrupt file, a checkpoint of another run: one line naming it
+        print(f"jaxreg: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("jaxreg: interrupted; continue with --resume", file=sys.stderr)
+        return 130
+    finally:  # the precision is this command's; an in-process caller gets its own back
+        jax.config.update("jax_enable_x64", x64)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""Steps that many reproductions' ``run`` functions share: the per-seed set-up, the chunked
+flow with its worst-status carry, and the results dict of a grid of vmapped runs."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxreg.dynamics import Status, gradient_descent, gradient_flow, group_rmsprop
+from jaxreg_lab.driver import run_chunks, stack_chunks
+
+
+def per_seed(fn, keys, *args):
+    """``fn(keys[i], *[leaf[i] of args])`` for every i, run op by op and stacked.
+
+    For the set-up of a reproduction (problems, targets, initial models): it is cheap to
+    run but, vmapped into one XLA program, slow to compile, since every random draw inside
+    it is compiled anew (incremental-learning's tiny set-up: 36 s compiled as one program,
+    8 s op by op on one core). Op by op, every draw reuses the program of its size class
+    (:func:`jaxreg._random.normal`). Unlike :func:`jaxreg.sweep`, the result does not
+    depend on the number of devices or processes: every process computes every seed.
+
+    Arguments:
+        fn: one seed's set-up, ``fn(key, *args) -> PyTree``.
+        keys: (S, ...) PRNG keys.
+        *args: pytrees whose leaves have leading axis S.
+
+    Returns:
+        ``fn``'s output pytree with a leading axis S on every array leaf.
+    """
+    return stack([fn(keys[i], *jax.tree.map(lambda a, i=i: a[i], args)) for i in range(len(keys))])
+
+
+def per_seed_and_scale(make, keys, scales):
+    """``make(keys[i], scales[j])`` for every seed i and init scale j, run op by op (see
+    :func:`per_seed`) and stacked on two leading axes (seed, scale).
+
+    Arguments:
+        make: one initial model, ``make(key, init_scale) -> PyTree``.
+        keys: (S, ...) PRNG keys.
+        scales: a sequence of init scales (Python floats).
+
+    Returns:
+        ``make``'s output pytree with leading axes (S, len(scales)) on every array leaf.
+    """
+    return per_seed(lambda key: stack([make(key, s) for s in scales]), keys)
+
+
+def stack(trees):
+    """Pytrees of one structure stacked leaf by leaf on a new leading axis.
+
+    Arguments:
+        trees: a non-empty sequence of pytrees (e.g. models of one shape).
+
+    Returns:
+        One pytree whose every array leaf is ``jnp.stack`` of the trees' leaves.
+    """
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+@functools.lru_cache(maxsize=4)
+def initial_setups(setup, config):
+    """``setup(config, key)`` for every seed's key, stacked on a leading seed axis.
+
+    The keys are ``jax.random.split(jax.random.key(config.seed), config.seeds)``. Cached
+    per (setup, configuration), both immutable, so a run resumed in the same process does
+    not compile and draw the set-up again.
+
+    Arguments:
+        setup: a module-level function ``(config, key) -> pytree`` (e.g. problem and model).
+        config: the frozen ``Config``.
+
+    Returns:
+        The stacked pytree (see :func:`per_seed`).
+    """
+    keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+    return per_seed(lambda k: setup(config, k), keys)
+
+
+def solver_options(config) -> dict:
+    """The ODE solver's keywords of :func:`jaxreg.gradient_flow` that every flow
+    reproduction takes from its ``Config``: ``rtol``, ``atol`` and ``max_steps``."""
+    return {"rtol": config.rtol, "atol": config.atol, "max_steps": config.max_steps}
+
+
+def flow_segment(problem, model, dt, num_saves, config, **kwargs):
+    """The gradient flow ``dW/dt = -grad L(W)`` of ``problem.loss`` from ``model`` over a
+    time ``dt``, saved at the ``num_saves`` equally spaced times ``dt/num_saves, ..., dt``,
+    with the ``Config``'s solver options (:func:`solver_options`).
+
+    Arguments:
+        problem: the task (its ``loss``).
+        model: the factorization at the segment's start.
+        dt: the segment's length in flow time.
+        num_saves: the number of saved times in the segment.
+        config: the frozen ``Config`` (``rtol``, ``atol``, ``max_steps``).
+        **kwargs: further keywords of :func:`jaxreg.gradient_flow` (``metrics``, ``stop_at_loss``).
+
+    Returns:
+        The :func:`jaxreg.gradient_flow` trajectory.
+    """
+    ts = jnp.linspace(dt / num_saves, dt, num_saves)
+    return gradient_flow(problem.loss, model, dt, ts=ts, **solver_options(config), **kwargs)
+
+
+def capped_at_t1(status):
+    """The status of a flow run towards a loss (``stop_at_loss``) whose time ``t1`` ended
+    it first: :func:`jaxreg.gradient_flow` reports reaching ``t1`` as COMPLETED (``t1`` is
+    its horizon), but a reproduction that runs to a loss sets ``t1`` as a cap, so COMPLETED
+    becomes MAX_STEPS; other codes are kept.
+
+    Arguments:
+        status: status codes (any shape; JAX or NumPy).
+
+    Returns:
+        The codes with COMPLETED replaced by MAX_STEPS.
+    """
+    return jnp.where(status == Status.COMPLETED, Status.MAX_STEPS, status)
+
+
+def rmsprop_descent(loss, model, config, *, learning_rate=None, **kwargs):
+    """``config.num_steps`` steps of GroupRMSprop descent (:func:`jaxreg.group_rmsprop`
+    with learning rate ``config.lr``) on ``loss`` from ``model``, stopped once the loss is
+    below ``config.stop_at_loss``.
+
+    Arguments:
+        loss: the loss ``model -> scalar``.
+        model: the initial factorization.
+        config: the frozen ``Config`` (``lr``, ``num_steps``, ``stop_at_loss``).
+        learning_rate: a number or optax schedule used instead of ``config.lr``.
+        **kwargs: further keywords of :func:`jaxreg.gradient_descent` (``save_every``, ``metrics``).
+
+    Returns:
+        The :func:`jaxreg.gradient_descent` trajectory.
+    """
+    return gradient_descent(
+        loss,
+        model,
+        group_rmsprop(config.lr if learning_rate is None else learning_rate),
+        config.num_steps,
+        stop_at_loss=config.stop_at_loss,
+        **kwargs,
+    )
+
+
+def run_grid_chunks(step, num_chunks, config, **run):
+    """Run ``step`` over ``num_chunks`` checkpointed chunks (:func:`jaxreg_lab.driver.run_chunks`)
+    that carry nothing: each chunk is one independent line of a grid.
+
+    Arguments:
+        step: the chunk function ``(carry, k) -> (carry, outputs)``; the carry is a dummy scalar.
+        num_chunks: the number of chunks (grid lines).
+        config: the frozen ``Config`` (the run's fingerprint).
+        **run: ``out_dir``, ``resume``, ``progress`` and ``desc`` of :func:`jaxreg_lab.driver.run_chunks`.
+
+    Returns:
+        ``(outs, wall)``: the chunks' output dicts and the wall time per chunk.
+    """
+    _, outs, wall = run_chunks(step, jnp.zeros(()), num_chunks, fingerprint=config, **run)
+    return outs, wall
+
+
+def run_flow_chunks(step, models, config, *, status_shape=None, axis=None, **run):
+    """Run ``step`` over ``config.num_chunks`` checkpointed chunks (:func:`jaxreg_lab.driver.run_chunks`)
+    from the carry ``(models, status)``, ``status`` starting at ``Status.COMPLETED``.
+
+    ``step((models, status), k) -> ((models, status), outputs)`` keeps the worst status
+    so far (codes grow with severity). An output named ``"steps"`` (solver steps per chunk)
+    is summed over the chunks; the others are concatenated along ``axis``.
+
+    Arguments:
+        step: the chunk function.
+        models: the initial models (any pytree).
+        config: the frozen ``Config`` (``num_chunks``; also the run's fingerprint).
+        status_shape: the shape of the status array; default ``(config.seeds,)``.
+        axis: the save axis of the outputs (see :func:`jaxreg_lab.driver.stack_chunks`); default
+            ``len(status_shape)``, the axis after the status axes.
+        **run: ``out_dir``, ``resume``, ``progress`` and ``desc`` of :func:`jaxreg_lab.driver.run_chunks`.
+
+    Returns:
+        ``(models, status, steps, data, wall)``: the final carry, the summed steps (None
+        without a ``"steps"`` output), the stacked outputs and the wall time per chunk.
+    """
+    status_shape = (config.seeds,) if status_shape is None else tuple(status_shape)
+    axis = len(status_shape) if axis is None else axis
+    init_status = jnp.full(status_shape, Status.COMPLETED, jnp.int32)
+    (models, status), outs, wall = run_chunks(step, (models, init_status), config.num_chunks, fingerprint=config, **run)
+    steps = np.sum([o.pop("steps") for o in outs], axis=0) if "steps" in outs[0] else None
+    return models, status, steps, stack_chunks(outs, axis=axis), wall
+
+
+def grid_results(outs, wall, *, names, order, coords) -> dict:
+    """The results dict of a grid run whose chunks each hold one grid line.
+
+    Every chunk output ``outs[c][name]`` is stacked on a leading chunk axis and transposed
+    by ``order`` onto the dimensions ``tuple(coords)``, whose last is ``"seed"``; a seed's
+    status is its worst over the grid.
+
+    Arguments:
+        outs: the chunks' output dicts (from :func:`jaxreg_lab.driver.run_chunks`).
+        wall: the wall time per chunk.
+        names: the outputs to keep, ``"status"`` among them.
+        order: the axis permutation from (chunk, ...) to the dimensions of ``coords``.
+        coords: dimension name -> its coordinate values, in the arrays' axis order.
+
+    Returns:
+        ``{"arrays", "coords", "status", "wall_time"}``.
+    """
+    dims = tuple(coords)
+
+    def grid(key):
+        return np.stack([o[key] for o in outs]).transpose(order)
+
+    arrays = {k: (dims, grid(k)) for k in names}
+    seeds = len(coords["seed"])
+    status = np.moveaxis(arrays["status"][1], dims.index("seed"), 0).reshape(seeds, -1).max(axis=1)
+    return {"arrays": arrays, "coords": coords, "status": Status.names(status), "wall_time": wall}
+
+
+def mean_std(values, fmt: str, std_fmt: str) -> str:
+    """``"<mean> +- <std>"`` of ``values`` over seeds for a summary table, the mean right-
+    and the std left-aligned (e.g. ``fmt="13.2f"``, ``std_fmt="7.2f"``); ``values``' own
+    ``mean``/``std`` are used (an xarray DataArray skips NaN)."""
+    return f"{values.mean():>{fmt}} +- {values.std():<{std_fmt}}"
+
+
+def status_counts(status) -> str:
+    """``"k/N"`` runs of ``status`` (codes or names, any shape) that reached their stop
+    criterion (:meth:`jaxreg.Status.ok`), then the worst status among them, e.g.
+    ``"1/3 max_steps"``: the summary tables' account of a group of runs."""
+    flat = np.ravel(np.asarray(status))
+    reached = sum(Status.ok(s) for s in flat.tolist())
+    return f"{reached}/{flat.size} {Status.name(Status.worst(flat))}"
+
+
+def run_status(results) -> np.ndarray:
+    """Every run's status of loaded ``results``: the ``"status"`` array when one is saved
+    (one entry per run of a grid), else ``results.meta["status"]``."""
+    if "status" in results.arrays:
+        return np.asarray(results["status"])
+    return np.asarray(results.meta.get("status") or [])
+
+
+def status_report(results) -> str:
+    """The line under every summary table: how many runs reached their stop criterion
+    (loss reached, or the whole horizon run without one) and how the others ended."""
+    status = np.ravel(run_status(results))
+    if status.size == 0:
+        return "runs: no status recorded"
+    names = [s if isinstance(s, str) else Status.name(s) for s in status.tolist()]
+    others = {n: names.count(n) for n in Status.NAMES if n in names and not Status.ok(n)}
+    tail = f" ({', '.join(f'{c} {n}' for n, c in others.items())})" if others else ""
+    return f"runs that reached their stop criterion: {len(names) - sum(others.values())}/{len(names)}{tail}"
+
+
+def _cell_status(results, dims: tuple[str, str]):
+    """The status array with ``dims`` moved first, or None when it lacks one of them."""
+    if "status" not in results.arrays or not set(dims) <= set(results.dims["status"]):
+        return None
+    names = results.dims["status"]
+    status = np.moveaxis(np.asarray(results["status"]), [names.index(d) for d in dims], [0, 1])
+    return status.reshape(*status.shape[:2], -1)
+
+
+def grid_table(results, dims: tuple[str, str], header: str, row) -> str:
+    """A summary table over two coordinates of ``results``: the ``header`` line, then one
+    line ``row(i, a, j, b)`` per cell, ``a = coords[dims[0]][i]`` (outer loop) and
+    ``b = coords[dims[1]][j]`` (inner loop). When a ``"status"`` array spans both
+    dimensions each line ends with the cell's :func:`status_counts` (its status is the
+    worst of its runs)."""
+    outer, inner = (results.coords[d] for d in dims)
+    cells = _cell_status(results, dims)
+    if cells is not None:
+        header = f"{header}  reached stop"
+    lines = [header]
+    for i, a in enumerate(outer):
+        for j, b in enumerate(inner):
+            tail = "" if cells is None else f"  {status_counts(cells[i, j])}"
+            lines.append(row(i, a, j, b) + tail)
+    return "\n".join(lines)
+
+
+def cell_status(codes) -> tuple[str, int]:
+    """A grid cell's status over its runs' :class:`Status` codes: the worst and how many
+    runs reached their stop criterion (:meth:`jaxreg.Status.ok`), the rule of
+    :func:`status_counts`. The stop-at-loss grids map a horizon run out without reaching
+    the loss to ``max_steps``, so for them ``ok`` means ``converged``."""
+    flat = np.ravel(np.asarray(codes))
+    return Status.name(Status.worst(flat)), sum(Status.ok(c) for c in flat.tolist())

@@ -1,0 +1,179 @@
+"""``jaxreg sweep --config FILE.toml``: any model x task x optimizer over seeds and init scales.
+
+One TOML file names a factorization (a name of :data:`jaxreg.factorizations.MODELS`:
+``matrix``, ``cp``, ``hierarchical``, ``deep_cp``, ``tensor_train``),
+a task (``completion`` or ``sensing`` of a random low-rank target), and an optimizer
+(``flow`` for exact gradient flow d theta/dt = -grad L(theta), or any optax optimizer by
+name, or ``group_rmsprop``), and the grid ``init_scales`` x ``seeds``. Every run of the
+grid goes through one vmapped, sharded program (:func:`jaxreg.sweep`), in chunks that are
+checkpointed, so ``run(..., resume=True)`` continues a killed sweep with identical results. Saved per
+run and save point: the training loss, the test loss, the reconstruction error
+||W - W*||_F / ||W*||_F (when the target is materialized) and the ``top`` largest
+component norms (each model's ``component_norms()``: singular values of W; CP / deep CP
+component norms; for HTF the local component norms of the root; for a tensor train the
+singular values at its middle bond).
+
+Example (``sweep.toml``)::
+
+    model = "matrix"
+    depth = 3
+    shape = [30, 30]
+    task = "completion"
+    target_rank = 2
+    num_observed = 300
+    optimizer = "flow"          # or "sgd", "adam", "group_rmsprop", ...
+    t1 = 500.0                  # flow time (descent: num_steps and learning_rate)
+    init_scales = [1e-3, 1e-2]
+    seeds = 4
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxreg import sweep
+from jaxreg.dynamics import Status
+from jaxreg.dynamics.descent import descent_init, descent_segment, finish_status
+from jaxreg_lab.driver import run_chunks, stack_chunks
+from jaxreg_lab.reproductions._results import capped_at_t1, flow_segment, per_seed
+from jaxreg_lab.reproductions._sweep_config import LEGACY_OPTIONS as LEGACY_OPTIONS
+from jaxreg_lab.reproductions._sweep_config import MODELS as MODELS
+from jaxreg_lab.reproductions._sweep_config import NAME as NAME
+from jaxreg_lab.reproductions._sweep_config import TASKS as TASKS
+from jaxreg_lab.reproductions._sweep_config import Config as Config
+from jaxreg_lab.reproductions._sweep_config import check_optimizer as check_optimizer
+from jaxreg_lab.reproductions._sweep_config import make_model, make_optimizer, make_problem
+from jaxreg_lab.reproductions._sweep_report import plot as plot
+from jaxreg_lab.reproductions._sweep_report import summary as summary
+
+OUTPUTS = ("loss", "test_loss", "reconstruction_error", "component_norms")  # saved per run and save point
+
+
+def _norms(model, top):
+    norms = jnp.sort(model.component_norms())[::-1]
+    return jnp.pad(norms, (0, max(0, top - norms.shape[0])), constant_values=jnp.nan)[:top]
+
+
+def _metrics(problem, top, dense):
+    def fn(m):
+        err = problem.reconstruction_error(m) if dense else jnp.nan
+        return problem.test_loss(m), err, _norms(m, top)
+
+    return fn
+
+
+def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
+    n_init, n_seed = len(config.init_scales), config.seeds
+    keys = jax.random.split(jax.random.key(config.seed), n_seed)
+    pkeys, mkeys = jax.vmap(jax.random.split, out_axes=1)(keys)
+    scales = jnp.asarray(config.init_scales)
+    # runs ordered (init_scale, seed); every init scale shares its seed's problem and key
+    run_pkeys = jnp.tile(pkeys, (n_init,))
+    run_mkeys = jnp.tile(mkeys, (n_init,))
+    run_scales = jnp.repeat(scales, n_seed)
+    problems, models = per_seed(
+        lambda pk, mk, s: (make_problem(config, pk), make_model(config, mk, s)), run_pkeys, run_mkeys, run_scales
+    )
+    dense = problems.target is not None
+    per_chunk = config.num_saves // config.num_chunks
+    stop = config.stop_at_loss if config.stop_at_loss > 0 else None
+
+    if config.optimizer == "flow":
+        dt = config.t1 / config.num_chunks
+
+        def one(problem, _, state):
+            model, status = state
+            traj = flow_segment(
+                problem, model, dt, per_chunk, config, stop_at_loss=stop, metrics=_metrics(problem, config.top, dense)
+            )
+            done = status != Status.COMPLETED  # stopped or failed in an earlier chunk: frozen
+            new_model = jax.tree_util.tree_map(lambda a, b: jnp.where(done, a, b), model, traj.model)
+            frozen = lambda x: jnp.where(done, jnp.full_like(x, jnp.inf), x)  # noqa: E731
+            out = (frozen(traj.loss), *jax.tree_util.tree_map(frozen, traj.metrics))
+            new_status = jnp.where(done, status, traj.status)
+            return (new_model, new_status), out, jnp.where(done, 0, traj.num_steps)
+
+        state = (models, jnp.full((n_init * n_seed,), Status.COMPLETED, jnp.int32))
+    else:
+        optimizer = make_optimizer(config)
+        every = config.num_steps // config.num_saves
+        stop_arr = -np.inf if stop is None else stop
+
+        def one(problem, model, carry):
+            static = eqx.partition(model, eqx.is_inexact_array)[1]
+            dtype = jax.tree_util.tree_leaves(carry[0])[0].dtype
+            metrics = _metrics(problem, config.top, dense)
+            carry, (loss, other) = descent_segment(
+                problem.loss, static, optimizer, carry, per_chunk, every, metrics, jnp.asarray(stop_arr, dtype)
+            )
+            return carry, (loss, *other), jnp.zeros_like(carry[3])  # steps are counted in the carry
+
+        state = eqx.filter_vmap(lambda m: descent_init(m, optimizer))(models)
+
+    batched = _swept(one, n_init * n_seed, config.chunk_size)
+
+    def step(state, k):
+        state, outputs, steps = batched(problems, models, state)
+        return state, {**dict(zip(OUTPUTS, outputs)), "steps": steps}
+
+    state, outs, wall = run_chunks(
+        step, state, config.num_chunks, out_dir=out_dir, resume=resume, progress=progress, desc=NAME, fingerprint=config
+    )
+    steps_per_chunk = [o.pop("steps") for o in outs]
+    data = stack_chunks(outs, axis=1)
+    if config.optimizer == "flow":
+        status = np.asarray(state[1] if stop is None else capped_at_t1(state[1]))  # t1 before stop_at_loss
+        steps = np.sum(steps_per_chunk, axis=0)
+        times = np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves)
+        time_name = "flow time t"
+    else:
+        finish = eqx.filter_vmap(_descent_status, in_axes=(0, 0, 0, None))
+        status = np.asarray(eqx.filter_jit(finish)(problems, models, state, stop_arr))
+        steps = np.asarray(state[3])
+        times = (np.arange(1, config.num_saves + 1) * (config.num_steps // config.num_saves)).astype(float)
+        time_name = "step"
+
+    def grid(x):  # (run, ...) -> (init_scale, seed, ...)
+        return x.reshape(n_init, n_seed, *x.shape[1:])
+
+    top = config.top
+    return {
+        "arrays": {
+            "loss": (("init_scale", "seed", "time"), grid(data["loss"])),
+            "test_loss": (("init_scale", "seed", "time"), grid(data["test_loss"])),
+            "reconstruction_error": (("init_scale", "seed", "time"), grid(data["reconstruction_error"])),
+            "component_norms": (("init_scale", "seed", "time", "component"), grid(data["component_norms"])),
+            "solver_steps": (("init_scale", "seed"), grid(steps)),
+        },
+        "coords": {
+            "init_scale": list(config.init_scales),
+            "seed": list(range(n_seed)),
+            "time": times.tolist(),
+            "component": list(range(1, top + 1)),
+            "time_name": time_name,
+        },
+        "status": Status.names(status),
+    }
+
+
+def _swept(one, num_runs: int, chunk_size: int):
+    """``one`` over all runs through :func:`jaxreg.sweep` (sharded over every device, of
+    every process under ``jax.distributed``): one compiled program reused by every chunk."""
+    index = jnp.arange(num_runs)
+
+    def fn(_, *args):
+        return one(*args)
+
+    def batched(*args):
+        return sweep(fn, index, *args, chunk_size=chunk_size or None)
+
+    return batched
+
+
+def _descent_status(problem, model, carry, stop):
+    params, opt_state, status, steps = carry
+    final = eqx.combine(params, eqx.partition(model, eqx.is_inexact_array)[1])
+    return finish_status(problem.loss, final, status, jnp.asarray(stop))

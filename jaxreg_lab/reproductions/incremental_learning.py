@@ -1,0 +1,348 @@
+"""Incremental learning in matrix, tensor, hierarchical tensor and deep tensor factorization.
+
+Razin, Maman, Cohen (ICML 2022), the figure beside their Theorem 1: under gradient flow
+from small initialization, the singular values of a deep matrix factorization (Arora,
+Cohen, Hu, Luo, NeurIPS 2019), the component norms of a CP tensor factorization (Razin,
+Maman, Cohen, ICML 2021) and the local component norms of a hierarchical tensor
+factorization (HTF) all obey
+
+    d sigma/dt = K * gamma(t) * sigma^{2 - 2/K}     (K = L, N, or |children(nu)| + 1),
+
+so each moves slowly while small and fast once large: the components are learned one
+after the other. Deep tensor factorization (Hariz, Kadri, Ayache, Moakher, Artieres 2022)
+puts k matrices A on every CP factor: balanced, sigma_r = ||(x)_n w_r^n|| obeys
+d sigma_r/dt = N delta_r sigma_r^{2 - 2/N + k}, so larger k sharpens the rise; its panels
+k = 0, 1, 2 start from one balanced draw.
+
+The claim, per panel and seed (:func:`~jaxreg_lab.reproductions._transitions.incremental_claim`;
+HTF at its first internal node and at the root, both K = 3): the R components of largest
+final value (R: the target's rank there) reach half their final value in order, each
+>= 1.2x later than the previous, and exactly R components ever reach 10% of the largest;
+a panel passes when it holds in a majority of seeds (2 of 3). Control: orthonormal-factor
+targets with distinct weights (``*_weights``) fix the order the components should come in
+(Gaussian targets, the papers' draw, can have two nearly equal ones, which rise together),
+and CP and deep CP components start at one norm (:func:`_matched`).
+
+Each model of each seed runs twice from one initialization: a first flow to the cap
+``*_t1``, stopped once the training loss is ``stop_fraction`` of its initial value, gives
+the stop time T (its first evenly spaced save past that point); the second runs to T with
+``num_saves`` evenly spaced saves in ``num_chunks`` checkpointed chunks, so the rises are
+resolved and "final value" is the value at the fit. One compiled flow per model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import PRNGKeyArray
+
+from jaxreg import validation as V
+from jaxreg.dynamics import Status, gradient_flow
+from jaxreg.factorizations import (
+    DeepTensorFactorization,
+    HierarchicalTensorFactorization,
+    MatrixFactorization,
+    TensorFactorization,
+)
+from jaxreg.factorizations.trees import TreePlan, balanced_tree, check_widths, plan_tree
+from jaxreg.tasks import matrix_completion, tensor_completion, weighted_completion
+from jaxreg_lab.reproductions import _incremental_report as _report
+from jaxreg_lab.reproductions._config import FlowRun, check_scalar_fields, defaults
+from jaxreg_lab.reproductions._results import initial_setups, run_flow_chunks
+from jaxreg_lab.reproductions._transitions import claim_arrays, claim_summary
+from jaxreg_lab.reproductions._transitions import incremental_claim as incremental_claim
+from jaxreg_lab.reproductions._transitions import transition_saves as transition_saves
+from jaxreg_lab.reproductions._transitions import transition_width as transition_width
+
+NAME = "incremental-learning"
+FAMILIES = ("mf", "tf", "htf", "dcp")  # matrix, CP, HTF, deep CP: the prefixes of the fields
+
+
+def _prefixed(prefix: str, **fields) -> dict:
+    """``{prefix_name: value}``: one problem's preset overrides on one line."""
+    return {f"{prefix}_{k}": v for k, v in fields.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+@defaults(num_saves=300, max_steps=200_000, seeds=3)
+class Config(FlowRun):
+    """Four completion problems, one per model family (``mf_``, ``tf_``, ``htf_``, ``dcp_``).
+
+    Per family: the target's ``shape``, ``rank`` and ``weights`` (relative component norms
+    of an orthonormal-factor target, one per rank; empty: Gaussian factors as in the
+    papers), ``observed`` entries, the model's ``init_scale`` (per-entry std) and the cap
+    ``t1`` of the first flow (deep CP: ``dcp_t1s``, one per depth in ``dcp_depths``).
+    ``htf_target`` ("cp" or "ht") picks the Gaussian HTF target when ``htf_weights`` is
+    empty. Both flows stop at ``stop_fraction`` times the initial loss (see the module).
+    ``eta`` (the references' lr) only labels the secondary axis (GD iterations t / eta).
+    Paper preset: Razin et al. 2022's comparison runs (64x64 rank-5 matrix; 16^3 CP
+    rank 5, init 1e-3; HTF widths 512 on 16^3, HT rank 5, 2048 observations, init 1e-2)
+    with Gaussian targets, and deep CP on a 10^3 CP-rank-5 target.
+    """
+
+    mf_shape: tuple[int, int] = (30, 30)
+    tf_shape: tuple[int, ...] = (8, 8, 8)
+    htf_shape: tuple[int, ...] = (8, 8, 8)
+    dcp_shape: tuple[int, ...] = (8, 8, 8)
+    mf_depth: int = 3
+    tf_components: int = 20
+    dcp_components: int = 20
+    eta: float = 1e-2
+    htf_widths: tuple[int, ...] = (16, 16)
+    mf_rank: int = 3
+    tf_rank: int = 3
+    htf_rank: int = 2
+    dcp_rank: int = 3
+    dcp_depths: tuple[int, ...] = (0, 1, 2)
+    mf_weights: tuple[float, ...] = (1.0, 0.5, 0.25)
+    tf_weights: tuple[float, ...] = (1.0, 0.5, 0.25)
+    htf_weights: tuple[float, ...] = (1.0, 0.1)
+    dcp_weights: tuple[float, ...] = (1.0, 0.4, 0.16)
+    mf_observed: int = 300
+    tf_observed: int = 250
+    htf_observed: int = 400
+    dcp_observed: int = 300
+    dcp_t1s: tuple[float, ...] = (3e5, 1e6, 2e6)
+    mf_t1: float = 4000.0
+    tf_t1: float = 2e6
+    htf_t1: float = 1e5
+    htf_target: str = "cp"
+    mf_init_scale: float = 1e-3
+    tf_init_scale: float = 1e-3
+    htf_init_scale: float = 0.05
+    dcp_init_scale: float = 0.02
+    stop_fraction: float = 1e-3
+
+    TINY = dict(num_saves=240, num_chunks=2)
+    PAPER = dict(
+        **_prefixed("mf", shape=(64, 64), rank=5, weights=(), observed=2048),
+        **_prefixed("tf", shape=(16, 16, 16), rank=5, weights=(), observed=2048, components=512, init_scale=1e-3),
+        **_prefixed("htf", shape=(16, 16, 16), rank=5, weights=(), target="ht", observed=2048, widths=(512, 512)),
+        **_prefixed("htf", init_scale=1e-2),
+        **_prefixed("dcp", shape=(10, 10, 10), rank=5, weights=(), observed=500, components=50),
+        num_saves=400,
+        num_chunks=10,
+    )
+
+    def __post_init__(self):
+        check_scalar_fields(self)
+        V.choice("htf_target", self.htf_target, ("cp", "ht"))
+        weights = {f"{f}_weights": getattr(self, f"{f}_weights") for f in FAMILIES}
+        V.normalize_fields(
+            self,
+            mf_shape=V.shape_tuple("mf_shape", self.mf_shape, order=2),
+            tf_shape=V.shape_tuple("tf_shape", self.tf_shape, min_order=2),
+            dcp_shape=V.shape_tuple("dcp_shape", self.dcp_shape, min_order=2),
+            htf_shape=V.shape_tuple("htf_shape", self.htf_shape, min_order=3),  # a node below the root
+            dcp_depths=V.int_tuple("dcp_depths", self.dcp_depths, minimum=0, distinct=False),
+            dcp_t1s=V.float_tuple("dcp_t1s", self.dcp_t1s, positive=True, distinct=False),
+            **{k: V.float_tuple(k, v, positive=True, nonempty=False, distinct=False) for k, v in weights.items()},
+        )
+        V.normalize_fields(self, htf_widths=check_widths(self.htf_widths, _tree(self.htf_shape), "htf_widths"))
+        if len(self.dcp_t1s) != len(self.dcp_depths):
+            raise ValueError(
+                f"dcp_t1s must have one entry per deep-CP depth ({len(self.dcp_depths)}), got {self.dcp_t1s!r}"
+            )
+        if self.stop_fraction >= 1:
+            raise ValueError(
+                f"stop_fraction must be below 1 (a fraction of the initial loss), got {self.stop_fraction}"
+            )
+        for f in FAMILIES:
+            shape, rank, weights = (getattr(self, f"{f}_{k}") for k in ("shape", "rank", "weights"))
+            if weights and len(weights) != rank:
+                raise ValueError(f"{f}_weights must have {f}_rank = {rank} entries (or none), got {weights}")
+            if rank > min(shape):
+                raise ValueError(f"{f}_rank must be at most min({f}_shape) = {min(shape)}, got {rank}")
+            V.below_entries(f"{f}_observed", getattr(self, f"{f}_observed"), shape)
+        V.divisible("num_saves", self.num_saves, "num_chunks", self.num_chunks)
+        numel = sum(math.prod(getattr(self, f"{f}_shape")) for f in FAMILIES)
+        V.fits_in_memory("seeds", self.seeds, 8 * self.seeds * numel)
+
+    def model_names(self) -> list[str]:
+        return ["matrix", "cp", "htf"] + [f"deep-cp k={k}" for k in self.dcp_depths]
+
+    def horizons(self) -> list[float]:  # the caps of the first flow, one per model
+        return [self.mf_t1, self.tf_t1, self.htf_t1, *self.dcp_t1s]
+
+
+def _tree(shape) -> TreePlan:
+    """The HTF's mode tree: the default balanced binary tree over adjacent modes."""
+    return plan_tree(balanced_tree(len(shape)), len(shape))
+
+
+def _problem(config: Config, family: str, key: PRNGKeyArray, norm: float):
+    """The completion problem of one family; ``norm`` is ||W*||_F of an orthonormal-factor target."""
+    shape, rank, weights, observed = (
+        getattr(config, f"{family}_{k}") for k in ("shape", "rank", "weights", "observed")
+    )
+    if weights:
+        return weighted_completion(key, shape, weights, observed, target_norm=norm)
+    if family == "mf":
+        return matrix_completion(key, shape, rank, observed)
+    if family == "htf":
+        return tensor_completion(key, shape, rank, observed, target=config.htf_target, target_norm=norm)
+    return tensor_completion(key, shape, rank, observed)
+
+
+def _setup(config: Config, key: PRNGKeyArray):
+    """Problems, models and initial losses of one seed, one per model (tuples)."""
+    keys = jax.random.split(key, 8)
+    entry_rms_1 = math.sqrt(math.prod(config.htf_shape))  # matrix and HTF targets: entry RMS 1
+    tf_m = TensorFactorization(keys[3], config.tf_shape, config.tf_components, init_scale=config.tf_init_scale)
+    problems = (
+        _problem(config, "mf", keys[0], math.sqrt(math.prod(config.mf_shape))),
+        _problem(config, "tf", keys[2], 1.0),  # CP targets: ||W*||_F = 1
+        _problem(config, "htf", keys[4], entry_rms_1),
+    )
+    models = (
+        MatrixFactorization(keys[1], config.mf_shape, config.mf_depth, init_scale=config.mf_init_scale),
+        _matched(tf_m, tf_m),
+        HierarchicalTensorFactorization(
+            keys[5], config.htf_shape, config.htf_widths, init_scale=config.htf_init_scale, balanced=True
+        ),
+    )
+    # one deep-CP problem and one key for every depth k: the same directions at t = 0, and
+    # every component at one end-to-end norm (k = 0's geometric mean), so the panels differ in k
+    dcp_p = _problem(config, "dcp", keys[6], 1.0)
+    dcp_ms = tuple(
+        DeepTensorFactorization(
+            keys[7], config.dcp_shape, config.dcp_components, k, init_scale=config.dcp_init_scale, balanced=True
+        )
+        for k in config.dcp_depths
+    )
+    dcp_ms = tuple(_matched(m, dcp_ms[0]) for m in dcp_ms)
+    problems += (dcp_p,) * len(dcp_ms)
+    models += dcp_ms
+    return problems, models, jnp.stack([p.loss(m) for p, m in zip(problems, models)])
+
+
+def _matched(model, reference):
+    """``model`` (CP or deep CP) with component r's vectors (w_r^n, and deep CP's A_i^{n,r})
+    scaled by one factor c_r so that every end-to-end component norm ||(x)_n A_k..A_1 w_r^n||
+    (a product of N (1 + k) of them, so scaled by c_r^{N (1 + k)}) equals the geometric mean
+    of ``reference``'s. Equal initial norms leave the order of the rises to the target (an
+    escape time grows like sigma_r(0)^{-(1 - 2/N + k)}); one c_r per component keeps balance."""
+    k, size = getattr(model, "factor_depth", 0), jnp.exp(jnp.mean(jnp.log(reference.component_norms())))
+    c = (size / model.component_norms()) ** (1 / (len(model.shape) * (1 + k)))
+    model = eqx.tree_at(lambda m: m.factors, model, tuple(f * c for f in model.factors))
+    if not k:
+        return model
+    return eqx.tree_at(lambda m: m.layers, model, tuple(a * c[None, :, None, None] for a in model.layers))
+
+
+def _metrics(model):
+    """The saved norms: singular values, CP component norms, every HTF node's local
+    component norms, or deep CP's (sigma_r of the theorem, end-to-end component norms)."""
+    if isinstance(model, HierarchicalTensorFactorization):
+        return tuple(model.local_component_norms().values())
+    if isinstance(model, DeepTensorFactorization):
+        return model.rate_sigma(), model.component_norms()
+    return model.component_norms()
+
+
+@eqx.filter_jit
+def _flow(problem, model, dt, stop, fractions, rtol, atol, max_steps: int):
+    """For every seed (vmapped): gradient flow of ``problem.loss`` from ``model`` over
+    ``dt`` (per seed), stopped at the loss ``stop`` (per seed), saving the loss and
+    :func:`_metrics` at ``fractions * dt``. Module-level: one compiled program per model
+    type, shared by both flows, every chunk and every run of one configuration."""
+
+    def one(problem, model, dt, stop):
+        traj = gradient_flow(
+            problem.loss, model, dt, ts=fractions * dt, stop_at_loss=stop, rtol=rtol, atol=atol,
+            max_steps=max_steps, metrics=_metrics,
+        )  # fmt: skip
+        return traj.model, traj.loss, traj.metrics, traj.status, traj.num_steps
+
+    return eqx.filter_vmap(one)(problem, model, dt, stop)
+
+
+def _stop_times(config: Config, problems, models, loss0, fractions):
+    """The first flow of every model: ``(stop times (model, seed), statuses (model, seed))``.
+    The stop time is the first save (at ``fractions * t1``) past the stop loss, or t1."""
+    seeds, tol = jnp.ones(config.seeds), (jnp.asarray(config.rtol), jnp.asarray(config.atol))
+    stops, statuses = [], []
+    for i, (p, m, t1) in enumerate(zip(problems, models, config.horizons())):
+        _, loss, _, st, _ = _flow(
+            p, m, t1 * seeds, config.stop_fraction * loss0[:, i], fractions, *tol, config.max_steps
+        )
+        past = ~np.isfinite(np.asarray(loss))  # saves after the stop hold inf
+        first = np.where(past.any(axis=1), past.argmax(axis=1), len(fractions) - 1)
+        stops.append(t1 * np.asarray(fractions)[first])
+        statuses.append(np.asarray(st))
+    return np.stack(stops), np.stack(statuses)
+
+
+def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
+    problems, models, loss0 = initial_setups(_setup, config)  # cached: a resumed run reuses them
+    per_chunk = config.num_saves // config.num_chunks
+    fractions = jnp.arange(1, per_chunk + 1) / per_chunk
+    stop_t, first_status = _stop_times(config, problems, models, loss0, fractions)
+    never = jnp.zeros(config.seeds)  # the second flow runs to T: a zero loss is never reached
+
+    def step(state, k):
+        models, status = state
+        new, out = [], {"steps": 0}
+        for i, (p, m) in enumerate(zip(problems, models)):
+            dt = jnp.asarray(stop_t[i] / config.num_chunks)
+            ms, loss, metrics, st, n = _flow(
+                p, m, dt, never, fractions, jnp.asarray(config.rtol), jnp.asarray(config.atol), config.max_steps
+            )
+            new.append(ms)
+            out.update({f"m{i}_{j}": leaf for j, leaf in enumerate(jax.tree_util.tree_leaves(metrics))})
+            out.update({f"loss{i}": loss, "steps": out["steps"] + n})
+            status = jnp.maximum(status, st)  # worst status so far (codes grow with severity)
+        return (tuple(new), status), out
+
+    models, status, steps, data, wall = run_flow_chunks(
+        step, models, config, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
+    )  # every output is (seed, save, ...)
+    failed = np.where(first_status >= Status.MAX_STEPS, first_status, 0).max(axis=0)
+    s = np.linspace(1.0 / config.num_saves, 1.0, config.num_saves)
+    nodes = _tree(config.htf_shape).nodes
+    # deep CP's sigma_r (j = 0) and end-to-end component norms (j = 1), the depths on axis 2
+    dcp = [np.stack([data[f"m{3 + i}_{j}"] for i in range(len(config.dcp_depths))], axis=2) for j in (0, 1)]
+    arrays = {
+        "flow_time": (("seed", "model", "save"), stop_t.T[:, :, None] * s),
+        "stop_time": (("model", "seed"), stop_t),
+        "reached_stop_loss": (("model", "seed"), first_status == Status.CONVERGED),
+        "loss": (("seed", "save", "model"), np.stack([data[f"loss{i}"] for i in range(len(stop_t))], axis=-1)),
+        "mf_singular_values": (("seed", "save", "mf_component"), data["m0_0"]),
+        "tf_component_norms": (("seed", "save", "tf_component"), data["m1_0"]),
+        "dcp_component_norms": (("seed", "save", "dcp_depth", "dcp_component"), dcp[0]),
+        "dcp_end_component_norms": (("seed", "save", "dcp_depth", "dcp_component"), dcp[1]),
+        "solver_steps": (("seed",), steps),
+    }
+    for i in range(len(nodes)):
+        arrays[f"htf_node{i}_norms"] = (("seed", "save", f"htf_node{i}_component"), data[f"m2_{i}"])
+    coords = {
+        "seed": list(range(config.seeds)),
+        "save": s.tolist(),
+        "model": config.model_names(),
+        "dcp_depth": list(config.dcp_depths),
+        "htf_node": [list(n) for n in nodes],
+    }
+    panels = _report.panels(config, coords, lambda key: arrays[key][1], reached=arrays["reached_stop_loss"][1])
+    claim = claim_arrays(panels)
+    arrays.update(claim)
+    coords.update(panel=[p[0] for p in panels], order=list(range(claim["half_time"][1].shape[-1])))
+    coords["gap"] = coords["order"][:-1]
+    return {
+        "arrays": arrays,
+        "coords": coords,
+        "status": Status.names(np.maximum(np.asarray(status), failed)),
+        "wall_time": wall,
+        "extra": {"claim": claim_summary(panels)},
+    }
+
+
+def plot(results, out_dir):
+    return _report.draw(results, out_dir, NAME)
+
+
+summary = _report.summary

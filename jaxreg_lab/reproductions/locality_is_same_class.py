@@ -1,0 +1,19 @@
+"""Is-Same-Class: the gradient-change regularizer restores long-range accuracy (Razin et al. 2022).
+
+Two digits at horizontal gap ``distance`` on a blank canvas; label: same class? Without
+the regularizer (lambda = 0) test accuracy falls towards chance as the gap grows.
+An adapter (:mod:`._locality`) over :func:`jaxreg_lab.locality.experiments.run_is_same_class`.
+"""
+
+from __future__ import annotations
+
+from jaxreg_lab.locality.experiments import IsSameClassConfig, run_is_same_class
+from jaxreg_lab.reproductions._locality import reproduction
+
+NAME = "locality-is-same-class"
+Config = IsSameClassConfig  # frozen; preset("tiny" | "small" | "paper"); seeds: a count or a tuple of seeds
+
+# run(config, *, out_dir, resume, progress) trains the grid (distance x lambda x seed)
+run, plot, summary = reproduction(
+    run_is_same_class, NAME, "Is-Same-Class (scikit-learn digits in place of CIFAR-10)", "distance"
+)

@@ -1,0 +1,138 @@
+"""Singular-value dynamics of deep matrix completion by exact gradient flow.
+
+Arora, Cohen, Hu, Luo (NeurIPS 2019), Figure "dynamics": the singular values of the
+end-to-end matrix are learned one at a time (incremental learning), each following
+d sigma_r/dt = L (sigma_r^2)^{1-1/L} <-grad L(W), u_r v_r^T>.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxreg import validation as V
+from jaxreg.dynamics import Status
+from jaxreg.factorizations import MatrixFactorization
+from jaxreg.tasks import matrix_completion
+from jaxreg_lab.reproductions._config import FlowRun, check_scalar_fields, defaults
+from jaxreg_lab.reproductions._results import flow_segment, initial_setups, run_flow_chunks
+
+NAME = "matrix-dynamics"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CompletionFlow(FlowRun):
+    """Gradient flow on a matrix completion problem, Arora et al. 2019's setting by default:
+    a ``shape`` target of rank ``rank`` (entry RMS 1) with ``num_observed`` observed
+    entries, factors initialized at scale ``init_scale``; the ``top`` largest singular
+    values of the end-to-end matrix are saved."""
+
+    shape: tuple[int, int] = (100, 100)
+    rank: int = 5
+    num_observed: int = 2000
+    init_scale: float = 1e-3
+    top: int = 10
+
+
+@dataclasses.dataclass(frozen=True)
+@defaults(num_chunks=10)
+class Config(CompletionFlow):
+    """Depth-``depth`` factorization integrated to time ``t1``."""
+
+    depth: int = 3
+    t1: float = 3000.0
+
+    TINY = dict(shape=(30, 30), rank=3, num_observed=300, init_scale=1e-2, t1=600.0, num_saves=40, num_chunks=4, top=5)
+    PAPER = dict(seeds=5)
+
+    def __post_init__(self):
+        V.normalize_fields(self, shape=V.shape_tuple("shape", self.shape, order=2))
+        check_scalar_fields(self)
+        V.divisible("num_saves", self.num_saves, "num_chunks", self.num_chunks)
+        V.below_entries("num_observed", self.num_observed, self.shape)
+        V.fits_in_memory("seeds", self.seeds, 8 * self.seeds * self.depth * self.shape[0] * self.shape[1])
+
+
+def _setup(config: Config, key):
+    kp, km = jax.random.split(key)
+    problem = matrix_completion(kp, config.shape, config.rank, config.num_observed)
+    model = MatrixFactorization(km, config.shape, config.depth, init_scale=config.init_scale)
+    return problem, model
+
+
+def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
+    problems, models = initial_setups(_setup, config)
+    per_chunk = config.num_saves // config.num_chunks
+    dt = config.t1 / config.num_chunks
+    top = min(config.top, *config.shape)
+
+    def one(problem, model):
+        def metrics(m):
+            return (m.component_norms()[:top], problem.reconstruction_error(m))
+
+        traj = flow_segment(problem, model, dt, per_chunk, config, metrics=metrics)
+        return traj.model, (traj.loss, *traj.metrics), traj.status, traj.num_steps
+
+    batched = eqx.filter_jit(eqx.filter_vmap(one))
+
+    def step(state, k):
+        models, status = state
+        models, (loss, sv, err), st, steps = batched(problems, models)
+        status = jnp.maximum(status, st)  # worst status so far (codes grow with severity)
+        return (models, status), {"loss": loss, "singular_values": sv, "reconstruction_error": err, "steps": steps}
+
+    models, status, steps, data, wall = run_flow_chunks(
+        step, models, config, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
+    )
+    ts = np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves)
+    return {
+        "arrays": {
+            "singular_values": (("seed", "time", "component"), data["singular_values"]),
+            "loss": (("seed", "time"), data["loss"]),
+            "reconstruction_error": (("seed", "time"), data["reconstruction_error"]),
+            "solver_steps": (("seed",), steps),
+        },
+        "coords": {"seed": list(range(config.seeds)), "time": ts.tolist(), "component": list(range(1, top + 1))},
+        "status": Status.names(status),
+        "wall_time": wall,
+    }
+
+
+def plot(results, out_dir):
+    import matplotlib.pyplot as plt
+
+    from jaxreg_lab.plotting import plot_curves, save_figure
+
+    ts = np.asarray(results.coords["time"])
+    sv = results["singular_values"][0]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    plot_curves(axes[0], ts, sv, label_prefix="sigma_")
+    axes[0].set_xlabel("gradient flow time t")
+    axes[0].set_ylabel("singular values of W")
+    cfg = results.config
+    axes[0].set_title(f"depth {cfg['depth']}, init {cfg['init_scale']:g}: incremental learning")
+    # in the empty band between the learned and the unlearned singular values
+    kw = dict(fontsize=7, ncol=2, title=f"seed 0, top {sv.shape[1]}", title_fontsize=7)
+    axes[0].legend(loc="center right", bbox_to_anchor=(1, 0.64), **kw)
+    axes[1].plot(ts, results["loss"].T, color="k", lw=1, alpha=0.7)
+    axes[1].plot(ts, results["reconstruction_error"].T, color="tab:red", lw=1, alpha=0.7)
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("gradient flow time t")
+    axes[1].legend(["train loss", "rel. reconstruction error"], fontsize=8)
+    axes[1].grid(alpha=0.3)
+    return save_figure(fig, out_dir, NAME)
+
+
+def summary(results) -> str:
+    sv = results["singular_values"][:, -1, :]
+    err = results["reconstruction_error"][:, -1]
+    loss = results["loss"][:, -1]
+    lines = [f"{'seed':>4} {'status':>10} {'train loss':>11} {'rel. error':>11}  top singular values"]
+    for s in range(sv.shape[0]):
+        vals = " ".join(f"{v:7.3g}" for v in sv[s, :6])
+        lines.append(f"{s:>4} {results.meta['status'][s]:>10} {loss[s]:11.3e} {err[s]:11.3e}  {vals}")
+    return "\n".join(lines)

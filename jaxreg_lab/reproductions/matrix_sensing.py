@@ -1,0 +1,65 @@
+"""Deep matrix sensing against depth and init scale, beside nuclear-norm minimization.
+
+Arora, Cohen, Hu, Luo (NeurIPS 2019), appendix.
+
+A rank-``rank`` target W* (entry RMS 1) is measured through y_i = <A_i, W*> with A_i of
+i.i.d. N(0, 1/(m n)) entries (the authors' ``randn / n`` for 100x100). For each depth and
+init scale, gradient flow on the mean squared measurement error runs to ``stop_at_loss``;
+reported as in ``matrix-completion-depth``: the reconstruction error (mean over all
+entries of (W - W*)^2), nuclear norm and effective rank, beside the nuclear-norm
+minimization min ||X||_* s.t. |<A_i, X> - y_i| <= delta (cvxpy + SCS, delta 1e-3 as in
+the authors' code), and per cell whether the depth beats it in every seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from jaxreg.tasks import matrix_sensing
+from jaxreg_lab.reproductions._config import defaults
+from jaxreg_lab.reproductions.matrix_completion_depth import (
+    GridRun,
+    check_grid_config,
+    plot_grid,
+    run_grid,
+    summary_grid,
+)
+
+NAME = "matrix-sensing"
+
+
+@dataclasses.dataclass(frozen=True)
+@defaults(init_scales=(1e-2, 1e-3))
+class Config(GridRun):
+    """Arora et al. 2019: 100x100, rank 5, 2000 / 5000 Gaussian measurements."""
+
+    shape: tuple[int, int] = (30, 30)
+    rank: int = 2
+    num_measurements: tuple[int, ...] = (180,)
+
+    TINY = dict(shape=(20, 20), rank=2, num_measurements=(120,), depths=(2, 3), init_scales=(1e-2,), stop_at_loss=1e-5)
+    PAPER = dict(shape=(100, 100), rank=5, num_measurements=(2000, 5000), init_scales=(1e-3, 1e-4, 1e-5, 1e-6), seeds=5)
+
+    def __post_init__(self):
+        check_grid_config(self, "num_measurements")
+
+
+def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
+    return run_grid(
+        config,
+        config.num_measurements,
+        "num_measurements",
+        lambda k, n: matrix_sensing(k, config.shape, config.rank, n, num_test=0),
+        name=NAME,
+        out_dir=out_dir,
+        resume=resume,
+        progress=progress,
+    )
+
+
+def plot(results, out_dir):
+    return plot_grid(results, out_dir, "num_measurements", "measurements", NAME)
+
+
+def summary(results) -> str:
+    return summary_grid(results, "num_measurements")

@@ -1,0 +1,213 @@
+"""Tensor completion against the number of observations (Razin, Maman, Cohen, ICML 2021).
+
+A CP tensor factorization W = sum_{r=1}^R w_r^1 (x) w_r^2 (x) w_r^3 (order 3, dims 8,
+R components, factor entries N(0, init_scale^2)) is fitted to a rank-1 target W*
+(||W*||_F = 1) from n uniformly drawn entries by minimizing
+L(W) = (1/n) sum_{(i,j,k) observed} (W_ijk - W*_ijk)^2 with the reference's optimizer and
+stopping rule: GroupRMSprop, lr 1e-2 (:func:`jaxreg.group_rmsprop`; one scalar adaptive
+rate, so it follows the gradient-flow path re-timed and crosses the long plateaus of
+small init quickly), until L <= 1e-8 or ``num_steps`` iterations. Under gradient flow the
+component norms obey d sigma_r/dt = 3 gamma_r sigma_r^{4/3} (incremental learning), so
+small init finds low tensor rank solutions. (Exact gradient flow, :func:`jaxreg.gradient_flow`,
+takes 10-40x longer here: with few observations the last components are learned on
+time scales of 1e6-1e7 while stiffness caps the explicit solver's step.)
+Reported per init scale and n, over seeds: the normalized reconstruction error
+||W - W*||_F / ||W*||_F and the CP rank of the solution (the smallest r whose CP-ALS fit
+reaches mean squared error < 1e-6, as in the reference,
+:func:`jaxreg.metrics.cp_rank_estimate`). Claim: beyond a modest number of
+observations the rank-1 target is recovered (error ~ 0, rank 1); with very few the error
+is large, yet the solution's rank stays low.
+
+The observation sets are nested: for each seed the entries are one uniform permutation,
+and n observations are its first n entries (exactly the training set that
+``jaxreg.tasks.tensor_completion(key, shape, 1, n)`` draws). The loss weights the first
+n of the permuted entries by 1/n and the rest by 0, so every n shares one compiled,
+vmapped program (n is a traced scalar, not a shape).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from jaxreg import validation as V
+from jaxreg.factorizations import TensorFactorization
+from jaxreg.metrics import component_norm_entropy_rank, cp_rank_estimate
+from jaxreg.tasks import tensor_completion
+from jaxreg_lab.reproductions._config import DescentToLoss, check_scalar_fields, defaults
+from jaxreg_lab.reproductions._results import (
+    grid_results,
+    grid_table,
+    mean_std,
+    per_seed,
+    per_seed_and_scale,
+    rmsprop_descent,
+    run_grid_chunks,
+)
+
+NAME = "tensor-completion-observations"
+
+
+# the outputs of one run, in the order ``step`` returns them
+OUTPUTS = ("error", "cp_rank", "component_norm_entropy_rank", "loss", "status", "iterations")
+
+
+@dataclasses.dataclass(frozen=True)
+@defaults(seeds=3)
+class Config(DescentToLoss):
+    """Defaults: Razin et al. 2021's setting: order 3, dims 8, rank-1 target,
+    init 1e-3 and 1e-2, GroupRMSprop lr 1e-2, stop at train loss 1e-8, CP rank by
+    CP-ALS at MSE < 1e-6. Runs that do not reach 1e-8 within ``num_steps`` iterations
+    end with status "max_steps" and their train loss is reported.
+    ``rank`` (R, the model's number of components) is ours: 64 = 8^3 / 8, an upper
+    bound on the rank of any 8 x 8 x 8 tensor, so any tensor is reachable."""
+
+    shape: tuple[int, ...] = (8, 8, 8)
+    target_rank: int = 1
+    rank: int = 64
+    num_observed: tuple[int, ...] = (10, 25, 50, 100, 200, 400)
+    init_scales: tuple[float, ...] = (1e-3, 1e-2)
+    cp_max_rank: int = 4
+    cp_tol: float = 1e-6
+    cp_restarts: int = 2
+    cp_iter_max: int = 1000
+
+    TINY = dict(
+        rank=16,
+        num_observed=(15, 200),
+        init_scales=(1e-2,),
+        seeds=2,
+        num_steps=4000,
+        cp_max_rank=3,
+        cp_restarts=1,
+        cp_iter_max=500,
+    )
+    PAPER = dict(
+        num_observed=(50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 511),
+        seeds=5,
+        num_steps=200_000,
+        cp_max_rank=6,
+        cp_restarts=3,
+        cp_iter_max=2000,
+    )
+
+    def __post_init__(self):
+        V.normalize_fields(
+            self,
+            shape=V.shape_tuple("shape", self.shape),
+            num_observed=V.int_tuple("num_observed", self.num_observed, minimum=1),
+            init_scales=V.float_tuple("init_scales", self.init_scales, positive=True, distinct=False),
+        )
+        for n in self.num_observed:
+            V.below_entries("num_observed", n, self.shape)
+        check_scalar_fields(self)
+        runs = self.seeds * len(self.num_observed) * len(self.init_scales)
+        V.fits_in_memory("seeds", self.seeds, 8 * runs * (math.prod(self.shape) + self.rank * sum(self.shape)))
+
+
+def masked_loss(
+    model, indices: Int[Array, "k N"], values: Float[Array, " k"], num_observed: Int[Array, ""]
+) -> Float[Array, ""]:
+    """(1/n) sum_{i < n} (W[indices_i] - values_i)^2 with n = ``num_observed`` (traced):
+    the completion loss over the first n observations, one program for every n."""
+    weights = (jnp.arange(values.shape[0]) < num_observed) / num_observed
+    return jnp.sum(weights * (model.entries(indices) - values) ** 2)
+
+
+def _problems(config: Config, keys: PRNGKeyArray):
+    """Per seed: the target and a permutation of max(num_observed) observations (stacked)."""
+    n_max = max(config.num_observed)
+    problems = per_seed(lambda k: tensor_completion(k, config.shape, config.target_rank, n_max), keys)
+    return problems.target, problems.train.indices, problems.train.values
+
+
+def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
+    keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+    targets, indices, values = _problems(config, keys)
+    # every (seed, init scale)'s initial model, drawn op by op outside the program (see per_seed)
+    models = per_seed_and_scale(
+        lambda key, s: TensorFactorization(jax.random.fold_in(key, 1), config.shape, config.rank, init_scale=s),
+        keys,
+        config.init_scales,
+    )
+
+    def one(target, idx, vals, model, n):
+        tr = rmsprop_descent(lambda m: masked_loss(m, idx, vals, n), model, config, save_every=config.num_steps)
+        w = tr.model.materialize()
+        err = jnp.linalg.norm((w - target).ravel()) / jnp.linalg.norm(target.ravel())
+        return w, err, component_norm_entropy_rank(tr.model.component_norms()), tr.loss[-1], tr.status, tr.num_steps
+
+    over_scales = eqx.filter_vmap(one, in_axes=(None, None, None, 0, None))
+    batched = eqx.filter_jit(eqx.filter_vmap(over_scales, in_axes=(0, 0, 0, 0, None)))
+
+    def estimate_cp_rank(w, seed):
+        kw = dict(n_restarts=config.cp_restarts, seed=seed, n_iter_max=config.cp_iter_max)
+        return cp_rank_estimate(w, config.cp_max_rank, config.cp_tol, **kw)
+
+    def step(state, k):  # chunk k: the k'th number of observations, all init scales and seeds
+        n = jnp.asarray(config.num_observed[k])
+        w, err, erank, loss, status, iters = batched(targets, indices, values, models, n)
+        w = np.asarray(w)  # (seed, init_scale, *shape)
+        cp_rank = np.array([[estimate_cp_rank(w_si, config.seed + s) for w_si in w_s] for s, w_s in enumerate(w)])
+        return state, dict(zip(OUTPUTS, (err, cp_rank, erank, loss, status, iters)))
+
+    outs, wall = run_grid_chunks(
+        step, len(config.num_observed), config, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
+    )
+
+    # chunks of (seed, init_scale) -> (init_scale, num_observed, seed)
+    coords = {
+        "init_scale": list(config.init_scales),
+        "num_observed": list(config.num_observed),
+        "seed": list(range(config.seeds)),
+    }
+    return grid_results(outs, wall, order=(2, 0, 1), names=OUTPUTS, coords=coords)
+
+
+def plot(results, out_dir):
+    import matplotlib.pyplot as plt
+
+    from jaxreg_lab.plotting import save_figure
+
+    c = results.coords
+    n = np.asarray(c["num_observed"], float)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for i, s in enumerate(c["init_scale"]):
+        for ax, key in zip(axes, ("error", "cp_rank")):
+            v = np.asarray(results[key][i], float)
+            ax.errorbar(n, v.mean(-1), yerr=v.std(-1), marker="o", capsize=3, label=f"init {s:g}")
+    cfg = results.config
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("reconstruction error ||W - W*|| / ||W*||")
+    axes[1].set_ylabel(f"CP rank of the solution (CP-ALS, MSE < {cfg['cp_tol']:g})")
+    axes[1].axhline(cfg["target_rank"], color="k", ls="--", lw=1, label="target rank")
+    axes[1].axhline(cfg["cp_max_rank"] + 1, color="gray", ls=":", lw=1, label="> max rank tried")
+    shape = "x".join(str(d) for d in cfg["shape"])
+    for ax in axes:
+        ax.set_xlabel("number of observed entries")
+        ax.set_title(f"{shape} tensor, rank-{cfg['target_rank']} target, R = {cfg['rank']}", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    return save_figure(fig, out_dir, NAME)
+
+
+def summary(results) -> str:
+    def row(i, s, j, n):
+        cp_rank = np.asarray(results["cp_rank"][i, j], float)
+        return (
+            f"{s:>8.0e} {n:>6} {mean_std(results['error'][i, j], '13.3e', '9.2e')} "
+            f"{mean_std(cp_rank, '11.2f', '7.2f')} {results['component_norm_entropy_rank'][i, j].mean():>14.2f} "
+            f"{results['loss'][i, j].max():>10.1e} {results['iterations'][i, j].max():>6}"
+        )
+
+    header = (
+        f"{'init':>8} {'obs':>6} {'rel. error (mean +- std)':>26} {'CP rank (mean +- std)':>22} "
+        f"{'norm-ent. rank':>14} {'train loss':>10} {'iters':>6}"
+    )
+    return grid_table(results, ("init_scale", "num_observed"), header, row)
