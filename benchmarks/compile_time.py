@@ -49,15 +49,16 @@ def programs(log):
                         + last.get(("/jax/core/compile/jaxpr_trace_duration", inner), 0.0)})
     return sorted(out, key=lambda r: -r["s"])
 jax.monitoring.register_event_duration_secs_listener(listen)
+from jaxreg_lab.driver import run_named
 from jaxreg_lab.reproductions import EXPERIMENTS
 mod = EXPERIMENTS[sys.argv[1]]
 if getattr(mod.Config, "PRECISION", None) == "float32":  # CNN training runs in float32
     jax.config.update("jax_enable_x64", False)
 config = mod.Config.preset(sys.argv[2])
 with tempfile.TemporaryDirectory() as d:
-    t = time.perf_counter(); mod.run(config, out_dir=None, progress=False); first = time.perf_counter() - t
+    t = time.perf_counter(); run_named(mod, config, progress=False); first = time.perf_counter() - t
     first_events, first_counts, first_programs = dict(events), dict(counts), programs(list(log))
-    t = time.perf_counter(); mod.run(config, out_dir=None, progress=False); second = time.perf_counter() - t
+    t = time.perf_counter(); run_named(mod, config, progress=False); second = time.perf_counter() - t
 second_compiles = counts.get("/jax/core/compile/backend_compile_duration", 0) - first_counts.get(
     "/jax/core/compile/backend_compile_duration", 0)
 print("RESULT" + json.dumps({"first_s": first, "second_s": second, "events": first_events, "counts": first_counts,

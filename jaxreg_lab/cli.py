@@ -175,6 +175,7 @@ def _module(name: str):
 
 
 def _reproduce(args) -> int:
+    from jaxreg_lab.driver import run_named
     from jaxreg_lab.store.results import fingerprint, load_results, save_results
 
     module = _module(args.name)
@@ -187,7 +188,7 @@ def _reproduce(args) -> int:
     t0 = time.perf_counter()
     from jaxreg.distributed import is_writer
 
-    res = module.run(config, out_dir=out, resume=args.resume, progress=not args.no_progress)
+    res = run_named(module, config, out_dir=out, resume=args.resume, progress=not args.no_progress, fingerprint=fp)
     wall = time.perf_counter() - t0
     ok = all(s in ("completed", "converged") for s in (res.get("status") or []))
     if not is_writer():  # across processes only process 0 writes and reports

@@ -23,17 +23,21 @@ system all processes see) and they check that they continue from the same chunk.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from jaxreg import distributed
+from jaxreg import Status, distributed, sweep
+from jaxreg_lab.contract import Final
 from jaxreg_lab.store import files as _io
 from jaxreg_lab.store.files import CorruptFile
 from jaxreg_lab.store.results import CHECKPOINT, ResumeMismatch, as_fingerprint, fingerprint_mismatch
@@ -45,6 +49,8 @@ __all__ = [
     "check_resumable",
     "clear_checkpoint",
     "chunk_loop",
+    "run_reproduction",
+    "run_named",
     "CheckpointExists",
     "CHECKPOINT",
 ]
@@ -346,3 +352,113 @@ def stack_chunks(outputs: list[dict], axis: int) -> dict[str, np.ndarray]:
         ``{key: np.concatenate([o[key] for o in outputs], axis)}``.
     """
     return {k: np.concatenate([o[k] for o in outputs], axis=axis) for k in outputs[0]}
+
+
+@dataclasses.dataclass(frozen=True)
+class _OneRun:
+    """One run's chunk of ``reproduction`` under ``config``, as :func:`jaxreg.sweep` calls
+    it; compares by value, so every run of the same reproduction and config reuses one
+    compiled program."""
+
+    reproduction: Any
+    config: Any
+
+    def __call__(self, index, inputs, state, k):
+        return self.reproduction.chunk(self.config, inputs, state, k)
+
+
+def run_reproduction(
+    reproduction, config, *, out_dir: Path | None = None, resume: bool = False, progress: bool = True, fingerprint=None
+) -> dict:
+    """Run a :class:`jaxreg_lab.contract.Reproduction`: every run's chunks in one
+    program, sharded over every device of every process (:func:`jaxreg.sweep`), each
+    chunk committed as a checkpoint unit (:func:`run_chunks`), each run's worst status
+    kept, and the arrays laid out on the reproduction's declared ``outputs``.
+
+    Arguments:
+        reproduction: the reproduction (a :class:`jaxreg_lab.contract.Reproduction`).
+        config: its frozen ``Config``.
+        out_dir: the results directory (checkpoints in ``out_dir/.checkpoint``); None:
+            no checkpoints.
+        resume: continue the checkpoint in ``out_dir``.
+        progress: show a progress bar over chunks.
+        fingerprint: the run's fingerprint when the caller computed it already
+            (:func:`jaxreg_lab.store.results.fingerprint`); default: from ``config``.
+
+    Returns:
+        The results dict: ``arrays`` (name -> (dims, array)), ``coords``, ``status``
+        (one name per run, nested as ``run_shape``), ``wall_time`` and ``extra``.
+    """
+    setup = reproduction.setup(config)
+    runs = setup.num_runs
+    one = _OneRun(reproduction, config)
+    index = jnp.arange(runs)
+
+    def step(carry, k):
+        state, worst = carry
+        state, status, outputs = sweep(one, index, setup.inputs, state, jnp.full(runs, k, jnp.int32))
+        return (state, jnp.maximum(worst, jnp.asarray(status, jnp.int32))), outputs
+
+    initial = (setup.state, jnp.full(runs, Status.COMPLETED, jnp.int32))
+    (state, status), outs, wall = run_chunks(
+        step,
+        initial,
+        setup.num_chunks,
+        out_dir=out_dir,
+        resume=resume,
+        progress=progress,
+        desc=reproduction.name,
+        fingerprint=config if fingerprint is None else fingerprint,
+    )
+    steps = np.sum([o.pop("steps") for o in outs], axis=0) if "steps" in outs[0] else None
+    data = stack_chunks(outs, axis=1) if outs[0] else {}
+    if steps is not None:
+        data["steps"] = steps
+
+    def unflatten(x):
+        return np.asarray(x).reshape(setup.run_shape + np.shape(x)[1:])
+
+    final = Final(
+        state=jax.tree.map(lambda x: jnp.reshape(x, setup.run_shape + x.shape[1:]), state),
+        status=unflatten(status),
+        data={name: unflatten(x) for name, x in data.items()},
+    )
+    arrays = reproduction.assemble(config, setup, final)
+    if set(arrays) != set(reproduction.outputs):
+        raise ValueError(
+            f"{reproduction.name}: assemble returned {sorted(arrays)}, its outputs declare {sorted(reproduction.outputs)}"
+        )
+    for name, dims in reproduction.outputs.items():
+        if np.ndim(arrays[name]) != len(dims):
+            raise ValueError(f"{reproduction.name}: output {name} has shape {np.shape(arrays[name])}, dims {dims}")
+    return {
+        "arrays": {name: (dims, np.asarray(arrays[name])) for name, dims in reproduction.outputs.items()},
+        "coords": dict(setup.coords),
+        "status": Status.names(final.status),
+        "wall_time": wall,
+        "extra": dict(setup.extra),
+    }
+
+
+def run_named(
+    module, config, *, out_dir: Path | None = None, resume: bool = False, progress: bool = True, fingerprint=None
+):
+    """Run the reproduction of ``module`` (one of :mod:`jaxreg_lab.reproductions`): its
+    ``REPRODUCTION`` through :func:`run_reproduction` where it declares the contract,
+    else its own ``run``.
+
+    Arguments:
+        module: the reproduction's module.
+        config: its frozen ``Config``.
+        out_dir, resume, progress: as in :func:`run_reproduction`.
+        fingerprint: the fingerprint the caller computed (used by the contract's path).
+
+    Returns:
+        The results dict (see :func:`run_reproduction`).
+    """
+    reproduction = getattr(module, "REPRODUCTION", None)
+    if reproduction is not None:
+        return run_reproduction(
+            reproduction, config, out_dir=out_dir, resume=resume, progress=progress, fingerprint=fingerprint
+        )
+    return module.run(config, out_dir=out_dir, resume=resume, progress=progress)

@@ -6,9 +6,9 @@ import pytest
 from helpers import interrupt_chunks, reproduce_tiny
 from helpers import run_cli as _run
 
-from jaxreg_lab import cli
+from jaxreg_lab import cli, driver
 from jaxreg_lab.driver import checkpoints, run_chunks
-from jaxreg_lab.reproductions import _results, matrix_dynamics
+from jaxreg_lab.reproductions import matrix_dynamics
 from jaxreg_lab.store.results import load_results
 
 TINY = ["reproduce", "matrix-dynamics", "--size", "tiny", "--no-progress"]
@@ -42,7 +42,7 @@ def test_plot_redraws_without_recomputing(tiny_run):
 
 
 def test_resume_after_interrupt_equals_uninterrupted(tiny_run, tmp_path, monkeypatch):
-    interrupt_chunks(monkeypatch, _results, at=2)  # the chunk loop of the flow reproductions
+    interrupt_chunks(monkeypatch, driver, at=2)  # the driver's chunk loop
     assert cli.main(["reproduce", "matrix-dynamics", "--size", "tiny", "--out", str(tmp_path), "--no-progress"]) == 130
     monkeypatch.undo()
     assert [u.name for u in checkpoints(tmp_path)] == ["chunk-000002"]
@@ -111,7 +111,7 @@ def no_compute(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("computed before refusing")
 
-    monkeypatch.setattr(matrix_dynamics, "run", refuse)
+    monkeypatch.setattr(driver, "run_named", refuse)
 
 
 def _one_line_error(capsys, *fragments):
@@ -139,7 +139,7 @@ def test_finished_results_are_kept_unless_forced(tiny_run, tmp_path, monkeypatch
     out = tmp_path / "done"
     shutil.copytree(tiny_run, out)
     with monkeypatch.context() as mp:
-        mp.setattr(matrix_dynamics, "run", lambda *a, **k: pytest.fail("recomputed"))
+        mp.setattr(driver, "run_named", lambda *a, **k: pytest.fail("recomputed"))
         assert cli.main(TINY + ["--out", str(out)]) == 2
         _one_line_error(capsys, "finished results", "--force")
         assert cli.main(TINY + ["--out", str(out), "--resume"]) == 0  # that very run: nothing to do
@@ -157,9 +157,7 @@ def test_finished_results_are_kept_unless_forced(tiny_run, tmp_path, monkeypatch
     saved = load_results(tiny_run)
     arrays = {k: (saved.dims[k], v) for k, v in saved.arrays.items()}
     monkeypatch.setattr(
-        matrix_dynamics,
-        "run",
-        lambda *a, **k: {"arrays": arrays, "coords": saved.coords, "status": saved.meta["status"]},
+        driver, "run_named", lambda *a, **k: {"arrays": arrays, "coords": saved.coords, "status": saved.meta["status"]}
     )
     assert cli.main(TINY + ["--out", str(out), "--force"]) == 0
     assert not (out / "ht-rank.png").exists() and (out / "matrix-dynamics.png").exists()

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from jaxreg_lab import cli
+from jaxreg_lab import cli, driver
 from jaxreg_lab import registry as _registry
 from jaxreg_lab.config import UsageError, build_config, parse_set
 from jaxreg_lab.reproductions import EXPERIMENTS, custom_sweep, matrix_dynamics
@@ -111,7 +111,7 @@ def test_set_overrides_config_file_and_preset(tmp_path):
     ],
 )
 def test_bad_set_is_one_line_naming_the_field_before_compute(sets, fragments, monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(matrix_dynamics, "run", lambda *a, **k: pytest.fail("computed before refusing"))
+    monkeypatch.setattr(driver, "run_named", lambda *a, **k: pytest.fail("computed before refusing"))
     argv = ["reproduce", "matrix-dynamics", "--size", "tiny", "--out", str(tmp_path / "o")]
     assert cli.main([*argv, *(x for s in sets for x in ("--set", s))]) == 2
     err = capsys.readouterr().err.strip()

@@ -167,9 +167,11 @@ def run_flow_chunks(step, models, config, *, status_shape=None, axis=None, **run
     """Run ``step`` over ``config.num_chunks`` checkpointed chunks (:func:`jaxreg_lab.driver.run_chunks`)
     from the carry ``(models, status)``, ``status`` starting at ``Status.COMPLETED``.
 
-    ``step((models, status), k) -> ((models, status), outputs)`` keeps the worst status
-    so far (codes grow with severity). An output named ``"steps"`` (solver steps per chunk)
-    is summed over the chunks; the others are concatenated along ``axis``.
+    ``step(models, k) -> (models, status, outputs)`` runs chunk k; this function keeps
+    each run's worst status so far (the codes of :class:`jaxreg.Status` grow with
+    severity), so a run that hit ``max_steps`` in one chunk is never reported as
+    completed. An output named ``"steps"`` (solver steps per chunk) is summed over the
+    chunks; the others are concatenated along ``axis``.
 
     Arguments:
         step: the chunk function.
@@ -187,7 +189,15 @@ def run_flow_chunks(step, models, config, *, status_shape=None, axis=None, **run
     status_shape = (config.seeds,) if status_shape is None else tuple(status_shape)
     axis = len(status_shape) if axis is None else axis
     init_status = jnp.full(status_shape, Status.COMPLETED, jnp.int32)
-    (models, status), outs, wall = run_chunks(step, (models, init_status), config.num_chunks, fingerprint=config, **run)
+
+    def carried(state, k):
+        models, worst = state
+        models, status, outputs = step(models, k)
+        return (models, jnp.maximum(worst, status)), outputs
+
+    (models, status), outs, wall = run_chunks(
+        carried, (models, init_status), config.num_chunks, fingerprint=config, **run
+    )
     steps = np.sum([o.pop("steps") for o in outs], axis=0) if "steps" in outs[0] else None
     return models, status, steps, stack_chunks(outs, axis=axis), wall
 

@@ -192,11 +192,9 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 
     consts = (ts, jnp.asarray(dt), jnp.asarray(config.rtol), jnp.asarray(config.atol), sets, top, config.max_steps)
 
-    def step(state, k):
-        models, status = state
-        models, (loss, erank, sv, test), st, steps = _chunk(problems, models, *consts)
-        status = jnp.maximum(status, st)  # worst status so far (codes grow with severity)
-        return (models, status), dict(loss=loss, test_loss=test, effective_rank=erank, singular_values=sv, steps=steps)
+    def step(models, k):
+        models, (loss, erank, sv, test), status, steps = _chunk(problems, models, *consts)
+        return models, status, dict(loss=loss, test_loss=test, effective_rank=erank, singular_values=sv, steps=steps)
 
     chunks = dict(out_dir=out_dir, resume=resume, progress=progress, desc=NAME)
     models, status, steps, data, wall = run_flow_chunks(step, models, config, status_shape=(2, config.seeds), **chunks)

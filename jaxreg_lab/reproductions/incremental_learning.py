@@ -285,9 +285,8 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     stop_t, first_status = _stop_times(config, problems, models, loss0, fractions)
     never = jnp.zeros(config.seeds)  # the second flow runs to T: a zero loss is never reached
 
-    def step(state, k):
-        models, status = state
-        new, out = [], {"steps": 0}
+    def step(models, k):
+        new, out, sts = [], {"steps": 0}, []
         for i, (p, m) in enumerate(zip(problems, models)):
             dt = jnp.asarray(stop_t[i] / config.num_chunks)
             ms, loss, metrics, st, n = _flow(
@@ -296,8 +295,8 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
             new.append(ms)
             out.update({f"m{i}_{j}": leaf for j, leaf in enumerate(jax.tree_util.tree_leaves(metrics))})
             out.update({f"loss{i}": loss, "steps": out["steps"] + n})
-            status = jnp.maximum(status, st)  # worst status so far (codes grow with severity)
-        return (tuple(new), status), out
+            sts.append(st)
+        return tuple(new), jnp.max(jnp.stack(sts), axis=0), out
 
     models, status, steps, data, wall = run_flow_chunks(
         step, models, config, out_dir=out_dir, resume=resume, progress=progress, desc=NAME

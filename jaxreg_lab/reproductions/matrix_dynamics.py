@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 
-import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxreg import validation as V
-from jaxreg.dynamics import Status
 from jaxreg.factorizations import MatrixFactorization
 from jaxreg.tasks import matrix_completion
+from jaxreg_lab.contract import Final, Reproduction, Setup
 from jaxreg_lab.reproductions._config import FlowRun, check_scalar_fields, defaults
-from jaxreg_lab.reproductions._results import flow_segment, initial_setups, run_flow_chunks
+from jaxreg_lab.reproductions._results import flow_segment, initial_setups
 
 NAME = "matrix-dynamics"
 
@@ -64,42 +62,58 @@ def _setup(config: Config, key):
     return problem, model
 
 
-def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
-    problems, models = initial_setups(_setup, config)
-    per_chunk = config.num_saves // config.num_chunks
-    dt = config.t1 / config.num_chunks
-    top = min(config.top, *config.shape)
+def _top(config: Config) -> int:
+    return min(config.top, *config.shape)
 
-    def one(problem, model):
+
+class MatrixDynamics(Reproduction):
+    """One run per seed: a problem (the input) and a model (the state), integrated in
+    ``num_chunks`` segments of flow time ``t1 / num_chunks``."""
+
+    name = NAME
+    config = Config
+    outputs = {
+        "singular_values": ("seed", "time", "component"),
+        "loss": ("seed", "time"),
+        "reconstruction_error": ("seed", "time"),
+        "solver_steps": ("seed",),
+    }
+
+    def setup(self, config: Config) -> Setup:
+        problems, models = initial_setups(_setup, config)
+        ts = np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves)
+        coords = {"seed": list(range(config.seeds)), "time": ts.tolist(), "component": list(range(1, _top(config) + 1))}
+        return Setup(problems, models, config.num_chunks, (config.seeds,), coords)
+
+    def chunk(self, config: Config, problem, model, k):
+        top = _top(config)
+
         def metrics(m):
             return (m.component_norms()[:top], problem.reconstruction_error(m))
 
-        traj = flow_segment(problem, model, dt, per_chunk, config, metrics=metrics)
-        return traj.model, (traj.loss, *traj.metrics), traj.status, traj.num_steps
+        per_chunk = config.num_saves // config.num_chunks
+        traj = flow_segment(problem, model, config.t1 / config.num_chunks, per_chunk, config, metrics=metrics)
+        sv, err = traj.metrics
+        outputs = {"loss": traj.loss, "singular_values": sv, "reconstruction_error": err, "steps": traj.num_steps}
+        return traj.model, traj.status, outputs
 
-    batched = eqx.filter_jit(eqx.filter_vmap(one))
+    def assemble(self, config: Config, setup: Setup, final: Final) -> dict:
+        data = final.data
+        return {
+            "singular_values": data["singular_values"],
+            "loss": data["loss"],
+            "reconstruction_error": data["reconstruction_error"],
+            "solver_steps": data["steps"],
+        }
 
-    def step(state, k):
-        models, status = state
-        models, (loss, sv, err), st, steps = batched(problems, models)
-        status = jnp.maximum(status, st)  # worst status so far (codes grow with severity)
-        return (models, status), {"loss": loss, "singular_values": sv, "reconstruction_error": err, "steps": steps}
+    def plot(self, results, out_dir):
+        return plot(results, out_dir)
 
-    models, status, steps, data, wall = run_flow_chunks(
-        step, models, config, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
-    )
-    ts = np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves)
-    return {
-        "arrays": {
-            "singular_values": (("seed", "time", "component"), data["singular_values"]),
-            "loss": (("seed", "time"), data["loss"]),
-            "reconstruction_error": (("seed", "time"), data["reconstruction_error"]),
-            "solver_steps": (("seed",), steps),
-        },
-        "coords": {"seed": list(range(config.seeds)), "time": ts.tolist(), "component": list(range(1, top + 1))},
-        "status": Status.names(status),
-        "wall_time": wall,
-    }
+    def summary(self, results) -> str:
+        return summary(results)
+
+
+REPRODUCTION = MatrixDynamics()
 
 
 def plot(results, out_dir):

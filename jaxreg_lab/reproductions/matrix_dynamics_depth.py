@@ -144,8 +144,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
 
     batched = eqx.filter_jit(eqx.filter_vmap(one, in_axes=(0, 0, None)))
 
-    def step(state, k):
-        models, status = state
+    def step(models, k):
         new, outs, sts = [], [], []
         for model, t1 in zip(models, config.t1):
             model, out, st = batched(problems, model, jnp.asarray(t1 / config.num_chunks))
@@ -154,7 +153,7 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
             sts.append(st)
         names = ("loss", "singular_values", "reconstruction_error", "diag_alignment", "offdiag_alignment")
         data = {n: jnp.stack([o[i] for o in outs]) for i, n in enumerate(names)}
-        return (tuple(new), jnp.maximum(status, jnp.stack(sts))), data  # worst status so far
+        return tuple(new), jnp.stack(sts), data
 
     status_shape = (len(config.depths), config.seeds)
     _, status, _, data, wall = run_flow_chunks(

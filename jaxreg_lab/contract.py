@@ -1,0 +1,160 @@
+"""The reproduction contract: what a named reproduction declares, and what the driver does.
+
+A reproduction is a set of independent runs (seeds, and settings such as init scales)
+that each carry a state (e.g. a factorization) through ``num_chunks`` chunks (e.g.
+segments of a gradient flow). It declares:
+
+- ``name`` and ``config``: its registered name and its frozen ``Config`` class (with
+  ``preset(size)``);
+- ``outputs``: every saved array's name -> its dimension names;
+- :meth:`Reproduction.setup`: the runs' inputs and initial states, stacked on one
+  leading run axis (:class:`Setup`);
+- :meth:`Reproduction.chunk`: ONE run's chunk, a pure function ``(config, inputs, state,
+  k) -> (state, status, outputs)``. It never calls jit or vmap on itself: the driver
+  (:func:`jaxreg_lab.driver.run_reproduction`) runs it for every run in one program,
+  sharded over every device of every process (:func:`jaxreg.sweep`);
+- :meth:`Reproduction.assemble`: the saved arrays, from the final states and the
+  chunks' stacked outputs (host side, NumPy);
+- :meth:`Reproduction.plot` and :meth:`Reproduction.summary`, from saved results only.
+
+The driver owns everything else, once: chunking, checkpoint units, resume, each run's
+worst status, the fingerprint and the layout of the arrays on their dimensions.
+A reproduction never calls the driver or the store and never imports another
+reproduction (shared pieces live in lab modules such as
+:mod:`jaxreg_lab.reproductions._results`).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+from jaxtyping import PyTree
+
+__all__ = ["Reproduction", "Setup", "Final"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """The runs of a reproduction before the first chunk.
+
+    Attributes:
+        inputs: per-run constants (e.g. the problems), every array leaf with a leading
+            run axis of size ``prod(run_shape)``.
+        state: the per-run initial carried state (e.g. the models), likewise.
+        num_chunks: the number of chunks (each one checkpointed).
+        run_shape: the run axis unflattened, e.g. ``(seeds,)`` or ``(init_scales, seeds)``:
+            the statuses and every output's leading axes take this shape.
+        coords: the coordinates of the output dimensions (name -> values).
+        extra: scalars recorded at the top level of ``results.json``.
+    """
+
+    inputs: PyTree
+    state: PyTree
+    num_chunks: int
+    run_shape: tuple[int, ...]
+    coords: Mapping[str, list] = dataclasses.field(default_factory=dict)
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def num_runs(self) -> int:
+        """The number of runs, ``prod(run_shape)``."""
+        return math.prod(self.run_shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class Final:
+    """What the driver hands :meth:`Reproduction.assemble` after the last chunk.
+
+    Attributes:
+        state: every run's final state (leading axes ``run_shape``).
+        status: every run's worst status code, shape ``run_shape``.
+        data: every chunk output, the chunks concatenated along the first axis after the
+            run axes (an output ``"steps"``, solver steps per chunk, is summed instead).
+    """
+
+    state: PyTree
+    status: np.ndarray
+    data: Mapping[str, np.ndarray]
+
+
+class Reproduction(abc.ABC):
+    """A named reproduction (see the module docstring). Subclasses are stateless: their
+    instances compare equal when their classes do, so the driver's compiled programs are
+    reused by every run of the same class and config."""
+
+    name: ClassVar[str]
+    config: ClassVar[type]
+    outputs: ClassVar[Mapping[str, tuple[str, ...]]]
+
+    @abc.abstractmethod
+    def setup(self, config) -> Setup:
+        """The runs' inputs and initial states.
+
+        Arguments:
+            config: the frozen ``Config``.
+
+        Returns:
+            A :class:`Setup`.
+        """
+
+    @abc.abstractmethod
+    def chunk(self, config, inputs: PyTree, state: PyTree, k) -> tuple[PyTree, Any, dict]:
+        """One run's chunk ``k`` (a traced integer), pure and unbatched.
+
+        Arguments:
+            config: the frozen ``Config``.
+            inputs: this run's inputs (no run axis).
+            state: this run's state before the chunk.
+            k: the chunk's index.
+
+        Returns:
+            ``(state, status, outputs)``: the state after the chunk, its
+            :class:`jaxreg.Status` code and a dict of arrays (e.g. saved metrics).
+        """
+
+    @abc.abstractmethod
+    def assemble(self, config, setup: Setup, final: Final) -> dict[str, np.ndarray]:
+        """The saved arrays, each laid out on its ``outputs`` dimensions.
+
+        Arguments:
+            config: the frozen ``Config``.
+            setup: the :class:`Setup` of the run.
+            final: the final states, statuses and stacked outputs.
+
+        Returns:
+            ``{name: array}`` for every name of ``outputs``.
+        """
+
+    @abc.abstractmethod
+    def plot(self, results, out_dir):
+        """Draw the figures of saved ``results`` into ``out_dir``.
+
+        Arguments:
+            results: loaded results (:class:`jaxreg_lab.store.results.Results`).
+            out_dir: the results directory.
+
+        Returns:
+            The figure paths.
+        """
+
+    @abc.abstractmethod
+    def summary(self, results) -> str:
+        """The plain-text summary table of saved ``results``.
+
+        Arguments:
+            results: loaded results.
+
+        Returns:
+            The table.
+        """
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
