@@ -77,6 +77,20 @@ class FlowRun(FlowTolerances):
     num_chunks: int = 5
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CompletionFlow(FlowRun):
+    """Gradient flow on a matrix completion problem, Arora et al. 2019's setting by default:
+    a ``shape`` target of rank ``rank`` (entry RMS 1) with ``num_observed`` observed
+    entries, factors initialized at scale ``init_scale``; the ``top`` largest singular
+    values of the end-to-end matrix are saved."""
+
+    shape: tuple[int, int] = (100, 100)
+    rank: int = 5
+    num_observed: int = 2000
+    init_scale: float = 1e-3
+    top: int = 10
+
+
 def check_scalar_fields(config, *, nonnegative: Sequence[str] = ("seed",), skip: Sequence[str] = ()) -> None:
     """Check every ``int`` and ``float`` field of a ``Config`` by its annotation, in field order.
 

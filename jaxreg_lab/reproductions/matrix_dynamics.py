@@ -16,24 +16,10 @@ from jaxreg import validation as V
 from jaxreg.factorizations import MatrixFactorization
 from jaxreg.tasks import matrix_completion
 from jaxreg_lab.contract import Final, Reproduction, Setup
-from jaxreg_lab.reproductions._config import FlowRun, check_scalar_fields, defaults
+from jaxreg_lab.reproductions._config import CompletionFlow, check_scalar_fields, defaults
 from jaxreg_lab.reproductions._results import flow_segment, initial_setups
 
 NAME = "matrix-dynamics"
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class CompletionFlow(FlowRun):
-    """Gradient flow on a matrix completion problem, Arora et al. 2019's setting by default:
-    a ``shape`` target of rank ``rank`` (entry RMS 1) with ``num_observed`` observed
-    entries, factors initialized at scale ``init_scale``; the ``top`` largest singular
-    values of the end-to-end matrix are saved."""
-
-    shape: tuple[int, int] = (100, 100)
-    rank: int = 5
-    num_observed: int = 2000
-    init_scale: float = 1e-3
-    top: int = 10
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,19 +26,17 @@ from __future__ import annotations
 
 import dataclasses
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxreg import validation as V
-from jaxreg.dynamics import Status
 from jaxreg.factorizations import MatrixFactorization
 from jaxreg.factorizations.matrix import INITS
 from jaxreg.tasks import matrix_completion
-from jaxreg_lab.reproductions._config import check_scalar_fields
-from jaxreg_lab.reproductions._results import flow_segment, per_seed, run_flow_chunks
-from jaxreg_lab.reproductions.matrix_dynamics import CompletionFlow
+from jaxreg_lab.contract import Final, Reproduction, Setup
+from jaxreg_lab.reproductions._config import CompletionFlow, check_scalar_fields
+from jaxreg_lab.reproductions._results import flow_segment, per_seed
 
 NAME = "matrix-dynamics-depth"
 LEVELS = (0.1, 0.5, 0.9)
@@ -120,72 +118,87 @@ def separation(times, rank: int):
     return gaps / np.mean(t90 - t10, axis=-1), t50[..., -1] / t50[..., 0]
 
 
-def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
-    keys = jax.random.split(jax.random.key(config.seed), config.seeds)
-    problems = per_seed(lambda k: matrix_completion(k, config.shape, config.rank, config.num_observed), keys)
-    models = tuple(
-        per_seed(
-            lambda k, d=d: MatrixFactorization(
-                jax.random.fold_in(k, 1), config.shape, d, init=config.init, init_scale=config.init_scale, balanced=True
-            ),
-            keys,
-        )
-        for d in config.depths
-    )
-    per_chunk = config.num_saves // config.num_chunks
-    top = min(config.top, *config.shape)
+def _top(config: Config) -> int:
+    return min(config.top, *config.shape)
 
-    def one(problem, model, dt):
+
+class MatrixDynamicsDepth(Reproduction):
+    """One run per seed: its problem (the input) and one model per depth (the state),
+    each depth integrated in ``num_chunks`` segments of its own flow time ``t1 / num_chunks``."""
+
+    name = NAME
+    config = Config
+    outputs = {
+        "singular_values": ("depth", "seed", "time", "component"),
+        "loss": ("depth", "seed", "time"),
+        "reconstruction_error": ("depth", "seed", "time"),
+        "diag_alignment": ("depth", "seed", "time"),
+        "offdiag_alignment": ("depth", "seed", "time"),
+        "flow_time": ("depth", "time"),
+        "level_time": ("depth", "seed", "component", "level"),
+        "separation": ("depth", "seed"),
+        "half_time_ratio": ("depth", "seed"),
+    }
+    _FLOW_OUTPUTS = ("loss", "singular_values", "reconstruction_error", "diag_alignment", "offdiag_alignment")
+
+    def setup(self, config: Config) -> Setup:
+        keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+        problems = per_seed(lambda k: matrix_completion(k, config.shape, config.rank, config.num_observed), keys)
+        models = tuple(
+            per_seed(
+                lambda k, d=d: MatrixFactorization(
+                    jax.random.fold_in(k, 1),
+                    config.shape,
+                    d,
+                    init=config.init,
+                    init_scale=config.init_scale,
+                    balanced=True,
+                ),
+                keys,
+            )
+            for d in config.depths
+        )
+        coords = {
+            "depth": list(config.depths),
+            "seed": list(range(config.seeds)),
+            "time": np.linspace(1.0 / config.num_saves, 1.0, config.num_saves).tolist(),
+            "component": list(range(1, _top(config) + 1)),
+            "level": list(LEVELS),
+        }
+        return Setup(problems, models, config.num_chunks, (config.seeds,), coords)
+
+    def chunk(self, config: Config, problem, models, k):
+        top = _top(config)
+
         def metrics(m):
             return (m.component_norms()[:top], problem.reconstruction_error(m), *alignment(problem, m))
 
-        traj = flow_segment(problem, model, dt, per_chunk, config, metrics=metrics)
-        return traj.model, (traj.loss, *traj.metrics), traj.status
-
-    batched = eqx.filter_jit(eqx.filter_vmap(one, in_axes=(0, 0, None)))
-
-    def step(models, k):
-        new, outs, sts = [], [], []
+        per_chunk = config.num_saves // config.num_chunks
+        new, outs, status = [], [], []
         for model, t1 in zip(models, config.t1):
-            model, out, st = batched(problems, model, jnp.asarray(t1 / config.num_chunks))
-            new.append(model)
-            outs.append(out)
-            sts.append(st)
-        names = ("loss", "singular_values", "reconstruction_error", "diag_alignment", "offdiag_alignment")
-        data = {n: jnp.stack([o[i] for o in outs]) for i, n in enumerate(names)}
-        return tuple(new), jnp.stack(sts), data
+            traj = flow_segment(problem, model, t1 / config.num_chunks, per_chunk, config, metrics=metrics)
+            new.append(traj.model)
+            outs.append((traj.loss, *traj.metrics))
+            status.append(traj.status)
+        # (time, depth, ...): the driver concatenates the chunks along the saved times
+        data = {n: jnp.stack([o[i] for o in outs], axis=1) for i, n in enumerate(self._FLOW_OUTPUTS)}
+        return tuple(new), jnp.max(jnp.stack(status)), data  # the run's worst over its depths
 
-    status_shape = (len(config.depths), config.seeds)
-    _, status, _, data, wall = run_flow_chunks(
-        step, models, config, status_shape=status_shape, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
-    )  # data: (depth, seed, time, ...)
-    frac = np.linspace(1.0 / config.num_saves, 1.0, config.num_saves)  # t / t1 of each depth
-    ts = np.asarray(config.t1)[:, None] * frac[None, :]
-    times = np.stack([level_times(ts[d], data["singular_values"][d]) for d in range(len(config.depths))])
-    sep, ratio = separation(times, config.rank)
-    dims = ("depth", "seed", "time")
-    return {
-        "arrays": {
-            "singular_values": (dims + ("component",), data["singular_values"]),
-            "loss": (dims, data["loss"]),
-            "reconstruction_error": (dims, data["reconstruction_error"]),
-            "diag_alignment": (dims, data["diag_alignment"]),
-            "offdiag_alignment": (dims, data["offdiag_alignment"]),
-            "flow_time": (("depth", "time"), ts),
-            "level_time": (("depth", "seed", "component", "level"), times),
-            "separation": (("depth", "seed"), sep),
-            "half_time_ratio": (("depth", "seed"), ratio),
-        },
-        "coords": {
-            "depth": list(config.depths),
-            "seed": list(range(config.seeds)),
-            "time": frac.tolist(),
-            "component": list(range(1, top + 1)),
-            "level": list(LEVELS),
-        },
-        "status": Status.names(np.asarray(status).max(axis=0)),
-        "wall_time": wall,
-    }
+    def assemble(self, config: Config, setup: Setup, final: Final) -> dict:
+        data = {n: np.moveaxis(final.data[n], 2, 0) for n in self._FLOW_OUTPUTS}  # (depth, seed, time, ...)
+        ts = np.asarray(config.t1)[:, None] * np.asarray(setup.coords["time"])[None, :]
+        times = np.stack([level_times(ts[d], data["singular_values"][d]) for d in range(len(config.depths))])
+        sep, ratio = separation(times, config.rank)
+        return {**data, "flow_time": ts, "level_time": times, "separation": sep, "half_time_ratio": ratio}
+
+    def plot(self, results, out_dir):
+        return plot(results, out_dir)
+
+    def summary(self, results) -> str:
+        return summary(results)
+
+
+REPRODUCTION = MatrixDynamicsDepth()
 
 
 def plot(results, out_dir):

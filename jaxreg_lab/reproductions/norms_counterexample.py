@@ -37,11 +37,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxreg import validation as V
-from jaxreg.dynamics import Status, gradient_flow
+from jaxreg.dynamics import gradient_flow
 from jaxreg.factorizations import MatrixFactorization
 from jaxreg.tasks import Observations, Problem
+from jaxreg_lab.contract import Final, Reproduction, Setup
 from jaxreg_lab.reproductions._config import FlowRun, check_scalar_fields, defaults
-from jaxreg_lab.reproductions._results import per_seed, run_flow_chunks, solver_options
+from jaxreg_lab.reproductions._results import per_seed, solver_options
 
 NAME = "norms-counterexample"
 SHAPE = (2, 2)
@@ -109,82 +110,99 @@ def save_times(config: Config) -> np.ndarray:
     return np.geomspace(config.t_first, config.t1, config.num_saves)
 
 
-def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
-    prob = problem()
-    keys = jax.random.split(jax.random.key(config.seed), config.seeds)
-    ts = save_times(config)
-    per_chunk = config.num_saves // config.num_chunks
-    starts = np.concatenate([[0.0], ts[per_chunk - 1 :: per_chunk][:-1]])
+class NormsCounterexample(Reproduction):
+    """One run per seed: one model per depth (the state; the problem is the same for
+    every run), integrated through the save times in ``num_chunks`` segments."""
 
-    def metrics(m):
-        return m.materialize(), prob.loss(m)
+    name = NAME
+    config = Config
+    outputs = {
+        "loss": ("depth", "seed", "time"),
+        "matrix": ("depth", "seed", "time", "row", "col"),
+        "singular_values": ("depth", "seed", "time", "component"),
+        "schatten_norm": ("depth", "seed", "time", "p"),
+        "effective_rank": ("depth", "seed", "time"),
+        "determinant": ("depth", "seed", "time"),
+        "valid": ("depth", "seed", "time"),
+    }
 
-    def segment(model, t0, chunk_ts):
-        tr = gradient_flow(
-            prob.loss,
-            model,
-            chunk_ts[-1] - t0,
-            ts=chunk_ts - t0,
-            metrics=metrics,
-            solver=diffrax.Kvaerno5(),
-            **solver_options(config),
+    def setup(self, config: Config) -> Setup:
+        keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+        models = tuple(
+            per_seed(lambda k, d=d: initial_model(k, d, config.init_std, config.positive_det), keys)
+            for d in config.depths
         )
-        return tr.model, tr.metrics, tr.status
-
-    batched = eqx.filter_jit(eqx.filter_vmap(segment, in_axes=(0, None, None)))
-    models = tuple(
-        per_seed(lambda k, d=d: initial_model(k, d, config.init_std, config.positive_det), keys) for d in config.depths
-    )
-
-    def step(models, k):
-        chunk_ts = jnp.asarray(ts[k * per_chunk : (k + 1) * per_chunk])
-        new, ws, losses, sts = [], [], [], []
-        for model in models:
-            model, (w, loss), st = batched(model, jnp.asarray(starts[k]), chunk_ts)
-            new.append(model)
-            ws.append(w)
-            losses.append(loss)
-            sts.append(st)
-        return tuple(new), jnp.stack(sts), {"matrix": jnp.stack(ws), "loss": jnp.stack(losses)}
-
-    status_shape = (len(config.depths), config.seeds)
-    _, status, _, data, wall = run_flow_chunks(
-        step, models, config, status_shape=status_shape, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
-    )  # data: (depth, seed, time, ...)
-    w, loss = data["matrix"], data["loss"]
-    sv = np.linalg.svd(np.where(np.isfinite(w), w, 0.0), compute_uv=False)
-    det = np.linalg.det(np.where(np.isfinite(w), w, 0.0))
-    det0 = np.stack([np.linalg.det(np.asarray(m.materialize())) for m in models])  # (depth, seed)
-    # valid while finite and det W keeps the sign of det W(0) (numerically lost, see above)
-    valid = np.isfinite(loss) & (np.sign(det) == np.sign(det0)[..., None])
-    valid = np.logical_and.accumulate(valid, axis=-1)
-    p = np.asarray(config.schatten_p)
-    schatten = np.sum(sv[..., None, :] ** p[:, None], axis=-1) ** (1.0 / p)  # (depth, seed, time, p)
-    q = sv / np.sum(sv, axis=-1, keepdims=True)
-    erank = np.exp(-np.sum(np.where(q > 0, q * np.log(np.where(q > 0, q, 1.0)), 0.0), axis=-1))
-    dims = ("depth", "seed", "time")
-    return {
-        "arrays": {
-            "loss": (dims, loss),
-            "matrix": (dims + ("row", "col"), w),
-            "singular_values": (dims + ("component",), sv),
-            "schatten_norm": (dims + ("p",), schatten),
-            "effective_rank": (dims, erank),
-            "determinant": (dims, det),
-            "valid": (dims, valid),
-        },
-        "coords": {
+        coords = {
             "depth": list(config.depths),
             "seed": list(range(config.seeds)),
-            "time": ts.tolist(),
+            "time": save_times(config).tolist(),
             "row": [0, 1],
             "col": [0, 1],
             "component": [1, 2],
-            "p": [float(x) for x in p],
-        },
-        "status": Status.names(np.asarray(status).max(axis=0)),
-        "wall_time": wall,
-    }
+            "p": [float(x) for x in config.schatten_p],
+        }
+        return Setup(None, models, config.num_chunks, (config.seeds,), coords)
+
+    def chunk(self, config: Config, inputs, models, k):
+        prob = problem()
+        ts = save_times(config)
+        per_chunk = config.num_saves // config.num_chunks
+        starts = jnp.asarray(np.concatenate([[0.0], ts[per_chunk - 1 :: per_chunk][:-1]]))
+        chunk_ts = jax.lax.dynamic_slice(jnp.asarray(ts), (k * per_chunk,), (per_chunk,))
+        t0 = starts[k]
+
+        def metrics(m):
+            return m.materialize(), prob.loss(m)
+
+        new, ws, losses, status = [], [], [], []
+        for model in models:
+            tr = gradient_flow(
+                prob.loss,
+                model,
+                chunk_ts[-1] - t0,
+                ts=chunk_ts - t0,
+                metrics=metrics,
+                solver=diffrax.Kvaerno5(),
+                **solver_options(config),
+            )
+            new.append(tr.model)
+            ws.append(tr.metrics[0])
+            losses.append(tr.metrics[1])
+            status.append(tr.status)
+        # (time, depth, ...): the driver concatenates the chunks along the saved times
+        outputs = {"matrix": jnp.stack(ws, axis=1), "loss": jnp.stack(losses, axis=1)}
+        return tuple(new), jnp.max(jnp.stack(status)), outputs  # the run's worst over its depths
+
+    def assemble(self, config: Config, setup: Setup, final: Final) -> dict:
+        w, loss = (np.moveaxis(final.data[n], 2, 0) for n in ("matrix", "loss"))  # (depth, seed, time, ...)
+        sv = np.linalg.svd(np.where(np.isfinite(w), w, 0.0), compute_uv=False)
+        det = np.linalg.det(np.where(np.isfinite(w), w, 0.0))
+        det0 = np.stack([np.linalg.det(np.asarray(m.materialize())) for m in setup.state])  # (depth, seed)
+        # valid while finite and det W keeps the sign of det W(0) (numerically lost, see above)
+        valid = np.isfinite(loss) & (np.sign(det) == np.sign(det0)[..., None])
+        valid = np.logical_and.accumulate(valid, axis=-1)
+        p = np.asarray(config.schatten_p)
+        schatten = np.sum(sv[..., None, :] ** p[:, None], axis=-1) ** (1.0 / p)  # (depth, seed, time, p)
+        q = sv / np.sum(sv, axis=-1, keepdims=True)
+        erank = np.exp(-np.sum(np.where(q > 0, q * np.log(np.where(q > 0, q, 1.0)), 0.0), axis=-1))
+        return {
+            "loss": loss,
+            "matrix": w,
+            "singular_values": sv,
+            "schatten_norm": schatten,
+            "effective_rank": erank,
+            "determinant": det,
+            "valid": valid,
+        }
+
+    def plot(self, results, out_dir):
+        return plot(results, out_dir)
+
+    def summary(self, results) -> str:
+        return summary(results)
+
+
+REPRODUCTION = NormsCounterexample()
 
 
 def growth(results, d_i: int, s_i: int, p_i: int = 0):
