@@ -6,7 +6,7 @@ segments of a gradient flow). It declares:
 
 - ``name`` and ``config``: its registered name and its frozen ``Config`` class (with
   ``preset(size)``);
-- ``outputs``: every saved array's name -> its dimension names;
+- :meth:`Reproduction.outputs`: every saved array's name -> its dimension names;
 - :meth:`Reproduction.setup`: the runs' inputs and initial states, stacked on one
   leading run axis (:class:`Setup`);
 - :meth:`Reproduction.chunk`: ONE run's chunk, a pure function ``(config, inputs, state,
@@ -89,7 +89,18 @@ class Reproduction(abc.ABC):
 
     name: ClassVar[str]
     config: ClassVar[type]
-    outputs: ClassVar[Mapping[str, tuple[str, ...]]]
+
+    @abc.abstractmethod
+    def outputs(self, config) -> Mapping[str, tuple[str, ...]]:
+        """The saved arrays' schema.
+
+        Arguments:
+            config: the frozen ``Config`` (some schemas depend on it, e.g. one array per
+                tree node).
+
+        Returns:
+            ``{array name: dimension names}``.
+        """
 
     @abc.abstractmethod
     def setup(self, config) -> Setup:
@@ -127,7 +138,7 @@ class Reproduction(abc.ABC):
             final: the final states, statuses and stacked outputs.
 
         Returns:
-            ``{name: array}`` for every name of ``outputs``.
+            ``{name: array}`` for every name of :meth:`outputs`.
         """
 
     @abc.abstractmethod

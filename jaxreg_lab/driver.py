@@ -373,7 +373,7 @@ def run_reproduction(
     """Run a :class:`jaxreg_lab.contract.Reproduction`: every run's chunks in one
     program, sharded over every device of every process (:func:`jaxreg.sweep`), each
     chunk committed as a checkpoint unit (:func:`run_chunks`), each run's worst status
-    kept, and the arrays laid out on the reproduction's declared ``outputs``.
+    kept, and the arrays laid out on the reproduction's declared ``outputs(config)``.
 
     Arguments:
         reproduction: the reproduction (a :class:`jaxreg_lab.contract.Reproduction`).
@@ -424,15 +424,16 @@ def run_reproduction(
         data={name: unflatten(x) for name, x in data.items()},
     )
     arrays = reproduction.assemble(config, setup, final)
-    if set(arrays) != set(reproduction.outputs):
+    schema = reproduction.outputs(config)
+    if set(arrays) != set(schema):
         raise ValueError(
-            f"{reproduction.name}: assemble returned {sorted(arrays)}, its outputs declare {sorted(reproduction.outputs)}"
+            f"{reproduction.name}: assemble returned {sorted(arrays)}, its outputs declare {sorted(schema)}"
         )
-    for name, dims in reproduction.outputs.items():
+    for name, dims in schema.items():
         if np.ndim(arrays[name]) != len(dims):
             raise ValueError(f"{reproduction.name}: output {name} has shape {np.shape(arrays[name])}, dims {dims}")
     return {
-        "arrays": {name: (dims, np.asarray(arrays[name])) for name, dims in reproduction.outputs.items()},
+        "arrays": {name: (dims, np.asarray(arrays[name])) for name, dims in schema.items()},
         "coords": dict(setup.coords),
         "status": Status.names(final.status),
         "wall_time": wall,

@@ -5,9 +5,10 @@ import pytest
 from helpers import interrupt_chunks
 
 from jaxreg.factorizations import trees
+from jaxreg_lab import driver
 from jaxreg_lab.cli import main
 from jaxreg_lab.driver import checkpoints
-from jaxreg_lab.reproductions import _results, ht_rank, incremental_learning
+from jaxreg_lab.reproductions import ht_rank, incremental_learning
 from jaxreg_lab.reproductions.incremental_learning import incremental_claim, transition_saves, transition_width
 from jaxreg_lab.store.results import load_results
 
@@ -172,11 +173,11 @@ def test_ht_degrees_of_freedom(shape, widths, expected):
 def test_ht_rank_resume_after_interrupt_equals_uninterrupted(htrank, tmp_path, monkeypatch):
     out, full = htrank  # the CLI's uninterrupted tiny run (same preset, float64)
     config = ht_rank.Config.preset("tiny")
-    real = interrupt_chunks(monkeypatch, _results, at=1)  # the chunk loop of the flow reproductions
+    real = interrupt_chunks(monkeypatch, driver, at=1)  # the driver's chunk loop
     with pytest.raises(KeyboardInterrupt):
-        ht_rank.run(config, out_dir=tmp_path, progress=False)
-    monkeypatch.setattr(_results, "run_chunks", real)
+        driver.run_reproduction(ht_rank.REPRODUCTION, config, out_dir=tmp_path, progress=False)
+    monkeypatch.setattr(driver, "run_chunks", real)
     assert [m["done"] for m in checkpoints(tmp_path).values()] == [1]
-    resumed = ht_rank.run(config, out_dir=tmp_path, resume=True, progress=False)
+    resumed = driver.run_reproduction(ht_rank.REPRODUCTION, config, out_dir=tmp_path, resume=True, progress=False)
     for key in ("effective_rank", "singular_values", "loss", "test_loss"):
         np.testing.assert_array_equal(resumed["arrays"][key][1], full[key])

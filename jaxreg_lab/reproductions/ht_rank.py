@@ -30,13 +30,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxreg import validation as V
-from jaxreg.dynamics import Status, gradient_flow
+from jaxreg.dynamics import gradient_flow
 from jaxreg.factorizations import HierarchicalTensorFactorization
 from jaxreg.factorizations.trees import TreePlan, balanced_tree, check_widths, ht_degrees_of_freedom, plan_tree
 from jaxreg.metrics import effective_rank_from_singular_values, matricization_singular_values
 from jaxreg.tasks import tensor_completion
+from jaxreg_lab.contract import Final, Reproduction, Setup
 from jaxreg_lab.reproductions._config import FlowRun, check_scalar_fields, defaults
-from jaxreg_lab.reproductions._results import initial_setups, run_flow_chunks
+from jaxreg_lab.reproductions._results import initial_setups
 
 NAME = "ht-rank"
 
@@ -158,83 +159,115 @@ def _initial(problems, models, sets: tuple, top: int):
     return per_init, eqx.filter_vmap(lambda p: _spectra(p.target, sets, top))(problems)
 
 
-@eqx.filter_jit
-def _chunk(problems, models, ts, t1, rtol, atol, sets: tuple, top: int, max_steps: int):
-    """One chunk for every (init, seed) (vmapped): gradient flow over [0, t1] from
-    ``models``, saving at ``ts``. Module-level, so that runs of one configuration in one
-    process (e.g. an interrupted run and its resumption) share the compiled program."""
-
-    def one(problem, model):
-        def metrics(m):
-            erank, sv = _spectra(m.materialize(), sets, top)
-            return erank, sv, problem.test_loss(m)
-
-        traj = gradient_flow(problem.loss, model, t1, ts=ts, rtol=rtol, atol=atol, max_steps=max_steps, metrics=metrics)
-        return traj.model, (traj.loss, *traj.metrics), traj.status, traj.num_steps
-
-    return eqx.filter_vmap(eqx.filter_vmap(one), in_axes=(None, 0))(problems, models)
-
-
 def _top(config: Config, sets) -> int:
     total = math.prod(config.shape)
     return min(config.top, *(min(n, total // n) for n in (math.prod(config.shape[m] for m in s) for s in sets)))
 
 
-def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
-    problems, models = initial_setups(_setup, config)  # cached: a resumed run reuses them
-    models = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), models)  # (init, seed, ...)
-    sets = tuple(config.matricizations())
-    top = _top(config, sets)
-    (er0, sv0, loss0, test0, rms0), (target_erank, target_sv) = _initial(problems, models, sets, top)
-    per_chunk = config.num_saves // config.num_chunks
-    dt = config.t1 / config.num_chunks
-    ts = jnp.linspace(dt / per_chunk, dt, per_chunk)
+class HTRank(Reproduction):
+    """One run per (init scale, seed): the seed's problem (the input, shared by both
+    inits) and a model (the state), integrated in ``num_chunks`` segments of flow time
+    ``t1 / num_chunks``."""
 
-    consts = (ts, jnp.asarray(dt), jnp.asarray(config.rtol), jnp.asarray(config.atol), sets, top, config.max_steps)
+    name = NAME
+    config = Config
 
-    def step(models, k):
-        models, (loss, erank, sv, test), status, steps = _chunk(problems, models, *consts)
-        return models, status, dict(loss=loss, test_loss=test, effective_rank=erank, singular_values=sv, steps=steps)
+    def outputs(self, config: Config) -> dict:
+        return {
+            "effective_rank": ("init_scale", "seed", "time", "matricization"),
+            "singular_values": ("init_scale", "seed", "time", "matricization", "index"),
+            "initial_effective_rank": ("init_scale", "seed", "matricization"),
+            "initial_singular_values": ("init_scale", "seed", "matricization", "index"),
+            "target_effective_rank": ("seed", "matricization"),
+            "target_singular_values": ("seed", "matricization", "index"),
+            "loss": ("init_scale", "seed", "time"),
+            "test_loss": ("init_scale", "seed", "time"),
+            "initial_loss": ("init_scale", "seed"),
+            "initial_test_loss": ("init_scale", "seed"),
+            "initial_entry_rms": ("init_scale", "seed"),
+            "solver_steps": ("init_scale", "seed"),
+        }
 
-    chunks = dict(out_dir=out_dir, resume=resume, progress=progress, desc=NAME)
-    models, status, steps, data, wall = run_flow_chunks(step, models, config, status_shape=(2, config.seeds), **chunks)
-    ts = np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves)
-    n_tree = len(sets) - len(config.non_tree)
-    dof = ht_degrees_of_freedom(config.shape, config.widths, config.plan())
-    params = sum(x.size for x in jax.tree.leaves(eqx.filter(models, eqx.is_array))) // (2 * config.seeds)
-    run_dims = ("init_scale", "seed")
-    return {
-        "arrays": {
-            "effective_rank": ((*run_dims, "time", "matricization"), data["effective_rank"]),
-            "singular_values": ((*run_dims, "time", "matricization", "index"), data["singular_values"]),
-            "initial_effective_rank": ((*run_dims, "matricization"), np.asarray(er0)),
-            "initial_singular_values": ((*run_dims, "matricization", "index"), np.asarray(sv0)),
-            "target_effective_rank": (("seed", "matricization"), np.asarray(target_erank)),
-            "target_singular_values": (("seed", "matricization", "index"), np.asarray(target_sv)),
-            "loss": ((*run_dims, "time"), data["loss"]),
-            "test_loss": ((*run_dims, "time"), data["test_loss"]),
-            "initial_loss": (run_dims, np.asarray(loss0)),
-            "initial_test_loss": (run_dims, np.asarray(test0)),
-            "initial_entry_rms": (run_dims, np.asarray(rms0)),
-            "solver_steps": (run_dims, steps),
-        },
-        "coords": {
+    def setup(self, config: Config) -> Setup:
+        problems, models = initial_setups(_setup, config)  # cached: a resumed run reuses them
+        # runs in (init, seed) order: every seed's problem serves both of its inits
+        models = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1).reshape(-1, *a.shape[2:]), models)
+        problems = jax.tree.map(lambda a: jnp.concatenate([a, a]), problems)
+        sets = tuple(config.matricizations())
+        n_tree = len(sets) - len(config.non_tree)
+        dof = ht_degrees_of_freedom(config.shape, config.widths, config.plan())
+        params = sum(x.size for x in jax.tree.leaves(eqx.filter(models, eqx.is_array))) // (2 * config.seeds)
+        coords = {
             "init_scale": [config.init_scale, config.large_init_scale],
             "seed": list(range(config.seeds)),
-            "time": ts.tolist(),
+            "time": np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves).tolist(),
             "matricization": [list(s) for s in sets],
             "in_tree": [i < n_tree for i in range(len(sets))],
-            "index": list(range(1, top + 1)),
-        },
-        "status": Status.names(status),  # (init_scale, seed) in C order
-        "extra": {
+            "index": list(range(1, _top(config, sets) + 1)),
+        }
+        extra = {
             "num_observed": config.num_observed,
             "degrees_of_freedom": dof,
             "num_parameters": int(params),
             "observed_per_degree_of_freedom": config.num_observed / dof,
-        },
-        "wall_time": wall,
-    }
+        }
+        return Setup(problems, models, config.num_chunks, (2, config.seeds), coords, extra)
+
+    def chunk(self, config: Config, problem, model, k):
+        sets = tuple(config.matricizations())
+        top = _top(config, sets)
+        per_chunk = config.num_saves // config.num_chunks
+        dt = config.t1 / config.num_chunks
+        ts = jnp.linspace(dt / per_chunk, dt, per_chunk)
+
+        def metrics(m):
+            erank, sv = _spectra(m.materialize(), sets, top)
+            return erank, sv, problem.test_loss(m)
+
+        traj = gradient_flow(
+            problem.loss,
+            model,
+            jnp.asarray(dt),
+            ts=ts,
+            rtol=jnp.asarray(config.rtol),
+            atol=jnp.asarray(config.atol),
+            max_steps=config.max_steps,
+            metrics=metrics,
+        )
+        erank, sv, test = traj.metrics
+        outputs = dict(loss=traj.loss, test_loss=test, effective_rank=erank, singular_values=sv, steps=traj.num_steps)
+        return traj.model, traj.status, outputs
+
+    def assemble(self, config: Config, setup: Setup, final: Final) -> dict:
+        sets = tuple(config.matricizations())
+        S = config.seeds
+        problems = jax.tree.map(lambda a: a[:S], setup.inputs)
+        models = jax.tree.map(lambda a: a.reshape(2, S, *a.shape[1:]), setup.state)  # (init, seed, ...)
+        (er0, sv0, loss0, test0, rms0), (target_erank, target_sv) = _initial(problems, models, sets, _top(config, sets))
+        data = final.data
+        return {
+            "effective_rank": data["effective_rank"],
+            "singular_values": data["singular_values"],
+            "initial_effective_rank": np.asarray(er0),
+            "initial_singular_values": np.asarray(sv0),
+            "target_effective_rank": np.asarray(target_erank),
+            "target_singular_values": np.asarray(target_sv),
+            "loss": data["loss"],
+            "test_loss": data["test_loss"],
+            "initial_loss": np.asarray(loss0),
+            "initial_test_loss": np.asarray(test0),
+            "initial_entry_rms": np.asarray(rms0),
+            "solver_steps": data["steps"],
+        }
+
+    def plot(self, results, out_dir):
+        return plot(results, out_dir)
+
+    def summary(self, results) -> str:
+        return summary(results)
+
+
+REPRODUCTION = HTRank()
 
 
 def _label(modes, in_tree):

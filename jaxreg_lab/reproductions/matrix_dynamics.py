@@ -58,12 +58,14 @@ class MatrixDynamics(Reproduction):
 
     name = NAME
     config = Config
-    outputs = {
-        "singular_values": ("seed", "time", "component"),
-        "loss": ("seed", "time"),
-        "reconstruction_error": ("seed", "time"),
-        "solver_steps": ("seed",),
-    }
+
+    def outputs(self, config: Config) -> dict:
+        return {
+            "singular_values": ("seed", "time", "component"),
+            "loss": ("seed", "time"),
+            "reconstruction_error": ("seed", "time"),
+            "solver_steps": ("seed",),
+        }
 
     def setup(self, config: Config) -> Setup:
         problems, models = initial_setups(_setup, config)

@@ -128,17 +128,20 @@ class MatrixDynamicsDepth(Reproduction):
 
     name = NAME
     config = Config
-    outputs = {
-        "singular_values": ("depth", "seed", "time", "component"),
-        "loss": ("depth", "seed", "time"),
-        "reconstruction_error": ("depth", "seed", "time"),
-        "diag_alignment": ("depth", "seed", "time"),
-        "offdiag_alignment": ("depth", "seed", "time"),
-        "flow_time": ("depth", "time"),
-        "level_time": ("depth", "seed", "component", "level"),
-        "separation": ("depth", "seed"),
-        "half_time_ratio": ("depth", "seed"),
-    }
+
+    def outputs(self, config: Config) -> dict:
+        return {
+            "singular_values": ("depth", "seed", "time", "component"),
+            "loss": ("depth", "seed", "time"),
+            "reconstruction_error": ("depth", "seed", "time"),
+            "diag_alignment": ("depth", "seed", "time"),
+            "offdiag_alignment": ("depth", "seed", "time"),
+            "flow_time": ("depth", "time"),
+            "level_time": ("depth", "seed", "component", "level"),
+            "separation": ("depth", "seed"),
+            "half_time_ratio": ("depth", "seed"),
+        }
+
     _FLOW_OUTPUTS = ("loss", "singular_values", "reconstruction_error", "diag_alignment", "offdiag_alignment")
 
     def setup(self, config: Config) -> Setup:

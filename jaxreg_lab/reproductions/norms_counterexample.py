@@ -116,15 +116,17 @@ class NormsCounterexample(Reproduction):
 
     name = NAME
     config = Config
-    outputs = {
-        "loss": ("depth", "seed", "time"),
-        "matrix": ("depth", "seed", "time", "row", "col"),
-        "singular_values": ("depth", "seed", "time", "component"),
-        "schatten_norm": ("depth", "seed", "time", "p"),
-        "effective_rank": ("depth", "seed", "time"),
-        "determinant": ("depth", "seed", "time"),
-        "valid": ("depth", "seed", "time"),
-    }
+
+    def outputs(self, config: Config) -> dict:
+        return {
+            "loss": ("depth", "seed", "time"),
+            "matrix": ("depth", "seed", "time", "row", "col"),
+            "singular_values": ("depth", "seed", "time", "component"),
+            "schatten_norm": ("depth", "seed", "time", "p"),
+            "effective_rank": ("depth", "seed", "time"),
+            "determinant": ("depth", "seed", "time"),
+            "valid": ("depth", "seed", "time"),
+        }
 
     def setup(self, config: Config) -> Setup:
         keys = jax.random.split(jax.random.key(config.seed), config.seeds)
