@@ -11,8 +11,8 @@ segments of a gradient flow). It declares:
   leading run axis (:class:`Setup`);
 - :meth:`Reproduction.chunk`: ONE run's chunk, a pure function ``(config, inputs, state,
   k) -> (state, status, outputs)``. It never calls jit or vmap on itself: the driver
-  (:func:`jaxreg_lab.driver.run_reproduction`) runs it for every run in one program,
-  sharded over every device of every process (:func:`jaxreg.sweep`);
+  (:func:`jaxreg_lab.driver.run_reproduction`) vmaps and jits it, and splits the runs
+  over every device of every process;
 - :meth:`Reproduction.assemble`: the saved arrays, from the final states and the
   chunks' stacked outputs (host side, NumPy);
 - :meth:`Reproduction.plot` and :meth:`Reproduction.summary`, from saved results only.

@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreg import Status, distributed, sweep
+from jaxreg import Status, distributed
 from jaxreg_lab.contract import Final
 from jaxreg_lab.store import files as _io
 from jaxreg_lab.store.files import CorruptFile
@@ -356,22 +356,69 @@ def stack_chunks(outputs: list[dict], axis: int) -> dict[str, np.ndarray]:
 
 @dataclasses.dataclass(frozen=True)
 class _OneRun:
-    """One run's chunk of ``reproduction`` under ``config``, as :func:`jaxreg.sweep` calls
-    it; compares by value, so every run of the same reproduction and config reuses one
-    compiled program."""
+    """One run's chunk of ``reproduction`` under ``config``; compares by value, so every
+    run of the same reproduction and config reuses one compiled program."""
 
     reproduction: Any
     config: Any
 
-    def __call__(self, index, inputs, state, k):
+    def __call__(self, inputs, state, k):
         return self.reproduction.chunk(self.config, inputs, state, k)
+
+
+@eqx.filter_jit
+def _chunk_of_runs(one: _OneRun, inputs, state, k):
+    """``one`` for every run of a slice (leading axis), in one program; a slice of one
+    run is run unbatched (XLA's CPU backend runs batched matmuls of batch 1 slower)."""
+    size = jax.tree.leaves((inputs, state))[0].shape[0]
+    if size == 1:
+        out = one(*jax.tree.map(lambda x: x[0], (inputs, state)), k)
+        return jax.tree.map(lambda x: x[None], out)
+    return eqx.filter_vmap(one, in_axes=(0, 0, None))(inputs, state, k)
+
+
+def _runs_over_devices(one: _OneRun, inputs, state, k: int, runs: int):
+    """Chunk ``k`` of all ``runs`` runs, split over every device of every process.
+
+    The runs (padded with copies of run 0 to a multiple of the device count) are cut into
+    one contiguous slice per device, in the global device order; each process runs the
+    slices of its own devices (dispatched together, so its devices work at once), and the
+    processes all-gather the results. Every device runs the same program on a slice of
+    the same size, so a layout of 2 processes of 1 device and one of 1 process of 2
+    devices give the same bits. Implicit ODE solvers run too (they fail inside
+    ``shard_map``, which :func:`jaxreg.sweep` uses).
+
+    Returns:
+        ``(state, status, outputs)`` of all runs as NumPy arrays (leading axis ``runs``).
+    """
+    devices = jax.devices()
+    per = -(-runs // len(devices))
+    pad = per * len(devices) - runs
+
+    def padded(x):
+        x = np.asarray(x)
+        return np.concatenate([x, np.repeat(x[:1], pad, axis=0)]) if pad else x
+
+    arrays, static = eqx.partition((inputs, state), eqx.is_array)
+    arrays = jax.tree.map(padded, arrays)
+    local = [(i, d) for i, d in enumerate(devices) if d.process_index == jax.process_index()]
+    pending = []
+    for i, device in local:
+        part = jax.device_put(jax.tree.map(lambda x, i=i: x[i * per : (i + 1) * per], arrays), device)
+        pending.append(_chunk_of_runs(one, *eqx.combine(part, static), jnp.asarray(k, jnp.int32)))
+    mine = jax.tree.map(lambda *xs: np.concatenate([np.asarray(x) for x in xs]), *pending)
+    if jax.process_count() > 1:
+        from jax.experimental.multihost_utils import process_allgather
+
+        mine = jax.tree.map(np.asarray, process_allgather(mine, tiled=True))
+    return jax.tree.map(lambda x: x[:runs], mine)
 
 
 def run_reproduction(
     reproduction, config, *, out_dir: Path | None = None, resume: bool = False, progress: bool = True, fingerprint=None
 ) -> dict:
-    """Run a :class:`jaxreg_lab.contract.Reproduction`: every run's chunks in one
-    program, sharded over every device of every process (:func:`jaxreg.sweep`), each
+    """Run a :class:`jaxreg_lab.contract.Reproduction`: every chunk of every run, the
+    runs split over every device of every process (one program per device), each
     chunk committed as a checkpoint unit (:func:`run_chunks`), each run's worst status
     kept, and the arrays laid out on the reproduction's declared ``outputs(config)``.
 
@@ -392,11 +439,10 @@ def run_reproduction(
     setup = reproduction.setup(config)
     runs = setup.num_runs
     one = _OneRun(reproduction, config)
-    index = jnp.arange(runs)
 
     def step(carry, k):
         state, worst = carry
-        state, status, outputs = sweep(one, index, setup.inputs, state, jnp.full(runs, k, jnp.int32))
+        state, status, outputs = _runs_over_devices(one, setup.inputs, state, k, runs)
         return (state, jnp.maximum(worst, jnp.asarray(status, jnp.int32))), outputs
 
     initial = (setup.state, jnp.full(runs, Status.COMPLETED, jnp.int32))

@@ -243,3 +243,46 @@ def test_dead_process_stops_the_others():
     assert rc1 == 3
     assert rc0 != 0, out0[-3000:]
     assert "stopped sending heartbeats" in out0 or "Connection closed by peer" in out0, out0[-3000:]
+
+
+NAMED = textwrap.dedent(
+    """
+    import sys
+    import jax
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    from jaxreg_lab import cli
+
+    pid, port, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    code = cli.main(["reproduce", "norms-counterexample", "--size", "tiny", "--set", "seeds=2", "--no-progress",
+                     "--out", out, "--distributed", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+                     "--process-id", pid])
+    print("RESULT", code)
+    """
+)
+
+
+def test_named_reproduction_on_two_processes_equals_one_process(tmp_path):
+    """A named reproduction's runs are split over the processes by the driver (each
+    process runs its share of every chunk): 2 processes of 1 device give the bits of 1
+    process of 2 devices, and only process 0 writes."""
+    port = _free_port()
+    outs = [tmp_path / "shared", tmp_path / "process1"]
+    codes = _launch(NAMED, lambda i: [str(i), str(port), str(outs[i])])
+    assert codes == [0, 0]
+    assert not outs[1].exists()
+    one = tmp_path / "one"
+    argv = ["reproduce", "norms-counterexample", "--size", "tiny", "--set", "seeds=2", "--no-progress"]
+    code = "import sys; from jaxreg_lab import cli; sys.exit(cli.main(sys.argv[1:]))"
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv, "--out", str(one)],
+        env=xla_env(device_count=2, JAX_PLATFORMS="cpu"),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    shared, single = load_results(outs[0]), load_results(one)
+    assert shared.meta["status"] == single.meta["status"] == ["completed"] * 2
+    for name in shared.arrays:
+        assert np.array_equal(shared[name], single[name], equal_nan=True), name
+    assert shared["loss"].shape[1] == 2
