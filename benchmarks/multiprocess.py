@@ -13,6 +13,15 @@ one such call). Saves benchmarks/results/multiprocess.json.
     python benchmarks/multiprocess.py [--seeds 64] [--steps 200] [--repeats 3] [--cases matrix,cp,htf]
                                       [--chunk-sizes share,1]
 
+With ``--reproduce NAME`` it times a named reproduction instead (``jaxreg reproduce
+NAME --size SIZE``): 1 process of 1 device against 2 processes of 1 device each
+(``--distributed``: the driver splits the runs over the processes), the whole command's
+wall time, compilation included, from a warm persistent compilation cache (one unmeasured
+run of each layout fills it), median of ``--repeats``. Saves
+benchmarks/results/multiprocess_reproduce.json.
+
+    python benchmarks/multiprocess.py --reproduce ht-rank [--size small] [--repeats 3]
+
 The script starts the processes itself (``--worker`` is its per-process entry point);
 jaxreg does not.
 """
@@ -141,6 +150,75 @@ def _layout(case, processes, devices_each, args):
     return [json.loads(out.split("RESULT ", 1)[1].splitlines()[0]) for out in outs]
 
 
+CLI = "import sys; from jaxreg_lab import cli; sys.exit(cli.main(sys.argv[1:]))"
+
+
+def _reproduce_layout(args, processes: int, cache: str, out: str) -> float:
+    """Seconds of one ``jaxreg reproduce`` on ``processes`` processes of 1 device each."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", JAX_PLATFORMS="cpu")
+    env["JAXREG_CACHE_DIR"] = cache
+    argv = [sys.executable, "-c", CLI, "reproduce", args.reproduce, "--size", args.size, "--no-progress", "--force"]
+    port = _free_port()
+    t = time.perf_counter()
+    procs = []
+    for i in range(processes):
+        dist = ["--distributed", "--coordinator", f"127.0.0.1:{port}", "--num-processes", str(processes)]
+        extra = [*dist, "--process-id", str(i)] if processes > 1 else []
+        procs.append(
+            subprocess.Popen(
+                argv + ["--out", f"{out}-{processes}-{i}", *extra],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+            )
+        )
+    outs = [p.communicate(timeout=TIMEOUT_S)[0] for p in procs]
+    seconds = time.perf_counter() - t
+    for p, text in zip(procs, outs):
+        if p.returncode != 0:
+            raise RuntimeError(f"jaxreg reproduce failed ({p.returncode}):\n{text[-3000:]}")
+    return seconds
+
+
+def reproduce(args) -> None:
+    """Time a named reproduction on 1 process and on 2 processes; save the JSON."""
+    import tempfile
+
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        cache, out = os.path.join(tmp, "cache"), os.path.join(tmp, "out")
+        times = {1: [], 2: []}
+        for processes in (1, 2):  # warm the compilation cache of each layout
+            _reproduce_layout(args, processes, cache, out)
+        for _ in range(args.repeats):
+            for processes in (1, 2):
+                times[processes].append(_reproduce_layout(args, processes, cache, out))
+    one, two = statistics.median(times[1]), statistics.median(times[2])
+    print(
+        f"{args.reproduce} --size {args.size}: 1 process x 1 device {one:.1f} s, 2 processes x 1 device "
+        f"{two:.1f} s, speed-up {one / two:.2f}x (median of {args.repeats})",
+        flush=True,
+    )
+    import jax
+
+    save_json(
+        "multiprocess_reproduce",
+        {
+            "reproduction": args.reproduce,
+            "size": args.size,
+            "repeats": args.repeats,
+            "seconds": {"one_process": times[1], "two_processes": times[2]},
+            "median_s": {"one_process": one, "two_processes": two},
+            "speedup": one / two,
+            "jax_version": jax.__version__,
+            "machine": platform.machine(),
+            "cores": os.cpu_count(),
+            "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()},
+        },
+    )
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=64)
@@ -149,6 +227,8 @@ def main():
     ap.add_argument("--cases", default="matrix,cp,htf")
     ap.add_argument("--chunk-sizes", default="share,1", help="'share' = per-device share, or integers")
     ap.add_argument("--tag", default="", help="suffix of the JSON file name")
+    ap.add_argument("--reproduce", default=None, metavar="NAME", help="time a named reproduction instead")
+    ap.add_argument("--size", default="small", help="the preset size of --reproduce")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--case", help=argparse.SUPPRESS)
     ap.add_argument("--processes", type=int, default=1, help=argparse.SUPPRESS)
@@ -157,6 +237,8 @@ def main():
     args = ap.parse_args()
     if args.worker:
         return worker(args)
+    if args.reproduce:
+        return reproduce(args)
     rows = []
     load_before = os.getloadavg()  # other jobs on the machine skew both layouts
     for case in args.cases.split(","):
