@@ -83,12 +83,14 @@ def compile_cache(enabled: bool):
     """
     import jax
 
+    from jaxreg_lab.store import files
+
     before = {name: getattr(jax.config, name) for name in settings(None)}
     path = None
     if enabled and enabled_by_env():
         path = cache_dir()
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            files.make_dir(path)
         except OSError as e:  # an unwritable cache is no reason to refuse the command
             print(f"jaxreg: compilation cache off, cannot create {path}: {e.strerror or e}", file=sys.stderr)
             path = None

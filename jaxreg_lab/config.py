@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-from pathlib import Path
 
-
-class UsageError(Exception):
-    """A bad argument: printed as one line, exit code 2."""
+from jaxreg_lab.errors import UsageError as UsageError
+from jaxreg_lab.store.toml import read_toml
 
 
 def parse_set(text: str) -> tuple[str, object]:
@@ -33,22 +31,6 @@ def parse_set(text: str) -> tuple[str, object]:
         return field, tomllib.loads(f"value = {raw.strip()}")["value"]
     except tomllib.TOMLDecodeError:
         return field, raw.strip()
-
-
-def read_toml(path: Path) -> dict:
-    """The table of a TOML file, or a :class:`UsageError` naming ``--config`` and the fault."""
-    if not path.exists():
-        raise UsageError(f"--config: no such file {path}")
-    if not path.is_file():
-        raise UsageError(f"--config: {path} is not a file")
-    try:
-        return tomllib.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise UsageError(f"--config: {path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
-    except OSError as e:
-        raise UsageError(f"--config: cannot read {path}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"--config: malformed TOML in {path}: {e}") from None
 
 
 def build_config(module, args):

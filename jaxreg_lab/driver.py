@@ -5,7 +5,7 @@ carried state (a pytree) and the outputs so far are committed as one unit: a new
 directory ``chunk-<k+1>`` holding ``state.eqx``, ``outputs.npz`` and, written last,
 ``manifest.json`` (the number of chunks done, the run's fingerprint and the SHA-256 of
 both files) is built under a temporary name and renamed into place; older units are
-then removed. A killed run therefore leaves a last unit that is complete, and
+then removed (:mod:`jaxreg_lab.store.checkpoints` reads and writes the units). A killed run therefore leaves a last unit that is complete, and
 ``resume=True`` verifies it (checksums, fingerprint) and continues bit-identically from
 it, or refuses with one line naming the file.
 
@@ -16,16 +16,15 @@ The fingerprint rule (:func:`jaxreg_lab.store.results.fingerprint`): the config'
 precision (x64 on or off) and the package versions; a resume continues a checkpoint
 only when all three are equal.
 
-Across processes (:mod:`jaxreg.distributed`) every process runs every chunk, process 0
-alone writes the checkpoint, and on resume every process reads it (``out_dir`` on a file
-system all processes see) and they check that they continue from the same chunk.
+Across processes (:mod:`jaxreg.distributed`) every process takes part in every chunk
+(:func:`run_reproduction` splits the runs over them), process 0 alone writes the
+checkpoint, and on resume every process reads it (``out_dir`` on a file system all
+processes see) and they check that they continue from the same chunk.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,9 +37,13 @@ import numpy as np
 
 from jaxreg import Status, distributed
 from jaxreg_lab.contract import Final
-from jaxreg_lab.store import files as _io
-from jaxreg_lab.store.files import CorruptFile
-from jaxreg_lab.store.results import CHECKPOINT, ResumeMismatch, as_fingerprint, fingerprint_mismatch
+from jaxreg_lab.store.checkpoints import CHECKPOINT as CHECKPOINT
+from jaxreg_lab.store.checkpoints import CheckpointExists as CheckpointExists
+from jaxreg_lab.store.checkpoints import check_resumable as check_resumable
+from jaxreg_lab.store.checkpoints import checkpoints as checkpoints
+from jaxreg_lab.store.checkpoints import clear_checkpoint as clear_checkpoint
+from jaxreg_lab.store.checkpoints import commit_unit, load_unit, units
+from jaxreg_lab.store.results import ResumeMismatch, as_fingerprint
 
 __all__ = [
     "run_chunks",
@@ -54,13 +57,6 @@ __all__ = [
     "CheckpointExists",
     "CHECKPOINT",
 ]
-
-STATE, OUTPUTS, MANIFEST = "state.eqx", "outputs.npz", "manifest.json"
-_UNIT = "chunk-"
-
-
-class CheckpointExists(ValueError):
-    """A fresh run was asked for a directory holding a partial run (never silently discarded)."""
 
 
 def _progress(total, desc, enabled):
@@ -77,142 +73,6 @@ def _restart_clock(bar, done: int) -> None:
     bar.reset()
     bar.initial = bar.n = bar.last_print_n = done
     bar.refresh()
-
-
-def _units(directory: Path) -> list[Path]:
-    """Committed units in ``directory``, oldest first."""
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.iterdir() if p.is_dir() and p.name.startswith(_UNIT))
-
-
-def _read_manifest(unit: Path) -> dict:
-    path = unit / MANIFEST
-    if not path.exists():
-        raise CorruptFile(f"{path} is missing: the checkpoint unit {unit} is incomplete")
-    manifest = _io.read_json(path)
-    if not isinstance(manifest.get("done"), int) or not isinstance(manifest.get("files"), dict):
-        raise CorruptFile(f"{path} is corrupt (fields 'done' and 'files' expected)")
-    return manifest
-
-
-def _verified(unit: Path, manifest: dict, name: str) -> bytes:
-    path = unit / name
-    if not path.exists():
-        raise CorruptFile(f"{path} is missing from its checkpoint unit")
-    data = path.read_bytes()
-    if _io.sha256(data) != manifest["files"].get(name):
-        raise CorruptFile(f"{path} is corrupt or truncated (checksum differs from {unit / MANIFEST})")
-    return data
-
-
-def checkpoints(out_dir) -> dict[Path, dict]:
-    """The latest committed unit of every (sub-)run under ``out_dir/.checkpoint``.
-
-    Arguments:
-        out_dir: a run directory.
-
-    Returns:
-        ``{unit directory: manifest}``, empty when there is no checkpoint; every unit's
-        files are checked against the manifest's SHA-256 (:class:`CorruptFile` naming the
-        file otherwise).
-    """
-    root = Path(out_dir) / CHECKPOINT
-    found = {}
-    if not root.is_dir():
-        return found
-    dirs = [root] + sorted(p for p in root.rglob("*") if p.is_dir() and not p.name.startswith((_UNIT, ".")))
-    for d in dirs:
-        units = _units(d)
-        if units:
-            manifest = _read_manifest(units[-1])
-            for name in manifest["files"]:
-                _verified(units[-1], manifest, name)
-            found[units[-1]] = manifest
-    return found
-
-
-def check_resumable(out_dir, fingerprint) -> None:
-    """Check, before any compute, that the checkpoints under ``out_dir`` may be continued.
-
-    Arguments:
-        out_dir: a run directory.
-        fingerprint: the run's config or fingerprint (see :func:`jaxreg_lab.store.results.fingerprint`).
-
-    Returns:
-        None, when every checkpoint (none included) may be continued.
-
-    Raises:
-        ResumeMismatch: a checkpoint has another fingerprint (one line naming the
-            manifest and what differs).
-        CorruptFile: a damaged unit.
-    """
-    current = as_fingerprint(fingerprint)
-    for unit, manifest in checkpoints(out_dir).items():
-        why = fingerprint_mismatch(manifest.get("fingerprint"), current)
-        if why:
-            raise ResumeMismatch(f"the checkpoint {unit / MANIFEST} cannot be continued: {why}")
-
-
-def clear_checkpoint(out_dir) -> None:
-    """Remove every checkpoint under ``out_dir`` (absent is fine).
-
-    Arguments:
-        out_dir: a run directory, or None (nothing to remove).
-
-    Returns:
-        None.
-    """
-    if out_dir is not None:
-        _io.remove_tree(Path(out_dir) / CHECKPOINT)
-
-
-def _commit(directory: Path, done: int, state, outputs: list[dict], manifest: dict) -> None:
-    """Write the unit of ``done`` chunks (see the module docstring) and drop older ones."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob(f".{_UNIT}*"):  # temporary units of an interrupted commit
-        _io.remove_tree(stale)
-    tmp = directory / f".{_UNIT}{done:06d}"
-    tmp.mkdir()
-    buf = io.BytesIO()
-    eqx.tree_serialise_leaves(buf, state)
-    files = {
-        STATE: buf.getvalue(),
-        OUTPUTS: _io.npz_bytes({f"{i}:{n}": v for i, o in enumerate(outputs) for n, v in o.items()}),
-    }
-    for name, data in files.items():
-        _io.write_file(tmp / name, data)
-    manifest = {**manifest, "done": done, "files": {name: _io.sha256(data) for name, data in files.items()}}
-    _io.write_file(tmp / MANIFEST, json.dumps(manifest, indent=1).encode())
-    _io.rename(tmp, directory / f"{_UNIT}{done:06d}")
-    for old in _units(directory)[:-1]:
-        _io.remove_tree(old)
-
-
-def _load(directory: Path, state, fingerprint: dict, num_chunks: int):
-    """(state, outputs, done, stopped) of the latest unit in ``directory``."""
-    unit = _units(directory)[-1]
-    manifest = _read_manifest(unit)
-    why = fingerprint_mismatch(manifest.get("fingerprint"), fingerprint)
-    if why:
-        raise ResumeMismatch(f"the checkpoint {unit / MANIFEST} cannot be continued: {why}")
-    done = manifest["done"]
-    if not 0 < done <= num_chunks or manifest.get("num_chunks") != num_chunks:
-        raise CorruptFile(
-            f"{unit / MANIFEST} records {done} of {manifest.get('num_chunks')} chunks, this run has {num_chunks}"
-        )
-    blob = _verified(unit, manifest, STATE)
-    try:
-        state = eqx.tree_deserialise_leaves(io.BytesIO(blob), state)
-    except Exception as e:  # a checksum-valid file of another pytree structure
-        raise CorruptFile(f"{unit / STATE} does not hold this run's state ({type(e).__name__})") from None
-    arrays = _io.read_npz(unit / OUTPUTS, _verified(unit, manifest, OUTPUTS))
-    keys = manifest.get("keys", [])
-    try:
-        outputs = [{k: arrays[f"{i}:{k}"] for k in keys} for i in range(done)]
-    except KeyError as e:
-        raise CorruptFile(f"{unit / OUTPUTS} lacks output {e}") from None
-    return state, outputs, done, bool(manifest.get("stopped"))
 
 
 def run_chunks(
@@ -261,12 +121,12 @@ def run_chunks(
     fp = as_fingerprint(fingerprint, precision=precision)
     outputs: list[dict] = []
     start, stopped = 0, False
-    if directory is not None and _units(directory):
+    if directory is not None and units(directory):
         if not resume:
             raise CheckpointExists(
                 f"{directory} holds a partial run; continue it with resume=True or remove it first (clear_checkpoint)"
             )
-        state, outputs, start, stopped = _load(directory, state, fp, num_chunks)
+        state, outputs, start, stopped = load_unit(directory, state, fp, num_chunks)
     if resume and directory is not None:
         try:
             start = distributed.agree(start, f"the number of finished chunks in {directory}")
@@ -284,7 +144,7 @@ def run_chunks(
         stopped = stop is not None and bool(stop(state))
         saved = distributed.gathered(state) if directory is not None else None  # a collective: on every process
         if directory is not None and distributed.is_writer():
-            _commit(directory, k + 1, saved, outputs, {**manifest, "keys": sorted(out), "stopped": stopped})
+            commit_unit(directory, k + 1, saved, outputs, {**manifest, "keys": sorted(out), "stopped": stopped})
         postfix = on_chunk(k, state, out) if on_chunk is not None else None
         if bar is not None:
             if postfix:

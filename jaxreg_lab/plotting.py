@@ -10,20 +10,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from jaxreg_lab.store import files  # noqa: E402
+
 
 def save_figure(fig, out_dir, stem: str) -> list[Path]:
-    """Save ``fig`` as PNG and PDF under ``out_dir``; returns the paths."""
-    import io
-
-    from jaxreg_lab.store.results import atomic_write_bytes
-
-    paths = []
-    for ext in ("png", "pdf"):
-        buf = io.BytesIO()
-        fig.savefig(buf, format=ext, dpi=130, bbox_inches="tight")
-        path = Path(out_dir) / f"{stem}.{ext}"
-        atomic_write_bytes(path, buf.getvalue())
-        paths.append(path)
+    """Save ``fig`` as PNG and PDF under ``out_dir`` (atomic writes of the store); returns the paths."""
+    paths = [
+        files.save_figure(fig, Path(out_dir) / f"{stem}.{ext}", dpi=130, bbox_inches="tight") for ext in ("png", "pdf")
+    ]
     plt.close(fig)
     return paths
 

@@ -4,7 +4,8 @@
 - no import cycle anywhere, counting function-local imports too (so none can hide one);
 - no private name crosses a module boundary: no ``from m import _name`` of a non-module,
   and the lab imports none of the library's private modules;
-- the library never opens, writes or deletes a file;
+- the library never opens, writes or deletes a file, and in the lab only the store
+  (``jaxreg_lab.store``) does;
 - ``import jaxreg`` installs no lazy loader and patches no module type.
 """
 
@@ -167,6 +168,17 @@ def test_library_opens_no_file():
         for name, path in _modules().items()
         if name.split(".")[0] == "jaxreg"
         for hit in _file_accesses(path)
+    ]
+    assert not found, "\n".join(found)
+
+
+def test_only_the_store_touches_files_in_the_lab():
+    found = [
+        f"{path.relative_to(ROOT)}:{hit}"
+        for name, path in _modules().items()
+        if name.startswith("jaxreg_lab") and not name.startswith("jaxreg_lab.store")
+        for hit in _file_accesses(path)
+        if "imports pathlib" not in hit  # paths as values are fine; touching them is the store's
     ]
     assert not found, "\n".join(found)
 

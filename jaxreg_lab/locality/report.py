@@ -14,6 +14,7 @@ from jaxtyping import PRNGKeyArray
 
 from jaxreg import validation as _checks
 from jaxreg.locality.data import is_same_class, pathfinder
+from jaxreg_lab.store import files
 from jaxreg_lab.store.data_cache import NpzCache
 
 __all__ = ["locality_figure", "plot_locality", "plot_samples", "summary_table"]
@@ -117,10 +118,7 @@ def plot_locality(results: dict, path: str | os.PathLike) -> Path:
         history=results["arrays"]["history"][1] if "history" in results["arrays"] else None,
         metrics=coords.get("metric", ()),
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+    return files.save_figure(fig, Path(path), dpi=120)
 
 
 def summary_table(
@@ -210,7 +208,4 @@ def plot_samples(
             ax.set_yticks([])
             ax.set_title(f"{task} {arg}={value}\nlabel {int(data.labels[c])}", fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    return path
+    return files.save_figure(fig, Path(path), dpi=100)

@@ -116,6 +116,38 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def save_figure(fig, path: Path, **savefig_kwargs) -> Path:
+    """Render a matplotlib figure and write it with :func:`atomic_write_bytes`.
+
+    Arguments:
+        fig: the figure.
+        path: the file; its suffix names the format (``.png``, ``.pdf``, ``.svg``).
+        **savefig_kwargs: keywords of ``Figure.savefig`` (``dpi``, ``bbox_inches``).
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip("."), **savefig_kwargs)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def make_dir(path: Path) -> Path:
+    """Create the directory ``path`` and its parents (present is fine).
+
+    Arguments:
+        path: the directory.
+
+    Returns:
+        ``path``; ``OSError`` when it cannot be created.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     """Serialize arrays as an uncompressed ``.npz`` file, in memory.
 

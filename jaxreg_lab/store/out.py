@@ -8,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from jaxreg_lab.config import UsageError
+from jaxreg_lab.errors import UsageError
 
 
 def writable_out(out: Path) -> Path:
