@@ -15,6 +15,8 @@ segments of a gradient flow). It declares:
   over every device of every process;
 - :meth:`Reproduction.assemble`: the saved arrays, from the final states and the
   chunks' stacked outputs (host side, NumPy);
+- optionally :meth:`Reproduction.extra`: scalars derived from the saved arrays (e.g.
+  findings), recorded at the top level of ``results.json``;
 - :meth:`Reproduction.plot` and :meth:`Reproduction.summary`, from saved results only.
 
 The driver owns everything else, once: chunking, checkpoint units, resume, each run's
@@ -140,6 +142,20 @@ class Reproduction(abc.ABC):
         Returns:
             ``{name: array}`` for every name of :meth:`outputs`.
         """
+
+    def extra(self, config, setup: Setup, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """Scalars derived from the saved arrays (e.g. what a grid finds), recorded
+        beside ``setup.extra`` at the top level of ``results.json``.
+
+        Arguments:
+            config: the frozen ``Config``.
+            setup: the :class:`Setup` of the run.
+            arrays: the arrays :meth:`assemble` returned.
+
+        Returns:
+            ``{name: JSON-serializable value}``; none by default.
+        """
+        return {}
 
     @abc.abstractmethod
     def plot(self, results, out_dir):

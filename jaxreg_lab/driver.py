@@ -294,7 +294,8 @@ def run_reproduction(
 
     Returns:
         The results dict: ``arrays`` (name -> (dims, array)), ``coords``, ``status``
-        (one name per run, nested as ``run_shape``), ``wall_time`` and ``extra``.
+        (one name per run, nested as ``run_shape``), ``wall_time`` and ``extra``
+        (``setup.extra`` and the reproduction's :meth:`~jaxreg_lab.contract.Reproduction.extra`).
     """
     setup = reproduction.setup(config)
     runs = setup.num_runs
@@ -343,7 +344,7 @@ def run_reproduction(
         "coords": dict(setup.coords),
         "status": Status.names(final.status),
         "wall_time": wall,
-        "extra": dict(setup.extra),
+        "extra": {**setup.extra, **reproduction.extra(config, setup, arrays)},
     }
 
 

@@ -78,6 +78,15 @@ def test_driver_refuses_arrays_that_break_the_schema():
         driver.run_reproduction(WrongDims(), Config(), progress=False)
 
 
+def test_extra_is_derived_from_the_saved_arrays():
+    class Finding(Counting):
+        def extra(self, config, setup, arrays):
+            return {"largest_final": float(arrays["final"].max())}
+
+    res = driver.run_reproduction(Finding(), Config(), progress=False)
+    assert res["extra"] == {"note": 1, "largest_final": 48.0}
+
+
 def test_reproductions_compare_by_class():
     assert Counting() == Counting() and hash(Counting()) == hash(Counting())
     assert Counting() != type("Other", (Counting,), {})()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from helpers import reproduce_tiny
 
-from jaxreg_lab import cli
+from jaxreg_lab import cli, driver
 from jaxreg_lab.reproductions import deep_tensor_rank as dtr
 from jaxreg_lab.store.results import load_results
 
@@ -44,7 +44,7 @@ def test_depth_helps_at_matched_init(tiny_run):
 def test_step_cap_is_max_steps():
     """20 steps cannot reach the stop loss: the run is max_steps, never completed."""
     cfg = dtr.Config(shape=(4, 4, 4), rank=4, num_observed=20, depths=(1,), init_norms=(0.1,), seeds=1, num_steps=20)
-    res = dtr.run(cfg, progress=False)
+    res = driver.run_reproduction(dtr.REPRODUCTION, cfg, progress=False)
     assert res["status"] == ["max_steps"]
     assert res["extra"]["findings"]["best"]["1"]["runs_reached_stop_loss"] == 0
 

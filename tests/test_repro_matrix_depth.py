@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from helpers import reproduce_tiny
 
-from jaxreg_lab import cli
+from jaxreg_lab import cli, driver
 from jaxreg_lab.reproductions import matrix_completion_depth as mcd
 from jaxreg_lab.store.results import load_results
 
@@ -51,4 +51,4 @@ def test_plot_redraws_from_saved_results(tiny_run):
 def test_flow_stopped_at_t1_is_max_steps():
     """A flow that reaches t1 above stop_at_loss is max_steps (it missed its stop), never completed."""
     cfg = mcd.Config(shape=(8, 8), rank=1, num_observed=(20,), depths=(2,), init_scales=(1e-2,), t1=1.0, baseline=False)
-    assert mcd.run(cfg, progress=False)["status"] == ["max_steps"]
+    assert driver.run_reproduction(mcd.REPRODUCTION, cfg, progress=False)["status"] == ["max_steps"]

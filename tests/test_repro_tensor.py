@@ -6,9 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import interrupt_chunks
 
 import jaxreg as jr
+from jaxreg_lab import driver
 from jaxreg_lab.cli import main
+from jaxreg_lab.driver import checkpoints
 from jaxreg_lab.reproductions import deep_tensor_rank, tensor_completion_observations
 from jaxreg_lab.store.results import load_results
 
@@ -49,6 +52,23 @@ def test_tensor_completion_observations(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "1/2 max_steps" in out and "2/2 converged" in out
     assert "runs that reached their stop criterion: 3/4 (1 max_steps)" in out
+
+
+def test_tensor_completion_observations_resume_equals_uninterrupted(tmp_path, monkeypatch):
+    """Killed after its first count (chunk) and resumed, the run saves the arrays of an
+    uninterrupted one, the CP ranks estimated from the checkpointed solutions."""
+    repro, config = tensor_completion_observations.REPRODUCTION, tensor_completion_observations.Config.preset("tiny")
+    full = driver.run_reproduction(repro, config, progress=False)
+    real = interrupt_chunks(monkeypatch, driver, at=1)  # the driver's chunk loop
+    with pytest.raises(KeyboardInterrupt):
+        driver.run_reproduction(repro, config, out_dir=tmp_path, progress=False)
+    monkeypatch.setattr(driver, "run_chunks", real)
+    assert [m["done"] for m in checkpoints(tmp_path).values()] == [1]
+    resumed = driver.run_reproduction(repro, config, out_dir=tmp_path, resume=True, progress=False)
+    assert resumed["status"] == full["status"] == ["max_steps", "converged"]
+    for key, (dims, value) in full["arrays"].items():
+        assert resumed["arrays"][key][0] == dims
+        np.testing.assert_array_equal(resumed["arrays"][key][1], value)
 
 
 def test_masked_loss_is_the_completion_loss_of_the_first_n():

@@ -49,20 +49,14 @@ from jaxreg.dynamics import Status
 from jaxreg.factorizations import DeepTensorFactorization
 from jaxreg.metrics import component_norm_entropy_rank, matricization_effective_rank, numerical_component_rank
 from jaxreg.tasks import tensor_completion
+from jaxreg_lab.contract import Final, Reproduction, Setup
 from jaxreg_lab.reproductions._config import DescentToLoss, check_scalar_fields, defaults
-from jaxreg_lab.reproductions._results import (
-    cell_status,
-    grid_results,
-    grid_table,
-    per_seed,
-    rmsprop_descent,
-    run_grid_chunks,
-)
+from jaxreg_lab.reproductions._results import cell_status, grid_table, per_seed, rmsprop_descent
 
 NAME = "deep-tensor-rank"
 
 
-# the outputs of one run, in the order ``one`` returns them
+# the outputs of one run, in the order ``_one`` returns them
 OUTPUTS = (
     "test_error",
     "error",
@@ -138,58 +132,87 @@ def scaled_to_norm(model, norm):
     return jax.tree_util.tree_map(lambda x: c * x, model)
 
 
-def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
-    keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+def _one(config: Config, problem, unit_model, init_norm):
+    """One run of factor depth ``unit_model.factor_depth`` from ``unit_model`` scaled to
+    ||W(0)|| = ``init_norm`` ||W*||: the values of :data:`OUTPUTS`."""
     target_norm = math.sqrt(math.prod(config.shape))  # entry RMS 1
-    problems = per_seed(
-        lambda k: tensor_completion(k, config.shape, config.target_rank, config.num_observed, target_norm=target_norm),
-        keys,
+    model = scaled_to_norm(unit_model, init_norm * target_norm)
+    w0 = jnp.linalg.norm(model.materialize()) / target_norm
+    lr = optax.exponential_decay(config.lr, config.num_steps, config.lr_final / config.lr)
+    tr = rmsprop_descent(problem.loss, model, config, learning_rate=lr, save_every=config.num_steps)
+    comp = tr.model.end_component_norms()
+    w = tr.model.materialize()
+
+    def unfolding_rank(t):  # mean over modes n of the effective rank of the mode-n unfolding
+        return jnp.mean(jnp.stack([matricization_effective_rank(t, (n,)) for n in range(len(config.shape))]))
+
+    pred = tr.model.entries(problem.test.indices)
+    # GroupRMSprop "completed" = ran all num_steps without reaching stop_at_loss
+    status = jnp.where(tr.status == Status.COMPLETED, Status.MAX_STEPS, tr.status)
+    return (
+        jnp.linalg.norm(pred - problem.test.values) / jnp.linalg.norm(problem.test.values),
+        problem.reconstruction_error(tr.model),
+        component_norm_entropy_rank(comp),
+        unfolding_rank(w),
+        unfolding_rank(problem.target),
+        numerical_component_rank(comp, config.component_rtol),
+        w0,
+        tr.loss[-1],
+        status,
+        tr.num_steps,
     )
-    norms = jnp.asarray(config.init_norms)
 
-    def one(problem, unit_model, init_norm):
-        model = scaled_to_norm(unit_model, init_norm * target_norm)
-        w0 = jnp.linalg.norm(model.materialize()) / target_norm
-        lr = optax.exponential_decay(config.lr, config.num_steps, config.lr_final / config.lr)
-        tr = rmsprop_descent(problem.loss, model, config, learning_rate=lr, save_every=config.num_steps)
-        comp = tr.model.end_component_norms()
-        w = tr.model.materialize()
 
-        def unfolding_rank(t):  # mean over modes n of the effective rank of the mode-n unfolding
-            return jnp.mean(jnp.stack([matricization_effective_rank(t, (n,)) for n in range(len(config.shape))]))
+class DeepTensorRank(Reproduction):
+    """One run per seed: its problem and its N(0, 1) models, one per factor depth, are the
+    inputs; nothing is carried. Every depth changes the model's shapes, so no traced chunk
+    index can pick one: one chunk runs the seed's whole grid, the depths one after another
+    and each depth's init norms vmapped."""
 
-        pred = tr.model.entries(problem.test.indices)
-        # GroupRMSprop "completed" = ran all num_steps without reaching stop_at_loss
-        status = jnp.where(tr.status == Status.COMPLETED, Status.MAX_STEPS, tr.status)
-        return (
-            jnp.linalg.norm(pred - problem.test.values) / jnp.linalg.norm(problem.test.values),
-            problem.reconstruction_error(tr.model),
-            component_norm_entropy_rank(comp),
-            unfolding_rank(w),
-            unfolding_rank(problem.target),
-            numerical_component_rank(comp, config.component_rtol),
-            w0,
-            tr.loss[-1],
-            status,
-            tr.num_steps,
+    name = NAME
+    config = Config
+
+    def outputs(self, config: Config) -> dict:
+        return {k: ("depth", "init_norm", "seed") for k in OUTPUTS}
+
+    def setup(self, config: Config) -> Setup:
+        keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+        target_norm = math.sqrt(math.prod(config.shape))  # entry RMS 1
+        problems = per_seed(
+            lambda k: tensor_completion(
+                k, config.shape, config.target_rank, config.num_observed, target_norm=target_norm
+            ),
+            keys,
         )
-
-    def step(state, k):  # chunk k: depth k, all init norms and seeds in one vmapped program
-        depth = config.depths[k]
         # the N(0, 1) models drawn op by op, outside the program (see per_seed)
-        unit_models = per_seed(lambda key: _unit_model(jax.random.fold_in(key, 1), config, depth), keys)
-        fn = eqx.filter_vmap(one, in_axes=(None, None, 0))
-        outputs = eqx.filter_jit(eqx.filter_vmap(fn, in_axes=(0, 0, None)))(problems, unit_models, norms)
-        return state, dict(zip(OUTPUTS, outputs))
+        unit_models = tuple(
+            per_seed(lambda key, d=d: _unit_model(jax.random.fold_in(key, 1), config, d), keys) for d in config.depths
+        )
+        coords = {"depth": list(config.depths), "init_norm": list(config.init_norms), "seed": list(range(config.seeds))}
+        return Setup((problems, unit_models), jnp.zeros(config.seeds), 1, (config.seeds,), coords)
 
-    outs, wall = run_grid_chunks(
-        step, len(config.depths), config, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
-    )
-    # chunks of (seed, init_norm) -> (depth, init_norm, seed)
-    coords = {"depth": list(config.depths), "init_norm": list(config.init_norms), "seed": list(range(config.seeds))}
-    res = grid_results(outs, wall, order=(0, 2, 1), names=OUTPUTS, coords=coords)
-    res["extra"] = {"findings": findings(res["arrays"], coords)}
-    return res
+    def chunk(self, config: Config, inputs, state, k):
+        problem, unit_models = inputs
+        norms = jnp.asarray(config.init_norms)
+        per_depth = [eqx.filter_vmap(lambda n, m=m: _one(config, problem, m, n))(norms) for m in unit_models]
+        # each (depth, init_norm); the run's status is its worst cell's
+        out = {name: jnp.stack([d[i] for d in per_depth]) for i, name in enumerate(OUTPUTS)}
+        return state, jnp.max(out["status"]), out
+
+    def assemble(self, config: Config, setup: Setup, final: Final) -> dict:
+        return {k: np.moveaxis(final.data[k], 0, -1) for k in OUTPUTS}  # seed last
+
+    def extra(self, config: Config, setup: Setup, arrays) -> dict:
+        return {"findings": findings(arrays, setup.coords)}
+
+    def plot(self, results, out_dir):
+        return plot(results, out_dir)
+
+    def summary(self, results) -> str:
+        return summary(results)
+
+
+REPRODUCTION = DeepTensorRank()
 
 
 def findings(arrays, coords) -> dict:
@@ -199,9 +222,9 @@ def findings(arrays, coords) -> dict:
     ||W(0)||), ``best`` per depth (the init norm of its lowest median test error, that
     error and the rank there), and ``depth_beats_best_cp``: whether some k > 0 has a lower
     best test error than plain CP at its best init norm (the depths[0] = 0 row)."""
-    err = np.median(np.asarray(arrays["test_error"][1]), -1)
-    rank = np.median(np.asarray(arrays["unfolding_effective_rank"][1]), -1)
-    reached = (np.asarray(arrays["status"][1]) == Status.CONVERGED).sum(-1)
+    err = np.median(np.asarray(arrays["test_error"]), -1)
+    rank = np.median(np.asarray(arrays["unfolding_effective_rank"]), -1)
+    reached = (np.asarray(arrays["status"]) == Status.CONVERGED).sum(-1)
     best = {}
     for d_i, d in enumerate(coords["depth"]):
         i = int(np.argmin(err[d_i]))

@@ -7,72 +7,26 @@ nuclear-norm minimization baseline min ||X||_* s.t. |X_ij - W*_ij| <= delta on t
 observed entries (cvxpy + SCS, as in the reference). A flow that reaches ``t1`` or the
 solver's step cap above ``stop_at_loss`` has status ``max_steps``. ``results.json`` holds
 ``findings`` per (observations, init scale) cell: whether depth 2 beats the nuclear norm
-in every seed, and the factor by which each deeper depth beats depth 2 (:func:`findings`).
+in every seed, and the factor by which each deeper depth beats depth 2
+(:func:`jaxreg_lab.reproductions._completion_grid.findings`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-
-import equinox as eqx
-import jax
-import jax.numpy as jnp
-import numpy as np
 
 from jaxreg import validation as V
-from jaxreg.dynamics import Status, gradient_flow
-from jaxreg.factorizations import MatrixFactorization
-from jaxreg.metrics import effective_rank, nuclear_norm
 from jaxreg.tasks import matrix_completion
-from jaxreg_lab.reproductions._config import FlowTolerances, check_scalar_fields, defaults
-from jaxreg_lab.reproductions._results import (
-    capped_at_t1,
-    cell_status,
-    per_seed,
-    per_seed_and_scale,
-    run_grid_chunks,
-    solver_options,
+from jaxreg_lab.reproductions._completion_grid import (
+    CompletionGrid,
+    GridRun,
+    check_grid_config,
+    plot_grid,
+    summary_grid,
 )
+from jaxreg_lab.reproductions._config import defaults
 
 NAME = "matrix-completion-depth"
-
-
-def check_grid_config(config, count_field: str) -> None:
-    """Validate (and normalize to tuples) the fields that :func:`run_grid` reads; the
-    counts of observations are the tuple field ``count_field``."""
-    counts = getattr(config, count_field)
-    V.normalize_fields(
-        config,
-        shape=V.shape_tuple("shape", config.shape, order=2),
-        **{count_field: V.int_tuple(count_field, counts, minimum=1, distinct=False)},
-        depths=V.int_tuple("depths", config.depths, minimum=1, distinct=False),
-        init_scales=V.float_tuple("init_scales", config.init_scales, positive=True, distinct=False),
-    )
-    check_scalar_fields(config)
-    if config.rank > min(config.shape):
-        raise ValueError(f"rank must be at most min(shape) = {min(config.shape)}, got {config.rank}")
-    V.boolean("baseline", config.baseline)
-    runs = config.seeds * len(getattr(config, count_field)) * len(config.depths) * len(config.init_scales)
-    V.fits_in_memory("seeds", config.seeds, 8 * runs * config.shape[0] * config.shape[1])
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-@defaults(seeds=2, rtol=1e-6, max_steps=50_000)
-class GridRun(FlowTolerances):
-    """The fields :func:`run_grid` reads besides the grid itself: each flow runs until the
-    training loss falls to ``stop_at_loss`` (status converged) or the time reaches the cap
-    ``t1`` (status max_steps); ``baseline``: also
-    solve the nuclear-norm minimization with tolerance ``baseline_delta`` (SCS's ``eps``:
-    ``baseline_eps``). The grid: every depth in ``depths`` and init scale in ``init_scales``."""
-
-    depths: tuple[int, ...] = (2, 3, 4)
-    init_scales: tuple[float, ...] = (1e-3,)
-    stop_at_loss: float = 1e-6
-    t1: float = 1e7
-    baseline: bool = True
-    baseline_delta: float = 1e-3
-    baseline_eps: float = 1e-6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,242 +53,30 @@ class Config(GridRun):
             V.below_entries("num_observed", n, self.shape)
 
 
-def nuclear_norm_baseline(problem, delta: float, eps: float = 1e-6) -> np.ndarray:
-    """argmin ||X||_* s.t. |X_ij - y_ij| <= delta on the observed entries (completion), or
-    |<A_i, X> - y_i| <= delta for every measurement (sensing); cvxpy with SCS."""
-    try:
-        import cvxpy as cp
-    except ImportError as e:  # pragma: no cover - depends on the extra
-        raise RuntimeError("the nuclear-norm baseline needs cvxpy: pip install 'jaxreg[convex]'") from e
-    y = np.asarray(problem.train.values)
-    x = cp.Variable(problem.shape)
-    if problem.kind == "completion":
-        idx = np.asarray(problem.train.indices)
-        fitted = x[idx[:, 0], idx[:, 1]]
-    else:  # <A_i, X> = vec(A_i) . vec(X), both vectorized row-major
-        a = np.asarray(problem.train.operators).reshape(len(y), -1)
-        fitted = a @ cp.vec(x, order="C")
-    cp.Problem(cp.Minimize(cp.normNuc(x)), [cp.abs(fitted - y) <= delta]).solve(solver=cp.SCS, eps=eps)
-    return np.asarray(x.value)
+class MatrixCompletionDepth(CompletionGrid):
+    """The completion grid (:class:`~jaxreg_lab.reproductions._completion_grid.CompletionGrid`):
+    one run per seed, a problem per count of observed entries."""
+
+    name = NAME
+    config = Config
+    count_dim = "num_observed"
+
+    def problem(self, config: Config, key, count: int):
+        return matrix_completion(key, config.shape, config.rank, count)
+
+    def plot(self, results, out_dir):
+        return plot(results, out_dir)
+
+    def summary(self, results) -> str:
+        return summary(results)
 
 
-def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
-    return run_grid(
-        config,
-        config.num_observed,
-        "num_observed",
-        lambda k, n: matrix_completion(k, config.shape, config.rank, n),
-        name=NAME,
-        out_dir=out_dir,
-        resume=resume,
-        progress=progress,
-    )
-
-
-def run_grid(
-    config, counts, count_dim: str, make_problem, *, name: str, out_dir=None, resume=False, progress=True
-) -> dict:
-    """Gradient flow to ``config.stop_at_loss`` for every (count, depth) cell, all seeds and
-    init scales of a cell in one compiled program (seeds vmapped, init scales one after
-    another), plus the nuclear-norm baseline per count.
-
-    ``make_problem(key, count)`` draws one problem with ``count`` observations; ``config``
-    needs shape, depths, init_scales, seeds, seed, stop_at_loss, t1, rtol, atol,
-    max_steps, baseline, baseline_delta, baseline_eps. Arrays have dims
-    (count_dim, depth, init_scale, seed), ``steps`` the solver steps of each flow;
-    baselines (count_dim, seed).
-    """
-    keys = jax.random.split(jax.random.key(config.seed), config.seeds)
-    cells = [(n, d) for n in counts for d in config.depths]
-
-    @functools.cache
-    def problems_with(n):
-        # every seed's problem, drawn once per count and shared by every depth
-        return per_seed(lambda k: make_problem(k, n), keys)
-
-    @functools.cache
-    def models_with(depth):
-        # every (seed, init scale)'s initial model, drawn op by op outside the program
-        # (see per_seed) once per depth and shared by every count
-        return per_seed_and_scale(
-            lambda key, s: MatrixFactorization(jax.random.fold_in(key, 1), config.shape, depth, init_scale=s),
-            keys,
-            config.init_scales,
-        )
-
-    def cell(n, depth):
-        stacked, models = problems_with(n), models_with(depth)
-
-        def one(problem, model):
-            tr = gradient_flow(
-                problem.loss, model, config.t1, stop_at_loss=config.stop_at_loss, **solver_options(config)
-            )
-            w = tr.model.materialize()
-            return (
-                problem.squared_reconstruction_error(tr.model),
-                nuclear_norm(w),
-                effective_rank(w),
-                capped_at_t1(tr.status),  # t1 without reaching stop_at_loss: max_steps
-                tr.ts[-1],
-                tr.num_steps,
-            )
-
-        def over_scales(problem, models):
-            # one flow after another: a vmapped solve would run every init scale for as
-            # many steps as the slowest one (init 1e-6), a sequential one runs each for its own
-            return jax.lax.map(lambda m: one(problem, m), models)
-
-        return eqx.filter_jit(eqx.filter_vmap(over_scales))(stacked, models)
-
-    def step(state, k):
-        n, depth = cells[k]
-        err, nuc, erank, status, t_end, steps = cell(n, depth)
-        out = {"error": err, "nuclear_norm": nuc, "effective_rank": erank, "status": status, "time": t_end}
-        out["steps"] = steps
-        if config.baseline and depth == config.depths[0]:
-            problems = [jax.tree_util.tree_map(lambda x: x[i], problems_with(n)) for i in range(config.seeds)]
-            base = [nuclear_norm_baseline(p, config.baseline_delta, config.baseline_eps) for p in problems]
-            tgt = [np.asarray(p.target) for p in problems]
-            out["baseline_error"] = np.array([np.sum((b - t) ** 2) / np.sum(t**2) for b, t in zip(base, tgt)])
-            out["baseline_nuclear_norm"] = np.array([np.linalg.norm(b, "nuc") for b in base])
-            out["baseline_effective_rank"] = np.array([float(effective_rank(jnp.asarray(b))) for b in base])
-        return state, out
-
-    outs, wall = run_grid_chunks(step, len(cells), config, out_dir=out_dir, resume=resume, progress=progress, desc=name)
-    nn, nd = len(counts), len(config.depths)
-
-    def grid(key):  # (count, depth, seed, init_scale) -> (count, depth, init_scale, seed)
-        return np.stack([o[key] for o in outs]).reshape(nn, nd, config.seeds, -1).transpose(0, 1, 3, 2)
-
-    dims = (count_dim, "depth", "init_scale", "seed")
-    arrays = {k: (dims, grid(k)) for k in ("error", "nuclear_norm", "effective_rank", "status", "time", "steps")}
-    if config.baseline:
-        for k in ("baseline_error", "baseline_nuclear_norm", "baseline_effective_rank"):
-            arrays[k] = ((count_dim, "seed"), np.stack([outs[i * nd][k] for i in range(nn)]))
-    status = grid("status").transpose(3, 0, 1, 2).reshape(config.seeds, -1).max(axis=1)
-    coords = {
-        count_dim: list(counts),
-        "depth": list(config.depths),
-        "init_scale": list(config.init_scales),
-        "seed": list(range(config.seeds)),
-    }
-    out = {"arrays": arrays, "coords": coords, "status": Status.names(status), "wall_time": wall}
-    if config.baseline:
-        out["extra"] = {"findings": findings({k: v[1] for k, v in arrays.items()}, coords, count_dim)}
-    return out
-
-
-def findings(arrays, coords, count_dim: str) -> dict:
-    """Per (count, init scale) cell, from the errors ``e`` (seed means unless said):
-    ``depth_D_beats_nuclear_norm`` (D = the first depth): e_D below the nuclear-norm
-    solution's error in every seed; ``nuclear_over_depth_D`` = e_nuc / e_D (above 1: depth
-    D is better); ``depth_D_over_depth_d`` = e_D / e_d for every deeper d (the factor by
-    which depth d beats depth D); ``runs_reached_stop_loss`` and ``runs``, over every depth
-    and seed of the cell.
-
-    Arguments:
-        arrays: name -> array, ``error`` and ``status`` (count, depth, init_scale, seed),
-            ``baseline_error`` (count, seed).
-        coords: the coordinates of ``count_dim``, ``depth``, ``init_scale`` and ``seed``.
-        count_dim: the name of the count dimension.
-
-    Returns:
-        ``{"cells": {count: {init_scale: {...}}}}`` with string keys (``f"{x:g}"``).
-    """
-    err, base = np.asarray(arrays["error"]), np.asarray(arrays["baseline_error"])
-    reached = (np.asarray(arrays["status"]) == Status.CONVERGED).sum(axis=(1, 3))
-    d0 = coords["depth"][0]
-    cells = {}
-    for i, n in enumerate(coords[count_dim]):
-        row = cells[str(n)] = {}
-        for j, s in enumerate(coords["init_scale"]):
-            e0 = err[i, 0, j]
-            cell = {
-                f"depth_{d0}_beats_nuclear_norm": bool(np.all(e0 < base[i])),
-                f"nuclear_over_depth_{d0}": float(base[i].mean() / e0.mean()),
-            }
-            for d_i, d in enumerate(coords["depth"][1:], 1):
-                cell[f"depth_{d0}_over_depth_{d}"] = float(e0.mean() / err[i, d_i, j].mean())
-            cell["runs_reached_stop_loss"] = int(reached[i, j])
-            cell["runs"] = int(err.shape[1] * err.shape[3])
-            row[f"{s:g}"] = cell
-    return {"cells": cells}
+REPRODUCTION = MatrixCompletionDepth()
 
 
 def plot(results, out_dir):
     return plot_grid(results, out_dir, "num_observed", "observations", NAME)
 
 
-def plot_grid(results, out_dir, count_dim: str, count_label: str, name: str):
-    """Error, nuclear norm and effective rank against init scale, one row per count."""
-    import matplotlib.pyplot as plt
-
-    from jaxreg_lab.plotting import save_figure
-
-    c = results.coords
-    scales = np.asarray(c["init_scale"], float)
-    names = [
-        ("error", "reconstruction error (mean sq.)"),
-        ("nuclear_norm", "nuclear norm"),
-        ("effective_rank", "effective rank"),
-    ]
-    fig, axes = plt.subplots(len(c[count_dim]), 3, figsize=(13, 3.6 * len(c[count_dim])), squeeze=False)
-    for i, n in enumerate(c[count_dim]):
-        for j, (key, label) in enumerate(names):
-            ax = axes[i, j]
-            for d_i, d in enumerate(c["depth"]):
-                v = results[key][i, d_i]
-                ax.errorbar(scales, v.mean(-1), yerr=v.std(-1), marker="o", capsize=3, label=f"depth {d}")
-            if "baseline_" + key in results.arrays:
-                b = results["baseline_" + key][i]
-                ax.axhline(b.mean(), color="k", ls="--", label="nuclear norm min.")
-            ax.set_xscale("log")
-            if key == "error":
-                ax.set_yscale("log")
-            ax.set_xlabel("init scale")
-            ax.set_title(f"{label}, {n} {count_label}", fontsize=9)
-            ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=8)
-    fig.tight_layout()
-    return save_figure(fig, out_dir, name)
-
-
 def summary(results) -> str:
     return summary_grid(results, "num_observed")
-
-
-def summary_grid(results, count_dim: str) -> str:
-    """One line per (count, depth, init scale) cell: error, nuclear norm and effective
-    rank (seed means), ``vs first`` = the first depth's mean error over this depth's, the
-    cell's worst status and how many seeds reached ``stop_at_loss``; with the baseline,
-    ``beats nuc.`` says whether the cell's error is below the nuclear-norm solution's in
-    every seed."""
-    c = results.coords
-    base = "baseline_error" in results.arrays
-    first = f"vs d{c['depth'][0]}"
-    lines = [
-        f"{'count':>6} {'depth':>8} {'init':>8} {'error (mean +- std)':>24} {'nuclear':>9} {'eff. rank':>9}"
-        + (f" {'beats nuc.':>10}" if base else "")
-        + f" {first:>8} {'status':>10} {'reached':>7}"
-    ]
-    for i, n in enumerate(c[count_dim]):
-        for d_i, d in enumerate(c["depth"]):
-            for s_i, s in enumerate(c["init_scale"]):
-                e = results["error"][i, d_i, s_i]
-                beats = f" {'yes' if np.all(e < results['baseline_error'][i]) else 'no':>10}" if base else ""
-                worst, reached = cell_status(results["status"][i, d_i, s_i])
-                lines.append(
-                    f"{n:>6} {d:>8} {s:>8.0e} {e.mean():>12.3e} +- {e.std():<9.2e} "
-                    f"{results['nuclear_norm'][i, d_i, s_i].mean():>9.1f} "
-                    f"{results['effective_rank'][i, d_i, s_i].mean():>9.2f}"
-                    + beats
-                    + f" {results['error'][i, 0, s_i].mean() / e.mean():>7.1f}x {worst:>10} {reached:>3}/{len(e)}"
-                )
-        if base:
-            e = results["baseline_error"][i]
-            lines.append(
-                f"{n:>6} {'nuc.min':>8} {'-':>8} {e.mean():>12.3e} +- {e.std():<9.2e} "
-                f"{results['baseline_nuclear_norm'][i].mean():>9.1f} "
-                f"{results['baseline_effective_rank'][i].mean():>9.2f}"
-            )
-    return "\n".join(lines)

@@ -16,14 +16,14 @@ from __future__ import annotations
 import dataclasses
 
 from jaxreg.tasks import matrix_sensing
-from jaxreg_lab.reproductions._config import defaults
-from jaxreg_lab.reproductions.matrix_completion_depth import (
+from jaxreg_lab.reproductions._completion_grid import (
+    CompletionGrid,
     GridRun,
     check_grid_config,
     plot_grid,
-    run_grid,
     summary_grid,
 )
+from jaxreg_lab.reproductions._config import defaults
 
 NAME = "matrix-sensing"
 
@@ -44,17 +44,25 @@ class Config(GridRun):
         check_grid_config(self, "num_measurements")
 
 
-def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
-    return run_grid(
-        config,
-        config.num_measurements,
-        "num_measurements",
-        lambda k, n: matrix_sensing(k, config.shape, config.rank, n, num_test=0),
-        name=NAME,
-        out_dir=out_dir,
-        resume=resume,
-        progress=progress,
-    )
+class MatrixSensing(CompletionGrid):
+    """The sensing grid (:class:`~jaxreg_lab.reproductions._completion_grid.CompletionGrid`):
+    one run per seed, a problem per number of Gaussian measurements."""
+
+    name = NAME
+    config = Config
+    count_dim = "num_measurements"
+
+    def problem(self, config: Config, key, count: int):
+        return matrix_sensing(key, config.shape, config.rank, count, num_test=0)
+
+    def plot(self, results, out_dir):
+        return plot(results, out_dir)
+
+    def summary(self, results) -> str:
+        return summary(results)
+
+
+REPRODUCTION = MatrixSensing()
 
 
 def plot(results, out_dir):

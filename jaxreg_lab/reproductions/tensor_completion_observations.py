@@ -40,21 +40,14 @@ from jaxreg import validation as V
 from jaxreg.factorizations import TensorFactorization
 from jaxreg.metrics import component_norm_entropy_rank, cp_rank_estimate
 from jaxreg.tasks import tensor_completion
+from jaxreg_lab.contract import Final, Reproduction, Setup
 from jaxreg_lab.reproductions._config import DescentToLoss, check_scalar_fields, defaults
-from jaxreg_lab.reproductions._results import (
-    grid_results,
-    grid_table,
-    mean_std,
-    per_seed,
-    per_seed_and_scale,
-    rmsprop_descent,
-    run_grid_chunks,
-)
+from jaxreg_lab.reproductions._results import grid_table, mean_std, per_seed, per_seed_and_scale, rmsprop_descent
 
 NAME = "tensor-completion-observations"
 
 
-# the outputs of one run, in the order ``step`` returns them
+# the saved arrays, each (init_scale, num_observed, seed)
 OUTPUTS = ("error", "cp_rank", "component_norm_entropy_rank", "loss", "status", "iterations")
 
 
@@ -127,47 +120,74 @@ def _problems(config: Config, keys: PRNGKeyArray):
     return problems.target, problems.train.indices, problems.train.values
 
 
-def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
-    keys = jax.random.split(jax.random.key(config.seed), config.seeds)
-    targets, indices, values = _problems(config, keys)
-    # every (seed, init scale)'s initial model, drawn op by op outside the program (see per_seed)
-    models = per_seed_and_scale(
-        lambda key, s: TensorFactorization(jax.random.fold_in(key, 1), config.shape, config.rank, init_scale=s),
-        keys,
-        config.init_scales,
-    )
+class TensorCompletionObservations(Reproduction):
+    """One run per seed: its target, its permuted observations and its initial models,
+    one per init scale, are the inputs; nothing is carried. Chunk k runs the k'th number
+    of observations (a traced scalar of :func:`masked_loss`), the init scales vmapped.
+    The CP rank of each solution (CP-ALS, host side) is estimated in :meth:`assemble`."""
 
-    def one(target, idx, vals, model, n):
-        tr = rmsprop_descent(lambda m: masked_loss(m, idx, vals, n), model, config, save_every=config.num_steps)
-        w = tr.model.materialize()
-        err = jnp.linalg.norm((w - target).ravel()) / jnp.linalg.norm(target.ravel())
-        return w, err, component_norm_entropy_rank(tr.model.component_norms()), tr.loss[-1], tr.status, tr.num_steps
+    name = NAME
+    config = Config
 
-    over_scales = eqx.filter_vmap(one, in_axes=(None, None, None, 0, None))
-    batched = eqx.filter_jit(eqx.filter_vmap(over_scales, in_axes=(0, 0, 0, 0, None)))
+    def outputs(self, config: Config) -> dict:
+        return {k: ("init_scale", "num_observed", "seed") for k in OUTPUTS}
 
-    def estimate_cp_rank(w, seed):
-        kw = dict(n_restarts=config.cp_restarts, seed=seed, n_iter_max=config.cp_iter_max)
-        return cp_rank_estimate(w, config.cp_max_rank, config.cp_tol, **kw)
+    def setup(self, config: Config) -> Setup:
+        keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+        targets, indices, values = _problems(config, keys)
+        # every (seed, init scale)'s initial model, drawn op by op outside the program (see per_seed)
+        models = per_seed_and_scale(
+            lambda key, s: TensorFactorization(jax.random.fold_in(key, 1), config.shape, config.rank, init_scale=s),
+            keys,
+            config.init_scales,
+        )
+        coords = {
+            "init_scale": list(config.init_scales),
+            "num_observed": list(config.num_observed),
+            "seed": list(range(config.seeds)),
+        }
+        inputs = (targets, indices, values, models)
+        return Setup(inputs, jnp.zeros(config.seeds), len(config.num_observed), (config.seeds,), coords)
 
-    def step(state, k):  # chunk k: the k'th number of observations, all init scales and seeds
-        n = jnp.asarray(config.num_observed[k])
-        w, err, erank, loss, status, iters = batched(targets, indices, values, models, n)
-        w = np.asarray(w)  # (seed, init_scale, *shape)
-        cp_rank = np.array([[estimate_cp_rank(w_si, config.seed + s) for w_si in w_s] for s, w_s in enumerate(w)])
-        return state, dict(zip(OUTPUTS, (err, cp_rank, erank, loss, status, iters)))
+    def chunk(self, config: Config, inputs, state, k):
+        target, idx, vals, models = inputs
+        n = jnp.asarray(config.num_observed)[k]
 
-    outs, wall = run_grid_chunks(
-        step, len(config.num_observed), config, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
-    )
+        def one(model):
+            tr = rmsprop_descent(lambda m: masked_loss(m, idx, vals, n), model, config, save_every=config.num_steps)
+            w = tr.model.materialize()
+            err = jnp.linalg.norm((w - target).ravel()) / jnp.linalg.norm(target.ravel())
+            erank = component_norm_entropy_rank(tr.model.component_norms())
+            return w, err, erank, tr.loss[-1], tr.status, tr.num_steps
 
-    # chunks of (seed, init_scale) -> (init_scale, num_observed, seed)
-    coords = {
-        "init_scale": list(config.init_scales),
-        "num_observed": list(config.num_observed),
-        "seed": list(range(config.seeds)),
-    }
-    return grid_results(outs, wall, order=(2, 0, 1), names=OUTPUTS, coords=coords)
+        w, err, erank, loss, status, iters = eqx.filter_vmap(one)(models)
+        # each (1, init_scale, ...): the driver concatenates the chunks along the observation counts
+        out = {"w": w, "error": err, "component_norm_entropy_rank": erank, "loss": loss, "status": status}
+        out = {name: x[None] for name, x in {**out, "iterations": iters}.items()}
+        return state, jnp.max(status), out
+
+    def assemble(self, config: Config, setup: Setup, final: Final) -> dict:
+        w = final.data["w"]  # (seed, num_observed, init_scale, *shape)
+
+        def estimate_cp_rank(w, seed):
+            kw = dict(n_restarts=config.cp_restarts, seed=seed, n_iter_max=config.cp_iter_max)
+            return cp_rank_estimate(w, config.cp_max_rank, config.cp_tol, **kw)
+
+        cp_rank = np.array(
+            [[[estimate_cp_rank(w_i, config.seed + s) for w_i in w_n] for w_n in w_s] for s, w_s in enumerate(w)]
+        )
+        data = {**final.data, "cp_rank": cp_rank}
+        # (seed, num_observed, init_scale) -> (init_scale, num_observed, seed)
+        return {k: np.transpose(data[k], (2, 1, 0)) for k in OUTPUTS}
+
+    def plot(self, results, out_dir):
+        return plot(results, out_dir)
+
+    def summary(self, results) -> str:
+        return summary(results)
+
+
+REPRODUCTION = TensorCompletionObservations()
 
 
 def plot(results, out_dir):
