@@ -15,6 +15,9 @@ segments of a gradient flow). It declares:
   sharded over every device of every process (:func:`jaxreg.sweep`);
 - :meth:`Reproduction.assemble`: the saved arrays, from the final states and the
   chunks' stacked outputs (host side, NumPy);
+- :meth:`Reproduction.extra` (optional): the top-level scalars of ``results.json``,
+  by default :attr:`Setup.extra`; a reproduction whose scalars summarize the saved
+  arrays (e.g. a claim's verdict) computes them there;
 - :meth:`Reproduction.plot` and :meth:`Reproduction.summary`, from saved results only.
 
 The driver owns everything else, once: chunking, checkpoint units, resume, each run's
@@ -140,6 +143,19 @@ class Reproduction(abc.ABC):
         Returns:
             ``{name: array}`` for every name of :meth:`outputs`.
         """
+
+    def extra(self, config, setup: Setup, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """The scalars recorded at the top level of ``results.json``.
+
+        Arguments:
+            config: the frozen ``Config``.
+            setup: the :class:`Setup` of the run.
+            arrays: the arrays :meth:`assemble` returned.
+
+        Returns:
+            ``{name: JSON-serializable value}``; by default ``setup.extra``.
+        """
+        return dict(setup.extra)
 
     @abc.abstractmethod
     def plot(self, results, out_dir):

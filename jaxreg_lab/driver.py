@@ -387,7 +387,8 @@ def run_reproduction(
 
     Returns:
         The results dict: ``arrays`` (name -> (dims, array)), ``coords``, ``status``
-        (one name per run, nested as ``run_shape``), ``wall_time`` and ``extra``.
+        (one name per run, nested as ``run_shape``), ``wall_time`` and ``extra``
+        (:meth:`jaxreg_lab.contract.Reproduction.extra`).
     """
     setup = reproduction.setup(config)
     runs = setup.num_runs
@@ -437,7 +438,7 @@ def run_reproduction(
         "coords": dict(setup.coords),
         "status": Status.names(final.status),
         "wall_time": wall,
-        "extra": dict(setup.extra),
+        "extra": dict(reproduction.extra(config, setup, arrays)),
     }
 
 

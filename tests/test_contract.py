@@ -78,6 +78,15 @@ def test_driver_refuses_arrays_that_break_the_schema():
         driver.run_reproduction(WrongDims(), Config(), progress=False)
 
 
+def test_extra_may_summarize_the_assembled_arrays():
+    class Summed(Counting):
+        def extra(self, config, setup, arrays):
+            return {**setup.extra, "total": float(arrays["final"].sum())}
+
+    res = driver.run_reproduction(Summed(), Config(), progress=False)
+    assert res["extra"] == {"note": 1, "total": 4 * (3 + 33)}  # each final state is 4 x
+
+
 def test_reproductions_compare_by_class():
     assert Counting() == Counting() and hash(Counting()) == hash(Counting())
     assert Counting() != type("Other", (Counting,), {})()
