@@ -63,26 +63,34 @@ def draw(results, out_dir, name: str) -> list:
     return save_figure(fig, out_dir, name)
 
 
+def panel_specs(config, coords):
+    """[(title, model index, saved array, deep-CP depth index or None, rank)] per panel:
+    HTF at its first internal node and at the root, deep CP by its end-to-end component
+    norms (the target's weights); ``coords`` needs ``htf_node`` and ``dcp_depth``."""
+    cfg = config if isinstance(config, dict) else dataclasses.asdict(config)
+    nodes = coords["htf_node"]
+    root = len(nodes) - 1
+    out = [
+        (f"matrix depth {cfg['mf_depth']}: singular values", 0, "mf_singular_values", None, cfg["mf_rank"]),
+        (f"CP order {len(cfg['tf_shape'])}: component norms", 1, "tf_component_norms", None, cfg["tf_rank"]),
+        (f"HTF node {tuple(nodes[0])}: local component norms", 2, "htf_node0_norms", None, cfg["htf_rank"]),
+        (f"HTF root {tuple(nodes[root])}: local component norms", 2, f"htf_node{root}_norms", None, cfg["htf_rank"]),
+    ]
+    for j, k in enumerate(coords["dcp_depth"]):
+        out.append((f"deep CP k={k}: ||(x)_n A..A w_r^n||", 3 + j, "dcp_end_component_norms", j, cfg["dcp_rank"]))
+    return out
+
+
 def panels(config, coords, get, reached):
     """[(title, model index, flow times (seed, save), norms (seed, save, R), rank, reached
-    stop loss (seed,))] per panel: HTF at its first internal node and at the root, deep CP
-    by its end-to-end component norms (the target's weights)."""
-    cfg = config if isinstance(config, dict) else dataclasses.asdict(config)
+    stop loss (seed,))] per panel of :func:`panel_specs`; ``get(name)`` returns a saved
+    array."""
     t = get("flow_time")
-    nodes = coords["htf_node"]
-    out = [
-        (f"matrix depth {cfg['mf_depth']}: singular values", 0, "mf_singular_values", cfg["mf_rank"]),
-        (f"CP order {len(cfg['tf_shape'])}: component norms", 1, "tf_component_norms", cfg["tf_rank"]),
-        (f"HTF node {tuple(nodes[0])}: local component norms", 2, "htf_node0_norms", cfg["htf_rank"]),
-        (f"HTF root {tuple(nodes[-1])}: local component norms", 2, f"htf_node{len(nodes) - 1}_norms", cfg["htf_rank"]),
-    ]
-    panels = [(title, i, t[:, i], get(key), rank, reached[i]) for title, i, key, rank in out]
-    for j, k in enumerate(coords["dcp_depth"]):
-        norms = get("dcp_end_component_norms")[:, :, j]
-        panels.append(
-            (f"deep CP k={k}: ||(x)_n A..A w_r^n||", 3 + j, t[:, 3 + j], norms, cfg["dcp_rank"], reached[3 + j])
-        )
-    return panels
+    out = []
+    for title, i, key, j, rank in panel_specs(config, coords):
+        norms = get(key) if j is None else get(key)[:, :, j]
+        out.append((title, i, t[:, i], norms, rank, reached[i]))
+    return out
 
 
 def summary(results) -> str:

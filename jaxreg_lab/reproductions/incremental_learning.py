@@ -27,7 +27,8 @@ Each model of each seed runs twice from one initialization: a first flow to the 
 ``*_t1``, stopped once the training loss is ``stop_fraction`` of its initial value, gives
 the stop time T (its first evenly spaced save past that point); the second runs to T with
 ``num_saves`` evenly spaced saves in ``num_chunks`` checkpointed chunks, so the rises are
-resolved and "final value" is the value at the fit. One compiled flow per model.
+resolved and "final value" is the value at the fit. The first flow runs in the set-up
+(one compiled program per model type), the second in the runs' chunks (one run per seed).
 """
 
 from __future__ import annotations
@@ -51,9 +52,10 @@ from jaxreg.factorizations import (
 )
 from jaxreg.factorizations.trees import TreePlan, balanced_tree, check_widths, plan_tree
 from jaxreg.tasks import matrix_completion, tensor_completion, weighted_completion
+from jaxreg_lab.contract import Final, Reproduction, Setup
 from jaxreg_lab.reproductions import _incremental_report as _report
 from jaxreg_lab.reproductions._config import FlowRun, check_scalar_fields, defaults
-from jaxreg_lab.reproductions._results import initial_setups, run_flow_chunks
+from jaxreg_lab.reproductions._results import initial_setups
 from jaxreg_lab.reproductions._transitions import claim_arrays, claim_summary
 from jaxreg_lab.reproductions._transitions import incremental_claim as incremental_claim
 from jaxreg_lab.reproductions._transitions import transition_saves as transition_saves
@@ -245,19 +247,24 @@ def _metrics(model):
     return model.component_norms()
 
 
+def _one_flow(problem, model, dt, stop, fractions, rtol, atol, max_steps: int):
+    """One run's gradient flow of ``problem.loss`` from ``model`` over ``dt``, stopped at
+    the loss ``stop``, saving the loss and :func:`_metrics` at ``fractions * dt``."""
+    traj = gradient_flow(
+        problem.loss, model, dt, ts=fractions * dt, stop_at_loss=stop, rtol=rtol, atol=atol,
+        max_steps=max_steps, metrics=_metrics,
+    )  # fmt: skip
+    return traj.model, traj.loss, traj.metrics, traj.status, traj.num_steps
+
+
 @eqx.filter_jit
 def _flow(problem, model, dt, stop, fractions, rtol, atol, max_steps: int):
-    """For every seed (vmapped): gradient flow of ``problem.loss`` from ``model`` over
-    ``dt`` (per seed), stopped at the loss ``stop`` (per seed), saving the loss and
-    :func:`_metrics` at ``fractions * dt``. Module-level: one compiled program per model
-    type, shared by both flows, every chunk and every run of one configuration."""
+    """:func:`_one_flow` for every seed (vmapped; ``dt`` and ``stop`` per seed): the first
+    flow of the set-up. Module-level: one compiled program per model type, shared by every
+    run of one configuration."""
 
     def one(problem, model, dt, stop):
-        traj = gradient_flow(
-            problem.loss, model, dt, ts=fractions * dt, stop_at_loss=stop, rtol=rtol, atol=atol,
-            max_steps=max_steps, metrics=_metrics,
-        )  # fmt: skip
-        return traj.model, traj.loss, traj.metrics, traj.status, traj.num_steps
+        return _one_flow(problem, model, dt, stop, fractions, rtol, atol, max_steps)
 
     return eqx.filter_vmap(one)(problem, model, dt, stop)
 
@@ -278,66 +285,118 @@ def _stop_times(config: Config, problems, models, loss0, fractions):
     return np.stack(stops), np.stack(statuses)
 
 
-def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
-    problems, models, loss0 = initial_setups(_setup, config)  # cached: a resumed run reuses them
+def _fractions(config: Config):
+    """The saves of one chunk (and of the first flow) as fractions of its length."""
     per_chunk = config.num_saves // config.num_chunks
-    fractions = jnp.arange(1, per_chunk + 1) / per_chunk
-    stop_t, first_status = _stop_times(config, problems, models, loss0, fractions)
-    never = jnp.zeros(config.seeds)  # the second flow runs to T: a zero loss is never reached
+    return jnp.arange(1, per_chunk + 1) / per_chunk
 
-    def step(models, k):
+
+class IncrementalLearning(Reproduction):
+    """One run per seed: its problems, the first flow's stop times and statuses (the
+    inputs, from :meth:`setup`) and one model per panel (the state), each flowed to its
+    stop time T in ``num_chunks`` segments of length T / ``num_chunks``."""
+
+    name = NAME
+    config = Config
+
+    def outputs(self, config: Config) -> dict:
+        schema = {
+            "flow_time": ("seed", "model", "save"),
+            "stop_time": ("model", "seed"),
+            "reached_stop_loss": ("model", "seed"),
+            "loss": ("seed", "save", "model"),
+            "mf_singular_values": ("seed", "save", "mf_component"),
+            "tf_component_norms": ("seed", "save", "tf_component"),
+            "dcp_component_norms": ("seed", "save", "dcp_depth", "dcp_component"),
+            "dcp_end_component_norms": ("seed", "save", "dcp_depth", "dcp_component"),
+            "solver_steps": ("seed",),
+        }
+        for i in range(len(_tree(config.htf_shape).nodes)):
+            schema[f"htf_node{i}_norms"] = ("seed", "save", f"htf_node{i}_component")
+        schema.update(
+            half_time=("seed", "panel", "order"),
+            half_time_ratio=("seed", "panel", "gap"),
+            count_above_level=("seed", "panel"),
+            holds=("seed", "panel"),
+            panel_model=("panel",),
+        )
+        return schema
+
+    def setup(self, config: Config) -> Setup:
+        problems, models, loss0 = initial_setups(_setup, config)  # cached: a resumed run reuses them
+        stop_t, first_status = _stop_times(config, problems, models, loss0, _fractions(config))
+        inputs = {
+            "problems": problems,
+            "stop_time": jnp.asarray(stop_t.T),  # (seed, model)
+            "first_status": jnp.asarray(first_status.T),
+        }
+        coords = {
+            "seed": list(range(config.seeds)),
+            "save": np.linspace(1.0 / config.num_saves, 1.0, config.num_saves).tolist(),
+            "model": config.model_names(),
+            "dcp_depth": list(config.dcp_depths),
+            "htf_node": [list(n) for n in _tree(config.htf_shape).nodes],
+        }
+        specs = _report.panel_specs(config, coords)
+        order = list(range(max(spec[-1] for spec in specs)))  # the claim's arrays, padded to the largest rank
+        coords.update(panel=[spec[0] for spec in specs], order=order, gap=order[:-1])
+        return Setup(inputs, models, config.num_chunks, (config.seeds,), coords)
+
+    def chunk(self, config: Config, inputs, models, k):
+        fractions = _fractions(config)
+        tol = (jnp.asarray(config.rtol), jnp.asarray(config.atol))
+        never = jnp.zeros(())  # the second flow runs to T: a zero loss is never reached
         new, out, sts = [], {"steps": 0}, []
-        for i, (p, m) in enumerate(zip(problems, models)):
-            dt = jnp.asarray(stop_t[i] / config.num_chunks)
-            ms, loss, metrics, st, n = _flow(
-                p, m, dt, never, fractions, jnp.asarray(config.rtol), jnp.asarray(config.atol), config.max_steps
-            )
+        for i, (p, m) in enumerate(zip(inputs["problems"], models)):
+            dt = inputs["stop_time"][i] / config.num_chunks
+            ms, loss, metrics, st, n = _one_flow(p, m, dt, never, fractions, *tol, config.max_steps)
             new.append(ms)
             out.update({f"m{i}_{j}": leaf for j, leaf in enumerate(jax.tree_util.tree_leaves(metrics))})
             out.update({f"loss{i}": loss, "steps": out["steps"] + n})
             sts.append(st)
-        return tuple(new), jnp.max(jnp.stack(sts), axis=0), out
+        # a first flow that failed (max_steps or worse) is the run's status as well
+        first = inputs["first_status"]
+        failed = jnp.max(jnp.where(first >= Status.MAX_STEPS, first, 0))
+        return tuple(new), jnp.maximum(jnp.max(jnp.stack(sts)), failed), out
 
-    models, status, steps, data, wall = run_flow_chunks(
-        step, models, config, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
-    )  # every output is (seed, save, ...)
-    failed = np.where(first_status >= Status.MAX_STEPS, first_status, 0).max(axis=0)
-    s = np.linspace(1.0 / config.num_saves, 1.0, config.num_saves)
-    nodes = _tree(config.htf_shape).nodes
-    # deep CP's sigma_r (j = 0) and end-to-end component norms (j = 1), the depths on axis 2
-    dcp = [np.stack([data[f"m{3 + i}_{j}"] for i in range(len(config.dcp_depths))], axis=2) for j in (0, 1)]
-    arrays = {
-        "flow_time": (("seed", "model", "save"), stop_t.T[:, :, None] * s),
-        "stop_time": (("model", "seed"), stop_t),
-        "reached_stop_loss": (("model", "seed"), first_status == Status.CONVERGED),
-        "loss": (("seed", "save", "model"), np.stack([data[f"loss{i}"] for i in range(len(stop_t))], axis=-1)),
-        "mf_singular_values": (("seed", "save", "mf_component"), data["m0_0"]),
-        "tf_component_norms": (("seed", "save", "tf_component"), data["m1_0"]),
-        "dcp_component_norms": (("seed", "save", "dcp_depth", "dcp_component"), dcp[0]),
-        "dcp_end_component_norms": (("seed", "save", "dcp_depth", "dcp_component"), dcp[1]),
-        "solver_steps": (("seed",), steps),
-    }
-    for i in range(len(nodes)):
-        arrays[f"htf_node{i}_norms"] = (("seed", "save", f"htf_node{i}_component"), data[f"m2_{i}"])
-    coords = {
-        "seed": list(range(config.seeds)),
-        "save": s.tolist(),
-        "model": config.model_names(),
-        "dcp_depth": list(config.dcp_depths),
-        "htf_node": [list(n) for n in nodes],
-    }
-    panels = _report.panels(config, coords, lambda key: arrays[key][1], reached=arrays["reached_stop_loss"][1])
-    claim = claim_arrays(panels)
-    arrays.update(claim)
-    coords.update(panel=[p[0] for p in panels], order=list(range(claim["half_time"][1].shape[-1])))
-    coords["gap"] = coords["order"][:-1]
-    return {
-        "arrays": arrays,
-        "coords": coords,
-        "status": Status.names(np.maximum(np.asarray(status), failed)),
-        "wall_time": wall,
-        "extra": {"claim": claim_summary(panels)},
-    }
+    def assemble(self, config: Config, setup: Setup, final: Final) -> dict:
+        data = final.data  # every output (seed, save, ...)
+        stop_t = np.asarray(setup.inputs["stop_time"]).T  # (model, seed)
+        first_status = np.asarray(setup.inputs["first_status"]).T
+        # deep CP's sigma_r (j = 0) and end-to-end component norms (j = 1), the depths on axis 2
+        dcp = [np.stack([data[f"m{3 + i}_{j}"] for i in range(len(config.dcp_depths))], axis=2) for j in (0, 1)]
+        arrays = {
+            "flow_time": stop_t.T[:, :, None] * np.asarray(setup.coords["save"]),
+            "stop_time": stop_t,
+            "reached_stop_loss": first_status == Status.CONVERGED,
+            "loss": np.stack([data[f"loss{i}"] for i in range(len(stop_t))], axis=-1),
+            "mf_singular_values": data["m0_0"],
+            "tf_component_norms": data["m1_0"],
+            "dcp_component_norms": dcp[0],
+            "dcp_end_component_norms": dcp[1],
+            "solver_steps": data["steps"],
+        }
+        for i in range(len(setup.coords["htf_node"])):
+            arrays[f"htf_node{i}_norms"] = data[f"m2_{i}"]
+        claim = claim_arrays(_panels(config, setup, arrays))
+        return {**arrays, **{name: array for name, (_, array) in claim.items()}}
+
+    def extra(self, config: Config, setup: Setup, arrays) -> dict:
+        return {"claim": claim_summary(_panels(config, setup, arrays))}
+
+    def plot(self, results, out_dir):
+        return plot(results, out_dir)
+
+    def summary(self, results) -> str:
+        return summary(results)
+
+
+REPRODUCTION = IncrementalLearning()
+
+
+def _panels(config: Config, setup: Setup, arrays) -> list:
+    """The claim's panels (:func:`_incremental_report.panels`) of the assembled arrays."""
+    return _report.panels(config, setup.coords, arrays.__getitem__, reached=arrays["reached_stop_loss"])
 
 
 def plot(results, out_dir):

@@ -22,7 +22,7 @@ strictly ordered and far apart at the smallest init, and a smaller init ends wit
 non-negligible components.
 
 The same key draws every init scale's factors, so the runs of one seed differ only in
-the scale of one Gaussian draw. One chunk per init scale (all seeds vmapped).
+the scale of one Gaussian draw. One run per seed, one chunk per init scale.
 """
 
 from __future__ import annotations
@@ -30,20 +30,18 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Float
 
 from jaxreg import validation as V
-from jaxreg.dynamics import Status
 from jaxreg.factorizations import TensorFactorization
 from jaxreg.metrics import numerical_component_rank
 from jaxreg.tasks import tensor_completion
-from jaxreg_lab.driver import stack_chunks
+from jaxreg_lab.contract import Final, Reproduction, Setup
 from jaxreg_lab.reproductions._config import DescentToLoss, check_scalar_fields, increasing_tuple
-from jaxreg_lab.reproductions._results import grid_table, per_seed, rmsprop_descent, run_grid_chunks
+from jaxreg_lab.reproductions._results import grid_table, per_seed, per_seed_and_scale, rmsprop_descent
 
 NAME = "tensor-dynamics"
 RANK_RTOLS = (0.1, 0.01)  # "non-negligible component": norm above this fraction of the largest
@@ -114,11 +112,46 @@ def half_times(
     return out
 
 
-def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
-    keys = jax.random.split(jax.random.key(config.seed), config.seeds)
-    problems = per_seed(lambda k: tensor_completion(k, config.shape, config.target_rank, config.num_observed), keys)
+class TensorDynamics(Reproduction):
+    """One run per seed: its problem and one initial model per init scale (the inputs;
+    the state carries nothing), chunk k the descent from the k'th init scale."""
 
-    def one(problem, model):
+    name = NAME
+    config = Config
+
+    def outputs(self, config: Config) -> dict:
+        return {
+            "component_norms": ("init_scale", "seed", "iteration", "component"),
+            "reconstruction_error": ("init_scale", "seed", "iteration"),
+            "loss": ("init_scale", "seed", "iteration"),
+            "half_time": ("init_scale", "seed", "component"),
+            "num_components": ("init_scale", "seed", "rtol"),
+            "status": ("init_scale", "seed"),
+            "iterations": ("init_scale", "seed"),
+        }
+
+    def setup(self, config: Config) -> Setup:
+        keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+        problems = per_seed(lambda k: tensor_completion(k, config.shape, config.target_rank, config.num_observed), keys)
+        # one key per seed draws every init scale's factors: (seed, init_scale, ...)
+        models = per_seed_and_scale(
+            lambda key, s: TensorFactorization(jax.random.fold_in(key, 1), config.shape, config.rank, init_scale=s),
+            keys,
+            config.init_scales,
+        )
+        coords = {
+            "init_scale": list(config.init_scales),
+            "seed": list(range(config.seeds)),
+            "iteration": _save_steps(config).tolist(),
+            "component": list(range(1, config.top + 1)),
+            "rtol": list(RANK_RTOLS),
+        }
+        return Setup((problems, models), jnp.zeros(config.seeds), len(config.init_scales), (config.seeds,), coords)
+
+    def chunk(self, config: Config, inputs, state, k):
+        problem, models = inputs
+        model = jax.tree.map(lambda a: a[k], models)  # the k'th init scale
+
         def metrics(m):
             norms = m.component_norms()
             return jax.lax.top_k(norms, config.top)[0], problem.reconstruction_error(m)
@@ -126,61 +159,41 @@ def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
         tr = rmsprop_descent(problem.loss, model, config, save_every=config.save_every, metrics=metrics)
         final = tr.model.component_norms()
         counts = jnp.stack([numerical_component_rank(final, r) for r in RANK_RTOLS])
-        return tr.loss, tr.metrics[0], tr.metrics[1], counts, tr.status, tr.num_steps
-
-    batched = eqx.filter_jit(eqx.filter_vmap(one))
-
-    def step(state, k):  # chunk k: the k'th init scale, every seed
-        # the initial models drawn op by op outside the program (see per_seed)
-        models = per_seed(
-            lambda key: TensorFactorization(
-                jax.random.fold_in(key, 1), config.shape, config.rank, init_scale=config.init_scales[k]
-            ),
-            keys,
-        )
-        loss, norms, err, counts, status, iters = batched(problems, models)
         out = {
-            "loss": loss,
-            "component_norms": norms,
-            "reconstruction_error": err,
+            "loss": tr.loss,
+            "component_norms": tr.metrics[0],
+            "reconstruction_error": tr.metrics[1],
             "num_components": counts,
-            "status": status,
-            "iterations": iters,
+            "status": tr.status,
+            "iterations": tr.num_steps,
         }
-        return state, {name: np.asarray(v)[None] for name, v in out.items()}
+        # one entry on the init-scale axis: the driver concatenates the chunks along it
+        return state, tr.status, {name: v[None] for name, v in out.items()}
 
-    outs, wall = run_grid_chunks(
-        step, len(config.init_scales), config, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
-    )
-    data = stack_chunks(outs, axis=0)  # (init_scale, seed, ...)
-    steps = np.arange(config.num_steps // config.save_every + 1) * config.save_every
-    halves = np.stack(
-        [
-            [half_times(steps, data["component_norms"][i, s], config.learned_rtol) for s in range(config.seeds)]
-            for i in range(len(config.init_scales))
-        ]
-    )
-    status = data["status"].max(axis=0)  # worst over init scales (codes grow with severity)
-    return {
-        "arrays": {
-            "component_norms": (("init_scale", "seed", "iteration", "component"), data["component_norms"]),
-            "reconstruction_error": (("init_scale", "seed", "iteration"), data["reconstruction_error"]),
-            "loss": (("init_scale", "seed", "iteration"), data["loss"]),
-            "half_time": (("init_scale", "seed", "component"), halves),
-            "num_components": (("init_scale", "seed", "rtol"), data["num_components"]),
-            "status": (("init_scale", "seed"), data["status"]),
-            "iterations": (("init_scale", "seed"), data["iterations"]),
-        },
-        "coords": {
-            "init_scale": list(config.init_scales),
-            "seed": list(range(config.seeds)),
-            "iteration": steps.tolist(),
-            "component": list(range(1, config.top + 1)),
-            "rtol": list(RANK_RTOLS),
-        },
-        "status": Status.names(status),
-        "wall_time": wall,
-    }
+    def assemble(self, config: Config, setup: Setup, final: Final) -> dict:
+        data = {name: np.moveaxis(v, 1, 0) for name, v in final.data.items()}  # (init_scale, seed, ...)
+        steps = _save_steps(config)
+        halves = np.stack(
+            [
+                [half_times(steps, data["component_norms"][i, s], config.learned_rtol) for s in range(config.seeds)]
+                for i in range(len(config.init_scales))
+            ]
+        )
+        return {**data, "half_time": halves}
+
+    def plot(self, results, out_dir):
+        return plot(results, out_dir)
+
+    def summary(self, results) -> str:
+        return summary(results)
+
+
+REPRODUCTION = TensorDynamics()
+
+
+def _save_steps(config: Config) -> np.ndarray:
+    """The iteration of every save, 0 included."""
+    return np.arange(config.num_steps // config.save_every + 1) * config.save_every
 
 
 def plot(results, out_dir):

@@ -27,7 +27,8 @@ Adam never moves it and the fit is exactly that of r components; every rank, var
 seed thus shares one compiled program. Reported, as in their plots, on the 0/1 scale:
 error = mean squared error / (2 - 0)^2, train and test (per-example test error clipped
 at ``max_example_error``, their ``max_test_sample_loss``), beside the label variance
-p(1 - p) (the error of the best constant predictor). One chunk per data variant.
+p(1 - p) (the error of the best constant predictor). One run per seed, one chunk per
+data variant.
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ import optax
 from jaxtyping import Float, Int
 
 from jaxreg import validation as V
-from jaxreg.dynamics import Status, gradient_descent
+from jaxreg.dynamics import gradient_descent
 from jaxreg.factorizations import TensorFactorization
-from jaxreg_lab.driver import stack_chunks
+from jaxreg_lab.contract import Final, Reproduction, Setup
 from jaxreg_lab.reproductions._config import Descent, check_scalar_fields, defaults, increasing_tuple
-from jaxreg_lab.reproductions._results import per_seed, run_grid_chunks
+from jaxreg_lab.reproductions._results import per_seed
 
 NAME = "tensor-rank-complexity"
 VARIANTS = ("natural", "random labels", "random inputs")
@@ -156,74 +157,95 @@ def _datasets(config: Config, indices, values, key):
     )
 
 
-def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
-    indices, values = digit_tensor_entries(
-        config.pool, config.levels, config.positive_digit, float(config.positive_value), float(config.negative_value)
+def _fit(config: Config, x_train, y_train, x_test, y_test, model, r):
+    """The rank-``r`` fit of one data variant from ``model`` (the rank-``max(ranks)``
+    draw): (training error curve, test error, status) on the 0/1 label scale."""
+    r_max = max(config.ranks)
+    mask = (jnp.arange(r_max) < r).astype(DTYPE)  # components r+1.. are zero and stay zero
+    model = eqx.tree_at(lambda m: m.factors, model, tuple((f + config.init_mean) * mask for f in model.factors))
+    tr = gradient_descent(
+        lambda m: jnp.mean((m.entries(x_train) - y_train) ** 2),
+        model,
+        optax.adam(config.lr),
+        config.num_steps,
+        save_every=config.num_steps // config.num_saves,
     )
-    keys = jax.random.split(jax.random.key(config.seed), config.seeds)
-    x_tr, y_tr, x_te, y_te = per_seed(
-        lambda k: _datasets(config, jnp.asarray(indices), jnp.asarray(values, DTYPE), k), keys
-    )  # (seed, variant, ...)
-    shape, r_max = (config.levels,) * config.order, max(config.ranks)
-    save_every = config.num_steps // config.num_saves
+    test = jnp.mean(jnp.minimum((tr.model.entries(x_test) - y_test) ** 2, config.max_example_error))
+    return tr.loss / config.scale, test / config.scale, tr.status
 
-    # the initial models drawn op by op outside the program (see per_seed)
-    models = per_seed(
-        lambda key: TensorFactorization(
-            jax.random.fold_in(key, 1), shape, r_max, init_scale=config.init_std, dtype=DTYPE
-        ),
-        keys,
-    )
 
-    def one(x_train, y_train, x_test, y_test, model, r):
-        mask = (jnp.arange(r_max) < r).astype(DTYPE)  # components r+1.. are zero and stay zero
-        model = eqx.tree_at(lambda m: m.factors, model, tuple((f + config.init_mean) * mask for f in model.factors))
-        tr = gradient_descent(
-            lambda m: jnp.mean((m.entries(x_train) - y_train) ** 2),
-            model,
-            optax.adam(config.lr),
-            config.num_steps,
-            save_every=save_every,
-        )
-        test = jnp.mean(jnp.minimum((tr.model.entries(x_test) - y_test) ** 2, config.max_example_error))
-        return tr.loss / config.scale, test / config.scale, tr.status
+class TensorRankComplexity(Reproduction):
+    """One run per seed: its three data variants and its initial model (the inputs; the
+    state carries nothing), chunk k the fits of the k'th variant at every rank (one
+    vectorized program over the ranks)."""
 
-    over_ranks = eqx.filter_vmap(one, in_axes=(None, None, None, None, None, 0))
-    batched = eqx.filter_jit(eqx.filter_vmap(over_ranks, in_axes=(0, 0, 0, 0, 0, None)))  # over seeds
-    ranks = jnp.asarray(config.ranks)
+    name = NAME
+    config = Config
 
-    def step(state, k):  # chunk k: the k'th data variant, every seed and rank
-        curve, test, status = batched(x_tr[:, k], y_tr[:, k], x_te[:, k], y_te[:, k], models, ranks)
-        return state, {
-            "curve": np.asarray(curve)[None],
-            "test": np.asarray(test)[None],
-            "status": np.asarray(status)[None],
+    def outputs(self, config: Config) -> dict:
+        return {
+            "train_error": ("variant", "rank", "seed"),
+            "test_error": ("variant", "rank", "seed"),
+            "train_error_curve": ("variant", "rank", "seed", "step"),
+            "label_variance": ("seed",),
+            "status": ("variant", "rank", "seed"),
         }
 
-    outs, wall = run_grid_chunks(
-        step, len(VARIANTS), config, out_dir=out_dir, resume=resume, progress=progress, desc=NAME
-    )
-    data = stack_chunks(outs, axis=0)  # (variant, seed, rank, ...)
-    curve = data["curve"].transpose(0, 2, 1, 3)  # (variant, rank, seed, save)
-    p = np.asarray(y_tr[:, 0] == config.positive_value, float).mean(axis=1)  # positive fraction per seed
-    worst = data["status"].max(axis=(0, 2))  # per seed, worst over variants and ranks
-    return {
-        "arrays": {
-            "train_error": (("variant", "rank", "seed"), curve[..., -1]),
-            "test_error": (("variant", "rank", "seed"), data["test"].transpose(0, 2, 1)),
-            "train_error_curve": (("variant", "rank", "seed", "step"), curve),
-            "label_variance": (("seed",), p * (1 - p)),
-            "status": (("variant", "rank", "seed"), data["status"].transpose(0, 2, 1)),
-        },
-        "coords": {
+    def setup(self, config: Config) -> Setup:
+        indices, values = digit_tensor_entries(
+            config.pool,
+            config.levels,
+            config.positive_digit,
+            float(config.positive_value),
+            float(config.negative_value),
+        )
+        keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+        data = per_seed(
+            lambda k: _datasets(config, jnp.asarray(indices), jnp.asarray(values, DTYPE), k), keys
+        )  # (seed, variant, ...)
+        shape = (config.levels,) * config.order
+        # the initial models drawn op by op outside the program (see per_seed)
+        models = per_seed(
+            lambda key: TensorFactorization(
+                jax.random.fold_in(key, 1), shape, max(config.ranks), init_scale=config.init_std, dtype=DTYPE
+            ),
+            keys,
+        )
+        coords = {
             "variant": list(VARIANTS),
             "rank": list(config.ranks),
             "seed": list(range(config.seeds)),
-            "step": (np.arange(config.num_saves + 1) * save_every).tolist(),
-        },
-        "status": Status.names(worst),
-        "wall_time": wall,
-    }
+            "step": (np.arange(config.num_saves + 1) * (config.num_steps // config.num_saves)).tolist(),
+        }
+        return Setup((data, models), jnp.zeros(config.seeds), len(VARIANTS), (config.seeds,), coords)
+
+    def chunk(self, config: Config, inputs, state, k):
+        (x_tr, y_tr, x_te, y_te), model = inputs
+        fit = functools.partial(_fit, config, x_tr[k], y_tr[k], x_te[k], y_te[k], model)
+        curve, test, status = jax.vmap(fit)(jnp.asarray(config.ranks))  # every rank, one program
+        # one entry on the variant axis: the driver concatenates the chunks along it
+        return state, jnp.max(status), {"curve": curve[None], "test": test[None], "status": status[None]}
+
+    def assemble(self, config: Config, setup: Setup, final: Final) -> dict:
+        curve = final.data["curve"].transpose(1, 2, 0, 3)  # (variant, rank, seed, save)
+        y_train = np.asarray(setup.inputs[0][1][:, 0])  # the natural variant's training labels (seed, image)
+        p = np.asarray(y_train == config.positive_value, float).mean(axis=1)  # positive fraction per seed
+        return {
+            "train_error": curve[..., -1],
+            "test_error": final.data["test"].transpose(1, 2, 0),
+            "train_error_curve": curve,
+            "label_variance": p * (1 - p),
+            "status": final.data["status"].transpose(1, 2, 0),
+        }
+
+    def plot(self, results, out_dir):
+        return plot(results, out_dir)
+
+    def summary(self, results) -> str:
+        return summary(results)
+
+
+REPRODUCTION = TensorRankComplexity()
 
 
 def rank_to_fit(results, fraction: float):
