@@ -10,14 +10,7 @@ import pytest
 
 import jaxreg as jr
 from jaxreg_lab.reproductions import custom_sweep
-from jaxreg_lab.reproductions._results import (
-    capped_at_t1,
-    grid_results,
-    grid_table,
-    run_flow_chunks,
-    status_counts,
-    status_report,
-)
+from jaxreg_lab.reproductions._results import capped_at_t1, grid_table, status_counts, status_report
 from jaxreg_lab.store.results import Results
 
 
@@ -58,11 +51,6 @@ def test_a_cell_with_one_capped_seed_is_not_converged():
     assert status_counts(np.asarray(status[0])) == "1/2 max_steps"
     assert status_counts(np.asarray(status[1])) == "2/2 converged"
     assert jr.Status.name(jr.Status.worst(status[0])) == "max_steps"
-    # a seed's status over the grid (results.json) is its worst run too
-    outs = [{"status": np.asarray([jr.Status.NAMES.index(s) for s in row])} for row in status]
-    coords = {"init_scale": [1e-3, 1e-2], "seed": [0, 1]}
-    res = grid_results(outs, [0.0, 0.0], names=("status",), order=(0, 1), coords=coords)
-    assert res["status"] == ["converged", "max_steps"]
     # the summary table gives every cell its count and worst status, and the total
     results = _grid(status)
     table = grid_table(results, ("init_scale", "seed"), "init seed", lambda i, a, j, b: f"{a:g} {b}")
@@ -97,27 +85,3 @@ def test_sweep_flow_run_to_a_loss_that_reaches_t1_is_max_steps():
     loss = capped["arrays"]["loss"][1][0, 0]  # (time,): it ran through both chunks
     assert np.all(np.isfinite(loss)) and loss[1] < loss[0]
     assert run(float(loss[0]))["status"] == ["converged"]  # a loss reached within t1
-
-
-def test_flow_chunks_keep_each_runs_worst_status():
-    """The driver merges a chunk's statuses into each run's worst so far: a run that hit
-    max_steps in chunk 0 and completed chunk 1 is max_steps, not completed."""
-    import dataclasses
-
-    import jax.numpy as jnp
-
-    @dataclasses.dataclass(frozen=True)
-    class Config:
-        seeds: int = 3
-        num_chunks: int = 2
-
-    S = jr.Status
-    per_chunk = [[S.MAX_STEPS, S.COMPLETED, S.COMPLETED], [S.COMPLETED, S.CONVERGED, S.NON_FINITE]]
-
-    def step(models, k):
-        return models + 1, jnp.asarray(per_chunk[k], jnp.int32), {"x": jnp.full((3, 1), k)}
-
-    models, status, _, data, _ = run_flow_chunks(step, jnp.zeros(3), Config(), progress=False)
-    assert S.names(status) == ["max_steps", "converged", "non_finite"]
-    np.testing.assert_array_equal(models, [2, 2, 2])
-    np.testing.assert_array_equal(data["x"], [[0, 1]] * 3)

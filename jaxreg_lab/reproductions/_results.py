@@ -1,5 +1,5 @@
-"""Steps that many reproductions' ``run`` functions share: the per-seed set-up, the chunked
-flow with its worst-status carry, and the results dict of a grid of vmapped runs."""
+"""Pieces that many reproductions share: per-seed set-ups, flow and descent segments with
+the Config's solver settings, status words and the grid tables of their summaries."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxreg.dynamics import Status, gradient_descent, gradient_flow, group_rmsprop
-from jaxreg_lab.driver import run_chunks, stack_chunks
 
 
 def per_seed(fn, keys, *args):
@@ -144,90 +143,6 @@ def rmsprop_descent(loss, model, config, *, learning_rate=None, **kwargs):
         stop_at_loss=config.stop_at_loss,
         **kwargs,
     )
-
-
-def run_grid_chunks(step, num_chunks, config, **run):
-    """Run ``step`` over ``num_chunks`` checkpointed chunks (:func:`jaxreg_lab.driver.run_chunks`)
-    that carry nothing: each chunk is one independent line of a grid.
-
-    Arguments:
-        step: the chunk function ``(carry, k) -> (carry, outputs)``; the carry is a dummy scalar.
-        num_chunks: the number of chunks (grid lines).
-        config: the frozen ``Config`` (the run's fingerprint).
-        **run: ``out_dir``, ``resume``, ``progress`` and ``desc`` of :func:`jaxreg_lab.driver.run_chunks`.
-
-    Returns:
-        ``(outs, wall)``: the chunks' output dicts and the wall time per chunk.
-    """
-    _, outs, wall = run_chunks(step, jnp.zeros(()), num_chunks, fingerprint=config, **run)
-    return outs, wall
-
-
-def run_flow_chunks(step, models, config, *, status_shape=None, axis=None, **run):
-    """Run ``step`` over ``config.num_chunks`` checkpointed chunks (:func:`jaxreg_lab.driver.run_chunks`)
-    from the carry ``(models, status)``, ``status`` starting at ``Status.COMPLETED``.
-
-    ``step(models, k) -> (models, status, outputs)`` runs chunk k; this function keeps
-    each run's worst status so far (the codes of :class:`jaxreg.Status` grow with
-    severity), so a run that hit ``max_steps`` in one chunk is never reported as
-    completed. An output named ``"steps"`` (solver steps per chunk) is summed over the
-    chunks; the others are concatenated along ``axis``.
-
-    Arguments:
-        step: the chunk function.
-        models: the initial models (any pytree).
-        config: the frozen ``Config`` (``num_chunks``; also the run's fingerprint).
-        status_shape: the shape of the status array; default ``(config.seeds,)``.
-        axis: the save axis of the outputs (see :func:`jaxreg_lab.driver.stack_chunks`); default
-            ``len(status_shape)``, the axis after the status axes.
-        **run: ``out_dir``, ``resume``, ``progress`` and ``desc`` of :func:`jaxreg_lab.driver.run_chunks`.
-
-    Returns:
-        ``(models, status, steps, data, wall)``: the final carry, the summed steps (None
-        without a ``"steps"`` output), the stacked outputs and the wall time per chunk.
-    """
-    status_shape = (config.seeds,) if status_shape is None else tuple(status_shape)
-    axis = len(status_shape) if axis is None else axis
-    init_status = jnp.full(status_shape, Status.COMPLETED, jnp.int32)
-
-    def carried(state, k):
-        models, worst = state
-        models, status, outputs = step(models, k)
-        return (models, jnp.maximum(worst, status)), outputs
-
-    (models, status), outs, wall = run_chunks(
-        carried, (models, init_status), config.num_chunks, fingerprint=config, **run
-    )
-    steps = np.sum([o.pop("steps") for o in outs], axis=0) if "steps" in outs[0] else None
-    return models, status, steps, stack_chunks(outs, axis=axis), wall
-
-
-def grid_results(outs, wall, *, names, order, coords) -> dict:
-    """The results dict of a grid run whose chunks each hold one grid line.
-
-    Every chunk output ``outs[c][name]`` is stacked on a leading chunk axis and transposed
-    by ``order`` onto the dimensions ``tuple(coords)``, whose last is ``"seed"``; a seed's
-    status is its worst over the grid.
-
-    Arguments:
-        outs: the chunks' output dicts (from :func:`jaxreg_lab.driver.run_chunks`).
-        wall: the wall time per chunk.
-        names: the outputs to keep, ``"status"`` among them.
-        order: the axis permutation from (chunk, ...) to the dimensions of ``coords``.
-        coords: dimension name -> its coordinate values, in the arrays' axis order.
-
-    Returns:
-        ``{"arrays", "coords", "status", "wall_time"}``.
-    """
-    dims = tuple(coords)
-
-    def grid(key):
-        return np.stack([o[key] for o in outs]).transpose(order)
-
-    arrays = {k: (dims, grid(k)) for k in names}
-    seeds = len(coords["seed"])
-    status = np.moveaxis(arrays["status"][1], dims.index("seed"), 0).reshape(seeds, -1).max(axis=1)
-    return {"arrays": arrays, "coords": coords, "status": Status.names(status), "wall_time": wall}
 
 
 def mean_std(values, fmt: str, std_fmt: str) -> str:
