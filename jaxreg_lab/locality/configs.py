@@ -20,7 +20,6 @@ from jaxreg.locality.models import ACTIVATIONS, ARCHITECTURES, NORMS, architectu
 from jaxreg.locality.options import Optimization, TrainOptions
 from jaxreg.locality.pathfinder_images import check_fits
 from jaxreg.locality.training import HISTORY
-from jaxreg_lab.fields import defaults
 from jaxreg_lab.registry import SIZES as SIZES
 
 __all__ = ["IsSameClassConfig", "PathfinderConfig", "ModelSpec", "TASKS", "SIZES", "HISTORY_METRICS"]
@@ -41,9 +40,11 @@ class ModelSpec:
         return make_model(key, self.architecture, **dict(self.kwargs))
 
 
-@dataclasses.dataclass(frozen=True)
-@defaults(optimizer="adam", learning_rate=1e-3, max_epochs=12)
-class _Common(Optimization):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LocalityGrid:
+    """The fields and checks both CNN reproductions share (a field group: a config lists
+    it beside :class:`jaxreg.locality.options.Optimization`, one level deep)."""
+
     PRECISION: ClassVar[str] = "float32"  # CNN training is float32 whatever the x64 setting
 
     lambdas: tuple = (0.0,)
@@ -136,9 +137,8 @@ _PAPER_TRAINING = dict(
 )
 
 
-@dataclasses.dataclass(frozen=True)
-@defaults(num_train=4000, num_test=500, max_epochs=40, patience=2, stages=3, blocks_per_stage=2, norm="channel")
-class IsSameClassConfig(_Common):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IsSameClassConfig(Optimization, LocalityGrid):
     """Is-Same-Class grid: ``distances`` (px gap) x ``lambdas`` x ``seeds`` (a tuple of
     seeds, or a count n meaning seeds 0 .. n-1).
 
@@ -151,6 +151,16 @@ class IsSameClassConfig(_Common):
     but the convolutions connects distant pixels); ``"layer"``, whose statistics span the
     whole image, lets the network learn gap 32 of a 48 px canvas (see the README). 4000
     training pairs, at most 40 epochs."""
+
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    max_epochs: int = 40
+    patience: int = 2
+    num_train: int = 4000
+    num_test: int = 500
+    stages: int = 3
+    blocks_per_stage: int = 2
+    norm: str = "channel"
 
     distances: tuple = (0, 40)
     lambdas: tuple = (0.0, 0.1)
@@ -206,14 +216,18 @@ class IsSameClassConfig(_Common):
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class PathfinderConfig(_Common):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PathfinderConfig(Optimization, LocalityGrid):
     """Pathfinder grid: ``path_lengths`` (paddles) x ``lambdas`` x ``seeds`` (a tuple, or
     a count n meaning 0 .. n-1) on ``image_size`` px images drawn at ``unit`` px per
     reference px of the generator (:mod:`jaxreg.locality.pathfinder_images`; None: image_size /
     300), ``num_distractors`` short snakes (None: the generator's 90 / path_length scaled
     by the area); the regularizer's patches are ``patch_size`` squares (second one
     uniform among non-overlapping positions)."""
+
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    max_epochs: int = 12
 
     path_lengths: tuple = (3, 9)
     lambdas: tuple = (0.0, 3.0, 9.0)

@@ -18,7 +18,7 @@ from jaxreg.dynamics import Status, gradient_flow
 from jaxreg.factorizations import MatrixFactorization
 from jaxreg.metrics import effective_rank, nuclear_norm
 from jaxreg_lab.contract import Final, Reproduction, Setup
-from jaxreg_lab.reproductions._config import FlowTolerances, check_scalar_fields, defaults
+from jaxreg_lab.reproductions._config import check_scalar_fields
 from jaxreg_lab.reproductions._results import capped_at_t1, cell_status, per_seed, per_seed_and_scale, solver_options
 
 # the arrays of every (count, depth, init scale, seed) cell, in the order ``_flow`` returns them
@@ -46,9 +46,9 @@ def check_grid_config(config, count_field: str) -> None:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-@defaults(seeds=2, rtol=1e-6, max_steps=50_000)
-class GridRun(FlowTolerances):
-    """The fields :class:`CompletionGrid` reads besides the grid itself: each flow runs until the
+class GridRun:
+    """A field group (see :mod:`jaxreg_lab.reproductions._config`): the fields
+    :class:`CompletionGrid` reads besides the grid itself: each flow runs until the
     training loss falls to ``stop_at_loss`` (status converged) or the time reaches the cap
     ``t1`` (status max_steps); ``baseline``: also
     solve the nuclear-norm minimization with tolerance ``baseline_delta`` (SCS's ``eps``:

@@ -1,10 +1,10 @@
 """Fields that many reproductions' frozen ``Config`` dataclasses share, and their checks.
 
-The bases declare their fields keyword-only, so a ``Config`` that inherits them still
-declares its own fields with defaults in any order; :func:`jaxreg_lab.fields.defaults` gives
-an inherited field another default for one experiment without declaring it again. The
-field names are the ones TOML overrides and saved fingerprints use, so they never change
-here; ``dataclasses.fields`` lists a base's fields before the ``Config``'s own.
+A ``Config`` composes flat field groups one level deep: ``class Config(Seeds,
+FlowTolerances, Saves)``. Every group declares its fields keyword-only, so a ``Config``
+declares its own fields with defaults in any order, and gives a group's field another
+default by declaring it again (``seeds: int = 3``). The field names are the ones TOML
+overrides and saved fingerprints use, so they never change here.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import dataclasses
 from collections.abc import Sequence
 
 from jaxreg import validation as V
-from jaxreg_lab.fields import defaults as defaults
 from jaxreg_lab.registry import SIZES
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Seeds:
-    """``seeds`` independent runs whose PRNG keys derive from ``seed``."""
+    """``seeds`` independent runs whose PRNG keys derive from ``seed``: the one base of
+    every ``Config``, with its presets."""
 
     seeds: int = 1
     seed: int = 0
@@ -43,8 +43,13 @@ class Seeds:
         return cls(**{"tiny": cls.TINY, "small": {}, "paper": cls.PAPER}[size])
 
 
+# Field groups: each declares its fields and nothing else (no base), and a ``Config``
+# lists the groups it has beside ``Seeds``, one level deep; a ``Config`` that needs another
+# default for a group's field declares that field again in its own body.
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Descent(Seeds):
+class Descent:
     """``num_steps`` steps of an optimizer with learning rate ``lr``."""
 
     lr: float = 1e-2
@@ -52,14 +57,14 @@ class Descent(Seeds):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class DescentToLoss(Descent):
-    """A :class:`Descent` that stops once the training loss is at most ``stop_at_loss``."""
+class StopAtLoss:
+    """A run that stops once the training loss is at most ``stop_at_loss``."""
 
     stop_at_loss: float = 1e-8
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class FlowTolerances(Seeds):
+class FlowTolerances:
     """Gradient flows integrated with diffrax's step-size controller tolerances
     ``rtol``/``atol`` and at most ``max_steps`` steps per integration."""
 
@@ -69,20 +74,20 @@ class FlowTolerances(Seeds):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class FlowRun(FlowTolerances):
-    """A gradient flow saved at ``num_saves`` times and integrated in ``num_chunks``
-    checkpointed chunks (``num_saves`` a multiple of ``num_chunks``)."""
+class Saves:
+    """A run saved at ``num_saves`` times and integrated in ``num_chunks`` checkpointed
+    chunks (``num_saves`` a multiple of ``num_chunks``)."""
 
     num_saves: int = 300
     num_chunks: int = 5
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class CompletionFlow(FlowRun):
-    """Gradient flow on a matrix completion problem, Arora et al. 2019's setting by default:
-    a ``shape`` target of rank ``rank`` (entry RMS 1) with ``num_observed`` observed
-    entries, factors initialized at scale ``init_scale``; the ``top`` largest singular
-    values of the end-to-end matrix are saved."""
+class CompletionTarget:
+    """A matrix completion problem, Arora et al. 2019's setting by default: a ``shape``
+    target of rank ``rank`` (entry RMS 1) with ``num_observed`` observed entries, factors
+    initialized at scale ``init_scale``; the ``top`` largest singular values of the
+    end-to-end matrix are saved."""
 
     shape: tuple[int, int] = (100, 100)
     rank: int = 5

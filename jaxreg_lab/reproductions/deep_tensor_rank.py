@@ -50,7 +50,7 @@ from jaxreg.factorizations import DeepTensorFactorization
 from jaxreg.metrics import component_norm_entropy_rank, matricization_effective_rank, numerical_component_rank
 from jaxreg.tasks import tensor_completion
 from jaxreg_lab.contract import Final, Reproduction, Setup
-from jaxreg_lab.reproductions._config import DescentToLoss, check_scalar_fields, defaults
+from jaxreg_lab.reproductions._config import Descent, Seeds, StopAtLoss, check_scalar_fields
 from jaxreg_lab.reproductions._results import cell_status, grid_table, per_seed, rmsprop_descent
 
 NAME = "deep-tensor-rank"
@@ -71,12 +71,15 @@ OUTPUTS = (
 )
 
 
-@dataclasses.dataclass(frozen=True)
-@defaults(seeds=3, stop_at_loss=1e-5, num_steps=40_000)
-class Config(DescentToLoss):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(Seeds, Descent, StopAtLoss):
     """Completion of a ``target_rank`` CP tensor of ``shape`` from ``num_observed`` entries
     by R = ``rank`` components, for every factor depth in ``depths`` and relative initial
     norm ||W(0)|| / ||W*|| in ``init_norms``."""
+
+    seeds: int = 3
+    stop_at_loss: float = 1e-5
+    num_steps: int = 40_000
 
     TINY = dict(depths=(0, 2), init_norms=(1e-1,), seeds=2, num_steps=5000, stop_at_loss=1e-4, lr_final=1e-3)
     PAPER = dict(

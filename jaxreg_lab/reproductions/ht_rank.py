@@ -36,15 +36,14 @@ from jaxreg.factorizations.trees import TreePlan, balanced_tree, check_widths, h
 from jaxreg.metrics import effective_rank_from_singular_values, matricization_singular_values
 from jaxreg.tasks import tensor_completion
 from jaxreg_lab.contract import Final, Reproduction, Setup
-from jaxreg_lab.reproductions._config import FlowRun, check_scalar_fields, defaults
+from jaxreg_lab.reproductions._config import FlowTolerances, Saves, Seeds, check_scalar_fields
 from jaxreg_lab.reproductions._results import initial_setups
 
 NAME = "ht-rank"
 
 
-@dataclasses.dataclass(frozen=True)
-@defaults(num_saves=150, max_steps=200_000, seeds=3)
-class Config(FlowRun):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(Seeds, FlowTolerances, Saves):
     """HT-rank-``rank`` target of entry RMS 1 on the balanced binary mode tree ((0, 1), (2, 3)), completed from
     ``num_observed`` entries by an HTF of ``widths``, from ``init_scale`` and, as the control, from
     ``large_init_scale`` (every parameter N(0, scale^2); the same draw rescaled). ``non_tree``: mode sets that are
@@ -56,6 +55,10 @@ class Config(FlowRun):
     16, HT rank 5, widths 512, init 1e-2); the observation count, 16384 (a quarter of the entries), and the
     control's init are our choice: the paper gives 2048 observations only for order 3, and has no large-init
     control."""
+
+    num_saves: int = 150
+    max_steps: int = 200_000
+    seeds: int = 3
 
     # tiny: a 5^4 problem (problem fields first, then the run's)
     TINY = dict(shape=(5, 5, 5, 5), rank=2, num_observed=150, widths=(25, 25), init_scale=0.25, large_init_scale=0.5)

@@ -54,7 +54,7 @@ from jaxreg.factorizations.trees import TreePlan, balanced_tree, check_widths, p
 from jaxreg.tasks import matrix_completion, tensor_completion, weighted_completion
 from jaxreg_lab.contract import Final, Reproduction, Setup
 from jaxreg_lab.reproductions import _incremental_report as _report
-from jaxreg_lab.reproductions._config import FlowRun, check_scalar_fields, defaults
+from jaxreg_lab.reproductions._config import FlowTolerances, Saves, Seeds, check_scalar_fields
 from jaxreg_lab.reproductions._results import initial_setups
 from jaxreg_lab.reproductions._transitions import claim_arrays, claim_summary
 from jaxreg_lab.reproductions._transitions import incremental_claim as incremental_claim
@@ -70,9 +70,8 @@ def _prefixed(prefix: str, **fields) -> dict:
     return {f"{prefix}_{k}": v for k, v in fields.items()}
 
 
-@dataclasses.dataclass(frozen=True)
-@defaults(num_saves=300, max_steps=200_000, seeds=3)
-class Config(FlowRun):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(Seeds, FlowTolerances, Saves):
     """Four completion problems, one per model family (``mf_``, ``tf_``, ``htf_``, ``dcp_``).
 
     Per family: the target's ``shape``, ``rank`` and ``weights`` (relative component norms
@@ -86,6 +85,10 @@ class Config(FlowRun):
     rank 5, init 1e-3; HTF widths 512 on 16^3, HT rank 5, 2048 observations, init 1e-2)
     with Gaussian targets, and deep CP on a 10^3 CP-rank-5 target.
     """
+
+    num_saves: int = 300
+    max_steps: int = 200_000
+    seeds: int = 3
 
     mf_shape: tuple[int, int] = (30, 30)
     tf_shape: tuple[int, ...] = (8, 8, 8)

@@ -24,18 +24,21 @@ from jaxreg_lab.reproductions._completion_grid import (
     plot_grid,
     summary_grid,
 )
-from jaxreg_lab.reproductions._config import defaults
+from jaxreg_lab.reproductions._config import FlowTolerances, Seeds
 
 NAME = "matrix-completion-depth"
 
 
-@dataclasses.dataclass(frozen=True)
-@defaults(seeds=1)
-class Config(GridRun):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(Seeds, FlowTolerances, GridRun):
     """Arora et al. 2019's grid: a 100x100 rank-5 target, 2000 and 5000 observed entries,
     init scales 1e-3 ... 1e-6, depths 2, 3, 4; one seed at the small size (the depth-4
     flow from init 1e-6 at 2000 observations takes about 13,000 solver steps, a third of
     the run), five at the paper size."""
+
+    seeds: int = 1
+    rtol: float = 1e-6
+    max_steps: int = 50_000
 
     shape: tuple[int, int] = (100, 100)
     rank: int = 5

@@ -16,16 +16,17 @@ from jaxreg import validation as V
 from jaxreg.factorizations import MatrixFactorization
 from jaxreg.tasks import matrix_completion
 from jaxreg_lab.contract import Final, Reproduction, Setup
-from jaxreg_lab.reproductions._config import CompletionFlow, check_scalar_fields, defaults
+from jaxreg_lab.reproductions._config import CompletionTarget, FlowTolerances, Saves, Seeds, check_scalar_fields
 from jaxreg_lab.reproductions._results import flow_segment, initial_setups
 
 NAME = "matrix-dynamics"
 
 
-@dataclasses.dataclass(frozen=True)
-@defaults(num_chunks=10)
-class Config(CompletionFlow):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(Seeds, FlowTolerances, Saves, CompletionTarget):
     """Depth-``depth`` factorization integrated to time ``t1``."""
+
+    num_chunks: int = 10
 
     depth: int = 3
     t1: float = 3000.0

@@ -35,15 +35,15 @@ from jaxreg.factorizations import MatrixFactorization
 from jaxreg.factorizations.matrix import INITS
 from jaxreg.tasks import matrix_completion
 from jaxreg_lab.contract import Final, Reproduction, Setup
-from jaxreg_lab.reproductions._config import CompletionFlow, check_scalar_fields
+from jaxreg_lab.reproductions._config import CompletionTarget, FlowTolerances, Saves, Seeds, check_scalar_fields
 from jaxreg_lab.reproductions._results import flow_segment, per_seed
 
 NAME = "matrix-dynamics-depth"
 LEVELS = (0.1, 0.5, 0.9)
 
 
-@dataclasses.dataclass(frozen=True)
-class Config(CompletionFlow):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(Seeds, FlowTolerances, Saves, CompletionTarget):
     """Arora et al. 2019: 100x100, rank 5, 2000 observations, identity init 1e-3; one
     factorization per depth in ``depths``, integrated to its own time in ``t1``."""
 

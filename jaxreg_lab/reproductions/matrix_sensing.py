@@ -23,15 +23,19 @@ from jaxreg_lab.reproductions._completion_grid import (
     plot_grid,
     summary_grid,
 )
-from jaxreg_lab.reproductions._config import defaults
+from jaxreg_lab.reproductions._config import FlowTolerances, Seeds
 
 NAME = "matrix-sensing"
 
 
-@dataclasses.dataclass(frozen=True)
-@defaults(init_scales=(1e-2, 1e-3))
-class Config(GridRun):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(Seeds, FlowTolerances, GridRun):
     """Arora et al. 2019: 100x100, rank 5, 2000 / 5000 Gaussian measurements."""
+
+    seeds: int = 2
+    rtol: float = 1e-6
+    max_steps: int = 50_000
+    init_scales: tuple[float, ...] = (1e-2, 1e-3)
 
     shape: tuple[int, int] = (30, 30)
     rank: int = 2

@@ -41,20 +41,25 @@ from jaxreg.dynamics import gradient_flow
 from jaxreg.factorizations import MatrixFactorization
 from jaxreg.tasks import Observations, Problem
 from jaxreg_lab.contract import Final, Reproduction, Setup
-from jaxreg_lab.reproductions._config import FlowRun, check_scalar_fields, defaults
+from jaxreg_lab.reproductions._config import FlowTolerances, Saves, Seeds, check_scalar_fields
 from jaxreg_lab.reproductions._results import per_seed, solver_options
 
 NAME = "norms-counterexample"
 SHAPE = (2, 2)
 
 
-@dataclasses.dataclass(frozen=True)
-@defaults(seeds=3, num_saves=120, num_chunks=4, rtol=1e-8, atol=1e-12)
-class Config(FlowRun):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(Seeds, FlowTolerances, Saves):
     """Razin & Cohen 2020 (noamrazin/imp_reg_dl_not_norms): depths 2/3/4, per-layer
     init std 8e-3 (the paper preset; 0.1 by default, which shortens the initial plateau).
     They stopped at loss 1e-4 in their sum / 2 (6.7e-5 in jaxreg's mean); here every run
     goes to ``t1`` (save times log-spaced from ``t_first``), which reaches ~1e-6."""
+
+    seeds: int = 3
+    num_saves: int = 120
+    num_chunks: int = 4
+    rtol: float = 1e-8
+    atol: float = 1e-12
 
     depths: tuple[int, ...] = (2, 3, 4)
     init_std: float = 0.1

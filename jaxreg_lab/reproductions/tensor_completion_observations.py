@@ -41,7 +41,7 @@ from jaxreg.factorizations import TensorFactorization
 from jaxreg.metrics import component_norm_entropy_rank, cp_rank_estimate
 from jaxreg.tasks import tensor_completion
 from jaxreg_lab.contract import Final, Reproduction, Setup
-from jaxreg_lab.reproductions._config import DescentToLoss, check_scalar_fields, defaults
+from jaxreg_lab.reproductions._config import Descent, Seeds, StopAtLoss, check_scalar_fields
 from jaxreg_lab.reproductions._results import grid_table, mean_std, per_seed, per_seed_and_scale, rmsprop_descent
 
 NAME = "tensor-completion-observations"
@@ -51,15 +51,16 @@ NAME = "tensor-completion-observations"
 OUTPUTS = ("error", "cp_rank", "component_norm_entropy_rank", "loss", "status", "iterations")
 
 
-@dataclasses.dataclass(frozen=True)
-@defaults(seeds=3)
-class Config(DescentToLoss):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(Seeds, Descent, StopAtLoss):
     """Defaults: Razin et al. 2021's setting: order 3, dims 8, rank-1 target,
     init 1e-3 and 1e-2, GroupRMSprop lr 1e-2, stop at train loss 1e-8, CP rank by
     CP-ALS at MSE < 1e-6. Runs that do not reach 1e-8 within ``num_steps`` iterations
     end with status "max_steps" and their train loss is reported.
     ``rank`` (R, the model's number of components) is ours: 64 = 8^3 / 8, an upper
     bound on the rank of any 8 x 8 x 8 tensor, so any tensor is reachable."""
+
+    seeds: int = 3
 
     shape: tuple[int, ...] = (8, 8, 8)
     target_rank: int = 1

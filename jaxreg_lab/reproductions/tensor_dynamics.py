@@ -40,15 +40,15 @@ from jaxreg.factorizations import TensorFactorization
 from jaxreg.metrics import numerical_component_rank
 from jaxreg.tasks import tensor_completion
 from jaxreg_lab.contract import Final, Reproduction, Setup
-from jaxreg_lab.reproductions._config import DescentToLoss, check_scalar_fields, increasing_tuple
+from jaxreg_lab.reproductions._config import Descent, Seeds, StopAtLoss, check_scalar_fields, increasing_tuple
 from jaxreg_lab.reproductions._results import grid_table, per_seed, per_seed_and_scale, rmsprop_descent
 
 NAME = "tensor-dynamics"
 RANK_RTOLS = (0.1, 0.01)  # "non-negligible component": norm above this fraction of the largest
 
 
-@dataclasses.dataclass(frozen=True)
-class Config(DescentToLoss):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(Seeds, Descent, StopAtLoss):
     """Published settings (Razin et al. 2021, their code's defaults): order 4, dims 10,
     CP-rank-5 target of Frobenius norm 1, 2000 observations, R = 1000 components (the
     largest CP rank a 10^4 tensor can need), init std 5e-3 / 1e-2 / 5e-2, GroupRMSprop

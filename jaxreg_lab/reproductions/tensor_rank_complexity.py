@@ -47,7 +47,7 @@ from jaxreg import validation as V
 from jaxreg.dynamics import gradient_descent
 from jaxreg.factorizations import TensorFactorization
 from jaxreg_lab.contract import Final, Reproduction, Setup
-from jaxreg_lab.reproductions._config import Descent, check_scalar_fields, defaults, increasing_tuple
+from jaxreg_lab.reproductions._config import Descent, Seeds, check_scalar_fields, increasing_tuple
 from jaxreg_lab.reproductions._results import per_seed
 
 NAME = "tensor-rank-complexity"
@@ -57,15 +57,17 @@ PIXEL_MAX = 16.0  # their values are 0..16
 DTYPE = jnp.float32  # products of N factors and Adam: float64 adds nothing here and costs twice the time
 
 
-@dataclasses.dataclass(frozen=True)
-@defaults(seeds=2, num_steps=2000)
-class Config(Descent):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(Seeds, Descent):
     """Their runner (natural data): labels 2 / 0, init mean 1 and std 1e-3, Adam, per-example
     test loss clipped at 4, tensor ranks 1..15. Ours: scikit-learn's digits (not MNIST /
     Fashion-MNIST), pooled to 4 x 4 pixels of 3 levels (order 16, dims 3), full-batch
     Adam with lr 1e-2 for ``num_steps`` steps (theirs: lr 5e-4, batches of 5000 of
     60,000 images, 10,000 epochs). ``fit_fraction``: the summary reports the smallest
     rank whose training error is at most this fraction of the label variance."""
+
+    seeds: int = 2
+    num_steps: int = 2000
 
     positive_digit: int = 6
     pool: int = 2
