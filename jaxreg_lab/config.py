@@ -35,12 +35,16 @@ def parse_set(text: str) -> tuple[str, object]:
 
 def build_config(module, args):
     """``module.Config`` of ``args.size`` with the overrides of ``--config``, ``--set``
-    and ``--seeds``; a :class:`UsageError` names the field at fault (an unknown one: the
-    option too)."""
-    try:
-        config = module.Config.preset(args.size)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    and ``--seeds``, built once (the Config checks its own fields and their cross-field
+    facts); a :class:`UsageError` names the field at fault (an unknown one: the option too).
+
+    Arguments:
+        module: the reproduction's module (its ``Config`` and ``NAME``).
+        args: the parsed command line (``size``, ``config``, ``set``, ``seeds``).
+
+    Returns:
+        The frozen ``Config``.
+    """
     fields = sorted(f.name for f in dataclasses.fields(module.Config))
     overrides = {}
     sources = {}
@@ -55,11 +59,10 @@ def build_config(module, args):
         option = sources[unknown[0]]
         raise UsageError(f"{option}: unknown field(s) {unknown} for {module.NAME}; known: {fields}")
     if args.seeds is not None:
-        if args.seeds <= 0:
-            raise UsageError(f"--seeds must be a positive integer, got {args.seeds}")
         overrides["seeds"] = args.seeds
     try:
         fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-        return dataclasses.replace(config, **fixed)
+        return module.Config.preset(args.size, **fixed)
     except (ValueError, TypeError) as e:  # the Config's checks name the field
-        raise UsageError(str(e)) from None
+        from_option = args.seeds is not None and str(e).startswith("seeds ")
+        raise UsageError(f"--seeds: {e}" if from_option else str(e)) from None

@@ -29,18 +29,19 @@ class Seeds:
     PAPER = {}
 
     @classmethod
-    def preset(cls, size: str):
+    def preset(cls, size: str, **overrides):
         """The configuration of a named size: "small" (the defaults), "tiny" (the defaults
-        with ``TINY``) or "paper" (with ``PAPER``).
+        with ``TINY``) or "paper" (with ``PAPER``), then ``overrides``; built once.
 
         Arguments:
             size: "tiny", "small" or "paper".
+            overrides: fields that replace the preset's.
 
         Returns:
             The ``Config``.
         """
         V.choice("size", size, SIZES)
-        return cls(**{"tiny": cls.TINY, "small": {}, "paper": cls.PAPER}[size])
+        return cls(**{**{"tiny": cls.TINY, "small": {}, "paper": cls.PAPER}[size], **overrides})
 
 
 # Field groups: each declares its fields and nothing else (no base), and a ``Config``

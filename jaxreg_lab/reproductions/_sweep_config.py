@@ -159,11 +159,10 @@ class Config:
             )
 
     @classmethod
-    def preset(cls, size: str) -> "Config":
+    def preset(cls, size: str, **overrides) -> "Config":
         V.choice("size", size, SIZES)
-        if size == "tiny":
-            return cls(shape=(12, 12), num_observed=60, t1=200.0, num_saves=10, num_chunks=2, seeds=2)
-        return cls()
+        tiny = dict(shape=(12, 12), num_observed=60, t1=200.0, num_saves=10, num_chunks=2, seeds=2)
+        return cls(**{**(tiny if size == "tiny" else {}), **overrides})
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
