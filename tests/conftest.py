@@ -11,12 +11,23 @@
   user's: the CLI runs, in-process and in subprocesses (which inherit
   ``$JAXREG_CACHE_DIR``), compile the same programs again and again.
   ``JAXREG_COMPILE_CACHE=0`` runs the tests without it.
+- The library's annotations are checked at run time: jaxtyping's import hook applies
+  ``@jaxtyped(typechecker=beartype)`` to every function and dataclass of ``jaxreg``
+  imported after this file (pytest loads it, in each xdist worker, before any test
+  module). The lab (``jaxreg_lab``) and the CLI subprocesses the tests spawn run
+  unchecked. ``tests/test_typecheck.py`` fails if the hook is not in force.
 """
 
 import atexit
 import os
 import shutil
 import tempfile
+
+from jaxtyping import install_import_hook
+
+# installed for the whole session; a module of jaxreg imported before this line would
+# escape it, which tests/test_typecheck.py catches
+install_import_hook("jaxreg", "beartype.beartype")
 
 TEST_XLA_FLAGS = ("--xla_cpu_use_fusion_emitters=false", "--xla_cpu_parallel_codegen_split_count=1")
 # read when JAX's CPU backend starts (the first computation, after this file)
