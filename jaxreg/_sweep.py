@@ -154,7 +154,7 @@ def _check_same_inputs(keys, args) -> None:
 
     crc = 0
     for x in jax.tree_util.tree_leaves((keys, args)):
-        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
             x = jax.random.key_data(x)
         crc = zlib.crc32(np.ascontiguousarray(np.asarray(x)).tobytes(), crc)
     agree(crc, "a checksum of jr.sweep's keys and args (every process must pass the same)")
@@ -190,7 +190,7 @@ def _gathered(out, devices, to_host: bool):
 
     def local(x):
         x = x.addressable_data(0)
-        return x if jax.dtypes.issubdtype(x.dtype, jax.dtypes.extended) else np.asarray(x)
+        return x if jnp.issubdtype(x.dtype, jax.dtypes.extended) else np.asarray(x)
 
     return eqx.combine(jax.tree_util.tree_map(local, arrays), static)
 

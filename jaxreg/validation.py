@@ -20,7 +20,7 @@ import numpy as np
 
 def is_traced(value) -> bool:
     """Whether ``value`` is a JAX tracer (its value unknown until run time)."""
-    import jax
+    import jax.core
 
     return isinstance(value, jax.core.Tracer)
 
@@ -132,7 +132,7 @@ def positive_float(name: str, value):
 def choice(name: str, value, options: Sequence[str]) -> str:
     """One of ``options`` (compared with ==, so a non-string never matches string options)."""
     options = tuple(options)
-    if not isinstance(value, type(options[0]) if options else object) or value not in options:
+    if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} must be one of {options}, got {brief(value)}")
     return value
 
@@ -153,7 +153,7 @@ def callable_or_none(name: str, value, what: str) -> None:
 # sequences
 
 
-def _sequence(name: str, values, what: str) -> Sequence:
+def _sequence(name: str, values, what: str) -> Sequence | np.ndarray:
     """A list/tuple (or other non-string sequence); a scalar or a string is refused."""
     if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
         raise ValueError(f"{name} must be a sequence of {what}, got {brief(values)}")

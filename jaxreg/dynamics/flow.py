@@ -103,13 +103,12 @@ def gradient_flow(
         raise ValueError(f"dt0 is required with the non-adaptive solver {type(solver).__name__}")
     dtype = V.model_params_dtype("model", model)
     ts_arr = None if ts is None else _save_times(ts, t1, dtype)
-    t1 = jnp.asarray(t1, dtype)
     stop = None if stop_at_loss is None else jnp.asarray(stop_at_loss, dtype)
-    dt0 = None if dt0 is None else jnp.asarray(dt0, dtype)
+    dt0_arr = None if dt0 is None else jnp.asarray(dt0, dtype)
     return _flow(
         loss,
         model,
-        t1,
+        jnp.asarray(t1, dtype),
         ts_arr,
         metrics,
         solver,
@@ -117,7 +116,7 @@ def gradient_flow(
         jnp.asarray(atol, dtype),
         stop,
         max_steps,
-        dt0,
+        dt0_arr,
         meter,
     )
 
@@ -176,6 +175,8 @@ def _flow(loss, model, t1, ts, metrics, solver, rtol, atol, stop, max_steps, dt0
         throw=False,
         progress_meter=meter,
     )
+    # both are set whenever saveat saves something, as it always does here
+    assert sol.ys is not None and sol.ts is not None
     (saved_loss, saved_metrics), final = sol.ys
     final_params = jax.tree_util.tree_map(lambda x: x[-1], final)
     final_model = full(final_params)

@@ -13,7 +13,8 @@ from jaxreg import validation as V
 
 
 class GroupRMSpropState(NamedTuple):
-    count: Array  # number of updates so far
+    # number of updates so far; the name follows optax's states (it shadows tuple.count)
+    count: Array  # pyright: ignore[reportIncompatibleMethodOverride]
     v: Array  # running mean of the squared gradient norm (one scalar)
 
 

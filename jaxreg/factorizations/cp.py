@@ -156,9 +156,9 @@ class TensorFactorization(AbstractFactorization):
     ):
         shape = V.shape_tuple("shape", shape)
         rank = V.positive_int("rank", rank)
-        init_scale, dtype = checked_scale(init_scale, dtype)
+        std, dtype = checked_scale(init_scale, dtype)
         keys = jax.random.split(key, len(shape))
-        factors = tuple(init_scale * normal(k, (d, rank), dtype) for k, d in zip(keys, shape))
+        factors = tuple(std * normal(k, (d, rank), dtype) for k, d in zip(keys, shape))
         if balanced:
             factors = balance_columns(factors)
         self.factors = factors

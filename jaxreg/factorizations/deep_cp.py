@@ -85,8 +85,8 @@ class DeepTensorFactorization(AbstractFactorization):
         shape = V.shape_tuple("shape", shape)
         rank = V.positive_int("rank", rank)
         k = V.nonnegative_int("factor_depth", factor_depth)
-        init_scale, dtype = checked_scale(init_scale, dtype)
-        scale = jnp.asarray(init_scale, dtype)
+        std, dtype = checked_scale(init_scale, dtype)
+        scale = jnp.asarray(std, dtype)
         self.factors, self.layers = _init_params(key, scale, shape, rank, k, dtype, bool(balanced))
         self.shape, self.rank, self.factor_depth = shape, rank, k
 

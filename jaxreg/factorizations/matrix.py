@@ -95,9 +95,9 @@ class MatrixFactorization(AbstractFactorization):
         balanced: bool = False,
         dtype=None,
     ):
-        shape = V.shape_tuple("shape", shape, order=2)
+        m, n = V.shape_tuple("shape", shape, order=2)
+        shape = (m, n)
         depth = V.positive_int("depth", depth)
-        m, n = shape
         width = min(m, n) if width is None else V.positive_int("width", width)
         init_scale = V.positive_float("init_scale", init_scale)
         V.choice("init", init, INITS)

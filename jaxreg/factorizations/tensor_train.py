@@ -140,7 +140,7 @@ class TensorTrainFactorization(AbstractFactorization):
     ):
         shape = V.shape_tuple("shape", shape, min_order=2)
         ranks = _ranks(ranks, shape)
-        init_scale, dtype = checked_scale(init_scale, dtype)
+        std, dtype = checked_scale(init_scale, dtype)
         full = (1,) + ranks + (1,)
         if balanced:
             for k, r in enumerate(ranks):
@@ -151,9 +151,7 @@ class TensorTrainFactorization(AbstractFactorization):
                         f"{shape[k + 1] * full[k + 2]}"
                     )
         keys = jax.random.split(key, len(shape))
-        cores = tuple(
-            init_scale * normal(kk, (full[n], d, full[n + 1]), dtype) for n, (kk, d) in enumerate(zip(keys, shape))
-        )
+        cores = tuple(std * normal(kk, (full[n], d, full[n + 1]), dtype) for n, (kk, d) in enumerate(zip(keys, shape)))
         self.cores = _balance(cores) if balanced else cores
         self.shape = shape
         self.ranks = ranks
