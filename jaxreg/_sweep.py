@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from jaxtyping import PRNGKeyArray, PyTree
+from jaxtyping import Array, Key, PRNGKeyArray, PyTree
 
 GATHER = ("all", "process0")
 
@@ -212,7 +212,7 @@ def _program(fn, chunk_size, devices, keys, args):
     return eqx.combine(arrays, static_out[0])
 
 
-def seed_keys(seed: int, num_seeds: int) -> PRNGKeyArray:
+def seed_keys(seed: int, num_seeds: int) -> Key[Array, " num_seeds"]:
     """``num_seeds`` independent keys from one integer seed:
     ``jax.random.split(jax.random.key(seed), num_seeds)``.
 

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
-from jaxtyping import ArrayLike, PyTree
+from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from jaxreg import validation as V
 from jaxreg.dynamics.trajectory import Status, Trajectory, finite_tree
@@ -35,16 +35,16 @@ def vector_field(loss: Callable, model: PyTree) -> PyTree:
 def gradient_flow(
     loss: Callable,
     model: PyTree,
-    t1: float,
+    t1: float | Float[Array, ""],
     *,
     ts: ArrayLike | None = None,
     metrics: Callable | None = None,
     solver: diffrax.AbstractSolver | None = None,
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
-    stop_at_loss: float | None = None,
+    rtol: float | Float[Array, ""] = 1e-8,
+    atol: float | Float[Array, ""] = 1e-10,
+    stop_at_loss: float | Float[Array, ""] | None = None,
     max_steps: int = 100_000,
-    dt0: float | None = None,
+    dt0: float | Float[Array, ""] | None = None,
     progress_meter: diffrax.AbstractProgressMeter | None = None,
 ) -> Trajectory:
     """Integrate gradient flow d theta/dt = -grad L(theta) from ``model`` up to time ``t1``.

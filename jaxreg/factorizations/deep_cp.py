@@ -53,7 +53,7 @@ class DeepTensorFactorization(AbstractFactorization):
     2 - 2/N + k, which sharpens incremental learning as k grows.
     """
 
-    factors: tuple[Float[Array, "d R"], ...]
+    factors: tuple[Float[Array, "_d R"], ...]
     layers: tuple[Float[Array, "k R d d"], ...]
     shape: tuple[int, ...] = eqx.field(static=True)
     rank: int = eqx.field(static=True)
@@ -102,7 +102,7 @@ class DeepTensorFactorization(AbstractFactorization):
     def order(self) -> int:
         return len(self.shape)
 
-    def end_factors(self) -> tuple[Float[Array, "d R"], ...]:
+    def end_factors(self) -> tuple[Float[Array, "_d R"], ...]:
         """v^n (d_n, R): column r is v_r^n = A_k^{n,r} ... A_1^{n,r} w_r^n."""
         out = []
         for f, a in zip(self.factors, self.layers):

@@ -185,7 +185,7 @@ class MatrixFactorization(AbstractFactorization):
         """max_j ||W_j W_j^T||_F: the size of the terms of the conserved differences."""
         return jnp.max(jnp.stack([jnp.linalg.norm(w @ w.T) for w in self.factors]))
 
-    def balancedness(self) -> Float[Array, " L-1"]:
+    def balancedness(self) -> Float[Array, " L_minus_1"]:
         """||W_{j+1}^T W_{j+1} - W_j W_j^T||_F for j = 1..L-1 (conserved under gradient flow)."""
         if self.depth == 1:
             return jnp.zeros((0,), self.factors[0].dtype)

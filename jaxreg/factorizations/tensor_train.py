@@ -252,7 +252,7 @@ class TensorTrainFactorization(AbstractFactorization):
         terms = [t for k in range(self.order - 1) for t in _bond_terms(self.cores, k)]
         return jnp.max(jnp.stack([jnp.linalg.norm(t) for t in terms]))
 
-    def balancedness(self) -> Float[Array, " N-1"]:
+    def balancedness(self) -> Float[Array, " N_minus_1"]:
         """||L_k^T L_k - R_{k+1} R_{k+1}^T||_F for every bond k (0 on a balanced bond)."""
         return jnp.stack([jnp.linalg.norm(q) for q in self.conserved_quantities()])
 
