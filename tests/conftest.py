@@ -26,14 +26,6 @@ import os
 import shutil
 import tempfile
 
-import jaxtyping
-import pytest
-from jaxtyping import install_import_hook
-
-# installed for the whole session; a module of jaxreg imported before this line would
-# escape it, which tests/test_typecheck.py catches
-install_import_hook("jaxreg", "beartype.beartype(conf=beartype.BeartypeConf(is_pep484_tower=True))")
-
 TEST_XLA_FLAGS = ("--xla_cpu_use_fusion_emitters=false", "--xla_cpu_parallel_codegen_split_count=1")
 # read when JAX's CPU backend starts (the first computation, after this file)
 _user_flags = os.environ.get("XLA_FLAGS", "").split()
@@ -47,6 +39,14 @@ if _worker.startswith("gw") and hasattr(os, "sched_setaffinity"):
     _count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if _count <= len(_cpus):
         os.sched_setaffinity(0, set(_cpus[int(_worker[2:]) % _count :: _count]))
+
+import jaxtyping
+import pytest
+from jaxtyping import install_import_hook
+
+# installed for the whole session; a module of jaxreg imported before this line would
+# escape it, which tests/test_typecheck.py catches
+install_import_hook("jaxreg", "beartype.beartype(conf=beartype.BeartypeConf(is_pep484_tower=True))")
 
 import jax
 
