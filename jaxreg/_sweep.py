@@ -10,13 +10,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from jaxtyping import Array, Key, PRNGKeyArray, PyTree
+from jaxtyping import Array, Key, PyTree, UInt32
 
 GATHER = ("all", "process0")
 
 
 def sweep(
-    fn: Callable, keys: PRNGKeyArray, *args: PyTree, devices=None, chunk_size: int | None = None, gather: str = "all"
+    fn: Callable,
+    keys: Key[Array, "S ..."] | UInt32[Array, "S ... 2"],
+    *args: PyTree,
+    devices=None,
+    chunk_size: int | None = None,
+    gather: str = "all",
 ) -> PyTree:
     """``vmap(fn)(keys, *args)``, with the batch axis sharded over ``devices``.
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from typing import Literal, overload
 
 import numpy as np
+from jaxtyping import Array
 
 
 def is_traced(value) -> bool:
@@ -84,6 +86,32 @@ def nonnegative_int(name: str, value) -> int:
     return int(value)
 
 
+@overload
+def number(
+    name: str,
+    value,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    positive: bool = False,
+    below: float | None = None,
+    traced_ok: Literal[False] = False,
+) -> float: ...
+
+
+@overload
+def number(
+    name: str,
+    value,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    positive: bool = False,
+    below: float | None = None,
+    traced_ok: bool,
+) -> float | Array: ...
+
+
 def number(
     name: str,
     value,
@@ -93,7 +121,7 @@ def number(
     positive: bool = False,
     below: float | None = None,
     traced_ok: bool = False,
-) -> float:
+) -> float | Array:
     """A finite real number (int or float, never a bool or a string), returned as a float.
 
     ``positive``: > 0; ``minimum``/``maximum``: inclusive bounds; ``below``: exclusive

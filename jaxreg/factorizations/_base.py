@@ -237,7 +237,7 @@ class AbstractFactorization(eqx.Module):
     def materialize(self) -> Float[Array, "*shape"]:
         """The dense end-to-end matrix or tensor W."""
 
-    def entries(self, indices: Int[Array, "k order"]) -> Float[Array, " k"]:
+    def entries(self, indices: Int[Array | np.ndarray, "k order"]) -> Float[Array, " k"]:
         """W at each row of ``indices`` (integer multi-indices of shape (k, order)).
 
         Arguments:

@@ -150,7 +150,7 @@ class TensorFactorization(AbstractFactorization):
         shape: tuple[int, ...] = (10,) * 4,
         rank: int = 1000,
         *,
-        init_scale: float = 5e-3,
+        init_scale: float | Float[Array, ""] = 5e-3,
         balanced: bool = False,
         dtype=None,
     ):

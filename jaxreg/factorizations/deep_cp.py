@@ -66,7 +66,7 @@ class DeepTensorFactorization(AbstractFactorization):
         rank: int = 50,
         factor_depth: int | None = None,
         *,
-        init_scale: float = 1e-1,
+        init_scale: float | Float[Array, ""] = 1e-1,
         balanced: bool = False,
         dtype=None,
         depth: int | None = None,

@@ -78,7 +78,7 @@ class HierarchicalTensorFactorization(AbstractFactorization):
         widths: tuple[int, ...] = (64, 64),
         *,
         tree=None,
-        init_scale: float = 1e-2,
+        init_scale: float | Float[Array, ""] = 1e-2,
         balanced: bool = False,
         dtype=None,
     ):

@@ -90,7 +90,7 @@ class MatrixFactorization(AbstractFactorization):
         depth: int = 3,
         *,
         width: int | None = None,
-        init_scale: float = 1e-3,
+        init_scale: float | Float[Array, ""] = 1e-3,
         init: str = "gaussian",
         balanced: bool = False,
         dtype=None,

@@ -136,7 +136,14 @@ class TensorTrainFactorization(AbstractFactorization):
     ranks: tuple[int, ...] = eqx.field(static=True)
 
     def __init__(
-        self, key: PRNGKeyArray, shape: tuple[int, ...], ranks, *, init_scale: float, balanced: bool = False, dtype=None
+        self,
+        key: PRNGKeyArray,
+        shape: tuple[int, ...],
+        ranks,
+        *,
+        init_scale: float | Float[Array, ""],
+        balanced: bool = False,
+        dtype=None,
     ):
         shape = V.shape_tuple("shape", shape, min_order=2)
         ranks = _ranks(ranks, shape)
