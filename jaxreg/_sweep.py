@@ -10,14 +10,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from jaxtyping import Array, Key, PyTree, UInt32
+from jaxtyping import Array, Key, PyTree, Shaped
 
 GATHER = ("all", "process0")
 
 
 def sweep(
     fn: Callable,
-    keys: Key[Array, "S ..."] | UInt32[Array, "S ... 2"],
+    keys: Shaped[Array | np.ndarray, "S ..."],
     *args: PyTree,
     devices=None,
     chunk_size: int | None = None,

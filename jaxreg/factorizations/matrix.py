@@ -126,8 +126,9 @@ class MatrixFactorization(AbstractFactorization):
         self.depth = depth
         self.width = width
 
-    def materialize(self) -> Float[Array, "m n"]:
-        """The end-to-end matrix W = W_L ... W_1."""
+    def materialize(self) -> Float[Array, "*batch m n"]:
+        """The end-to-end matrix W = W_L ... W_1 (a stack of them for a model whose factors
+        carry leading batch axes, as a sweep returns it)."""
         return _chain(self.factors)
 
     def _entries(self, idx: Int[Array, "k 2"]) -> Float[Array, " k"]:
