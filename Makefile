@@ -18,9 +18,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/jaxreg reproduce matrix-dynamics --out runs/matrix-dynamics
 
+# basedpyright: the library's static types ([tool.basedpyright] in pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/basedpyright
 
 test: lint
 	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadfile --durations=15 -q

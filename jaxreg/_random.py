@@ -18,6 +18,8 @@ import functools
 import math
 
 import jax
+import jax.core
+import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 __all__ = ["normal", "size_class"]
@@ -51,11 +53,13 @@ def _flat_normal(key, length: int, dtype):
 def _prefix_stable(key) -> bool:
     """True for one concrete key whose draw's i-th value depends only on the key and i
     (threefry, partitionable): a typed key of shape (), or a raw uint32 pair."""
-    if isinstance(key, jax.core.Tracer) or not jax.config.jax_threefry_partitionable:
+    partitionable = jax.config.jax_threefry_partitionable  # pyright: ignore[reportAttributeAccessIssue]  # JAX adds its flags to Config at run time
+    if isinstance(key, jax.core.Tracer) or not partitionable:
         return False
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         return key.shape == () and str(jax.random.key_impl(key)) == "threefry2x32"
-    return key.shape == (2,) and jax.config.jax_default_prng_impl == "threefry2x32"
+    default_impl = jax.config.jax_default_prng_impl  # pyright: ignore[reportAttributeAccessIssue]  # JAX adds its flags to Config at run time
+    return key.shape == (2,) and default_impl == "threefry2x32"
 
 
 def normal(key: PRNGKeyArray, shape: tuple[int, ...], dtype) -> Float[Array, "*shape"]:

@@ -10,13 +10,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from jaxtyping import PRNGKeyArray, PyTree
+from jaxtyping import Array, Key, PyTree, Shaped
 
 GATHER = ("all", "process0")
 
 
 def sweep(
-    fn: Callable, keys: PRNGKeyArray, *args: PyTree, devices=None, chunk_size: int | None = None, gather: str = "all"
+    fn: Callable,
+    keys: Shaped[Array | np.ndarray, "S ..."],
+    *args: PyTree,
+    devices=None,
+    chunk_size: int | None = None,
+    gather: str = "all",
 ) -> PyTree:
     """``vmap(fn)(keys, *args)``, with the batch axis sharded over ``devices``.
 
@@ -154,7 +159,7 @@ def _check_same_inputs(keys, args) -> None:
 
     crc = 0
     for x in jax.tree_util.tree_leaves((keys, args)):
-        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
             x = jax.random.key_data(x)
         crc = zlib.crc32(np.ascontiguousarray(np.asarray(x)).tobytes(), crc)
     agree(crc, "a checksum of jr.sweep's keys and args (every process must pass the same)")
@@ -190,7 +195,7 @@ def _gathered(out, devices, to_host: bool):
 
     def local(x):
         x = x.addressable_data(0)
-        return x if jax.dtypes.issubdtype(x.dtype, jax.dtypes.extended) else np.asarray(x)
+        return x if jnp.issubdtype(x.dtype, jax.dtypes.extended) else np.asarray(x)
 
     return eqx.combine(jax.tree_util.tree_map(local, arrays), static)
 
@@ -212,7 +217,7 @@ def _program(fn, chunk_size, devices, keys, args):
     return eqx.combine(arrays, static_out[0])
 
 
-def seed_keys(seed: int, num_seeds: int) -> PRNGKeyArray:
+def seed_keys(seed: int, num_seeds: int) -> Key[Array, " num_seeds"]:
     """``num_seeds`` independent keys from one integer seed:
     ``jax.random.split(jax.random.key(seed), num_seeds)``.
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from jaxreg.factorizations import TensorTrainFactorization
 
 
-def ht_rank(tensor: Float[Array, "..."], tree=None, rtol: float = 1e-6) -> tuple[int | float, ...]:
+def ht_rank(tensor: Float[Array | np.ndarray, "..."], tree=None, rtol: float = 1e-6) -> tuple[int | float, ...]:
     """Numerical HT rank (Razin, Maman, Cohen, ICML 2022): for every internal node nu of
     ``tree`` but the root, in the order of :attr:`HierarchicalTensorFactorization.nodes`
     (bottom-up, left to right), rank [[tensor; nu]] = #{i : s_i > rtol * s_1} over the
@@ -51,7 +51,7 @@ def ht_rank(tensor: Float[Array, "..."], tree=None, rtol: float = 1e-6) -> tuple
 
 
 def cp_rank_estimate(
-    tensor: Float[Array, "..."],
+    tensor: Float[Array | np.ndarray, "..."],
     max_rank: int,
     tol: float = 1e-6,
     *,
@@ -162,7 +162,7 @@ def numerical_component_rank(norms: Float[Array, " R"], rtol: float = 1e-2) -> F
     return jnp.where(all_finite(norms), count, jnp.nan)
 
 
-def tt_effective_ranks(x: Float[Array, "..."] | TensorTrainFactorization) -> Float[Array, " N-1"]:
+def tt_effective_ranks(x: Float[Array, "..."] | TensorTrainFactorization) -> Float[Array, " N_minus_1"]:
     """Effective ranks of the tensor-train matricizations of W: for every bond k = 0..N-2
     (0-based), the effective rank (Roy and Vetterli 2007) of the matricization with rows
     indexed by modes 0..k. Their ranks are the TT-ranks (Oseledets 2011). Depends on W

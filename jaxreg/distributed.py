@@ -79,7 +79,7 @@ def initialize(
             "coordinator, num_processes and process_id must be given together "
             "(or none of them, to detect them from SLURM, Open MPI, Kubernetes or a TPU pod)"
         )
-    if all(given):
+    if coordinator is not None and num_processes is not None and process_id is not None:
         parse_coordinator(coordinator)
         if isinstance(num_processes, bool) or not isinstance(num_processes, (int, np.integer)) or num_processes < 1:
             raise ValueError(f"num_processes must be a positive integer, got {num_processes!r}")

@@ -59,7 +59,9 @@ class Problem(eqx.Module):
 
     def _measure(self, w, obs: Observations):
         if self.kind == "completion":
+            assert obs.indices is not None  # a completion problem's observations are indices
             return w[tuple(obs.indices.T)]
+        assert obs.operators is not None  # a sensing problem's observations are operators
         return jnp.tensordot(obs.operators, w, axes=len(self.shape))
 
     def loss(self, model) -> Float[Array, ""]:

@@ -43,7 +43,7 @@ def low_rank_matrix(
 
 def cp_target(
     key: PRNGKeyArray, shape: tuple[int, ...], rank: int, *, norm: float = 1.0, dtype=None
-) -> tuple[Float[Array, "d R"], ...]:
+) -> tuple[Float[Array, "_d R"], ...]:
     """Factors w_r^n = c^{1/N} g_r^n of W* = sum_r (x)_n w_r^n (Razin et al. 2021's targets):
     g_r^n i.i.d. N(0, 1), c = norm / ||sum_r (x)_n g_r^n||_F, the norm computed from Gram
     matrices, never densely: ||sum_r (x)_n g_r^n||_F^2 = sum_{r,r'} prod_n <g_r^n, g_r'^n>.

@@ -128,7 +128,8 @@ def matrix_completion(
     Returns:
         The completion :class:`Problem`.
     """
-    shape = V.shape_tuple("shape", shape, order=2)
+    m, n = V.shape_tuple("shape", shape, order=2)
+    shape = (m, n)
     num_observed = V.positive_int("num_observed", num_observed)
     if num_observed >= math.prod(shape):
         raise ValueError(f"num_observed must be smaller than {math.prod(shape)} entries, got {num_observed}")
@@ -157,7 +158,8 @@ def matrix_sensing(
     Returns:
         The sensing :class:`Problem`.
     """
-    shape = V.shape_tuple("shape", shape, order=2)
+    m, n = V.shape_tuple("shape", shape, order=2)
+    shape = (m, n)
     num_measurements = V.positive_int("num_measurements", num_measurements)
     kt, ko = jax.random.split(key)
     return _sensing(

@@ -222,7 +222,9 @@ def conservation_drift(model0: AbstractFactorization, model1: AbstractFactorizat
 # Closed forms
 
 
-def aligned_mode(t: ArrayLike, a: float, s0: float, N: int) -> Float[Array, "..."]:
+def aligned_mode(
+    t: ArrayLike, a: float | Float[Array, ""], s0: float | Float[Array, ""], N: int
+) -> Float[Array, "..."]:
     """Solution of ds/dt = N s^{2-2/N} (a - s), s(0) = s0, 0 < s0 < a.
 
     N = 1: s = a - (a - s0) e^{-t}.  N = 2: s = a e^{2at} / (e^{2at} - 1 + a/s0).
@@ -254,7 +256,7 @@ def aligned_mode(t: ArrayLike, a: float, s0: float, N: int) -> Float[Array, "...
     raise ValueError(f"N must be 1, 2 or 3 for a closed form, got {N}")
 
 
-def aligned_mode_time(s: ArrayLike, a: float, s0: float) -> Float[Array, "..."]:
+def aligned_mode_time(s: ArrayLike, a: float | Float[Array, ""], s0: float | Float[Array, ""]) -> Float[Array, "..."]:
     """The flow time t = F(s^{1/3}) - F(s0^{1/3}) at which the N = 3 aligned mode reaches s
     (F as in :func:`aligned_mode`).
 
@@ -294,7 +296,9 @@ def _aligned_mode_depth3(t, a, s0):
     return (0.5 * (lo + hi)) ** 3
 
 
-def constant_gamma(t: ArrayLike, c: float, s0: float, N: int) -> Float[Array, "..."]:
+def constant_gamma(
+    t: ArrayLike, c: float | Float[Array, ""], s0: float | Float[Array, ""], N: int
+) -> Float[Array, "..."]:
     """Solution of ds/dt = N c s^{2-2/N}, s(0) = s0: the rate identity of an order-N
     component (Razin, Maman, Cohen, ICML 2021, Theorem 1) with gamma held at c.
 

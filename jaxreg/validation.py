@@ -14,13 +14,15 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from typing import Literal, overload
 
 import numpy as np
+from jaxtyping import Array
 
 
 def is_traced(value) -> bool:
     """Whether ``value`` is a JAX tracer (its value unknown until run time)."""
-    import jax
+    import jax.core
 
     return isinstance(value, jax.core.Tracer)
 
@@ -84,6 +86,32 @@ def nonnegative_int(name: str, value) -> int:
     return int(value)
 
 
+@overload
+def number(
+    name: str,
+    value,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    positive: bool = False,
+    below: float | None = None,
+    traced_ok: Literal[False] = False,
+) -> float: ...
+
+
+@overload
+def number(
+    name: str,
+    value,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    positive: bool = False,
+    below: float | None = None,
+    traced_ok: bool,
+) -> float | Array: ...
+
+
 def number(
     name: str,
     value,
@@ -93,7 +121,7 @@ def number(
     positive: bool = False,
     below: float | None = None,
     traced_ok: bool = False,
-) -> float:
+) -> float | Array:
     """A finite real number (int or float, never a bool or a string), returned as a float.
 
     ``positive``: > 0; ``minimum``/``maximum``: inclusive bounds; ``below``: exclusive
@@ -132,7 +160,7 @@ def positive_float(name: str, value):
 def choice(name: str, value, options: Sequence[str]) -> str:
     """One of ``options`` (compared with ==, so a non-string never matches string options)."""
     options = tuple(options)
-    if not isinstance(value, type(options[0]) if options else object) or value not in options:
+    if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} must be one of {options}, got {brief(value)}")
     return value
 
@@ -153,7 +181,7 @@ def callable_or_none(name: str, value, what: str) -> None:
 # sequences
 
 
-def _sequence(name: str, values, what: str) -> Sequence:
+def _sequence(name: str, values, what: str) -> Sequence | np.ndarray:
     """A list/tuple (or other non-string sequence); a scalar or a string is refused."""
     if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
         raise ValueError(f"{name} must be a sequence of {what}, got {brief(values)}")

@@ -11,6 +11,14 @@
   user's: the CLI runs, in-process and in subprocesses (which inherit
   ``$JAXREG_CACHE_DIR``), compile the same programs again and again.
   ``JAXREG_COMPILE_CACHE=0`` runs the tests without it.
+- The library's annotations are checked at run time: jaxtyping's import hook applies
+  ``@jaxtyped(typechecker=beartype)`` to every function and dataclass of ``jaxreg``
+  imported after this file (pytest loads it, in each xdist worker, before any test
+  module). beartype follows PEP 484's numeric tower, as static checkers do: an int passes
+  for ``float``. The lab (``jaxreg_lab``) and the CLI subprocesses the tests spawn run
+  unchecked. ``tests/test_typecheck.py`` fails if the hook is not in force. A test marked
+  ``unchecked_types`` feeds the library ill-typed input on purpose, to test the
+  ``ValueError`` a caller without the hook gets: the check is off while it runs.
 """
 
 import atexit
@@ -32,6 +40,14 @@ if _worker.startswith("gw") and hasattr(os, "sched_setaffinity"):
     if _count <= len(_cpus):
         os.sched_setaffinity(0, set(_cpus[int(_worker[2:]) % _count :: _count]))
 
+import jaxtyping
+import pytest
+from jaxtyping import install_import_hook
+
+# installed for the whole session; a module of jaxreg imported before this line would
+# escape it, which tests/test_typecheck.py catches
+install_import_hook("jaxreg", "beartype.beartype(conf=beartype.BeartypeConf(is_pep484_tower=True))")
+
 import jax
 
 from jaxreg_lab import compile_cache as _compile_cache
@@ -44,3 +60,16 @@ if not os.environ.get(_compile_cache.DIR_ENV):
 if _compile_cache.enabled_by_env():
     for name, value in _compile_cache.settings(_compile_cache.cache_dir()).items():
         jax.config.update(name, value)
+
+
+@pytest.fixture(autouse=True)
+def _unchecked_types(request):
+    """The annotation check off for a test marked ``unchecked_types``."""
+    if request.node.get_closest_marker("unchecked_types") is None:
+        yield
+        return
+    jaxtyping.config.update("jaxtyping_disable", True)
+    try:
+        yield
+    finally:
+        jaxtyping.config.update("jaxtyping_disable", False)

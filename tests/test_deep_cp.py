@@ -142,6 +142,7 @@ def test_deeper_factors_lower_tensor_rank():
     assert float(jnp.mean(erank3)) < float(jnp.mean(erank0)) - 0.5, (erank0, erank3)
 
 
+@pytest.mark.unchecked_types  # wrong types on purpose: the library's own ValueErrors
 @pytest.mark.parametrize(
     "kwargs,name",
     [

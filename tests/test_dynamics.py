@@ -113,6 +113,7 @@ def test_flow_bad_input(setup, kwargs, name):
         jr.gradient_flow(problem.loss, model, **kwargs)
 
 
+@pytest.mark.unchecked_types  # wrong types on purpose: the library's own ValueErrors
 def test_descent_bad_input(setup):
     problem, model = setup
     with pytest.raises(ValueError, match="save_every"):

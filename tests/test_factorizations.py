@@ -95,6 +95,7 @@ def test_no_x64_on_import():
     assert out.stdout.strip() == "float32"
 
 
+@pytest.mark.unchecked_types  # wrong types on purpose: the library's own ValueErrors
 @pytest.mark.parametrize(
     "kwargs, name",
     [

@@ -207,6 +207,7 @@ def test_order12_completion_steps_without_materializing():
 
 
 # --------------------------------------------------------------------------- errors
+@pytest.mark.unchecked_types  # wrong types on purpose: the library's own ValueErrors
 @pytest.mark.parametrize(
     "kwargs,name",
     [

@@ -209,6 +209,7 @@ API_CASES = [
 ]
 
 
+@pytest.mark.unchecked_types  # wrong types on purpose: the library's own ValueErrors
 @pytest.mark.parametrize("call, needle", [c[1:] for c in API_CASES], ids=[c[0] for c in API_CASES])
 def test_api_bad_input_raises_before_compiling(setup, call, needle):
     with count_compiles() as compiled:

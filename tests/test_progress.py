@@ -67,6 +67,7 @@ def test_verify_prints_and_flushes_each_check_as_it_finishes(monkeypatch):
     ]
 
 
+@pytest.mark.unchecked_types  # wrong type on purpose: the library's own ValueError
 def test_progress_meter_must_be_a_diffrax_meter():
     kp, km = jax.random.split(jax.random.key(0))
     problem = jr.tasks.matrix_completion(kp, (4, 4), 1, 8)

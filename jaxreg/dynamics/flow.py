@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
-from jaxtyping import ArrayLike, PyTree
+from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from jaxreg import validation as V
 from jaxreg.dynamics.trajectory import Status, Trajectory, finite_tree
@@ -35,16 +35,16 @@ def vector_field(loss: Callable, model: PyTree) -> PyTree:
 def gradient_flow(
     loss: Callable,
     model: PyTree,
-    t1: float,
+    t1: float | Float[Array, ""],
     *,
     ts: ArrayLike | None = None,
     metrics: Callable | None = None,
     solver: diffrax.AbstractSolver | None = None,
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
-    stop_at_loss: float | None = None,
+    rtol: float | Float[Array, ""] = 1e-8,
+    atol: float | Float[Array, ""] = 1e-10,
+    stop_at_loss: float | Float[Array, ""] | None = None,
     max_steps: int = 100_000,
-    dt0: float | None = None,
+    dt0: float | Float[Array, ""] | None = None,
     progress_meter: diffrax.AbstractProgressMeter | None = None,
 ) -> Trajectory:
     """Integrate gradient flow d theta/dt = -grad L(theta) from ``model`` up to time ``t1``.
@@ -103,13 +103,12 @@ def gradient_flow(
         raise ValueError(f"dt0 is required with the non-adaptive solver {type(solver).__name__}")
     dtype = V.model_params_dtype("model", model)
     ts_arr = None if ts is None else _save_times(ts, t1, dtype)
-    t1 = jnp.asarray(t1, dtype)
     stop = None if stop_at_loss is None else jnp.asarray(stop_at_loss, dtype)
-    dt0 = None if dt0 is None else jnp.asarray(dt0, dtype)
+    dt0_arr = None if dt0 is None else jnp.asarray(dt0, dtype)
     return _flow(
         loss,
         model,
-        t1,
+        jnp.asarray(t1, dtype),
         ts_arr,
         metrics,
         solver,
@@ -117,7 +116,7 @@ def gradient_flow(
         jnp.asarray(atol, dtype),
         stop,
         max_steps,
-        dt0,
+        dt0_arr,
         meter,
     )
 
@@ -176,6 +175,8 @@ def _flow(loss, model, t1, ts, metrics, solver, rtol, atol, stop, max_steps, dt0
         throw=False,
         progress_meter=meter,
     )
+    # both are set whenever saveat saves something, as it always does here
+    assert sol.ys is not None and sol.ts is not None
     (saved_loss, saved_metrics), final = sol.ys
     final_params = jax.tree_util.tree_map(lambda x: x[-1], final)
     final_model = full(final_params)

@@ -7,13 +7,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from jaxtyping import Array
+from jaxtyping import Array, Float
 
 from jaxreg import validation as V
 
 
 class GroupRMSpropState(NamedTuple):
-    count: Array  # number of updates so far
+    # number of updates so far; the name follows optax's states (it shadows tuple.count)
+    count: Array  # pyright: ignore[reportIncompatibleMethodOverride]
     v: Array  # running mean of the squared gradient norm (one scalar)
 
 
@@ -47,7 +48,9 @@ def scale_by_group_rms(decay: float = 0.99, eps: float = 1e-6) -> optax.Gradient
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-def group_rmsprop(learning_rate: float, decay: float = 0.99, eps: float = 1e-6) -> optax.GradientTransformation:
+def group_rmsprop(
+    learning_rate: float | Float[Array, ""] | optax.Schedule, decay: float = 0.99, eps: float = 1e-6
+) -> optax.GradientTransformation:
     """GroupRMSprop (Arora et al. 2019; Razin et al. 2021, 2022): one adaptive rate for all
     parameters, lr_t = lr / (sqrt(v_hat_t) + eps), p <- p - lr_t g_p.
 

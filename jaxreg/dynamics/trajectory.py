@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int, PyTree
+from jaxtyping import Array, Float, Int, PyTree, Real
 
 
 class Status:
@@ -89,7 +89,7 @@ class Trajectory(eqx.Module):
     :class:`Status` code; ``num_steps``: solver / optimizer steps taken.
     """
 
-    ts: Float[Array, " S"]
+    ts: Real[Array, " S"]
     loss: Float[Array, " S"]
     metrics: PyTree
     model: PyTree

@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
 from jaxreg.validation import indices_array
 
 
-def default_dtype(dtype=None):
+def default_dtype(dtype=None) -> np.dtype:
     """The floating dtype to build parameters in: ``dtype`` or JAX's default float.
 
     JAX's default float is float64 only when the program enabled x64 (the CLI, the tests
@@ -46,7 +47,8 @@ def default_dtype(dtype=None):
         raise ValueError(f"dtype must be a floating dtype, got {dtype!r}") from None
     if not np.issubdtype(requested, np.floating):
         raise ValueError(f"dtype must be a floating dtype, got {requested}")
-    if requested.itemsize == 8 and not jax.config.jax_enable_x64:
+    x64 = jax.config.jax_enable_x64  # pyright: ignore[reportAttributeAccessIssue]  # JAX adds its flags to Config at run time
+    if requested.itemsize == 8 and not x64:
         raise ValueError(
             "dtype float64 was requested but JAX's x64 mode is off: call "
             "jax.config.update('jax_enable_x64', True) at program start"
@@ -216,7 +218,9 @@ class AbstractFactorization(eqx.Module):
         unknown = sorted(set(options) - set(valid) - {"dtype"})
         if unknown:
             raise ValueError(f"option(s) {unknown} do not apply to {cls.__name__}; its options are {list(valid)}")
-        return cls(key, tuple(shape), **options)
+        # every concrete factorization's __init__ takes (key, shape, **options); the checker
+        # sees only this abstract class's dataclass __init__
+        return cls(key, tuple(shape), **options)  # pyright: ignore[reportCallIssue]
 
     @classmethod
     def verify_cases(cls) -> tuple[VerifyCase, ...]:
@@ -233,7 +237,7 @@ class AbstractFactorization(eqx.Module):
     def materialize(self) -> Float[Array, "*shape"]:
         """The dense end-to-end matrix or tensor W."""
 
-    def entries(self, indices: Int[Array, "k order"]) -> Float[Array, " k"]:
+    def entries(self, indices: Int[Array | np.ndarray, "k order"]) -> Float[Array, " k"]:
         """W at each row of ``indices`` (integer multi-indices of shape (k, order)).
 
         Arguments:
@@ -267,7 +271,7 @@ class AbstractFactorization(eqx.Module):
         return self.component_norms()
 
     @abc.abstractmethod
-    def conserved_quantities(self):
+    def conserved_quantities(self) -> PyTree:
         """A pytree of quantities exactly conserved by gradient flow."""
 
     @abc.abstractmethod

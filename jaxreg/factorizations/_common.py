@@ -7,7 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import PRNGKeyArray
+from jaxtyping import Array, PRNGKeyArray
 
 from jaxreg import validation as V
 from jaxreg.factorizations._base import default_dtype as default_dtype
@@ -81,7 +81,7 @@ def take_entries(w: jax.Array, idx: jax.Array, shape: tuple[int, ...]) -> jax.Ar
     return w.reshape(-1)[flat]
 
 
-def checked_scale(init_scale, dtype) -> tuple[float, object]:
+def checked_scale(init_scale, dtype) -> tuple[float | Array, np.dtype]:
     """The checked initialization scale (a positive finite number, as a float) and the
     parameters' dtype (``dtype``, or JAX's default float dtype when None).
 

@@ -17,7 +17,7 @@ from jaxreg.factorizations._base import AbstractFactorization, RateTerms, Verify
 from jaxreg.factorizations._common import balance_columns, checked_scale, column_norms, dense_route, take_entries
 
 
-def cp_to_tensor(factors: Sequence[Float[Array, "d R"]]) -> Float[Array, "*shape"]:
+def cp_to_tensor(factors: Sequence[Float[Array, "_d R"]]) -> Float[Array, "*shape"]:
     """W = sum_r (x)_n factors[n][:, r] as a dense tensor (tensorly's CP convention).
 
     Arguments:
@@ -32,7 +32,7 @@ def cp_to_tensor(factors: Sequence[Float[Array, "d R"]]) -> Float[Array, "*shape
     return jnp.einsum(spec, *factors)
 
 
-def khatri_rao(factors: Sequence[Float[Array, "d R"]]) -> Float[Array, "rows R"]:
+def khatri_rao(factors: Sequence[Float[Array, "_d R"]]) -> Float[Array, "rows R"]:
     """Row-major Khatri-Rao product: row (i_1, ..., i_m) is prod_n factors[n][i_n, :].
 
     Arguments:
@@ -77,7 +77,7 @@ def _kr_pair_jvp(primals, tangents):
     return _kr_outer(a, b), _kr_sliced(da, b) + _kr_sliced(a, db)
 
 
-def cp_entries(factors: Sequence[Float[Array, "d R"]], idx: Int[Array, "k N"]) -> Float[Array, " k"]:
+def cp_entries(factors: Sequence[Float[Array, "_d R"]], idx: Int[Array, "k N"]) -> Float[Array, " k"]:
     """Entries W[i] = sum_r prod_n factors[n][i_n, r] of the CP tensor at multi-indices
     ``idx`` (k, N), never forming more than O(k R) numbers.
 
@@ -140,7 +140,7 @@ class TensorFactorization(AbstractFactorization):
     ``balanced=True`` rescales each component so its N factor norms are equal.
     """
 
-    factors: tuple[Float[Array, "d R"], ...]
+    factors: tuple[Float[Array, "_d R"], ...]
     shape: tuple[int, ...] = eqx.field(static=True)
     rank: int = eqx.field(static=True)
 
@@ -150,15 +150,15 @@ class TensorFactorization(AbstractFactorization):
         shape: tuple[int, ...] = (10,) * 4,
         rank: int = 1000,
         *,
-        init_scale: float = 5e-3,
+        init_scale: float | Float[Array, ""] = 5e-3,
         balanced: bool = False,
         dtype=None,
     ):
         shape = V.shape_tuple("shape", shape)
         rank = V.positive_int("rank", rank)
-        init_scale, dtype = checked_scale(init_scale, dtype)
+        std, dtype = checked_scale(init_scale, dtype)
         keys = jax.random.split(key, len(shape))
-        factors = tuple(init_scale * normal(k, (d, rank), dtype) for k, d in zip(keys, shape))
+        factors = tuple(std * normal(k, (d, rank), dtype) for k, d in zip(keys, shape))
         if balanced:
             factors = balance_columns(factors)
         self.factors = factors
@@ -205,7 +205,7 @@ class TensorFactorization(AbstractFactorization):
         spec = letters + "," + ",".join(f"{c}Z" for c in letters) + "->Z"
         return RateTerms(self.component_norms(), -jnp.einsum(spec, grad_w, *units), self.order, self.rate_exponent)
 
-    def conserved_quantities(self) -> Float[Array, "N-1 R"]:
+    def conserved_quantities(self) -> Float[Array, "N_minus_1 R"]:
         """||w_r^n||^2 - ||w_r^1||^2 for n = 2..N and every r: exactly conserved by gradient
         flow (Razin, Maman, Cohen, ICML 2021, Lemma 1)."""
         sq = self.factor_norms() ** 2

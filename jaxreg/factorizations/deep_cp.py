@@ -53,7 +53,7 @@ class DeepTensorFactorization(AbstractFactorization):
     2 - 2/N + k, which sharpens incremental learning as k grows.
     """
 
-    factors: tuple[Float[Array, "d R"], ...]
+    factors: tuple[Float[Array, "_d R"], ...]
     layers: tuple[Float[Array, "k R d d"], ...]
     shape: tuple[int, ...] = eqx.field(static=True)
     rank: int = eqx.field(static=True)
@@ -66,7 +66,7 @@ class DeepTensorFactorization(AbstractFactorization):
         rank: int = 50,
         factor_depth: int | None = None,
         *,
-        init_scale: float = 1e-1,
+        init_scale: float | Float[Array, ""] = 1e-1,
         balanced: bool = False,
         dtype=None,
         depth: int | None = None,
@@ -85,8 +85,8 @@ class DeepTensorFactorization(AbstractFactorization):
         shape = V.shape_tuple("shape", shape)
         rank = V.positive_int("rank", rank)
         k = V.nonnegative_int("factor_depth", factor_depth)
-        init_scale, dtype = checked_scale(init_scale, dtype)
-        scale = jnp.asarray(init_scale, dtype)
+        std, dtype = checked_scale(init_scale, dtype)
+        scale = jnp.asarray(std, dtype)
         self.factors, self.layers = _init_params(key, scale, shape, rank, k, dtype, bool(balanced))
         self.shape, self.rank, self.factor_depth = shape, rank, k
 
@@ -102,7 +102,7 @@ class DeepTensorFactorization(AbstractFactorization):
     def order(self) -> int:
         return len(self.shape)
 
-    def end_factors(self) -> tuple[Float[Array, "d R"], ...]:
+    def end_factors(self) -> tuple[Float[Array, "_d R"], ...]:
         """v^n (d_n, R): column r is v_r^n = A_k^{n,r} ... A_1^{n,r} w_r^n."""
         out = []
         for f, a in zip(self.factors, self.layers):

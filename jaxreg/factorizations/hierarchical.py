@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 
 import equinox as eqx
 import jax
@@ -77,15 +78,15 @@ class HierarchicalTensorFactorization(AbstractFactorization):
         widths: tuple[int, ...] = (64, 64),
         *,
         tree=None,
-        init_scale: float = 1e-2,
+        init_scale: float | Float[Array, ""] = 1e-2,
         balanced: bool = False,
         dtype=None,
     ):
         shape = V.shape_tuple("shape", shape)
         plan = _plan(shape, tree)
         widths = check_widths(widths, plan)
-        init_scale, dtype = checked_scale(init_scale, dtype)
-        scale = jnp.asarray(init_scale, dtype)
+        std, dtype = checked_scale(init_scale, dtype)
+        scale = jnp.asarray(std, dtype)
         leaves, nodes, out = _init_params(key, scale, shape, widths, plan, dtype, bool(balanced))
         self.leaf_matrices = tuple(leaves)
         self.node_matrices = tuple(nodes)
@@ -161,10 +162,10 @@ class HierarchicalTensorFactorization(AbstractFactorization):
     def _entries_gather(self, idx) -> Array:
         acts: list = []
         for i, ch in enumerate(self.plan.children):
-            p = None
-            for kind, j in ch:
-                x = self.leaf_matrices[j][idx[:, j]] if kind == "leaf" else acts[j]
-                p = x if p is None else p * x
+            # the Hadamard product of the children's activations (every node has children)
+            p = functools.reduce(
+                operator.mul, [self.leaf_matrices[j][idx[:, j]] if kind == "leaf" else acts[j] for kind, j in ch]
+            )
             if i == self.plan.root:
                 return p @ self.output
             acts.append(p @ self.node_matrices[i])
@@ -175,10 +176,11 @@ class HierarchicalTensorFactorization(AbstractFactorization):
         without materializing: O(sum_nu r^3 + sum_n d_n r^2)."""
         grams: list = []
         for i, ch in enumerate(self.plan.children):
-            g = None
-            for kind, j in ch:
-                gc = self.leaf_matrices[j].T @ self.leaf_matrices[j] if kind == "leaf" else grams[j]
-                g = gc if g is None else g * gc
+            # the Hadamard product of the children's Gram matrices (every node has children)
+            g = functools.reduce(
+                operator.mul,
+                [self.leaf_matrices[j].T @ self.leaf_matrices[j] if kind == "leaf" else grams[j] for kind, j in ch],
+            )
             if i == self.plan.root:
                 return jnp.sqrt(self.output @ g @ self.output)
             grams.append(self.node_matrices[i].T @ g @ self.node_matrices[i])

@@ -90,14 +90,14 @@ class MatrixFactorization(AbstractFactorization):
         depth: int = 3,
         *,
         width: int | None = None,
-        init_scale: float = 1e-3,
+        init_scale: float | Float[Array, ""] = 1e-3,
         init: str = "gaussian",
         balanced: bool = False,
         dtype=None,
     ):
-        shape = V.shape_tuple("shape", shape, order=2)
+        m, n = V.shape_tuple("shape", shape, order=2)
+        shape = (m, n)
         depth = V.positive_int("depth", depth)
-        m, n = shape
         width = min(m, n) if width is None else V.positive_int("width", width)
         init_scale = V.positive_float("init_scale", init_scale)
         V.choice("init", init, INITS)
@@ -126,8 +126,9 @@ class MatrixFactorization(AbstractFactorization):
         self.depth = depth
         self.width = width
 
-    def materialize(self) -> Float[Array, "m n"]:
-        """The end-to-end matrix W = W_L ... W_1."""
+    def materialize(self) -> Float[Array, "*batch m n"]:
+        """The end-to-end matrix W = W_L ... W_1 (a stack of them for a model whose factors
+        carry leading batch axes, as a sweep returns it)."""
         return _chain(self.factors)
 
     def _entries(self, idx: Int[Array, "k 2"]) -> Float[Array, " k"]:
@@ -185,7 +186,7 @@ class MatrixFactorization(AbstractFactorization):
         """max_j ||W_j W_j^T||_F: the size of the terms of the conserved differences."""
         return jnp.max(jnp.stack([jnp.linalg.norm(w @ w.T) for w in self.factors]))
 
-    def balancedness(self) -> Float[Array, " L-1"]:
+    def balancedness(self) -> Float[Array, " L_minus_1"]:
         """||W_{j+1}^T W_{j+1} - W_j W_j^T||_F for j = 1..L-1 (conserved under gradient flow)."""
         if self.depth == 1:
             return jnp.zeros((0,), self.factors[0].dtype)

@@ -136,11 +136,18 @@ class TensorTrainFactorization(AbstractFactorization):
     ranks: tuple[int, ...] = eqx.field(static=True)
 
     def __init__(
-        self, key: PRNGKeyArray, shape: tuple[int, ...], ranks, *, init_scale: float, balanced: bool = False, dtype=None
+        self,
+        key: PRNGKeyArray,
+        shape: tuple[int, ...],
+        ranks,
+        *,
+        init_scale: float | Float[Array, ""],
+        balanced: bool = False,
+        dtype=None,
     ):
         shape = V.shape_tuple("shape", shape, min_order=2)
         ranks = _ranks(ranks, shape)
-        init_scale, dtype = checked_scale(init_scale, dtype)
+        std, dtype = checked_scale(init_scale, dtype)
         full = (1,) + ranks + (1,)
         if balanced:
             for k, r in enumerate(ranks):
@@ -151,9 +158,7 @@ class TensorTrainFactorization(AbstractFactorization):
                         f"{shape[k + 1] * full[k + 2]}"
                     )
         keys = jax.random.split(key, len(shape))
-        cores = tuple(
-            init_scale * normal(kk, (full[n], d, full[n + 1]), dtype) for n, (kk, d) in enumerate(zip(keys, shape))
-        )
+        cores = tuple(std * normal(kk, (full[n], d, full[n + 1]), dtype) for n, (kk, d) in enumerate(zip(keys, shape)))
         self.cores = _balance(cores) if balanced else cores
         self.shape = shape
         self.ranks = ranks
@@ -254,7 +259,7 @@ class TensorTrainFactorization(AbstractFactorization):
         terms = [t for k in range(self.order - 1) for t in _bond_terms(self.cores, k)]
         return jnp.max(jnp.stack([jnp.linalg.norm(t) for t in terms]))
 
-    def balancedness(self) -> Float[Array, " N-1"]:
+    def balancedness(self) -> Float[Array, " N_minus_1"]:
         """||L_k^T L_k - R_{k+1} R_{k+1}^T||_F for every bond k (0 on a balanced bond)."""
         return jnp.stack([jnp.linalg.norm(q) for q in self.conserved_quantities()])
 

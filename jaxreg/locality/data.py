@@ -15,6 +15,8 @@ Generators take a JAX PRNG key (its bits seed numpy) and return a :class:`Locali
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
@@ -34,9 +36,11 @@ def digit_split(split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(images (n, 8, 8) in [0, 1], labels, indices into load_digits()) of the digits in ``split``:
     a fixed random half for "train" and the other half for "test" (disjoint sources)."""
     from sklearn.datasets import load_digits
+    from sklearn.utils import Bunch
 
     _checks.choice("split", split, ("train", "test"))
-    digits = load_digits()
+    # a Bunch without return_X_y; sklearn's inferred return type also admits the (X, y) tuple
+    digits = cast(Bunch, load_digits())
     perm = np.random.default_rng(0).permutation(len(digits.target))
     half = len(perm) // 2
     idx = np.sort(perm[:half] if split == "train" else perm[half:])

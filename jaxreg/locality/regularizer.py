@@ -25,9 +25,10 @@ from collections.abc import Callable
 
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from jaxreg import validation as _checks
 from jaxreg.locality.models import batch_logits
@@ -76,7 +77,7 @@ def _as_batch(patch, batch: int) -> Int[Array, "B 4"]:
     return jnp.broadcast_to(p.reshape(-1, 4), (batch, 4))
 
 
-def _mask(patch: Int[Array, "B 4"], H: int, W: int) -> Float[Array, "B 1 H W"]:
+def _mask(patch: Int[Array, "B 4"], H: int, W: int) -> Bool[Array, "B 1 H W"]:
     rows = jnp.arange(H)[None, :, None]
     cols = jnp.arange(W)[None, None, :]
     top, left, h, w = (patch[:, k, None, None] for k in range(4))

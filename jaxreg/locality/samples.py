@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +25,8 @@ class LocalityData(NamedTuple):
     info: dict
 
 
+# runtime_checkable: parameters annotated with it are checked (any callable passes)
+@runtime_checkable
 class DataCache(Protocol):
     """Where generated samples are kept between calls: ``cache(kind, config, make)``
     returns the samples stored under (``kind``, ``config``), else ``make()``'s, which it

@@ -23,7 +23,7 @@ The last partial batch of an epoch is dropped (a new permutation every epoch).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import equinox as eqx
 import jax
@@ -57,6 +57,8 @@ def _key(seed):
     return jax.random.key(seed, impl=PRNG_IMPL)
 
 
+# runtime_checkable: parameters annotated with it are checked (any callable passes)
+@runtime_checkable
 class EpochLoop(Protocol):
     """Runs ``state, outputs = step(state, epoch)`` for epoch < num_epochs and returns the
     final state. After each epoch it calls ``on_chunk(epoch, state, outputs)`` (a dict it
