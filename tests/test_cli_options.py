@@ -129,3 +129,16 @@ def test_bad_size_and_name_are_one_line_errors(capsys):
     assert cli.main(["reproduce", "no-such-thing"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unknown reproduction" in err and "matrix-dynamics" in err
+
+
+def test_a_writability_probe_is_not_a_foreign_file(tmp_path):
+    """Processes of one --distributed run check the same --out at once: one's probe file
+    must not make the other refuse the directory as holding a user's files."""
+    from jaxreg_lab.store import PROBE_PREFIX
+    from jaxreg_lab.store.results import foreign_entries
+
+    (tmp_path / f"{PROBE_PREFIX}abc123").write_bytes(b"")
+    (tmp_path / "results.json").write_text("{}")
+    assert foreign_entries(tmp_path) == []
+    (tmp_path / "notes.txt").write_text("mine")
+    assert foreign_entries(tmp_path) == ["notes.txt"]

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from jaxreg_lab.errors import UsageError
+from jaxreg_lab.store import PROBE_PREFIX
 
 
 def writable_out(out: Path) -> Path:
@@ -27,7 +28,7 @@ def writable_out(out: Path) -> Path:
         if not d.is_dir():
             raise UsageError(f"--out: {d} is not a directory")
         try:
-            fd, probe = tempfile.mkstemp(dir=d, prefix=".jaxreg-probe-")
+            fd, probe = tempfile.mkstemp(dir=d, prefix=PROBE_PREFIX)
             os.close(fd)
             os.unlink(probe)
         except OSError as e:

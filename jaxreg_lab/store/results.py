@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxreg_lab.store import PROBE_PREFIX
 from jaxreg_lab.store import files as _store
 from jaxreg_lab.store.files import CorruptFile as CorruptFile
 from jaxreg_lab.store.files import atomic_save_npz as atomic_save_npz
@@ -174,7 +175,11 @@ def foreign_entries(out: Path) -> list[str]:
     if not out.is_dir():
         return []
     ours = {ARRAYS, META, CHECKPOINT}
-    return sorted(p.name for p in out.iterdir() if p.name not in ours and p.suffix not in FIGURE_SUFFIXES)
+    return sorted(
+        p.name
+        for p in out.iterdir()
+        if p.name not in ours and p.suffix not in FIGURE_SUFFIXES and not p.name.startswith(PROBE_PREFIX)
+    )
 
 
 # ---------------------------------------------------------------- save / load
