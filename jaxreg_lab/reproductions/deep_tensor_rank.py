@@ -166,58 +166,6 @@ def _one(config: Config, problem, unit_model, init_norm):
     )
 
 
-class DeepTensorRank(Reproduction):
-    """One run per seed: its problem and its N(0, 1) models, one per factor depth, are the
-    inputs; nothing is carried. Every depth changes the model's shapes, so no traced chunk
-    index can pick one: one chunk runs the seed's whole grid, the depths one after another
-    and each depth's init norms vmapped."""
-
-    name = NAME
-    config = Config
-
-    def outputs(self, config: Config) -> dict:
-        return {k: ("depth", "init_norm", "seed") for k in OUTPUTS}
-
-    def setup(self, config: Config) -> Setup:
-        keys = jax.random.split(jax.random.key(config.seed), config.seeds)
-        target_norm = math.sqrt(math.prod(config.shape))  # entry RMS 1
-        problems = per_seed(
-            lambda k: tensor_completion(
-                k, config.shape, config.target_rank, config.num_observed, target_norm=target_norm
-            ),
-            keys,
-        )
-        # the N(0, 1) models drawn op by op, outside the program (see per_seed)
-        unit_models = tuple(
-            per_seed(lambda key, d=d: _unit_model(jax.random.fold_in(key, 1), config, d), keys) for d in config.depths
-        )
-        coords = {"depth": list(config.depths), "init_norm": list(config.init_norms), "seed": list(range(config.seeds))}
-        return Setup((problems, unit_models), jnp.zeros(config.seeds), 1, (config.seeds,), coords)
-
-    def chunk(self, config: Config, inputs, state, k):
-        problem, unit_models = inputs
-        norms = jnp.asarray(config.init_norms)
-        per_depth = [eqx.filter_vmap(lambda n, m=m: _one(config, problem, m, n))(norms) for m in unit_models]
-        # each (depth, init_norm); the run's status is its worst cell's
-        out = {name: jnp.stack([d[i] for d in per_depth]) for i, name in enumerate(OUTPUTS)}
-        return state, jnp.max(out["status"]), out
-
-    def assemble(self, config: Config, setup: Setup, final: Final) -> dict:
-        return {k: np.moveaxis(final.data[k], 0, -1) for k in OUTPUTS}  # seed last
-
-    def extra(self, config: Config, setup: Setup, arrays) -> dict:
-        return {"findings": findings(arrays, setup.coords)}
-
-    def plot(self, results, out_dir):
-        return plot(results, out_dir)
-
-    def summary(self, results) -> str:
-        return summary(results)
-
-
-REPRODUCTION = DeepTensorRank()
-
-
 def findings(arrays, coords) -> dict:
     """What the grid says about depth against init scale, from the medians over seeds of
     the test error ``e[k, i]`` and of the unfolding effective rank: ``test_error_over_cp[k][i]``
@@ -316,3 +264,52 @@ def summary(results) -> str:
         )
 
     return grid_table(results, ("depth", "init_norm"), header, row)
+
+
+class DeepTensorRank(Reproduction):
+    """One run per seed: its problem and its N(0, 1) models, one per factor depth, are the
+    inputs; nothing is carried. Every depth changes the model's shapes, so no traced chunk
+    index can pick one: one chunk runs the seed's whole grid, the depths one after another
+    and each depth's init norms vmapped."""
+
+    name = NAME
+    config = Config
+
+    def outputs(self, config: Config) -> dict:
+        return {k: ("depth", "init_norm", "seed") for k in OUTPUTS}
+
+    def setup(self, config: Config) -> Setup:
+        keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+        target_norm = math.sqrt(math.prod(config.shape))  # entry RMS 1
+        problems = per_seed(
+            lambda k: tensor_completion(
+                k, config.shape, config.target_rank, config.num_observed, target_norm=target_norm
+            ),
+            keys,
+        )
+        # the N(0, 1) models drawn op by op, outside the program (see per_seed)
+        unit_models = tuple(
+            per_seed(lambda key, d=d: _unit_model(jax.random.fold_in(key, 1), config, d), keys) for d in config.depths
+        )
+        coords = {"depth": list(config.depths), "init_norm": list(config.init_norms), "seed": list(range(config.seeds))}
+        return Setup((problems, unit_models), jnp.zeros(config.seeds), 1, (config.seeds,), coords)
+
+    def chunk(self, config: Config, inputs, state, k):
+        problem, unit_models = inputs
+        norms = jnp.asarray(config.init_norms)
+        per_depth = [eqx.filter_vmap(lambda n, m=m: _one(config, problem, m, n))(norms) for m in unit_models]
+        # each (depth, init_norm); the run's status is its worst cell's
+        out = {name: jnp.stack([d[i] for d in per_depth]) for i, name in enumerate(OUTPUTS)}
+        return state, jnp.max(out["status"]), out
+
+    def assemble(self, config: Config, setup: Setup, final: Final) -> dict:
+        return {k: np.moveaxis(final.data[k], 0, -1) for k in OUTPUTS}  # seed last
+
+    def extra(self, config: Config, setup: Setup, arrays) -> dict:
+        return {"findings": findings(arrays, setup.coords)}
+
+    plot = staticmethod(plot)
+    summary = staticmethod(summary)
+
+
+REPRODUCTION = DeepTensorRank()

@@ -167,112 +167,6 @@ def _top(config: Config, sets) -> int:
     return min(config.top, *(min(n, total // n) for n in (math.prod(config.shape[m] for m in s) for s in sets)))
 
 
-class HTRank(Reproduction):
-    """One run per (init scale, seed): the seed's problem (the input, shared by both
-    inits) and a model (the state), integrated in ``num_chunks`` segments of flow time
-    ``t1 / num_chunks``."""
-
-    name = NAME
-    config = Config
-
-    def outputs(self, config: Config) -> dict:
-        return {
-            "effective_rank": ("init_scale", "seed", "time", "matricization"),
-            "singular_values": ("init_scale", "seed", "time", "matricization", "index"),
-            "initial_effective_rank": ("init_scale", "seed", "matricization"),
-            "initial_singular_values": ("init_scale", "seed", "matricization", "index"),
-            "target_effective_rank": ("seed", "matricization"),
-            "target_singular_values": ("seed", "matricization", "index"),
-            "loss": ("init_scale", "seed", "time"),
-            "test_loss": ("init_scale", "seed", "time"),
-            "initial_loss": ("init_scale", "seed"),
-            "initial_test_loss": ("init_scale", "seed"),
-            "initial_entry_rms": ("init_scale", "seed"),
-            "solver_steps": ("init_scale", "seed"),
-        }
-
-    def setup(self, config: Config) -> Setup:
-        problems, models = initial_setups(_setup, config)  # cached: a resumed run reuses them
-        # runs in (init, seed) order: every seed's problem serves both of its inits
-        models = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1).reshape(-1, *a.shape[2:]), models)
-        problems = jax.tree.map(lambda a: jnp.concatenate([a, a]), problems)
-        sets = tuple(config.matricizations())
-        n_tree = len(sets) - len(config.non_tree)
-        dof = ht_degrees_of_freedom(config.shape, config.widths, config.plan())
-        params = sum(x.size for x in jax.tree.leaves(eqx.filter(models, eqx.is_array))) // (2 * config.seeds)
-        coords = {
-            "init_scale": [config.init_scale, config.large_init_scale],
-            "seed": list(range(config.seeds)),
-            "time": np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves).tolist(),
-            "matricization": [list(s) for s in sets],
-            "in_tree": [i < n_tree for i in range(len(sets))],
-            "index": list(range(1, _top(config, sets) + 1)),
-        }
-        extra = {
-            "num_observed": config.num_observed,
-            "degrees_of_freedom": dof,
-            "num_parameters": int(params),
-            "observed_per_degree_of_freedom": config.num_observed / dof,
-        }
-        return Setup(problems, models, config.num_chunks, (2, config.seeds), coords, extra)
-
-    def chunk(self, config: Config, problem, model, k):
-        sets = tuple(config.matricizations())
-        top = _top(config, sets)
-        per_chunk = config.num_saves // config.num_chunks
-        dt = config.t1 / config.num_chunks
-        ts = jnp.linspace(dt / per_chunk, dt, per_chunk)
-
-        def metrics(m):
-            erank, sv = _spectra(m.materialize(), sets, top)
-            return erank, sv, problem.test_loss(m)
-
-        traj = gradient_flow(
-            problem.loss,
-            model,
-            jnp.asarray(dt),
-            ts=ts,
-            rtol=jnp.asarray(config.rtol),
-            atol=jnp.asarray(config.atol),
-            max_steps=config.max_steps,
-            metrics=metrics,
-        )
-        erank, sv, test = traj.metrics
-        outputs = dict(loss=traj.loss, test_loss=test, effective_rank=erank, singular_values=sv, steps=traj.num_steps)
-        return traj.model, traj.status, outputs
-
-    def assemble(self, config: Config, setup: Setup, final: Final) -> dict:
-        sets = tuple(config.matricizations())
-        S = config.seeds
-        problems = jax.tree.map(lambda a: a[:S], setup.inputs)
-        models = jax.tree.map(lambda a: a.reshape(2, S, *a.shape[1:]), setup.state)  # (init, seed, ...)
-        (er0, sv0, loss0, test0, rms0), (target_erank, target_sv) = _initial(problems, models, sets, _top(config, sets))
-        data = final.data
-        return {
-            "effective_rank": data["effective_rank"],
-            "singular_values": data["singular_values"],
-            "initial_effective_rank": np.asarray(er0),
-            "initial_singular_values": np.asarray(sv0),
-            "target_effective_rank": np.asarray(target_erank),
-            "target_singular_values": np.asarray(target_sv),
-            "loss": data["loss"],
-            "test_loss": data["test_loss"],
-            "initial_loss": np.asarray(loss0),
-            "initial_test_loss": np.asarray(test0),
-            "initial_entry_rms": np.asarray(rms0),
-            "solver_steps": data["steps"],
-        }
-
-    def plot(self, results, out_dir):
-        return plot(results, out_dir)
-
-    def summary(self, results) -> str:
-        return summary(results)
-
-
-REPRODUCTION = HTRank()
-
-
 def _label(modes, in_tree):
     return "{" + ",".join(map(str, modes)) + "}" + (" (tree)" if in_tree else " (non-tree)")
 
@@ -372,3 +266,106 @@ def summary(results) -> str:
                 f"{results['test_loss'][i, s, -1]:10.2e}  {cells}"
             )
     return "\n".join(lines)
+
+
+class HTRank(Reproduction):
+    """One run per (init scale, seed): the seed's problem (the input, shared by both
+    inits) and a model (the state), integrated in ``num_chunks`` segments of flow time
+    ``t1 / num_chunks``."""
+
+    name = NAME
+    config = Config
+
+    def outputs(self, config: Config) -> dict:
+        return {
+            "effective_rank": ("init_scale", "seed", "time", "matricization"),
+            "singular_values": ("init_scale", "seed", "time", "matricization", "index"),
+            "initial_effective_rank": ("init_scale", "seed", "matricization"),
+            "initial_singular_values": ("init_scale", "seed", "matricization", "index"),
+            "target_effective_rank": ("seed", "matricization"),
+            "target_singular_values": ("seed", "matricization", "index"),
+            "loss": ("init_scale", "seed", "time"),
+            "test_loss": ("init_scale", "seed", "time"),
+            "initial_loss": ("init_scale", "seed"),
+            "initial_test_loss": ("init_scale", "seed"),
+            "initial_entry_rms": ("init_scale", "seed"),
+            "solver_steps": ("init_scale", "seed"),
+        }
+
+    def setup(self, config: Config) -> Setup:
+        problems, models = initial_setups(_setup, config)  # cached: a resumed run reuses them
+        # runs in (init, seed) order: every seed's problem serves both of its inits
+        models = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1).reshape(-1, *a.shape[2:]), models)
+        problems = jax.tree.map(lambda a: jnp.concatenate([a, a]), problems)
+        sets = tuple(config.matricizations())
+        n_tree = len(sets) - len(config.non_tree)
+        dof = ht_degrees_of_freedom(config.shape, config.widths, config.plan())
+        params = sum(x.size for x in jax.tree.leaves(eqx.filter(models, eqx.is_array))) // (2 * config.seeds)
+        coords = {
+            "init_scale": [config.init_scale, config.large_init_scale],
+            "seed": list(range(config.seeds)),
+            "time": np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves).tolist(),
+            "matricization": [list(s) for s in sets],
+            "in_tree": [i < n_tree for i in range(len(sets))],
+            "index": list(range(1, _top(config, sets) + 1)),
+        }
+        extra = {
+            "num_observed": config.num_observed,
+            "degrees_of_freedom": dof,
+            "num_parameters": int(params),
+            "observed_per_degree_of_freedom": config.num_observed / dof,
+        }
+        return Setup(problems, models, config.num_chunks, (2, config.seeds), coords, extra)
+
+    def chunk(self, config: Config, problem, model, k):
+        sets = tuple(config.matricizations())
+        top = _top(config, sets)
+        per_chunk = config.num_saves // config.num_chunks
+        dt = config.t1 / config.num_chunks
+        ts = jnp.linspace(dt / per_chunk, dt, per_chunk)
+
+        def metrics(m):
+            erank, sv = _spectra(m.materialize(), sets, top)
+            return erank, sv, problem.test_loss(m)
+
+        traj = gradient_flow(
+            problem.loss,
+            model,
+            jnp.asarray(dt),
+            ts=ts,
+            rtol=jnp.asarray(config.rtol),
+            atol=jnp.asarray(config.atol),
+            max_steps=config.max_steps,
+            metrics=metrics,
+        )
+        erank, sv, test = traj.metrics
+        outputs = dict(loss=traj.loss, test_loss=test, effective_rank=erank, singular_values=sv, steps=traj.num_steps)
+        return traj.model, traj.status, outputs
+
+    def assemble(self, config: Config, setup: Setup, final: Final) -> dict:
+        sets = tuple(config.matricizations())
+        S = config.seeds
+        problems = jax.tree.map(lambda a: a[:S], setup.inputs)
+        models = jax.tree.map(lambda a: a.reshape(2, S, *a.shape[1:]), setup.state)  # (init, seed, ...)
+        (er0, sv0, loss0, test0, rms0), (target_erank, target_sv) = _initial(problems, models, sets, _top(config, sets))
+        data = final.data
+        return {
+            "effective_rank": data["effective_rank"],
+            "singular_values": data["singular_values"],
+            "initial_effective_rank": np.asarray(er0),
+            "initial_singular_values": np.asarray(sv0),
+            "target_effective_rank": np.asarray(target_erank),
+            "target_singular_values": np.asarray(target_sv),
+            "loss": data["loss"],
+            "test_loss": data["test_loss"],
+            "initial_loss": np.asarray(loss0),
+            "initial_test_loss": np.asarray(test0),
+            "initial_entry_rms": np.asarray(rms0),
+            "solver_steps": data["steps"],
+        }
+
+    plot = staticmethod(plot)
+    summary = staticmethod(summary)
+
+
+REPRODUCTION = HTRank()

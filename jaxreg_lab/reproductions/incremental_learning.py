@@ -294,6 +294,18 @@ def _fractions(config: Config):
     return jnp.arange(1, per_chunk + 1) / per_chunk
 
 
+def _panels(config: Config, setup: Setup, arrays) -> list:
+    """The claim's panels (:func:`_incremental_report.panels`) of the assembled arrays."""
+    return _report.panels(config, setup.coords, arrays.__getitem__, reached=arrays["reached_stop_loss"])
+
+
+def plot(results, out_dir):
+    return _report.draw(results, out_dir, NAME)
+
+
+summary = _report.summary
+
+
 class IncrementalLearning(Reproduction):
     """One run per seed: its problems, the first flow's stop times and statuses (the
     inputs, from :meth:`setup`) and one model per panel (the state), each flowed to its
@@ -387,23 +399,8 @@ class IncrementalLearning(Reproduction):
     def extra(self, config: Config, setup: Setup, arrays) -> dict:
         return {"claim": claim_summary(_panels(config, setup, arrays))}
 
-    def plot(self, results, out_dir):
-        return plot(results, out_dir)
-
-    def summary(self, results) -> str:
-        return summary(results)
+    plot = staticmethod(plot)
+    summary = staticmethod(summary)
 
 
 REPRODUCTION = IncrementalLearning()
-
-
-def _panels(config: Config, setup: Setup, arrays) -> list:
-    """The claim's panels (:func:`_incremental_report.panels`) of the assembled arrays."""
-    return _report.panels(config, setup.coords, arrays.__getitem__, reached=arrays["reached_stop_loss"])
-
-
-def plot(results, out_dir):
-    return _report.draw(results, out_dir, NAME)
-
-
-summary = _report.summary

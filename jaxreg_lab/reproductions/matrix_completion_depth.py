@@ -56,6 +56,14 @@ class Config(Seeds, FlowTolerances, GridRun):
             V.below_entries("num_observed", n, self.shape)
 
 
+def plot(results, out_dir):
+    return plot_grid(results, out_dir, "num_observed", "observations", NAME)
+
+
+def summary(results) -> str:
+    return summary_grid(results, "num_observed")
+
+
 class MatrixCompletionDepth(CompletionGrid):
     """The completion grid (:class:`~jaxreg_lab.reproductions._completion_grid.CompletionGrid`):
     one run per seed, a problem per count of observed entries."""
@@ -67,19 +75,8 @@ class MatrixCompletionDepth(CompletionGrid):
     def problem(self, config: Config, key, count: int):
         return matrix_completion(key, config.shape, config.rank, count)
 
-    def plot(self, results, out_dir):
-        return plot(results, out_dir)
-
-    def summary(self, results) -> str:
-        return summary(results)
+    plot = staticmethod(plot)
+    summary = staticmethod(summary)
 
 
 REPRODUCTION = MatrixCompletionDepth()
-
-
-def plot(results, out_dir):
-    return plot_grid(results, out_dir, "num_observed", "observations", NAME)
-
-
-def summary(results) -> str:
-    return summary_grid(results, "num_observed")

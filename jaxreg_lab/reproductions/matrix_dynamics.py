@@ -53,6 +53,42 @@ def _top(config: Config) -> int:
     return min(config.top, *config.shape)
 
 
+def plot(results, out_dir):
+    import matplotlib.pyplot as plt
+
+    from jaxreg_lab.plotting import plot_curves, save_figure
+
+    ts = np.asarray(results.coords["time"])
+    sv = results["singular_values"][0]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    plot_curves(axes[0], ts, sv, label_prefix="sigma_")
+    axes[0].set_xlabel("gradient flow time t")
+    axes[0].set_ylabel("singular values of W")
+    cfg = results.config
+    axes[0].set_title(f"depth {cfg['depth']}, init {cfg['init_scale']:g}: incremental learning")
+    # in the empty band between the learned and the unlearned singular values
+    kw = dict(fontsize=7, ncol=2, title=f"seed 0, top {sv.shape[1]}", title_fontsize=7)
+    axes[0].legend(loc="center right", bbox_to_anchor=(1, 0.64), **kw)
+    axes[1].plot(ts, results["loss"].T, color="k", lw=1, alpha=0.7)
+    axes[1].plot(ts, results["reconstruction_error"].T, color="tab:red", lw=1, alpha=0.7)
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("gradient flow time t")
+    axes[1].legend(["train loss", "rel. reconstruction error"], fontsize=8)
+    axes[1].grid(alpha=0.3)
+    return save_figure(fig, out_dir, NAME)
+
+
+def summary(results) -> str:
+    sv = results["singular_values"][:, -1, :]
+    err = results["reconstruction_error"][:, -1]
+    loss = results["loss"][:, -1]
+    lines = [f"{'seed':>4} {'status':>10} {'train loss':>11} {'rel. error':>11}  top singular values"]
+    for s in range(sv.shape[0]):
+        vals = " ".join(f"{v:7.3g}" for v in sv[s, :6])
+        lines.append(f"{s:>4} {results.meta['status'][s]:>10} {loss[s]:11.3e} {err[s]:11.3e}  {vals}")
+    return "\n".join(lines)
+
+
 class MatrixDynamics(Reproduction):
     """One run per seed: a problem (the input) and a model (the state), integrated in
     ``num_chunks`` segments of flow time ``t1 / num_chunks``."""
@@ -95,47 +131,8 @@ class MatrixDynamics(Reproduction):
             "solver_steps": data["steps"],
         }
 
-    def plot(self, results, out_dir):
-        return plot(results, out_dir)
-
-    def summary(self, results) -> str:
-        return summary(results)
+    plot = staticmethod(plot)
+    summary = staticmethod(summary)
 
 
 REPRODUCTION = MatrixDynamics()
-
-
-def plot(results, out_dir):
-    import matplotlib.pyplot as plt
-
-    from jaxreg_lab.plotting import plot_curves, save_figure
-
-    ts = np.asarray(results.coords["time"])
-    sv = results["singular_values"][0]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    plot_curves(axes[0], ts, sv, label_prefix="sigma_")
-    axes[0].set_xlabel("gradient flow time t")
-    axes[0].set_ylabel("singular values of W")
-    cfg = results.config
-    axes[0].set_title(f"depth {cfg['depth']}, init {cfg['init_scale']:g}: incremental learning")
-    # in the empty band between the learned and the unlearned singular values
-    kw = dict(fontsize=7, ncol=2, title=f"seed 0, top {sv.shape[1]}", title_fontsize=7)
-    axes[0].legend(loc="center right", bbox_to_anchor=(1, 0.64), **kw)
-    axes[1].plot(ts, results["loss"].T, color="k", lw=1, alpha=0.7)
-    axes[1].plot(ts, results["reconstruction_error"].T, color="tab:red", lw=1, alpha=0.7)
-    axes[1].set_yscale("log")
-    axes[1].set_xlabel("gradient flow time t")
-    axes[1].legend(["train loss", "rel. reconstruction error"], fontsize=8)
-    axes[1].grid(alpha=0.3)
-    return save_figure(fig, out_dir, NAME)
-
-
-def summary(results) -> str:
-    sv = results["singular_values"][:, -1, :]
-    err = results["reconstruction_error"][:, -1]
-    loss = results["loss"][:, -1]
-    lines = [f"{'seed':>4} {'status':>10} {'train loss':>11} {'rel. error':>11}  top singular values"]
-    for s in range(sv.shape[0]):
-        vals = " ".join(f"{v:7.3g}" for v in sv[s, :6])
-        lines.append(f"{s:>4} {results.meta['status'][s]:>10} {loss[s]:11.3e} {err[s]:11.3e}  {vals}")
-    return "\n".join(lines)

@@ -122,6 +122,77 @@ def _top(config: Config) -> int:
     return min(config.top, *config.shape)
 
 
+def plot(results, out_dir):
+    import matplotlib.pyplot as plt
+
+    from jaxreg_lab.plotting import save_figure, style_axes
+
+    c = results.coords
+    depths = c["depth"]
+    rank = results.config["rank"]
+    fig, axes = plt.subplots(1, len(depths) + 1, figsize=(4.2 * (len(depths) + 1), 3.8))
+    colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(c["component"])))
+    for d_i, d in enumerate(depths):
+        ax = axes[d_i]
+        ts = results["flow_time"][d_i]
+        for r in range(len(c["component"])):
+            ax.plot(
+                ts,
+                results["singular_values"][d_i, 0, :, r],
+                color=colors[r],
+                lw=1.5,
+                label=f"sigma_{r + 1}" if r < rank else None,
+            )
+        for t in results["level_time"][d_i, 0, :rank, 1]:
+            ax.axvline(t, color="0.6", lw=0.6, ls=":")
+        ax.set_xlabel("gradient flow time t")
+        ax.set_title(f"depth {d}: separation {results['separation'][d_i].mean():.2f}", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("singular values of W (dotted: half-times)")
+    axes[0].legend(fontsize=7)
+    ax = axes[-1]
+    dcolors = plt.get_cmap("plasma")(np.linspace(0, 0.8, len(depths)))
+    for d_i, d in enumerate(depths):
+        ax.plot(c["time"], results["diag_alignment"][d_i, 0], color=dcolors[d_i], lw=1.5, label=f"depth {d}: diagonal")
+        ax.plot(
+            c["time"],
+            results["offdiag_alignment"][d_i, 0],
+            color=dcolors[d_i],
+            lw=1.2,
+            ls="--",
+            label=f"depth {d}: off-diagonal",
+        )
+    style_axes(
+        ax,
+        xlabel="t / t1 (each depth's own end time)",
+        title="mean |U^T grad L(W) V|: diagonal vs off-diagonal",
+        yscale="log",
+        legend=True,
+    )
+    return save_figure(fig, out_dir, NAME)
+
+
+def summary(results) -> str:
+    c = results.coords
+    rank = results.config["rank"]
+    lines = [
+        f"{'depth':>5} {'separation':>10} {'t50 ratio':>9} {'rel. error':>10} {'diag/off-diag':>13}  "
+        f"half-times of sigma_1..sigma_{rank} (seed 0)"
+    ]
+    for d_i, d in enumerate(c["depth"]):
+        ratio = results["diag_alignment"][d_i] / results["offdiag_alignment"][d_i]
+        half = " ".join(f"{t:7.4g}" for t in results["level_time"][d_i, 0, :rank, 1])
+        lines.append(
+            f"{d:>5} {results['separation'][d_i].mean():>10.3f} {results['half_time_ratio'][d_i].mean():>9.3f} "
+            f"{results['reconstruction_error'][d_i, :, -1].mean():>10.3e} {np.median(ratio):>13.3g}  {half}"
+        )
+    lines.append(
+        "separation: mean gap between consecutive half-times / mean 10%-90% rise time (mean over seeds);"
+        " diag/off-diag: median over time and seeds"
+    )
+    return "\n".join(lines)
+
+
 class MatrixDynamicsDepth(Reproduction):
     """One run per seed: its problem (the input) and one model per depth (the state),
     each depth integrated in ``num_chunks`` segments of its own flow time ``t1 / num_chunks``."""
@@ -194,82 +265,8 @@ class MatrixDynamicsDepth(Reproduction):
         sep, ratio = separation(times, config.rank)
         return {**data, "flow_time": ts, "level_time": times, "separation": sep, "half_time_ratio": ratio}
 
-    def plot(self, results, out_dir):
-        return plot(results, out_dir)
-
-    def summary(self, results) -> str:
-        return summary(results)
+    plot = staticmethod(plot)
+    summary = staticmethod(summary)
 
 
 REPRODUCTION = MatrixDynamicsDepth()
-
-
-def plot(results, out_dir):
-    import matplotlib.pyplot as plt
-
-    from jaxreg_lab.plotting import save_figure, style_axes
-
-    c = results.coords
-    depths = c["depth"]
-    rank = results.config["rank"]
-    fig, axes = plt.subplots(1, len(depths) + 1, figsize=(4.2 * (len(depths) + 1), 3.8))
-    colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(c["component"])))
-    for d_i, d in enumerate(depths):
-        ax = axes[d_i]
-        ts = results["flow_time"][d_i]
-        for r in range(len(c["component"])):
-            ax.plot(
-                ts,
-                results["singular_values"][d_i, 0, :, r],
-                color=colors[r],
-                lw=1.5,
-                label=f"sigma_{r + 1}" if r < rank else None,
-            )
-        for t in results["level_time"][d_i, 0, :rank, 1]:
-            ax.axvline(t, color="0.6", lw=0.6, ls=":")
-        ax.set_xlabel("gradient flow time t")
-        ax.set_title(f"depth {d}: separation {results['separation'][d_i].mean():.2f}", fontsize=9)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("singular values of W (dotted: half-times)")
-    axes[0].legend(fontsize=7)
-    ax = axes[-1]
-    dcolors = plt.get_cmap("plasma")(np.linspace(0, 0.8, len(depths)))
-    for d_i, d in enumerate(depths):
-        ax.plot(c["time"], results["diag_alignment"][d_i, 0], color=dcolors[d_i], lw=1.5, label=f"depth {d}: diagonal")
-        ax.plot(
-            c["time"],
-            results["offdiag_alignment"][d_i, 0],
-            color=dcolors[d_i],
-            lw=1.2,
-            ls="--",
-            label=f"depth {d}: off-diagonal",
-        )
-    style_axes(
-        ax,
-        xlabel="t / t1 (each depth's own end time)",
-        title="mean |U^T grad L(W) V|: diagonal vs off-diagonal",
-        yscale="log",
-        legend=True,
-    )
-    return save_figure(fig, out_dir, NAME)
-
-
-def summary(results) -> str:
-    c = results.coords
-    rank = results.config["rank"]
-    lines = [
-        f"{'depth':>5} {'separation':>10} {'t50 ratio':>9} {'rel. error':>10} {'diag/off-diag':>13}  "
-        f"half-times of sigma_1..sigma_{rank} (seed 0)"
-    ]
-    for d_i, d in enumerate(c["depth"]):
-        ratio = results["diag_alignment"][d_i] / results["offdiag_alignment"][d_i]
-        half = " ".join(f"{t:7.4g}" for t in results["level_time"][d_i, 0, :rank, 1])
-        lines.append(
-            f"{d:>5} {results['separation'][d_i].mean():>10.3f} {results['half_time_ratio'][d_i].mean():>9.3f} "
-            f"{results['reconstruction_error'][d_i, :, -1].mean():>10.3e} {np.median(ratio):>13.3g}  {half}"
-        )
-    lines.append(
-        "separation: mean gap between consecutive half-times / mean 10%-90% rise time (mean over seeds);"
-        " diag/off-diag: median over time and seeds"
-    )
-    return "\n".join(lines)

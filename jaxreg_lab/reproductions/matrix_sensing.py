@@ -48,6 +48,14 @@ class Config(Seeds, FlowTolerances, GridRun):
         check_grid_config(self, "num_measurements")
 
 
+def plot(results, out_dir):
+    return plot_grid(results, out_dir, "num_measurements", "measurements", NAME)
+
+
+def summary(results) -> str:
+    return summary_grid(results, "num_measurements")
+
+
 class MatrixSensing(CompletionGrid):
     """The sensing grid (:class:`~jaxreg_lab.reproductions._completion_grid.CompletionGrid`):
     one run per seed, a problem per number of Gaussian measurements."""
@@ -59,19 +67,8 @@ class MatrixSensing(CompletionGrid):
     def problem(self, config: Config, key, count: int):
         return matrix_sensing(key, config.shape, config.rank, count, num_test=0)
 
-    def plot(self, results, out_dir):
-        return plot(results, out_dir)
-
-    def summary(self, results) -> str:
-        return summary(results)
+    plot = staticmethod(plot)
+    summary = staticmethod(summary)
 
 
 REPRODUCTION = MatrixSensing()
-
-
-def plot(results, out_dir):
-    return plot_grid(results, out_dir, "num_measurements", "measurements", NAME)
-
-
-def summary(results) -> str:
-    return summary_grid(results, "num_measurements")

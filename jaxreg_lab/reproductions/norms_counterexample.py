@@ -115,6 +115,93 @@ def save_times(config: Config) -> np.ndarray:
     return np.geomspace(config.t_first, config.t1, config.num_saves)
 
 
+def growth(results, d_i: int, s_i: int, p_i: int = 0):
+    """For one run: (loss, ||W||_{S_p}, effective rank) where the loss first fell below
+    ``loss_from`` and at the last valid save point; None if the run never got there."""
+    loss = results["loss"][d_i, s_i]
+    ok = results["valid"][d_i, s_i].astype(bool)
+    below = np.flatnonzero(ok & (loss <= results.config["loss_from"]))
+    if below.size == 0:
+        return None
+    first, last = below[0], np.flatnonzero(ok)[-1]
+    norm = results["schatten_norm"][d_i, s_i, :, p_i]
+    erank = results["effective_rank"][d_i, s_i]
+    return (loss[first], norm[first], erank[first]), (loss[last], norm[last], erank[last])
+
+
+def plot(results, out_dir):
+    import matplotlib.pyplot as plt
+
+    from jaxreg_lab.plotting import save_figure, style_axes
+
+    c = results.coords
+    depths, ps = c["depth"], c["p"]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
+    colors = plt.get_cmap("viridis")(np.linspace(0, 0.85, len(depths)))
+    styles = ["-", "--", ":", "-."]
+    for d_i, d in enumerate(depths):
+        for s_i in range(len(c["seed"])):
+            ok = results["valid"][d_i, s_i].astype(bool)
+            loss = results["loss"][d_i, s_i][ok]
+            label = s_i == 0
+            for p_i, p in enumerate(ps):
+                axes[0].plot(
+                    loss,
+                    results["schatten_norm"][d_i, s_i, ok, p_i],
+                    color=colors[d_i],
+                    ls=styles[p_i % len(styles)],
+                    lw=1.2,
+                    label=f"depth {d}, p = {p:g}" if label else None,
+                )
+            axes[1].plot(
+                loss,
+                np.abs(results["matrix"][d_i, s_i, ok, 0, 0]),
+                color=colors[d_i],
+                lw=1.2,
+                label=f"depth {d}" if label else None,
+            )
+            axes[2].plot(
+                loss,
+                results["effective_rank"][d_i, s_i][ok] - 1.0,
+                color=colors[d_i],
+                lw=1.2,
+                label=f"depth {d}" if label else None,
+            )
+    titles = [
+        "Schatten-p quasi-norms (p = 1: nuclear)",
+        "|unobserved entry W[0, 0]|",
+        "effective rank - 1 (its minimum is 1)",
+    ]
+    for ax, title in zip(axes, titles):
+        style_axes(ax, xlabel="train loss (decreasing)", title=title, xscale="log", yscale="log", legend=True)
+        ax.invert_xaxis()
+    fig.suptitle("2x2 completion, det W(0) > 0: loss -> 0 drives every norm up and the rank down", fontsize=10)
+    return save_figure(fig, out_dir, NAME)
+
+
+def summary(results) -> str:
+    c, lf = results.coords, results.config["loss_from"]
+    lines = [
+        f"{'depth':>5} {'seed':>4} {'loss range':>21} {'nuclear norm':>19} {'growth':>8} {'eff. rank - 1':>21}  "
+        "other Schatten-p growth"
+    ]
+    for d_i, d in enumerate(c["depth"]):
+        for s_i in range(len(c["seed"])):
+            g = growth(results, d_i, s_i)
+            if g is None:
+                lines.append(f"{d:>5} {s_i:>4}  never reached loss {lf:g}")
+                continue
+            (l0, n0, e0), (l1, n1, e1) = g
+            others = [growth(results, d_i, s_i, p_i) for p_i in range(1, len(c["p"]))]
+            rest = " ".join(f"p={p:g}: {b[1] / a[1]:.3g}x" for p, (a, b) in zip(c["p"][1:], others))
+            cut = "" if results["valid"][d_i, s_i, -1] else "  (det W changed sign in float64 after this loss)"
+            lines.append(
+                f"{d:>5} {s_i:>4} {l0:9.2e} -> {l1:9.2e} {n0:8.3g} -> {n1:8.3g} {n1 / n0:7.3g}x "
+                f"{e0 - 1:9.2e} -> {e1 - 1:9.2e}  {rest}{cut}"
+            )
+    return "\n".join(lines)
+
+
 class NormsCounterexample(Reproduction):
     """One run per seed: one model per depth (the state; the problem is the same for
     every run), integrated through the save times in ``num_chunks`` segments."""
@@ -202,98 +289,8 @@ class NormsCounterexample(Reproduction):
             "valid": valid,
         }
 
-    def plot(self, results, out_dir):
-        return plot(results, out_dir)
-
-    def summary(self, results) -> str:
-        return summary(results)
+    plot = staticmethod(plot)
+    summary = staticmethod(summary)
 
 
 REPRODUCTION = NormsCounterexample()
-
-
-def growth(results, d_i: int, s_i: int, p_i: int = 0):
-    """For one run: (loss, ||W||_{S_p}, effective rank) where the loss first fell below
-    ``loss_from`` and at the last valid save point; None if the run never got there."""
-    loss = results["loss"][d_i, s_i]
-    ok = results["valid"][d_i, s_i].astype(bool)
-    below = np.flatnonzero(ok & (loss <= results.config["loss_from"]))
-    if below.size == 0:
-        return None
-    first, last = below[0], np.flatnonzero(ok)[-1]
-    norm = results["schatten_norm"][d_i, s_i, :, p_i]
-    erank = results["effective_rank"][d_i, s_i]
-    return (loss[first], norm[first], erank[first]), (loss[last], norm[last], erank[last])
-
-
-def plot(results, out_dir):
-    import matplotlib.pyplot as plt
-
-    from jaxreg_lab.plotting import save_figure, style_axes
-
-    c = results.coords
-    depths, ps = c["depth"], c["p"]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
-    colors = plt.get_cmap("viridis")(np.linspace(0, 0.85, len(depths)))
-    styles = ["-", "--", ":", "-."]
-    for d_i, d in enumerate(depths):
-        for s_i in range(len(c["seed"])):
-            ok = results["valid"][d_i, s_i].astype(bool)
-            loss = results["loss"][d_i, s_i][ok]
-            label = s_i == 0
-            for p_i, p in enumerate(ps):
-                axes[0].plot(
-                    loss,
-                    results["schatten_norm"][d_i, s_i, ok, p_i],
-                    color=colors[d_i],
-                    ls=styles[p_i % len(styles)],
-                    lw=1.2,
-                    label=f"depth {d}, p = {p:g}" if label else None,
-                )
-            axes[1].plot(
-                loss,
-                np.abs(results["matrix"][d_i, s_i, ok, 0, 0]),
-                color=colors[d_i],
-                lw=1.2,
-                label=f"depth {d}" if label else None,
-            )
-            axes[2].plot(
-                loss,
-                results["effective_rank"][d_i, s_i][ok] - 1.0,
-                color=colors[d_i],
-                lw=1.2,
-                label=f"depth {d}" if label else None,
-            )
-    titles = [
-        "Schatten-p quasi-norms (p = 1: nuclear)",
-        "|unobserved entry W[0, 0]|",
-        "effective rank - 1 (its minimum is 1)",
-    ]
-    for ax, title in zip(axes, titles):
-        style_axes(ax, xlabel="train loss (decreasing)", title=title, xscale="log", yscale="log", legend=True)
-        ax.invert_xaxis()
-    fig.suptitle("2x2 completion, det W(0) > 0: loss -> 0 drives every norm up and the rank down", fontsize=10)
-    return save_figure(fig, out_dir, NAME)
-
-
-def summary(results) -> str:
-    c, lf = results.coords, results.config["loss_from"]
-    lines = [
-        f"{'depth':>5} {'seed':>4} {'loss range':>21} {'nuclear norm':>19} {'growth':>8} {'eff. rank - 1':>21}  "
-        "other Schatten-p growth"
-    ]
-    for d_i, d in enumerate(c["depth"]):
-        for s_i in range(len(c["seed"])):
-            g = growth(results, d_i, s_i)
-            if g is None:
-                lines.append(f"{d:>5} {s_i:>4}  never reached loss {lf:g}")
-                continue
-            (l0, n0, e0), (l1, n1, e1) = g
-            others = [growth(results, d_i, s_i, p_i) for p_i in range(1, len(c["p"]))]
-            rest = " ".join(f"p={p:g}: {b[1] / a[1]:.3g}x" for p, (a, b) in zip(c["p"][1:], others))
-            cut = "" if results["valid"][d_i, s_i, -1] else "  (det W changed sign in float64 after this loss)"
-            lines.append(
-                f"{d:>5} {s_i:>4} {l0:9.2e} -> {l1:9.2e} {n0:8.3g} -> {n1:8.3g} {n1 / n0:7.3g}x "
-                f"{e0 - 1:9.2e} -> {e1 - 1:9.2e}  {rest}{cut}"
-            )
-    return "\n".join(lines)

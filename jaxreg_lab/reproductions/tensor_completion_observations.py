@@ -121,6 +121,49 @@ def _problems(config: Config, keys: PRNGKeyArray):
     return problems.target, problems.train.indices, problems.train.values
 
 
+def plot(results, out_dir):
+    import matplotlib.pyplot as plt
+
+    from jaxreg_lab.plotting import save_figure
+
+    c = results.coords
+    n = np.asarray(c["num_observed"], float)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for i, s in enumerate(c["init_scale"]):
+        for ax, key in zip(axes, ("error", "cp_rank")):
+            v = np.asarray(results[key][i], float)
+            ax.errorbar(n, v.mean(-1), yerr=v.std(-1), marker="o", capsize=3, label=f"init {s:g}")
+    cfg = results.config
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("reconstruction error ||W - W*|| / ||W*||")
+    axes[1].set_ylabel(f"CP rank of the solution (CP-ALS, MSE < {cfg['cp_tol']:g})")
+    axes[1].axhline(cfg["target_rank"], color="k", ls="--", lw=1, label="target rank")
+    axes[1].axhline(cfg["cp_max_rank"] + 1, color="gray", ls=":", lw=1, label="> max rank tried")
+    shape = "x".join(str(d) for d in cfg["shape"])
+    for ax in axes:
+        ax.set_xlabel("number of observed entries")
+        ax.set_title(f"{shape} tensor, rank-{cfg['target_rank']} target, R = {cfg['rank']}", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    return save_figure(fig, out_dir, NAME)
+
+
+def summary(results) -> str:
+    def row(i, s, j, n):
+        cp_rank = np.asarray(results["cp_rank"][i, j], float)
+        return (
+            f"{s:>8.0e} {n:>6} {mean_std(results['error'][i, j], '13.3e', '9.2e')} "
+            f"{mean_std(cp_rank, '11.2f', '7.2f')} {results['component_norm_entropy_rank'][i, j].mean():>14.2f} "
+            f"{results['loss'][i, j].max():>10.1e} {results['iterations'][i, j].max():>6}"
+        )
+
+    header = (
+        f"{'init':>8} {'obs':>6} {'rel. error (mean +- std)':>26} {'CP rank (mean +- std)':>22} "
+        f"{'norm-ent. rank':>14} {'train loss':>10} {'iters':>6}"
+    )
+    return grid_table(results, ("init_scale", "num_observed"), header, row)
+
+
 class TensorCompletionObservations(Reproduction):
     """One run per seed: its target, its permuted observations and its initial models,
     one per init scale, are the inputs; nothing is carried. Chunk k runs the k'th number
@@ -181,54 +224,8 @@ class TensorCompletionObservations(Reproduction):
         # (seed, num_observed, init_scale) -> (init_scale, num_observed, seed)
         return {k: np.transpose(data[k], (2, 1, 0)) for k in OUTPUTS}
 
-    def plot(self, results, out_dir):
-        return plot(results, out_dir)
-
-    def summary(self, results) -> str:
-        return summary(results)
+    plot = staticmethod(plot)
+    summary = staticmethod(summary)
 
 
 REPRODUCTION = TensorCompletionObservations()
-
-
-def plot(results, out_dir):
-    import matplotlib.pyplot as plt
-
-    from jaxreg_lab.plotting import save_figure
-
-    c = results.coords
-    n = np.asarray(c["num_observed"], float)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for i, s in enumerate(c["init_scale"]):
-        for ax, key in zip(axes, ("error", "cp_rank")):
-            v = np.asarray(results[key][i], float)
-            ax.errorbar(n, v.mean(-1), yerr=v.std(-1), marker="o", capsize=3, label=f"init {s:g}")
-    cfg = results.config
-    axes[0].set_yscale("log")
-    axes[0].set_ylabel("reconstruction error ||W - W*|| / ||W*||")
-    axes[1].set_ylabel(f"CP rank of the solution (CP-ALS, MSE < {cfg['cp_tol']:g})")
-    axes[1].axhline(cfg["target_rank"], color="k", ls="--", lw=1, label="target rank")
-    axes[1].axhline(cfg["cp_max_rank"] + 1, color="gray", ls=":", lw=1, label="> max rank tried")
-    shape = "x".join(str(d) for d in cfg["shape"])
-    for ax in axes:
-        ax.set_xlabel("number of observed entries")
-        ax.set_title(f"{shape} tensor, rank-{cfg['target_rank']} target, R = {cfg['rank']}", fontsize=9)
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8)
-    return save_figure(fig, out_dir, NAME)
-
-
-def summary(results) -> str:
-    def row(i, s, j, n):
-        cp_rank = np.asarray(results["cp_rank"][i, j], float)
-        return (
-            f"{s:>8.0e} {n:>6} {mean_std(results['error'][i, j], '13.3e', '9.2e')} "
-            f"{mean_std(cp_rank, '11.2f', '7.2f')} {results['component_norm_entropy_rank'][i, j].mean():>14.2f} "
-            f"{results['loss'][i, j].max():>10.1e} {results['iterations'][i, j].max():>6}"
-        )
-
-    header = (
-        f"{'init':>8} {'obs':>6} {'rel. error (mean +- std)':>26} {'CP rank (mean +- std)':>22} "
-        f"{'norm-ent. rank':>14} {'train loss':>10} {'iters':>6}"
-    )
-    return grid_table(results, ("init_scale", "num_observed"), header, row)

@@ -112,6 +112,62 @@ def half_times(
     return out
 
 
+def _save_steps(config: Config) -> np.ndarray:
+    """The iteration of every save, 0 included."""
+    return np.arange(config.num_steps // config.save_every + 1) * config.save_every
+
+
+def plot(results, out_dir):
+    import matplotlib.pyplot as plt
+
+    from jaxreg_lab.plotting import save_figure
+
+    c, cfg = results.coords, results.config
+    steps = np.asarray(c["iteration"], float)
+    scales = c["init_scale"]
+    fig, axes = plt.subplots(1, len(scales) + 1, figsize=(3.4 * (len(scales) + 1), 3.4), layout="constrained")
+    for i, (ax, s) in enumerate(zip(axes, scales)):
+        norms = results["component_norms"][i, 0]  # seed 0
+        colors = plt.get_cmap("summer")(np.linspace(0, 0.85, norms.shape[1]))
+        for j in range(norms.shape[1]):
+            ax.plot(steps, norms[:, j], color=colors[j], lw=1.5)
+        ax.set_title(f"init {s:g}: top-{norms.shape[1]} component norms", fontsize=9)
+        ax.set_xlabel("iterations")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("component norms (seed 0)")
+    for i, s in enumerate(scales):
+        err = results["reconstruction_error"][i]
+        axes[-1].plot(steps, err.T, lw=1.5, color=f"C{i}", alpha=0.8, label=[f"init {s:g}"] + [None] * (len(err) - 1))
+    axes[-1].set_xlabel("iterations")
+    axes[-1].set_ylabel("||W - W*|| / ||W*||")
+    axes[-1].set_ylim(0, 1.05)
+    axes[-1].legend(fontsize=8)
+    axes[-1].grid(alpha=0.3)
+    shape = "x".join(str(d) for d in cfg["shape"])
+    axes[-1].set_title(
+        f"{shape}, CP rank {cfg['target_rank']}, {cfg['num_observed']} obs., R = {cfg['rank']}", fontsize=9
+    )
+    return save_figure(fig, out_dir, NAME)
+
+
+def summary(results) -> str:
+    header = (
+        f"{'init':>8} {'seed':>4} {'iters':>6} {'train loss':>10} {'rel. error':>10} "
+        f"{'>10%':>4} {'>1%':>4}  half-times (iterations) of the learned components"
+    )
+
+    def row(i, s, k_i, k):
+        h = results["half_time"][i, k_i]
+        halves = " ".join(f"{v:.0f}" for v in h[np.isfinite(h)])
+        n = results["num_components"][i, k_i]
+        return (
+            f"{s:>8.0e} {k:>4} {results['iterations'][i, k_i]:>6} {results['loss'][i, k_i, -1]:>10.1e} "
+            f"{results['reconstruction_error'][i, k_i, -1]:>10.3f} {n[0]:>4} {n[1]:>4}  {halves}"
+        )
+
+    return grid_table(results, ("init_scale", "seed"), header, row)
+
+
 class TensorDynamics(Reproduction):
     """One run per seed: its problem and one initial model per init scale (the inputs;
     the state carries nothing), chunk k the descent from the k'th init scale."""
@@ -181,67 +237,8 @@ class TensorDynamics(Reproduction):
         )
         return {**data, "half_time": halves}
 
-    def plot(self, results, out_dir):
-        return plot(results, out_dir)
-
-    def summary(self, results) -> str:
-        return summary(results)
+    plot = staticmethod(plot)
+    summary = staticmethod(summary)
 
 
 REPRODUCTION = TensorDynamics()
-
-
-def _save_steps(config: Config) -> np.ndarray:
-    """The iteration of every save, 0 included."""
-    return np.arange(config.num_steps // config.save_every + 1) * config.save_every
-
-
-def plot(results, out_dir):
-    import matplotlib.pyplot as plt
-
-    from jaxreg_lab.plotting import save_figure
-
-    c, cfg = results.coords, results.config
-    steps = np.asarray(c["iteration"], float)
-    scales = c["init_scale"]
-    fig, axes = plt.subplots(1, len(scales) + 1, figsize=(3.4 * (len(scales) + 1), 3.4), layout="constrained")
-    for i, (ax, s) in enumerate(zip(axes, scales)):
-        norms = results["component_norms"][i, 0]  # seed 0
-        colors = plt.get_cmap("summer")(np.linspace(0, 0.85, norms.shape[1]))
-        for j in range(norms.shape[1]):
-            ax.plot(steps, norms[:, j], color=colors[j], lw=1.5)
-        ax.set_title(f"init {s:g}: top-{norms.shape[1]} component norms", fontsize=9)
-        ax.set_xlabel("iterations")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("component norms (seed 0)")
-    for i, s in enumerate(scales):
-        err = results["reconstruction_error"][i]
-        axes[-1].plot(steps, err.T, lw=1.5, color=f"C{i}", alpha=0.8, label=[f"init {s:g}"] + [None] * (len(err) - 1))
-    axes[-1].set_xlabel("iterations")
-    axes[-1].set_ylabel("||W - W*|| / ||W*||")
-    axes[-1].set_ylim(0, 1.05)
-    axes[-1].legend(fontsize=8)
-    axes[-1].grid(alpha=0.3)
-    shape = "x".join(str(d) for d in cfg["shape"])
-    axes[-1].set_title(
-        f"{shape}, CP rank {cfg['target_rank']}, {cfg['num_observed']} obs., R = {cfg['rank']}", fontsize=9
-    )
-    return save_figure(fig, out_dir, NAME)
-
-
-def summary(results) -> str:
-    header = (
-        f"{'init':>8} {'seed':>4} {'iters':>6} {'train loss':>10} {'rel. error':>10} "
-        f"{'>10%':>4} {'>1%':>4}  half-times (iterations) of the learned components"
-    )
-
-    def row(i, s, k_i, k):
-        h = results["half_time"][i, k_i]
-        halves = " ".join(f"{v:.0f}" for v in h[np.isfinite(h)])
-        n = results["num_components"][i, k_i]
-        return (
-            f"{s:>8.0e} {k:>4} {results['iterations'][i, k_i]:>6} {results['loss'][i, k_i, -1]:>10.1e} "
-            f"{results['reconstruction_error'][i, k_i, -1]:>10.3f} {n[0]:>4} {n[1]:>4}  {halves}"
-        )
-
-    return grid_table(results, ("init_scale", "seed"), header, row)

@@ -176,80 +176,6 @@ def _fit(config: Config, x_train, y_train, x_test, y_test, model, r):
     return tr.loss / config.scale, test / config.scale, tr.status
 
 
-class TensorRankComplexity(Reproduction):
-    """One run per seed: its three data variants and its initial model (the inputs; the
-    state carries nothing), chunk k the fits of the k'th variant at every rank (one
-    vectorized program over the ranks)."""
-
-    name = NAME
-    config = Config
-
-    def outputs(self, config: Config) -> dict:
-        return {
-            "train_error": ("variant", "rank", "seed"),
-            "test_error": ("variant", "rank", "seed"),
-            "train_error_curve": ("variant", "rank", "seed", "step"),
-            "label_variance": ("seed",),
-            "status": ("variant", "rank", "seed"),
-        }
-
-    def setup(self, config: Config) -> Setup:
-        indices, values = digit_tensor_entries(
-            config.pool,
-            config.levels,
-            config.positive_digit,
-            float(config.positive_value),
-            float(config.negative_value),
-        )
-        keys = jax.random.split(jax.random.key(config.seed), config.seeds)
-        data = per_seed(
-            lambda k: _datasets(config, jnp.asarray(indices), jnp.asarray(values, DTYPE), k), keys
-        )  # (seed, variant, ...)
-        shape = (config.levels,) * config.order
-        # the initial models drawn op by op outside the program (see per_seed)
-        models = per_seed(
-            lambda key: TensorFactorization(
-                jax.random.fold_in(key, 1), shape, max(config.ranks), init_scale=config.init_std, dtype=DTYPE
-            ),
-            keys,
-        )
-        coords = {
-            "variant": list(VARIANTS),
-            "rank": list(config.ranks),
-            "seed": list(range(config.seeds)),
-            "step": (np.arange(config.num_saves + 1) * (config.num_steps // config.num_saves)).tolist(),
-        }
-        return Setup((data, models), jnp.zeros(config.seeds), len(VARIANTS), (config.seeds,), coords)
-
-    def chunk(self, config: Config, inputs, state, k):
-        (x_tr, y_tr, x_te, y_te), model = inputs
-        fit = functools.partial(_fit, config, x_tr[k], y_tr[k], x_te[k], y_te[k], model)
-        curve, test, status = jax.vmap(fit)(jnp.asarray(config.ranks))  # every rank, one program
-        # one entry on the variant axis: the driver concatenates the chunks along it
-        return state, jnp.max(status), {"curve": curve[None], "test": test[None], "status": status[None]}
-
-    def assemble(self, config: Config, setup: Setup, final: Final) -> dict:
-        curve = final.data["curve"].transpose(1, 2, 0, 3)  # (variant, rank, seed, save)
-        y_train = np.asarray(setup.inputs[0][1][:, 0])  # the natural variant's training labels (seed, image)
-        p = np.asarray(y_train == config.positive_value, float).mean(axis=1)  # positive fraction per seed
-        return {
-            "train_error": curve[..., -1],
-            "test_error": final.data["test"].transpose(1, 2, 0),
-            "train_error_curve": curve,
-            "label_variance": p * (1 - p),
-            "status": final.data["status"].transpose(1, 2, 0),
-        }
-
-    def plot(self, results, out_dir):
-        return plot(results, out_dir)
-
-    def summary(self, results) -> str:
-        return summary(results)
-
-
-REPRODUCTION = TensorRankComplexity()
-
-
 def rank_to_fit(results, fraction: float):
     """Per variant: the smallest rank whose mean (over seeds) training error is at most
     ``fraction`` times the mean label variance; None if no rank tried reaches it."""
@@ -317,3 +243,74 @@ def summary(results) -> str:
         + ", ".join(f"{n}: {r if r is not None else '> ' + str(c['rank'][-1])}" for n, r in zip(c["variant"], fits))
     )
     return "\n".join(lines)
+
+
+class TensorRankComplexity(Reproduction):
+    """One run per seed: its three data variants and its initial model (the inputs; the
+    state carries nothing), chunk k the fits of the k'th variant at every rank (one
+    vectorized program over the ranks)."""
+
+    name = NAME
+    config = Config
+
+    def outputs(self, config: Config) -> dict:
+        return {
+            "train_error": ("variant", "rank", "seed"),
+            "test_error": ("variant", "rank", "seed"),
+            "train_error_curve": ("variant", "rank", "seed", "step"),
+            "label_variance": ("seed",),
+            "status": ("variant", "rank", "seed"),
+        }
+
+    def setup(self, config: Config) -> Setup:
+        indices, values = digit_tensor_entries(
+            config.pool,
+            config.levels,
+            config.positive_digit,
+            float(config.positive_value),
+            float(config.negative_value),
+        )
+        keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+        data = per_seed(
+            lambda k: _datasets(config, jnp.asarray(indices), jnp.asarray(values, DTYPE), k), keys
+        )  # (seed, variant, ...)
+        shape = (config.levels,) * config.order
+        # the initial models drawn op by op outside the program (see per_seed)
+        models = per_seed(
+            lambda key: TensorFactorization(
+                jax.random.fold_in(key, 1), shape, max(config.ranks), init_scale=config.init_std, dtype=DTYPE
+            ),
+            keys,
+        )
+        coords = {
+            "variant": list(VARIANTS),
+            "rank": list(config.ranks),
+            "seed": list(range(config.seeds)),
+            "step": (np.arange(config.num_saves + 1) * (config.num_steps // config.num_saves)).tolist(),
+        }
+        return Setup((data, models), jnp.zeros(config.seeds), len(VARIANTS), (config.seeds,), coords)
+
+    def chunk(self, config: Config, inputs, state, k):
+        (x_tr, y_tr, x_te, y_te), model = inputs
+        fit = functools.partial(_fit, config, x_tr[k], y_tr[k], x_te[k], y_te[k], model)
+        curve, test, status = jax.vmap(fit)(jnp.asarray(config.ranks))  # every rank, one program
+        # one entry on the variant axis: the driver concatenates the chunks along it
+        return state, jnp.max(status), {"curve": curve[None], "test": test[None], "status": status[None]}
+
+    def assemble(self, config: Config, setup: Setup, final: Final) -> dict:
+        curve = final.data["curve"].transpose(1, 2, 0, 3)  # (variant, rank, seed, save)
+        y_train = np.asarray(setup.inputs[0][1][:, 0])  # the natural variant's training labels (seed, image)
+        p = np.asarray(y_train == config.positive_value, float).mean(axis=1)  # positive fraction per seed
+        return {
+            "train_error": curve[..., -1],
+            "test_error": final.data["test"].transpose(1, 2, 0),
+            "train_error_curve": curve,
+            "label_variance": p * (1 - p),
+            "status": final.data["status"].transpose(1, 2, 0),
+        }
+
+    plot = staticmethod(plot)
+    summary = staticmethod(summary)
+
+
+REPRODUCTION = TensorRankComplexity()
