@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxreg import seed_keys
 from jaxreg import validation as V
 from jaxreg.dynamics import Status, gradient_flow
 from jaxreg.factorizations import MatrixFactorization
@@ -121,7 +122,7 @@ class CompletionGrid(Reproduction):
         return out
 
     def setup(self, config) -> Setup:
-        keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+        keys = seed_keys(config.seed, config.seeds)
         counts = getattr(config, self.count_dim)
         # every seed's problem per count, shared by every depth, and every (seed, init
         # scale)'s initial model per depth, shared by every count; drawn op by op (see per_seed)

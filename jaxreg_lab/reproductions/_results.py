@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxreg import TensorFactorization, seed_keys
 from jaxreg.dynamics import Status, gradient_descent, gradient_flow, group_rmsprop
 
 
@@ -48,6 +49,25 @@ def per_seed_and_scale(make, keys, scales):
     return per_seed(lambda key: stack([make(key, s) for s in scales]), keys)
 
 
+def cp_models_per_scale(config, keys):
+    """Every (seed, init scale)'s initial CP model: ``config.rank`` components of
+    ``config.shape`` at each of ``config.init_scales``, all the scales of a seed drawn from
+    ``fold_in(key, 1)`` op by op (see :func:`per_seed`).
+
+    Arguments:
+        config: the frozen ``Config`` (``shape``, ``rank``, ``init_scales``).
+        keys: (S,) PRNG keys, one per seed.
+
+    Returns:
+        The :class:`jaxreg.TensorFactorization` with leading axes (S, len(init_scales)).
+    """
+    return per_seed_and_scale(
+        lambda key, s: TensorFactorization(jax.random.fold_in(key, 1), config.shape, config.rank, init_scale=s),
+        keys,
+        config.init_scales,
+    )
+
+
 def stack(trees):
     """Pytrees of one structure stacked leaf by leaf on a new leading axis.
 
@@ -64,7 +84,7 @@ def stack(trees):
 def initial_setups(setup, config):
     """``setup(config, key)`` for every seed's key, stacked on a leading seed axis.
 
-    The keys are ``jax.random.split(jax.random.key(config.seed), config.seeds)``. Cached
+    The keys are ``jr.seed_keys(config.seed, config.seeds)``. Cached
     per (setup, configuration), both immutable, so a run resumed in the same process does
     not compile and draw the set-up again.
 
@@ -75,7 +95,7 @@ def initial_setups(setup, config):
     Returns:
         The stacked pytree (see :func:`per_seed`).
     """
-    keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+    keys = seed_keys(config.seed, config.seeds)
     return per_seed(lambda k: setup(config, k), keys)
 
 

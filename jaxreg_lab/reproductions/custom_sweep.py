@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreg import sweep
+from jaxreg import seed_keys, sweep
 from jaxreg.dynamics import Status
 from jaxreg.dynamics.descent import descent_init, descent_segment, finish_status
 from jaxreg_lab.driver import run_chunks, stack_chunks
@@ -67,7 +67,7 @@ def _metrics(problem, top, dense):
 
 def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
     n_init, n_seed = len(config.init_scales), config.seeds
-    keys = jax.random.split(jax.random.key(config.seed), n_seed)
+    keys = seed_keys(config.seed, n_seed)
     pkeys, mkeys = jax.vmap(jax.random.split, out_axes=1)(keys)
     scales = jnp.asarray(config.init_scales)
     # runs ordered (init_scale, seed); every init scale shares its seed's problem and key

@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxreg import seed_keys
 from jaxreg import validation as V
 from jaxreg.dynamics import Status
 from jaxreg.factorizations import DeepTensorFactorization
@@ -279,7 +280,7 @@ class DeepTensorRank(Reproduction):
         return {k: ("depth", "init_norm", "seed") for k in OUTPUTS}
 
     def setup(self, config: Config) -> Setup:
-        keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+        keys = seed_keys(config.seed, config.seeds)
         target_norm = math.sqrt(math.prod(config.shape))  # entry RMS 1
         problems = per_seed(
             lambda k: tensor_completion(

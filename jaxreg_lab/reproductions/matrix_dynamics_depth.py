@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxreg import seed_keys
 from jaxreg import validation as V
 from jaxreg.factorizations import MatrixFactorization
 from jaxreg.factorizations.matrix import INITS
@@ -216,7 +217,7 @@ class MatrixDynamicsDepth(Reproduction):
     _FLOW_OUTPUTS = ("loss", "singular_values", "reconstruction_error", "diag_alignment", "offdiag_alignment")
 
     def setup(self, config: Config) -> Setup:
-        keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+        keys = seed_keys(config.seed, config.seeds)
         problems = per_seed(lambda k: matrix_completion(k, config.shape, config.rank, config.num_observed), keys)
         models = tuple(
             per_seed(

@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxreg import seed_keys
 from jaxreg import validation as V
 from jaxreg.dynamics import gradient_flow
 from jaxreg.factorizations import MatrixFactorization
@@ -221,7 +222,7 @@ class NormsCounterexample(Reproduction):
         }
 
     def setup(self, config: Config) -> Setup:
-        keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+        keys = seed_keys(config.seed, config.seeds)
         models = tuple(
             per_seed(lambda k, d=d: initial_model(k, d, config.init_std, config.positive_det), keys)
             for d in config.depths

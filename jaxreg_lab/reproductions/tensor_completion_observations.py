@@ -31,18 +31,17 @@ import dataclasses
 import math
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from jaxreg import seed_keys
 from jaxreg import validation as V
-from jaxreg.factorizations import TensorFactorization
 from jaxreg.metrics import component_norm_entropy_rank, cp_rank_estimate
 from jaxreg.tasks import tensor_completion
 from jaxreg_lab.contract import Final, Reproduction, Setup
 from jaxreg_lab.reproductions._config import Descent, Seeds, StopAtLoss, check_scalar_fields
-from jaxreg_lab.reproductions._results import grid_table, mean_std, per_seed, per_seed_and_scale, rmsprop_descent
+from jaxreg_lab.reproductions._results import cp_models_per_scale, grid_table, mean_std, per_seed, rmsprop_descent
 
 NAME = "tensor-completion-observations"
 
@@ -177,14 +176,9 @@ class TensorCompletionObservations(Reproduction):
         return {k: ("init_scale", "num_observed", "seed") for k in OUTPUTS}
 
     def setup(self, config: Config) -> Setup:
-        keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+        keys = seed_keys(config.seed, config.seeds)
         targets, indices, values = _problems(config, keys)
-        # every (seed, init scale)'s initial model, drawn op by op outside the program (see per_seed)
-        models = per_seed_and_scale(
-            lambda key, s: TensorFactorization(jax.random.fold_in(key, 1), config.shape, config.rank, init_scale=s),
-            keys,
-            config.init_scales,
-        )
+        models = cp_models_per_scale(config, keys)
         coords = {
             "init_scale": list(config.init_scales),
             "num_observed": list(config.num_observed),

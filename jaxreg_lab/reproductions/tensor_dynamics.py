@@ -35,13 +35,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Float
 
+from jaxreg import seed_keys
 from jaxreg import validation as V
-from jaxreg.factorizations import TensorFactorization
 from jaxreg.metrics import numerical_component_rank
 from jaxreg.tasks import tensor_completion
 from jaxreg_lab.contract import Final, Reproduction, Setup
 from jaxreg_lab.reproductions._config import Descent, Seeds, StopAtLoss, check_scalar_fields, increasing_tuple
-from jaxreg_lab.reproductions._results import grid_table, per_seed, per_seed_and_scale, rmsprop_descent
+from jaxreg_lab.reproductions._results import cp_models_per_scale, grid_table, per_seed, rmsprop_descent
 
 NAME = "tensor-dynamics"
 RANK_RTOLS = (0.1, 0.01)  # "non-negligible component": norm above this fraction of the largest
@@ -187,14 +187,9 @@ class TensorDynamics(Reproduction):
         }
 
     def setup(self, config: Config) -> Setup:
-        keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+        keys = seed_keys(config.seed, config.seeds)
         problems = per_seed(lambda k: tensor_completion(k, config.shape, config.target_rank, config.num_observed), keys)
-        # one key per seed draws every init scale's factors: (seed, init_scale, ...)
-        models = per_seed_and_scale(
-            lambda key, s: TensorFactorization(jax.random.fold_in(key, 1), config.shape, config.rank, init_scale=s),
-            keys,
-            config.init_scales,
-        )
+        models = cp_models_per_scale(config, keys)
         coords = {
             "init_scale": list(config.init_scales),
             "seed": list(range(config.seeds)),

@@ -43,6 +43,7 @@ import numpy as np
 import optax
 from jaxtyping import Float, Int
 
+from jaxreg import seed_keys
 from jaxreg import validation as V
 from jaxreg.dynamics import gradient_descent
 from jaxreg.factorizations import TensorFactorization
@@ -270,7 +271,7 @@ class TensorRankComplexity(Reproduction):
             float(config.positive_value),
             float(config.negative_value),
         )
-        keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+        keys = seed_keys(config.seed, config.seeds)
         data = per_seed(
             lambda k: _datasets(config, jnp.asarray(indices), jnp.asarray(values, DTYPE), k), keys
         )  # (seed, variant, ...)
