@@ -230,10 +230,10 @@ class _OneRun:
 def _chunk_of_runs(one: _OneRun, inputs, state, k):
     """``one`` for every run of a slice (leading axis), in one program; a slice of one
     run is run unbatched (XLA's CPU backend runs batched matmuls of batch 1 slower)."""
-    size = jax.tree.leaves((inputs, state))[0].shape[0]
+    size = jax.tree.leaves(eqx.filter((inputs, state), eqx.is_array))[0].shape[0]
     if size == 1:
-        out = one(*jax.tree.map(lambda x: x[0], (inputs, state)), k)
-        return jax.tree.map(lambda x: x[None], out)
+        out = one(*jax.tree.map(lambda x: x[0] if eqx.is_array(x) else x, (inputs, state)), k)
+        return jax.tree.map(lambda x: x[None] if eqx.is_array(x) else x, out)
     return eqx.filter_vmap(one, in_axes=(0, 0, None))(inputs, state, k)
 
 
