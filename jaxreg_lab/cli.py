@@ -9,6 +9,7 @@ persistent compilation cache (:mod:`jaxreg_lab.compile_cache`). ``jaxreg --help`
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -126,6 +127,15 @@ def _parser() -> argparse.ArgumentParser:
     sw.set_defaults(size=DEFAULT_SIZE, name="sweep")
     pl = sub.add_parser("plot", help="redraw figures from saved results (no recomputation)")
     pl.add_argument("dir", type=Path, metavar="DIR", help="a results directory written by reproduce or sweep")
+    ch = sub.add_parser(
+        "check",
+        help="judge the saved results' claims again from their arrays (exit 1 when a claim expected to hold "
+        "does not, or the recorded claims disagree with the arrays)",
+    )
+    ch.add_argument("dirs", type=Path, nargs="+", metavar="DIR", help="results directories")
+    ch.add_argument(
+        "--write", action="store_true", help="record the claims judged now in results.json (the arrays are unchanged)"
+    )
     sub.add_parser("list", help="list the reproductions: what each shows, and its paper")
     sa = sub.add_parser("samples", help="draw Is-Same-Class and Pathfinder samples (the small presets) to a PNG")
     sa.add_argument("--out", type=Path, default=Path("locality_samples.png"), help="PNG path")
@@ -173,6 +183,7 @@ def _module(name: str):
 
 
 def _reproduce(args) -> int:
+    from jaxreg_lab.claims import claims_of, evaluate_all
     from jaxreg_lab.driver import run_named
     from jaxreg_lab.store.results import fingerprint, load_results, save_results
 
@@ -202,6 +213,7 @@ def _reproduce(args) -> int:
         extra={"size": args.size, **(res.get("extra") or {})},
         fingerprint=fp,
         figures=module.plot,
+        claims=functools.partial(evaluate_all, claims_of(module)),
     )
     results = load_results(out)
     _print_summary(module, results)
@@ -211,19 +223,51 @@ def _reproduce(args) -> int:
 
 
 def _print_summary(module, results) -> None:
-    """The reproduction's summary table, then how many of its runs reached their stop criterion."""
+    """The reproduction's summary table, how many of its runs reached their stop
+    criterion, then the claims table (as recorded in ``results.json``)."""
+    from jaxreg_lab.claims import table
     from jaxreg_lab.reproductions._results import status_report
 
     print(module.summary(results) + "\n" + status_report(results))
+    if "claims" in results.meta:
+        print("\n" + table(results.meta["claims"]))
+
+
+def _results_module(path):
+    """The loaded results in ``path`` and the module of their reproduction."""
+    from jaxreg_lab.store.results import load_results
+
+    results = load_results(path)
+    if results.name != "sweep" and results.name not in NAMES:
+        raise UsageError(f"{path}: results of unknown reproduction {results.name!r}")
+    return results, _module(results.name)
+
+
+def _check(args) -> int:
+    """``jaxreg check DIR...``: each directory's claims judged again from its arrays."""
+    from jaxreg_lab.claims import claims_of, compare, evaluate_all, table
+    from jaxreg_lab.store.results import write_claims
+
+    failed = 0
+    for path in args.dirs:
+        results, module = _results_module(path)
+        now = evaluate_all(claims_of(module), results)
+        if args.write:
+            write_claims(path, now)
+            saved = now
+        else:
+            saved = results.meta.get("claims")
+        problems = compare(saved, now)
+        print(f"{path} ({results.name}):\n{table(now)}")
+        for line in problems:
+            print(f"  PROBLEM: {line}")
+        print(f"  {'FAILED' if problems else 'ok'}: {len(now)} claims, {len(problems)} problems\n")
+        failed += bool(problems)
+    return 1 if failed else 0
 
 
 def _plot(args) -> int:
-    from jaxreg_lab.store.results import load_results
-
-    results = load_results(args.dir)
-    if results.name != "sweep" and results.name not in NAMES:
-        raise UsageError(f"{args.dir}: results of unknown reproduction {results.name!r}")
-    module = _module(results.name)
+    results, module = _results_module(args.dir)
     paths = module.plot(results, args.dir)
     _print_summary(module, results)
     print("\nwrote " + ", ".join(str(p) for p in paths))
@@ -278,6 +322,8 @@ def main(argv=None) -> int:
                 return _reproduce(args)
             if args.command == "plot":
                 return _plot(args)
+            if args.command == "check":
+                return _check(args)
             if args.command == "export":
                 return _export(args)
             return _samples(args, jax) if args.command == "samples" else _verify()

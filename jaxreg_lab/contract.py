@@ -17,6 +17,8 @@ segments of a gradient flow). It declares:
   chunks' stacked outputs (host side, NumPy);
 - optionally :meth:`Reproduction.extra`: scalars derived from the saved arrays (e.g.
   findings), recorded at the top level of ``results.json``;
+- :meth:`Reproduction.claims`: the published statements it is named for, each decided
+  on the saved arrays (:class:`jaxreg_lab.claims.Claim`);
 - :meth:`Reproduction.plot` and :meth:`Reproduction.summary`, from saved results only.
 
 The driver owns everything else, once: chunking, checkpoint units, resume, each run's
@@ -156,6 +158,15 @@ class Reproduction(abc.ABC):
             ``{name: JSON-serializable value}``; none by default.
         """
         return {}
+
+    def claims(self) -> tuple:
+        """The published claims this reproduction is named for, and their controls.
+
+        Returns:
+            A tuple of :class:`jaxreg_lab.claims.Claim`; each decides itself on saved
+            results (``results.config`` gives the settings it ran at).
+        """
+        return ()
 
     @abc.abstractmethod
     def plot(self, results, out_dir):

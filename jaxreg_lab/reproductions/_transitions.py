@@ -133,6 +133,30 @@ def incremental_claim(ts: Float[Array, " time"], norms: Float[Array, "time R"], 
     }
 
 
+def separate_rises(half_times: Float[Array, " R"], ratio: float = RATIO) -> int:
+    """How many separate rises ``half_times`` (ascending order of learning) make: a new
+    rise starts where a half-time is at least ``ratio`` times the previous one. ``R``
+    components learned one at a time make ``R`` rises; all at once, one. A NaN (a
+    component that never reached half its final value) ends the count.
+
+    Arguments:
+        half_times: the half-times, e.g. :func:`crossing_times` (largest component first).
+        ratio: the factor that separates two rises.
+
+    Returns:
+        The number of rises.
+    """
+    half = np.sort(np.asarray(half_times, float))
+    if half.size == 0 or not np.isfinite(half[0]):
+        return 0
+    rises = 1
+    for a, b in zip(half[:-1], half[1:]):
+        if not np.isfinite(b):
+            break
+        rises += bool(b >= ratio * a)
+    return rises
+
+
 def _claims(panels) -> list[list[dict]]:
     """:func:`incremental_claim` of every panel (outer) and seed (inner), with
     ``reached_stop_loss`` (the claim holds only for a run that fitted) and a ``note`` when

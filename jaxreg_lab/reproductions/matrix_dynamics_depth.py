@@ -48,6 +48,7 @@ class Config(Seeds, FlowTolerances, Saves, CompletionTarget):
     """Arora et al. 2019: 100x100, rank 5, 2000 observations, identity init 1e-3; one
     factorization per depth in ``depths``, integrated to its own time in ``t1``."""
 
+    seeds: int = 3
     depths: tuple[int, ...] = (1, 2, 3)
     t1: tuple[float, ...] = (4000.0, 2000.0, 3000.0)
     init: str = "identity"

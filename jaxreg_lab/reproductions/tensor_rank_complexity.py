@@ -67,7 +67,7 @@ class Config(Seeds, Descent):
     60,000 images, 10,000 epochs). ``fit_fraction``: the summary reports the smallest
     rank whose training error is at most this fraction of the label variance."""
 
-    seeds: int = 2
+    seeds: int = 3
     num_steps: int = 2000
 
     positive_digit: int = 6

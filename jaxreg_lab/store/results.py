@@ -212,6 +212,7 @@ def save_results(
     extra: Mapping | None = None,
     fingerprint: Mapping | None = None,
     figures: Callable[[Results, Path], list[Path]] | None = None,
+    claims: Callable[[Results], list[dict]] | None = None,
 ) -> Path:
     """Save named-dimension arrays, metadata and figures as the whole of ``out_dir``.
 
@@ -224,6 +225,8 @@ def save_results(
         fingerprint: the run's fingerprint (default: :func:`fingerprint` of ``config``).
         figures: ``figures(results, directory) -> paths`` draws the figures into the new
             directory before it replaces ``out_dir``.
+        claims: ``claims(results) -> records`` judges the reproduction's claims on the
+            arrays (:func:`jaxreg_lab.claims.evaluate_all`); recorded under ``claims``.
 
     Returns:
         ``Path(out_dir)``.
@@ -262,6 +265,12 @@ def save_results(
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             **_jsonable(dict(extra or {})),
         }
+        if claims is not None:
+            meta["claims"] = _jsonable(
+                claims(
+                    Results(name, data, {k: tuple(v) for k, v in dims.items()}, meta["coords"], meta["config"], meta)
+                )
+            )
         _store.write_file(tmp / META, json.dumps(meta, indent=2).encode())
         if figures is not None:
             figures(load_results(tmp), tmp)
@@ -270,6 +279,25 @@ def save_results(
         _store.remove_tree(tmp)
         raise
     return out
+
+
+def write_claims(out_dir, records: list[dict]) -> Path:
+    """Record ``records`` as the ``claims`` of the saved results in ``out_dir``, the rest
+    of ``results.json`` unchanged (written atomically). The arrays are checked first.
+
+    Arguments:
+        out_dir: a complete results directory.
+        records: claim records judged on its arrays (:func:`jaxreg_lab.claims.evaluate_all`).
+
+    Returns:
+        The path of ``results.json``.
+    """
+    path = Path(out_dir) / META
+    load_results(out_dir)
+    meta = _store.read_json(path)
+    meta["claims"] = _jsonable(records)
+    _store.atomic_write_bytes(path, json.dumps(meta, indent=2).encode())
+    return path
 
 
 def _check_schema(path: Path, meta: dict) -> None:
