@@ -22,6 +22,7 @@ class Reproduction(NamedTuple):
 
 
 ARORA_2019 = "Arora, Cohen, Hu, Luo, NeurIPS 2019"
+RAZIN_2020 = "Razin, Cohen, NeurIPS 2020"
 RAZIN_2021 = "Razin, Maman, Cohen, ICML 2021"
 RAZIN_2022 = "Razin, Maman, Cohen, ICML 2022"
 
@@ -60,13 +61,13 @@ REPRODUCTIONS = (
         "norms-counterexample",
         "norms_counterexample",
         "a 2x2 completion where every norm grows without bound while the effective rank falls to 1",
-        "Razin, Cohen, NeurIPS 2020",
+        RAZIN_2020,
     ),
     Reproduction(
         "tensor-completion-observations",
         "tensor_completion_observations",
         "CP tensor completion of a rank-1 target against the number of observed entries",
-        RAZIN_2021,
+        RAZIN_2020,
     ),
     Reproduction(
         "tensor-dynamics",

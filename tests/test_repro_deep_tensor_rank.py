@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from helpers import reproduce_tiny
+from test_repro_tensor import check_claims
 
 from jaxreg_lab import cli, driver
 from jaxreg_lab.reproductions import deep_tensor_rank as dtr
@@ -39,6 +40,13 @@ def test_depth_helps_at_matched_init(tiny_run):
     png = tiny_run / f"{dtr.NAME}.png"
     png.unlink()
     assert cli.main(["plot", str(tiny_run)]) == 0 and png.stat().st_size > 10_000
+
+
+def test_claims(tiny_run):
+    """At tiny size (k = 0 and 2 from one init norm, every run at its stop loss) every
+    claim holds: k = 2 beats plain CP in test error and unfolding rank."""
+    res = load_results(tiny_run)
+    check_claims(res, dtr, [c.id for c in dtr.CLAIMS])
 
 
 def test_step_cap_is_max_steps():

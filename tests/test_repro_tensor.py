@@ -1,6 +1,10 @@
-"""The tensor reproductions at tiny size, through the CLI: Razin et al. 2021 (completion
-against the number of observations); Hariz et al. 2022 (tensor rank against depth) is in
-test_repro_deep_tensor_rank.py."""
+"""The tensor reproductions at tiny size, through the CLI: Razin & Cohen 2020 (completion
+against the number of observations); Razin et al. 2021 (dynamics, tensor rank as
+complexity) is in test_repro_tensor_new.py, Hariz et al. 2022 (tensor rank against depth)
+in test_repro_deep_tensor_rank.py. :func:`check_claims` is their claims' common check."""
+
+import contextlib
+import io
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +14,7 @@ from helpers import interrupt_chunks
 
 import jaxreg as jr
 from jaxreg_lab import driver
+from jaxreg_lab.claims import claims_of, compare, evaluate_all
 from jaxreg_lab.cli import main
 from jaxreg_lab.driver import checkpoints
 from jaxreg_lab.reproductions import deep_tensor_rank, tensor_completion_observations
@@ -32,8 +37,40 @@ def _reproduce(name, out, code=None):
     return res
 
 
-def test_tensor_completion_observations(tmp_path, capsys):
-    res = _reproduce(tensor_completion_observations.NAME, tmp_path, code=1)
+def check_claims(res, module, holding=()) -> dict:
+    """The claims of ``module`` on its tiny run ``res``: each gives one value per seed, the
+    ids are unique, ``reproduce`` recorded them as judged now (a recorded claim may only
+    differ by being expected to hold where it does not: a coordinate the tiny preset
+    lacks), and those in ``holding`` hold.
+
+    Returns:
+        The records by id.
+    """
+    records = evaluate_all(claims_of(module), res)
+    ids = [r["id"] for r in records]
+    assert len(set(ids)) == len(ids) == len(claims_of(module)) > 0
+    seeds = len(res.coords["seed"])
+    for r in records:
+        assert r["per_seed"] and len(r["values"]) == seeds, r
+    problems = compare(res.meta["claims"], records)
+    assert all("expected to hold" in p for p in problems), problems
+    by_id = {r["id"]: r for r in records}
+    for cid in holding:
+        assert by_id[cid]["holds_overall"], by_id[cid]
+    return by_id
+
+
+@pytest.fixture(scope="module")
+def completion_run(tmp_path_factory):
+    """tensor-completion-observations at tiny size, and what the command printed."""
+    out = tmp_path_factory.mktemp(tensor_completion_observations.NAME)
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        res = _reproduce(tensor_completion_observations.NAME, out, code=1)
+    return res, printed.getvalue()
+
+
+def test_tensor_completion_observations(completion_run):
+    res, out = completion_run
     assert res.dims["error"] == ("init_scale", "num_observed", "seed")
     assert res.coords["num_observed"] == [15, 200]
     err, rank = res["error"][0], res["cp_rank"][0]  # init 1e-2: (num_observed, seed)
@@ -49,9 +86,19 @@ def test_tensor_completion_observations(tmp_path, capsys):
     assert res["iterations"][0, 0, 0] == res.config["num_steps"] and res["loss"][0, 0, 0] > 1e-8
     assert res["status"][0, 0].tolist() == [jr.Status.MAX_STEPS, jr.Status.CONVERGED]
     assert res.meta["status"] == ["max_steps", "converged"]
-    out = capsys.readouterr().out
     assert "1/2 max_steps" in out and "2/2 converged" in out
     assert "runs that reached their stop criterion: 3/4 (1 max_steps)" in out
+
+
+def test_tensor_completion_observations_claims(completion_run):
+    """At tiny size (init 1e-2 alone; 15 and 200 observations) the rank-1 target is
+    recovered at CP rank 1 from 200 observations and not from 15; the claims that compare
+    init 1e-3 with 1e-2 have no init 1e-3 to read: NaN in every seed."""
+    res, _ = completion_run
+    holding = ("recovers-rank-1-target", "rank-1-solution", "few-observations-not-recovered")
+    claims = check_claims(res, tensor_completion_observations, holding)
+    for cid in ("smaller-init-lower-error", "smaller-init-100x-lower-error", "smaller-init-lower-rank"):
+        assert claims[cid]["values"] == [None, None], claims[cid]
 
 
 def test_tensor_completion_observations_resume_equals_uninterrupted(tmp_path, monkeypatch):

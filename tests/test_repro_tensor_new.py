@@ -6,17 +6,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_repro_tensor import _reproduce  # the CLI round trip: reproduce, load, re-plot
+from test_repro_tensor import _reproduce, check_claims  # the CLI round trip: reproduce, load, re-plot
 
 import jaxreg as jr
 from jaxreg_lab.reproductions import tensor_dynamics, tensor_rank_complexity
 
 
-def test_tensor_dynamics(tmp_path):
+@pytest.fixture(scope="module")
+def dynamics_run(tmp_path_factory):
+    return _reproduce(tensor_dynamics.NAME, tmp_path_factory.mktemp(tensor_dynamics.NAME))
+
+
+@pytest.fixture(scope="module")
+def complexity_run(tmp_path_factory):
+    return _reproduce(tensor_rank_complexity.NAME, tmp_path_factory.mktemp(tensor_rank_complexity.NAME))
+
+
+def test_tensor_dynamics(dynamics_run):
     """Catches a model that learns its components together (no incremental learning: a
     wrong rate exponent, or an init scale that is not applied) and an init scale that
     does not change the final rank."""
-    res = _reproduce(tensor_dynamics.NAME, tmp_path)
+    res = dynamics_run
     assert res.coords["init_scale"] == [1e-2, 5e-2]
     assert res.dims["component_norms"] == ("init_scale", "seed", "iteration", "component")
     halves, counts = res["half_time"][:, 0], res["num_components"][:, 0]  # (init_scale, ...) of seed 0
@@ -37,10 +47,22 @@ def test_half_times():
     np.testing.assert_array_equal(tensor_dynamics.half_times(steps, norms, 0.1), [20, 30, np.nan])
 
 
-def test_tensor_rank_complexity(tmp_path):
+def test_tensor_dynamics_claims(dynamics_run):
+    """At tiny size (init 1e-2 and 5e-2, one seed) the smaller init learns the target's
+    components in order, fits, and ends with a lower error and fewer components; its last
+    two half-times are less than 1.2x apart, so ``one-at-a-time`` counts 4 rises of 5."""
+    claims = check_claims(
+        dynamics_run,
+        tensor_dynamics,
+        ("ordered", "smaller-init-lower-error", "smaller-init-fewer-components", "small-init-fits"),
+    )
+    assert claims["one-at-a-time"]["values"] == [4.0]
+
+
+def test_tensor_rank_complexity(complexity_run):
     """Catches a data variant that is not what it says (random labels or inputs equal to
     the natural data, or natural labels scrambled) and a CP fit that fails on natural data."""
-    res = _reproduce(tensor_rank_complexity.NAME, tmp_path)
+    res = complexity_run
     assert res.coords["variant"] == ["natural", "random labels", "random inputs"]
     assert res.dims["train_error"] == ("variant", "rank", "seed")
     var = float(res["label_variance"].mean())
@@ -52,6 +74,11 @@ def test_tensor_rank_complexity(tmp_path):
     assert np.all(train[1:] > 0.7 * var), (train, var)
     assert np.all(test[1:] > 0.9 * var), (test, var)
     assert tensor_rank_complexity.rank_to_fit(res, 0.5) == [1, None, None]
+
+
+def test_tensor_rank_complexity_claims(complexity_run):
+    """At tiny size natural data are fitted at rank 1 and the random variants are not."""
+    check_claims(complexity_run, tensor_rank_complexity, ("natural-fits-at-low-rank", "random-not-fit-at-low-rank"))
 
 
 def test_digit_entries_and_rank_mask():

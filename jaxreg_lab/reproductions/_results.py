@@ -4,6 +4,7 @@ the Config's solver settings, status words and the grid tables of their summarie
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +12,7 @@ import numpy as np
 
 from jaxreg import TensorFactorization, seed_keys
 from jaxreg.dynamics import Status, gradient_descent, gradient_flow, group_rmsprop
+from jaxreg_lab.claims import select
 
 
 def per_seed(fn, keys, *args):
@@ -235,3 +237,37 @@ def cell_status(codes) -> tuple[str, int]:
     the loss to ``max_steps``, so for them ``ok`` means ``converged``."""
     flat = np.ravel(np.asarray(codes))
     return Status.name(Status.worst(flat)), sum(Status.ok(c) for c in flat.tolist())
+
+
+def _has(coords, value) -> bool:
+    """Whether ``value`` is among ``coords`` (floats compared to round-off, as
+    :func:`jaxreg_lab.claims.select` matches them)."""
+    return any(
+        c == value or (isinstance(c, float) and isinstance(value, float) and math.isclose(c, value, rel_tol=1e-12))
+        for c in coords
+    )
+
+
+def pick(results, name: str, **where) -> np.ndarray | None:
+    """:func:`jaxreg_lab.claims.select` of a claim's measure, or None when a picked value is
+    not among the run's coordinates (e.g. an init scale that the tiny preset lacks): the
+    claim's measure then returns :func:`nan_per_seed`. A dimension that the run does not
+    have at all is an error, as in ``select``.
+
+    Arguments:
+        results: loaded results.
+        name: the array's name.
+        **where: ``dim=value`` picks (see ``select``).
+
+    Returns:
+        The array, seed axis first and the picked dimensions removed, or None.
+    """
+    if not all(_has(results.coords[dim], value) for dim, value in where.items()):
+        return None
+    return select(results, name, **where)
+
+
+def nan_per_seed(results) -> np.ndarray:
+    """One NaN per seed: the values of a claim whose coordinates are absent from the run
+    (a NaN counts as not holding)."""
+    return np.full(len(results.coords["seed"]), np.nan)

@@ -1,4 +1,8 @@
-"""Tensor completion against the number of observations (Razin, Maman, Cohen, ICML 2021).
+"""Tensor completion against the number of observations (Razin, Cohen, NeurIPS 2020).
+
+Razin & Cohen (NeurIPS 2020), "Implicit Regularization in Deep Learning May Not Be
+Explainable by Norms", tensor completion experiment (their code:
+noamrazin/imp_reg_dl_not_norms).
 
 A CP tensor factorization W = sum_{r=1}^R w_r^1 (x) w_r^2 (x) w_r^3 (order 3, dims 8,
 R components, factor entries N(0, init_scale^2)) is fitted to a rank-1 target W*
@@ -39,9 +43,18 @@ from jaxreg import seed_keys
 from jaxreg import validation as V
 from jaxreg.metrics import component_norm_entropy_rank, cp_rank_estimate
 from jaxreg.tasks import tensor_completion
+from jaxreg_lab.claims import Claim
 from jaxreg_lab.contract import Final, Reproduction, Setup
 from jaxreg_lab.reproductions._config import Descent, Seeds, StopAtLoss, check_scalar_fields
-from jaxreg_lab.reproductions._results import cp_models_per_scale, grid_table, mean_std, per_seed, rmsprop_descent
+from jaxreg_lab.reproductions._results import (
+    cp_models_per_scale,
+    grid_table,
+    mean_std,
+    nan_per_seed,
+    per_seed,
+    pick,
+    rmsprop_descent,
+)
 
 NAME = "tensor-completion-observations"
 
@@ -52,7 +65,7 @@ OUTPUTS = ("error", "cp_rank", "component_norm_entropy_rank", "loss", "status", 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config(Seeds, Descent, StopAtLoss):
-    """Defaults: Razin et al. 2021's setting: order 3, dims 8, rank-1 target,
+    """Defaults: Razin & Cohen 2020's setting: order 3, dims 8, rank-1 target,
     init 1e-3 and 1e-2, GroupRMSprop lr 1e-2, stop at train loss 1e-8, CP rank by
     CP-ALS at MSE < 1e-6. Runs that do not reach 1e-8 within ``num_steps`` iterations
     end with status "max_steps" and their train loss is reported.
@@ -163,6 +176,128 @@ def summary(results) -> str:
     return grid_table(results, ("init_scale", "num_observed"), header, row)
 
 
+# the claims: the paper's number of observations for its published errors, and its two init scales
+PAPER_OBSERVED = 200
+SMALL_INIT, LARGE_INIT = 1e-3, 1e-2
+
+
+def _worst_at_paper_count(results, name: str) -> np.ndarray:
+    """(seed,): the largest value of ``name`` over the init scales at ``PAPER_OBSERVED``
+    observations (NaN when the run lacks that count)."""
+    v = pick(results, name, num_observed=PAPER_OBSERVED)  # (seed, init_scale)
+    return nan_per_seed(results) if v is None else v.max(axis=1)
+
+
+def _recovery_error(results) -> np.ndarray:
+    return _worst_at_paper_count(results, "error")
+
+
+def _recovery_rank(results) -> np.ndarray:
+    return _worst_at_paper_count(results, "cp_rank").astype(float)
+
+
+def _init_error_ratio(results) -> np.ndarray:
+    """(seed,): error(init 1e-2) / error(init 1e-3) at ``PAPER_OBSERVED`` observations."""
+    small = pick(results, "error", num_observed=PAPER_OBSERVED, init_scale=SMALL_INIT)
+    large = pick(results, "error", num_observed=PAPER_OBSERVED, init_scale=LARGE_INIT)
+    return nan_per_seed(results) if small is None or large is None else large / small
+
+
+def _init_rank_gap(results) -> np.ndarray:
+    """(seed,): the mean over the observation counts of CP rank(init 1e-2) - CP rank(init 1e-3)."""
+    small = pick(results, "cp_rank", init_scale=SMALL_INIT)  # (seed, num_observed)
+    large = pick(results, "cp_rank", init_scale=LARGE_INIT)
+    return nan_per_seed(results) if small is None or large is None else (large - small).mean(axis=1)
+
+
+def _few_observations_error(results) -> np.ndarray:
+    """(seed,): the smallest error over the init scales at the fewest observations of the run."""
+    fewest = min(results.coords["num_observed"])
+    return pick(results, "error", num_observed=fewest).min(axis=1)
+
+
+RAZIN_COHEN = "Razin & Cohen 2020 (NeurIPS), tensor completion figure"
+CLAIMS = (
+    Claim(
+        id="recovers-rank-1-target",
+        statement=(
+            "With 200 observations the rank-1 target is recovered from every init scale: relative error below 0.1."
+        ),
+        source=RAZIN_COHEN,
+        paper=(
+            "with enough observations the reconstruction error is near zero (about 5e-6 at init 1e-3, 200 observations)"
+        ),
+        quantity="largest ||W - W*|| / ||W*|| over the init scales at 200 observations",
+        measure=_recovery_error,
+        op="<",
+        threshold=0.1,
+    ),
+    Claim(
+        id="rank-1-solution",
+        statement="With 200 observations the solution has the target's CP rank, 1, from every init scale.",
+        source=RAZIN_COHEN,
+        paper="the tensor rank of the solution is that of the rank-1 target",
+        quantity="largest CP rank (CP-ALS, MSE < cp_tol) over the init scales at 200 observations",
+        measure=_recovery_rank,
+        op="<=",
+        threshold=1,
+    ),
+    Claim(
+        id="smaller-init-lower-error",
+        statement="At 200 observations init 1e-3 ends with a lower reconstruction error than init 1e-2.",
+        source=RAZIN_COHEN,
+        paper="the smaller init reaches a lower error: about 5e-6 at init 1e-3, 100-1000x below init 1e-2",
+        quantity="error(init 1e-2) / error(init 1e-3) at 200 observations",
+        measure=_init_error_ratio,
+        op=">",
+        threshold=1.0,
+        expected=False,
+        note=(
+            "both inits stop at the first iteration with training loss at stop_at_loss, where the error is set "
+            "by that loss more than by the init: in some seeds init 1e-2 ends marginally lower"
+        ),
+    ),
+    Claim(
+        id="smaller-init-100x-lower-error",
+        statement="At 200 observations init 1e-3 ends with an error at least 100 times below that of init 1e-2.",
+        source=RAZIN_COHEN,
+        paper="init 1e-3: about 5e-6 at 200 observations, 100-1000x below init 1e-2",
+        quantity="error(init 1e-2) / error(init 1e-3) at 200 observations",
+        measure=_init_error_ratio,
+        op=">=",
+        threshold=100.0,
+        expected=False,
+        note=(
+            "both inits stop at the first iteration with training loss at stop_at_loss, where the error "
+            "is set by that loss, not by the init (the reference descends on for two more validations)"
+        ),
+    ),
+    Claim(
+        id="smaller-init-lower-rank",
+        statement="Init 1e-3 ends at a lower CP rank than init 1e-2, on average over the observation counts.",
+        source=RAZIN_COHEN,
+        paper="the smaller init finds solutions of lower tensor rank",
+        quantity="mean over observation counts of CP rank(init 1e-2) - CP rank(init 1e-3)",
+        measure=_init_rank_gap,
+        op=">",
+        threshold=0.0,
+    ),
+    Claim(
+        id="few-observations-not-recovered",
+        statement=(
+            "Control: from the fewest observations no init scale recovers the target (error above 0.5): "
+            "fitting the observations recovers it only when there are enough of them."
+        ),
+        source=RAZIN_COHEN,
+        paper="with few observations the reconstruction error is high",
+        quantity="smallest ||W - W*|| / ||W*|| over the init scales at the fewest observations",
+        measure=_few_observations_error,
+        op=">",
+        threshold=0.5,
+    ),
+)
+
+
 class TensorCompletionObservations(Reproduction):
     """One run per seed: its target, its permuted observations and its initial models,
     one per init scale, are the inputs; nothing is carried. Chunk k runs the k'th number
@@ -217,6 +352,9 @@ class TensorCompletionObservations(Reproduction):
         data = {**final.data, "cp_rank": cp_rank}
         # (seed, num_observed, init_scale) -> (init_scale, num_observed, seed)
         return {k: np.transpose(data[k], (2, 1, 0)) for k in OUTPUTS}
+
+    def claims(self) -> tuple:
+        return CLAIMS
 
     plot = staticmethod(plot)
     summary = staticmethod(summary)

@@ -39,9 +39,18 @@ from jaxreg import seed_keys
 from jaxreg import validation as V
 from jaxreg.metrics import numerical_component_rank
 from jaxreg.tasks import tensor_completion
+from jaxreg_lab.claims import Claim
 from jaxreg_lab.contract import Final, Reproduction, Setup
 from jaxreg_lab.reproductions._config import Descent, Seeds, StopAtLoss, check_scalar_fields, increasing_tuple
-from jaxreg_lab.reproductions._results import cp_models_per_scale, grid_table, per_seed, rmsprop_descent
+from jaxreg_lab.reproductions._results import (
+    cp_models_per_scale,
+    grid_table,
+    nan_per_seed,
+    per_seed,
+    pick,
+    rmsprop_descent,
+)
+from jaxreg_lab.reproductions._transitions import separate_rises
 
 NAME = "tensor-dynamics"
 RANK_RTOLS = (0.1, 0.01)  # "non-negligible component": norm above this fraction of the largest
@@ -169,6 +178,112 @@ def summary(results) -> str:
     return grid_table(results, ("init_scale", "seed"), header, row)
 
 
+def _smallest_init_half_times(results) -> np.ndarray:
+    """(seed, target_rank): the half-times at the smallest init scale of the run of its
+    target-rank largest components (largest final norm first; NaN: not learned)."""
+    init = min(results.coords["init_scale"])
+    return pick(results, "half_time", init_scale=init)[:, : results.config["target_rank"]]
+
+
+def _rises(results) -> np.ndarray:
+    return np.asarray([separate_rises(h) for h in _smallest_init_half_times(results)], float)
+
+
+def _min_ratio(results) -> np.ndarray:
+    half = _smallest_init_half_times(results)
+    return np.min(half[:, 1:] / half[:, :-1], axis=1)  # a NaN (a component not learned) stays NaN
+
+
+def _final_error_ratio(results) -> np.ndarray:
+    """(seed,): min over consecutive init scales (ascending) of the final error ratio
+    err(larger init) / err(smaller init): above 1 when the error grows with the init."""
+    err = results["reconstruction_error"][:, :, -1]  # (init_scale, seed), init scales ascending
+    return nan_per_seed(results) if len(err) < 2 else np.min(err[1:] / err[:-1], axis=0)
+
+
+def _components_gap(results) -> np.ndarray:
+    """(seed,): components above 1% of the largest norm at the end, largest init minus smallest."""
+    counts = pick(results, "num_components", rtol=0.01)  # (seed, init_scale), init scales ascending
+    return nan_per_seed(results) if counts.shape[1] < 2 else counts[:, -1] - counts[:, 0]
+
+
+def _smallest_init_loss(results) -> np.ndarray:
+    """(seed,): the final training loss at the smallest init over ``stop_at_loss``."""
+    init = min(results.coords["init_scale"])
+    return pick(results, "loss", init_scale=init)[:, -1] / results.config["stop_at_loss"]
+
+
+RAZIN_2021 = "Razin, Maman, Cohen 2021 (ICML), component-norm dynamics figure"
+SEEDS_1_2 = "seeds 1 and 2 reach the step cap with fewer than five components learned"
+CLAIMS = (
+    Claim(
+        id="one-at-a-time",
+        statement="From the smallest init the five target components rise one at a time: five separate rises.",
+        source=RAZIN_2021,
+        paper="the component norms are learned one at a time (incremental learning), init 5e-3",
+        quantity="separate rises of the target-rank largest components, smallest init (a new rise: half-time >= 1.2x)",
+        measure=_rises,
+        op=">=",
+        threshold=5,
+        expected=False,
+        note="small preset: in seed 0 the last two components reach half their final norm less than 1.2x apart, "
+        "and " + SEEDS_1_2,
+    ),
+    Claim(
+        id="ordered",
+        statement="From the smallest init the larger the final component norm, the earlier it is learned.",
+        source=RAZIN_2021,
+        paper="the components are learned in order of their final size",
+        quantity="min ratio of consecutive half-times, smallest init (largest component first)",
+        measure=_min_ratio,
+        op=">",
+        threshold=1.0,
+        expected=False,
+        note="small preset: " + SEEDS_1_2 + ", and in seed 1 the largest (a runaway component) is learned last",
+    ),
+    Claim(
+        id="smaller-init-lower-error",
+        statement="The final reconstruction error grows with the init scale.",
+        source=RAZIN_2021,
+        paper="reconstruction error about 0.01 / 0.03 / 0.08 at init 5e-3 / 1e-2 / 5e-2",
+        quantity="min over consecutive init scales of final error(larger init) / error(smaller init)",
+        measure=_final_error_ratio,
+        op=">",
+        threshold=1.0,
+        expected=False,
+        note="small preset: in seeds 1 and 2 the smaller inits end far off the target, above the largest "
+        "init's error (at the step cap, or fitted without recovering the target)",
+    ),
+    Claim(
+        id="smaller-init-fewer-components",
+        statement=(
+            "The smallest init ends with fewer non-negligible components (above 1% of the largest) than the largest."
+        ),
+        source=RAZIN_2021,
+        paper="the smaller the init, the fewer the components that grow (lower tensor rank)",
+        quantity="components above 1% of the largest norm at the end: largest init minus smallest init",
+        measure=_components_gap,
+        op=">",
+        threshold=0.0,
+    ),
+    Claim(
+        id="small-init-fits",
+        statement=(
+            "Control: the smallest init reaches the stop loss, so its fewer components are those of a fit, "
+            "not of a run cut short."
+        ),
+        source=RAZIN_2021,
+        paper="every run is trained until the training loss is below 1e-8",
+        quantity="final training loss / stop_at_loss at the smallest init",
+        measure=_smallest_init_loss,
+        op="<=",
+        threshold=1.0,
+        expected=False,
+        note="small preset: " + SEEDS_1_2 + ": their fewer components are partly those of an unfinished fit",
+    ),
+)
+
+
 class TensorDynamics(Reproduction):
     """One run per seed: its problem and one initial model per init scale (the inputs;
     the state carries nothing), chunk k the descent from the k'th init scale."""
@@ -232,6 +347,9 @@ class TensorDynamics(Reproduction):
             ]
         )
         return {**data, "half_time": halves}
+
+    def claims(self) -> tuple:
+        return CLAIMS
 
     plot = staticmethod(plot)
     summary = staticmethod(summary)

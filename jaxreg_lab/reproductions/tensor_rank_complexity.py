@@ -47,9 +47,10 @@ from jaxreg import seed_keys
 from jaxreg import validation as V
 from jaxreg.dynamics import gradient_descent
 from jaxreg.factorizations import TensorFactorization
+from jaxreg_lab.claims import Claim
 from jaxreg_lab.contract import Final, Reproduction, Setup
 from jaxreg_lab.reproductions._config import Descent, Seeds, check_scalar_fields, increasing_tuple
-from jaxreg_lab.reproductions._results import per_seed
+from jaxreg_lab.reproductions._results import nan_per_seed, per_seed, pick
 
 NAME = "tensor-rank-complexity"
 VARIANTS = ("natural", "random labels", "random inputs")
@@ -246,6 +247,81 @@ def summary(results) -> str:
     return "\n".join(lines)
 
 
+LOW_RANK = 2  # the paper's natural data are fitted at tensor rank 1-2
+
+
+def _relative_train_error(results, variant: str) -> np.ndarray:
+    """(seed, rank): the final training error of ``variant`` over the seed's label variance p(1 - p)."""
+    return pick(results, "train_error", variant=variant) / results["label_variance"][:, None]
+
+
+def _low_rank_fit(results, variant: str) -> np.ndarray:
+    """(seed,): the lowest relative training error of ``variant`` over the ranks <= ``LOW_RANK``."""
+    low = np.asarray(results.coords["rank"]) <= LOW_RANK
+    rel = _relative_train_error(results, variant)
+    return rel[:, low].min(axis=1) if low.any() else nan_per_seed(results)
+
+
+def _natural_low_rank(results) -> np.ndarray:
+    return _low_rank_fit(results, "natural")
+
+
+def _random_low_rank(results) -> np.ndarray:
+    return np.minimum(_low_rank_fit(results, "random labels"), _low_rank_fit(results, "random inputs"))
+
+
+def _random_fall(results) -> np.ndarray:
+    """(seed,): the larger over the two random variants of train error(largest rank) /
+    train error(smallest rank)."""
+    if len(results.coords["rank"]) < 2:
+        return nan_per_seed(results)
+    errors = [pick(results, "train_error", variant=v) for v in ("random labels", "random inputs")]  # (seed, rank)
+    return np.max([e[:, -1] / e[:, 0] for e in errors], axis=0)
+
+
+RAZIN_2021 = "Razin, Maman, Cohen 2021 (ICML), tensor rank as a measure of complexity figure"
+CLAIMS = (
+    Claim(
+        id="natural-fits-at-low-rank",
+        statement="Natural data are fitted at tensor rank at most 2: training error below half the label variance.",
+        source=RAZIN_2021,
+        paper="natural data (MNIST, Fashion-MNIST) are fitted at tensor rank 1-2",
+        quantity="lowest training error / label variance p(1 - p) of the natural data over the ranks <= 2",
+        measure=_natural_low_rank,
+        op="<",
+        threshold=0.5,
+    ),
+    Claim(
+        id="random-not-fit-at-low-rank",
+        statement=(
+            "Control: at the same ranks (at most 2) neither random labels nor random inputs are fitted: "
+            "training error above half the label variance."
+        ),
+        source=RAZIN_2021,
+        paper="random labels and random inputs need a higher tensor rank to be fitted",
+        quantity="lowest training error / label variance over the ranks <= 2 and the two random variants",
+        measure=_random_low_rank,
+        op=">",
+        threshold=0.5,
+    ),
+    Claim(
+        id="random-error-falls-with-rank",
+        statement=(
+            "The training error of random labels and of random inputs at least halves from the smallest rank "
+            "to the largest."
+        ),
+        source=RAZIN_2021,
+        paper="the training error of random data falls with the tensor rank, from about 0.09 to 0.015-0.045",
+        quantity="larger over the two random variants of train error(largest rank) / train error(smallest rank)",
+        measure=_random_fall,
+        op="<",
+        threshold=0.5,
+        expected=False,
+        note="the random variants' training error stays near the label variance at every rank tried: it does not fall",
+    ),
+)
+
+
 class TensorRankComplexity(Reproduction):
     """One run per seed: its three data variants and its initial model (the inputs; the
     state carries nothing), chunk k the fits of the k'th variant at every rank (one
@@ -309,6 +385,9 @@ class TensorRankComplexity(Reproduction):
             "label_variance": p * (1 - p),
             "status": final.data["status"].transpose(1, 2, 0),
         }
+
+    def claims(self) -> tuple:
+        return CLAIMS
 
     plot = staticmethod(plot)
     summary = staticmethod(summary)
