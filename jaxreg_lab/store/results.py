@@ -366,3 +366,18 @@ def load_results(out_dir) -> Results:
     _check_shapes(path, meta, arrays)
     dims = {k: tuple(v) for k, v in meta.pop("dims").items()}
     return Results(meta["name"], arrays, dims, meta.pop("coords"), meta.pop("config"), meta)
+
+
+def results_dirs(root) -> dict[str, Path]:
+    """The results directories directly under ``root``: those holding a ``results.json``.
+
+    Arguments:
+        root: a directory (absent: none found).
+
+    Returns:
+        ``{directory name: path}``, sorted by name.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return {}
+    return {p.name: p for p in sorted(root.iterdir()) if (p / META).is_file()}
