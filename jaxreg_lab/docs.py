@@ -700,3 +700,56 @@ def benchmark_page(title: str, intro: str, sections: Sequence[str]) -> str:
         The Markdown page.
     """
     return "\n".join([f"# {title}", "", intro, "", *sections])
+
+
+# ---------------------------------------------------------------- README
+
+README_BEGIN = "<!-- reproductions:begin -->"
+README_END = "<!-- reproductions:end -->"
+
+
+def readme_table(results_by_name: Mapping[str, Any]) -> str:
+    """The README's list of reproductions: one line each with the verdict of its claims
+    on the shipped default-size results (``docs/results/<name>/``).
+
+    Arguments:
+        results_by_name: ``{registered name: loaded results}`` (a name without shipped
+            results is listed as such).
+
+    Returns:
+        The Markdown table, the lines between :data:`README_BEGIN` and :data:`README_END`.
+    """
+    from jaxreg_lab.registry import REPRODUCTIONS
+
+    rows = []
+    for r in REPRODUCTIONS:
+        results = results_by_name.get(r.name)
+        verdict = headline(_claims(results.meta)) if results is not None else "no shipped results"
+        rows.append((f"`{r.name}`", md_text(r.description), md_text(r.reference), md_text(verdict)))
+    if "sweep-example" in results_by_name:
+        rows.append(
+            (
+                "`sweep-example`",
+                "`jaxreg sweep --config examples/sweep_matrix_flow.toml`: a depth-3 flow over init scales and seeds",
+                "none (a tool demo)",
+                md_text(headline(_claims(results_by_name["sweep-example"].meta))),
+            )
+        )
+    return _table(["reproduction", "what it runs", "paper", "claims on the shipped results"], rows)
+
+
+def replace_readme_block(readme: str, table: str) -> str:
+    """``readme`` with the text between :data:`README_BEGIN` and :data:`README_END`
+    replaced by ``table``.
+
+    Arguments:
+        readme: the README's text (it holds both markers, in order).
+        table: the generated block (:func:`readme_table`).
+
+    Returns:
+        The new text.
+    """
+    start, end = readme.index(README_BEGIN), readme.index(README_END)
+    if end < start:
+        raise ValueError(f"{README_END} comes before {README_BEGIN}")
+    return readme[: start + len(README_BEGIN)] + "\n" + table + "\n" + readme[end:]

@@ -37,7 +37,7 @@ import pytest
 
 from jaxreg_lab import docs
 from jaxreg_lab.config import build_config
-from jaxreg_lab.registry import REPRODUCTIONS
+from jaxreg_lab.registry import NAMES, REPRODUCTIONS
 from jaxreg_lab.store.results import load_results, results_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -285,3 +285,21 @@ def test_documented_dirs_prefer_shipped_results_and_keep_the_registry_order():
     shipped = {"zz-extra": "results/zz-extra", "ht-rank": "results/ht-rank"}
     gallery = {"ht-rank": "gallery/ht-rank", "matrix-dynamics": "gallery/matrix-dynamics", "other": "gallery/other"}
     assert docs.documented_dirs(shipped, gallery) == ["gallery/matrix-dynamics", "results/ht-rank", "results/zz-extra"]
+
+
+def test_readme_lists_every_reproduction_with_the_verdict_of_its_shipped_claims():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_readme", ROOT / "docs" / "gen_readme.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    readme = (ROOT / "README.md").read_text()
+    assert readme == gen.generated(readme), "README's reproductions are stale: run python docs/gen_readme.py"
+    block = readme[readme.index(docs.README_BEGIN) : readme.index(docs.README_END)]
+    for name in NAMES:
+        assert f"`{name}`" in block
+
+
+def test_replace_readme_block_keeps_the_rest():
+    text = f"a\n{docs.README_BEGIN}\nold\n{docs.README_END}\nb\n"
+    assert docs.replace_readme_block(text, "new") == f"a\n{docs.README_BEGIN}\nnew\n{docs.README_END}\nb\n"
