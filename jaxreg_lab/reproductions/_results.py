@@ -4,6 +4,7 @@ the Config's solver settings, status words and the grid tables of their summarie
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +12,7 @@ import numpy as np
 
 from jaxreg import TensorFactorization, seed_keys
 from jaxreg.dynamics import Status, gradient_descent, gradient_flow, group_rmsprop
+from jaxreg_lab.claims import select
 
 
 def per_seed(fn, keys, *args):
@@ -235,3 +237,31 @@ def cell_status(codes) -> tuple[str, int]:
     the loss to ``max_steps``, so for them ``ok`` means ``converged``."""
     flat = np.ravel(np.asarray(codes))
     return Status.name(Status.worst(flat)), sum(Status.ok(c) for c in flat.tolist())
+
+
+def seeds_nan(results) -> np.ndarray:
+    """One NaN per seed of ``results``: a claim's values where the run lacks what it needs
+    (e.g. the tiny preset has no depth 4)."""
+    return np.full(len(results.coords["seed"]), np.nan)
+
+
+def pick(results, name: str, **where) -> np.ndarray | None:
+    """:func:`jaxreg_lab.claims.select` (seed axis first, ``dim=value`` picked), or None
+    when one of the picked values is not among the run's coordinates.
+
+    Arguments:
+        results: loaded results.
+        name: the array's name.
+        **where: ``dim=value`` picks (floats compared to a relative 1e-12, as ``select`` does).
+
+    Returns:
+        The array, or None.
+    """
+    for dim, value in where.items():
+        floats = isinstance(value, float)
+        coords = results.coords[dim]
+        if not any(
+            c == value or (floats and isinstance(c, float) and math.isclose(c, value, rel_tol=1e-12)) for c in coords
+        ):
+            return None
+    return select(results, name, **where)
