@@ -21,6 +21,7 @@ from jaxreg_lab.reproductions._completion_grid import (
     CompletionGrid,
     GridRun,
     check_grid_config,
+    grid_claims,
     plot_grid,
     summary_grid,
 )
@@ -64,6 +65,15 @@ def summary(results) -> str:
     return summary_grid(results, "num_observed")
 
 
+# with many observations every error sits at its solver's tolerance
+KNOWN = {
+    "many-observations-match-nuclear": "every error sits at its tolerance: the flows stop at stop_at_loss, "
+    "which leaves their error above the nuclear-norm solution's (set by baseline_delta), all far below "
+    "the recovery level"
+}
+CLAIMS = grid_claims("observations", "Arora et al. 2019, Fig. 2", (2000, 5000), known=KNOWN)
+
+
 class MatrixCompletionDepth(CompletionGrid):
     """The completion grid (:class:`~jaxreg_lab.reproductions._completion_grid.CompletionGrid`):
     one run per seed, a problem per count of observed entries."""
@@ -74,6 +84,9 @@ class MatrixCompletionDepth(CompletionGrid):
 
     def problem(self, config: Config, key, count: int):
         return matrix_completion(key, config.shape, config.rank, count)
+
+    def claims(self) -> tuple:
+        return CLAIMS
 
     plot = staticmethod(plot)
     summary = staticmethod(summary)

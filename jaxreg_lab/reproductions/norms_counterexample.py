@@ -29,6 +29,7 @@ marked invalid (``valid``) and left out of the figure and the summary.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import diffrax
 import equinox as eqx
@@ -41,9 +42,10 @@ from jaxreg import validation as V
 from jaxreg.dynamics import gradient_flow
 from jaxreg.factorizations import MatrixFactorization
 from jaxreg.tasks import Observations, Problem
+from jaxreg_lab.claims import Claim
 from jaxreg_lab.contract import Final, Reproduction, Setup
 from jaxreg_lab.reproductions._config import FlowTolerances, Saves, Seeds, check_scalar_fields
-from jaxreg_lab.reproductions._results import per_seed, solver_options
+from jaxreg_lab.reproductions._results import nan_per_seed, per_seed, pick, solver_options
 
 NAME = "norms-counterexample"
 SHAPE = (2, 2)
@@ -203,6 +205,97 @@ def summary(results) -> str:
     return "\n".join(lines)
 
 
+def last_decade(results, depth: int) -> list[tuple[int, int] | None]:
+    """Per seed, the save indices (i0, i1) of the run's last decade of loss below
+    ``loss_from``: i1 its last valid save, i0 the last valid save before it with
+    loss_from >= loss >= 10 loss[i1]; None where the valid run spans no such decade (the
+    loss did not go to zero) or lacks ``depth``.
+
+    Arguments:
+        results: loaded results.
+        depth: the depth.
+
+    Returns:
+        One (i0, i1) or None per seed.
+    """
+    loss, valid = pick(results, "loss", depth=depth), pick(results, "valid", depth=depth)
+    if loss is None:
+        return [None] * len(results.coords["seed"])
+    spans = []
+    for loss_s, valid_s in zip(loss, valid):
+        ok = np.flatnonzero(valid_s.astype(bool) & np.isfinite(loss_s))
+        if ok.size == 0:
+            spans.append(None)
+            continue
+        i1 = ok[-1]
+        before = ok[(ok < i1) & (loss_s[ok] >= 10 * loss_s[i1]) & (loss_s[ok] <= results.config["loss_from"])]
+        spans.append((before[-1], i1) if before.size else None)
+    return spans
+
+
+def norm_exponent(results, depth: int) -> np.ndarray:
+    """(seed,): the exponent k of ||W||_{S_p} ~ loss^{-k} over each run's last decade of
+    loss (:func:`last_decade`), k = log(n1 / n0) / log(l0 / l1), the smallest over the
+    Schatten p's; NaN where there is no such decade. Along W ~ [[x, 1], [1, 1/x]] the
+    mean loss is 1 / (3 x^2), so every norm grows like |x| = (3 loss)^{-1/2}: k -> 1/2."""
+    out = nan_per_seed(results)
+    for s, span in enumerate(last_decade(results, depth)):
+        if span is not None:
+            (i0, i1), d_i = span, results.coords["depth"].index(depth)
+            loss, norms = results["loss"][d_i, s], results["schatten_norm"][d_i, s]  # norms: (time, p)
+            out[s] = np.min(np.log(norms[i1] / norms[i0])) / np.log(loss[i0] / loss[i1])
+    return out
+
+
+def final_rank_excess(results, depth: int) -> np.ndarray:
+    """(seed,): effective rank - 1 (its minimum is 0) at the end of each run's last decade
+    of loss (:func:`last_decade`); NaN where there is no such decade."""
+    out = nan_per_seed(results)
+    for s, span in enumerate(last_decade(results, depth)):
+        if span is not None:
+            out[s] = results["effective_rank"][results.coords["depth"].index(depth), s, span[1]] - 1.0
+    return out
+
+
+RAZIN = "Razin & Cohen 2020, Theorem 1 and the 2x2 experiment"
+FLOAT64 = (
+    "undefined: depth 2's sigma_2 / sigma_1 reaches float64 round-off and det W flips sign before "
+    "the loss falls a decade below loss_from, so no valid decade is left (the module's float64 limit)"
+)
+
+
+def _depth_claims(depth: int) -> tuple[Claim, ...]:
+    """Depth ``depth``'s two claims: the norms grow without bound, the effective rank falls to 1."""
+    known = {"expected": False, "note": FLOAT64} if depth == 2 else {}  # the float64 limit above
+    return (
+        Claim(
+            id=f"norms-grow-depth-{depth}",
+            statement=f"At depth {depth}, every Schatten quasi-norm of W still grows as a power of 1/loss as the loss goes to zero.",
+            source=RAZIN,
+            paper="as the loss goes to zero, every norm and quasi-norm of W grows towards infinity (depths 2, 3, 4)",
+            quantity="min over the Schatten p of k in ||W||_{S_p} ~ loss^{-k} over the last decade of the loss",
+            measure=functools.partial(norm_exponent, depth=depth),
+            op=">",
+            threshold=0.25,  # half the 1/2 of W ~ [[x, 1], [1, 1/x]]: the norm keeps growing
+            **known,
+        ),
+        Claim(
+            id=f"rank-falls-depth-{depth}",
+            statement=f"At depth {depth}, the effective rank of W falls to its minimum 1 as the loss goes to zero.",
+            source=RAZIN,
+            paper="the effective rank of W tends to its infimum 1 (rank minimization, not norm minimization)",
+            quantity="effective rank - 1 at the end of the last decade of the loss",
+            measure=functools.partial(final_rank_excess, depth=depth),
+            op="<",
+            threshold=0.01,  # within 1% of its minimum
+            **known,
+        ),
+    )
+
+
+CLAIMS = _depth_claims(2) + _depth_claims(3) + _depth_claims(4)
+
+
 class NormsCounterexample(Reproduction):
     """One run per seed: one model per depth (the state; the problem is the same for
     every run), integrated through the save times in ``num_chunks`` segments."""
@@ -289,6 +382,9 @@ class NormsCounterexample(Reproduction):
             "determinant": det,
             "valid": valid,
         }
+
+    def claims(self) -> tuple:
+        return CLAIMS
 
     plot = staticmethod(plot)
     summary = staticmethod(summary)
