@@ -74,11 +74,12 @@ def plot(results, out_dir):
     # in the empty band between the learned and the unlearned singular values
     kw = dict(fontsize=7, ncol=2, title=f"seed 0, top {sv.shape[1]}", title_fontsize=7)
     axes[0].legend(loc="center right", bbox_to_anchor=(1, 0.64), **kw)
-    axes[1].plot(ts, results["loss"].T, color="k", lw=1, alpha=0.7)
-    axes[1].plot(ts, results["reconstruction_error"].T, color="tab:red", lw=1, alpha=0.7)
+    loss = axes[1].plot(ts, results["loss"].T, color="k", lw=1, alpha=0.7)
+    err = axes[1].plot(ts, results["reconstruction_error"].T, color="tab:red", lw=1, alpha=0.7)
     axes[1].set_yscale("log")
     axes[1].set_xlabel("gradient flow time t")
-    axes[1].legend(["train loss", "rel. reconstruction error"], fontsize=8)
+    seeds = len(results["loss"])
+    axes[1].legend([loss[0], err[0]], ["train loss", "rel. reconstruction error"], fontsize=8, title=f"{seeds} seeds")
     axes[1].grid(alpha=0.3)
     return save_figure(fig, out_dir, NAME)
 
@@ -121,7 +122,7 @@ def _error(results) -> np.ndarray:
     return results["reconstruction_error"][:, -1]
 
 
-ARORA = "Arora et al. 2019, Fig. 1 (dynamics)"
+ARORA = "Arora et al. 2019, Fig. 3 (top row: singular-value dynamics)"
 CLAIMS = (
     Claim(
         id="one-at-a-time",
