@@ -2,8 +2,9 @@
 :mod:`jaxreg_lab.locality.experiments`): the grid through the one runner (checkpoints under
 ``out_dir/.checkpoint``), the accuracy / held-out R figure, the summary table and the
 claims (:func:`locality_claims`), over one range axis. With the regularizer, loss = BCE +
-lambda * R, test accuracy stays higher at long range. The configs, presets and training live in :mod:`jaxreg_lab.locality.experiments`;
-training runs in float32 (``Config.PRECISION``) whatever the command line's precision."""
+lambda * R, test accuracy stays higher at long range. The configs, presets and training
+live in :mod:`jaxreg_lab.locality.experiments`; training runs in float32
+(``Config.PRECISION``) whatever the command line's precision."""
 
 from __future__ import annotations
 
