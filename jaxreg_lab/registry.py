@@ -102,7 +102,7 @@ REPRODUCTIONS = (
     Reproduction(
         "locality-pathfinder",
         "locality_pathfinder",
-        "Pathfinder: the gradient-change regularizer helps a CNN on long paths",
+        "Pathfinder: a CNN's test accuracy against path length, with and without the gradient-change regularizer",
         RAZIN_2022,
     ),
 )

@@ -40,21 +40,31 @@ def plot(results, out_dir):
     return save_figure(fig, out_dir, NAME)
 
 
+def last_finite(x) -> np.ndarray:
+    """The last finite value along the last axis (NaN where there is none): a run
+    stopped by ``stop_at_loss`` or a failure saves inf after its stop.
+
+    Arguments:
+        x: values over time on the last axis.
+
+    Returns:
+        ``x`` without its last axis.
+    """
+    x = np.where(np.isfinite(x), x, np.nan)
+    idx = np.where(np.isfinite(x).any(-1), np.isfinite(x).cumsum(-1).argmax(-1), 0)
+    return np.take_along_axis(x, idx[..., None], -1)[..., 0]
+
+
 def summary(results) -> str:
     scales = results.coords["init_scale"]
     status = np.asarray(results.meta["status"]).reshape(len(scales), -1)
     lines = [f"{'init':>8} {'reached stop':>12} {'train loss':>22} {'rel. error':>22} {'top norm':>10}"]
 
-    def last(x):  # last finite value along time
-        x = np.where(np.isfinite(x), x, np.nan)
-        idx = np.where(np.isfinite(x).any(-1), np.isfinite(x).cumsum(-1).argmax(-1), 0)
-        return np.take_along_axis(x, idx[..., None], -1)[..., 0]
-
     for i, s in enumerate(scales):
         ok = sum(Status.ok(st) for st in status[i])
-        loss = last(results["loss"][i])
-        err = last(results["reconstruction_error"][i])
-        norm = last(results["component_norms"][i][..., 0])
+        loss = last_finite(results["loss"][i])
+        err = last_finite(results["reconstruction_error"][i])
+        norm = last_finite(results["component_norms"][i][..., 0])
         lines.append(
             f"{s:8.1e} {ok:>6}/{status.shape[1]:<5} {np.nanmean(loss):11.3e} ± {np.nanstd(loss):8.1e} "
             f"{np.nanmean(err):11.3e} ± {np.nanstd(err):8.1e} {np.nanmean(norm):10.3g}"

@@ -8,7 +8,7 @@ An adapter (:mod:`._locality`) over :func:`jaxreg_lab.locality.experiments.run_i
 from __future__ import annotations
 
 from jaxreg_lab.locality.experiments import IsSameClassConfig, run_is_same_class
-from jaxreg_lab.reproductions._locality import reproduction
+from jaxreg_lab.reproductions._locality import locality_claims, reproduction
 
 NAME = "locality-is-same-class"
 Config = IsSameClassConfig  # frozen; preset("tiny" | "small" | "paper"); seeds: a count or a tuple of seeds
@@ -16,4 +16,11 @@ Config = IsSameClassConfig  # frozen; preset("tiny" | "small" | "paper"); seeds:
 # run(config, *, out_dir, resume, progress) trains the grid (distance x lambda x seed)
 run, plot, summary = reproduction(
     run_is_same_class, NAME, "Is-Same-Class (scikit-learn digits in place of CIFAR-10)", "distance"
+)
+
+CLAIMS = locality_claims(
+    "distance",
+    "Is-Same-Class",
+    "the distance between the two images grows",
+    "Razin et al. 2022, Is-Same-Class figure (test accuracy against distance, per lambda)",
 )
