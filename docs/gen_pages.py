@@ -2,8 +2,7 @@
 runs this script; nothing it writes is committed).
 
 - ``reproductions/<name>.md``: one page per saved results directory: every directory
-  of ``docs/results/`` that holds a ``results.json``, and a registered reproduction's
-  directory in ``docs/gallery/`` when ``docs/results/`` has none of that name;
+  of ``docs/results/`` that holds a ``results.json``;
   ``reproductions/index.md``: their index with each one's verdict;
 - ``performance.md`` and ``scale-out.md``: a section per ``benchmarks/results/*.json``.
 
@@ -29,7 +28,7 @@ BENCHMARKS = ROOT / "benchmarks"
 
 def reproduction_pages() -> None:
     index = []
-    for path in docs.documented_dirs(results_dirs(DOCS / "results"), results_dirs(DOCS / "gallery")):
+    for path in docs.documented_dirs(results_dirs(DOCS / "results")):
         results = load_results(path)
         rel = path.relative_to(DOCS).as_posix()
         page = docs.reproduction_page(

@@ -370,27 +370,20 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def documented_dirs(shipped: Mapping[str, Any], gallery: Mapping[str, Any]) -> list:
-    """The results directories that get a page: every shipped one (``docs/results/``), and
-    a gallery one (``docs/gallery/``) named after a registered reproduction that has no
-    shipped directory; registered names first, in the registry's order, then the others
-    by name.
+def documented_dirs(shipped: Mapping[str, Any]) -> list:
+    """The results directories that get a page: every shipped one (``docs/results/``),
+    the registered reproductions first, in the registry's order, then the others by name.
 
     Arguments:
         shipped: ``{directory name: path}`` of ``docs/results/``.
-        gallery: ``{directory name: path}`` of ``docs/gallery/``.
 
     Returns:
         The paths, in page order.
     """
     from jaxreg_lab.registry import NAMES
 
-    found = dict(shipped)
-    for name in NAMES:
-        if name not in found and name in gallery:
-            found[name] = gallery[name]
     order = {n: i for i, n in enumerate(NAMES)}
-    return [found[n] for n in sorted(found, key=lambda n: (order.get(n, len(order)), n))]
+    return [shipped[n] for n in sorted(shipped, key=lambda n: (order.get(n, len(order)), n))]
 
 
 def reproduction_page(results, *, out_dir: str, link: str, files: Sequence[str]) -> str:

@@ -54,7 +54,7 @@ def numbers_in(text: str) -> list[str]:
 
 def documented() -> list[Path]:
     """The directories docs/gen_pages.py makes pages of."""
-    return docs.documented_dirs(results_dirs(DOCS / "results"), results_dirs(DOCS / "gallery"))
+    return docs.documented_dirs(results_dirs(DOCS / "results"))
 
 
 def page_of(path: Path) -> str:
@@ -281,10 +281,13 @@ def test_getting_started_example_is_the_readme_example():
     assert ours and [line for line in ours if line not in readme] == []
 
 
-def test_documented_dirs_prefer_shipped_results_and_keep_the_registry_order():
-    shipped = {"zz-extra": "results/zz-extra", "ht-rank": "results/ht-rank"}
-    gallery = {"ht-rank": "gallery/ht-rank", "matrix-dynamics": "gallery/matrix-dynamics", "other": "gallery/other"}
-    assert docs.documented_dirs(shipped, gallery) == ["gallery/matrix-dynamics", "results/ht-rank", "results/zz-extra"]
+def test_documented_dirs_keep_the_registry_order():
+    shipped = {
+        "zz-extra": "results/zz-extra",
+        "ht-rank": "results/ht-rank",
+        "matrix-dynamics": "results/matrix-dynamics",
+    }
+    assert docs.documented_dirs(shipped) == ["results/matrix-dynamics", "results/ht-rank", "results/zz-extra"]
 
 
 def test_readme_lists_every_reproduction_with_the_verdict_of_its_shipped_claims():

@@ -295,7 +295,7 @@ def test_shared_config_fields_keep_each_experiments_names_and_defaults():
         "max_steps",
     }
     md, nc = matrix_dynamics.Config(), norms_counterexample.Config()
-    assert (md.num_chunks, md.num_saves, md.rtol, md.atol, md.seeds) == (10, 300, 1e-7, 1e-9, 1)
+    assert (md.num_chunks, md.num_saves, md.rtol, md.atol, md.seeds) == (10, 300, 1e-7, 1e-9, 3)
     assert (nc.num_chunks, nc.num_saves, nc.rtol, nc.atol, nc.seeds) == (4, 120, 1e-8, 1e-12, 3)
     assert matrix_dynamics.Config.preset("tiny").num_chunks == 4 and matrix_dynamics.Config.preset("paper").seeds == 5
     with pytest.raises(ValueError, match="num_chunks must be a positive integer"):

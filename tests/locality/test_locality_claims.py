@@ -1,5 +1,5 @@
 """The locality reproductions' claims, judged on their shipped default-size results
-(``docs/gallery/<name>/``: no training here) and on small synthetic grids."""
+(``docs/results/<name>/``: no training here) and on small synthetic grids."""
 
 import dataclasses
 from pathlib import Path
@@ -11,7 +11,7 @@ from jaxreg_lab.claims import claims_of, compare, evaluate_all
 from jaxreg_lab.reproductions import locality_is_same_class, locality_pathfinder
 from jaxreg_lab.store.results import Results, load_results
 
-GALLERY = Path(__file__).resolve().parents[2] / "docs" / "gallery"
+SHIPPED = Path(__file__).resolve().parents[2] / "docs" / "results"
 
 
 @pytest.mark.parametrize("module", [locality_is_same_class, locality_pathfinder], ids=lambda m: m.NAME)
@@ -19,7 +19,7 @@ def test_claims_on_the_shipped_results(module):
     """Every claim gives one value per seed, ids are unique, and each verdict is the
     expected one (Is-Same-Class: all hold in 3/3 seeds; Pathfinder: at chance
     everywhere, so only the vacuous at-chance claim holds)."""
-    res = load_results(GALLERY / module.NAME)
+    res = load_results(SHIPPED / module.NAME)
     records = evaluate_all(claims_of(module), res)
     assert len({r["id"] for r in records}) == len(records) == 5
     seeds = len(res.coords["seed"])
