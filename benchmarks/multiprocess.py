@@ -20,7 +20,14 @@ wall time, compilation included, from a warm persistent compilation cache (one u
 run of each layout fills it), median of ``--repeats``. Saves
 benchmarks/results/multiprocess_reproduce.json.
 
-    python benchmarks/multiprocess.py --reproduce ht-rank [--size small] [--repeats 3]
+    python benchmarks/multiprocess.py --reproduce ht-rank [--size small] [--repeats 3] [--cores-per-process K]
+
+``--cores-per-process K`` pins process i to its own K cores (cores iK .. iK+K-1, by CPU
+affinity), so that each process stands for a host of K cores: the 1-process baseline
+then runs on K cores and the 2 processes on 2K. Without it every process may use every
+core, and on one machine the 2 processes share the cores that the 1 process already used
+(XLA's CPU backend runs one program's matmuls on several threads), which measures the
+runtime's overhead, not the scale-out to more hosts.
 
 The script starts the processes itself (``--worker`` is its per-process entry point);
 jaxreg does not.
@@ -159,9 +166,11 @@ def _reproduce_layout(args, processes: int, cache: str, out: str) -> float:
     env["JAXREG_CACHE_DIR"] = cache
     argv = [sys.executable, "-c", CLI, "reproduce", args.reproduce, "--size", args.size, "--no-progress", "--force"]
     port = _free_port()
+    k = args.cores_per_process
     t = time.perf_counter()
     procs = []
     for i in range(processes):
+        cores = set(range(i * k, (i + 1) * k)) if k else None
         dist = ["--distributed", "--coordinator", f"127.0.0.1:{port}", "--num-processes", str(processes)]
         extra = [*dist, "--process-id", str(i)] if processes > 1 else []
         procs.append(
@@ -171,6 +180,7 @@ def _reproduce_layout(args, processes: int, cache: str, out: str) -> float:
                 stderr=subprocess.STDOUT,
                 text=True,
                 env=env,
+                preexec_fn=(lambda cores=cores: os.sched_setaffinity(0, cores)) if cores else None,
             )
         )
     outs = [p.communicate(timeout=TIMEOUT_S)[0] for p in procs]
@@ -185,6 +195,9 @@ def reproduce(args) -> None:
     """Time a named reproduction on 1 process and on 2 processes; save the JSON."""
     import tempfile
 
+    k = args.cores_per_process
+    if k and 2 * k > (os.cpu_count() or 1):
+        raise SystemExit(f"--cores-per-process {k}: 2 processes need {2 * k} cores, this machine has {os.cpu_count()}")
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         cache, out = os.path.join(tmp, "cache"), os.path.join(tmp, "out")
@@ -195,18 +208,20 @@ def reproduce(args) -> None:
             for processes in (1, 2):
                 times[processes].append(_reproduce_layout(args, processes, cache, out))
     one, two = statistics.median(times[1]), statistics.median(times[2])
+    pinned = f", {k} core(s) per process" if k else ", unpinned"
     print(
         f"{args.reproduce} --size {args.size}: 1 process x 1 device {one:.1f} s, 2 processes x 1 device "
-        f"{two:.1f} s, speed-up {one / two:.2f}x (median of {args.repeats})",
+        f"{two:.1f} s, speed-up {one / two:.2f}x (median of {args.repeats}{pinned})",
         flush=True,
     )
     import jax
 
     save_json(
-        "multiprocess_reproduce",
+        "multiprocess_reproduce" + (f"_{k}core" if k else ""),
         {
             "reproduction": args.reproduce,
             "size": args.size,
+            "cores_per_process": k,
             "repeats": args.repeats,
             "seconds": {"one_process": times[1], "two_processes": times[2]},
             "median_s": {"one_process": one, "two_processes": two},
@@ -229,6 +244,9 @@ def main():
     ap.add_argument("--tag", default="", help="suffix of the JSON file name")
     ap.add_argument("--reproduce", default=None, metavar="NAME", help="time a named reproduction instead")
     ap.add_argument("--size", default="small", help="the preset size of --reproduce")
+    ap.add_argument(
+        "--cores-per-process", type=int, default=0, help="with --reproduce: pin each process to its own K cores"
+    )
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--case", help=argparse.SUPPRESS)
     ap.add_argument("--processes", type=int, default=1, help=argparse.SUPPRESS)
