@@ -53,16 +53,30 @@ class Setup:
         num_chunks: the number of chunks (each one checkpointed).
         run_shape: the run axis unflattened, e.g. ``(seeds,)`` or ``(init_scales, seeds)``:
             the statuses and every output's leading axes take this shape.
-        coords: the coordinates of the output dimensions (name -> values).
+        coords: the coordinates of the output dimensions (name -> values; a string
+            value, e.g. the sweep's ``time_name``, names an axis for the figures).
         extra: scalars recorded at the top level of ``results.json``.
+        chunk_size: runs per vmapped program (a hint to the driver): None (the default)
+            runs each device's slice of the runs as one vmapped program; a positive
+            integer runs it as a ``lax.map`` over chunks of ``chunk_size`` runs (each
+            vmapped, unbatched when 1), padded with copies of run 0 to whole chunks. With
+            a fixed ``chunk_size`` XLA compiles the same batch size whatever the number of
+            devices or processes, and a device holds the intermediates of ``chunk_size``
+            runs at a time, not of its whole share.
     """
 
     inputs: PyTree
     state: PyTree
     num_chunks: int
     run_shape: tuple[int, ...]
-    coords: Mapping[str, list] = dataclasses.field(default_factory=dict)
+    coords: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    chunk_size: int | None = None
+
+    def __post_init__(self):
+        size = self.chunk_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+            raise ValueError(f"chunk_size must be None or a positive integer, got {size!r}")
 
     @property
     def num_runs(self) -> int:

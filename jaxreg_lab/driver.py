@@ -222,14 +222,22 @@ class _OneRun:
     reproduction: Any
     config: Any
 
+    def __hash__(self) -> int:
+        # a config with a table field (e.g. the sweep's optimizer_options) is not
+        # hashable: equal configs then share the hash of their class, and jit's cache
+        # tells them apart by equality
+        try:
+            return hash((self.reproduction, self.config))
+        except TypeError:
+            return hash((self.reproduction, type(self.config)))
+
     def __call__(self, inputs, state, k):
         return self.reproduction.chunk(self.config, inputs, state, k)
 
 
-@eqx.filter_jit
-def _chunk_of_runs(one: _OneRun, inputs, state, k):
-    """``one`` for every run of a slice (leading axis), in one program; a slice of one
-    run is run unbatched (XLA's CPU backend runs batched matmuls of batch 1 slower)."""
+def _batch_of_runs(one: _OneRun, inputs, state, k):
+    """``one`` for every run of a batch (leading axis), vmapped; a batch of one run is
+    run unbatched (XLA's CPU backend runs batched matmuls of batch 1 slower)."""
     size = jax.tree.leaves(eqx.filter((inputs, state), eqx.is_array))[0].shape[0]
     if size == 1:
         out = one(*jax.tree.map(lambda x: x[0] if eqx.is_array(x) else x, (inputs, state)), k)
@@ -237,22 +245,63 @@ def _chunk_of_runs(one: _OneRun, inputs, state, k):
     return eqx.filter_vmap(one, in_axes=(0, 0, None))(inputs, state, k)
 
 
-def _runs_over_devices(one: _OneRun, inputs, state, k: int, runs: int):
+@eqx.filter_jit
+def _chunk_of_runs(one: _OneRun, chunk_size: int, inputs, state, k):
+    """``one`` for every run of a device's slice (leading axis), in one program: the
+    slice vmapped at once when it has ``chunk_size`` runs, else a ``lax.map`` over its
+    chunks of ``chunk_size`` runs (the slice is a whole number of them)."""
+    size = jax.tree.leaves(eqx.filter((inputs, state), eqx.is_array))[0].shape[0]
+    if size == chunk_size:
+        return _batch_of_runs(one, inputs, state, k)
+    n = size // chunk_size
+    arrays, static = eqx.partition((inputs, state), eqx.is_array)
+    static_out: list = []
+
+    def body(part):
+        out_arrays, out_static = eqx.partition(_batch_of_runs(one, *eqx.combine(part, static), k), eqx.is_array)
+        static_out[:] = [out_static]
+        return out_arrays
+
+    split = jax.tree.map(lambda x: x.reshape(n, chunk_size, *x.shape[1:]), arrays)
+    out = jax.tree.map(lambda x: x.reshape(n * chunk_size, *x.shape[2:]), jax.lax.map(body, split))
+    return eqx.combine(out, static_out[0])
+
+
+def _layout(runs: int, num_devices: int, chunk_size: int | None) -> tuple[int, int]:
+    """``(per_device, chunk)``: the runs of each device's slice (padded) and the runs
+    per vmapped program. Without a ``chunk_size`` a device's whole share is one program;
+    with one, each slice is a whole number of chunks of ``min(chunk_size, runs)`` runs."""
+    share = -(-runs // num_devices)
+    chunk = share if chunk_size is None else min(chunk_size, runs)
+    return -(-runs // (chunk * num_devices)) * chunk, chunk
+
+
+def _runs_over_devices(one: _OneRun, inputs, state, k: int, runs: int, chunk_size: int | None = None):
     """Chunk ``k`` of all ``runs`` runs, split over every device of every process.
 
-    The runs (padded with copies of run 0 to a multiple of the device count) are cut into
+    The runs (padded with copies of run 0 to the layout of :func:`_layout`) are cut into
     one contiguous slice per device, in the global device order; each process runs the
     slices of its own devices (dispatched together, so its devices work at once), and the
     processes all-gather the results. Every device runs the same program on a slice of
-    the same size, so a layout of 2 processes of 1 device and one of 1 process of 2
-    devices give the same bits. Implicit ODE solvers run too (they fail inside
-    ``shard_map``, which :func:`jaxreg.sweep` uses).
+    the same size (``chunk_size``: a ``lax.map`` over chunks of that many runs, see
+    :class:`jaxreg_lab.contract.Setup`), so a layout of 2 processes of 1 device and one of
+    1 process of 2 devices give the same bits. Implicit ODE solvers run too (they fail
+    inside ``shard_map``, which :func:`jaxreg.sweep` uses).
+
+    Each device runs its own single-device executable, not one program sharded over the
+    devices as :func:`jaxreg.sweep`'s ``shard_map``. On several CPU devices
+    (``--xla_force_host_platform_device_count``) a vmapped slice per device therefore does
+    not hang in jaxlib's batched LAPACK kernels (``svd``, ``eigh`` under vmap), which
+    deadlock the intra-op thread pool inside one sharded program (jaxlib 0.10.2; why
+    ``jr.sweep`` defaults to ``chunk_size=1`` there): the driver needs no such default.
+    ``tests/test_contract.py`` runs SVDs in vmapped slices of 4 runs over 2 CPU devices;
+    pinned to one core (``taskset -c 0``) they finished too, where ``jr.sweep`` hung.
 
     Returns:
         ``(state, status, outputs)`` of all runs as NumPy arrays (leading axis ``runs``).
     """
     devices = jax.devices()
-    per = -(-runs // len(devices))
+    per, chunk = _layout(runs, len(devices), chunk_size)
     pad = per * len(devices) - runs
 
     def padded(x):
@@ -265,7 +314,7 @@ def _runs_over_devices(one: _OneRun, inputs, state, k: int, runs: int):
     pending = []
     for i, device in local:
         part = jax.device_put(jax.tree.map(lambda x, i=i: x[i * per : (i + 1) * per], arrays), device)
-        pending.append(_chunk_of_runs(one, *eqx.combine(part, static), jnp.asarray(k, jnp.int32)))
+        pending.append(_chunk_of_runs(one, chunk, *eqx.combine(part, static), jnp.asarray(k, jnp.int32)))
     mine = jax.tree.map(lambda *xs: np.concatenate([np.asarray(x) for x in xs]), *pending)
     if jax.process_count() > 1:
         from jax.experimental.multihost_utils import process_allgather
@@ -281,6 +330,8 @@ def run_reproduction(
     runs split over every device of every process (one program per device), each
     chunk committed as a checkpoint unit (:func:`run_chunks`), each run's worst status
     kept, and the arrays laid out on the reproduction's declared ``outputs(config)``.
+    ``setup.chunk_size`` (:class:`jaxreg_lab.contract.Setup`) cuts a device's slice of the
+    runs into programs of that many runs.
 
     Arguments:
         reproduction: the reproduction (a :class:`jaxreg_lab.contract.Reproduction`).
@@ -303,7 +354,7 @@ def run_reproduction(
 
     def step(carry, k):
         state, worst = carry
-        state, status, outputs = _runs_over_devices(one, setup.inputs, state, k, runs)
+        state, status, outputs = _runs_over_devices(one, setup.inputs, state, k, runs, setup.chunk_size)
         return (state, jnp.maximum(worst, jnp.asarray(status, jnp.int32))), outputs
 
     initial = (setup.state, jnp.full(runs, Status.COMPLETED, jnp.int32))

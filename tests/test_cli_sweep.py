@@ -11,6 +11,7 @@ import pytest
 import jaxreg as jr
 from jaxreg_lab import cli
 from jaxreg_lab.claims import claims_of, evaluate_all
+from jaxreg_lab.driver import run_reproduction
 from jaxreg_lab.reproductions import custom_sweep
 from jaxreg_lab.store.results import load_results
 
@@ -107,8 +108,8 @@ def test_descent_chunks_carry_optimizer_state():
         init_scales=(1e-1,),
         seeds=2,
     )
-    one = custom_sweep.run(base, progress=False)
-    four = custom_sweep.run(dataclasses.replace(base, num_chunks=4), progress=False)
+    one = run_reproduction(custom_sweep.REPRODUCTION, base, progress=False)
+    four = run_reproduction(custom_sweep.REPRODUCTION, dataclasses.replace(base, num_chunks=4), progress=False)
     np.testing.assert_allclose(one["arrays"]["loss"][1], four["arrays"]["loss"][1], rtol=1e-12)
     # and equals jr.gradient_descent with the same optimizer (fresh state, one scan)
     pk, mk = jax.random.split(jax.random.split(jax.random.key(0), 2)[0])

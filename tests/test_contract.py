@@ -2,10 +2,14 @@
 number is known: each run's chunks, its worst status, the declared dims, the checks."""
 
 import dataclasses
+import subprocess
+import sys
+import textwrap
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import xla_env
 
 import jaxreg as jr
 from jaxreg_lab import driver
@@ -17,6 +21,8 @@ class Config:
     seeds: int = 3
     num_chunks: int = 2
     per_chunk: int = 2
+    chunk_size: int | None = None
+    options: dict = dataclasses.field(default_factory=dict)  # a table field: the config is unhashable
 
 
 class Counting(Reproduction):
@@ -32,7 +38,7 @@ class Counting(Reproduction):
     def setup(self, config):
         x = jnp.asarray([10.0 * i + s for i in range(2) for s in range(config.seeds)])
         coords = {"scale": [0, 1], "seed": list(range(config.seeds))}
-        return Setup(x, jnp.zeros_like(x), config.num_chunks, (2, config.seeds), coords, {"note": 1})
+        return Setup(x, jnp.zeros_like(x), config.num_chunks, (2, config.seeds), coords, {"note": 1}, config.chunk_size)
 
     def chunk(self, config, x, state, k):
         values = state + x * jnp.arange(1, config.per_chunk + 1)
@@ -90,3 +96,95 @@ def test_extra_is_derived_from_the_saved_arrays():
 def test_reproductions_compare_by_class():
     assert Counting() == Counting() and hash(Counting()) == hash(Counting())
     assert Counting() != type("Other", (Counting,), {})()
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 4, 6, 10])
+def test_chunk_size_maps_a_device_slice_in_chunks(chunk_size):
+    """``Setup.chunk_size``: the slice runs as a lax.map over chunks of that many runs
+    (padded to whole chunks, the padding cut off): every number, status and step count as
+    in one vmapped program; a config with a table field (unhashable) runs too."""
+    res = driver.run_reproduction(Counting(), Config(chunk_size=chunk_size, options={"a": 1}), progress=False)
+    ref = driver.run_reproduction(Counting(), Config(), progress=False)
+    assert res["status"] == ref["status"]
+    for name, (dims, value) in ref["arrays"].items():
+        assert res["arrays"][name][0] == dims and np.array_equal(res["arrays"][name][1], value), name
+
+
+def test_layout_of_runs_over_devices():
+    # (runs, devices, chunk_size) -> (runs per device, runs per program)
+    assert driver._layout(6, 1, None) == (6, 6)
+    assert driver._layout(7, 2, None) == (4, 4)
+    assert driver._layout(3, 4, None) == (1, 1)
+    assert driver._layout(6, 1, 4) == (8, 4)  # two chunks of 4, two padding runs
+    assert driver._layout(7, 2, 2) == (4, 2)
+    assert driver._layout(3, 2, 8) == (3, 3)  # a chunk is at most all the runs
+    with pytest.raises(ValueError, match="chunk_size"):
+        Setup(jnp.zeros(2), jnp.zeros(2), 1, (2,), chunk_size=0)
+
+
+SVDS = textwrap.dedent(
+    """
+    import dataclasses, sys
+    import jax, jax.numpy as jnp, numpy as np, optax
+    jax.config.update("jax_enable_x64", True)
+    import jaxreg as jr
+    from jaxreg_lab.contract import Reproduction, Setup
+    from jaxreg_lab.driver import run_reproduction
+    from jaxreg_lab.reproductions._results import per_seed
+
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        chunk_size: int | None = None
+
+    class SVDs(Reproduction):
+        # 8 runs of GD on 30 x 30 completion, the singular values saved every step: over
+        # 2 devices, a vmapped slice of 4 runs per device calls batched SVDs
+        name = "svds"
+        config = Config
+        def outputs(self, config):
+            return {"norms": ("run", "step", "component")}
+        def setup(self, config):
+            problem = jr.tasks.matrix_completion(jax.random.key(0), (30, 30), 3, 300)
+            keys = jax.random.split(jax.random.key(1), 8)
+            models = per_seed(lambda k: jr.MatrixFactorization(k, (30, 30), 3, init_scale=0.1), keys)
+            return Setup(per_seed(lambda k: problem, keys), models, 3, (8,), chunk_size=config.chunk_size)
+        def chunk(self, config, problem, model, k):
+            sgd = optax.sgd(0.5)
+            traj = jr.gradient_descent(problem.loss, model, sgd, 20, metrics=lambda m: m.component_norms())
+            return traj.model, traj.status, {"norms": traj.metrics}
+        def assemble(self, config, setup, final):
+            return {"norms": final.data["norms"]}
+        def plot(self, results, out_dir):
+            return []
+        def summary(self, results):
+            return ""
+
+    def norms(chunk_size=None):
+        return run_reproduction(SVDs(), Config(chunk_size), progress=False)["arrays"]["norms"][1]
+    """
+)
+
+
+def test_vmapped_slices_over_several_cpu_devices_do_not_hang(tmp_path):
+    """SVDs in a vmapped slice of 4 runs on each of 2 CPU devices: jr.sweep's one sharded
+    program deadlocks jaxlib's batched LAPACK kernels there (hence its chunk_size 1 on
+    several CPU devices); the driver's per-device programs finish. With ``chunk_size`` 2
+    the 2 devices give the bits of 1 device (this process)."""
+    run = SVDS + "np.savez(sys.argv[1], norms(), norms(2)); print('devices', len(jax.devices()))"
+    out = tmp_path / "two.npz"
+    done = subprocess.run(
+        [sys.executable, "-c", run, str(out)],
+        env=xla_env(device_count=2, JAX_PLATFORMS="cpu"),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0 and "devices 2" in done.stdout, done.stderr[-3000:]
+    scope: dict = {}
+    exec(SVDS, scope)
+    one = scope["norms"](2)
+    with np.load(out) as z:
+        default, two = z["arr_0"], z["arr_1"]
+    assert default.shape == two.shape == (8, 63, 30) and np.all(np.isfinite(default))
+    assert np.array_equal(two, one)
+    np.testing.assert_allclose(default, one, rtol=1e-10, atol=1e-12)

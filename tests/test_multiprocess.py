@@ -56,13 +56,12 @@ PROCESS = SWEEP + textwrap.dedent(
     # gloo is the CPU collectives' default in jax 0.10; older versions need it named
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.config.update("jax_enable_x64", True)  # as tests/conftest.py does for the reference run
-    from jaxreg_lab import cli
-    from jaxreg_lab.reproductions import custom_sweep
+    from jaxreg_lab import cli, driver
 
     pid, port, tmp = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     run = ["sweep", "--config", str(tmp / "tiny.toml"), "--no-progress", "--distributed",
            "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(pid)]
-    real = custom_sweep.run_chunks
+    real = driver.run_chunks
 
     def interrupted(step, state, num_chunks, **kw):  # killed after the first of 2 chunks
         def failing(s, k):
@@ -71,10 +70,10 @@ PROCESS = SWEEP + textwrap.dedent(
             return step(s, k)
         return real(failing, state, num_chunks, **kw)
 
-    custom_sweep.run_chunks = interrupted
+    driver.run_chunks = interrupted
     # process 1 gets its own --out: it must write nothing there
     first = cli.main(run + ["--out", str(tmp / ("shared" if pid == 0 else "process1"))])
-    custom_sweep.run_chunks = real
+    driver.run_chunks = real
     # the resumed run starts once the interrupted one has ended everywhere (as a new launch would)
     from jax.experimental.multihost_utils import sync_global_devices
     sync_global_devices("interrupted run ended")

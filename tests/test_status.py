@@ -9,6 +9,7 @@ import optax
 import pytest
 
 import jaxreg as jr
+from jaxreg_lab.driver import run_reproduction
 from jaxreg_lab.reproductions import custom_sweep
 from jaxreg_lab.reproductions._results import capped_at_t1, grid_table, status_counts, status_report
 from jaxreg_lab.store.results import Results
@@ -78,7 +79,7 @@ def test_sweep_flow_run_to_a_loss_that_reaches_t1_is_max_steps():
             model="matrix", shape=(4, 4), num_observed=10, target_rank=1, t1=2.0, num_saves=2, num_chunks=2,
             init_scales=(0.5,), seeds=1, stop_at_loss=stop_at_loss,
         )  # fmt: skip
-        return custom_sweep.run(config, progress=False)
+        return run_reproduction(custom_sweep.REPRODUCTION, config, progress=False)
 
     capped = run(1e-30)
     assert capped["status"] == ["max_steps"]

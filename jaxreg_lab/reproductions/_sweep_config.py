@@ -50,9 +50,12 @@ class Config:
     ``optax.<name>(learning_rate, **optimizer_options)`` (``group_rmsprop``: jaxreg's).
     ``stop_at_loss`` (0: never) stops a run once its loss reaches it (status converged;
     a run with one that does not reach it by ``t1`` or ``num_steps`` ends max_steps). ``chunk_size``
-    (0: :func:`jaxreg.sweep`'s default) is the number of runs per vmapped program: the
-    runs are sharded over every device (of every process under ``jax.distributed``), and a
-    fixed ``chunk_size`` gives the same bits whatever the number of devices or processes.
+    is the number of runs per vmapped program: the driver splits the runs over every
+    device (of every process under ``jax.distributed``) and runs each device's slice as a
+    ``lax.map`` over chunks of ``chunk_size`` runs (1: every run unbatched), so a fixed
+    ``chunk_size`` compiles the same batch size whatever the number of devices or
+    processes; 0 (the default): each device's whole slice in one vmapped program
+    (``Setup.chunk_size`` of :mod:`jaxreg_lab.contract`).
     """
 
     model: str = "matrix"

@@ -4,10 +4,12 @@ One TOML file names a factorization (a name of :data:`jaxreg.factorizations.MODE
 ``matrix``, ``cp``, ``hierarchical``, ``deep_cp``, ``tensor_train``),
 a task (``completion`` or ``sensing`` of a random low-rank target), and an optimizer
 (``flow`` for exact gradient flow d theta/dt = -grad L(theta), or any optax optimizer by
-name, or ``group_rmsprop``), and the grid ``init_scales`` x ``seeds``. Every run of the
-grid goes through one vmapped, sharded program (:func:`jaxreg.sweep`), in chunks that are
-checkpointed, so ``run(..., resume=True)`` continues a killed sweep with identical results. Saved per
-run and save point: the training loss, the test loss, the reconstruction error
+name, or ``group_rmsprop``), and the grid ``init_scales`` x ``seeds``. The sweep is a
+:class:`jaxreg_lab.contract.Reproduction` (``REPRODUCTION``): each run of the grid is one
+run of the driver (:func:`jaxreg_lab.driver.run_reproduction`), which splits the runs over
+every device of every process and checkpoints each of the ``num_chunks`` chunks, so a
+killed sweep resumed (``--resume``) gives identical results. Saved per run and save
+point: the training loss, the test loss, the reconstruction error
 ||W - W*||_F / ||W*||_F (when the target is materialized) and the ``top`` largest
 component norms (each model's ``component_norms()``: singular values of W; CP / deep CP
 component norms; for HTF the local component norms of the root; for a tensor train the
@@ -34,12 +36,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreg import seed_keys, sweep
+from jaxreg import seed_keys
 from jaxreg.dynamics import Status
 from jaxreg.dynamics.descent import descent_init, descent_segment, finish_status
 from jaxreg.metrics import effective_rank_from_singular_values
 from jaxreg_lab.claims import Claim
-from jaxreg_lab.driver import run_chunks, stack_chunks
+from jaxreg_lab.contract import Final, Reproduction, Setup
 from jaxreg_lab.reproductions._results import capped_at_t1, flow_segment, per_seed
 from jaxreg_lab.reproductions._sweep_config import LEGACY_OPTIONS as LEGACY_OPTIONS
 from jaxreg_lab.reproductions._sweep_config import MODELS as MODELS
@@ -68,118 +70,116 @@ def _metrics(problem, top, dense):
     return fn
 
 
-def run(config: Config, *, out_dir=None, resume=False, progress=True) -> dict:
-    n_init, n_seed = len(config.init_scales), config.seeds
-    keys = seed_keys(config.seed, n_seed)
-    pkeys, mkeys = jax.vmap(jax.random.split, out_axes=1)(keys)
-    scales = jnp.asarray(config.init_scales)
-    # runs ordered (init_scale, seed); every init scale shares its seed's problem and key
-    run_pkeys = jnp.tile(pkeys, (n_init,))
-    run_mkeys = jnp.tile(mkeys, (n_init,))
-    run_scales = jnp.repeat(scales, n_seed)
-    problems, models = per_seed(
-        lambda pk, mk, s: (make_problem(config, pk), make_model(config, mk, s)), run_pkeys, run_mkeys, run_scales
-    )
-    dense = problems.target is not None
-    per_chunk = config.num_saves // config.num_chunks
-    stop = config.stop_at_loss if config.stop_at_loss > 0 else None
+def _stop(config: Config) -> float | None:
+    """The loss a run stops at, None for none."""
+    return config.stop_at_loss if config.stop_at_loss > 0 else None
 
-    if config.optimizer == "flow":
-        dt = config.t1 / config.num_chunks
 
-        def one(problem, _, state):
-            model, status = state
-            traj = flow_segment(
-                problem, model, dt, per_chunk, config, stop_at_loss=stop, metrics=_metrics(problem, config.top, dense)
-            )
-            done = status != Status.COMPLETED  # stopped or failed in an earlier chunk: frozen
-            new_model = jax.tree_util.tree_map(lambda a, b: jnp.where(done, a, b), model, traj.model)
-            frozen = lambda x: jnp.where(done, jnp.full_like(x, jnp.inf), x)  # noqa: E731
-            out = (frozen(traj.loss), *jax.tree_util.tree_map(frozen, traj.metrics))
-            new_status = jnp.where(done, status, traj.status)
-            return (new_model, new_status), out, jnp.where(done, 0, traj.num_steps)
+def _descent_status(problem, static, carry, stop):
+    """A descent run's final status (:func:`jaxreg.dynamics.descent.finish_status`)."""
+    params, opt_state, status, steps = carry
+    return finish_status(problem.loss, eqx.combine(params, static), status, jnp.asarray(stop))
 
-        state = (models, jnp.full((n_init * n_seed,), Status.COMPLETED, jnp.int32))
-    else:
-        optimizer = make_optimizer(config)
-        every = config.num_steps // config.num_saves
-        stop_arr = -np.inf if stop is None else stop
 
-        def one(problem, model, carry):
-            static = eqx.partition(model, eqx.is_inexact_array)[1]
-            dtype = jax.tree_util.tree_leaves(carry[0])[0].dtype
-            metrics = _metrics(problem, config.top, dense)
-            carry, (loss, other) = descent_segment(
-                problem.loss, static, optimizer, carry, per_chunk, every, metrics, jnp.asarray(stop_arr, dtype)
-            )
-            return carry, (loss, *other), jnp.zeros_like(carry[3])  # steps are counted in the carry
+class Sweep(Reproduction):
+    """The grid ``init_scales`` x ``seeds``, runs ordered (init scale, seed); every init
+    scale shares its seed's problem and model key. Inputs: each run's problem and, for a
+    descent, its model's non-trained part. State: a flow's model and status (a run that
+    stopped or failed stays frozen: inf saved after it, no solver steps counted); a
+    descent's carry (parameters, optimizer state, status, steps)."""
 
-        state = eqx.filter_vmap(lambda m: descent_init(m, optimizer))(models)
+    name = NAME
+    config = Config
 
-    batched = _swept(one, n_init * n_seed, config.chunk_size)
+    def outputs(self, config: Config) -> dict:
+        grid = ("init_scale", "seed")
+        return {
+            "loss": (*grid, "time"),
+            "test_loss": (*grid, "time"),
+            "reconstruction_error": (*grid, "time"),
+            "component_norms": (*grid, "time", "component"),
+            "solver_steps": grid,
+        }
 
-    def step(state, k):
-        state, outputs, steps = batched(problems, models, state)
-        return state, {**dict(zip(OUTPUTS, outputs)), "steps": steps}
-
-    state, outs, wall = run_chunks(
-        step, state, config.num_chunks, out_dir=out_dir, resume=resume, progress=progress, desc=NAME, fingerprint=config
-    )
-    steps_per_chunk = [o.pop("steps") for o in outs]
-    data = stack_chunks(outs, axis=1)
-    if config.optimizer == "flow":
-        status = np.asarray(state[1] if stop is None else capped_at_t1(state[1]))  # t1 before stop_at_loss
-        steps = np.sum(steps_per_chunk, axis=0)
-        times = np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves)
-        time_name = "flow time t"
-    else:
-        finish = eqx.filter_vmap(_descent_status, in_axes=(0, 0, 0, None))
-        status = np.asarray(eqx.filter_jit(finish)(problems, models, state, stop_arr))
-        steps = np.asarray(state[3])
-        times = (np.arange(1, config.num_saves + 1) * (config.num_steps // config.num_saves)).astype(float)
-        time_name = "step"
-
-    def grid(x):  # (run, ...) -> (init_scale, seed, ...)
-        return x.reshape(n_init, n_seed, *x.shape[1:])
-
-    top = config.top
-    return {
-        "arrays": {
-            "loss": (("init_scale", "seed", "time"), grid(data["loss"])),
-            "test_loss": (("init_scale", "seed", "time"), grid(data["test_loss"])),
-            "reconstruction_error": (("init_scale", "seed", "time"), grid(data["reconstruction_error"])),
-            "component_norms": (("init_scale", "seed", "time", "component"), grid(data["component_norms"])),
-            "solver_steps": (("init_scale", "seed"), grid(steps)),
-        },
-        "coords": {
+    def setup(self, config: Config) -> Setup:
+        n_init, n_seed = len(config.init_scales), config.seeds
+        keys = seed_keys(config.seed, n_seed)
+        pkeys, mkeys = jax.vmap(jax.random.split, out_axes=1)(keys)
+        problems, models = per_seed(
+            lambda pk, mk, s: (make_problem(config, pk), make_model(config, mk, s)),
+            jnp.tile(pkeys, (n_init,)),
+            jnp.tile(mkeys, (n_init,)),
+            jnp.repeat(jnp.asarray(config.init_scales), n_seed),
+        )
+        if config.optimizer == "flow":
+            inputs = (problems, None)
+            state = (models, jnp.full((n_init * n_seed,), Status.COMPLETED, jnp.int32))
+            times = np.linspace(config.t1 / config.num_saves, config.t1, config.num_saves)
+            time_name = "flow time t"
+        else:
+            optimizer = make_optimizer(config)
+            inputs = (problems, eqx.partition(models, eqx.is_inexact_array)[1])
+            state = eqx.filter_vmap(lambda m: descent_init(m, optimizer))(models)
+            times = (np.arange(1, config.num_saves + 1) * (config.num_steps // config.num_saves)).astype(float)
+            time_name = "step"
+        coords = {
             "init_scale": list(config.init_scales),
             "seed": list(range(n_seed)),
             "time": times.tolist(),
-            "component": list(range(1, top + 1)),
+            "component": list(range(1, config.top + 1)),
             "time_name": time_name,
-        },
-        "status": Status.names(status),
-    }
+        }
+        return Setup(inputs, state, config.num_chunks, (n_init, n_seed), coords, chunk_size=config.chunk_size or None)
 
+    def chunk(self, config: Config, inputs, state, k):
+        problem, static = inputs
+        per_chunk = config.num_saves // config.num_chunks
+        metrics = _metrics(problem, config.top, problem.target is not None)
+        stop = _stop(config)
+        if config.optimizer == "flow":
+            model, status = state
+            traj = flow_segment(
+                problem, model, config.t1 / config.num_chunks, per_chunk, config, stop_at_loss=stop, metrics=metrics
+            )
+            done = status != Status.COMPLETED  # stopped or failed in an earlier chunk: frozen
+            model = jax.tree_util.tree_map(lambda a, b: jnp.where(done, a, b), model, traj.model)
+            frozen = lambda x: jnp.where(done, jnp.full_like(x, jnp.inf), x)  # noqa: E731
+            values = (frozen(traj.loss), *jax.tree_util.tree_map(frozen, traj.metrics))
+            status = jnp.where(done, status, traj.status)
+            # a run towards a loss that reaches t1 at the last chunk ends max_steps (t1 is its cap)
+            last = k == config.num_chunks - 1
+            reported = status if stop is None else jnp.where(last, capped_at_t1(status), status)
+            outputs = {**dict(zip(OUTPUTS, values)), "steps": jnp.where(done, 0, traj.num_steps)}
+            return (model, status), reported, outputs
+        stop_value = -np.inf if stop is None else stop
+        dtype = jax.tree_util.tree_leaves(state[0])[0].dtype
+        every = config.num_steps // config.num_saves
+        carry, (loss, other) = descent_segment(
+            problem.loss,
+            static,
+            make_optimizer(config),
+            state,
+            per_chunk,
+            every,
+            metrics,
+            jnp.asarray(stop_value, dtype),
+        )
+        # the finish status is known at the last chunk only; the earlier ones report
+        # COMPLETED, the least code, so the driver's worst status is the finish status
+        finished = _descent_status(problem, static, carry, stop_value)
+        reported = jnp.where(k == config.num_chunks - 1, finished, Status.COMPLETED)
+        return carry, reported, dict(zip(OUTPUTS, (loss, *other)))
 
-def _swept(one, num_runs: int, chunk_size: int):
-    """``one`` over all runs through :func:`jaxreg.sweep` (sharded over every device, of
-    every process under ``jax.distributed``): one compiled program reused by every chunk."""
-    index = jnp.arange(num_runs)
+    def assemble(self, config: Config, setup: Setup, final: Final) -> dict:
+        data = final.data
+        steps = data["steps"] if config.optimizer == "flow" else np.asarray(final.state[3])
+        return {**{name: data[name] for name in OUTPUTS}, "solver_steps": steps}
 
-    def fn(_, *args):
-        return one(*args)
+    def claims(self) -> tuple:
+        return CLAIMS
 
-    def batched(*args):
-        return sweep(fn, index, *args, chunk_size=chunk_size or None)
-
-    return batched
-
-
-def _descent_status(problem, model, carry, stop):
-    params, opt_state, status, steps = carry
-    final = eqx.combine(params, eqx.partition(model, eqx.is_inexact_array)[1])
-    return finish_status(problem.loss, final, status, jnp.asarray(stop))
+    plot = staticmethod(plot)
+    summary = staticmethod(summary)
 
 
 # ---------------------------------------------------------------- claims
@@ -262,3 +262,6 @@ CLAIMS = (
         threshold=1.0,
     ),
 )
+
+
+REPRODUCTION = Sweep()
