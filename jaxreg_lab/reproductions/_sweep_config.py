@@ -54,8 +54,9 @@ class Config:
     device (of every process under ``jax.distributed``) and runs each device's slice as a
     ``lax.map`` over chunks of ``chunk_size`` runs (1: every run unbatched), so a fixed
     ``chunk_size`` compiles the same batch size whatever the number of devices or
-    processes; 0 (the default): each device's whole slice in one vmapped program
-    (``Setup.chunk_size`` of :mod:`jaxreg_lab.contract`).
+    processes; 0 (the default): 1 on several CPU devices (as :func:`jaxreg.sweep`), else
+    each device's whole slice in one vmapped program (``Setup.chunk_size`` of
+    :mod:`jaxreg_lab.contract`).
     """
 
     model: str = "matrix"

@@ -129,7 +129,12 @@ class Sweep(Reproduction):
             "component": list(range(1, config.top + 1)),
             "time_name": time_name,
         }
-        return Setup(inputs, state, config.num_chunks, (n_init, n_seed), coords, chunk_size=config.chunk_size or None)
+        # the default on several CPU devices, as jr.sweep's: every run unbatched (XLA's CPU
+        # backend runs unbatched matmuls faster, and a flow stops at its own last step)
+        devices = jax.devices()
+        multi_cpu = len(devices) > 1 and all(d.platform == "cpu" for d in devices)
+        chunk_size = config.chunk_size or (1 if multi_cpu else None)
+        return Setup(inputs, state, config.num_chunks, (n_init, n_seed), coords, chunk_size=chunk_size)
 
     def chunk(self, config: Config, inputs, state, k):
         problem, static = inputs
