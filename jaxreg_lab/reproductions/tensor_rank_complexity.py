@@ -4,31 +4,47 @@ Razin, Maman, Cohen (ICML 2021), "tensor rank as measure of complexity": a one-v
 image task is a tensor completion problem. An image x of N pixels, each quantized to one
 of d levels, is the multi-index (x_1, ..., x_N) of an order-N tensor with dims d, and its
 label y (2 for the positive class, 0 otherwise, as in their code) is the value of that
-entry; the tensor is never materialized (the model is read only at the data points,
-:meth:`jaxreg.TensorFactorization.entries`). Fitting a CP factorization
-W = sum_{r=1}^R (x)_n w_r^n of R components is fitting the predictor
-f(x) = sum_r prod_n w_r^n[x_n], whose complexity is the tensor rank R. Claim: natural
-data are fitted to a given error by a much lower tensor rank than the same inputs with
-random labels, or random inputs with the true labels.
+entry; the tensor is never materialized (the model is read only at the data points).
+Fitting a CP factorization W = sum_{r=1}^R (x)_n w_r^n of R components is fitting the
+predictor f(x) = sum_r prod_n w_r^n[x_n], whose complexity is the tensor rank R. Claim:
+natural data are fitted by a low tensor rank (1-2), random labels and random inputs are
+not; the training error of the random data falls only as the rank grows (their figure,
+ranks 1..15: 0.09 -> about 0.045 for random labels, 0.015 for random images), while
+their test error rises.
 
 Data: scikit-learn's handwritten digits (1797 images of 8 x 8 pixels, values 0..16,
-shipped with the package; no download), averaged over ``pool`` x ``pool`` blocks (4 x 4
-= 16 pixels by default, so the tensor has order 16) and quantized to ``levels`` levels
-(round(v / 16 * (levels - 1))). Per seed: a random split into ``num_train`` training and
-the rest test images; random labels permute the labels (training and test separately),
+shipped with the package; no download), not MNIST / Fashion-MNIST (no copy of those is
+available to the lab), averaged over ``pool`` x ``pool`` blocks (4 x 4 = 16 pixels by
+default, so the tensor has order 16, against their 784) and quantized to ``levels``
+levels (round(v / 16 * (levels - 1)); theirs: 2 levels of the raw pixels). Per seed: a
+random split into ``num_train`` training and the rest test images (theirs: MNIST's
+60,000 / 10,000); random labels permute the labels (training and test separately),
 random inputs draw every pixel uniformly from the levels and keep the true labels (both
 as in their data generator).
 
-Model and fit (their runner's settings, full batch): factor entries N(init_mean,
-init_std^2) with init_mean 1, init_std 1e-3, Adam on the mean squared error. A rank-r
-model is the rank-``max(ranks)`` model with components r+1.. set to zero: a zero component
-has zero gradient in every factor (each factor's gradient is a product of the others), so
-Adam never moves it and the fit is exactly that of r components; every rank, variant and
-seed thus shares one compiled program. Reported, as in their plots, on the 0/1 scale:
-error = mean squared error / (2 - 0)^2, train and test (per-example test error clipped
-at ``max_example_error``, their ``max_test_sample_loss``), beside the label variance
-p(1 - p) (the error of the best constant predictor). One run per seed, one chunk per
-data variant.
+Model and fit, their runner's settings: factor entries N(init_mean, init_std^2) with
+init_mean 1 and init_std 1e-3; Adam with lr 5e-4 on the mean squared error, in
+``num_batches`` = 12 minibatches per epoch (theirs: 5000 of 60,000 images; ours: 83 of
+1000, a fresh permutation every epoch, the last partial batch dropped) for
+``num_epochs`` = 10,000 epochs. At rank 15 that is 720 parameters against 1000
+training images (theirs: 23,520 against 60,000). ``max_weight`` > 0 clips every factor
+entry to [-max_weight, max_weight] after each epoch: the weight clamp of their first
+release (1.02, with order 784 a bound of 1.02^784 ~ 6e6 on a component, but of
+1.02^16 ~ 1.37 at our order 16, below the positive label 2), which their final runner,
+the one behind the published figure, dropped (their first figure, with it, shows the
+random data's training error barely falling: about 0.09 -> 0.07-0.08 at rank 10); off by
+default. Measured with it at the small preset (3 seeds): random labels 0.089 -> 0.048
+from rank 1 to 15 (ratios 0.53-0.55, short of the claimed halving), random inputs
+0.087 -> 0.020, natural data 0.028 at rank 1.
+Every rank is fitted at once: the ranks' models are concatenated into one of sum(ranks)
+components, each rank's predictions the sum of its own block of components, and the loss
+the sum of the ranks' losses. The blocks share no parameter and Adam is per coordinate,
+so each block takes exactly the steps of its own run (on the same minibatches). Reported,
+as in their plots, on the 0/1 scale: error = mean squared error / (2 - 0)^2, train (the
+whole training set after the epoch; theirs: the mean over the epoch's batches) and test
+(per-example error clipped at ``max_example_error``, their ``max_test_sample_loss``),
+beside the label variance p(1 - p) (the error of the best constant predictor). One run
+per seed, one chunk per data variant.
 """
 
 from __future__ import annotations
@@ -36,20 +52,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Float, Int
+from jaxtyping import Array, Float, Int
 
-from jaxreg import seed_keys
+from jaxreg import Status, seed_keys
 from jaxreg import validation as V
-from jaxreg.dynamics import gradient_descent
 from jaxreg.factorizations import TensorFactorization
 from jaxreg_lab.claims import Claim
 from jaxreg_lab.contract import Final, Reproduction, Setup
-from jaxreg_lab.reproductions._config import Descent, Seeds, check_scalar_fields, increasing_tuple
+from jaxreg_lab.reproductions._config import Seeds, check_scalar_fields, increasing_tuple
 from jaxreg_lab.reproductions._results import nan_per_seed, per_seed, pick
 
 NAME = "tensor-rank-complexity"
@@ -60,33 +74,39 @@ DTYPE = jnp.float32  # products of N factors and Adam: float64 adds nothing here
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Config(Seeds, Descent):
-    """Their runner (natural data): labels 2 / 0, init mean 1 and std 1e-3, Adam, per-example
-    test loss clipped at 4, tensor ranks 1..15. Ours: scikit-learn's digits (not MNIST /
-    Fashion-MNIST), pooled to 4 x 4 pixels of 3 levels (order 16, dims 3), full-batch
-    Adam with lr 1e-2 for ``num_steps`` steps (theirs: lr 5e-4, batches of 5000 of
-    60,000 images, 10,000 epochs). ``fit_fraction``: the summary reports the smallest
-    rank whose training error is at most this fraction of the label variance."""
+class Config(Seeds):
+    """Their runner (natural data): labels 2 / 0, init mean 1 and std 1e-3, Adam with lr
+    5e-4, batches of 5000 of 60,000 images (12 per epoch) for 10,000 epochs, per-example
+    test loss clipped at 4, tensor ranks 1..15 on MNIST / Fashion-MNIST (order 784, dims
+    2). Ours: the same optimizer, init, batch fraction and epochs on scikit-learn's digits
+    pooled to 4 x 4 pixels of 3 levels (order 16, dims 3), 1000 training images, ranks
+    1..15 (9 of them; all 15 in the paper preset), 3 seeds (5 in the paper preset).
+    ``max_weight``: 0 for none (their final runner), 1.02 for the clamp of their first
+    release. ``fit_fraction``: the summary reports the smallest rank whose training error
+    is at most this fraction of the label variance."""
 
     seeds: int = 3
-    num_steps: int = 2000
 
     positive_digit: int = 6
     pool: int = 2
     levels: int = 3
     num_train: int = 1000
-    ranks: tuple[int, ...] = (1, 2, 3, 4, 6, 8)
+    ranks: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 10, 12, 15)
     positive_value: float = 2.0
     negative_value: float = 0.0
     init_mean: float = 1.0
     init_std: float = 1e-3
+    lr: float = 5e-4
+    num_epochs: int = 10_000
+    num_batches: int = 12
+    max_weight: float = 0.0
     num_saves: int = 20
     max_example_error: float = 4.0
     fit_fraction: float = 0.5
 
-    TINY = dict(num_train=400, ranks=(1, 3), num_steps=400, num_saves=4, seeds=1)
-    # their ranks 1..15 on the full 8 x 8 binary images (order 64), 5 seeds
-    PAPER = dict(pool=1, levels=2, num_train=1300, ranks=tuple(range(1, 16)), lr=1e-3, num_steps=20_000, seeds=5)
+    TINY = dict(num_train=600, ranks=(1, 2, 8), num_epochs=3000, num_saves=5, seeds=1)
+    # their rank range 1..15, in full, and 5 seeds
+    PAPER = dict(ranks=tuple(range(1, 16)), seeds=5)
 
     def __post_init__(self):
         V.nonnegative_int("positive_digit", self.positive_digit)
@@ -104,16 +124,25 @@ class Config(Seeds, Descent):
         V.normalize_fields(self, ranks=increasing_tuple("ranks", self.ranks, V.positive_int))
         if self.positive_value == self.negative_value:
             raise ValueError(f"positive_value and negative_value must differ, both are {self.positive_value}")
-        # positive_value, negative_value and init_mean may be 0 or negative
+        V.number("max_weight", self.max_weight, minimum=0.0)
+        # positive_value, negative_value and init_mean may be 0 or negative, max_weight 0 (no clamp)
         check_scalar_fields(
-            self, nonnegative=("positive_digit", "seed"), skip=("positive_value", "negative_value", "init_mean")
+            self,
+            nonnegative=("positive_digit", "seed"),
+            skip=("positive_value", "negative_value", "init_mean", "max_weight"),
         )
-        if self.num_steps % self.num_saves:
-            raise ValueError(f"num_steps ({self.num_steps}) must be a multiple of num_saves ({self.num_saves})")
+        if self.num_batches > self.num_train:
+            raise ValueError(f"num_batches must be at most num_train ({self.num_train}), got {self.num_batches}")
+        V.divisible("num_epochs", self.num_epochs, "num_saves", self.num_saves)
 
     @property
     def order(self) -> int:
         return (IMAGE_SIDE // self.pool) ** 2
+
+    @property
+    def batch_size(self) -> int:
+        """Training images per minibatch: num_train // num_batches (the last partial batch dropped)."""
+        return self.num_train // self.num_batches
 
     @property
     def scale(self) -> float:
@@ -161,21 +190,68 @@ def _datasets(config: Config, indices, values, key):
     )
 
 
-def _fit(config: Config, x_train, y_train, x_test, y_test, model, r):
-    """The rank-``r`` fit of one data variant from ``model`` (the rank-``max(ranks)``
-    draw): (training error curve, test error, status) on the 0/1 label scale."""
-    r_max = max(config.ranks)
-    mask = (jnp.arange(r_max) < r).astype(DTYPE)  # components r+1.. are zero and stay zero
-    model = eqx.tree_at(lambda m: m.factors, model, tuple((f + config.init_mean) * mask for f in model.factors))
-    tr = gradient_descent(
-        lambda m: jnp.mean((m.entries(x_train) - y_train) ** 2),
-        model,
-        optax.adam(config.lr),
-        config.num_steps,
-        save_every=config.num_steps // config.num_saves,
+def rank_blocks(ranks) -> Float[np.ndarray, "R num_ranks"]:
+    """The 0/1 matrix that sums each rank's block of the concatenated components: column j
+    has ones on rows sum(ranks[:j]) .. sum(ranks[:j + 1]) - 1."""
+    block = np.repeat(np.arange(len(ranks)), ranks)
+    return np.eye(len(ranks), dtype=np.float32)[block]
+
+
+def block_predictions(
+    factors: Float[Array, "N d R"], onehot: Float[Array, "k N d"], blocks: Float[Array, "R num_ranks"]
+) -> Float[Array, "k num_ranks"]:
+    """Each rank's predictions sum_{r in its block} prod_n w_r^n[x_n] at the images
+    ``onehot`` (one-hot pixels): a batched matmul per mode instead of a gather, whose
+    gradient would be a scatter-add (several times slower on CPU)."""
+    return jnp.prod(jnp.einsum("knd,ndr->knr", onehot, factors), axis=1) @ blocks
+
+
+def _train(config: Config, x_train, y_train, x_test, y_test, factors, key):
+    """Fit every rank's block of ``factors`` (mode, level, component) to one data variant:
+    (training error (rank, save), test error (rank,), status) on the 0/1 label scale."""
+    blocks = jnp.asarray(rank_blocks(config.ranks))
+    onehot = jax.nn.one_hot(x_train, config.levels, dtype=DTYPE)
+    y_train = y_train.astype(DTYPE)
+
+    def per_rank(f, x, y):  # (num_ranks,) mean squared errors
+        return jnp.mean((block_predictions(f, x, blocks) - y[:, None]) ** 2, axis=0)
+
+    # the blocks share no parameter: the gradient of the sum is each block's own gradient
+    grad = jax.grad(lambda f, x, y: jnp.sum(per_rank(f, x, y)))
+    optimizer = optax.adam(config.lr)
+    nb, bs = config.num_batches, config.batch_size
+
+    def batch_step(carry, batch):
+        f, opt_state = carry
+        updates, opt_state = optimizer.update(grad(f, onehot[batch], y_train[batch]), opt_state, f)
+        return (optax.apply_updates(f, updates), opt_state), None
+
+    def epoch(carry, epoch_key):
+        batches = jax.random.permutation(epoch_key, config.num_train)[: nb * bs].reshape(nb, bs)
+        f, opt_state = jax.lax.scan(batch_step, carry, batches)[0]
+        if config.max_weight > 0:  # their first release's clamp, after each epoch
+            f = jnp.clip(f, -config.max_weight, config.max_weight)
+        return (f, opt_state), None
+
+    def save(carry, epoch_keys):
+        carry = jax.lax.scan(epoch, carry, epoch_keys)[0]
+        return carry, per_rank(carry[0], onehot, y_train)
+
+    keys = jax.random.split(key, config.num_epochs).reshape(config.num_saves, -1)
+    first = per_rank(factors, onehot, y_train)
+    (factors, _), saved = jax.lax.scan(save, (factors, optimizer.init(factors)), keys)
+    curve = jnp.concatenate([first[None], saved]).T  # (rank, save)
+    test = jnp.mean(
+        jnp.minimum(
+            (block_predictions(factors, jax.nn.one_hot(x_test, config.levels, dtype=DTYPE), blocks) - y_test[:, None])
+            ** 2,
+            config.max_example_error,
+        ),
+        axis=0,
     )
-    test = jnp.mean(jnp.minimum((tr.model.entries(x_test) - y_test) ** 2, config.max_example_error))
-    return tr.loss / config.scale, test / config.scale, tr.status
+    finite = jnp.all(jnp.isfinite(curve)) & jnp.all(jnp.isfinite(factors))
+    status = jnp.where(finite, Status.COMPLETED, Status.NON_FINITE).astype(jnp.int32)
+    return curve / config.scale, test / config.scale, status
 
 
 def rank_to_fit(results, fraction: float):
@@ -196,7 +272,8 @@ def plot(results, out_dir):
 
     c, cfg = results.coords, results.config
     ranks = np.asarray(c["rank"])
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    variance = float(np.mean(results["label_variance"]))
+    fig, (ax, ax_t) = plt.subplots(1, 2, figsize=(11.5, 4.2), gridspec_kw={"width_ratios": [1.3, 1]})
     for v, (name, marker) in enumerate(zip(c["variant"], "o^d")):
         for key, ls, alpha in (("train_error", "-", 1.0), ("test_error", "--", 0.5)):
             e = np.asarray(results[key][v], float)
@@ -211,18 +288,38 @@ def plot(results, out_dir):
                 capsize=3,
                 label=f"{name} {key.split('_')[0]}",
             )
-    ax.axhline(float(np.mean(results["label_variance"])), color="k", lw=1, ls=":", label="label variance")
+    ax.axhline(variance, color="k", lw=1, ls=":", label="label variance p(1 - p)")
     side = IMAGE_SIDE // cfg["pool"]
+    seeds = len(c["seed"])
+    clamp = f", weights clamped to +-{cfg['max_weight']:g}" if cfg["max_weight"] > 0 else ""
     ax.set_title(
         f"digits, {cfg['positive_digit']} vs rest: {side}x{side} pixels, {cfg['levels']} levels "
-        f"(order {side * side}, dims {cfg['levels']})",
-        fontsize=9,
+        f"(order {side * side}, dims {cfg['levels']}); {cfg['num_train']} training images\n"
+        f"Adam lr {cfg['lr']:g}, {cfg['num_batches']} batches x {cfg['num_epochs']} epochs{clamp}; "
+        f"mean +- std over {seeds} seeds",
+        fontsize=8,
     )
     ax.set_xlabel("tensor rank (CP components)")
-    ax.set_ylabel(f"mean error (squared error / {(cfg['positive_value'] - cfg['negative_value']) ** 2:g})")
+    ax.set_ylabel(f"mean error (squared error / {cfg['positive_value'] - cfg['negative_value']:g}^2)")
     ax.set_xticks(ranks)
+    ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
+
+    # the training error over the epochs at the smallest and the largest rank: converged or not
+    epochs = np.asarray(c["epoch"])
+    for v, name in enumerate(c["variant"]):
+        for j, ls in ((0, ":"), (-1, "-")):
+            curve = np.asarray(results["train_error_curve"][v, j], float)  # (seed, save)
+            ax_t.plot(epochs[1:], curve[:, 1:].mean(0), color=f"C{v}", ls=ls, label=f"{name}, rank {ranks[j]}")
+    ax_t.axhline(variance, color="k", lw=1, ls=":")
+    ax_t.set_yscale("log")
+    ax_t.set_xlabel("epoch")
+    ax_t.set_ylabel("training error (mean over seeds)")
+    ax_t.set_title("training error during the fit (from the first save; epoch 0 is far above)", fontsize=8)
+    ax_t.grid(alpha=0.3, which="both")
+    ax_t.legend(fontsize=7)
+    fig.tight_layout()
     return save_figure(fig, out_dir, NAME)
 
 
@@ -280,12 +377,17 @@ def _random_fall(results) -> np.ndarray:
 
 
 RAZIN_2021 = "Razin, Maman, Cohen 2021 (ICML), tensor rank as a measure of complexity figure"
+# values read off the published figure (their repository's mnist_fmnist_rank.png), on the 0/1 scale, variance 0.09
 CLAIMS = (
     Claim(
         id="natural-fits-at-low-rank",
         statement="Natural data are fitted at tensor rank at most 2: training error below half the label variance.",
         source=RAZIN_2021,
-        paper="natural data (MNIST, Fashion-MNIST) are fitted at tensor rank 1-2",
+        paper=(
+            "natural data are fitted at tensor rank 1-2: training error about 0.022 / 0.016 (MNIST) and "
+            "0.033 / 0.027 (Fashion-MNIST) at ranks 1 / 2 against the variance 0.09, so about 0.18 (MNIST) and "
+            "0.30 (Fashion-MNIST) of it"
+        ),
         quantity="lowest training error / label variance p(1 - p) of the natural data over the ranks <= 2",
         measure=_natural_low_rank,
         op="<",
@@ -298,7 +400,10 @@ CLAIMS = (
             "training error above half the label variance."
         ),
         source=RAZIN_2021,
-        paper="random labels and random inputs need a higher tensor rank to be fitted",
+        paper=(
+            "random labels and random images are not fitted at ranks 1-2: training error about 0.081-0.089 "
+            "against the variance 0.09 (about 0.9 of it) on both data sets"
+        ),
         quantity="lowest training error / label variance over the ranks <= 2 and the two random variants",
         measure=_random_low_rank,
         op=">",
@@ -311,21 +416,28 @@ CLAIMS = (
             "to the largest."
         ),
         source=RAZIN_2021,
-        paper="the training error of random data falls with the tensor rank, from about 0.09 to 0.015-0.045",
+        paper=(
+            "the training error of random data falls with the tensor rank, ranks 1 -> 15: random labels "
+            "0.088 -> 0.044 (MNIST, ratio 0.50) and 0.089 -> 0.035 (Fashion-MNIST, 0.39), random images "
+            "0.089 -> 0.015 (both, 0.17); so the larger ratio is about 0.50 (MNIST) and 0.39 (Fashion-MNIST)"
+        ),
         quantity="larger over the two random variants of train error(largest rank) / train error(smallest rank)",
         measure=_random_fall,
         op="<",
         threshold=0.5,
-        expected=False,
-        note="the random variants' training error stays near the label variance at every rank tried: it does not fall",
+        note=(
+            "the larger ratio is the random labels' (random inputs fall to at most 0.04 of their rank-1 error), and it "
+            "sits near the threshold, as the published MNIST one (0.50): at the paper preset (all ranks 1..15, "
+            "5 seeds; jaxreg reproduce tensor-rank-complexity --size paper) 4 of 5 seeds hold, one ends at 0.52"
+        ),
     ),
 )
 
 
 class TensorRankComplexity(Reproduction):
-    """One run per seed: its three data variants and its initial model (the inputs; the
-    state carries nothing), chunk k the fits of the k'th variant at every rank (one
-    vectorized program over the ranks)."""
+    """One run per seed: its three data variants, its initial factors (one draw of
+    sum(ranks) components, the ranks' blocks) and its minibatch key (the inputs; the state
+    carries nothing); chunk k fits every rank to the k'th variant in one program."""
 
     name = NAME
     config = Config
@@ -334,9 +446,9 @@ class TensorRankComplexity(Reproduction):
         return {
             "train_error": ("variant", "rank", "seed"),
             "test_error": ("variant", "rank", "seed"),
-            "train_error_curve": ("variant", "rank", "seed", "step"),
+            "train_error_curve": ("variant", "rank", "seed", "epoch"),
             "label_variance": ("seed",),
-            "status": ("variant", "rank", "seed"),
+            "status": ("variant", "seed"),
         }
 
     def setup(self, config: Config) -> Setup:
@@ -352,27 +464,34 @@ class TensorRankComplexity(Reproduction):
             lambda k: _datasets(config, jnp.asarray(indices), jnp.asarray(values, DTYPE), k), keys
         )  # (seed, variant, ...)
         shape = (config.levels,) * config.order
-        # the initial models drawn op by op outside the program (see per_seed)
-        models = per_seed(
-            lambda key: TensorFactorization(
-                jax.random.fold_in(key, 1), shape, max(config.ranks), init_scale=config.init_std, dtype=DTYPE
+        # the initial factors drawn op by op outside the program (see per_seed): entries
+        # N(init_mean, init_std^2), stacked (mode, level, component)
+        factors = per_seed(
+            lambda key: (
+                config.init_mean
+                + jnp.stack(
+                    TensorFactorization(
+                        jax.random.fold_in(key, 1), shape, sum(config.ranks), init_scale=config.init_std, dtype=DTYPE
+                    ).factors
+                )
             ),
             keys,
         )
+        batch_keys = per_seed(lambda key: jax.random.key_data(jax.random.fold_in(key, 2)), keys)
         coords = {
             "variant": list(VARIANTS),
             "rank": list(config.ranks),
             "seed": list(range(config.seeds)),
-            "step": (np.arange(config.num_saves + 1) * (config.num_steps // config.num_saves)).tolist(),
+            "epoch": (np.arange(config.num_saves + 1) * (config.num_epochs // config.num_saves)).tolist(),
         }
-        return Setup((data, models), jnp.zeros(config.seeds), len(VARIANTS), (config.seeds,), coords)
+        return Setup((data, factors, batch_keys), jnp.zeros(config.seeds), len(VARIANTS), (config.seeds,), coords)
 
     def chunk(self, config: Config, inputs, state, k):
-        (x_tr, y_tr, x_te, y_te), model = inputs
-        fit = functools.partial(_fit, config, x_tr[k], y_tr[k], x_te[k], y_te[k], model)
-        curve, test, status = jax.vmap(fit)(jnp.asarray(config.ranks))  # every rank, one program
+        (x_tr, y_tr, x_te, y_te), factors, batch_key = inputs
+        key = jax.random.fold_in(jax.random.wrap_key_data(batch_key), k)
+        curve, test, status = _train(config, x_tr[k], y_tr[k], x_te[k], y_te[k], factors, key)
         # one entry on the variant axis: the driver concatenates the chunks along it
-        return state, jnp.max(status), {"curve": curve[None], "test": test[None], "status": status[None]}
+        return state, status, {"curve": curve[None], "test": test[None], "status": status[None]}
 
     def assemble(self, config: Config, setup: Setup, final: Final) -> dict:
         curve = final.data["curve"].transpose(1, 2, 0, 3)  # (variant, rank, seed, save)
@@ -383,7 +502,7 @@ class TensorRankComplexity(Reproduction):
             "test_error": final.data["test"].transpose(1, 2, 0),
             "train_error_curve": curve,
             "label_variance": p * (1 - p),
-            "status": final.data["status"].transpose(1, 2, 0),
+            "status": final.data["status"].T,
         }
 
     def claims(self) -> tuple:
