@@ -231,7 +231,7 @@ class PathfinderConfig(Optimization, LocalityGrid):
 
     path_lengths: tuple = (3, 9)
     lambdas: tuple = (0.0, 3.0, 9.0)
-    seeds: tuple = (0, 1)
+    seeds: tuple = (0, 1, 2)
     image_size: int = 48
     unit: float | None = 0.3
     num_distractors: int | None = None
