@@ -16,7 +16,6 @@ claim expected to hold does not.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import operator
 import re
@@ -25,7 +24,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Claim", "evaluate", "evaluate_all", "table", "compare", "claims_of", "select"]
+from jaxreg_lab.store.results import as_json
+
+__all__ = [
+    "Claim",
+    "evaluate",
+    "evaluate_all",
+    "table",
+    "compare",
+    "claims_of",
+    "select",
+    "coordinate_index",
+    "at_default",
+]
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -91,6 +102,23 @@ class Claim:
         return f"{self.op} {self.threshold:g}"
 
 
+def coordinate_index(coords: Sequence, value) -> int | None:
+    """The index of ``value`` among a dimension's coordinates, floats compared to a
+    relative 1e-12 (coordinates read back from JSON may differ in the last bits).
+
+    Arguments:
+        coords: the coordinates.
+        value: the value looked for.
+
+    Returns:
+        The first matching index, or None.
+    """
+    for i, c in enumerate(coords):
+        if c == value or (isinstance(c, float) and isinstance(value, float) and math.isclose(c, value, rel_tol=1e-12)):
+            return i
+    return None
+
+
 def select(results, name: str, *, seed_dim: str = "seed", **where) -> np.ndarray:
     """A saved array with its seed dimension first and named coordinates picked.
 
@@ -109,16 +137,10 @@ def select(results, name: str, *, seed_dim: str = "seed", **where) -> np.ndarray
     for dim, value in where.items():
         if dim not in dims:
             raise KeyError(f"array {name} has no dimension {dim!r} (dims {dims})")
-        coords = list(results.coords[dim])
-        matches = [
-            i
-            for i, c in enumerate(coords)
-            if c == value
-            or (isinstance(c, float) and isinstance(value, float) and math.isclose(c, value, rel_tol=1e-12))
-        ]
-        if not matches:
-            raise KeyError(f"{dim}={value!r} is not among the coordinates {coords}")
-        arr = np.take(arr, matches[0], axis=dims.index(dim))
+        index = coordinate_index(results.coords[dim], value)
+        if index is None:
+            raise KeyError(f"{dim}={value!r} is not among the coordinates {list(results.coords[dim])}")
+        arr = np.take(arr, index, axis=dims.index(dim))
         dims.remove(dim)
     if seed_dim in dims:
         arr = np.moveaxis(arr, dims.index(seed_dim), 0)
@@ -274,8 +296,7 @@ def at_default(module, results) -> bool:
     Returns:
         True when the saved config equals ``Config.preset("small")`` field by field.
     """
-    default = dataclasses.asdict(module.Config.preset("small"))
-    return json.loads(json.dumps(default, default=list)) == results.config
+    return as_json(module.Config.preset("small")) == results.config
 
 
 def claims_of(module) -> tuple[Claim, ...]:

@@ -25,13 +25,14 @@ significant digits) and the lengths of their lists.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import json
 import re
 import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from jaxreg_lab.store.results import as_json
 
 __all__ = [
     "fmt",
@@ -185,10 +186,6 @@ def module_for(name: str):
     return EXPERIMENTS.get(name)
 
 
-def _jsonable(x):
-    return json.loads(json.dumps(x, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
-
-
 def preset_config(module, size: str) -> dict | None:
     """The fields of ``module.Config.preset(size)`` as JSON values (tuples as lists).
 
@@ -203,7 +200,7 @@ def preset_config(module, size: str) -> dict | None:
     if config is None or not hasattr(config, "preset"):
         return None
     try:
-        return _jsonable(dataclasses.asdict(config.preset(size)))
+        return as_json(config.preset(size))
     except (ValueError, TypeError):
         return None
 

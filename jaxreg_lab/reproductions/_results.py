@@ -4,7 +4,6 @@ the Config's solver settings, status words and the grid tables of their summarie
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +11,7 @@ import numpy as np
 
 from jaxreg import TensorFactorization, seed_keys
 from jaxreg.dynamics import Status, gradient_descent, gradient_flow, group_rmsprop
-from jaxreg_lab.claims import select
+from jaxreg_lab.claims import coordinate_index, select
 
 
 def per_seed(fn, keys, *args):
@@ -239,15 +238,6 @@ def cell_status(codes) -> tuple[str, int]:
     return Status.name(Status.worst(flat)), sum(Status.ok(c) for c in flat.tolist())
 
 
-def _has(coords, value) -> bool:
-    """Whether ``value`` is among ``coords`` (floats compared to round-off, as
-    :func:`jaxreg_lab.claims.select` matches them)."""
-    return any(
-        c == value or (isinstance(c, float) and isinstance(value, float) and math.isclose(c, value, rel_tol=1e-12))
-        for c in coords
-    )
-
-
 def pick(results, name: str, **where) -> np.ndarray | None:
     """:func:`jaxreg_lab.claims.select` of a claim's measure, or None when a picked value is
     not among the run's coordinates (e.g. an init scale that the tiny preset lacks): the
@@ -262,7 +252,7 @@ def pick(results, name: str, **where) -> np.ndarray | None:
     Returns:
         The array, seed axis first and the picked dimensions removed, or None.
     """
-    if not all(_has(results.coords[dim], value) for dim, value in where.items()):
+    if any(coordinate_index(results.coords[dim], value) is None for dim, value in where.items()):
         return None
     return select(results, name, **where)
 

@@ -68,13 +68,23 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _jsonable(x):
+def as_json(x):
+    """``x`` as the JSON values ``results.json`` records (a dataclass as its fields, tuples
+    as lists, NumPy scalars and arrays as Python numbers and lists): a saved config equals
+    ``as_json`` of the ``Config`` that made it.
+
+    Arguments:
+        x: a value, dataclass, mapping or sequence.
+
+    Returns:
+        The JSON-ready value.
+    """
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return _jsonable(dataclasses.asdict(x))
+        return as_json(dataclasses.asdict(x))
     if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): as_json(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [as_json(v) for v in x]
     if isinstance(x, np.generic):
         return x.item()
     if isinstance(x, np.ndarray):
@@ -112,7 +122,7 @@ def fingerprint(config, *, precision: str | None = None) -> dict:
     if isinstance(config, str):
         payload = config
     else:
-        body = _jsonable(config)
+        body = as_json(config)
         if dataclasses.is_dataclass(config):
             body = {"type": f"{type(config).__module__}.{type(config).__qualname__}", "fields": body}
         payload = json.dumps(body, sort_keys=True)
@@ -254,8 +264,8 @@ def save_results(
         meta = {
             "name": name,
             "dims": dims,
-            "coords": _jsonable(dict(coords or {})),
-            "config": _jsonable(config if config is not None else {}),
+            "coords": as_json(dict(coords or {})),
+            "config": as_json(config if config is not None else {}),
             "precision": fp["precision"],
             "fingerprint": fp,
             "arrays_sha256": _store.sha256(blob),
@@ -263,10 +273,10 @@ def save_results(
             "wall_time_s": wall_time,
             "status": status,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            **_jsonable(dict(extra or {})),
+            **as_json(dict(extra or {})),
         }
         if claims is not None:
-            meta["claims"] = _jsonable(
+            meta["claims"] = as_json(
                 claims(
                     Results(name, data, {k: tuple(v) for k, v in dims.items()}, meta["coords"], meta["config"], meta)
                 )
@@ -295,7 +305,7 @@ def write_claims(out_dir, records: list[dict]) -> Path:
     path = Path(out_dir) / META
     load_results(out_dir)
     meta = _store.read_json(path)
-    meta["claims"] = _jsonable(records)
+    meta["claims"] = as_json(records)
     _store.atomic_write_bytes(path, json.dumps(meta, indent=2).encode())
     return path
 
