@@ -304,9 +304,11 @@ def fits_in_memory(name: str, value: int, bytes_needed: float, *, fraction: floa
     """
     limit = memory_limit_bytes()
     if bytes_needed > fraction * limit:
+        # one of them is too large already: the remedy is a smaller model or problem
+        remedy = f"use fewer {name}" if value > 1 else "even one is too large: use a smaller shape, rank or width"
         raise ValueError(
             f"{name}={value} needs about {bytes_needed / 2**30:.3g} GiB, more than "
-            f"{fraction:.0%} of this machine's {limit / 2**30:.3g} GiB of memory; use fewer {name}"
+            f"{fraction:.0%} of this machine's {limit / 2**30:.3g} GiB of memory; {remedy}"
         )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from jaxreg_lab.config import UsageError, build_config
 from jaxreg_lab.registry import DEFAULT_SIZE, NAMES, REPRODUCTIONS, SIZES
-from jaxreg_lab.store.out import prepare_out, writable_out
+from jaxreg_lab.store.out import out_lock, prepare_out, writable_file, writable_out
 
 DESCRIPTION = """Implicit regularization in factorization models, in JAX: run the registered
 reproductions of the papers, any model x task x optimizer sweep, and the theorem checks."""
@@ -46,6 +46,15 @@ def _cache_option(parser) -> None:
     )
 
 
+def _trust_option(parser) -> None:
+    parser.add_argument(
+        "--trust-edited",
+        action="store_true",
+        help="read a results.json that was edited after it was written or carries no seal "
+        "(by default refused: its seal covers the arrays, coordinates, config, statuses and claims)",
+    )
+
+
 def _run_options(parser, *, config_required: bool, config_help: str) -> None:
     """The options shared by ``reproduce`` and ``sweep``."""
     parser.add_argument("--seeds", type=int, default=None, metavar="S", help="number of seeds (overrides the config)")
@@ -69,6 +78,7 @@ def _run_options(parser, *, config_required: bool, config_help: str) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. for logs and batch jobs)")
     parser.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
+    _trust_option(parser)
     _cache_option(parser)
     d = parser.add_argument_group("across processes (JAX's multi-controller runtime; process 0 writes)")
     d.add_argument(
@@ -100,6 +110,7 @@ def _distributed(args) -> None:
     except ValueError as e:
         raise UsageError(
             str(e)
+            .replace("coordinator_address", "coordinator")
             .replace("coordinator", "--coordinator")
             .replace("num_processes", "--num-processes")
             .replace("process_id", "--process-id")
@@ -127,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     sw.set_defaults(size=DEFAULT_SIZE, name="sweep")
     pl = sub.add_parser("plot", help="redraw figures from saved results (no recomputation)")
     pl.add_argument("dir", type=Path, metavar="DIR", help="a results directory written by reproduce or sweep")
+    _trust_option(pl)
     ch = sub.add_parser(
         "check",
         help="judge the saved results' claims again from their arrays (exit 1 when a claim expected to hold "
@@ -136,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     ch.add_argument(
         "--write", action="store_true", help="record the claims judged now in results.json (the arrays are unchanged)"
     )
+    _trust_option(ch)
     sub.add_parser("list", help="list the reproductions: what each shows, and its paper")
     sa = sub.add_parser("samples", help="draw Is-Same-Class and Pathfinder samples (the small presets) to a PNG")
     sa.add_argument("--out", type=Path, default=Path("locality_samples.png"), help="PNG path")
@@ -147,7 +160,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("dir", type=Path, help="a results directory (written by reproduce or sweep)")
     e.add_argument("--format", choices=("netcdf", "zarr"), required=True, help="netcdf (netCDF3) or zarr (needs zarr)")
     e.add_argument("--out", type=Path, default=None, help="file or store to write (default: DIR.nc or DIR.zarr)")
-    e.add_argument("--force", action="store_true", help="replace an existing --out")
+    e.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out file or Zarr store (never a results directory, checkpoint or DIR itself)",
+    )
+    _trust_option(e)
     return p
 
 
@@ -160,14 +178,16 @@ def _list() -> int:
 
 
 def _export(args) -> int:
-    from jaxreg_lab.store.dataset import export
+    from jaxreg_lab.store.dataset import ExportError, export
 
     try:
-        print(f"wrote {export(args.dir, args.format, args.out, force=args.force)}")
+        print(f"wrote {export(args.dir, args.format, args.out, force=args.force, trust_edited=args.trust_edited)}")
     except ImportError as e:
         raise UsageError(f"--format {args.format}: {e}") from None
     except FileExistsError as e:
         raise UsageError(f"--out: {e}; --force replaces it") from None
+    except ExportError as e:
+        raise UsageError(f"export: {e}") from None
     return 0
 
 
@@ -183,15 +203,25 @@ def _module(name: str):
 
 
 def _reproduce(args) -> int:
-    from jaxreg_lab.claims import claims_of, evaluate_all
-    from jaxreg_lab.driver import run_named
-    from jaxreg_lab.store.results import fingerprint, load_results, save_results
+    import jax
 
     module = _module(args.name)
     config = build_config(module, args)
     out = writable_out(args.out or Path("runs") / args.name)
+    if jax.process_index() != 0:  # across processes, process 0 holds the lock and writes
+        return _reproduce_into(args, module, config, out)
+    with out_lock(out):
+        return _reproduce_into(args, module, config, out)
+
+
+def _reproduce_into(args, module, config, out: Path) -> int:
+    """``reproduce`` or ``sweep`` into ``out``, whose lock this process holds."""
+    from jaxreg_lab.claims import claims_of, evaluate_all
+    from jaxreg_lab.driver import run_named
+    from jaxreg_lab.store.results import fingerprint, load_results, save_results
+
     fp = fingerprint(config)
-    if prepare_out(out, fp, args):
+    if prepare_out(out, fp, args, config):
         print(f"{out}: already complete ({module.NAME}, {fp['precision']}); nothing recomputed")
         return 0
     t0 = time.perf_counter()
@@ -233,11 +263,11 @@ def _print_summary(module, results) -> None:
         print("\n" + table(results.meta["claims"]))
 
 
-def _results_module(path):
+def _results_module(path, trust_edited: bool = False):
     """The loaded results in ``path`` and the module of their reproduction."""
     from jaxreg_lab.store.results import load_results
 
-    results = load_results(path)
+    results = load_results(path, trust_edited=trust_edited)
     if results.name != "sweep" and results.name not in NAMES:
         raise UsageError(f"{path}: results of unknown reproduction {results.name!r}")
     return results, _module(results.name)
@@ -250,10 +280,11 @@ def _check(args) -> int:
 
     failed = 0
     for path in args.dirs:
-        results, module = _results_module(path)
+        results, module = _results_module(path, args.trust_edited)
         now = evaluate_all(claims_of(module), results)
         if args.write:
-            write_claims(path, now)
+            with out_lock(path):
+                write_claims(path, now, trust_edited=args.trust_edited)
             saved = now
         else:
             saved = results.meta.get("claims")
@@ -270,8 +301,18 @@ def _check(args) -> int:
 
 
 def _plot(args) -> int:
-    results, module = _results_module(args.dir)
-    paths = module.plot(results, args.dir)
+    results, module = _results_module(args.dir, args.trust_edited)
+    from jaxreg_lab.store.results import readable_dir
+
+    where = readable_dir(args.dir)
+    writable_file(where / ".figure", "plot")  # a read-only directory: one line, before drawing
+    try:
+        paths = module.plot(results, where)
+    except KeyError as e:  # the arrays of another reproduction under this name
+        raise UsageError(
+            f"{args.dir}: its results, named {results.name!r}, lack {e} that {results.name} plots; "
+            "were they written by another reproduction?"
+        ) from None
     _print_summary(module, results)
     print("\nwrote " + ", ".join(str(p) for p in paths))
     return 0
@@ -289,6 +330,7 @@ def _samples(args, jax) -> int:
 
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    writable_file(args.out)  # before the samples are drawn
     print("wrote", plot_samples(args.out, jax.random.key(args.seed)))
     return 0
 
@@ -298,6 +340,25 @@ def _verify() -> int:
 
     print("checking each model's rate identity and conservation laws (the first checks compile)", flush=True)
     return 0 if verify(echo=lambda line: print(line, flush=True)) else 1
+
+
+def _io_failure(args, argv, e: OSError) -> str:
+    """The line for a write that failed mid-command: the file and the reason, and for a
+    run what was kept (every committed checkpoint; an old results directory is replaced
+    only by a complete new one) and the command that continues it."""
+    import shlex
+
+    what = f"cannot write {e.filename}" if e.filename else "a write failed"
+    line = f"{what} ({e.strerror or e})"
+    if args.command not in ("reproduce", "sweep"):
+        return line + "; nothing was replaced"
+    from jaxreg_lab.driver import checkpoints
+
+    out = args.out or Path("runs") / args.name
+    words = [w for w in (sys.argv[1:] if argv is None else list(argv)) if w not in ("--force", "--resume")]
+    if checkpoints(out):
+        return line + "; the finished chunks are kept, continue with: " + shlex.join(["jaxreg", *words, "--resume"])
+    return line + "; nothing was lost (no chunk was finished), free space and rerun: " + shlex.join(["jaxreg", *words])
 
 
 def main(argv=None) -> int:
@@ -349,6 +410,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("jaxreg: interrupted; continue with --resume", file=sys.stderr)
         return 130
+    except OSError as e:  # a full disk, a file system gone read-only: one line, and how to go on
+        print(f"jaxreg: error: {_io_failure(args, argv, e)}", file=sys.stderr)
+        return 1
     finally:  # the precision is this command's; an in-process caller gets its own back
         jax.config.update("jax_enable_x64", x64)
 

@@ -27,6 +27,8 @@ def parse_set(text: str) -> tuple[str, object]:
     field = field.strip()
     if not sep or not field:
         raise UsageError(f"--set expects FIELD=VALUE (e.g. --set depth=3), got {text!r}")
+    if any(c in text for c in "\n\r\x00"):  # TOML would read only the first line of the value
+        raise UsageError(f"--set {field}: the value holds a line break or NUL, got {text!r}; one line per --set")
     try:
         return field, tomllib.loads(f"value = {raw.strip()}")["value"]
     except tomllib.TOMLDecodeError:

@@ -128,8 +128,13 @@ def test_reproduce_records_claims_and_check_rejudges_them(tiny_run, tmp_path, ca
     meta = json.loads((copy / "results.json").read_text())
     meta["claims"][1]["values"][0] = 123.0
     (copy / "results.json").write_text(json.dumps(meta))
-    assert cli.main(["check", str(copy)]) == 1
+    # the seal refuses it; read past the seal, check names the forged value and exits 1
+    assert cli.main(["check", str(copy)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "results.json was edited" in err
+    assert cli.main(["check", str(copy), "--trust-edited"]) == 1
     assert "recorded values [123.0]" in capsys.readouterr().out
-    # --write records the claims judged on the arrays again
-    cli.main(["check", str(copy), "--write"])
+    # --write records the claims judged on the arrays again, and seals the file again
+    assert cli.main(["check", str(copy), "--write"]) == 2
+    assert cli.main(["check", str(copy), "--write", "--trust-edited"]) == 0
     assert load_results(copy).meta["claims"] == saved

@@ -102,45 +102,120 @@ def load(out_dir):
     return to_dataset(load_results(out_dir))
 
 
-def export(results_dir, fmt: str, path=None, *, force: bool = False) -> Path:
+class ExportError(ValueError):
+    """An export that was refused or failed; whatever ``path`` held is unchanged."""
+
+
+def _is_ours(path: Path) -> str | None:
+    """What ``path`` holds that an export must never replace: results, a checkpoint, or a
+    directory that is not a Zarr store; None when it is a file or a Zarr store."""
+    from jaxreg_lab.store.checkpoints import MANIFEST
+    from jaxreg_lab.store.results import ARRAYS, CHECKPOINT, META
+
+    if CHECKPOINT in path.parts:
+        return "a checkpoint"
+    if not path.is_dir():
+        return None
+    if (path / META).exists() or (path / ARRAYS).exists():
+        return "a results directory"
+    if (path / CHECKPOINT).exists() or (path / MANIFEST).exists():
+        return "a checkpoint"
+    if not ((path / ".zgroup").exists() or (path / "zarr.json").exists()):
+        return "a directory that is not a Zarr store"
+    return None
+
+
+def export_target(results_dir, fmt: str, path=None, *, force: bool = False) -> tuple[Path, Path]:
+    """Check an export before anything is read or written: the source, and a target that
+    is neither the source, inside it, around it, nor something an export never replaces
+    (:func:`_is_ours`: results, checkpoints, a directory that is not a Zarr store; a
+    netCDF target must not be a directory).
+
+    Arguments:
+        results_dir, fmt, path, force: as in :func:`export`.
+
+    Returns:
+        ``(source, target)``, both resolved; the default target is ``<dir>.nc`` /
+        ``<dir>.zarr`` beside the directory (also for ``.``).
+
+    Raises:
+        ExportError: one line naming the path and what is wrong.
+        FileExistsError: ``path`` exists and ``force`` is False.
+    """
+    if fmt not in FORMATS:
+        raise ExportError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    try:
+        src = Path(results_dir).resolve()
+        target = Path(path).resolve() if path is not None else src.parent / (src.name + SUFFIXES[fmt])
+    except (RuntimeError, OSError) as e:  # a symbolic link loop
+        raise ExportError(f"cannot resolve the export paths ({getattr(e, 'strerror', None) or e})") from None
+    if target.parts[1:2] in (("proc",), ("sys",), ("dev",)):
+        raise ExportError(f"{target} is under /{target.parts[1]}, not a place for an export")
+    if target == src or src in target.parents or target in src.parents:
+        raise ExportError(f"{target} is the results directory {src} or contains it or lies inside it")
+    if _is_ours(target.parent) == "a results directory":
+        raise ExportError(f"{target} lies inside the results directory {target.parent}; choose a path outside it")
+    what = _is_ours(target)
+    if what is not None:
+        raise ExportError(f"{target} is {what}; an export never replaces one")
+    if fmt == "netcdf" and target.is_dir():
+        raise ExportError(f"{target} is a directory; a netCDF export writes a file")
+    if fmt == "zarr" and target.exists() and not target.is_dir():
+        raise ExportError(f"{target} is a file; a Zarr export writes a directory")
+    if target.exists() and not force:
+        raise FileExistsError(f"{target} exists")
+    if not target.parent.is_dir():
+        raise ExportError(f"{target.parent} is not a directory")
+    return src, target
+
+
+def export(results_dir, fmt: str, path=None, *, force: bool = False, trust_edited: bool = False) -> Path:
     """Write the results in ``results_dir`` as one netCDF file or Zarr store.
 
     netCDF is written by xarray's scipy engine (netCDF3, 64-bit offsets: xarray stores
     64-bit integers as 32-bit ones, raising if a value does not fit, and booleans as
-    bytes); Zarr needs the optional ``zarr`` package.
+    bytes); Zarr needs the optional ``zarr`` package. An export never replaces a results
+    directory, a checkpoint, its own source or a directory that is not a Zarr store
+    (:func:`export_target`), and writes atomically: on any failure (a full disk, no
+    permission) the old file or store stays as it was.
 
     Arguments:
         results_dir: a results directory (:func:`jaxreg_lab.store.results.save_results`).
         fmt: ``"netcdf"`` or ``"zarr"``.
         path: the file or store to write; default the directory's sibling
             ``<results_dir>.nc`` / ``<results_dir>.zarr``.
-        force: replace an existing ``path``.
+        force: replace an existing ``path`` (a netCDF file, a Zarr store).
+        trust_edited: read an edited or unsealed ``results.json``
+            (:func:`jaxreg_lab.store.results.load_results`).
 
     Returns:
         The path written (atomically: a reader finds the old one or the new one).
+
+    Raises:
+        ExportError: a refused target or a failed write (one line; nothing replaced).
+        FileExistsError: ``path`` exists and ``force`` is False.
+        ImportError: Zarr output without the zarr package.
     """
     from jaxreg_lab.store.results import load_results
 
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    src = Path(results_dir)
-    path = Path(path) if path is not None else src.parent / (src.name + SUFFIXES[fmt])
     if fmt == "zarr":
         try:
             import zarr  # noqa: F401
         except ImportError:
             raise ImportError("Zarr output needs the zarr package: pip install 'jaxreg[zarr]'") from None
-    if path.exists() and not force:
-        raise FileExistsError(f"{path} exists")
-    ds = to_dataset(load_results(src))
-    if fmt == "netcdf":
-        _store.atomic_write_bytes(path, bytes(ds.to_netcdf()))
-        return path
-    _store.recover_dir(path)
-    tmp = _store.new_sibling(path)
+    src, path = export_target(results_dir, fmt, path, force=force)
+    ds = to_dataset(load_results(src, trust_edited=trust_edited))
     try:
-        ds.to_zarr(tmp / "store", mode="w")
-        _store.replace_dir(tmp / "store", path)
-    finally:
-        _store.remove_tree(tmp)
+        if fmt == "netcdf":
+            _store.atomic_write_bytes(path, bytes(ds.to_netcdf()))
+            return path
+        _store.recover_dir(path)
+        tmp = _store.new_sibling(path)
+        try:
+            ds.to_zarr(tmp / "store", mode="w")
+            _store.replace_dir(tmp / "store", path)
+        finally:
+            _store.remove_tree(tmp)
+    except OSError as e:
+        raise ExportError(f"cannot write {path} ({e.strerror or e}); nothing was replaced") from None
     return path

@@ -203,6 +203,8 @@ def read_json(path: Path) -> dict:
         value = json.loads(Path(path).read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CorruptFile(f"{path} is corrupt or truncated (not valid JSON: {e})") from None
+    except RecursionError:
+        raise CorruptFile(f"{path} is corrupt (JSON nested too deeply to read)") from None
     if not isinstance(value, dict):
         raise CorruptFile(f"{path} is corrupt (a JSON object was expected, got {type(value).__name__})")
     return value
@@ -283,7 +285,28 @@ def recover_dir(out: Path) -> None:
         remove_tree(tmp)
     olds = _siblings(out, "old")
     if olds and not out.exists():
-        rename(olds[-1], out)
-        olds = olds[:-1]
+        # the renamed old directory is the non-empty one (an empty one is a placeholder
+        # made before the first rename)
+        full = [p for p in olds if p.is_dir() and any(p.iterdir())]
+        back = (full or olds)[-1]
+        rename(back, out)
+        olds.remove(back)
     for old in olds:
         remove_tree(old)
+
+
+def complete_old(out: Path, marker: str) -> Path | None:
+    """The old sibling of an interrupted :func:`replace_dir` that still holds ``marker``
+    (e.g. ``results.json``), when ``out`` is missing.
+
+    Arguments:
+        out: the directory being replaced.
+        marker: a file that a complete directory holds.
+
+    Returns:
+        The sibling, or None.
+    """
+    if out.exists():
+        return None
+    full = [p for p in _siblings(out, "old") if (p / marker).is_file()]
+    return full[-1] if full else None

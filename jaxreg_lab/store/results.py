@@ -3,11 +3,13 @@
 A results directory holds ``arrays.npz`` (every array), ``results.json`` (for each
 array its named dimensions; coordinates; the full config; the run's fingerprint, i.e.
 config digest, precision and package versions; the SHA-256 of ``arrays.npz``; wall
-time; each run's status) and the figures drawn from them. The directory is built as a
+time; each run's status; the claims judged on the arrays; and the ``seal``, the SHA-256 of
+all of this, see :func:`seal_of`) and the figures drawn from them. The directory is built as a
 temporary sibling and renamed into place as a whole (:func:`replace_dir`), so a reader
 finds either the old complete directory or the new one, never a mixed pair; and
 :func:`load_results` checks the pair (checksum, schema, array shapes against the
-coordinates, status names) and names the file that is wrong.
+coordinates, status names) and names the file that is wrong. An edited or unsealed
+``results.json`` is refused unless the reader passes ``trust_edited=True``.
 
 Every byte that the runner or :func:`save_results` writes goes through the write points
 of :mod:`jaxreg_lab.store.files`.
@@ -36,6 +38,7 @@ from jaxreg_lab.store.files import sha256 as sha256
 
 ARRAYS = "arrays.npz"
 META = "results.json"
+SEAL = "seal"
 CHECKPOINT = ".checkpoint"
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 
@@ -119,15 +122,31 @@ def fingerprint(config, *, precision: str | None = None) -> dict:
     Returns:
         ``{"config": hex digest, "precision": str, "versions": {package: version}}``.
     """
-    if isinstance(config, str):
+    precision = precision or getattr(type(config), "PRECISION", None) or current_precision()
+    return {"config": config_digest(config), "precision": precision, "versions": package_versions()}
+
+
+def config_digest(config, *, fields=None) -> str:
+    """The ``config`` part of a fingerprint: the SHA-256 of the canonical JSON of
+    ``config`` (a dataclass with its module-qualified class name, a mapping, or a string
+    taken as is).
+
+    Arguments:
+        config: the run's configuration (or, with ``fields``, a config of the same type).
+        fields: the JSON fields to digest in place of ``config``'s own, e.g. the config
+            stored in a ``results.json``, recomputed on resume.
+
+    Returns:
+        The hex digest.
+    """
+    if isinstance(config, str) and fields is None:
         payload = config
     else:
-        body = as_json(config)
+        body = as_json(config) if fields is None else fields
         if dataclasses.is_dataclass(config):
             body = {"type": f"{type(config).__module__}.{type(config).__qualname__}", "fields": body}
         payload = json.dumps(body, sort_keys=True)
-    precision = precision or getattr(type(config), "PRECISION", None) or current_precision()
-    return {"config": _store.sha256(payload.encode()), "precision": precision, "versions": package_versions()}
+    return _store.sha256(payload.encode())
 
 
 _make_fingerprint = fingerprint
@@ -190,6 +209,67 @@ def foreign_entries(out: Path) -> list[str]:
         for p in out.iterdir()
         if p.name not in ours and p.suffix not in FIGURE_SUFFIXES and not p.name.startswith(PROBE_PREFIX)
     )
+
+
+# ---------------------------------------------------------------- seal
+
+
+def seal_of(meta: Mapping) -> str:
+    """The seal of a ``results.json``: the SHA-256 of the canonical JSON (keys sorted,
+    ASCII, no spaces) of every field but ``seal`` itself. The fields include
+    ``arrays_sha256``, so the seal covers the arrays, coordinates, config, fingerprint,
+    statuses and claims. It detects an edit by hand or a damaged file; it is a checksum,
+    not a signature: whoever can write the directory can also recompute it.
+
+    Arguments:
+        meta: the JSON object of ``results.json``.
+
+    Returns:
+        The hex digest (64 characters).
+    """
+    body = {k: v for k, v in meta.items() if k != SEAL}
+    text = json.dumps(body, sort_keys=True, ensure_ascii=True, separators=(",", ":"), allow_nan=True)
+    return _store.sha256(text.encode())
+
+
+def sealed_json(meta: Mapping) -> bytes:
+    """The bytes of ``results.json`` for ``meta``, with its seal (:func:`seal_of`).
+
+    Arguments:
+        meta: the JSON-ready fields (``as_json`` values).
+
+    Returns:
+        The indented JSON text, UTF-8.
+    """
+    body = json.loads(json.dumps({k: v for k, v in meta.items() if k != SEAL}))  # as it will be read back
+    body[SEAL] = seal_of(body)
+    return json.dumps(body, indent=2).encode()
+
+
+def check_seal(path: Path, meta: Mapping, *, trust_edited: bool = False) -> None:
+    """Refuse a ``results.json`` whose seal is missing or differs (one line naming the file).
+
+    Arguments:
+        path: the file (named in the error).
+        meta: its JSON object.
+        trust_edited: accept it anyway (``--trust-edited``).
+
+    Raises:
+        ResultsError: an unsealed or edited file, unless ``trust_edited``.
+    """
+    if trust_edited:
+        return
+    recorded = meta.get(SEAL)
+    if recorded is None:
+        raise ResultsError(
+            f"{path} is unsealed (no {SEAL!r} field: written by hand or by another program); "
+            "read it anyway with --trust-edited (trust_edited=True)"
+        )
+    if recorded != seal_of(meta):
+        raise ResultsError(
+            f"{path} was edited after it was written (its seal differs) or is damaged; "
+            "read it anyway with --trust-edited (trust_edited=True)"
+        )
 
 
 # ---------------------------------------------------------------- save / load
@@ -255,6 +335,7 @@ def save_results(
             raise ValueError(f"array {key!r} has {arr.ndim} dimensions but {len(d)} names {d}")
         dims[key] = list(d)
         data[key] = arr
+    _check_shapes(out / META, {"dims": dims, "coords": as_json(dict(coords or {}))}, data, arrays_path="arrays")
     fp = dict(fingerprint) if fingerprint is not None else _make_fingerprint(config or {})
     _store.recover_dir(out)
     tmp = _store.new_sibling(out)
@@ -281,7 +362,7 @@ def save_results(
                     Results(name, data, {k: tuple(v) for k, v in dims.items()}, meta["coords"], meta["config"], meta)
                 )
             )
-        _store.write_file(tmp / META, json.dumps(meta, indent=2).encode())
+        _store.write_file(tmp / META, sealed_json(meta))
         if figures is not None:
             figures(load_results(tmp), tmp)
         _store.replace_dir(tmp, out)
@@ -291,22 +372,24 @@ def save_results(
     return out
 
 
-def write_claims(out_dir, records: list[dict]) -> Path:
+def write_claims(out_dir, records: list[dict], *, trust_edited: bool = False) -> Path:
     """Record ``records`` as the ``claims`` of the saved results in ``out_dir``, the rest
-    of ``results.json`` unchanged (written atomically). The arrays are checked first.
+    of ``results.json`` unchanged, and seal it again (written atomically). The results are
+    checked first (:func:`load_results`, seal included).
 
     Arguments:
         out_dir: a complete results directory.
         records: claim records judged on its arrays (:func:`jaxreg_lab.claims.evaluate_all`).
+        trust_edited: accept an edited or unsealed ``results.json`` (it is sealed afresh).
 
     Returns:
         The path of ``results.json``.
     """
     path = Path(out_dir) / META
-    load_results(out_dir)
+    load_results(out_dir, trust_edited=trust_edited)
     meta = _store.read_json(path)
     meta["claims"] = as_json(records)
-    _store.atomic_write_bytes(path, json.dumps(meta, indent=2).encode())
+    _store.atomic_write_bytes(path, sealed_json(meta))
     return path
 
 
@@ -328,48 +411,89 @@ def _check_schema(path: Path, meta: dict) -> None:
             bad(f"status must be a list of {Status.NAMES}, got {status!r}")
 
 
-def _check_shapes(path: Path, meta: dict, arrays: dict) -> None:
+def _check_shapes(path: Path, meta: dict, arrays: dict, *, arrays_path: str | None = None) -> None:
+    """Every array against its dims and the coordinates (``arrays_path``: what to call
+    the arrays in the error, default the ``arrays.npz`` beside ``path``)."""
     dims, coords = meta["dims"], meta["coords"]
+    where = arrays_path or str(path.parent / ARRAYS)
     if set(arrays) != set(dims):
-        raise ResultsError(f"{path.parent / ARRAYS} holds arrays {sorted(arrays)} but {path} describes {sorted(dims)}")
+        raise ResultsError(f"{where} holds arrays {sorted(arrays)} but {path} describes {sorted(dims)}")
     for key, d in dims.items():
         shape = arrays[key].shape
         if len(shape) != len(d):
-            raise ResultsError(f"{path.parent / ARRAYS}: array {key!r} has shape {shape}, dims {d}")
+            raise ResultsError(f"{where}: array {key!r} has shape {shape}, dims {d}")
         for n, dim in zip(shape, d):
-            if dim in coords and len(coords[dim]) != n:
+            sized = hasattr(coords.get(dim), "__len__")
+            if dim in coords and (not sized or len(coords[dim]) != n):
+                listed = len(coords[dim]) if sized else "no list of"
                 raise ResultsError(
-                    f"{path.parent / ARRAYS}: array {key!r} has {n} entries along {dim!r} "
-                    f"but {path} lists {len(coords[dim])} coordinates"
+                    f"{where}: array {key!r} has {n} entries along {dim!r} but the coordinates list {listed} "
+                    f"(coords[{dim!r}] of {path.name})"
                 )
 
 
-def load_results(out_dir) -> Results:
+def readable_dir(out_dir) -> Path:
+    """The complete results directory to read for ``out_dir``, after a ``--force`` swap
+    that a kill interrupted (:func:`jaxreg_lab.store.files.replace_dir`): ``out_dir``
+    itself when it exists; else the swap is undone (:func:`recover_dir`) when no writer
+    holds ``out_dir``'s lock and the parent is writable; else the complete old sibling is
+    read where it lies.
+
+    Arguments:
+        out_dir: a results directory.
+
+    Returns:
+        The directory that holds the results (``out_dir`` unless it is missing).
+    """
+    out = Path(out_dir)
+    if out.is_dir() or not out.parent.is_dir():
+        return out
+    old = _store.complete_old(out, META)
+    if old is None:
+        return out
+    from jaxreg_lab.store.out import held_by
+
+    if held_by(out) is None:
+        try:
+            _store.recover_dir(out)
+        except OSError:
+            pass
+    return out if out.is_dir() else old
+
+
+def load_results(out_dir, *, trust_edited: bool = False) -> Results:
     """Load and check a results directory written by :func:`save_results`.
 
     Arguments:
-        out_dir: the results directory.
+        out_dir: the results directory (after a kill in a ``--force`` swap, its complete
+            old or new version: :func:`readable_dir`).
+        trust_edited: read a ``results.json`` that is unsealed or was edited after it
+            was written (its seal differs); by default it is refused.
 
     Returns:
-        The :class:`Results`, after checking the arrays' checksum, the schema, the array
-        shapes against the coordinates and the status names.
+        The :class:`Results`, after checking the seal, the arrays' checksum, the schema,
+        the array shapes against the coordinates and the status names.
 
     Raises:
-        ResultsError: no or inconsistent results (one line naming the file).
+        ResultsError: no, inconsistent, unsealed or edited results (one line naming the file).
         CorruptFile: a file that cannot be read or fails its checksum.
     """
-    out = Path(out_dir)
+    out = readable_dir(out_dir)
     path = out / META
     if not out.is_dir():
         raise ResultsError(f"{out} holds no complete results (no such directory)")
     if not path.exists():
         raise ResultsError(f"{out} holds no complete results ({META} is missing)")
     meta = _store.read_json(path)
+    check_seal(path, meta, trust_edited=trust_edited)
+    meta.pop(SEAL, None)
     _check_schema(path, meta)
     if not (out / ARRAYS).exists():
         raise ResultsError(f"{out / ARRAYS} is missing")
     blob = (out / ARRAYS).read_bytes()
     recorded = meta.get("arrays_sha256")
+    if recorded is None and not trust_edited:
+        raise ResultsError(f"{path} records no checksum of {ARRAYS}; read it anyway with --trust-edited")
     if recorded is not None and recorded != _store.sha256(blob):
         raise CorruptFile(f"{out / ARRAYS} does not match {path} (checksum differs): corrupt or from another run")
     arrays = _store.read_npz(out / ARRAYS, blob)
