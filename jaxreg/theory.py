@@ -335,6 +335,7 @@ def blowup_time(c: float, s0: float, N: int) -> float:
     Returns:
         t*, or ``inf`` when N < 3 or c <= 0 (no blow-up).
     """
+    s0 = V.positive_float("s0", s0)
     if N < 3 or c <= 0:
         return math.inf
     return s0 ** (-(N - 2) / N) / (c * (N - 2))

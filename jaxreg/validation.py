@@ -359,6 +359,19 @@ def save_times(name: str, ts, t1) -> None:
 # models and losses
 
 
+def prng_key(name: str, value) -> None:
+    """A JAX PRNG key: a typed key (``jax.random.key``) or a raw uint32 key of shape (2,)
+    or (4,) (``jax.random.PRNGKey``); an int or any other value is refused in one line."""
+    import jax
+
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return
+    if dtype is not None and dtype == np.uint32 and getattr(value, "shape", None) in ((2,), (4,)):
+        return
+    raise ValueError(f"{name} must be a JAX PRNG key, e.g. jax.random.key(0), got {brief(value)}")
+
+
 def model_params_dtype(name: str, model):
     """The dtype of the first floating-point array of ``model`` (its trained parameters)."""
     import equinox as eqx
@@ -378,3 +391,16 @@ def model_fits_loss(loss, model, name: str = "model") -> None:
     check = getattr(getattr(loss, "__self__", None), "check_model", None)
     if callable(check):
         check(model, name)
+    scalar_loss(loss, model)
+
+
+def scalar_loss(loss, model) -> None:
+    """``loss(model)`` is one real number: its shape is read by ``jax.eval_shape``
+    (tracing only, nothing computed), before any solver or optimizer compiles."""
+    import jax
+
+    out = jax.eval_shape(loss, model)
+    shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
+    if shape != () or dtype is None or not jax.numpy.issubdtype(dtype, jax.numpy.floating):
+        got = f"shape {shape} and dtype {dtype}" if shape is not None else f"a {type(out).__name__}"
+        raise ValueError(f"loss must map the model to a real scalar, got {got}")

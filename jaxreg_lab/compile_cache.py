@@ -10,6 +10,11 @@ its zlib checksum fails) is compiled afresh, never used. The directory is
 ``%LOCALAPPDATA%`` on Windows). ``--no-compile-cache`` or ``JAXREG_COMPILE_CACHE=0``
 turn it off. Set only by the CLI, for the duration of one command (never on ``import
 jaxreg``).
+
+The entries are executables that JAX loads as they are, so the directory must be this
+user's alone: a directory that another user owns, or that group or others may write,
+turns the cache off for the command with one line saying why (:func:`untrusted`); a
+directory this command creates is made ``0700``.
 """
 
 from __future__ import annotations
@@ -41,6 +46,28 @@ def cache_dir() -> Path:
 def enabled_by_env() -> bool:
     """False when ``$JAXREG_COMPILE_CACHE`` is 0, false, no or off."""
     return os.environ.get(SWITCH_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def untrusted(path: Path) -> str | None:
+    """Why the compiled programs in ``path`` cannot be trusted: the directory is owned by
+    another user, or group or others may write it (they could plant an executable).
+
+    Arguments:
+        path: an existing cache directory.
+
+    Returns:
+        The reason in words, or None when only this user can write it.
+    """
+    st = os.stat(path)
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:  # Windows: no POSIX owner and mode to check
+        return None
+    if st.st_uid != getuid():
+        return f"it is owned by another user (uid {st.st_uid})"
+    if st.st_mode & 0o022:
+        who = " and ".join(w for w, bit in (("group", 0o020), ("others", 0o002)) if st.st_mode & bit)
+        return f"{who} may write it (mode {st.st_mode & 0o777:o}; chmod go-w {path} makes it private)"
+    return None
 
 
 def settings(path: Path | None, before: dict | None = None) -> dict:
@@ -90,10 +117,16 @@ def compile_cache(enabled: bool):
     if enabled and enabled_by_env():
         path = cache_dir()
         try:
-            files.make_dir(path)
+            files.make_dir(path.parent)
+            path.mkdir(mode=0o700, exist_ok=True)
+            why = untrusted(path)
         except OSError as e:  # an unwritable cache is no reason to refuse the command
             print(f"jaxreg: compilation cache off, cannot create {path}: {e.strerror or e}", file=sys.stderr)
             path = None
+        else:
+            if why is not None:  # nor is an untrusted one: the command compiles afresh
+                print(f"jaxreg: compilation cache off, {path} is not trusted: {why}", file=sys.stderr)
+                path = None
     wanted = settings(path, before)
     changed = wanted != before
     if changed:

@@ -186,6 +186,16 @@ class AbstractFactorization(eqx.Module):
     ``component_norms()``; models whose theorem is about other quantities override it.
     """
 
+    def __hash__(self) -> int:
+        """A model holds arrays and has no hash. ``jax.jit(m.entries)`` would need one (it
+        makes the bound model a static argument): one line says what to write instead."""
+        name = type(self).__name__
+        raise TypeError(
+            f"a {name} holds arrays and cannot be hashed (e.g. as a static argument of jax.jit, which "
+            f"jax.jit(model.entries) makes of it); pass the model as an argument: "
+            f"jax.jit(lambda model, indices: model.entries(indices))(model, indices), or use eqx.filter_jit"
+        )
+
     shape: eqx.AbstractVar[tuple[int, ...]]
 
     # ---------------------------------------------------------------- construction

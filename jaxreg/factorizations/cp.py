@@ -154,6 +154,7 @@ class TensorFactorization(AbstractFactorization):
         balanced: bool = False,
         dtype=None,
     ):
+        V.prng_key("key", key)
         shape = V.shape_tuple("shape", shape)
         rank = V.positive_int("rank", rank)
         std, dtype = checked_scale(init_scale, dtype)

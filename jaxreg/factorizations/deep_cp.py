@@ -71,6 +71,7 @@ class DeepTensorFactorization(AbstractFactorization):
         dtype=None,
         depth: int | None = None,
     ):
+        V.prng_key("key", key)
         if depth is not None:
             warnings.warn(
                 "DeepTensorFactorization(depth=...) is deprecated: use factor_depth= (the number k "

@@ -82,6 +82,7 @@ class HierarchicalTensorFactorization(AbstractFactorization):
         balanced: bool = False,
         dtype=None,
     ):
+        V.prng_key("key", key)
         shape = V.shape_tuple("shape", shape)
         plan = _plan(shape, tree)
         widths = check_widths(widths, plan)

@@ -95,6 +95,7 @@ class MatrixFactorization(AbstractFactorization):
         balanced: bool = False,
         dtype=None,
     ):
+        V.prng_key("key", key)
         m, n = V.shape_tuple("shape", shape, order=2)
         shape = (m, n)
         depth = V.positive_int("depth", depth)

@@ -145,6 +145,7 @@ class TensorTrainFactorization(AbstractFactorization):
         balanced: bool = False,
         dtype=None,
     ):
+        V.prng_key("key", key)
         shape = V.shape_tuple("shape", shape, min_order=2)
         ranks = _ranks(ranks, shape)
         std, dtype = checked_scale(init_scale, dtype)

@@ -1,7 +1,10 @@
 """The on-disk cache of generated locality data sets (rendered Pathfinder blocks).
 
 Each entry is one ``.npz`` named by the SHA-256 of its (kind, version, config), written
-atomically; :class:`NpzCache` is the library's :class:`jaxreg.locality.DataCache`.
+atomically, with the SHA-256 of its bytes beside it (``<entry>.npz.sha256``); an entry
+whose checksum is missing or differs (truncated, damaged, replaced) is generated afresh,
+with one line on stderr. Entries are read without pickle (arrays only).
+:class:`NpzCache` is the library's :class:`jaxreg.locality.DataCache`.
 """
 
 from __future__ import annotations
@@ -10,13 +13,12 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from jaxreg.locality import LocalityData
-from jaxreg_lab.store.files import atomic_save_npz
+from jaxreg_lab.store.files import CorruptFile, atomic_write_bytes, npz_bytes, read_npz, sha256
 
 __all__ = ["NpzCache", "cache_dir"]
 
@@ -49,9 +51,28 @@ def _to_arrays(d: LocalityData) -> dict:
     return out
 
 
-def _from_arrays(z) -> LocalityData:
-    info = {k[5:]: z[k] for k in z.files if k.startswith("info_")}
-    return LocalityData(z["images"], z["labels"], z["squares"] if "squares" in z.files else None, info)
+def _from_arrays(z: dict) -> LocalityData:
+    info = {k[5:]: v for k, v in z.items() if k.startswith("info_")}
+    return LocalityData(z["images"], z["labels"], z.get("squares"), info)
+
+
+def _checked(path: Path) -> LocalityData | None:
+    """The entry at ``path`` when its bytes match the checksum beside it, else None
+    (one line on stderr says why it is generated afresh)."""
+    mark = path.with_name(path.name + ".sha256")
+    blob = path.read_bytes()
+    recorded = mark.read_text(encoding="ascii", errors="replace").strip() if mark.is_file() else None
+    why = "no checksum beside it" if recorded is None else "its checksum differs" if recorded != sha256(blob) else None
+    if why is None:
+        try:
+            data = read_npz(path, blob)
+            if {"images", "labels"} <= set(data):
+                return _from_arrays(data)
+            why = "it lacks images or labels"
+        except CorruptFile:
+            why = "it cannot be read"
+    print(f"jaxreg: data cache entry {path} is not used ({why}); generating it afresh", file=sys.stderr)
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,8 +89,11 @@ class NpzCache:
     def __call__(self, kind: str, config: dict, make: Callable[[], LocalityData]) -> LocalityData:
         path = self.path(kind, config)
         if path.exists():
-            with np.load(path, allow_pickle=False) as z:
-                return _from_arrays(z)
+            cached = _checked(path)
+            if cached is not None:
+                return cached
         data = make()
-        atomic_save_npz(path, _to_arrays(data))
+        blob = npz_bytes(_to_arrays(data))
+        atomic_write_bytes(path, blob)  # the entry first, then its checksum: a crash between leaves no match
+        atomic_write_bytes(path.with_name(path.name + ".sha256"), sha256(blob).encode())
         return data
