@@ -365,7 +365,7 @@ def prng_key(name: str, value) -> None:
     import jax
 
     dtype = getattr(value, "dtype", None)
-    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+    if dtype is not None and jax.numpy.issubdtype(dtype, jax.dtypes.prng_key):
         return
     if dtype is not None and dtype == np.uint32 and getattr(value, "shape", None) in ((2,), (4,)):
         return

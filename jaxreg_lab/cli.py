@@ -16,7 +16,8 @@ from pathlib import Path
 
 from jaxreg_lab.config import UsageError, build_config
 from jaxreg_lab.registry import DEFAULT_SIZE, NAMES, REPRODUCTIONS, SIZES
-from jaxreg_lab.store.out import out_lock, prepare_out, writable_file, writable_out
+from jaxreg_lab.store.lock import out_lock
+from jaxreg_lab.store.out import prepare_out, writable_file, writable_out
 
 DESCRIPTION = """Implicit regularization in factorization models, in JAX: run the registered
 reproductions of the papers, any model x task x optimizer sweep, and the theorem checks."""
@@ -92,6 +93,29 @@ def _run_options(parser, *, config_required: bool, config_help: str) -> None:
     d.add_argument("--process-id", type=int, default=None, metavar="I", help="this process's index, 0..N-1")
 
 
+def _await_coordinator(address: str, timeout_s: float) -> None:
+    """Wait until ``--coordinator`` accepts a connection (process 0 may start later), or
+    refuse in one line: JAX's own wait for an unreachable coordinator ends by aborting
+    the process with a C++ stack trace."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=2).close()
+            return
+        except socket.gaierror as e:
+            raise UsageError(f"--coordinator {address}: cannot resolve {host} ({e.strerror or e})") from None
+        except (OSError, ValueError) as e:
+            if time.monotonic() >= deadline:
+                raise UsageError(
+                    f"--coordinator {address}: no coordinator answered within {timeout_s:g} s "
+                    f"({getattr(e, 'strerror', None) or e}); is process 0 running there?"
+                ) from None
+            time.sleep(1)
+
+
 def _distributed(args) -> None:
     """``jax.distributed.initialize`` for ``--distributed`` (before any use of a device)."""
     explicit = (args.coordinator, args.num_processes, args.process_id)
@@ -105,6 +129,19 @@ def _distributed(args) -> None:
 
     if jax.distributed.is_initialized():  # e.g. a second main() in the same process
         return
+    if None not in explicit and 0 <= args.process_id < args.num_processes:
+        try:
+            distributed.parse_coordinator(args.coordinator)
+        except ValueError as e:
+            raise UsageError(str(e).replace("coordinator", "--coordinator")) from None
+        print(
+            f"jaxreg: process {args.process_id} of {args.num_processes} joining the run at {args.coordinator} "
+            f"(waiting up to {distributed.INITIALIZATION_TIMEOUT_S} s for the others)",
+            file=sys.stderr,
+            flush=True,
+        )
+        if args.process_id != 0:
+            _await_coordinator(args.coordinator, distributed.INITIALIZATION_TIMEOUT_S)
     try:
         distributed.initialize(*explicit)
     except ValueError as e:

@@ -117,8 +117,7 @@ def compile_cache(enabled: bool):
     if enabled and enabled_by_env():
         path = cache_dir()
         try:
-            files.make_dir(path.parent)
-            path.mkdir(mode=0o700, exist_ok=True)
+            files.make_dir(path, mode=0o700)
             why = untrusted(path)
         except OSError as e:  # an unwritable cache is no reason to refuse the command
             print(f"jaxreg: compilation cache off, cannot create {path}: {e.strerror or e}", file=sys.stderr)

@@ -59,6 +59,7 @@ DOCUMENTED_MODULES = (
     "jaxreg_lab.store.dataset",
     "jaxreg_lab.store.data_cache",
     "jaxreg_lab.store.checkpoints",
+    "jaxreg_lab.store.lock",
     "jaxreg.locality.samples",
 )
 # functions exempt from the check by name (none today; a name here must be a public function)

@@ -16,16 +16,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jaxtyping import TypeCheckError
 from helpers import Crash, reproduce_tiny
+from jaxtyping import TypeCheckError
 
 import jaxreg as jr
 from jaxreg import validation as V
 from jaxreg_lab import cli, config
 from jaxreg_lab.store import files as storage
+from jaxreg_lab.store import lock as store_lock
 from jaxreg_lab.store import out as store_out
 from jaxreg_lab.store import results as R
-from jaxreg_lab.store.dataset import ExportError, export, export_target
+from jaxreg_lab.store.dataset import ExportError, export_target
 
 TINY = ["reproduce", "matrix-dynamics", "--size", "tiny", "--no-progress"]
 
@@ -223,7 +224,7 @@ def test_a_reader_reads_the_old_directory_while_a_writer_holds_the_lock(tiny_run
     shutil.copytree(tiny_run, out)
     old = tmp_path / ".res.old-abc123"
     out.rename(old)
-    with store_out.out_lock(out):  # a live writer: the reader moves nothing
+    with store_lock.out_lock(out):  # a live writer: the reader moves nothing
         assert R.load_results(out).name == "matrix-dynamics"
         assert old.is_dir() and not out.exists()
     assert R.load_results(out).name == "matrix-dynamics" and out.is_dir() and not old.exists()
@@ -234,13 +235,13 @@ def test_a_reader_reads_the_old_directory_while_a_writer_holds_the_lock(tiny_run
 
 def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path, capsys):
     out = tmp_path / "res"
-    with store_out.out_lock(out):
-        assert store_out.held_by(out) == os.getpid()
+    with store_lock.out_lock(out):
+        assert store_lock.held_by(out) == os.getpid()
         t0 = time.perf_counter()
         assert cli.main([*TINY, "--out", str(out)]) == 2
         _one_line(capsys, "being written by another jaxreg", f"pid {os.getpid()}")
         assert time.perf_counter() - t0 < 30 and not out.exists()
-    assert store_out.held_by(out) is None
+    assert store_lock.held_by(out) is None
 
 
 def test_the_lock_dies_with_its_holder(tmp_path):
@@ -248,7 +249,7 @@ def test_the_lock_dies_with_its_holder(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from jaxreg_lab.store.out import out_lock
+        from jaxreg_lab.store.lock import out_lock
         with out_lock(Path({str(out)!r})):
             print("locked", flush=True)
             time.sleep(60)
@@ -256,12 +257,12 @@ def test_the_lock_dies_with_its_holder(tmp_path):
     p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline().strip() == "locked"
-        assert store_out.held_by(out) == p.pid
+        assert store_lock.held_by(out) == p.pid
     finally:
         p.send_signal(signal.SIGKILL)
         p.wait()
-    assert store_out.held_by(out) is None
-    with store_out.out_lock(out):
+    assert store_lock.held_by(out) is None
+    with store_lock.out_lock(out):
         pass
 
 
@@ -473,3 +474,23 @@ def test_the_data_cache_checks_its_entries(tmp_path, capsys):
     _one_line(capsys, "no checksum")
     cache("toy", {"a": 1}, make)
     assert len(made) == 3
+
+
+def test_an_unreachable_coordinator_is_one_line(monkeypatch):
+    from jaxreg import distributed
+
+    monkeypatch.setattr(distributed, "INITIALIZATION_TIMEOUT_S", 1)
+    monkeypatch.setattr(distributed, "initialize", lambda *a: pytest.fail("joined without a coordinator"))
+    monkeypatch.setattr(jax.distributed, "is_initialized", lambda: False)
+
+    class Args:
+        distributed = True
+        coordinator, num_processes, process_id = "127.0.0.1:9", 2, 1
+
+    t0 = time.perf_counter()
+    with pytest.raises(config.UsageError, match="no coordinator answered within 1 s"):
+        cli._distributed(Args())
+    assert time.perf_counter() - t0 < 10
+    Args.coordinator = "no-such-host.invalid:1234"
+    with pytest.raises(config.UsageError, match="cannot resolve no-such-host.invalid"):
+        cli._distributed(Args())

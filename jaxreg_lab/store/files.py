@@ -134,17 +134,19 @@ def save_figure(fig, path: Path, **savefig_kwargs) -> Path:
     return path
 
 
-def make_dir(path: Path) -> Path:
+def make_dir(path: Path, mode: int = 0o777) -> Path:
     """Create the directory ``path`` and its parents (present is fine).
 
     Arguments:
         path: the directory.
+        mode: the permissions of ``path`` if it is created (less the umask; its parents
+            get the default ones), e.g. ``0o700`` for a directory private to this user.
 
     Returns:
         ``path``; ``OSError`` when it cannot be created.
     """
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=mode, parents=True, exist_ok=True)
     return path
 
 

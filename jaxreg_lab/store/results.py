@@ -254,6 +254,9 @@ def check_seal(path: Path, meta: Mapping, *, trust_edited: bool = False) -> None
         meta: its JSON object.
         trust_edited: accept it anyway (``--trust-edited``).
 
+    Returns:
+        None, when the seal is there and matches (or ``trust_edited``).
+
     Raises:
         ResultsError: an unsealed or edited file, unless ``trust_edited``.
     """
@@ -451,7 +454,7 @@ def readable_dir(out_dir) -> Path:
     old = _store.complete_old(out, META)
     if old is None:
         return out
-    from jaxreg_lab.store.out import held_by
+    from jaxreg_lab.store.lock import held_by
 
     if held_by(out) is None:
         try:

@@ -156,8 +156,9 @@ def test_cache_write_is_atomic(tmp_path, monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(os, "replace", recording_replace)
     d = pathfinder(jax.random.key(5), 4, 2, **kw)
-    assert len(replaced) == 1 and replaced[0][0] == replaced[0][1] == str(tmp_path)
-    assert [p.suffix for p in tmp_path.iterdir()] == [".npz"]
+    # the entry, then its checksum, each renamed into place in the cache directory
+    assert len(replaced) == 2 and all(src == dst == str(tmp_path) for src, dst in replaced)
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".npz", ".sha256"]
     assert d.images.shape == (4, 1, 16, 16)
 
 
