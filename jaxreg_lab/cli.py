@@ -47,13 +47,10 @@ def _cache_option(parser) -> None:
     )
 
 
-def _trust_option(parser) -> None:
-    parser.add_argument(
-        "--trust-edited",
-        action="store_true",
-        help="read a results.json that was edited after it was written or carries no seal "
-        "(by default refused: its seal covers the arrays, coordinates, config, statuses and claims)",
-    )
+TRUST_HELP = (
+    "read a results.json that was edited after it was written or carries no seal "
+    "(by default refused: its seal covers the arrays, coordinates, config, statuses and claims)"
+)
 
 
 def _run_options(parser, *, config_required: bool, config_help: str) -> None:
@@ -79,7 +76,7 @@ def _run_options(parser, *, config_required: bool, config_help: str) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. for logs and batch jobs)")
     parser.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
-    _trust_option(parser)
+    parser.add_argument("--trust-edited", action="store_true", help=TRUST_HELP)
     _cache_option(parser)
     d = parser.add_argument_group("across processes (JAX's multi-controller runtime; process 0 writes)")
     d.add_argument(
@@ -175,7 +172,7 @@ def _parser() -> argparse.ArgumentParser:
     sw.set_defaults(size=DEFAULT_SIZE, name="sweep")
     pl = sub.add_parser("plot", help="redraw figures from saved results (no recomputation)")
     pl.add_argument("dir", type=Path, metavar="DIR", help="a results directory written by reproduce or sweep")
-    _trust_option(pl)
+    pl.add_argument("--trust-edited", action="store_true", help=TRUST_HELP)
     ch = sub.add_parser(
         "check",
         help="judge the saved results' claims again from their arrays (exit 1 when a claim expected to hold "
@@ -185,7 +182,7 @@ def _parser() -> argparse.ArgumentParser:
     ch.add_argument(
         "--write", action="store_true", help="record the claims judged now in results.json (the arrays are unchanged)"
     )
-    _trust_option(ch)
+    ch.add_argument("--trust-edited", action="store_true", help=TRUST_HELP)
     sub.add_parser("list", help="list the reproductions: what each shows, and its paper")
     sa = sub.add_parser("samples", help="draw Is-Same-Class and Pathfinder samples (the small presets) to a PNG")
     sa.add_argument("--out", type=Path, default=Path("locality_samples.png"), help="PNG path")
@@ -202,7 +199,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace an existing --out file or Zarr store (never a results directory, checkpoint or DIR itself)",
     )
-    _trust_option(e)
+    e.add_argument("--trust-edited", action="store_true", help=TRUST_HELP)
     return p
 
 

@@ -177,11 +177,13 @@ def test_resume_recomputes_the_fingerprint_from_the_stored_config(run, capsys):
 
 
 def test_check_write_seals_again(run, capsys):
-    _edit(run, lambda m: m["claims"][0].update(verdict="forged"))
+    _edit(run, lambda m: (m["claims"][0].update(verdict="forged"), m.update(wall_time_s=1.5)))
     assert cli.main(["check", str(run), "--write"]) == 2
     capsys.readouterr()
+    # accepted as it stands when asked to: the claims judged again, the file sealed again
     assert cli.main(["check", str(run), "--write", "--trust-edited"]) == 0
-    assert R.load_results(run).meta["claims"][0]["verdict"] != "forged"
+    again = R.load_results(run)
+    assert again.meta["claims"][0]["verdict"] != "forged" and again.meta["wall_time_s"] == 1.5
 
 
 # ---------------------------------------------------------------- an interrupted swap
@@ -325,7 +327,7 @@ def test_a_full_disk_mid_run_loses_nothing_and_prints_the_resume_command(tmp_pat
 
     def write_file(path, data):
         calls.append(path)
-        if len(calls) == 4:  # the third checkpoint unit's outputs (state, outputs, manifest per unit)
+        if len(calls) == 4:  # the second checkpoint unit's first file (each unit: state, outputs, manifest)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         real(path, data)
 

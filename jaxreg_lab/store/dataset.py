@@ -86,7 +86,7 @@ def to_dataset(results):
     return ds
 
 
-def load(out_dir):
+def load(out_dir, *, trust_edited: bool = False):
     """The results in ``out_dir`` as an :class:`xarray.Dataset` (:func:`to_dataset`), as
     ``jaxreg_lab.store.results.load``: every saved array a data variable over its named dimensions,
     with its coordinates, and ``results.json``'s config, fingerprint and statuses as
@@ -95,11 +95,12 @@ def load(out_dir):
 
     Arguments:
         out_dir: a results directory written by :func:`jaxreg_lab.store.results.save_results`.
+        trust_edited: read an edited or unsealed ``results.json`` (refused by default).
 
     Returns:
         The ``xarray.Dataset``.
     """
-    return to_dataset(load_results(out_dir))
+    return to_dataset(load_results(out_dir, trust_edited=trust_edited))
 
 
 class ExportError(ValueError):
