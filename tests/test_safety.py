@@ -294,7 +294,11 @@ def test_samples_and_plot_refuse_an_unwritable_place_before_drawing(run, monkeyp
     from jaxreg_lab.locality import report
 
     monkeypatch.setattr(report, "plot_samples", lambda *a: pytest.fail("drew before refusing"))
-    for bad, fragment in (("/proc/x.png", "under /proc"), (str(run), "is a directory")):
+    for bad, fragment in (
+        ("/proc/x.png", "under /proc"),
+        (str(run), "is a directory"),
+        (str(run.parent / ("x" * 250 + ".png")), "at most"),
+    ):
         assert cli.main(["samples", "--out", bad]) == 2
         _one_line(capsys, fragment)
 

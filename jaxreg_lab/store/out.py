@@ -12,8 +12,10 @@ from pathlib import Path
 from jaxreg_lab.errors import UsageError
 from jaxreg_lab.store import PROBE_PREFIX
 
-# the longest suffix a sibling of --out gets: ".<name>.new-XXXXXXXX" (tempfile: 8 characters)
-_SIBLING_EXTRA = len("..new-") + 8
+# the most that a temporary sibling's name adds to the name it stands for:
+# ".<name>.new-XXXXXXXX" (a results directory, a Zarr store) and ".<name>.XXXXXXXX.tmp"
+# (a file written atomically); tempfile's random part has 8 characters
+_SIBLING_EXTRA = max(len("..new-"), len("...tmp")) + 8
 
 
 def _resolve(path: Path, option: str) -> Path:
@@ -71,7 +73,7 @@ def writable_file(path: Path, option: str = "--out") -> Path:
     _special(resolved, path, option)
     if resolved.is_dir():
         raise UsageError(f"{option}: {path} is a directory, not a file")
-    _check_name(resolved, option, len(".") + len(".tmp") + 8)
+    _check_name(resolved, option, _SIBLING_EXTRA)
     parent = resolved.parent
     while not parent.exists():
         parent = parent.parent
