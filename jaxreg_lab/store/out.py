@@ -10,6 +10,7 @@ from pathlib import Path
 
 from jaxreg_lab.errors import UsageError
 from jaxreg_lab.store import PROBE_PREFIX
+from jaxreg_lab.store.metrics_log import METRICS_LOG
 
 
 def writable_out(out: Path) -> Path:
@@ -55,6 +56,7 @@ def prepare_out(out: Path, fingerprint: dict, args) -> bool:
         )
     if args.force:
         clear_checkpoint(out)
+        (out / METRICS_LOG).unlink(missing_ok=True)  # the discarded run's log
         return False
     has_results = (out / R.META).exists()
     units = checkpoints(out)
