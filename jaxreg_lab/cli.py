@@ -28,7 +28,7 @@ EXAMPLES = {
     "reproduce": (
         "jaxreg reproduce matrix-dynamics --size tiny",
         "jaxreg reproduce matrix-dynamics --set depth=4 --set init_scale=1e-4",
-        "jaxreg reproduce matrix-dynamics-depth --set 'depths=[1,2,3,4]' --seeds 2",
+        "jaxreg reproduce matrix-completion-depth --set 'depths=[2,3]' --seeds 2",
         "jaxreg reproduce matrix-dynamics --size paper --print-config",
         "jaxreg reproduce matrix-dynamics --out runs/md --tensorboard runs/tb",
     ),

@@ -102,16 +102,15 @@ def build_config(module, args):
 
 def _toml_value(value) -> str:
     """One TOML value: strings quoted (JSON's escapes are TOML's), tuples and lists as
-    arrays, mappings as inline tables, floats always with a point or exponent."""
+    arrays, mappings as inline tables."""
     import json
 
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, float):
-        text = repr(value)
-        return text if any(c in text for c in ".eE") or text in ("inf", "-inf", "nan") else text + ".0"
+    if isinstance(value, float):  # Python's repr is a TOML float: 3.0, 1e-07, inf, nan
+        return repr(value)
     if isinstance(value, str):
         return json.dumps(value)
     if isinstance(value, (list, tuple)):
