@@ -10,7 +10,6 @@ from pathlib import Path
 
 from jaxreg_lab.errors import UsageError
 from jaxreg_lab.store import PROBE_PREFIX
-from jaxreg_lab.store.metrics_log import METRICS_LOG
 
 
 def writable_out(out: Path) -> Path:
@@ -42,6 +41,7 @@ def prepare_out(out: Path, fingerprint: dict, args) -> bool:
     results there are already complete for this very run (``--resume``)."""
     from jaxreg_lab.driver import check_resumable, checkpoints, clear_checkpoint
     from jaxreg_lab.store import results as R
+    from jaxreg_lab.store.metrics_log import METRICS_LOG
 
     R.recover_dir(out)
     if not out.exists():
