@@ -383,11 +383,12 @@ def _run_tracked(module, config, out: Path, fp: dict, args) -> dict:
 
 def _print_summary(module, results) -> None:
     """The reproduction's summary table, how many of its runs reached their stop
-    criterion, then the claims table (as recorded in ``results.json``)."""
+    criterion (and which of them at a high error, where the module declares its
+    ``HIGH_ERROR``), then the claims table (as recorded in ``results.json``)."""
     from jaxreg_lab.claims import table
     from jaxreg_lab.reproductions._results import status_report
 
-    print(module.summary(results) + "\n" + status_report(results))
+    print(module.summary(results) + "\n" + status_report(results, getattr(module, "HIGH_ERROR", None)))
     if "claims" in results.meta:
         print("\n" + table(results.meta["claims"]))
 

@@ -118,7 +118,7 @@ def test_config_toml_writes_every_kind_of_value():
         a: float = 3.0
         b: float = 1e-7
         c: tuple = (1, 2)
-        d: dict = dataclasses.field(default_factory=lambda: {"x y": "q\"uote", "n": {"k": True}})
+        d: dict = dataclasses.field(default_factory=lambda: {"x y": 'q"uote', "n": {"k": True}})
         e: str = "s"
         f: float = float("inf")
 
