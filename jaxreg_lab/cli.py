@@ -264,7 +264,11 @@ def _list_results(roots: list[Path]) -> int:
         print("no saved results found" + (f" in {', '.join(map(str, roots))}" if roots else ""))
         return 0
     for path in found:
-        meta = read_json(path / META)
+        try:
+            meta = read_json(path / META)
+        except ValueError as e:  # a corrupt results.json: named, and the others still listed
+            print(f"{path}: unreadable ({e})")
+            continue
         name = str(meta.get("name", "?"))
         coords = meta.get("coords") or {}
         grid = " x ".join(f"{len(coords[d])} {d}" for d in _grid_dims(meta) if isinstance(coords.get(d), list))

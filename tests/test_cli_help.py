@@ -189,3 +189,16 @@ def test_list_results_of_a_missing_directory_is_one_line(tmp_path, capsys):
     assert cli.main(["list", "--results", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--results" in err
+
+
+def test_list_results_names_a_corrupt_results_file_and_lists_the_rest(tmp_path, capsys):
+    import shutil
+
+    good = tmp_path / "good"
+    shutil.copytree(ROOT / "docs" / "results" / "matrix-dynamics", good)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "results.json").write_text("{not json")
+    assert cli.main(["list", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{tmp_path / 'bad'}: unreadable (")
+    assert out[1] == f"{good}: matrix-dynamics (small; 3 seed)"
