@@ -22,7 +22,9 @@ from jaxreg_lab.store.out import prepare_out, writable_out
 DESCRIPTION = """Implicit regularization in factorization models, in JAX: run the registered
 reproductions of the papers, any model x task x optimizer sweep, and the theorem checks."""
 # Every command's examples, shown under its --help (and the first few under jaxreg --help);
-# tests/test_cli_help.py parses each one and builds its config, so none can go stale.
+# tests/test_cli_help.py parses each one and builds its config, so none can go stale. A
+# path is a file of the repository or runs/NAME, where `jaxreg reproduce NAME` (and
+# `make demo`) write.
 EXAMPLES = {
     "list": ("jaxreg list", "jaxreg list --results docs/results"),
     "reproduce": (
@@ -38,7 +40,7 @@ EXAMPLES = {
         "jaxreg sweep --config examples/sweep_matrix_flow.toml --set model_options.depth=4",
         "jaxreg sweep --config examples/sweep_cp_adam.toml --set optimizer_options.b1=0.9 --print-config",
     ),
-    "plot": ("jaxreg plot docs/results/matrix-dynamics",),
+    "plot": ("jaxreg plot runs/matrix-dynamics",),
     "check": ("jaxreg check docs/results/matrix-dynamics docs/results/tensor-dynamics",),
     "export": ("jaxreg export docs/results/matrix-dynamics --format netcdf --out md.nc",),
     "samples": ("jaxreg samples --out samples.png --seed 1",),

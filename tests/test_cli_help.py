@@ -49,7 +49,9 @@ def test_every_help_example_parses_and_its_config_validates(command, line, monke
     if command in ("reproduce", "sweep"):
         build_config(cli._module(args.name), args)
     for path in [getattr(args, "config", None), getattr(args, "dir", None), *(getattr(args, "dirs", None) or [])]:
-        if path is not None:
+        if path is not None and Path(path).parts[0] == "runs":  # the default --out of a reproduce example
+            assert Path(path).name in {ex.split()[2] for ex in cli.EXAMPLES["reproduce"]}, path
+        elif path is not None:
             assert Path(path).exists(), path
     for path in getattr(args, "results", None) or []:
         assert Path(path).is_dir(), path
