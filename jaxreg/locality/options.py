@@ -34,12 +34,17 @@ class TrainOptions(Optimization):
     ``fit_accuracy``: the train accuracy that starts the ``patience`` count.
     ``patch_size=None``: the regularizer's patches are the data set's two squares in
     random order (Is-Same-Class); an int: a random ``patch_size`` square and a second one
-    at least ``patch_distance`` px away (Pathfinder)."""
+    at least ``patch_distance`` px away (Pathfinder).
+    ``r_mode``: how training computes the R it minimizes, "frozen" (normalization
+    statistics held constant) or "train" (BatchNorm on each batch's statistics, as the
+    authors' code does; :func:`jaxreg.locality.regularizer.penalty`). The held-out R is
+    always computed in inference mode."""
 
     fit_accuracy: float = 1.0
     patch_size: int | None = None
     patch_distance: int = 0
     eval_batch_size: int = 256
+    r_mode: str = "frozen"
 
     def __post_init__(self):
         _checks.integer("batch_size", self.batch_size, minimum=2)
@@ -53,6 +58,7 @@ class TrainOptions(Optimization):
             _checks.integer("patch_size", self.patch_size, minimum=1)
         _checks.integer("patch_distance", self.patch_distance, minimum=0)
         _checks.integer("eval_batch_size", self.eval_batch_size, minimum=2)
+        _checks.choice("r_mode", self.r_mode, ("frozen", "train"))
 
     def step_part(self) -> "TrainOptions":
         """These options with the fields a training step ignores reset (a static jit

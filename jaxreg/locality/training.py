@@ -110,13 +110,13 @@ def _sample_patches(options: TrainOptions, key, squares, image_shape):
     return distant_patches(key, squares.shape[0], image_shape, size=options.patch_size, distance=options.patch_distance)
 
 
-def _loss(p, static, state, lam_r, xb, yb, patch, other, regularize):
+def _loss(p, static, state, lam_r, xb, yb, patch, other, regularize, r_mode):
     model = eqx.combine(p, static)
     logits, new_state = batch_logits(model, state, xb)
     task = _bce(logits, yb)
     # the statistics after this batch's update (for BatchNorm in "batch" mode the debiased
     # running averages, defined from the first step on)
-    r = penalty(model, new_state, xb, patch, other)
+    r = penalty(model, new_state, xb, patch, other, r_mode)
     if not regularize:  # no lambda > 0 in the grid: R is only monitored
         r = jax.lax.stop_gradient(r)
     acc = jnp.mean((logits > 0) == (yb > 0))
@@ -148,7 +148,7 @@ def _run_step(carry, active, b, perms, skeys, lam, X, Y, SQ, static, options, re
         idx = perm[b]
         patch, other = _sample_patches(options, jax.random.fold_in(skey, b), SQ[idx], (H, W))
         (loss, (new_state, task, r, acc)), grads = jax.value_and_grad(_loss, has_aux=True)(
-            p, static, state, lam_r, X[idx], Y[idx], patch, other, regularize
+            p, static, state, lam_r, X[idx], Y[idx], patch, other, regularize, options.r_mode
         )
         updates, new_opt = optimizer.update(grads, opt, p)
         new_p = optax.apply_updates(p, updates)
