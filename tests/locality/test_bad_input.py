@@ -34,6 +34,7 @@ def no_work(monkeypatch):
         (lambda: PathfinderConfig.preset("tiny", lambdas=(-3.0,)), "lambda"),
         (lambda: PathfinderConfig.preset("tiny", batch_size=1), "batch_size"),
         (lambda: TrainOptions(r_mode="eval"), "r_mode"),
+        (lambda: TrainOptions(runs_per_program=0), "runs_per_program"),
         (lambda: PathfinderConfig.preset("tiny", canvas=80.0), "canvas"),
         (lambda: run_locality("is_same_class", "tiny", distances=(99,)), "distance"),
         (lambda: run_is_same_class(IsSameClassConfig.preset("tiny"), resume=True), "out_dir"),
