@@ -128,6 +128,7 @@ def prepare_out(out: Path, fingerprint: dict, args, config=None) -> bool:
     as stored, gives this run's fingerprint)."""
     from jaxreg_lab.driver import check_resumable, checkpoints, clear_checkpoint
     from jaxreg_lab.store import results as R
+    from jaxreg_lab.store.metrics_log import METRICS_LOG
 
     R.recover_dir(out)
     if not out.exists():
@@ -142,6 +143,7 @@ def prepare_out(out: Path, fingerprint: dict, args, config=None) -> bool:
         )
     if args.force:
         clear_checkpoint(out)
+        (out / METRICS_LOG).unlink(missing_ok=True)  # the discarded run's log
         return False
     has_results = (out / R.META).exists()
     units = checkpoints(out)
