@@ -300,7 +300,7 @@ def _list_results(roots: list[Path]) -> int:
     ``results.json`` only (no arrays, no JAX)."""
     from jaxreg_lab.docs import headline
     from jaxreg_lab.store.files import read_json
-    from jaxreg_lab.store.results import META, results_dirs
+    from jaxreg_lab.store.results import META, SEAL, results_dirs, seal_of
 
     described = {r.name: r.description for r in REPRODUCTIONS}
     described["sweep"] = "a model x task x optimizer sweep (jaxreg sweep)"
@@ -331,6 +331,8 @@ def _list_results(roots: list[Path]) -> int:
         print(f"{path}: {name} ({meta.get('size', 'size not recorded')}; {grid or 'no grid'})")
         print(f"  shows: {described.get(name, 'an unregistered reproduction')}")
         print(f"  runs: {ended}; claims: {headline(meta.get('claims'))}")
+        if meta.get(SEAL) != seal_of(meta):  # what plot, check and export refuse without --trust-edited
+            print(f"  {'unsealed' if SEAL not in meta else 'edited after it was written (its seal differs)'}")
     return 0
 
 

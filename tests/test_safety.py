@@ -500,3 +500,14 @@ def test_an_unreachable_coordinator_is_one_line(monkeypatch):
     Args.coordinator = "no-such-host.invalid:1234"
     with pytest.raises(config.UsageError, match="cannot resolve no-such-host.invalid"):
         cli._distributed(Args())
+
+
+def test_list_results_marks_edited_and_unsealed_results(run, capsys):
+    assert cli.main(["list", "--results", str(run)]) == 0
+    assert "edited after" not in capsys.readouterr().out
+    _edit(run, lambda m: m.update(wall_time_s=1.0))
+    assert cli.main(["list", "--results", str(run)]) == 0
+    assert "edited after it was written" in capsys.readouterr().out
+    _edit(run, lambda m: m.pop(R.SEAL))
+    assert cli.main(["list", "--results", str(run)]) == 0
+    assert "unsealed" in capsys.readouterr().out
