@@ -151,7 +151,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, default=None, help="file or store to write (default: DIR.nc or DIR.zarr)")
     e.add_argument("--force", action="store_true", help="replace an existing --out")
     da = sub.add_parser("data", help="the real data sets (CIFAR-10, MNIST, Fashion-MNIST, MovieLens 100k)")
-    dsub = da.add_subparsers(dest="data_command", required=True, metavar="ACTION", parser_class=_Parser)
+    dsub = da.add_subparsers(
+        dest="data_command", required=True, metavar="ACTION", parser_class=_Parser, help="fetch or list"
+    )
     fe = dsub.add_parser("fetch", help="download a data set, resuming a partial download, and verify its MD5")
     fe.add_argument("dataset", choices=DATA_SETS, metavar="NAME", help=f"one of {', '.join(DATA_SETS)}")
     dl = dsub.add_parser("list", help="each data set's files in the data directory: verified, missing or not")

@@ -24,15 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import hashlib
-import io
 import os
-import shutil
-import tarfile
-import urllib.error
-import urllib.parse
-import urllib.request
-import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -40,8 +32,9 @@ from pathlib import Path
 import numpy as np
 from jaxtyping import UInt8
 
-from jaxreg_lab.errors import UsageError
 from jaxreg_lab.registry import DATA_SETS
+from jaxreg_lab.store import data_files
+from jaxreg_lab.store.data_files import DataError as DataError
 
 __all__ = [
     "DATASETS",
@@ -115,14 +108,8 @@ CIFAR_MEMBERS = tuple(f"cifar-10-batches-bin/data_batch_{i}.bin" for i in range(
 )
 CIFAR_RECORD = 1 + 3 * 32 * 32
 MOVIELENS_MEMBER = "ml-100k/u.data"
-CHUNK_BYTES = 1 << 20
 # IDX type byte -> big-endian dtype (the IDX format of LeCun et al.'s MNIST page)
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-class DataError(UsageError):
-    """A data file that is missing, corrupt, truncated or fails its checksum: one line
-    naming the file and how to get it (the command line prints it, exit code 2)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,15 +200,6 @@ def require(name: str, path: str | os.PathLike | None = None) -> Path:
 
 
 # ---------------------------------------------------------------- checksums
-def md5sum(path: Path) -> str:
-    """The MD5 hex digest of a file, read in chunks."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK_BYTES), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify(name: str, rel: str, root: Path) -> tuple[Path, str]:
     """Check one file of data set ``name`` against its published MD5.
 
@@ -241,7 +219,7 @@ def verify(name: str, rel: str, root: Path) -> tuple[Path, str]:
     path = _present(root, rel)
     if path is None:
         raise DataError(f"{name}: {rel} is not in the data directory {root}; {_how_to_get(name, rel, root)}")
-    got = md5sum(path)
+    got = data_files.md5sum(path)
     if path == root / rel and got != CHECKSUMS[rel]:
         raise DataError(
             f"{path}: MD5 {got} differs from the published {CHECKSUMS[rel]} (a corrupt, truncated or other "
@@ -270,7 +248,7 @@ def read_idx(source: bytes | Path) -> np.ndarray:
         :class:`DataError` on a bad header or a size that does not match it.
     """
     label = str(source) if isinstance(source, Path) else "IDX data"
-    data = source.read_bytes() if isinstance(source, Path) else bytes(source)
+    data = data_files.read_file(source) if isinstance(source, Path) else bytes(source)
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
@@ -380,20 +358,8 @@ def load_cifar10(path: str | os.PathLike | None = None) -> ImageData:
     root = data_dir(path)
     rel = DATASETS["cifar10"][0]
     file, md5 = verify("cifar10", rel, root)
-    batches = []
-    try:
-        with tarfile.open(file, "r:gz") as tar:
-            names = set(tar.getnames())
-            for member in CIFAR_MEMBERS:
-                if member not in names:
-                    raise DataError(f"{file}: the archive lacks {member}")
-                info = tar.getmember(member)
-                stream = tar.extractfile(info) if info.isfile() else None
-                if stream is None:
-                    raise DataError(f"{file}: {member} is not a regular file")
-                batches.append(read_cifar_batch(stream.read(), f"{file}:{member}"))
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise DataError(f"{file}: not a readable tar.gz archive ({e})") from None
+    members = data_files.archive_members(file, CIFAR_MEMBERS)
+    batches = [read_cifar_batch(members[m], f"{file}:{m}") for m in CIFAR_MEMBERS]
     train = batches[:-1]
     return ImageData(
         np.concatenate([b[0] for b in train]),
@@ -422,13 +388,7 @@ def load_movielens_100k(path: str | os.PathLike | None = None) -> Ratings:
     root = data_dir(path)
     rel = DATASETS["movielens-100k"][0]
     file, md5 = verify("movielens-100k", rel, root)
-    try:
-        with zipfile.ZipFile(file) as archive:
-            data = archive.read(MOVIELENS_MEMBER)
-    except KeyError:
-        raise DataError(f"{file}: the archive lacks {MOVIELENS_MEMBER}") from None
-    except (zipfile.BadZipFile, OSError) as e:
-        raise DataError(f"{file}: not a readable zip archive ({e})") from None
+    data = data_files.archive_members(file, [MOVIELENS_MEMBER])[MOVIELENS_MEMBER]
     users, items, ratings = read_movielens_ratings(data, f"{file}:{MOVIELENS_MEMBER}")
     return Ratings(users, items, ratings, _record("movielens-100k", {rel: md5}))
 
@@ -453,57 +413,23 @@ def status(path: str | os.PathLike | None = None) -> list[tuple[str, str, str]]:
             elif file != root / rel:
                 state = "uncompressed (no published checksum)"
             else:
-                state = "verified" if md5sum(file) == CHECKSUMS[rel] else "MD5 differs from the published one"
+                state = (
+                    "verified" if data_files.md5sum(file) == CHECKSUMS[rel] else "MD5 differs from the published one"
+                )
             rows.append((name, rel, state))
     return rows
 
 
 # ---------------------------------------------------------------- downloading
-def _open(url: str, offset: int) -> tuple[io.RawIOBase | io.BufferedIOBase, int | None, int]:
-    """A stream of ``url`` from byte ``offset`` on: (stream, total size or None, the offset
-    it actually starts at: 0 where a server ignores the Range request)."""
-    parsed = urllib.parse.urlparse(url)
-    if parsed.scheme == "file":
-        source = Path(urllib.request.url2pathname(parsed.path))
-        stream = open(source, "rb")
-        stream.seek(offset)
-        return stream, source.stat().st_size, offset
-    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
-    response = urllib.request.urlopen(request, timeout=30)
-    start = offset if response.status == 206 else 0
-    length = response.headers.get("Content-Length")
-    return response, (start + int(length)) if length is not None else None, start
-
-
-def _download(url: str, part: Path, progress: bool) -> None:
-    """Append ``url``'s bytes to ``part`` from its current size on (the start again where
-    the server cannot resume), with a tqdm bar."""
-    from tqdm.auto import tqdm
-
-    part.parent.mkdir(parents=True, exist_ok=True)
-    offset = part.stat().st_size if part.exists() else 0
-    stream, total, start = _open(url, offset)
-    with stream, open(part, "r+b" if part.exists() else "wb") as out:
-        out.truncate(start)
-        out.seek(start)
-        with tqdm(
-            total=total, initial=start, unit="B", unit_scale=True, desc=part.name[: -len(".part")], disable=not progress
-        ) as bar:
-            for block in iter(lambda: stream.read(CHUNK_BYTES), b""):
-                out.write(block)
-                bar.update(len(block))
-        out.flush()
-        os.fsync(out.fileno())
-
-
 def fetch(
     name: str, path: str | os.PathLike | None = None, *, progress: bool = True, echo: Callable[[str], None] = print
 ) -> list[Path]:
     """Download data set ``name`` into the data directory.
 
-    Each file downloads to ``<data dir>/.partial/<file>.part`` (continuing what an
-    interrupted download left there), is checked against its published MD5 and only then
-    renamed to its place; a file already in place and verified is kept.
+    Each file downloads to ``<data dir>/.partial/`` first (continuing what an interrupted
+    download left there), is checked against its published MD5 and only then renamed to
+    its place (:func:`jaxreg_lab.store.data_files.download`); a file already in place and
+    verified is kept.
 
     Arguments:
         name: a key of :data:`DATASETS`.
@@ -516,8 +442,6 @@ def fetch(
         and where to put it) when a download fails (the partial file is kept to resume)
         or its MD5 differs (the partial file is deleted).
     """
-    from jaxreg_lab.store.files import rename
-
     _check_name(name)
     root = data_dir(path)
     out = []
@@ -526,36 +450,10 @@ def fetch(
         if dest.is_file():
             verify(name, rel, root)
             echo(f"{dest}: already there, MD5 verified")
-            out.append(dest)
-            continue
-        part = root / ".partial" / (rel + ".part")
-        try:
-            _download(URLS[rel], part, progress)
-        except (OSError, urllib.error.URLError, ValueError) as e:
-            reason = getattr(e, "reason", None) or e
-            kept = part.stat().st_size if part.exists() else 0
-            raise DataError(
-                f"could not download {rel} from {URLS[rel]} ({reason}); "
-                + (f"{kept} bytes kept in {part}, run the fetch again to resume, or " if kept else "")
-                + f"put {Path(rel).name} (MD5 {CHECKSUMS[rel]}) in {dest.parent}"
-            ) from None
-        got = md5sum(part)
-        if got != CHECKSUMS[rel]:
-            part.unlink()
-            raise DataError(
-                f"{URLS[rel]}: the download's MD5 {got} differs from the published {CHECKSUMS[rel]}, so it was "
-                f"deleted; put {Path(rel).name} with that MD5 in {dest.parent}"
-            )
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        rename(part, dest)
-        _remove_empty(part.parent, stop=root)
-        echo(f"{dest}: downloaded, MD5 verified")
+        else:
+            part = root / ".partial" / (rel.replace("/", "--") + ".part")
+            hint = f"put {dest.name} (MD5 {CHECKSUMS[rel]}) in {dest.parent}"
+            data_files.download(URLS[rel], dest, CHECKSUMS[rel], part, progress=progress, hint=hint)
+            echo(f"{dest}: downloaded, MD5 verified")
         out.append(dest)
     return out
-
-
-def _remove_empty(directory: Path, *, stop: Path) -> None:
-    """Remove ``directory`` and its parents up to (not including) ``stop`` while empty."""
-    while directory != stop and directory.is_dir() and not any(directory.iterdir()):
-        shutil.rmtree(directory)
-        directory = directory.parent

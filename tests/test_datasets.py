@@ -14,6 +14,7 @@ import pytest
 
 from jaxreg_lab import cli, datasets, registry
 from jaxreg_lab.datasets import DataError
+from jaxreg_lab.store import data_files
 
 RNG = np.random.default_rng(0)
 
@@ -156,7 +157,7 @@ def test_cifar10_archive_without_a_batch(monkeypatch, tmp_path):
         info.size = 3073
         tar.addfile(info, io.BytesIO(bytes(3073)))
     _publish(monkeypatch, tmp_path, "cifar-10-binary.tar.gz", buf.getvalue())
-    with pytest.raises(DataError, match="lacks cifar-10-batches-bin/data_batch_2.bin"):
+    with pytest.raises(DataError, match="the archive lacks cifar-10-batches-bin/data_batch_2.bin"):
         datasets.load_cifar10(tmp_path)
 
 
@@ -253,8 +254,8 @@ class _Dropping(io.RawIOBase):
 def test_fetch_interrupted_then_resumed_yields_the_verified_file(monkeypatch, tmp_path):
     served = _serve(monkeypatch, tmp_path)
     data_dir = tmp_path / "data"
-    monkeypatch.setattr(datasets, "CHUNK_BYTES", 64)
-    real_open = datasets._open
+    monkeypatch.setattr(data_files, "CHUNK_BYTES", 64)
+    real_open = data_files._open
     offsets = []
 
     def dropping_open(url, offset):
@@ -262,12 +263,12 @@ def test_fetch_interrupted_then_resumed_yields_the_verified_file(monkeypatch, tm
         stream, total, start = real_open(url, offset)
         return _Dropping(stream, 200), total, start
 
-    monkeypatch.setattr(datasets, "_open", dropping_open)
+    monkeypatch.setattr(data_files, "_open", dropping_open)
     first = datasets.DATASETS["mnist"][0]
     with pytest.raises(DataError) as e:
         datasets.fetch("mnist", data_dir, progress=False, echo=lambda _: None)
-    part = data_dir / ".partial" / (first + ".part")
-    assert str(e.value).startswith(f"could not download {first} from file://")
+    part = data_dir / ".partial" / (first.replace("/", "--") + ".part")
+    assert str(e.value).startswith(f"could not download {data_dir / first} from file://")
     assert f"200 bytes kept in {part}" in str(e.value) and "\n" not in str(e.value)
     assert part.stat().st_size == 200 and not (data_dir / first).exists()
 
@@ -275,7 +276,7 @@ def test_fetch_interrupted_then_resumed_yields_the_verified_file(monkeypatch, tm
         offsets.append(offset)
         return real_open(url, offset)
 
-    monkeypatch.setattr(datasets, "_open", spying_open)
+    monkeypatch.setattr(data_files, "_open", spying_open)
     lines = []
     paths = datasets.fetch("mnist", data_dir, progress=False, echo=lines.append)
     assert offsets == [0, 200, 0, 0, 0]  # the first file resumed at its 200 bytes, the others from scratch
@@ -306,7 +307,9 @@ def test_cli_fetch_offline_prints_one_line_and_leaves_nothing(monkeypatch, tmp_p
     data_dir = tmp_path / "data"
     assert cli.main(["data", "fetch", "movielens-100k", "--data-dir", str(data_dir), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("jaxreg: error: could not download ml-100k.zip from file:")
+    assert len(err.splitlines()) == 1 and err.startswith(
+        f"jaxreg: error: could not download {data_dir / 'ml-100k.zip'} from file:"
+    )
     assert err.endswith(f"put ml-100k.zip (MD5 {datasets.CHECKSUMS['ml-100k.zip']}) in {data_dir}")
     assert not data_dir.exists() or [p for p in data_dir.rglob("*") if p.is_file()] == []
 
