@@ -324,3 +324,14 @@ def test_cli_fetch_and_list(monkeypatch, tmp_path, capsys):
     assert out.count(" verified") == 4 and out.count(" missing") == 6
     assert cli.main(["data", "fetch", "imagenet"]) == 2
     assert "invalid choice: 'imagenet'" in capsys.readouterr().err
+
+
+def test_the_docs_list_every_file_with_its_checksum_and_source():
+    """docs/datasets.md, where a user without a network looks, agrees with the table the
+    reader checks against."""
+    page = (Path(__file__).resolve().parents[1] / "docs" / "datasets.md").read_text()
+    rows = {line.split("|")[2].strip(" `"): line for line in page.splitlines() if line.count("|") == 5}
+    for rel, md5 in datasets.CHECKSUMS.items():
+        assert f"`{md5}`" in rows[rel], rel
+        url = datasets.URLS[rel]
+        assert url.rsplit("/", 1)[0] in page, url

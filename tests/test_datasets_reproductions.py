@@ -44,7 +44,16 @@ def _write_mnist(monkeypatch, root, name="mnist", n_train=48, n_test=24):
         ("matrix-dynamics-depth", "paper", "ml-100k.zip"),
     ],
 )
-def test_a_paper_preset_without_its_data_stops_before_compute(name, size, missing, data_dir, tmp_path, capsys):
+def test_a_paper_preset_without_its_data_stops_before_compute(
+    name, size, missing, data_dir, tmp_path, capsys, monkeypatch
+):
+    """The check comes before the results directory is prepared (which --force would
+    empty) and before anything runs."""
+
+    def reached(*args, **kwargs):
+        raise AssertionError("the run went on without its data")
+
+    monkeypatch.setattr(cli, "prepare_out", reached)
     out = tmp_path / "run"
     assert cli.main(["reproduce", name, "--size", size, "--out", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
