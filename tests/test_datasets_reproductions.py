@@ -223,3 +223,22 @@ def test_ratings_completion_splits_the_ratings():
     vals = np.concatenate([problem.train.values, problem.test.values])
     assert problem.train.size == 3 and problem.test.size == 1 and problem.target is None
     assert sorted(zip(idx[:, 0], idx[:, 1], vals)) == sorted(zip(users, items, ratings.astype(float)))
+
+
+def test_chunked_evaluation_equals_the_whole(monkeypatch):
+    """MNIST's 60,000 images at order 784 are evaluated in chunks: the same mean."""
+    import jax
+    import jax.numpy as jnp
+
+    factors = jax.random.normal(jax.random.key(0), (6, 2, 5))
+    x = jax.nn.one_hot(jax.random.randint(jax.random.key(1), (24, 6), 0, 2), 2)
+    y = jnp.arange(24.0)
+    blocks = jnp.asarray(trc.rank_blocks((2, 3)))
+
+    def errors(x, y):
+        return (trc.block_predictions(factors, x, blocks) - y[:, None]) ** 2
+
+    whole = trc._chunked_mean(errors, x, y, factors)
+    monkeypatch.setattr(trc, "EVAL_LIMIT", 6 * 5 * 7)  # chunks of 6 images (the largest divisor of 24 up to 7)
+    np.testing.assert_allclose(trc._chunked_mean(errors, x, y, factors), whole, rtol=1e-6)
+    np.testing.assert_allclose(whole, jnp.mean(errors(x, y), axis=0))
