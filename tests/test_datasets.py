@@ -4,8 +4,10 @@ read back exactly, one clear error per corrupt, truncated or wrong-checksum file
 
 import gzip
 import hashlib
+import http.server
 import io
 import tarfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -335,3 +337,54 @@ def test_the_docs_list_every_file_with_its_checksum_and_source():
         assert f"`{md5}`" in rows[rel], rel
         url = datasets.URLS[rel]
         assert url.rsplit("/", 1)[0] in page, url
+
+
+class _RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves ``body`` with HTTP Range support (206 Partial Content); the first
+    ``drop_once`` requests send only ``drop_after`` bytes of what they announce, then
+    close, as a dropped connection does."""
+
+    body = b""
+    drop_after = 0
+    drop_once = 0
+    ranges: list
+
+    def do_GET(self):  # noqa: N802 (the handler's required name)
+        start = 0
+        header = self.headers.get("Range")
+        if header:
+            start = int(header.removeprefix("bytes=").split("-")[0])
+        type(self).ranges.append(header)
+        data = self.body[start:]
+        self.send_response(206 if header else 200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if type(self).drop_once:
+            type(self).drop_once -= 1
+            data = data[: self.drop_after]
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_http_download_dropped_then_resumed_with_a_range_request(monkeypatch, tmp_path):
+    body = gzip.compress(_idx(RNG.integers(0, 256, (30, 28, 28), dtype=np.uint8)))
+    handler = type("Handler", (_RangeHandler,), {"body": body, "drop_after": 1000, "drop_once": 1, "ranges": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        rel = datasets.DATASETS["mnist"][0]
+        monkeypatch.setitem(datasets.DATASETS, "mnist", (rel,))
+        monkeypatch.setitem(datasets.URLS, rel, f"http://127.0.0.1:{server.server_address[1]}/{rel}")
+        monkeypatch.setitem(datasets.CHECKSUMS, rel, _md5(body))
+        with pytest.raises(DataError, match="1000 bytes kept in .*run the fetch again to resume"):
+            datasets.fetch("mnist", tmp_path, progress=False, echo=lambda _: None)
+        assert not (tmp_path / rel).exists()
+        (path,) = datasets.fetch("mnist", tmp_path, progress=False, echo=lambda _: None)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert handler.ranges == [None, "bytes=1000-"]
+    assert path.read_bytes() == body and not (tmp_path / ".partial").exists()

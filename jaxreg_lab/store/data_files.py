@@ -6,6 +6,7 @@ verified. Every error is a :class:`DataError`, one line naming the file.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import os
 import shutil
@@ -113,6 +114,8 @@ def _append(url: str, part: Path, progress: bool) -> None:
                 bar.update(len(block))
         out.flush()
         os.fsync(out.fileno())
+        if total is not None and out.tell() < total:  # a server that closed early: resumable, not complete
+            raise ConnectionError(f"the connection closed after {out.tell()} of {total} bytes")
 
 
 def download(url: str, dest: Path, md5: str, part: Path, *, progress: bool, hint: str) -> None:
@@ -134,7 +137,7 @@ def download(url: str, dest: Path, md5: str, part: Path, *, progress: bool, hint
     """
     try:
         _append(url, part, progress)
-    except (OSError, urllib.error.URLError, ValueError) as e:
+    except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as e:
         reason = getattr(e, "reason", None) or e
         kept = part.stat().st_size if part.exists() else 0
         _remove_empty(part.parent)
