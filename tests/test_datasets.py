@@ -347,16 +347,17 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
     body = b""
     drop_after = 0
     drop_once = 0
+    ignore_range = False
     ranges: list
 
     def do_GET(self):  # noqa: N802 (the handler's required name)
         start = 0
         header = self.headers.get("Range")
-        if header:
+        if header and not self.ignore_range:
             start = int(header.removeprefix("bytes=").split("-")[0])
         type(self).ranges.append(header)
         data = self.body[start:]
-        self.send_response(206 if header else 200)
+        self.send_response(206 if start else 200)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if type(self).drop_once:
@@ -368,9 +369,11 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_http_download_dropped_then_resumed_with_a_range_request(monkeypatch, tmp_path):
+@pytest.mark.parametrize("ignore_range", [False, True], ids=["resumed", "server ignores Range: from the start"])
+def test_http_download_dropped_then_resumed_with_a_range_request(monkeypatch, tmp_path, ignore_range):
     body = gzip.compress(_idx(RNG.integers(0, 256, (30, 28, 28), dtype=np.uint8)))
-    handler = type("Handler", (_RangeHandler,), {"body": body, "drop_after": 1000, "drop_once": 1, "ranges": []})
+    fields = {"body": body, "drop_after": 1000, "drop_once": 1, "ranges": [], "ignore_range": ignore_range}
+    handler = type("Handler", (_RangeHandler,), fields)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
