@@ -1,7 +1,9 @@
 """Is-Same-Class: the gradient-change regularizer restores long-range accuracy (Razin et al. 2022).
 
-Two digits at horizontal gap ``distance`` on a blank canvas; label: same class? Without
-the regularizer (lambda = 0) test accuracy falls towards chance as the gap grows.
+Two images at horizontal gap ``distance`` on a blank canvas; label: same class? Without
+the regularizer (lambda = 0) test accuracy falls towards chance as the gap grows. The
+images (``dataset``): scikit-learn's digits (the tiny and small presets, offline) or
+CIFAR-10, the paper's (the paper preset; ``jaxreg data fetch cifar10``).
 An adapter (:mod:`._locality`) over :func:`jaxreg_lab.locality.experiments.run_is_same_class`.
 """
 
@@ -15,7 +17,7 @@ Config = IsSameClassConfig  # frozen; preset("tiny" | "small" | "paper"); seeds:
 
 # run(config, *, out_dir, resume, progress) trains the grid (distance x lambda x seed)
 run, plot, summary = reproduction(
-    run_is_same_class, NAME, "Is-Same-Class (scikit-learn digits in place of CIFAR-10)", "distance"
+    run_is_same_class, NAME, lambda results: f"Is-Same-Class on {results.config.get('dataset', 'digits')}", "distance"
 )
 
 CLAIMS = locality_claims(
