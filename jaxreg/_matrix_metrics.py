@@ -9,27 +9,31 @@ those of singular values refuse one with a line naming the call that takes it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeGuard
 
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from jaxreg.factorizations._base import AbstractFactorization
 
 
-def is_factorization(x) -> bool:
+def is_factorization(x) -> TypeGuard[AbstractFactorization]:
     """Whether ``x`` is a factorization (an :class:`~jaxreg.AbstractFactorization`)."""
     return isinstance(x, AbstractFactorization)
 
 
-def dense(x):
+def dense(x: Array | np.ndarray | AbstractFactorization) -> Array | np.ndarray:
     """``x``, or the end-to-end matrix / tensor ``x.materialize()`` of a factorization."""
-    return x.materialize() if is_factorization(x) else x
+    return x.materialize() if isinstance(x, AbstractFactorization) else x
 
 
-def matrix(function: str, w):
+def matrix(function: str, w: Array | AbstractFactorization) -> Array:
     """``w``, or the end-to-end matrix of a factorization; a factorization of a tensor
-    is refused with a line naming the calls that take one."""
-    w = dense(w)
+    is refused with a line naming the calls that take one (an array passes unchanged)."""
+    if not isinstance(w, AbstractFactorization):
+        return w
+    w = w.materialize()
     if w.ndim != 2:
         raise ValueError(
             f"jr.metrics.{function} takes a matrix, got an order-{w.ndim} tensor: use "
@@ -67,8 +71,7 @@ def singular_values(w: Float[Array, "m n"] | AbstractFactorization) -> Float[Arr
     Raises:
         ValueError: ``w`` is a factorization of a tensor (of order > 2).
     """
-    if is_factorization(w):
-        w = matrix("singular_values", w)
+    w = matrix("singular_values", w)
     return jnp.linalg.svd(w, compute_uv=False)
 
 
@@ -87,8 +90,7 @@ def effective_rank(w: Float[Array, "m n"] | AbstractFactorization) -> Float[Arra
     Raises:
         ValueError: ``w`` is a factorization of a tensor (of order > 2).
     """
-    if is_factorization(w):
-        w = matrix("effective_rank", w)
+    w = matrix("effective_rank", w)
     return effective_rank_from_singular_values(singular_values(w))
 
 
@@ -136,8 +138,7 @@ def nuclear_norm(w: Float[Array, "m n"] | AbstractFactorization) -> Float[Array,
     Raises:
         ValueError: ``w`` is a factorization of a tensor (of order > 2).
     """
-    if is_factorization(w):
-        w = matrix("nuclear_norm", w)
+    w = matrix("nuclear_norm", w)
     return jnp.sum(singular_values(w))
 
 
@@ -156,15 +157,15 @@ def matricization(t: Float[Array, "..."] | AbstractFactorization, modes: Sequenc
     Raises:
         ValueError: ``modes`` is empty, repeats an axis or names one out of range.
     """
-    t = dense(t)
+    x = dense(t)
     modes = tuple(int(m) for m in modes)
-    if not modes or len(set(modes)) != len(modes) or any(m < 0 or m >= t.ndim for m in modes):
-        raise ValueError(f"modes must be distinct axes of a tensor of order {t.ndim}, got {modes}")
-    rest = tuple(m for m in range(t.ndim) if m not in modes)
+    if not modes or len(set(modes)) != len(modes) or any(m < 0 or m >= x.ndim for m in modes):
+        raise ValueError(f"modes must be distinct axes of a tensor of order {x.ndim}, got {modes}")
+    rest = tuple(m for m in range(x.ndim) if m not in modes)
     rows = 1
     for m in modes:
-        rows *= t.shape[m]
-    return jnp.transpose(t, modes + rest).reshape(rows, -1)
+        rows *= x.shape[m]
+    return jnp.transpose(x, modes + rest).reshape(rows, -1)
 
 
 def matricization_singular_values(
@@ -240,8 +241,8 @@ def reconstruction_error(
     Returns:
         The scalar error.
     """
-    w, target = dense(w), dense(target)
-    return jnp.linalg.norm((w - target).ravel()) / jnp.linalg.norm(target.ravel())
+    x, ref = dense(w), dense(target)
+    return jnp.linalg.norm((x - ref).ravel()) / jnp.linalg.norm(ref.ravel())
 
 
 def squared_reconstruction_error(

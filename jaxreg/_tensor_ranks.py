@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from jaxreg import validation as V
 from jaxreg._matrix_metrics import (
     all_finite,
     dense,
@@ -22,16 +23,16 @@ from jaxreg.factorizations._base import AbstractFactorization
 def on_host(function: str, x) -> None:
     """Refuse a traced ``x`` (under ``jit``, ``vmap`` or as ``metrics=`` of a flow) where
     ``function`` runs on the host with NumPy, naming what to save instead."""
-    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x)):
+    if any(V.is_traced(leaf) for leaf in jax.tree_util.tree_leaves(x)):
         raise ValueError(
             f"jr.metrics.{function} runs on the host (NumPy), not under jit, vmap or as metrics=: save "
             f"metrics=lambda m: m.materialize() and call jr.metrics.{function} on the saved tensors"
         )
 
 
-def norms_of(x):
+def norms_of(x: Array | AbstractFactorization) -> Array:
     """``x``, or the component norms ``x.component_norms()`` of a factorization."""
-    return x.component_norms() if is_factorization(x) else x
+    return x.component_norms() if isinstance(x, AbstractFactorization) else x
 
 
 def ht_rank(

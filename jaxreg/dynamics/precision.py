@@ -9,6 +9,8 @@ import equinox as eqx
 import jax
 import numpy as np
 
+from jaxreg.validation import is_traced
+
 
 class PrecisionWarning(UserWarning):
     """A flow runs in a floating-point type (float32 when float64 is off) whose relative
@@ -33,11 +35,11 @@ def warn_if_unresolvable(function: str, dtype, rtol, atol, model) -> None:
     if eps <= float(np.finfo(np.float64).eps):
         return
     coarse = False
-    if not isinstance(rtol, jax.core.Tracer):
+    if not is_traced(rtol):
         coarse = float(rtol) < eps
     leaves = jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))
-    if not coarse and not isinstance(atol, jax.core.Tracer):
-        if not any(isinstance(x, jax.core.Tracer) for x in leaves):
+    if not coarse and not is_traced(atol):
+        if not any(is_traced(x) for x in leaves):
             scale = max(float(np.max(np.abs(np.asarray(x)), initial=0.0)) for x in leaves)
             coarse = float(atol) < eps * scale
     if coarse:
