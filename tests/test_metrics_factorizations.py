@@ -92,7 +92,7 @@ def test_a_factorization_is_refused_in_one_line_naming_the_call(name):
 
 @pytest.mark.parametrize("fn", [M.singular_values, M.effective_rank, M.nuclear_norm])
 def test_a_tensor_factorization_is_refused_by_the_matrix_metrics(fn):
-    with pytest.raises(ValueError, match=r"takes a matrix, got an order-3 tensor: use jr\.metrics\.matricization_"):
+    with pytest.raises(ValueError, match=rf"^jr\.metrics\.{fn.__name__} takes a matrix, got an order-3 tensor: use "):
         fn(CP)
 
 
