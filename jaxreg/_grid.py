@@ -20,7 +20,7 @@ _SCALARS = (bool, int, float, str, np.bool_, np.integer, np.floating, np.str_)
 
 def grid_sweep(
     fn: Callable,
-    grid: Mapping[str, Sequence],
+    grid: Mapping[str, Sequence | np.ndarray | Array],
     keys: Shaped[Array | np.ndarray, "S ..."],
     *,
     dims: Mapping[str, Sequence[str]] | None = None,
