@@ -294,9 +294,14 @@ def at_default(module, results) -> bool:
         results: loaded results.
 
     Returns:
-        True when the saved config equals ``Config.preset("small")`` field by field.
+        True when the saved config equals ``Config.preset("small")`` field by field. A
+        field the saved config lacks (added to the ``Config`` after the results were
+        made) counts at the preset's value: a field is added with a default that keeps
+        the earlier behaviour. A saved field the ``Config`` no longer has is not at the
+        default.
     """
-    return as_json(module.Config.preset("small")) == results.config
+    preset = as_json(module.Config.preset("small"))
+    return {**preset, **results.config} == preset
 
 
 def claims_of(module) -> tuple[Claim, ...]:

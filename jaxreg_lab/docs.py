@@ -411,7 +411,8 @@ def reproduction_page(results, *, out_dir: str, link: str, files: Sequence[str])
 
     out += ["## Reproduce", ""]
     ours_preset = preset_config(module, size) if module is not None else None
-    overrides = [(k, a) for k, a, _ in config_diff(config, ours_preset)]
+    # a field the current Config lacks cannot be set: the command sets the others
+    overrides = [(k, a) for k, a, b in config_diff(config, ours_preset) if b is not _MISSING or ours_preset is None]
     out += [reproduce_command(name, size, overrides, out_dir), ""]
     again = f"`jaxreg plot {out_dir}` redraws the figure from the saved results"
     if _claims(meta):
@@ -421,7 +422,11 @@ def reproduction_page(results, *, out_dir: str, link: str, files: Sequence[str])
     stale = [f"`{k}`" for k, _, b in diff if b is _MISSING]
     unsaved = [f"`{k}`" for k, a, _ in diff if a is _MISSING]
     if stale:
-        out += [f"The saved config has fields that the current `Config` lacks: {', '.join(stale)}.", ""]
+        out += [
+            f"The saved config has fields that the current `Config` lacks: {', '.join(stale)}. The command "
+            "sets every other field as saved; the current code cannot run these as they were.",
+            "",
+        ]
     if unsaved:
         out += [
             f"The current `Config` has fields that the saved config lacks (the results predate them; "

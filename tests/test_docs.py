@@ -232,7 +232,13 @@ def test_the_command_rebuilds_the_saved_config(path, tmp_path):
     module = docs.module_for(results.name)
     args = argparse.Namespace(size=size, config=config, set=sets, seeds=None)
     rebuilt = json.loads(json.dumps(dataclasses.asdict(build_config(module, args))))
-    assert {k: rebuilt.get(k) for k in results.config} == results.config
+    # fields the current Config lacks cannot be rebuilt: the page names them
+    stale = [k for k in results.config if k not in rebuilt]
+    for k in stale:
+        assert f"`{k}`" in page.split("## Settings")[0], k
+    assert {k: rebuilt[k] for k in results.config if k in rebuilt} == {
+        k: v for k, v in results.config.items() if k not in stale
+    }
 
 
 def test_fmt_rounds_to_three_significant_digits():

@@ -219,10 +219,10 @@ class IsSameClassConfig(Optimization, LocalityGrid):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PathfinderConfig(Optimization, LocalityGrid):
     """Pathfinder grid: ``path_lengths`` (paddles) x ``lambdas`` x ``seeds`` (a tuple, or
-    a count n meaning 0 .. n-1) on ``image_size`` px images drawn at ``unit`` px per
-    reference px of the generator (:mod:`jaxreg.locality.pathfinder_images`; None: image_size /
-    300), ``num_distractors`` short snakes (None: the generator's 90 / path_length scaled
-    by the area); the regularizer's patches are ``patch_size`` squares (second one
+    a count n meaning 0 .. n-1) on ``image_size`` px images: the generator's whole
+    ``canvas`` (reference px; :mod:`jaxreg.locality.pathfinder_images`) rendered and resized,
+    ``num_distractors`` short snakes (None: the generator's ceil(90 / path_length) scaled
+    by the canvas area); the regularizer's patches are ``patch_size`` squares (second one
     uniform among non-overlapping positions)."""
 
     optimizer: str = "adam"
@@ -233,7 +233,7 @@ class PathfinderConfig(Optimization, LocalityGrid):
     lambdas: tuple = (0.0, 3.0, 9.0)
     seeds: tuple = (0, 1, 2)
     image_size: int = 48
-    unit: float | None = 0.3
+    canvas: float = 300.0
     num_distractors: int | None = None
     patch_size: int = 4
 
@@ -241,29 +241,28 @@ class PathfinderConfig(Optimization, LocalityGrid):
         self._check_common()
         object.__setattr__(self, "path_lengths", _checks.int_tuple("path_length", self.path_lengths, minimum=1))
         _checks.integer("image_size", self.image_size, minimum=8)
-        if self.unit is not None:
-            _checks.number("unit", self.unit, positive=True)
+        _checks.number("canvas", self.canvas, positive=True)
         if self.num_distractors is not None:
             _checks.integer("num_distractors", self.num_distractors, minimum=0)
         _checks.integer("patch_size", self.patch_size, minimum=1, maximum=self.image_size // 2)
         for n in self.path_lengths:
-            check_fits(n, self.image_size, self.unit)
+            check_fits(n, self.canvas)
         self._warn_rf(self.image_size)
 
     @classmethod
     def preset(cls, size: str = "small", **overrides) -> "PathfinderConfig":
-        """ "tiny": for tests (mostly compilation): 24 px images at unit 0.2, path
+        """ "tiny": for tests (mostly compilation): a 120 px canvas resized to 24 px, path
         lengths 2 and 4, 6 px patches (with 2 px patches most pairs are blank, R stays ~1
         and the regularizer has nothing to act on), lambda 1, 64/64 images, 20 epochs;
-        "small": the CPU default (48 px at unit 0.3: path lengths 3 and 9 with the
-        generator's proportions, 4 px patches); "paper": 150 px images at unit 0.5 (the
-        generator's 300 px renders resized to 150 px), path lengths 3/5/7/9, 10k/10k,
-        ResNet18, SGD, up to 150 epochs, 2 px patches, for a GPU."""
+        "small": the CPU default (the generator's 300 px canvas resized to 48 px, path
+        lengths 3 and 9, 4 px patches); "paper": the 300 px canvas resized to 150 px (as
+        the paper resizes its renders), path lengths 3/5/7/9, 10k/10k, ResNet18, SGD, up
+        to 150 epochs, 2 px patches, for a GPU."""
         return cls._preset(
             size,
             overrides,
             tiny=dict(path_lengths=(2, 4), lambdas=(0.0, 1.0), num_train=64, num_test=64, max_epochs=20),
-            tiny_images=dict(image_size=24, unit=0.2, patch_size=6),
+            tiny_images=dict(image_size=24, canvas=120.0, patch_size=6),
             paper=dict(path_lengths=(3, 5, 7, 9), num_train=10000, num_test=10000),
-            paper_images=dict(image_size=150, unit=0.5, patch_size=2),
+            paper_images=dict(image_size=150, patch_size=2),
         )

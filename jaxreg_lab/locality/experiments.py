@@ -186,7 +186,7 @@ def run_pathfinder(
         options = config.options(patch_size=config.patch_size, patch_distance=0)
         kw = dict(
             image_size=config.image_size,
-            unit=config.unit,
+            canvas=config.canvas,
             num_distractors=config.num_distractors,
             cache=NpzCache(cache_directory),
         )

@@ -168,14 +168,15 @@ def plot_samples(
     scale: int = 1,
     canvas=(8, 56),
     image_size: int = 48,
-    unit: float | None = 0.3,
+    pathfinder_canvas: float = 300.0,
     num_distractors: int | None = None,
     cache: bool = False,
 ) -> Path:
     """Draw ``per_row`` samples of Is-Same-Class for each distance and of Pathfinder for
     each path length (one row per setting, titles show the label) to a PNG at ``path``.
-    The defaults are the "small" presets' canvas, image size, unit and distances, with
-    path lengths 3, 6, 9 (``jaxreg samples`` draws them)."""
+    The defaults are the "small" presets' canvases (``canvas`` for Is-Same-Class,
+    ``pathfinder_canvas`` for Pathfinder), image size and distances, with path lengths
+    3, 6, 9 (``jaxreg samples`` draws them)."""
     from matplotlib.figure import Figure
 
     per_row = _checks.integer("per_row", per_row, minimum=1)
@@ -197,7 +198,7 @@ def plot_samples(
                 per_row,
                 value,
                 image_size=image_size,
-                unit=unit,
+                canvas=pathfinder_canvas,
                 num_distractors=num_distractors,
                 cache=NpzCache() if cache else None,
             )
