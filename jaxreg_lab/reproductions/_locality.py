@@ -41,6 +41,7 @@ def plot_grid(results, out_dir, name: str, range_name: str) -> list[Path]:
         results["test_R"],
         history=results["history"] if "history" in results.arrays else None,
         metrics=coords.get("metric", ()),
+        dataset=results.config.get("dataset"),
     )
     return save_figure(fig, out_dir, name)
 
