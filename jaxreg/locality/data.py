@@ -48,6 +48,22 @@ def digit_split(split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return digits.images[idx].astype(np.float32) / 16.0, digits.target[idx], idx
 
 
+def _plane_corners(rng, num_samples: int, a: int, distance: int, H: int, W: int) -> np.ndarray:
+    """(N, 2, 2) top-left corners of two a x a squares whose gap in the max norm is
+    ``distance``: the offset of the second is uniform on the square ring of radius
+    a + distance, the first uniform where both fit (redrawn until they do)."""
+    d = a + distance
+    ring = [(dr, dc) for dr in range(-d, d + 1) for dc in range(-d, d + 1) if max(abs(dr), abs(dc)) == d]
+    ring = [(dr, dc) for dr, dc in ring if abs(dr) <= H - a and abs(dc) <= W - a]
+    out = np.empty((num_samples, 2, 2), np.int64)
+    for i in range(num_samples):
+        dr, dc = ring[rng.integers(len(ring))]
+        r = rng.integers(max(0, -dr), H - a - max(0, dr) + 1)
+        c = rng.integers(max(0, -dc), W - a - max(0, dc) + 1)
+        out[i] = [(r, c), (r + dr, c + dc)]
+    return out
+
+
 def is_same_class(
     key: PRNGKeyArray,
     num_samples: int,
@@ -57,12 +73,16 @@ def is_same_class(
     scale: int = 1,
     canvas: tuple[int, int] | None = None,
     source: tuple[Float[np.ndarray, "n C h h"], Integer[np.ndarray, " n"]] | None = None,
+    placement: str = "row",
 ) -> LocalityData:
     """Is-Same-Class pairs: label 1 (probability 1/2) iff both images have the same class.
 
-    The images (side a = h * ``scale``, h = 8 for the digits) are vertically centered on a
-    zero canvas of ``canvas`` = (H, W) pixels (default (7a, 7a)), the pair centered
-    horizontally with a gap of ``distance`` pixels. The images come from ``source``
+    The images (side a = h * ``scale``, h = 8 for the digits) lie on a zero canvas of
+    ``canvas`` = (H, W) pixels (default (7a, 7a)). ``placement="row"`` (the paper's): both
+    vertically centered, the pair centered horizontally with a gap of ``distance``
+    pixels. ``placement="plane"``: the first image anywhere, the second in any direction
+    with a gap of ``distance`` pixels in the max norm (max(|row offset|, |column offset|)
+    = a + ``distance``), drawn uniformly among the placements that fit the canvas. The images come from ``source``
     (e.g. CIFAR-10's training or test images, as the paper pairs them), else from the
     digits, where ``split`` picks one of two disjoint halves. ``info`` holds ``source``
     (N, 2) indices into the source images (``load_digits()`` for the digits) and
@@ -75,6 +95,7 @@ def is_same_class(
         split: "train" or "test", the half of the digits (without ``source``).
         scale: the upscaling factor of each image side.
         canvas: (H, W), default (7a, 7a).
+        placement: "row" or "plane" (see above).
         source: (images (n, C, h, h) in [0, 1], labels (n,)), or None for the digits.
 
     Returns:
@@ -84,6 +105,7 @@ def is_same_class(
     distance = _checks.integer("distance", distance, minimum=0)
     scale = _checks.integer("scale", scale, minimum=1)
     _checks.choice("split", split, ("train", "test"))
+    _checks.choice("placement", placement, ("row", "plane"))
     if source is None:
         digits, classes, index = digit_split(split)
         images = digits[:, None]
@@ -114,12 +136,17 @@ def is_same_class(
     left = np.where(swap, second, first)
     right = np.where(swap, first, second)
 
-    top, left0 = (H - a) // 2, (W - (2 * a + distance)) // 2
-    right0 = left0 + a + distance
     up = np.kron(images, np.ones((1, 1, scale, scale), dtype=np.float32))
     out = np.zeros((num_samples, images.shape[1], H, W), dtype=np.float32)
-    out[:, :, top : top + a, left0 : left0 + a] = up[left]
-    out[:, :, top : top + a, right0 : right0 + a] = up[right]
-    squares = np.broadcast_to(np.array([[top, left0, a, a], [top, right0, a, a]], np.int32), (num_samples, 2, 4)).copy()
+    if placement == "row":
+        top, left0 = (H - a) // 2, (W - (2 * a + distance)) // 2
+        right0 = left0 + a + distance
+        corners = np.broadcast_to(np.array([[top, left0], [top, right0]]), (num_samples, 2, 2))
+    else:
+        corners = _plane_corners(rng, num_samples, a, distance, H, W)
+    for i in range(num_samples):
+        for image, (r, c) in zip((up[left[i]], up[right[i]]), corners[i]):
+            out[i, :, r : r + a, c : c + a] = image
+    squares = np.concatenate([corners, np.full((num_samples, 2, 2), a)], axis=-1).astype(np.int32)
     info = {"source": np.stack([index[left], index[right]], 1), "classes": np.stack([classes[left], classes[right]], 1)}
     return LocalityData(out, positive.astype(np.int32), squares, info)

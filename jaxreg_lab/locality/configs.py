@@ -155,7 +155,9 @@ class IsSameClassConfig(Optimization, LocalityGrid):
     about twice the canvas). Its normalization is ``"channel"`` (per position: nothing
     but the convolutions connects distant pixels); ``"layer"``, whose statistics span the
     whole image, lets the network learn gap 32 of a 48 px canvas (see the README). 4000
-    training pairs, at most 40 epochs."""
+    training pairs, at most 40 epochs. ``placement``: "row" (the paper's: both images on
+    one horizontal line) or "plane" (the second in any direction at the gap, for a
+    square canvas: :func:`jaxreg.locality.is_same_class`)."""
 
     optimizer: str = "adam"
     learning_rate: float = 1e-3
@@ -173,10 +175,12 @@ class IsSameClassConfig(Optimization, LocalityGrid):
     dataset: str = "digits"
     scale: int = 1
     canvas: tuple = (8, 56)
+    placement: str = "row"
 
     def __post_init__(self):
         self._check_common()
         _checks.choice("dataset", self.dataset, IS_SAME_CLASS_DATASETS)
+        _checks.choice("placement", self.placement, ("row", "plane"))
         _checks.integer("scale", self.scale, minimum=1)
         a = self.image_side * self.scale
         if len(self.canvas) != 2:

@@ -164,7 +164,7 @@ def run_is_same_class(
         sources, record = _is_same_class_sources(config.dataset)
 
         def data(ktr, kte, d):
-            kw = dict(scale=config.scale, canvas=config.canvas)
+            kw = dict(scale=config.scale, canvas=config.canvas, placement=config.placement)
             train = is_same_class(ktr, config.num_train, d, split="train", source=sources[0], **kw)
             test = is_same_class(kte, config.num_test, d, split="test", source=sources[1], **kw)
             return train, test
