@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 import time
 from pathlib import Path
 
 from jaxreg_lab.config import UsageError, build_config, config_toml
-from jaxreg_lab.registry import DEFAULT_SIZE, NAMES, REPRODUCTIONS, SIZES
+from jaxreg_lab.registry import DATA_SETS, DEFAULT_SIZE, NAMES, REPRODUCTIONS, SIZES
 from jaxreg_lab.store.lock import out_lock
 from jaxreg_lab.store.out import prepare_out, writable_file, writable_out
 
@@ -46,6 +47,7 @@ EXAMPLES = {
     "export": ("jaxreg export docs/results/matrix-dynamics --format netcdf --out md.nc",),
     "samples": ("jaxreg samples --out samples.png --seed 1",),
     "verify": ("jaxreg verify",),
+    "data": ("jaxreg data list", "jaxreg data fetch mnist --data-dir data"),
 }
 
 
@@ -224,6 +226,7 @@ def _parser() -> argparse.ArgumentParser:
         help="preset: tiny (seconds, for tests), small (the default, for a CPU), paper (the published settings)",
     )
     _run_options(r, config_required=False, config_help="TOML file overriding config fields")
+    r.add_argument("--data-dir", type=Path, default=None, metavar="DIR", help=_DATA_DIR_HELP)
     sw = command("sweep", help="any model x task x optimizer over seeds and init scales (TOML config)")
     _run_options(
         sw, config_required=True, config_help="TOML file: fields of jaxreg_lab.reproductions.custom_sweep.Config"
@@ -268,7 +271,37 @@ def _parser() -> argparse.ArgumentParser:
         help="replace an existing --out file or Zarr store (never a results directory, checkpoint or DIR itself)",
     )
     e.add_argument("--trust-edited", action="store_true", help=TRUST_HELP)
+    da = command("data", help="the real data sets (CIFAR-10, MNIST, Fashion-MNIST, MovieLens 100k)")
+    dsub = da.add_subparsers(
+        dest="data_command", required=True, metavar="ACTION", parser_class=_Parser, help="fetch or list"
+    )
+    fe = dsub.add_parser("fetch", help="download a data set, resuming a partial download, and verify its MD5")
+    fe.add_argument("dataset", choices=DATA_SETS, metavar="NAME", help=f"one of {', '.join(DATA_SETS)}")
+    dl = dsub.add_parser("list", help="each data set's files in the data directory: verified, missing or not")
+    for q in (fe, dl):
+        q.add_argument("--data-dir", type=Path, default=None, metavar="DIR", help=_DATA_DIR_HELP)
+    fe.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+_DATA_DIR_HELP = "where the real data sets are (default $JAXREG_DATA, else ~/.cache/jaxreg/data)"
+
+
+def _data(args) -> int:
+    """``jaxreg data fetch NAME`` and ``jaxreg data list`` (no JAX needed)."""
+    from jaxreg_lab import datasets
+
+    if args.data_command == "fetch":
+        try:
+            datasets.fetch(args.dataset, args.data_dir, progress=not args.no_progress)
+        except KeyboardInterrupt:
+            print("jaxreg: interrupted; run the same fetch again to resume", file=sys.stderr)
+            return 130
+        return 0
+    print(f"data directory: {datasets.data_dir(args.data_dir)}")
+    for name, rel, state in datasets.status(args.data_dir):
+        print(f"{name:<15} {rel:<42} {state}")
+    return 0
 
 
 def _version() -> str:
@@ -380,6 +413,7 @@ def _reproduce(args) -> int:
     if args.print_config:
         print(config_toml(config), end="")
         return 0
+    _require_data(config, vars(args).get("data_dir"))
     out = writable_out(args.out or Path("runs") / args.name)
     if jax.process_index() != 0:  # across processes, process 0 holds the lock and writes
         return _reproduce_into(args, module, config, out)
@@ -451,6 +485,17 @@ def _run_tracked(module, config, out: Path, fp: dict, args) -> dict:
     finally:
         for tracker in logs:
             tracker.close()
+
+
+def _require_data(config, data_dir) -> None:
+    """A config whose ``dataset`` is a real data set stops here, before any compute, when a
+    file of it is missing (one line: how to get it); ``--data-dir`` is passed on to the
+    run as ``$JAXREG_DATA`` (see :func:`main`)."""
+    from jaxreg_lab import datasets
+
+    name = getattr(config, "dataset", None)
+    if name in datasets.DATASETS:
+        datasets.require(name, data_dir)
 
 
 def _print_summary(module, results) -> None:
@@ -545,13 +590,13 @@ def _verify() -> int:
 
 
 def _io_failure(args, argv, e: OSError) -> str:
-    """The line for a write that failed mid-command: the file and the reason, and for a
-    run what was kept (every committed checkpoint; an old results directory is replaced
-    only by a complete new one) and the command that continues it."""
+    """The line for a file operation that failed mid-command (a write, mostly): the file
+    and the reason, and for a run what was kept (every committed checkpoint; an old
+    results directory is replaced only by a complete new one) and the command that
+    continues it."""
     import shlex
 
-    what = f"cannot write {e.filename}" if e.filename else "a write failed"
-    line = f"{what} ({e.strerror or e})"
+    line = f"{e.filename}: {e.strerror or e}" if e.filename else f"{e.strerror or e}"
     if args.command not in ("reproduce", "sweep"):
         return line + "; nothing was replaced"
     from jaxreg_lab.driver import checkpoints
@@ -579,16 +624,25 @@ def main(argv=None) -> int:
         except UsageError as e:
             print(f"jaxreg: error: {e}", file=sys.stderr)
             return 2
+    if args.command == "data":
+        try:
+            return _data(args)
+        except UsageError as e:
+            print(f"jaxreg: error: {e}", file=sys.stderr)
+            return 2
     import jax
 
     from jaxreg_lab.compile_cache import compile_cache
 
     x64 = jax.config.jax_enable_x64
+    data_env = os.environ.get("JAXREG_DATA")
     try:
         jax.config.update("jax_enable_x64", not vars(args).get("float32"))
         with compile_cache(not vars(args).get("no_compile_cache")):
             if args.command in ("reproduce", "sweep"):
                 _distributed(args)
+                if vars(args).get("data_dir") is not None:
+                    os.environ["JAXREG_DATA"] = str(args.data_dir)
                 return _reproduce(args)
             if args.command == "plot":
                 return _plot(args)
@@ -619,8 +673,12 @@ def main(argv=None) -> int:
     except OSError as e:  # a full disk, a file system gone read-only: one line, and how to go on
         print(f"jaxreg: error: {_io_failure(args, argv, e)}", file=sys.stderr)
         return 1
-    finally:  # the precision is this command's; an in-process caller gets its own back
+    finally:  # the precision and the data directory are this command's; an in-process caller gets its own back
         jax.config.update("jax_enable_x64", x64)
+        if data_env is None:
+            os.environ.pop("JAXREG_DATA", None)
+        else:
+            os.environ["JAXREG_DATA"] = data_env
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from jaxreg_lab.registry import SIZES as SIZES
 __all__ = ["IsSameClassConfig", "PathfinderConfig", "ModelSpec", "TASKS", "SIZES", "HISTORY_METRICS"]
 
 TASKS = ("is_same_class", "pathfinder")
+IS_SAME_CLASS_DATASETS = ("digits", "cifar10")  # cifar10: read by jaxreg_lab.datasets from the data directory
+IMAGE_SIDES = {"digits": DIGIT_SIDE, "cifar10": 32}
 HISTORY_METRICS = HISTORY  # the metric axis of every saved ``history``
 
 
@@ -142,7 +144,10 @@ class IsSameClassConfig(Optimization, LocalityGrid):
     """Is-Same-Class grid: ``distances`` (px gap) x ``lambdas`` x ``seeds`` (a tuple of
     seeds, or a count n meaning seeds 0 .. n-1).
 
-    Digits of side 8 * ``scale`` on a ``canvas`` (H, W). Defaults: the "small" preset, the
+    Images of ``dataset`` ("digits": scikit-learn's, 8 px, shipped; "cifar10": CIFAR-10's
+    32 px colour images, its training images for the training pairs and its test images
+    for the test pairs, read from the data directory by :mod:`jaxreg_lab.datasets`) of
+    side 8 * ``scale`` (32 * ``scale``) on a ``canvas`` (H, W). Defaults: the "small" preset, the
     paper's geometry at a quarter of its size: a canvas 7 digits wide (the paper's 224 px
     for 32 px images), the shortest gap and the longest one it allows (0 and 40, the
     paper's 0 and 160 scaled), and a network shaped like ResNet18 relative to the canvas
@@ -150,7 +155,9 @@ class IsSameClassConfig(Optimization, LocalityGrid):
     about twice the canvas). Its normalization is ``"channel"`` (per position: nothing
     but the convolutions connects distant pixels); ``"layer"``, whose statistics span the
     whole image, lets the network learn gap 32 of a 48 px canvas (see the README). 4000
-    training pairs, at most 40 epochs."""
+    training pairs, at most 40 epochs. ``placement``: "row" (the paper's: both images on
+    one horizontal line) or "plane" (the second in any direction at the gap, for a
+    square canvas: :func:`jaxreg.locality.is_same_class`)."""
 
     optimizer: str = "adam"
     learning_rate: float = 1e-3
@@ -165,13 +172,17 @@ class IsSameClassConfig(Optimization, LocalityGrid):
     distances: tuple = (0, 40)
     lambdas: tuple = (0.0, 0.1)
     seeds: tuple = (0, 1, 2)
+    dataset: str = "digits"
     scale: int = 1
     canvas: tuple = (8, 56)
+    placement: str = "row"
 
     def __post_init__(self):
         self._check_common()
+        _checks.choice("dataset", self.dataset, IS_SAME_CLASS_DATASETS)
+        _checks.choice("placement", self.placement, ("row", "plane"))
         _checks.integer("scale", self.scale, minimum=1)
-        a = DIGIT_SIDE * self.scale
+        a = self.image_side * self.scale
         if len(self.canvas) != 2:
             raise ValueError(f"canvas must be (height, width), got {self.canvas!r}")
         object.__setattr__(
@@ -190,14 +201,26 @@ class IsSameClassConfig(Optimization, LocalityGrid):
                 )
         self._warn_rf(self.canvas[1])
 
+    @property
+    def image_side(self) -> int:
+        """The side of a source image: 8 px for the digits, 32 px for CIFAR-10."""
+        return IMAGE_SIDES[self.dataset]
+
+    def model_spec(self) -> ModelSpec:
+        spec = super().model_spec()
+        if self.dataset == "cifar10":  # colour images: three input channels
+            return ModelSpec(spec.architecture, tuple(sorted({**dict(spec.kwargs), "in_channels": 3}.items())))
+        return spec
+
     @classmethod
     def preset(cls, size: str = "small", **overrides) -> "IsSameClassConfig":
         """ "tiny": for tests (about a minute on one core, half of it compilation): 64 pairs
         memorized in 24 epochs, 64 test pairs, lambda 0.3 (lambda 1 slows fitting too much
         at this size);
-        "small": the CPU default (2,551 s on 2 cores); "paper": the paper's grid (32 px
-        images on a 224 px canvas, gaps 0..160, ResNet18 with BatchNorm, SGD, 5000/10000
-        pairs, up to 150 epochs) for a GPU."""
+        "small": the CPU default (2,551 s on 2 cores); "paper": the paper's grid (CIFAR-10's
+        32 px images on a 224 px canvas, gaps 0..160, ResNet18 with BatchNorm, SGD,
+        5000/10000 pairs, up to 150 epochs) for a GPU; it needs CIFAR-10 in the data
+        directory (``jaxreg data fetch cifar10``)."""
         return cls._preset(
             size,
             overrides,
@@ -212,7 +235,7 @@ class IsSameClassConfig(Optimization, LocalityGrid):
                 blocks_per_stage=1,
             ),
             paper=dict(distances=(0, 40, 80, 120, 160), lambdas=(0.0, 0.1, 1.0), num_train=5000, num_test=10000),
-            paper_images=dict(scale=4, canvas=(224, 224)),
+            paper_images=dict(dataset="cifar10", scale=1, canvas=(224, 224)),
         )
 
 

@@ -225,10 +225,12 @@ class HighError:
             threshold: the value above which it is high.
 
         Returns:
-            The :class:`HighError`.
+            The :class:`HighError`; its measure gives None for results without ``name``.
         """
 
         def measure(results):
+            if name not in results.arrays:  # a setting that saves no such array (e.g. real data)
+                return None
             return results.dims[name][:-1], np.asarray(results[name])[..., -1]
 
         return cls(quantity, threshold, measure)
@@ -265,8 +267,10 @@ def high_error_runs(results, high: HighError) -> list[str]:
     Returns:
         One entry per such run (or grid point), in the order of the array.
     """
-    dims, values = high.measure(results)
-    dims, values = tuple(dims), np.asarray(values, float)
+    measured = high.measure(results)
+    if measured is None:
+        return []
+    dims, values = tuple(measured[0]), np.asarray(measured[1], float)
     status = _status_on(results, dims)
     if status is None:
         return []

@@ -265,3 +265,26 @@ def test_distractors_as_the_generator_counts_them(monkeypatch, L, count, length)
     with pytest.raises(RuntimeError, match="recorded"):
         pathfinder(jax.random.key(0), 2, L, image_size=150)
     assert (seen["num_distractors"], seen["distractor_length"], seen["canvas"]) == (count, length, 300.0)
+
+
+def test_is_same_class_in_the_plane_keeps_the_gap_in_every_direction():
+    """placement="plane": the two squares are ``distance`` apart in the max norm, in
+    every direction (rows and columns both vary), inside the canvas, and the images sit in
+    their squares; "row" keeps the paper's layout."""
+    d = is_same_class(jax.random.key(3), 200, 10, canvas=(40, 40), placement="plane")
+    sq = d.squares
+    a = 8
+    gap = np.maximum(np.abs(sq[:, 1, 0] - sq[:, 0, 0]), np.abs(sq[:, 1, 1] - sq[:, 0, 1])) - a
+    np.testing.assert_array_equal(gap, 10)
+    assert np.all(sq[..., :2] >= 0) and np.all(sq[..., 0] + a <= 40) and np.all(sq[..., 1] + a <= 40)
+    assert np.ptp(sq[:, 1, 0] - sq[:, 0, 0]) > 20 and np.ptp(sq[:, 1, 1] - sq[:, 0, 1]) > 20
+    ink = d.images.sum(axis=(1, 2, 3))
+    rows = sq[:, :, 0, None] + np.arange(a)  # (N, 2, a)
+    cols = sq[:, :, 1, None] + np.arange(a)
+    n = np.arange(200)[:, None, None, None]
+    inside = d.images[n, 0, rows[..., :, None], cols[..., None, :]].sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(inside, ink, rtol=1e-5)
+    row = is_same_class(jax.random.key(3), 5, 10, canvas=(8, 32))
+    assert np.all(row.squares[:, :, 0] == 0) and np.all(row.squares[:, 1, 1] - row.squares[:, 0, 1] == 18)
+    with pytest.raises(ValueError, match="placement"):
+        is_same_class(jax.random.key(3), 5, 10, placement="ring")
