@@ -12,7 +12,7 @@ second run's XLA time over the first's (the cache saves XLA's compilation; traci
 lowering run on every call, since the cache key hashes the lowered program). Prints a
 table and saves benchmarks/results/compile_cache.json.
 
-    python benchmarks/compile_cache.py [--name matrix-dynamics=small ...] [--no-cache-run]
+    python benchmarks/compile_cache.py [--name matrix-dynamics=tiny ...] [--no-cache-run]
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def same_arrays(a: Path, b: Path) -> bool:
         )
 
 
-DEFAULT = ("matrix-dynamics=small", "incremental-learning=tiny", "matrix-completion-depth=tiny")
+DEFAULT = ("matrix-dynamics=tiny", "incremental-learning=tiny", "matrix-completion-depth=tiny")
 
 
 def measure(name: str, size: str, tmp: Path, runs) -> dict:
