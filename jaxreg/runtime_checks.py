@@ -40,8 +40,10 @@ def traced_without_checks(checks: bool) -> Iterator[None]:
     another mode. The block replaces equinox's compiled error check with the identity
     and restores it on exit; it never goes through the jit cache of that check, so calls
     outside the block keep their checks. A condition known at trace time still raises at
-    once (equinox resolves those before its compiled check). The replacement holds a lock,
-    so threads tracing at the same time see it one at a time.
+    once (equinox resolves those before its compiled check). A lock keeps two threads
+    from interleaving the replacement; code that another thread traces meanwhile, and a
+    jitted function first traced inside the block (its trace is cached), goes without
+    its checks too.
 
     Arguments:
         checks: keep the run-time checks (the block does nothing).

@@ -108,3 +108,14 @@ def test_problem_checks_its_indices_when_built(setup):
             Problem("completion", (6, 5), problem.target, Observations(train.values, jnp.asarray(indices)), test)
     with pytest.raises(ValueError, match="test.indices"):
         Problem("completion", (6, 5), problem.target, train, Observations(test.values, jnp.asarray(bad)))
+
+
+def test_a_check_known_at_trace_time_still_raises():
+    """Inside the block a condition that is concrete while tracing raises at once; a
+    traced one is left out."""
+    with runtime_checks.traced_without_checks(False):
+        with pytest.raises(Exception, match="known bad"):
+            eqx.error_if(jnp.ones(2), jnp.array([False, True]), "known bad")
+        np.testing.assert_array_equal(eqx.error_if(jnp.ones(2), jnp.array(False), "fine"), 1.0)
+        traced = jax.make_jaxpr(lambda x: eqx.error_if(x, x > 0, "traced"))(jnp.ones(2))
+        assert _callbacks(traced.jaxpr) == 0
