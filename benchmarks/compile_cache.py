@@ -138,7 +138,6 @@ def main():
         print(f"{s['reproduction']}: second run's XLA time / first's = {s['second_over_first']:.3f}")
     out = {
         "command": "jaxreg reproduce NAME --size SIZE --no-progress (a fresh process per run, one cache per NAME)",
-        "load_average": list(os.getloadavg()),
         "summary": summary,
         "rows": rows,
         "note": "XLA time on a cache hit is the time to load the program; tracing and lowering run on every "
