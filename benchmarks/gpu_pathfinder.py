@@ -51,7 +51,7 @@ def _prerender(config, cache_directory, workers):
     for n in config.path_lengths:
         ktr, kte = jax.random.split(jax.random.fold_in(root, n))
         for k, m in ((ktr, config.num_train), (kte, config.num_test)):
-            kw = dict(image_size=config.image_size, unit=config.unit, num_distractors=config.num_distractors)
+            kw = dict(image_size=config.image_size, canvas=config.canvas, num_distractors=config.num_distractors)
             pathfinder(k, m, n, cache=NpzCache(cache_directory), workers=workers, **kw)
 
 

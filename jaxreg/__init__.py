@@ -13,6 +13,7 @@ from . import locality as locality
 from . import metrics as metrics
 from . import tasks as tasks
 from . import theory as theory
+from ._grid import grid_sweep as grid_sweep
 from ._moved import moved_attribute
 from ._sweep import seed_keys as seed_keys
 from ._sweep import sweep as sweep
@@ -22,6 +23,7 @@ from .dynamics import gradient_descent as gradient_descent
 from .dynamics import gradient_flow as gradient_flow
 from .dynamics import group_rmsprop as group_rmsprop
 from .dynamics import vector_field as vector_field
+from .dynamics.precision import PrecisionWarning as PrecisionWarning
 from .factorizations import AbstractFactorization as AbstractFactorization
 from .factorizations import DeepTensorFactorization as DeepTensorFactorization
 from .factorizations import HierarchicalTensorFactorization as HierarchicalTensorFactorization
@@ -37,6 +39,7 @@ __all__ = [
     "DeepTensorFactorization",
     "HierarchicalTensorFactorization",
     "MatrixFactorization",
+    "PrecisionWarning",
     "Problem",
     "RateTerms",
     "Status",
@@ -45,6 +48,7 @@ __all__ = [
     "Trajectory",
     "gradient_descent",
     "gradient_flow",
+    "grid_sweep",
     "group_rmsprop",
     "locality",
     "metrics",

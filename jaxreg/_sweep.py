@@ -27,7 +27,9 @@ def sweep(
 
     ``fn(key, *args)`` runs one experiment (e.g. builds a problem and a model from the key
     and returns a :class:`~jaxreg.Trajectory`). ``keys`` has shape (S, ...) and every leaf
-    of ``args`` a leading axis of size S (e.g. init scales of a grid).
+    of ``args`` a leading axis of size S (e.g. init scales of a grid). A setting that fixes
+    array shapes (a depth, a rank) cannot be vmapped: :func:`~jaxreg.grid_sweep` loops
+    over such fields and labels the results.
 
     Across processes (JAX's multi-controller runtime: every process runs the same
     program after ``jax.distributed.initialize()``, see :mod:`jaxreg.distributed`): the

@@ -60,8 +60,21 @@ def brief(value) -> str:
 # scalars
 
 
+def not_traced(name: str, value) -> None:
+    """Refuse a traced ``value`` for a field that fixes array shapes or loop lengths (a
+    depth, a rank, a shape, a number of steps): ``vmap`` and ``jit`` cannot batch it, so it must stay a Python value
+    (``jaxreg.grid_sweep`` loops over such fields and vmaps only the float ones)."""
+    if is_traced(value):
+        raise ValueError(
+            f"{name} must be a Python value, not a traced {type(value).__name__}: it fixes array shapes or loop "
+            "lengths, which jax.vmap and jax.jit cannot batch; loop over it in Python, as jr.grid_sweep does "
+            "with its integer and tuple fields"
+        )
+
+
 def integer(name: str, value, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """``value`` as an int, refusing bools, floats and strings; optionally bounded."""
+    not_traced(name, value)
     if not _is_integer(value):
         raise ValueError(f"{name} must be an integer, got {brief(value)}")
     v = int(value)
@@ -74,6 +87,7 @@ def integer(name: str, value, *, minimum: int | None = None, maximum: int | None
 
 def positive_int(name: str, value) -> int:
     """An integer >= 1."""
+    not_traced(name, value)
     if not _is_integer(value) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
@@ -81,6 +95,7 @@ def positive_int(name: str, value) -> int:
 
 def nonnegative_int(name: str, value) -> int:
     """An integer >= 0."""
+    not_traced(name, value)
     if not _is_integer(value) or value < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     return int(value)
@@ -178,6 +193,18 @@ def callable_or_none(name: str, value, what: str) -> None:
         raise ValueError(f"{name} must be {what} or None, got {value!r}")
 
 
+def metrics_function(name: str, metrics, model) -> None:
+    """``metrics`` is None or a callable of ``model``, traced once on its shapes here
+    (``equinox.filter_eval_shape``), so that a metric refusing the model (the
+    ``jr.metrics`` functions raise one line naming the right call) fails before the
+    dynamics are traced."""
+    callable_or_none(name, metrics, "a callable mapping a model to a pytree")
+    if metrics is not None:
+        import equinox as eqx
+
+        eqx.filter_eval_shape(metrics, model)
+
+
 # sequences
 
 
@@ -223,6 +250,7 @@ def float_tuple(
 
 def shape_tuple(name: str, value, *, order: int | None = None, min_order: int = 1) -> tuple[int, ...]:
     """A tensor shape: a tuple of positive integers with ``order`` (or >= ``min_order``) entries."""
+    not_traced(name, value)
     if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
         raise ValueError(f"{name} must be a tuple of positive integers, got {brief(value)}")
     out = tuple(positive_int(f"{name}[{i}]", v) for i, v in enumerate(value))

@@ -285,6 +285,28 @@ def compare(saved: Sequence[Mapping] | None, now: Sequence[Mapping], *, judge_ex
     return problems
 
 
+def with_field_defaults(config_cls, saved: Mapping) -> dict:
+    """A saved config with every field it lacks set to the field's default in
+    ``config_cls`` (as JSON): results made before a field was added ran as its default
+    runs, since a field is added with a default that keeps the earlier behaviour (a
+    preset may set another value: that value is not what the older run used).
+
+    Arguments:
+        config_cls: the reproduction's ``Config`` class (a dataclass).
+        saved: the saved config (``results.config``).
+
+    Returns:
+        The saved fields, then the missing ones at their defaults.
+    """
+    out = dict(saved)
+    if not dataclasses.is_dataclass(config_cls):
+        return out
+    for field in dataclasses.fields(config_cls):
+        if field.name not in out and field.default is not dataclasses.MISSING:
+            out[field.name] = as_json(field.default)
+    return out
+
+
 def at_default(module, results) -> bool:
     """Whether ``results`` ran at the default ("small") preset of ``module``'s ``Config``,
     the settings a claim's ``expected`` verdict is declared for.
@@ -294,9 +316,11 @@ def at_default(module, results) -> bool:
         results: loaded results.
 
     Returns:
-        True when the saved config equals ``Config.preset("small")`` field by field.
+        True when the saved config, its missing fields at their defaults
+        (:func:`with_field_defaults`), equals ``Config.preset("small")`` field by field; a
+        saved field the ``Config`` no longer has is not at the default.
     """
-    return as_json(module.Config.preset("small")) == results.config
+    return with_field_defaults(module.Config, results.config) == as_json(module.Config.preset("small"))
 
 
 def claims_of(module) -> tuple[Claim, ...]:

@@ -1,33 +1,65 @@
 """The ``jaxreg`` command line: ``jaxreg reproduce NAME``, ``jaxreg sweep``, ``jaxreg plot DIR``,
-``jaxreg list``, ``jaxreg verify``, ``jaxreg samples``.
+``jaxreg list``, ``jaxreg verify``, ``jaxreg samples``, ``jaxreg --version``.
 
 float64 is enabled here, at program start (never at ``import jaxreg``), and so is JAX's
-persistent compilation cache (:mod:`jaxreg_lab.compile_cache`). ``jaxreg --help`` and
-``jaxreg list`` import no JAX: they read :mod:`jaxreg_lab.registry`.
+persistent compilation cache (:mod:`jaxreg_lab.compile_cache`). ``jaxreg --help``,
+``jaxreg --version`` and ``jaxreg list`` (``--results`` too) import no JAX: they read
+:mod:`jaxreg_lab.registry` and ``results.json`` files.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 import time
 from pathlib import Path
 
-from jaxreg_lab.config import UsageError, build_config
-from jaxreg_lab.registry import DEFAULT_SIZE, NAMES, REPRODUCTIONS, SIZES
+from jaxreg_lab.config import UsageError, build_config, config_toml
+from jaxreg_lab.registry import DATA_SETS, DEFAULT_SIZE, NAMES, REPRODUCTIONS, SIZES
 from jaxreg_lab.store.out import prepare_out, writable_out
 
 DESCRIPTION = """Implicit regularization in factorization models, in JAX: run the registered
 reproductions of the papers, any model x task x optimizer sweep, and the theorem checks."""
-EPILOG = """examples:
-  jaxreg list
-  jaxreg reproduce matrix-dynamics --size tiny
-  jaxreg reproduce matrix-dynamics --set depth=4 --set init_scale=1e-4
-  jaxreg sweep --config examples/sweep_matrix_flow.toml
-  jaxreg plot runs/matrix-dynamics
+# Every command's examples, shown under its --help (and the first few under jaxreg --help);
+# tests/test_cli_help.py parses each one and builds its config, so none can go stale. A
+# path is a file of the repository or runs/NAME, where `jaxreg reproduce NAME` (and
+# `make demo`) write.
+EXAMPLES = {
+    "list": ("jaxreg list", "jaxreg list --results docs/results"),
+    "reproduce": (
+        "jaxreg reproduce matrix-dynamics --size tiny",
+        "jaxreg reproduce matrix-dynamics --set depth=4 --set init_scale=1e-4",
+        "jaxreg reproduce matrix-completion-depth --set 'depths=[2,3]' --seeds 2",
+        "jaxreg reproduce matrix-dynamics --size paper --print-config",
+        "jaxreg reproduce matrix-dynamics --out runs/md --tensorboard runs/tb",
+    ),
+    "sweep": (
+        "jaxreg sweep --config examples/sweep_matrix_flow.toml",
+        "jaxreg sweep --config examples/sweep_matrix_flow.toml --set 'init_scales=[1e-3,1e-2]' --seeds 2",
+        "jaxreg sweep --config examples/sweep_matrix_flow.toml --set model_options.depth=4",
+        "jaxreg sweep --config examples/sweep_cp_adam.toml --set optimizer_options.b1=0.9 --print-config",
+    ),
+    "plot": ("jaxreg plot runs/matrix-dynamics",),
+    "check": ("jaxreg check docs/results/matrix-dynamics docs/results/tensor-dynamics",),
+    "export": ("jaxreg export docs/results/matrix-dynamics --format netcdf --out md.nc",),
+    "samples": ("jaxreg samples --out samples.png --seed 1",),
+    "verify": ("jaxreg verify",),
+    "data": ("jaxreg data list", "jaxreg data fetch mnist --data-dir data"),
+}
 
-'jaxreg COMMAND --help' describes each command's options."""
+
+def _examples(commands) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for c in commands for line in EXAMPLES[c])
+
+
+EPILOG = (
+    _examples(("list",))
+    + "\n"
+    + "\n".join(f"  {EXAMPLES[c][0]}" for c in ("reproduce", "sweep", "plot"))
+    + "\n\n'jaxreg COMMAND --help' describes each command's options, with examples."
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,8 +89,14 @@ def _run_options(parser, *, config_required: bool, config_help: str) -> None:
         action="append",
         default=[],
         metavar="FIELD=VALUE",
-        help="override one config field, typed as in TOML (depth=4, init_scale=1e-4, depths=[1,2,3], "
-        "model=cp); repeatable; applied after --config",
+        help="override one config field, typed as in TOML (a number, true/false, a string, [1, 2]); "
+        "a dotted TABLE.KEY sets one entry of a table field; repeatable; applied after --config "
+        "(--print-config shows the fields)",
+    )
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config (preset, --config, --set, --seeds) as TOML and exit, computing nothing",
     )
     parser.add_argument("--out", type=Path, default=None, metavar="DIR", help="results directory (default runs/NAME)")
     parser.add_argument(
@@ -70,6 +108,22 @@ def _run_options(parser, *, config_required: bool, config_help: str) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. for logs and batch jobs)")
     parser.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
     _cache_option(parser)
+    t = parser.add_argument_group("tracking (every run also writes metrics.jsonl, a line per chunk, in --out)")
+    t.add_argument(
+        "--tensorboard",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="log each chunk's metrics to TensorBoard "
+        "event files in DIR (needs the tensorboard extra: pip install 'jaxreg[tensorboard]')",
+    )
+    t.add_argument(
+        "--wandb",
+        default=None,
+        metavar="PROJECT",
+        help="log each chunk's metrics to a Weights & Biases run of "
+        "PROJECT (needs the wandb extra: pip install 'jaxreg[wandb]'; WANDB_MODE=offline works without a network)",
+    )
     d = parser.add_argument_group("across processes (JAX's multi-controller runtime; process 0 writes)")
     d.add_argument(
         "--distributed",
@@ -110,8 +164,15 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="jaxreg", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    p.add_argument("--version", action="version", version=f"jaxreg {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    r = sub.add_parser("reproduce", help="run a named reproduction, save results, plot them")
+
+    def command(name, **kw):
+        return sub.add_parser(
+            name, epilog=_examples((name,)), formatter_class=argparse.RawDescriptionHelpFormatter, **kw
+        )
+
+    r = command("reproduce", help="run a named reproduction, save results, plot them")
     r.add_argument("name", metavar="NAME", help="reproduction name (see `jaxreg list`)")
     r.add_argument(
         "--size",
@@ -120,14 +181,15 @@ def _parser() -> argparse.ArgumentParser:
         help="preset: tiny (seconds, for tests), small (the default, for a CPU), paper (the published settings)",
     )
     _run_options(r, config_required=False, config_help="TOML file overriding config fields")
-    sw = sub.add_parser("sweep", help="any model x task x optimizer over seeds and init scales (TOML config)")
+    r.add_argument("--data-dir", type=Path, default=None, metavar="DIR", help=_DATA_DIR_HELP)
+    sw = command("sweep", help="any model x task x optimizer over seeds and init scales (TOML config)")
     _run_options(
         sw, config_required=True, config_help="TOML file: fields of jaxreg_lab.reproductions.custom_sweep.Config"
     )
     sw.set_defaults(size=DEFAULT_SIZE, name="sweep")
-    pl = sub.add_parser("plot", help="redraw figures from saved results (no recomputation)")
+    pl = command("plot", help="redraw figures from saved results (no recomputation)")
     pl.add_argument("dir", type=Path, metavar="DIR", help="a results directory written by reproduce or sweep")
-    ch = sub.add_parser(
+    ch = command(
         "check",
         help="judge the saved results' claims again from their arrays (exit 1 when a claim expected to hold "
         "does not, or the recorded claims disagree with the arrays)",
@@ -136,27 +198,132 @@ def _parser() -> argparse.ArgumentParser:
     ch.add_argument(
         "--write", action="store_true", help="record the claims judged now in results.json (the arrays are unchanged)"
     )
-    sub.add_parser("list", help="list the reproductions: what each shows, and its paper")
-    sa = sub.add_parser("samples", help="draw Is-Same-Class and Pathfinder samples (the small presets) to a PNG")
+    li = command("list", help="list the reproductions (what each shows, its paper) or, with --results, saved results")
+    li.add_argument(
+        "--results",
+        type=Path,
+        nargs="*",
+        default=None,
+        metavar="DIR",
+        help="list saved results instead: each DIR a results directory or a folder of them "
+        "(none given: runs/ and docs/results/); what each shows, its settings, runs and claims",
+    )
+    sa = command("samples", help="draw Is-Same-Class and Pathfinder samples (the small presets) to a PNG")
     sa.add_argument("--out", type=Path, default=Path("locality_samples.png"), help="PNG path")
     sa.add_argument("--seed", type=int, default=0, help="PRNG seed of the samples")
     _cache_option(sa)
-    v = sub.add_parser("verify", help="check the theorems on random problems, a line per check (exit 1 on a failure)")
+    v = command("verify", help="check the theorems on random problems, a line per check (exit 1 on a failure)")
     _cache_option(v)
-    e = sub.add_parser("export", help="write saved results as one xarray Dataset (netCDF file or Zarr store)")
+    e = command("export", help="write saved results as one xarray Dataset (netCDF file or Zarr store)")
     e.add_argument("dir", type=Path, help="a results directory (written by reproduce or sweep)")
     e.add_argument("--format", choices=("netcdf", "zarr"), required=True, help="netcdf (netCDF3) or zarr (needs zarr)")
     e.add_argument("--out", type=Path, default=None, help="file or store to write (default: DIR.nc or DIR.zarr)")
     e.add_argument("--force", action="store_true", help="replace an existing --out")
+    da = command("data", help="the real data sets (CIFAR-10, MNIST, Fashion-MNIST, MovieLens 100k)")
+    dsub = da.add_subparsers(
+        dest="data_command", required=True, metavar="ACTION", parser_class=_Parser, help="fetch or list"
+    )
+    fe = dsub.add_parser("fetch", help="download a data set, resuming a partial download, and verify its MD5")
+    fe.add_argument("dataset", choices=DATA_SETS, metavar="NAME", help=f"one of {', '.join(DATA_SETS)}")
+    dl = dsub.add_parser("list", help="each data set's files in the data directory: verified, missing or not")
+    for q in (fe, dl):
+        q.add_argument("--data-dir", type=Path, default=None, metavar="DIR", help=_DATA_DIR_HELP)
+    fe.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
-def _list() -> int:
-    """``jaxreg list``: the name, what it shows and the paper of each reproduction, a line each."""
+_DATA_DIR_HELP = "where the real data sets are (default $JAXREG_DATA, else ~/.cache/jaxreg/data)"
+
+
+def _data(args) -> int:
+    """``jaxreg data fetch NAME`` and ``jaxreg data list`` (no JAX needed)."""
+    from jaxreg_lab import datasets
+
+    if args.data_command == "fetch":
+        try:
+            datasets.fetch(args.dataset, args.data_dir, progress=not args.no_progress)
+        except KeyboardInterrupt:
+            print("jaxreg: interrupted; run the same fetch again to resume", file=sys.stderr)
+            return 130
+        return 0
+    print(f"data directory: {datasets.data_dir(args.data_dir)}")
+    for name, rel, state in datasets.status(args.data_dir):
+        print(f"{name:<15} {rel:<42} {state}")
+    return 0
+
+
+def _version() -> str:
+    """The installed distribution's version (``jaxreg --version``), read without importing JAX."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("jaxreg")
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown (not installed)"
+
+
+def _list(args) -> int:
+    """``jaxreg list``: the name, what it shows and the paper of each reproduction, a line
+    each; with ``--results``, the saved results instead (:func:`_list_results`)."""
+    if args.results is not None:
+        return _list_results(args.results)
     width = max(len(r.name) for r in REPRODUCTIONS)
     for r in REPRODUCTIONS:
         print(f"{r.name:<{width}}  {r.description} ({r.reference})")
     return 0
+
+
+def _list_results(roots: list[Path]) -> int:
+    """``jaxreg list --results [DIR...]``: for every results directory found (a DIR that
+    holds ``results.json``, or the results directories directly under it; no DIR: ``runs/``
+    and ``docs/results/``), what it shows (its reproduction's line of the registry), its
+    size and grid, how its runs ended and the verdict of its recorded claims. Reads
+    ``results.json`` only (no arrays, no JAX)."""
+    from jaxreg_lab.docs import headline
+    from jaxreg_lab.store.files import read_json
+    from jaxreg_lab.store.results import META, results_dirs
+
+    described = {r.name: r.description for r in REPRODUCTIONS}
+    described["sweep"] = "a model x task x optimizer sweep (jaxreg sweep)"
+    if not roots:
+        roots = [p for p in (Path("runs"), Path("docs/results")) if p.is_dir()]
+    found = []
+    for root in roots:
+        if (root / META).is_file():
+            found.append(root)
+        elif root.is_dir():
+            found.extend(results_dirs(root).values())
+        else:
+            raise UsageError(f"--results: {root} is not a directory")
+    if not found:
+        print("no saved results found" + (f" in {', '.join(map(str, roots))}" if roots else ""))
+        return 0
+    for path in found:
+        try:
+            meta = read_json(path / META)
+        except ValueError as e:  # a corrupt results.json: named, and the others still listed
+            print(f"{path}: unreadable ({e})")
+            continue
+        name = str(meta.get("name", "?"))
+        coords = meta.get("coords") or {}
+        grid = " x ".join(f"{len(coords[d])} {d}" for d in _grid_dims(meta) if isinstance(coords.get(d), list))
+        status = [str(x) for x in meta.get("status") or []]
+        ended = ", ".join(f"{status.count(x)} {x}" for x in dict.fromkeys(status)) or "no status recorded"
+        print(f"{path}: {name} ({meta.get('size', 'size not recorded')}; {grid or 'no grid'})")
+        print(f"  shows: {described.get(name, 'an unregistered reproduction')}")
+        print(f"  runs: {ended}; claims: {headline(meta.get('claims'))}")
+    return 0
+
+
+def _grid_dims(meta) -> list[str]:
+    """The grid of the saved arrays: every dimension that comes before or is ``seed`` in
+    some array's dimensions (e.g. depth x seed), in order of first appearance; the axes
+    after it (time, components) are each run's own."""
+    grid: dict[str, None] = {}
+    for dims in (meta.get("dims") or {}).values():
+        if "seed" in dims:
+            grid.update(dict.fromkeys(dims[: list(dims).index("seed") + 1]))
+    return list(grid)
 
 
 def _export(args) -> int:
@@ -184,11 +351,14 @@ def _module(name: str):
 
 def _reproduce(args) -> int:
     from jaxreg_lab.claims import claims_of, evaluate_all
-    from jaxreg_lab.driver import run_named
     from jaxreg_lab.store.results import fingerprint, load_results, save_results
 
     module = _module(args.name)
     config = build_config(module, args)
+    if args.print_config:
+        print(config_toml(config), end="")
+        return 0
+    _require_data(config, vars(args).get("data_dir"))
     out = writable_out(args.out or Path("runs") / args.name)
     fp = fingerprint(config)
     if prepare_out(out, fp, args):
@@ -197,7 +367,7 @@ def _reproduce(args) -> int:
     t0 = time.perf_counter()
     from jaxreg.distributed import is_writer
 
-    res = run_named(module, config, out_dir=out, resume=args.resume, progress=not args.no_progress, fingerprint=fp)
+    res = _run_tracked(module, config, out, fp, args)
     wall = time.perf_counter() - t0
     ok = all(s in ("completed", "converged") for s in (res.get("status") or []))
     if not is_writer():  # across processes only process 0 writes and reports
@@ -222,13 +392,54 @@ def _reproduce(args) -> int:
     return 0 if ok else 1
 
 
+def _run_tracked(module, config, out: Path, fp: dict, args) -> dict:
+    """``run_named`` with the trackers of ``--tensorboard`` / ``--wandb`` (built first, on
+    the writing process only, and closed however the run ends)."""
+    from jaxreg.distributed import is_writer
+    from jaxreg_lab.driver import run_named
+    from jaxreg_lab.store.results import as_json
+    from jaxreg_lab.tracking import trackers
+
+    logs = trackers(args, module.NAME, as_json(config)) if is_writer() else []
+
+    def log(record):
+        for tracker in logs:
+            tracker(record)
+
+    try:
+        return run_named(
+            module,
+            config,
+            out_dir=out,
+            resume=args.resume,
+            progress=not args.no_progress,
+            fingerprint=fp,
+            log=log if logs else None,
+        )
+    finally:
+        for tracker in logs:
+            tracker.close()
+
+
+def _require_data(config, data_dir) -> None:
+    """A config whose ``dataset`` is a real data set stops here, before any compute, when a
+    file of it is missing (one line: how to get it); ``--data-dir`` is passed on to the
+    run as ``$JAXREG_DATA`` (see :func:`main`)."""
+    from jaxreg_lab import datasets
+
+    name = getattr(config, "dataset", None)
+    if name in datasets.DATASETS:
+        datasets.require(name, data_dir)
+
+
 def _print_summary(module, results) -> None:
     """The reproduction's summary table, how many of its runs reached their stop
-    criterion, then the claims table (as recorded in ``results.json``)."""
+    criterion (and which of them at a high error, where the module declares its
+    ``HIGH_ERROR``), then the claims table (as recorded in ``results.json``)."""
     from jaxreg_lab.claims import table
     from jaxreg_lab.reproductions._results import status_report
 
-    print(module.summary(results) + "\n" + status_report(results))
+    print(module.summary(results) + "\n" + status_report(results, getattr(module, "HIGH_ERROR", None)))
     if "claims" in results.meta:
         print("\n" + table(results.meta["claims"]))
 
@@ -311,17 +522,30 @@ def main(argv=None) -> int:
         print(f"jaxreg: error: {e}", file=sys.stderr)
         return 2
     if args.command == "list":  # no JAX needed
-        return _list()
+        try:
+            return _list(args)
+        except UsageError as e:
+            print(f"jaxreg: error: {e}", file=sys.stderr)
+            return 2
+    if args.command == "data":
+        try:
+            return _data(args)
+        except UsageError as e:
+            print(f"jaxreg: error: {e}", file=sys.stderr)
+            return 2
     import jax
 
     from jaxreg_lab.compile_cache import compile_cache
 
     x64 = jax.config.jax_enable_x64
+    data_env = os.environ.get("JAXREG_DATA")
     try:
         jax.config.update("jax_enable_x64", not vars(args).get("float32"))
         with compile_cache(not vars(args).get("no_compile_cache")):
             if args.command in ("reproduce", "sweep"):
                 _distributed(args)
+                if vars(args).get("data_dir") is not None:
+                    os.environ["JAXREG_DATA"] = str(args.data_dir)
                 return _reproduce(args)
             if args.command == "plot":
                 return _plot(args)
@@ -349,8 +573,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("jaxreg: interrupted; continue with --resume", file=sys.stderr)
         return 130
-    finally:  # the precision is this command's; an in-process caller gets its own back
+    finally:  # the precision and the data directory are this command's; an in-process caller gets its own back
         jax.config.update("jax_enable_x64", x64)
+        if data_env is None:
+            os.environ.pop("JAXREG_DATA", None)
+        else:
+            os.environ["JAXREG_DATA"] = data_env
 
 
 if __name__ == "__main__":

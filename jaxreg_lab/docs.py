@@ -32,6 +32,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from jaxreg_lab.claims import with_field_defaults
 from jaxreg_lab.store.results import as_json
 
 __all__ = [
@@ -411,7 +412,10 @@ def reproduction_page(results, *, out_dir: str, link: str, files: Sequence[str])
 
     out += ["## Reproduce", ""]
     ours_preset = preset_config(module, size) if module is not None else None
-    overrides = [(k, a) for k, a, _ in config_diff(config, ours_preset)]
+    # fields the saved config lacks ran at their defaults (the command sets them where the
+    # preset differs); a field the current Config lacks cannot be set
+    config = with_field_defaults(getattr(module, "Config", None), config)
+    overrides = [(k, a) for k, a, b in config_diff(config, ours_preset) if b is not _MISSING or ours_preset is None]
     out += [reproduce_command(name, size, overrides, out_dir), ""]
     again = f"`jaxreg plot {out_dir}` redraws the figure from the saved results"
     if _claims(meta):
@@ -419,13 +423,17 @@ def reproduction_page(results, *, out_dir: str, link: str, files: Sequence[str])
     out += [again + ".", ""]
     diff = config_diff(config, ours_preset)
     stale = [f"`{k}`" for k, _, b in diff if b is _MISSING]
-    unsaved = [f"`{k}`" for k, a, _ in diff if a is _MISSING]
+    unsaved = [f"`{k}`" for k in config if k not in results.config]
     if stale:
-        out += [f"The saved config has fields that the current `Config` lacks: {', '.join(stale)}.", ""]
+        out += [
+            f"The saved config has fields that the current `Config` lacks: {', '.join(stale)}. The command "
+            "sets every other field as saved; the current code cannot run these as they were.",
+            "",
+        ]
     if unsaved:
         out += [
-            f"The current `Config` has fields that the saved config lacks (the results predate them; "
-            f"the command runs them at the preset's value): {', '.join(unsaved)}.",
+            f"The current `Config` has fields that the saved config lacks (the results predate them and "
+            f"ran at their defaults; the command sets those where the preset differs): {', '.join(unsaved)}.",
             "",
         ]
 
@@ -449,7 +457,7 @@ def reproduction_page(results, *, out_dir: str, link: str, files: Sequence[str])
         else:
             out += ['Our saved config equals `Config.preset("paper")`.', ""]
     out += ['??? note "The saved config, every field"', ""]
-    out += [_indent(_table(["field", "value"], [(f"`{k}`", value_text(v)) for k, v in config.items()])), ""]
+    out += [_indent(_table(["field", "value"], [(f"`{k}`", value_text(v)) for k, v in results.config.items()])), ""]
 
     figures = sorted(f for f in files if f.endswith(".png"))
     out += ["## Figure", ""]

@@ -43,6 +43,7 @@ from jaxreg_lab.store.checkpoints import check_resumable as check_resumable
 from jaxreg_lab.store.checkpoints import checkpoints as checkpoints
 from jaxreg_lab.store.checkpoints import clear_checkpoint as clear_checkpoint
 from jaxreg_lab.store.checkpoints import commit_unit, load_unit, units
+from jaxreg_lab.store.metrics_log import append_record, chunk_record, read_records, truncate_from
 from jaxreg_lab.store.results import ResumeMismatch, as_fingerprint
 
 __all__ = [
@@ -89,9 +90,15 @@ def run_chunks(
     stop: Callable | None = None,
     precision: str | None = None,
     on_chunk: Callable | None = None,
+    log: Callable | None = None,
 ):
     """Run ``state, outputs = step(state, k)`` for k < num_chunks, committing a checkpoint
     after each chunk.
+
+    With an ``out_dir``, each finished chunk also appends a line to
+    ``out_dir/metrics.jsonl`` (:func:`jaxreg_lab.store.metrics_log.chunk_record`), before
+    its checkpoint is committed; a start or resume at chunk k first drops this run's lines
+    of chunks >= k, so the log holds every chunk once.
 
     Arguments:
         step: ``step(state, k) -> (state, outputs)``; ``outputs`` a dict of arrays.
@@ -112,6 +119,9 @@ def run_chunks(
             computes in float32).
         on_chunk: ``on_chunk(k, state, outputs)`` after chunk k is committed; a dict it
             returns is shown beside the progress bar.
+        log: ``log(record)`` with each chunk's metrics record (the line of
+            ``metrics.jsonl``), after the chunk is committed, on the writing process only
+            (e.g. :mod:`jaxreg_lab.tracking`'s TensorBoard or wandb logger).
 
     Returns:
         ``(state, outputs, wall_time)``: the final state, the list of each chunk's outputs
@@ -133,6 +143,8 @@ def run_chunks(
         except ValueError as e:
             raise ResumeMismatch(f"{e}; out_dir must be a directory every process sees") from None
     manifest = {"format": 1, "num_chunks": num_chunks, "fingerprint": fp}
+    if out_dir is not None and distributed.is_writer():
+        truncate_from(out_dir, name, start)
     bar = _progress(num_chunks, desc, progress and distributed.is_writer())
     if bar is not None:
         bar.update(start)
@@ -143,8 +155,14 @@ def run_chunks(
         outputs.append(out)
         stopped = stop is not None and bool(stop(state))
         saved = distributed.gathered(state) if directory is not None else None  # a collective: on every process
+        record = None
+        if (directory is not None or log is not None) and distributed.is_writer():
+            record = chunk_record(name, k, num_chunks, time.perf_counter() - t0, out)
         if directory is not None and distributed.is_writer():
+            append_record(out_dir, record)
             commit_unit(directory, k + 1, saved, outputs, {**manifest, "keys": sorted(out), "stopped": stopped})
+        if log is not None and record is not None:
+            log(record)
         postfix = on_chunk(k, state, out) if on_chunk is not None else None
         if bar is not None:
             if postfix:
@@ -324,7 +342,14 @@ def _runs_over_devices(one: _OneRun, inputs, state, k: int, runs: int, chunk_siz
 
 
 def run_reproduction(
-    reproduction, config, *, out_dir: Path | None = None, resume: bool = False, progress: bool = True, fingerprint=None
+    reproduction,
+    config,
+    *,
+    out_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    fingerprint=None,
+    log: Callable | None = None,
 ) -> dict:
     """Run a :class:`jaxreg_lab.contract.Reproduction`: every chunk of every run, the
     runs split over every device of every process (one program per device), each
@@ -342,6 +367,7 @@ def run_reproduction(
         progress: show a progress bar over chunks.
         fingerprint: the run's fingerprint when the caller computed it already
             (:func:`jaxreg_lab.store.results.fingerprint`); default: from ``config``.
+        log: each chunk's metrics record, as in :func:`run_chunks`.
 
     Returns:
         The results dict: ``arrays`` (name -> (dims, array)), ``coords``, ``status``
@@ -367,6 +393,7 @@ def run_reproduction(
         progress=progress,
         desc=reproduction.name,
         fingerprint=config if fingerprint is None else fingerprint,
+        log=log,
     )
     steps = np.sum([o.pop("steps") for o in outs], axis=0) if "steps" in outs[0] else None
     data = stack_chunks(outs, axis=1) if outs[0] else {}
@@ -400,7 +427,14 @@ def run_reproduction(
 
 
 def run_named(
-    module, config, *, out_dir: Path | None = None, resume: bool = False, progress: bool = True, fingerprint=None
+    module,
+    config,
+    *,
+    out_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    fingerprint=None,
+    log: Callable | None = None,
 ):
     """Run the reproduction of ``module`` (one of :mod:`jaxreg_lab.reproductions`): its
     ``REPRODUCTION`` through :func:`run_reproduction` where it declares the contract,
@@ -411,6 +445,9 @@ def run_named(
         config: its frozen ``Config``.
         out_dir, resume, progress: as in :func:`run_reproduction`.
         fingerprint: the fingerprint the caller computed (used by the contract's path).
+        log: each chunk's metrics record as the chunk finishes (the contract's path); a
+            module with its own ``run`` (the CNN reproductions) writes ``metrics.jsonl``
+            too, and ``log`` gets all its records when the run ends.
 
     Returns:
         The results dict (see :func:`run_reproduction`).
@@ -418,6 +455,10 @@ def run_named(
     reproduction = getattr(module, "REPRODUCTION", None)
     if reproduction is not None:
         return run_reproduction(
-            reproduction, config, out_dir=out_dir, resume=resume, progress=progress, fingerprint=fingerprint
+            reproduction, config, out_dir=out_dir, resume=resume, progress=progress, fingerprint=fingerprint, log=log
         )
-    return module.run(config, out_dir=out_dir, resume=resume, progress=progress)
+    res = module.run(config, out_dir=out_dir, resume=resume, progress=progress)
+    if log is not None and out_dir is not None and distributed.is_writer():
+        for record in read_records(out_dir):
+            log(record)
+    return res

@@ -10,6 +10,8 @@ from typing import NamedTuple
 # the sizes every reproduction's Config.preset(size) accepts; "small" is the default
 SIZES = ("tiny", "small", "paper")
 DEFAULT_SIZE = "small"
+# the real data sets `jaxreg data fetch` knows (their files: jaxreg_lab.datasets.DATASETS)
+DATA_SETS = ("cifar10", "mnist", "fashion-mnist", "movielens-100k")
 
 
 class Reproduction(NamedTuple):

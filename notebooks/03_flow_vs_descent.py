@@ -22,6 +22,8 @@
 # completion problem.
 
 # %%
+from pathlib import Path
+
 import jax
 
 jax.config.update("jax_enable_x64", True)
@@ -69,6 +71,9 @@ ax.set_xlabel("step size eta")
 ax.set_ylabel("max_t ||W_GD - W_GF|| / ||W_GF||")
 ax.legend()
 ax.grid(alpha=0.3)
+Path("figures").mkdir(exist_ok=True)  # under the working directory (git-ignored)
+fig.savefig("figures/03_flow_vs_descent.png", dpi=120, bbox_inches="tight")
+print("figure saved to figures/03_flow_vs_descent.png")
 
 # %% [markdown]
 # GroupRMSprop re-times the path: compare the end-to-end matrices at equal training loss.

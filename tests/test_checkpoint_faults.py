@@ -93,9 +93,10 @@ def _points(tmp_path, monkeypatch):
 def test_fault_matrix_every_write_point(reference, tmp_path, monkeypatch, capsys):
     """Kill after each write point of a fresh run (checkpoints, then the results); resume."""
     points = _points(tmp_path, monkeypatch)
-    # 3 units (3 files + rename, + removal of the previous unit); then the results: 2 files,
-    # the run directory (holding the checkpoint) renamed away, the new one in, the old removed
-    assert len(points) == 4 + 5 + 5 + 5, points
+    # 3 units (3 files + rename, + removal of the previous unit); then the results: 3 files
+    # (arrays, the per-chunk metrics log carried over, results.json), the run directory
+    # (holding the checkpoint) renamed away, the new one in, the old removed
+    assert len(points) == 4 + 5 + 5 + 6, points
     matrix = []
     for n, point in enumerate(points, start=1):
         out = tmp_path / f"crash{n}" / "out"

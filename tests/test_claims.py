@@ -85,6 +85,10 @@ def test_at_default_compares_the_saved_config_with_the_small_preset():
     small = json.loads(json.dumps(dataclasses.asdict(matrix_dynamics.Config.preset("small")), default=list))
     assert at_default(matrix_dynamics, Results("matrix-dynamics", {}, {}, {}, small, {}))
     assert not at_default(matrix_dynamics, Results("matrix-dynamics", {}, {}, {}, {**small, "seeds": 4}, {}))
+    # a field added after the results were made counts at its default; a removed one does not
+    older = {k: v for k, v in small.items() if k != "depth"}
+    assert at_default(matrix_dynamics, Results("matrix-dynamics", {}, {}, {}, older, {}))
+    assert not at_default(matrix_dynamics, Results("matrix-dynamics", {}, {}, {}, {**small, "unit": 0.3}, {}))
 
 
 def test_select_moves_seed_first_and_picks_coordinates():

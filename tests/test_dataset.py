@@ -47,10 +47,12 @@ def test_load_gives_a_dataset_with_the_saved_dims_coords_and_attrs(saved):
     for name in ("init_scale", "seed", "time"):
         np.testing.assert_array_equal(ds[name].values, coords[name])
     assert ds["mode_set"].values.tolist() == ["[0, 1]", "[0, 2]"]
-    assert json.loads(ds.attrs["coord_time_name"]) == "flow time t"
-    assert ds.attrs["name"] == "toy" and json.loads(ds.attrs["config"]) == CONFIG and ds.attrs["size"] == "tiny"
-    assert json.loads(ds.attrs["fingerprint"])["precision"] in ("float32", "float64")
-    assert ds["run_status"].values.tolist() == ["converged", "max_steps", "non_finite"]
+    assert ds.attrs["coord_time_name"] == "flow time t"
+    assert ds.attrs["name"] == "toy" and ds.attrs["config"] == CONFIG and ds.attrs["size"] == "tiny"
+    assert ds.attrs["fingerprint"]["precision"] in ("float32", "float64")
+    # one status per seed (the grid's init scales loop inside each run): on the seed axis
+    assert ds["run_status"].dims == ("seed",)
+    assert ds["run_status"].sel(seed=1).item() == "max_steps"
     meanings = ds["status"].attrs["flag_meanings"].split()
     assert meanings[int(ds["status"].sel(init_scale=1e-3, seed=1))] == "max_steps"
     # selecting by coordinate reads the saved array
@@ -66,7 +68,11 @@ def test_export_netcdf_is_readable_and_equal(saved, tmp_path, capsys):
     ds = jaxreg_lab.results.load(out)
     xr.testing.assert_equal(back.drop_vars("run_status"), ds.drop_vars("run_status"))
     assert back["run_status"].values.astype(str).tolist() == ds["run_status"].values.tolist()
-    assert back.attrs == ds.attrs
+    assert back["run_status"].dims == ds["run_status"].dims
+    # the tables are JSON text in the file, and read back equal
+    assert set(back.attrs) == set(ds.attrs) and json.loads(back.attrs["config"]) == CONFIG
+    for key, value in ds.attrs.items():
+        assert (back.attrs[key] if isinstance(value, (str, int, float)) else json.loads(back.attrs[key])) == value
     # an existing file is never replaced without --force
     assert cli.main(["export", str(out), "--format", "netcdf", "--out", str(path)]) == 2
     assert "--force replaces it" in capsys.readouterr().err
@@ -89,3 +95,38 @@ def test_the_saved_format_needs_no_xarray(saved, monkeypatch):
     np.testing.assert_array_equal(res["loss"], arrays["loss"][1])
     with pytest.raises(ImportError, match="needs xarray"):
         jaxreg_lab.results.load(out)
+
+
+def _grid_results(tmp_path, arrays, coords, status):
+    out = tmp_path / "grid"
+    save_results(out, "toy", arrays, coords=coords, config=CONFIG, status=status)
+    return out
+
+
+def test_run_status_lies_on_the_runs_grid(tmp_path):
+    """A status per (init_scale, seed) run, flattened in C order, is laid on both axes."""
+    arrays = {"loss": (("init_scale", "seed", "time"), np.zeros((2, 3, 4)))}
+    coords = {"init_scale": [1e-3, 1e-2], "seed": [0, 1, 2], "time": [1, 2, 3, 4]}
+    status = ["completed"] * 4 + ["max_steps", "converged"]
+    ds = jaxreg_lab.results.load(_grid_results(tmp_path, arrays, coords, status))
+    assert ds["run_status"].dims == ("init_scale", "seed")
+    assert ds["run_status"].sel(init_scale=1e-2, seed=1).item() == "max_steps"
+    assert ds["run_status"].sel(init_scale=1e-2, seed=2).item() == "converged"
+    # a status list that fits no grid keeps its own run axis
+    (tmp_path / "other").mkdir()
+    ds = jaxreg_lab.results.load(_grid_results(tmp_path / "other", arrays, coords, ["completed"] * 5))
+    assert ds["run_status"].dims == ("run",)
+
+
+def test_run_status_of_every_shipped_result_lies_on_its_grid():
+    from jaxreg_lab.store.dataset import status_dims
+    from jaxreg_lab.store.results import results_dirs
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[1] / "docs" / "results"
+    grids = {name: status_dims(load_results(path)) for name, path in results_dirs(root).items()}
+    assert grids["matrix-dynamics"] == ("seed",)
+    assert grids["matrix-dynamics-depth"] == ("seed",)  # depths loop inside each seed's run
+    assert grids["ht-rank"] == ("init_scale", "seed")
+    assert grids["sweep-example"] == ("init_scale", "seed")
+    assert grids["locality-is-same-class"] == ("distance", "lambda", "seed")
+    assert all(grid is not None and grid[-1] == "seed" for grid in grids.values()), grids

@@ -1,6 +1,7 @@
 """Figure layout, drawn from synthetic saved results (no computation): the sweep figure's
 suptitle and tick labels stay clear of the panels, every matrix-dynamics panel has a key."""
 
+import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -68,3 +69,31 @@ def test_matrix_dynamics_figure_has_a_key_on_every_panel(drawn):
     assert all(ax.get_legend() is not None for ax in fig.axes)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["sigma_1", "sigma_2", "sigma_3", "sigma_4"]
+
+
+def test_matrix_dynamics_legend_colours_each_curve_as_drawn_with_several_seeds(drawn):
+    """With several seeds every curve is a line per seed: the key's "train loss" handle has
+    the loss lines' colour and the error's handle the error lines' colour."""
+    t = np.linspace(10, 3000, 50)
+    seeds = 3
+    sv = np.exp(np.clip(t[None, :, None] / 300 - np.arange(1, 5)[None, None], -6, 3)).repeat(seeds, 0)
+    loss = np.exp(-t / 500)[None] * np.arange(1, seeds + 1)[:, None]
+    error = np.exp(-t / 900)[None] * np.arange(1, seeds + 1)[:, None]
+    results = Results(
+        "matrix-dynamics",
+        {"singular_values": sv, "loss": loss, "reconstruction_error": error},
+        {},
+        {"seed": list(range(seeds)), "time": t.tolist(), "component": [1, 2, 3, 4]},
+        {"depth": 3, "init_scale": 1e-3},
+        {"status": ["completed"] * seeds},
+    )
+    fig = drawn(matrix_dynamics.plot, results)
+    ax = fig.axes[1]
+    lines = ax.get_lines()
+    loss_colours = {mcolors.to_hex(line.get_color()) for line in lines[:seeds]}
+    error_colours = {mcolors.to_hex(line.get_color()) for line in lines[seeds : 2 * seeds]}
+    assert len(loss_colours) == len(error_colours) == 1 and loss_colours != error_colours
+    key = ax.get_legend()
+    handles = {t.get_text(): mcolors.to_hex(h.get_color()) for t, h in zip(key.get_texts(), key.legend_handles)}
+    assert handles == {"train loss": loss_colours.pop(), "rel. reconstruction error": error_colours.pop()}
+    assert key.get_title().get_text() == f"{seeds} seeds"

@@ -29,3 +29,24 @@ def test_notebook_runs(path, tmp_path):
         [sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    # every figure a notebook draws is saved under figures/ in its working directory
+    drawn = "plt.subplots" in path.read_text()
+    assert sorted(p.name for p in (tmp_path / "figures").glob("*.png")) == ([f"{path.stem}.png"] if drawn else [])
+
+
+def test_quickstart_executes_as_a_notebook(tmp_path):
+    """``jupytext --to ipynb --execute`` with the ``notebooks`` extra: the figure is shown
+    inline and saved."""
+    pytest.importorskip("nbconvert", reason="the notebooks extra: pip install -e '.[notebooks]'")
+    pytest.importorskip("ipykernel", reason="the notebooks extra: pip install -e '.[notebooks]'")
+    import nbformat
+
+    script = tmp_path / "01_quickstart.py"
+    script.write_text(NOTEBOOKS[0].read_text())
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    cmd = [sys.executable, "-m", "jupytext", "--to", "ipynb", "--execute", script.name]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    outputs = [o for c in nbformat.read(tmp_path / "01_quickstart.ipynb", 4).cells for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert (tmp_path / "figures" / "01_quickstart.png").stat().st_size > 10_000

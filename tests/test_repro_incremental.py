@@ -180,9 +180,14 @@ def test_ht_rank_claims_on_the_tiny_run(htrank):
     and the non-tree one above it. A run without the control's init scale gives NaN."""
     _, res = htrank
     records = {r["id"]: r for r in evaluate_all(claims_of(ht_rank), res)}
-    assert len(records) == len(ht_rank.CLAIMS) == 4
+    assert len(records) == len(ht_rank.CLAIMS) == 5
     assert all(r["per_seed"] and len(r["values"]) == 1 for r in records.values())
-    for cid in ("small-init-low-tree-rank", "large-init-high-tree-rank", "non-tree-not-lowered"):
+    for cid in (
+        "small-init-low-tree-rank",
+        "large-init-high-tree-rank",
+        "lower-tree-rank-at-matched-loss",
+        "non-tree-not-lowered",
+    ):
         assert records[cid]["holds_overall"], records[cid]
     no_control = dataclasses.replace(res, coords={**res.coords, "init_scale": [res.config["init_scale"], 99.0]})
     control = {r["id"]: r for r in evaluate_all(claims_of(ht_rank), no_control)}["large-init-high-tree-rank"]

@@ -11,7 +11,14 @@ import pytest
 import jaxreg as jr
 from jaxreg_lab.driver import run_reproduction
 from jaxreg_lab.reproductions import custom_sweep
-from jaxreg_lab.reproductions._results import capped_at_t1, grid_table, status_counts, status_report
+from jaxreg_lab.reproductions._results import (
+    HighError,
+    capped_at_t1,
+    grid_table,
+    high_error_runs,
+    status_counts,
+    status_report,
+)
 from jaxreg_lab.store.results import Results
 
 
@@ -86,3 +93,54 @@ def test_sweep_flow_run_to_a_loss_that_reaches_t1_is_max_steps():
     loss = capped["arrays"]["loss"][1][0, 0]  # (time,): it ran through both chunks
     assert np.all(np.isfinite(loss)) and loss[1] < loss[0]
     assert run(float(loss[0]))["status"] == ["converged"]  # a loss reached within t1
+
+
+def _depth_run(status, error):
+    """Results of depths 3, 4 x 3 seeds, one status per seed (the depths loop inside each
+    seed's run, as matrix-dynamics-depth) and a relative error per (depth, seed, time)."""
+    err = np.stack([np.linspace(1, e, 5) for e in np.ravel(error)]).reshape(2, 3, 5)
+    arrays = {"reconstruction_error": err}
+    dims = {"reconstruction_error": ("depth", "seed", "time")}
+    coords = {"depth": [3, 4], "seed": [0, 1, 2], "time": [1, 2, 3, 4, 5]}
+    return Results("demo", arrays, dims, coords, {}, {"status": status})
+
+
+HIGH = HighError.final("reconstruction_error", "rel. error at t1")
+
+
+def test_the_footer_names_completed_runs_that_ended_at_a_high_error():
+    """The issue's case: a depth-4 seed ended completed at relative error 0.93; the footer
+    counts it as having reached its stop criterion and then names it as no success."""
+    results = _depth_run(["completed"] * 3, [[0.01, 0.02, 0.03], [0.05, 0.93, 0.4]])
+    assert high_error_runs(results, HIGH) == ["depth=4 seed=1 (completed, 0.93)"]
+    assert status_report(results, HIGH).splitlines() == [
+        "runs that reached their stop criterion: 3/3",
+        "of them, ended at a high error (rel. error at t1 > 0.5), not a success: depth=4 seed=1 (completed, 0.93)",
+    ]
+    assert status_report(results) == "runs that reached their stop criterion: 3/3"  # without a HIGH_ERROR
+
+
+def test_a_high_error_of_a_run_that_did_not_reach_its_criterion_is_not_named_again():
+    results = _depth_run(["completed", "max_steps", "converged"], [[0.9, 0.9, 0.9], [0.01, 0.9, 0.01]])
+    assert high_error_runs(results, HIGH) == ["depth=3 seed=0 (completed, 0.9)", "depth=3 seed=2 (converged, 0.9)"]
+    results = _depth_run(["completed"] * 3, [[0.5, 0.1, 0.1], [0.1, 0.1, 0.1]])
+    assert status_report(results, HIGH).splitlines()[1] == "none of them at a high error (rel. error at t1 > 0.5)"
+
+
+def test_a_status_array_on_a_grid_is_matched_to_the_error_by_dimension_name():
+    """A saved status array over (seed, init_scale), an error over (init_scale, seed): each
+    error meets its own run's status."""
+    codes = np.asarray([[0, 2], [1, 0]])  # seed 0: completed, max_steps; seed 1: converged, completed
+    err = np.asarray([[0.9, 0.9], [0.9, 0.1]])[..., None]  # (init_scale, seed, time)
+    results = Results(
+        "grid",
+        {"status": codes, "reconstruction_error": err},
+        {"status": ("seed", "init_scale"), "reconstruction_error": ("init_scale", "seed", "time")},
+        {"init_scale": [1e-3, 1e-2], "seed": [0, 1], "time": [1]},
+        {},
+        {"status": None},
+    )
+    assert high_error_runs(results, HIGH) == [
+        "init_scale=0.001 seed=0 (completed, 0.9)",
+        "init_scale=0.001 seed=1 (converged, 0.9)",
+    ]

@@ -58,7 +58,7 @@ def gradient_descent(
     if not isinstance(optimizer, optax.GradientTransformation):
         raise ValueError(f"optimizer must be an optax.GradientTransformation, got {type(optimizer).__name__}")
     V.model_fits_loss(loss, model)
-    V.callable_or_none("metrics", metrics, "a callable mapping a model to a pytree")
+    V.metrics_function("metrics", metrics, model)
     if stop_at_loss is not None:
         V.number("stop_at_loss", stop_at_loss, minimum=0.0, traced_ok=True)
     dtype = V.model_params_dtype("model", model)

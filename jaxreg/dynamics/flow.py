@@ -14,6 +14,7 @@ from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from jaxreg import runtime_checks
 from jaxreg import validation as V
+from jaxreg.dynamics.precision import warn_if_unresolvable
 from jaxreg.dynamics.trajectory import Status, Trajectory, finite_tree
 
 
@@ -90,7 +91,7 @@ def gradient_flow(
     """
     max_steps = V.positive_int("max_steps", max_steps)
     V.model_fits_loss(loss, model)
-    V.callable_or_none("metrics", metrics, "a callable mapping a model to a pytree")
+    V.metrics_function("metrics", metrics, model)
     for name, v in (("t1", t1), ("rtol", rtol), ("atol", atol)):
         V.number(name, v, positive=True, traced_ok=True)
     if stop_at_loss is not None:
@@ -106,6 +107,7 @@ def gradient_flow(
     if not isinstance(solver, diffrax.AbstractAdaptiveSolver) and dt0 is None:
         raise ValueError(f"dt0 is required with the non-adaptive solver {type(solver).__name__}")
     dtype = V.model_params_dtype("model", model)
+    warn_if_unresolvable("gradient_flow", dtype, rtol, atol, model)
     ts_arr = None if ts is None else _save_times(ts, t1, dtype)
     stop = None if stop_at_loss is None else jnp.asarray(stop_at_loss, dtype)
     dt0_arr = None if dt0 is None else jnp.asarray(dt0, dtype)

@@ -34,12 +34,24 @@ class TrainOptions(Optimization):
     ``fit_accuracy``: the train accuracy that starts the ``patience`` count.
     ``patch_size=None``: the regularizer's patches are the data set's two squares in
     random order (Is-Same-Class); an int: a random ``patch_size`` square and a second one
-    at least ``patch_distance`` px away (Pathfinder)."""
+    at least ``patch_distance`` px away (Pathfinder).
+    ``r_mode``: how training computes the R it minimizes, "frozen" (normalization
+    statistics held constant) or "train" (BatchNorm on each batch's statistics, as the
+    authors' code does; :func:`jaxreg.locality.regularizer.penalty`). The held-out R is
+    always computed in inference mode.
+    ``runs_per_program``: None trains all runs of a call in one compiled, run-vmapped
+    program; k, in programs of k runs. With 1, every run has its own program, so its
+    result does not depend on which other runs train beside it: a seed run alone equals
+    the same seed inside a grid, bit for bit. Vmapped runs draw their random numbers
+    (initial network, batch order, patches) with batched "rbg" draws, which differ from
+    a run's own, so a seed's run depends on the grid it trains in."""
 
     fit_accuracy: float = 1.0
     patch_size: int | None = None
     patch_distance: int = 0
     eval_batch_size: int = 256
+    r_mode: str = "frozen"
+    runs_per_program: int | None = None
 
     def __post_init__(self):
         _checks.integer("batch_size", self.batch_size, minimum=2)
@@ -53,11 +65,16 @@ class TrainOptions(Optimization):
             _checks.integer("patch_size", self.patch_size, minimum=1)
         _checks.integer("patch_distance", self.patch_distance, minimum=0)
         _checks.integer("eval_batch_size", self.eval_batch_size, minimum=2)
+        _checks.choice("r_mode", self.r_mode, ("frozen", "train"))
+        if self.runs_per_program is not None:
+            _checks.integer("runs_per_program", self.runs_per_program, minimum=1)
 
     def step_part(self) -> "TrainOptions":
         """These options with the fields a training step ignores reset (a static jit
         argument: runs differing only in stopping rule share compiled code)."""
-        return dataclasses.replace(self, max_epochs=1, patience=0, fit_accuracy=1.0, eval_batch_size=2)
+        return dataclasses.replace(
+            self, max_epochs=1, patience=0, fit_accuracy=1.0, eval_batch_size=2, runs_per_program=None
+        )
 
     def make_optimizer(self) -> optax.GradientTransformation:
         if self.optimizer == "sgd":

@@ -250,20 +250,38 @@ def distant_patches(
     return to_patch(first).astype(jnp.int32), to_patch(second).astype(jnp.int32)
 
 
-def penalty(model, state, xb, patch, other):
-    """R of one batch as training minimizes it and evaluation reports it: the model in
-    inference mode with ``state``'s normalization statistics held constant.
+def penalty(model, state, xb, patch, other, r_mode: str = "frozen"):
+    """R of one batch as training minimizes it.
 
-    In training mode BatchNorm normalizes with the batch's own statistics, so the logit of
-    sample j depends on every x_i and the gradient of the summed logits at x_i picks up
-    (1/B) sum_j d f_j / d(mean, var) * d(mean, var)/d x_i: a mean over B terms, of the
-    same order as the per-sample gradient, not O(1/B). R of such gradients is not the
-    interaction measure of the paper (and training R differs from held-out R: measured
-    on a tiny BatchNorm task, 0.45 in training mode against 0.76 in inference mode for
-    the same network). With fixed statistics every logit is a function of its own
-    sample, the per-sample gradients are exact, and the R that lambda * R lowers is the
-    held-out R. Models without BatchNorm are unaffected.
+    ``r_mode="frozen"`` (the default): the model in inference mode with ``state``'s
+    normalization statistics held constant. In training mode BatchNorm normalizes with
+    the batch's own statistics, so the logit of sample j depends on every x_i and the
+    gradient of the summed logits at x_i picks up (1/B) sum_j d f_j / d(mean, var) *
+    d(mean, var)/d x_i: a mean over B terms, of the same order as the per-sample gradient,
+    not O(1/B). R of such gradients is not the interaction measure of the paper (and
+    training R differs from held-out R: measured on a tiny BatchNorm task, 0.45 in
+    training mode against 0.76 in inference mode for the same network). With fixed
+    statistics every logit is a function of its own sample, the per-sample gradients are
+    exact, and the R that lambda * R lowers is the held-out R.
+
+    ``r_mode="train"``: the model in training mode, BatchNorm on the batch's statistics,
+    as the authors' code computes R (Razin, Maman, Cohen 2022, their trainer calls
+    ``model.train()`` before the regularized step). Models without BatchNorm give the
+    same R in both modes.
+
+    Arguments:
+      model, state: the network and its normalization state.
+      xb: the batch (B, C, H, W).
+      patch, other: (B, 4) patches (top, left, height, width) of each sample.
+      r_mode: "frozen" or "train".
+
+    Returns:
+      R, a scalar (:func:`grad_change_penalty`).
     """
+    if r_mode == "train":
+        return grad_change_penalty(lambda z: batch_logits(model, state, z)[0], xb, patch, other)
+    if r_mode != "frozen":
+        raise ValueError(f'r_mode must be "frozen" or "train", got {r_mode!r}')
     frozen = eqx.nn.inference_mode(model)
     state = jax.lax.stop_gradient(state)
     return grad_change_penalty(lambda z: batch_logits(frozen, state, z)[0], xb, patch, other)

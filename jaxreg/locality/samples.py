@@ -14,7 +14,7 @@ __all__ = ["LocalityData", "DataCache", "key_bits", "numpy_rng"]
 
 
 class LocalityData(NamedTuple):
-    """images (N, 1, H, W) float32 in [0, 1]; labels (N,) int32 in {0, 1};
+    """images (N, C, H, W) float32 in [0, 1] (C = 1 but for colour sources); labels (N,) int32 in {0, 1};
     squares (N, 2, 4) int32 (top, left, height, width) of the two images of
     Is-Same-Class (the regularizer's patches), None for Pathfinder; info: dict of numpy
     arrays describing how each sample was made."""

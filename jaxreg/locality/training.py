@@ -110,13 +110,13 @@ def _sample_patches(options: TrainOptions, key, squares, image_shape):
     return distant_patches(key, squares.shape[0], image_shape, size=options.patch_size, distance=options.patch_distance)
 
 
-def _loss(p, static, state, lam_r, xb, yb, patch, other, regularize):
+def _loss(p, static, state, lam_r, xb, yb, patch, other, regularize, r_mode):
     model = eqx.combine(p, static)
     logits, new_state = batch_logits(model, state, xb)
     task = _bce(logits, yb)
     # the statistics after this batch's update (for BatchNorm in "batch" mode the debiased
     # running averages, defined from the first step on)
-    r = penalty(model, new_state, xb, patch, other)
+    r = penalty(model, new_state, xb, patch, other, r_mode)
     if not regularize:  # no lambda > 0 in the grid: R is only monitored
         r = jax.lax.stop_gradient(r)
     acc = jnp.mean((logits > 0) == (yb > 0))
@@ -148,7 +148,7 @@ def _run_step(carry, active, b, perms, skeys, lam, X, Y, SQ, static, options, re
         idx = perm[b]
         patch, other = _sample_patches(options, jax.random.fold_in(skey, b), SQ[idx], (H, W))
         (loss, (new_state, task, r, acc)), grads = jax.value_and_grad(_loss, has_aux=True)(
-            p, static, state, lam_r, X[idx], Y[idx], patch, other, regularize
+            p, static, state, lam_r, X[idx], Y[idx], patch, other, regularize, options.r_mode
         )
         updates, new_opt = optimizer.update(grads, opt, p)
         new_p = optax.apply_updates(p, updates)
@@ -172,15 +172,53 @@ def _run_epoch(params, states, opt_state, active, epoch, lam, seeds, X, Y, SQ, s
     n_train = X.shape[0]
     B = options.batch_size
     nb = n_train // B
-    perms, skeys = _epoch_plan(epoch, seeds, n_train, nb, B)
-    carry, metrics = (params, states, opt_state), []
-    for b in range(nb):
-        carry, m = _run_step(
-            carry, active, jnp.asarray(b, jnp.int32), perms, skeys, lam, X, Y, SQ, static, options, regularize
-        )
-        metrics.append(m)
-    metrics = jnp.stack(metrics, axis=1)  # (runs, nb, 4)
+    parts = []
+    for sl in _run_slices(len(seeds), options):
+        perms, skeys = _epoch_plan(epoch, seeds[sl], n_train, nb, B)
+        carry, metrics = _take((params, states, opt_state), sl), []
+        chunk_regularize = _chunk_regularize(lam[sl], options, regularize)
+        for b in range(nb):
+            carry, m = _run_step(
+                carry,
+                active[sl],
+                jnp.asarray(b, jnp.int32),
+                perms,
+                skeys,
+                lam[sl],
+                X,
+                Y,
+                SQ,
+                static,
+                options.step_part(),
+                chunk_regularize,
+            )
+            metrics.append(m)
+        parts.append((carry, jnp.stack(metrics, axis=1)))  # (runs, nb, 4)
+    carry = _concat([c for c, _ in parts])
+    metrics = jnp.concatenate([m for _, m in parts])
     return carry, jnp.mean(metrics, axis=1), jnp.all(jnp.isfinite(metrics[..., 0]), axis=1)
+
+
+def _run_slices(runs: int, options: TrainOptions) -> list[slice]:
+    """The runs of each compiled program: all at once, or ``runs_per_program`` at a time."""
+    k = options.runs_per_program or runs
+    return [slice(start, min(start + k, runs)) for start in range(0, runs, k)]
+
+
+def _chunk_regularize(lam_chunk, options: TrainOptions, regularize: bool) -> bool:
+    """Whether a program computes R's gradient: with ``runs_per_program`` set, only when a
+    run of its own has lambda > 0 (so that a run's program never depends on the others)."""
+    if options.runs_per_program is None:
+        return regularize
+    return bool(np.any(np.asarray(lam_chunk) > 0))
+
+
+def _take(tree, sl: slice):
+    return jax.tree.map(lambda x: x[sl], tree)
+
+
+def _concat(trees: list):
+    return trees[0] if len(trees) == 1 else jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
 
 
 @eqx.filter_jit
@@ -240,7 +278,9 @@ def train_runs(
     regularize = any(v > 0 for v in lambdas)
 
     # one compiled program for all inits (eager init compiles every random op per shape)
-    params, static, states, opt_state = _init_runs(seed_arr, make_model, options.step_part())
+    parts = [_init_runs(seed_arr[sl], make_model, options.step_part()) for sl in _run_slices(R, options)]
+    static = parts[0][1]
+    params, states, opt_state = _concat([(p, st, o) for p, _, st, o in parts])
     X = jnp.asarray(train.images, jnp.float32)
     Y = jnp.asarray(train.labels)
     SQ = jnp.asarray(train.squares if train.squares is not None else np.zeros((n_train, 2, 4), np.int32))
@@ -278,7 +318,7 @@ def train_runs(
             Y,
             SQ,
             static,
-            options.step_part(),
+            options,
             regularize,
         )
         metrics, finite = np.asarray(metrics), np.asarray(finite)
@@ -363,7 +403,12 @@ def evaluate(
     sq = data.squares if data.squares is not None else np.zeros((n, 2, 4), np.int32)
     SQ = jnp.asarray(np.concatenate([sq, np.repeat(sq[:1], pad, 0)]))
     key = _key(12345) if key is None else key
-    acc, r = _evaluate(params, states, X, Y, SQ, jnp.asarray(n), key, static, options.step_part(), B, with_R)
+    runs = jax.tree.leaves(params)[0].shape[0]
+    parts = []
+    for sl in _run_slices(runs, options):
+        p, st = _take((params, states), sl)
+        parts.append(_evaluate(p, st, X, Y, SQ, jnp.asarray(n), key, static, options.step_part(), B, with_R))
+    acc, r = (jnp.concatenate(x) for x in zip(*parts))
     return np.array(acc, dtype=np.float64), (np.array(r, dtype=np.float64) if with_R else np.full(acc.shape, np.nan))
 
 

@@ -25,6 +25,8 @@ from jaxreg_lab.registry import SIZES as SIZES
 __all__ = ["IsSameClassConfig", "PathfinderConfig", "ModelSpec", "TASKS", "SIZES", "HISTORY_METRICS"]
 
 TASKS = ("is_same_class", "pathfinder")
+IS_SAME_CLASS_DATASETS = ("digits", "cifar10")  # cifar10: read by jaxreg_lab.datasets from the data directory
+IMAGE_SIDES = {"digits": DIGIT_SIDE, "cifar10": 32}
 HISTORY_METRICS = HISTORY  # the metric axis of every saved ``history``
 
 
@@ -142,7 +144,10 @@ class IsSameClassConfig(Optimization, LocalityGrid):
     """Is-Same-Class grid: ``distances`` (px gap) x ``lambdas`` x ``seeds`` (a tuple of
     seeds, or a count n meaning seeds 0 .. n-1).
 
-    Digits of side 8 * ``scale`` on a ``canvas`` (H, W). Defaults: the "small" preset, the
+    Images of ``dataset`` ("digits": scikit-learn's, 8 px, shipped; "cifar10": CIFAR-10's
+    32 px colour images, its training images for the training pairs and its test images
+    for the test pairs, read from the data directory by :mod:`jaxreg_lab.datasets`) of
+    side 8 * ``scale`` (32 * ``scale``) on a ``canvas`` (H, W). Defaults: the "small" preset, the
     paper's geometry at a quarter of its size: a canvas 7 digits wide (the paper's 224 px
     for 32 px images), the shortest gap and the longest one it allows (0 and 40, the
     paper's 0 and 160 scaled), and a network shaped like ResNet18 relative to the canvas
@@ -165,13 +170,15 @@ class IsSameClassConfig(Optimization, LocalityGrid):
     distances: tuple = (0, 40)
     lambdas: tuple = (0.0, 0.1)
     seeds: tuple = (0, 1, 2)
+    dataset: str = "digits"
     scale: int = 1
     canvas: tuple = (8, 56)
 
     def __post_init__(self):
         self._check_common()
+        _checks.choice("dataset", self.dataset, IS_SAME_CLASS_DATASETS)
         _checks.integer("scale", self.scale, minimum=1)
-        a = DIGIT_SIDE * self.scale
+        a = self.image_side * self.scale
         if len(self.canvas) != 2:
             raise ValueError(f"canvas must be (height, width), got {self.canvas!r}")
         object.__setattr__(
@@ -190,14 +197,26 @@ class IsSameClassConfig(Optimization, LocalityGrid):
                 )
         self._warn_rf(self.canvas[1])
 
+    @property
+    def image_side(self) -> int:
+        """The side of a source image: 8 px for the digits, 32 px for CIFAR-10."""
+        return IMAGE_SIDES[self.dataset]
+
+    def model_spec(self) -> ModelSpec:
+        spec = super().model_spec()
+        if self.dataset == "cifar10":  # colour images: three input channels
+            return ModelSpec(spec.architecture, tuple(sorted({**dict(spec.kwargs), "in_channels": 3}.items())))
+        return spec
+
     @classmethod
     def preset(cls, size: str = "small", **overrides) -> "IsSameClassConfig":
         """ "tiny": for tests (about a minute on one core, half of it compilation): 64 pairs
         memorized in 24 epochs, 64 test pairs, lambda 0.3 (lambda 1 slows fitting too much
         at this size);
-        "small": the CPU default (2,551 s on 2 cores); "paper": the paper's grid (32 px
-        images on a 224 px canvas, gaps 0..160, ResNet18 with BatchNorm, SGD, 5000/10000
-        pairs, up to 150 epochs) for a GPU."""
+        "small": the CPU default (2,551 s on 2 cores); "paper": the paper's grid (CIFAR-10's
+        32 px images on a 224 px canvas, gaps 0..160, ResNet18 with BatchNorm, SGD,
+        5000/10000 pairs, up to 150 epochs) for a GPU; it needs CIFAR-10 in the data
+        directory (``jaxreg data fetch cifar10``)."""
         return cls._preset(
             size,
             overrides,
@@ -212,17 +231,17 @@ class IsSameClassConfig(Optimization, LocalityGrid):
                 blocks_per_stage=1,
             ),
             paper=dict(distances=(0, 40, 80, 120, 160), lambdas=(0.0, 0.1, 1.0), num_train=5000, num_test=10000),
-            paper_images=dict(scale=4, canvas=(224, 224)),
+            paper_images=dict(dataset="cifar10", scale=1, canvas=(224, 224)),
         )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PathfinderConfig(Optimization, LocalityGrid):
     """Pathfinder grid: ``path_lengths`` (paddles) x ``lambdas`` x ``seeds`` (a tuple, or
-    a count n meaning 0 .. n-1) on ``image_size`` px images drawn at ``unit`` px per
-    reference px of the generator (:mod:`jaxreg.locality.pathfinder_images`; None: image_size /
-    300), ``num_distractors`` short snakes (None: the generator's 90 / path_length scaled
-    by the area); the regularizer's patches are ``patch_size`` squares (second one
+    a count n meaning 0 .. n-1) on ``image_size`` px images: the generator's whole
+    ``canvas`` (reference px; :mod:`jaxreg.locality.pathfinder_images`) rendered and resized,
+    ``num_distractors`` short snakes (None: the generator's ceil(90 / path_length) scaled
+    by the canvas area); the regularizer's patches are ``patch_size`` squares (second one
     uniform among non-overlapping positions)."""
 
     optimizer: str = "adam"
@@ -233,7 +252,7 @@ class PathfinderConfig(Optimization, LocalityGrid):
     lambdas: tuple = (0.0, 3.0, 9.0)
     seeds: tuple = (0, 1, 2)
     image_size: int = 48
-    unit: float | None = 0.3
+    canvas: float = 300.0
     num_distractors: int | None = None
     patch_size: int = 4
 
@@ -241,29 +260,28 @@ class PathfinderConfig(Optimization, LocalityGrid):
         self._check_common()
         object.__setattr__(self, "path_lengths", _checks.int_tuple("path_length", self.path_lengths, minimum=1))
         _checks.integer("image_size", self.image_size, minimum=8)
-        if self.unit is not None:
-            _checks.number("unit", self.unit, positive=True)
+        _checks.number("canvas", self.canvas, positive=True)
         if self.num_distractors is not None:
             _checks.integer("num_distractors", self.num_distractors, minimum=0)
         _checks.integer("patch_size", self.patch_size, minimum=1, maximum=self.image_size // 2)
         for n in self.path_lengths:
-            check_fits(n, self.image_size, self.unit)
+            check_fits(n, self.canvas)
         self._warn_rf(self.image_size)
 
     @classmethod
     def preset(cls, size: str = "small", **overrides) -> "PathfinderConfig":
-        """ "tiny": for tests (mostly compilation): 24 px images at unit 0.2, path
+        """ "tiny": for tests (mostly compilation): a 120 px canvas resized to 24 px, path
         lengths 2 and 4, 6 px patches (with 2 px patches most pairs are blank, R stays ~1
         and the regularizer has nothing to act on), lambda 1, 64/64 images, 20 epochs;
-        "small": the CPU default (48 px at unit 0.3: path lengths 3 and 9 with the
-        generator's proportions, 4 px patches); "paper": 150 px images at unit 0.5 (the
-        generator's 300 px renders resized to 150 px), path lengths 3/5/7/9, 10k/10k,
-        ResNet18, SGD, up to 150 epochs, 2 px patches, for a GPU."""
+        "small": the CPU default (the generator's 300 px canvas resized to 48 px, path
+        lengths 3 and 9, 4 px patches); "paper": the 300 px canvas resized to 150 px (as
+        the paper resizes its renders), path lengths 3/5/7/9, 10k/10k, ResNet18, SGD, up
+        to 150 epochs, 2 px patches, for a GPU."""
         return cls._preset(
             size,
             overrides,
             tiny=dict(path_lengths=(2, 4), lambdas=(0.0, 1.0), num_train=64, num_test=64, max_epochs=20),
-            tiny_images=dict(image_size=24, unit=0.2, patch_size=6),
+            tiny_images=dict(image_size=24, canvas=120.0, patch_size=6),
             paper=dict(path_lengths=(3, 5, 7, 9), num_train=10000, num_test=10000),
-            paper_images=dict(image_size=150, unit=0.5, patch_size=2),
+            paper_images=dict(image_size=150, patch_size=2),
         )

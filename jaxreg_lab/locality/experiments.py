@@ -153,20 +153,45 @@ def run_is_same_class(
     """Train the Is-Same-Class grid; see the module docstring for the results dict.
 
     Per distance: ``num_train`` training and ``num_test`` test pairs drawn from
-    disjoint halves of the digits; all (lambda, seed) runs of
-    a distance train together (vmapped). With ``out_dir``, per-epoch checkpoints go to
-    ``out_dir/.checkpoint/distance_<d>/`` and ``resume=True`` continues from them."""
+    disjoint halves of the digits (CIFAR-10: from its training and its test images); all
+    (lambda, seed) runs of a distance train together (vmapped). With ``out_dir``,
+    per-epoch checkpoints go to ``out_dir/.checkpoint/distance_<d>/`` and ``resume=True``
+    continues from them. The results dict's ``data`` names the images and, for CIFAR-10,
+    the archive's MD5."""
     with jax.enable_x64(False):  # CNN training is float32, whatever the caller's x64 setting
         config = IsSameClassConfig.preset("small") if config is None else config
         _check_run_args(config, IsSameClassConfig, out_dir, resume)
+        sources, record = _is_same_class_sources(config.dataset)
 
         def data(ktr, kte, d):
-            train = is_same_class(ktr, config.num_train, d, split="train", scale=config.scale, canvas=config.canvas)
-            test = is_same_class(kte, config.num_test, d, split="test", scale=config.scale, canvas=config.canvas)
+            kw = dict(scale=config.scale, canvas=config.canvas)
+            train = is_same_class(ktr, config.num_train, d, split="train", source=sources[0], **kw)
+            test = is_same_class(kte, config.num_test, d, split="test", source=sources[1], **kw)
             return train, test
 
         run = dict(out_dir=out_dir, resume=resume, progress=progress)
-        return _run_grid(config, config.options(), "distance", config.distances, data, "is_same_class d", **run)
+        res = _run_grid(config, config.options(), "distance", config.distances, data, "is_same_class d", **run)
+        return {**res, "data": record}
+
+
+def _is_same_class_sources(dataset: str) -> tuple[tuple, dict]:
+    """The (train, test) ``source`` arguments of :func:`jaxreg.locality.data.is_same_class`
+    for ``dataset`` (None, None for the digits' own halves) and the record of the data."""
+    if dataset == "digits":
+        import sklearn
+
+        return (None, None), {
+            "name": "digits",
+            "source": f"sklearn.datasets.load_digits (scikit-learn {sklearn.__version__})",
+        }
+    from jaxreg_lab.datasets import load_cifar10
+
+    images = load_cifar10()
+    scaled = [
+        (x.astype(np.float32) / np.float32(255.0), y)
+        for x, y in ((images.train_images, images.train_labels), (images.test_images, images.test_labels))
+    ]
+    return tuple(scaled), images.record
 
 
 def run_pathfinder(
@@ -186,7 +211,7 @@ def run_pathfinder(
         options = config.options(patch_size=config.patch_size, patch_distance=0)
         kw = dict(
             image_size=config.image_size,
-            unit=config.unit,
+            canvas=config.canvas,
             num_distractors=config.num_distractors,
             cache=NpzCache(cache_directory),
         )

@@ -28,6 +28,7 @@ def locality_figure(
     test_R: np.ndarray | None = None,
     history: np.ndarray | None = None,
     metrics=(),
+    dataset: str | None = None,
 ):
     """A matplotlib ``Figure``: test accuracy (and, given ``test_R``, the held-out R)
     against the range, one line per lambda, mean +- std over seeds (NaN = failed run,
@@ -36,7 +37,8 @@ def locality_figure(
     Given ``history`` (range, epoch, lambda, seed, metric) with metric names ``metrics``,
     a second row shows, per range value, the training R (dashed, mean over the epoch's
     batches) and the held-out R (solid, after each epoch) against the epoch, one color
-    per lambda, mean over seeds."""
+    per lambda, mean over seeds (``dataset``: the Is-Same-Class images, for the title); a third row every seed's held-out test accuracy after
+    each epoch (on the first evaluation batch of the test set)."""
     from matplotlib.figure import Figure
 
     xs = np.asarray(range_values)
@@ -44,15 +46,20 @@ def locality_figure(
     if test_R is not None:
         panels.append(("held-out R (1 = no interaction)", np.asarray(test_R, float)))
     metrics = list(metrics)
-    rows = 2 if history is not None and "R" in metrics else 1
-    cols = max(len(panels), len(xs) if rows == 2 else 0)
+    extra = []
+    if history is not None and "R" in metrics:
+        extra.append(_r_over_epochs)
+    if history is not None and "test_accuracy" in metrics:
+        extra.append(_accuracy_over_epochs)
+    rows = 1 + len(extra)
+    cols = max(len(panels), len(xs) if extra else 0)
     fig = Figure(figsize=(4.5 * cols, 3.5 * rows))
     grid = fig.subplots(rows, cols, squeeze=False)
     axes = grid[0]
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
-    if rows == 2:
-        _r_over_epochs(grid[1], np.asarray(history, float), metrics, range_name, xs, lambdas)
+    for row, draw in zip(grid[1:], extra):
+        draw(row, np.asarray(history, float), metrics, range_name, xs, lambdas)
     task = "Is-Same-Class" if range_name == "distance" else "Pathfinder"
     for ax, (label, values) in zip(axes, panels):
         with warnings.catch_warnings():
@@ -74,7 +81,8 @@ def locality_figure(
         axes[1].set_ylim(0.0, 1.02)
         axes[1].set_title(f"{task}: held-out R (lower = more interaction)", fontsize=9)
     if range_name == "distance":
-        fig.suptitle("Is-Same-Class on scikit-learn digits (in place of the paper's CIFAR-10)", fontsize=10)
+        on = "CIFAR-10" if dataset == "cifar10" else "scikit-learn digits (in place of the paper's CIFAR-10)"
+        fig.suptitle(f"Is-Same-Class on {on}", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -97,6 +105,33 @@ def _r_over_epochs(axes, history, metrics, range_name, xs, lambdas):
         ax.set_xlabel("epoch")
         ax.set_ylabel("R")
         ax.set_title(f"{range_name.replace('_', ' ')} = {x}: R over training", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes[len(xs) :]:
+        ax.set_visible(False)
+
+
+def _accuracy_over_epochs(axes, history, metrics, range_name, xs, lambdas):
+    """Every seed's held-out test accuracy against the epoch, one panel per range value,
+    one color per lambda (a thin line per seed): when each run leaves chance."""
+    epochs = np.arange(1, history.shape[1] + 1)
+    k = metrics.index("test_accuracy")
+    for i, (ax, x) in enumerate(zip(axes, xs)):
+        for j, lam in enumerate(lambdas):
+            for s in range(history.shape[3]):
+                ax.plot(
+                    epochs,
+                    history[i, :, j, s, k],
+                    color=f"C{j}",
+                    lw=1.0,
+                    alpha=0.8,
+                    label=f"lambda = {lam:g}" if s == 0 else None,
+                )
+        ax.axhline(0.5, color="gray", lw=0.8, ls="--")
+        ax.set_ylim(0.3, 1.02)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("held-out test accuracy")
+        ax.set_title(f"{range_name.replace('_', ' ')} = {x}: every seed's test accuracy", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     for ax in axes[len(xs) :]:
@@ -168,14 +203,15 @@ def plot_samples(
     scale: int = 1,
     canvas=(8, 56),
     image_size: int = 48,
-    unit: float | None = 0.3,
+    pathfinder_canvas: float = 300.0,
     num_distractors: int | None = None,
     cache: bool = False,
 ) -> Path:
     """Draw ``per_row`` samples of Is-Same-Class for each distance and of Pathfinder for
     each path length (one row per setting, titles show the label) to a PNG at ``path``.
-    The defaults are the "small" presets' canvas, image size, unit and distances, with
-    path lengths 3, 6, 9 (``jaxreg samples`` draws them)."""
+    The defaults are the "small" presets' canvases (``canvas`` for Is-Same-Class,
+    ``pathfinder_canvas`` for Pathfinder), image size and distances, with path lengths
+    3, 6, 9 (``jaxreg samples`` draws them)."""
     from matplotlib.figure import Figure
 
     per_row = _checks.integer("per_row", per_row, minimum=1)
@@ -197,7 +233,7 @@ def plot_samples(
                 per_row,
                 value,
                 image_size=image_size,
-                unit=unit,
+                canvas=pathfinder_canvas,
                 num_distractors=num_distractors,
                 cache=NpzCache() if cache else None,
             )

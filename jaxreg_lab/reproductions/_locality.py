@@ -23,7 +23,8 @@ def run_grid(runner, config, *, out_dir, resume, progress) -> dict:
     continues them); saving the results replaces them."""
     res = runner(config, out_dir=out_dir, resume=resume and out_dir is not None, progress=progress)
     status = [str(s) for s in np.ravel(res["arrays"]["status"][1])]  # already Status names
-    return {"arrays": res["arrays"], "coords": res["coords"], "status": status}
+    extra = {"data": res["data"]} if "data" in res else {}  # the images used (Is-Same-Class), results.json keeps it
+    return {"arrays": res["arrays"], "coords": res["coords"], "status": status, "extra": extra}
 
 
 def plot_grid(results, out_dir, name: str, range_name: str) -> list[Path]:
@@ -40,6 +41,7 @@ def plot_grid(results, out_dir, name: str, range_name: str) -> list[Path]:
         results["test_R"],
         history=results["history"] if "history" in results.arrays else None,
         metrics=coords.get("metric", ()),
+        dataset=results.config.get("dataset"),
     )
     return save_figure(fig, out_dir, name)
 
@@ -65,7 +67,7 @@ def reproduction(runner, name: str, title: str, range_name: str):
     Arguments:
         runner: the grid's trainer (e.g. :func:`jaxreg_lab.locality.experiments.run_is_same_class`).
         name: the reproduction's ``NAME`` (the figure's file name).
-        title: the summary's title line.
+        title: the summary's title line, or a function of the results giving it.
         range_name: the range axis ("distance" or "path_length").
 
     Returns:
@@ -80,7 +82,7 @@ def reproduction(runner, name: str, title: str, range_name: str):
         return plot_grid(results, out_dir, name, range_name)
 
     def summary(results) -> str:
-        return summary_grid(results, title, range_name)
+        return summary_grid(results, title(results) if callable(title) else title, range_name)
 
     return run, plot, summary
 

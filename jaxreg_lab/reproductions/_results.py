@@ -3,7 +3,9 @@ the Config's solver settings, status words and the grid tables of their summarie
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -190,16 +192,124 @@ def run_status(results) -> np.ndarray:
     return np.asarray(results.meta.get("status") or [])
 
 
-def status_report(results) -> str:
-    """The line under every summary table: how many runs reached their stop criterion
-    (loss reached, or the whole horizon run without one) and how the others ended."""
+# A relative error ||W - W*|| / ||W*|| above this leaves more than half of the target's
+# norm wrong: the run did not recover its target, whatever its status says.
+HIGH_RELATIVE_ERROR = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class HighError:
+    """A reproduction's notion of a run that reached its stop criterion (``completed``,
+    ``converged``) at a high error: ``measure(results)`` gives ``(dims, values)``, each
+    run's (or grid point's) error at the end on named dimensions that include the runs'
+    grid (e.g. ``("depth", "seed")``), and a value above ``threshold`` is high.
+
+    Attributes:
+        quantity: what ``measure`` gives, in words (shown in the footer).
+        threshold: the value above which the error is high.
+        measure: ``results -> (dims, values)``.
+    """
+
+    quantity: str
+    threshold: float
+    measure: Callable
+
+    @classmethod
+    def final(cls, name: str, quantity: str, threshold: float = HIGH_RELATIVE_ERROR) -> HighError:
+        """The last entry along the last axis of the saved array ``name`` (e.g. the
+        relative reconstruction error at the end of the flow).
+
+        Arguments:
+            name: the saved array, its last dimension the saves (time, iteration).
+            quantity: the footer's words for it.
+            threshold: the value above which it is high.
+
+        Returns:
+            The :class:`HighError`; its measure gives None for results without ``name``.
+        """
+
+        def measure(results):
+            if name not in results.arrays:  # a setting that saves no such array (e.g. real data)
+                return None
+            return results.dims[name][:-1], np.asarray(results[name])[..., -1]
+
+        return cls(quantity, threshold, measure)
+
+
+def _status_on(results, dims: tuple[str, ...]) -> np.ndarray | None:
+    """Each run's status code laid on ``dims`` (the worst over any run dimension not in
+    ``dims``, repeated along any of ``dims`` that the runs do not span); None when the
+    statuses lie on no known grid."""
+    from jaxreg_lab.store.dataset import status_dims
+
+    if "status" in results.arrays:
+        codes, grid = run_status(results), tuple(results.dims["status"])
+    else:
+        grid = status_dims(results)
+        if grid is None:
+            return None
+        codes = np.asarray(results.meta["status"]).reshape([len(results.coords[d]) for d in grid])
+    codes = np.asarray(Status.worst(codes, axis=tuple(i for i, d in enumerate(grid) if d not in dims)))
+    kept = [d for d in grid if d in dims]
+    codes = np.transpose(codes, [kept.index(d) for d in dims if d in kept])  # kept axes in the order of dims
+    shape = [len(results.coords[d]) if d in kept else 1 for d in dims]
+    return np.broadcast_to(codes.reshape(shape), [len(results.coords[d]) for d in dims])
+
+
+def high_error_runs(results, high: HighError) -> list[str]:
+    """The runs that reached their stop criterion at a high error, each as
+    ``"depth=4 seed=2 (completed, 0.93)"``.
+
+    Arguments:
+        results: loaded results.
+        high: the reproduction's :class:`HighError`.
+
+    Returns:
+        One entry per such run (or grid point), in the order of the array.
+    """
+    measured = high.measure(results)
+    if measured is None:
+        return []
+    dims, values = tuple(measured[0]), np.asarray(measured[1], float)
+    status = _status_on(results, dims)
+    if status is None:
+        return []
+    found = []
+    for index in zip(*np.nonzero(values > high.threshold)):
+        code = int(status[index])
+        if Status.ok(code):
+            where = " ".join(f"{d}={results.coords[d][i]}" for d, i in zip(dims, index))
+            found.append(f"{where} ({Status.name(code)}, {values[index]:.3g})")
+    return found
+
+
+def status_report(results, high_error: HighError | None = None) -> str:
+    """The lines under every summary table: how many runs reached their stop criterion
+    (loss reached, or the whole horizon run without one) and how the others ended; with
+    the reproduction's ``high_error``, a second line names the runs that reached it at a
+    high error (a ``completed`` run is not a successful one).
+
+    Arguments:
+        results: loaded results.
+        high_error: the reproduction's :class:`HighError` (module ``HIGH_ERROR``), if any.
+
+    Returns:
+        The footer.
+    """
     status = np.ravel(run_status(results))
     if status.size == 0:
         return "runs: no status recorded"
     names = [s if isinstance(s, str) else Status.name(s) for s in status.tolist()]
     others = {n: names.count(n) for n in Status.NAMES if n in names and not Status.ok(n)}
     tail = f" ({', '.join(f'{c} {n}' for n, c in others.items())})" if others else ""
-    return f"runs that reached their stop criterion: {len(names) - sum(others.values())}/{len(names)}{tail}"
+    line = f"runs that reached their stop criterion: {len(names) - sum(others.values())}/{len(names)}{tail}"
+    if high_error is None:
+        return line
+    high = high_error_runs(results, high_error)
+    rule = f"{high_error.quantity} > {high_error.threshold:g}"
+    if not high:
+        return f"{line}\nnone of them at a high error ({rule})"
+    return f"{line}\nof them, ended at a high error ({rule}), not a success: " + "; ".join(high)
 
 
 def _cell_status(results, dims: tuple[str, str]):

@@ -42,7 +42,7 @@ from jaxreg.dynamics.descent import descent_init, descent_segment, finish_status
 from jaxreg.metrics import effective_rank_from_singular_values
 from jaxreg_lab.claims import Claim
 from jaxreg_lab.contract import Final, Reproduction, Setup
-from jaxreg_lab.reproductions._results import capped_at_t1, flow_segment, per_seed
+from jaxreg_lab.reproductions._results import HighError, capped_at_t1, flow_segment, per_seed
 from jaxreg_lab.reproductions._sweep_config import LEGACY_OPTIONS as LEGACY_OPTIONS
 from jaxreg_lab.reproductions._sweep_config import MODELS as MODELS
 from jaxreg_lab.reproductions._sweep_config import NAME as NAME
@@ -53,6 +53,11 @@ from jaxreg_lab.reproductions._sweep_config import make_model, make_optimizer, m
 from jaxreg_lab.reproductions._sweep_report import last_finite
 from jaxreg_lab.reproductions._sweep_report import plot as plot
 from jaxreg_lab.reproductions._sweep_report import summary as summary
+
+# the runs that reach their stop criterion without recovering the target, named in the
+# footer of the summary (jaxreg_lab.reproductions._results.status_report); NaN (a task
+# with no dense target) is never high
+HIGH_ERROR = HighError.final("reconstruction_error", "rel. reconstruction error at the end")
 
 OUTPUTS = ("loss", "test_loss", "reconstruction_error", "component_norms")  # saved per run and save point
 

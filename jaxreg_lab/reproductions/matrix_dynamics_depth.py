@@ -18,9 +18,20 @@ final value (q = 0.1, 0.5, 0.9), and from it
 And, as their code logs it, the alignment of the gradient with W's singular vectors: the
 mean of |diag(U^T grad L(W) V)| against the mean of its off-diagonal entries.
 
-This is the top row of the paper's Fig. 3: the synthetic completion of a random 100x100
-rank-5 matrix from 2000 observed entries, the problem of ``matrix-dynamics``. (The
-bottom row, on MovieLens 100k, is not reproduced: no downloads.)
+``dataset`` "synthetic" (the tiny and small presets) is the top row of the paper's
+Fig. 3: the completion of a random 100x100 rank-5 matrix from 2000 observed entries, the
+problem of ``matrix-dynamics``. "movielens-100k" (the paper preset) is its bottom row:
+"training on 10000 entries chosen randomly from the MovieLens 100K dataset (completion
+of a 943 x 1682 matrix)" (their caption), the raw ratings 1..5 as the values (their code
+does not normalize them); per seed ``num_observed`` ratings drawn without replacement for
+training, the other ratings held out: with no ground truth, ``test_error`` (the mean
+squared error over the held-out ratings) replaces ``reconstruction_error``, and ``rank``
+(5) is how many leading singular values the rise analysis follows. The ratings are read
+by :mod:`jaxreg_lab.datasets` (``jaxreg data fetch movielens-100k``). Its end times ``t1``
+are an estimate from the gradient's scale at the start (for 10,000 ratings of mean 3.5
+spread evenly over the matrix, the top singular value of the gradient is about 6e-3, so
+the leading rise of depth 2 from 1e-3 ends near t = 1000), not yet checked on the real
+ratings.
 """
 
 from __future__ import annotations
@@ -36,15 +47,23 @@ from jaxreg import seed_keys
 from jaxreg import validation as V
 from jaxreg.factorizations import MatrixFactorization
 from jaxreg.factorizations.matrix import INITS
+from jaxreg.problem import Observations, Problem
 from jaxreg.tasks import matrix_completion
 from jaxreg_lab.claims import Claim
 from jaxreg_lab.contract import Final, Reproduction, Setup
+from jaxreg_lab.datasets import DataError
 from jaxreg_lab.reproductions._config import CompletionTarget, FlowTolerances, Saves, Seeds, check_scalar_fields
-from jaxreg_lab.reproductions._results import flow_segment, nan_per_seed, per_seed, pick
+from jaxreg_lab.reproductions._results import HighError, flow_segment, nan_per_seed, per_seed, pick
 from jaxreg_lab.reproductions._transitions import crossing_times, separate_rises
 
 NAME = "matrix-dynamics-depth"
+
+# the runs that reach their stop criterion without recovering the target, named in the
+# footer of the summary (jaxreg_lab.reproductions._results.status_report)
+HIGH_ERROR = HighError.final("reconstruction_error", "rel. reconstruction error at t1")
 LEVELS = (0.1, 0.5, 0.9)
+DATASETS = ("synthetic", "movielens-100k")
+MOVIELENS_SHAPE = (943, 1682)  # users x movies
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -56,6 +75,7 @@ class Config(Seeds, FlowTolerances, Saves, CompletionTarget):
     depths: tuple[int, ...] = (1, 2, 3)
     t1: tuple[float, ...] = (4000.0, 2000.0, 3000.0)
     init: str = "identity"
+    dataset: str = "synthetic"
 
     TINY = dict(
         shape=(30, 30),
@@ -68,10 +88,18 @@ class Config(Seeds, FlowTolerances, Saves, CompletionTarget):
         top=5,
         seeds=1,
     )
-    PAPER = dict(seeds=5)
+    # the bottom row of their Fig. 3: 10,000 random MovieLens 100k ratings of the 943 x 1682 matrix
+    PAPER = dict(
+        seeds=5, dataset="movielens-100k", shape=MOVIELENS_SHAPE, num_observed=10_000, t1=(20000.0, 10000.0, 10000.0)
+    )
 
     def __post_init__(self):
+        V.choice("dataset", self.dataset, DATASETS)
         object.__setattr__(self, "shape", V.shape_tuple("shape", self.shape, order=2))
+        if self.dataset == "movielens-100k" and self.shape != MOVIELENS_SHAPE:
+            raise ValueError(f"shape must be the ratings' {MOVIELENS_SHAPE} (users x movies), got {self.shape}")
+        if self.dataset == "movielens-100k" and self.num_observed >= 100_000:
+            raise ValueError(f"num_observed must leave held-out ratings of the 100,000, got {self.num_observed}")
         for name in ("depths", "t1"):
             value = tuple(getattr(self, name))
             if not value:
@@ -91,6 +119,32 @@ class Config(Seeds, FlowTolerances, Saves, CompletionTarget):
             raise ValueError(f"num_saves ({self.num_saves}) must be a multiple of num_chunks ({self.num_chunks})")
         if self.num_observed >= self.shape[0] * self.shape[1]:
             raise ValueError(f"num_observed must be below {self.shape[0] * self.shape[1]}, got {self.num_observed}")
+
+
+def ratings_completion(key, users, items, ratings, shape, num_observed: int) -> Problem:
+    """A completion problem on observed ratings: ``num_observed`` of them drawn without
+    replacement for training, the others held out (there is no ground truth matrix).
+
+    Arguments:
+        key: PRNG key of the draw.
+        users, items, ratings: (k,) arrays, 0-based row and column indices and values.
+        shape: the matrix shape (rows, columns).
+        num_observed: the number of training ratings.
+
+    Returns:
+        The completion :class:`~jaxreg.problem.Problem` (``target`` None).
+    """
+    order = jax.random.permutation(key, len(ratings))
+    indices = jnp.stack([jnp.asarray(users), jnp.asarray(items)], axis=1).astype(jnp.int32)[order]
+    values = jnp.asarray(ratings, dtype=jnp.result_type(float))[order]
+    k = num_observed
+    return Problem(
+        kind="completion",
+        shape=tuple(shape),
+        target=None,
+        train=Observations(values[:k], indices=indices[:k]),
+        test=Observations(values[k:], indices=indices[k:]),
+    )
 
 
 def alignment(problem, model) -> tuple[jax.Array, jax.Array]:
@@ -181,8 +235,9 @@ def plot(results, out_dir):
 def summary(results) -> str:
     c = results.coords
     rank = results.config["rank"]
+    error = "reconstruction_error" if "reconstruction_error" in results.arrays else "test_error"
     lines = [
-        f"{'depth':>5} {'separation':>10} {'t50 ratio':>9} {'rel. error':>10} {'diag/off-diag':>13}  "
+        f"{'depth':>5} {'separation':>10} {'t50 ratio':>9} {error.split('_')[0] + ' error':>10} {'diag/off-diag':>13}  "
         f"half-times of sigma_1..sigma_{rank} (seed 0)"
     ]
     for d_i, d in enumerate(c["depth"]):
@@ -190,7 +245,7 @@ def summary(results) -> str:
         half = " ".join(f"{t:7.4g}" for t in results["level_time"][d_i, 0, :rank, 1])
         lines.append(
             f"{d:>5} {results['separation'][d_i].mean():>10.3f} {results['half_time_ratio'][d_i].mean():>9.3f} "
-            f"{results['reconstruction_error'][d_i, :, -1].mean():>10.3e} {np.median(ratio):>13.3g}  {half}"
+            f"{results[error][d_i, :, -1].mean():>10.3e} {np.median(ratio):>13.3g}  {half}"
         )
     lines.append(
         "separation: mean gap between consecutive half-times / mean 10%-90% rise time (mean over seeds);"
@@ -295,11 +350,15 @@ class MatrixDynamicsDepth(Reproduction):
     name = NAME
     config = Config
 
+    def _flow_outputs(self, config: Config) -> tuple[str, ...]:
+        error = "reconstruction_error" if config.dataset == "synthetic" else "test_error"
+        return ("loss", "singular_values", error, "diag_alignment", "offdiag_alignment")
+
     def outputs(self, config: Config) -> dict:
         return {
             "singular_values": ("depth", "seed", "time", "component"),
             "loss": ("depth", "seed", "time"),
-            "reconstruction_error": ("depth", "seed", "time"),
+            self._flow_outputs(config)[2]: ("depth", "seed", "time"),
             "diag_alignment": ("depth", "seed", "time"),
             "offdiag_alignment": ("depth", "seed", "time"),
             "flow_time": ("depth", "time"),
@@ -308,11 +367,24 @@ class MatrixDynamicsDepth(Reproduction):
             "half_time_ratio": ("depth", "seed"),
         }
 
-    _FLOW_OUTPUTS = ("loss", "singular_values", "reconstruction_error", "diag_alignment", "offdiag_alignment")
-
     def setup(self, config: Config) -> Setup:
         keys = seed_keys(config.seed, config.seeds)
-        problems = per_seed(lambda k: matrix_completion(k, config.shape, config.rank, config.num_observed), keys)
+        if config.dataset == "synthetic":
+            problems = per_seed(lambda k: matrix_completion(k, config.shape, config.rank, config.num_observed), keys)
+            record = {"name": "synthetic", "source": "jaxreg.tasks.matrix_completion"}
+        else:
+            from jaxreg_lab.datasets import load_movielens_100k
+
+            data = load_movielens_100k()
+            if (int(data.users.max()) + 1, int(data.items.max()) + 1) != MOVIELENS_SHAPE:
+                raise DataError(f"{data.record['name']}: the ratings do not span {MOVIELENS_SHAPE} users x movies")
+            problems = per_seed(
+                lambda k: ratings_completion(
+                    k, data.users, data.items, data.ratings, config.shape, config.num_observed
+                ),
+                keys,
+            )
+            record = data.record
         models = tuple(
             per_seed(
                 lambda k, d=d: MatrixFactorization(
@@ -334,13 +406,15 @@ class MatrixDynamicsDepth(Reproduction):
             "component": list(range(1, _top(config) + 1)),
             "level": list(LEVELS),
         }
-        return Setup(problems, models, config.num_chunks, (config.seeds,), coords)
+        return Setup(problems, models, config.num_chunks, (config.seeds,), coords, {"data": record})
 
     def chunk(self, config: Config, problem, models, k):
         top = _top(config)
+        # no ground truth for ratings: the error on the held-out ones
+        error = problem.reconstruction_error if config.dataset == "synthetic" else problem.test_loss
 
         def metrics(m):
-            return (m.component_norms()[:top], problem.reconstruction_error(m), *alignment(problem, m))
+            return (m.component_norms()[:top], error(m), *alignment(problem, m))
 
         per_chunk = config.num_saves // config.num_chunks
         new, outs, status = [], [], []
@@ -350,11 +424,11 @@ class MatrixDynamicsDepth(Reproduction):
             outs.append((traj.loss, *traj.metrics))
             status.append(traj.status)
         # (time, depth, ...): the driver concatenates the chunks along the saved times
-        data = {n: jnp.stack([o[i] for o in outs], axis=1) for i, n in enumerate(self._FLOW_OUTPUTS)}
+        data = {n: jnp.stack([o[i] for o in outs], axis=1) for i, n in enumerate(self._flow_outputs(config))}
         return tuple(new), jnp.max(jnp.stack(status)), data  # the run's worst over its depths
 
     def assemble(self, config: Config, setup: Setup, final: Final) -> dict:
-        data = {n: np.moveaxis(final.data[n], 2, 0) for n in self._FLOW_OUTPUTS}  # (depth, seed, time, ...)
+        data = {n: np.moveaxis(final.data[n], 2, 0) for n in self._flow_outputs(config)}  # (depth, seed, time, ...)
         ts = np.asarray(config.t1)[:, None] * np.asarray(setup.coords["time"])[None, :]
         times = np.stack([level_times(ts[d], data["singular_values"][d]) for d in range(len(config.depths))])
         sep, ratio = separation(times, config.rank)

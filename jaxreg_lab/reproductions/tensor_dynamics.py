@@ -52,10 +52,14 @@ from jaxreg.tasks import tensor_completion
 from jaxreg_lab.claims import Claim
 from jaxreg_lab.contract import Final, Reproduction, Setup
 from jaxreg_lab.reproductions._config import Descent, Seeds, StopAtLoss, check_scalar_fields, increasing_tuple
-from jaxreg_lab.reproductions._results import cp_models_per_scale, grid_table, nan_per_seed, per_seed, pick
+from jaxreg_lab.reproductions._results import HighError, cp_models_per_scale, grid_table, nan_per_seed, per_seed, pick
 from jaxreg_lab.reproductions._transitions import separate_rises
 
 NAME = "tensor-dynamics"
+
+# the runs that reach their stop criterion without recovering the target, named in the
+# footer of the summary (jaxreg_lab.reproductions._results.status_report)
+HIGH_ERROR = HighError.final("reconstruction_error", "rel. reconstruction error at the last iteration")
 RANK_RTOLS = (0.1, 0.01)  # "non-negligible component": norm above this fraction of the largest
 
 

@@ -12,15 +12,20 @@ not; the training error of the random data falls only as the rank grows (their f
 ranks 1..15: 0.09 -> about 0.045 for random labels, 0.015 for random images), while
 their test error rises.
 
-Data: scikit-learn's handwritten digits (1797 images of 8 x 8 pixels, values 0..16,
-shipped with the package; no download), not MNIST / Fashion-MNIST (no copy of those is
-available to the lab), averaged over ``pool`` x ``pool`` blocks (4 x 4 = 16 pixels by
-default, so the tensor has order 16, against their 784) and quantized to ``levels``
-levels (round(v / 16 * (levels - 1)); theirs: 2 levels of the raw pixels). Per seed: a
-random split into ``num_train`` training and the rest test images (theirs: MNIST's
-60,000 / 10,000); random labels permute the labels (training and test separately),
-random inputs draw every pixel uniformly from the levels and keep the true labels (both
-as in their data generator).
+Data (``dataset``): "digits", scikit-learn's handwritten digits (1797 images of 8 x 8
+pixels, values 0..16, shipped with the package; no download), the default; or "mnist" /
+"fashion-mnist", the papers' data sets (28 x 28 pixels, values 0..255; read by
+:mod:`jaxreg_lab.datasets` from the data directory, ``jaxreg data fetch mnist``), the
+paper preset's. Each image is averaged over ``pool`` x ``pool`` blocks (digits: 4 x 4 =
+16 pixels by default, so the tensor has order 16, against their 784) and quantized to
+``levels`` levels (round(v / max * (levels - 1)), max 16 or 255: their transform, which
+rounds (levels - 1) times the pixel scaled to [0, 1]; theirs: pool 1 and 2 levels, order
+784, as in the paper preset). Per seed, digits: a random split into ``num_train``
+training and the rest test images; MNIST / Fashion-MNIST: their standard split, a random
+``num_train`` of the 60,000 training images (all of them in the paper preset, as theirs)
+and the 10,000 test images. Random labels permute the labels (training and test
+separately), random inputs draw every pixel uniformly from the levels and keep the true
+labels (both as in their data generator).
 
 Model and fit, their runner's settings: factor entries N(init_mean, init_std^2) with
 init_mean 1 and init_std 1e-3; Adam with lr 5e-4 on the mean squared error, in
@@ -56,7 +61,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float, Int, UInt8
 
 from jaxreg import Status, seed_keys
 from jaxreg import validation as V
@@ -70,6 +75,9 @@ NAME = "tensor-rank-complexity"
 VARIANTS = ("natural", "random labels", "random inputs")
 IMAGE_SIDE = 8  # scikit-learn digits: 8 x 8 pixels
 PIXEL_MAX = 16.0  # their values are 0..16
+DATASETS = ("digits", "mnist", "fashion-mnist")
+SIDE = {"digits": IMAGE_SIDE, "mnist": 28, "fashion-mnist": 28}  # image side, pixels
+NUM_IMAGES = {"digits": 1797, "mnist": 60_000, "fashion-mnist": 60_000}  # digits: all; else the training split
 DTYPE = jnp.float32  # products of N factors and Adam: float64 adds nothing here and costs twice the time
 
 
@@ -80,13 +88,16 @@ class Config(Seeds):
     test loss clipped at 4, tensor ranks 1..15 on MNIST / Fashion-MNIST (order 784, dims
     2). Ours: the same optimizer, init, batch fraction and epochs on scikit-learn's digits
     pooled to 4 x 4 pixels of 3 levels (order 16, dims 3), 1000 training images, ranks
-    1..15 (9 of them; all 15 in the paper preset), 3 seeds (5 in the paper preset).
+    1..15 (9 of them), 3 seeds; the paper preset: theirs on MNIST (``dataset``
+    "mnist" or "fashion-mnist", all 15 ranks, 5 seeds; the data must be in the data
+    directory, see :mod:`jaxreg_lab.datasets`).
     ``max_weight``: 0 for none (their final runner), 1.02 for the clamp of their first
     release. ``fit_fraction``: the summary reports the smallest rank whose training error
     is at most this fraction of the label variance."""
 
     seeds: int = 3
 
+    dataset: str = "digits"
     positive_digit: int = 6
     pool: int = 2
     levels: int = 3
@@ -105,22 +116,29 @@ class Config(Seeds):
     fit_fraction: float = 0.5
 
     TINY = dict(num_train=600, ranks=(1, 2, 8), num_epochs=3000, num_saves=5, seeds=1)
-    # their rank range 1..15, in full, and 5 seeds
-    PAPER = dict(ranks=tuple(range(1, 16)), seeds=5)
+    # their setting: MNIST's raw pixels at 2 levels (order 784), all 60,000 training images
+    # in 12 batches of 5000, their rank range 1..15 in full, and 5 seeds
+    PAPER = dict(dataset="mnist", pool=1, levels=2, num_train=60_000, ranks=tuple(range(1, 16)), seeds=5)
 
     def __post_init__(self):
+        V.choice("dataset", self.dataset, DATASETS)
         V.nonnegative_int("positive_digit", self.positive_digit)
         if self.positive_digit > 9:
-            raise ValueError(f"positive_digit must be a digit 0..9, got {self.positive_digit!r}")
+            raise ValueError(f"positive_digit must be a class 0..9, got {self.positive_digit!r}")
         V.positive_int("pool", self.pool)
-        if IMAGE_SIDE % self.pool:
-            raise ValueError(f"pool must divide the image side {IMAGE_SIDE}, got {self.pool}")
+        if SIDE[self.dataset] % self.pool:
+            raise ValueError(f"pool must divide the image side {SIDE[self.dataset]} of {self.dataset}, got {self.pool}")
         V.positive_int("levels", self.levels)
         if self.levels < 2:
             raise ValueError(f"levels must be at least 2, got {self.levels}")
         V.positive_int("num_train", self.num_train)
-        if self.num_train >= 1797:
-            raise ValueError(f"num_train must leave test images of the 1797, got {self.num_train}")
+        if self.dataset == "digits" and self.num_train >= NUM_IMAGES["digits"]:
+            raise ValueError(f"num_train must leave test images of the 1797 digits, got {self.num_train}")
+        if self.num_train > NUM_IMAGES[self.dataset]:
+            raise ValueError(
+                f"num_train must be at most the {NUM_IMAGES[self.dataset]} training images of {self.dataset}, "
+                f"got {self.num_train}"
+            )
         V.normalize_fields(self, ranks=increasing_tuple("ranks", self.ranks, V.positive_int))
         if self.positive_value == self.negative_value:
             raise ValueError(f"positive_value and negative_value must differ, both are {self.positive_value}")
@@ -137,7 +155,7 @@ class Config(Seeds):
 
     @property
     def order(self) -> int:
-        return (IMAGE_SIDE // self.pool) ** 2
+        return (SIDE[self.dataset] // self.pool) ** 2
 
     @property
     def batch_size(self) -> int:
@@ -173,13 +191,68 @@ def digit_tensor_entries(
     return indices, values
 
 
-def _datasets(config: Config, indices, values, key):
+def image_tensor_entries(
+    images: UInt8[np.ndarray, "n 1 side side"], labels, pool: int, levels: int, positive_digit: int, values: tuple
+) -> tuple[Int[np.ndarray, "n N"], Float[np.ndarray, " n"]]:
+    """MNIST-like images (values 0..255) as tensor multi-indices and one-vs-all labels:
+    blocks of ``pool`` x ``pool`` pixels averaged, then round(v / 255 * (levels - 1))
+    (Razin et al.'s transform: pixels scaled to [0, 1], times levels - 1, rounded).
+
+    Arguments:
+        images: (n, 1, side, side) uint8.
+        labels: (n,) classes.
+        pool, levels, positive_digit: as in :class:`Config`.
+        values: (positive_value, negative_value).
+
+    Returns:
+        (indices (n, (side/pool)^2) int32 in [0, levels), values (n,)).
+    """
+    n, side = images.shape[0], images.shape[-1] // pool
+    pooled = images.reshape(n, side, pool, side, pool).astype(np.float32).mean(axis=(2, 4)).reshape(n, -1)
+    indices = np.rint(pooled / np.float32(255.0) * (levels - 1)).astype(np.int32)
+    return indices, np.where(labels == positive_digit, values[0], values[1])
+
+
+def tensor_entries(config: Config) -> tuple[tuple, dict]:
+    """The data of ``config.dataset`` as tensor entries, and the record of it that
+    ``results.json`` keeps: digits (indices, values) of all 1797 images; MNIST /
+    Fashion-MNIST (train indices, train values, test indices, test values) of their
+    standard split, read and verified by :func:`jaxreg_lab.datasets.load_mnist`."""
+    values = (float(config.positive_value), float(config.negative_value))
+    if config.dataset == "digits":
+        import sklearn
+
+        data = digit_tensor_entries(config.pool, config.levels, config.positive_digit, *values)
+        return data, {"name": "digits", "source": f"sklearn.datasets.load_digits (scikit-learn {sklearn.__version__})"}
+    from jaxreg_lab.datasets import DataError, load_mnist
+
+    images = load_mnist(config.dataset)
+    if config.num_train > len(images.train_labels):
+        raise DataError(
+            f"num_train must be at most the {len(images.train_labels)} training images of {config.dataset}, "
+            f"got {config.num_train}"
+        )
+    kw = dict(pool=config.pool, levels=config.levels, positive_digit=config.positive_digit, values=values)
+    train = image_tensor_entries(images.train_images, images.train_labels, **kw)
+    test = image_tensor_entries(images.test_images, images.test_labels, **kw)
+    return (*train, *test), images.record
+
+
+def _datasets(config: Config, data, key):
     """The three variants of one seed: (train indices, train values, test indices, test
-    values), each stacked over VARIANTS."""
+    values), each stacked over VARIANTS. ``data``: digits (indices, values), split at
+    random; else (train indices, train values, test indices, test values), of whose
+    training images a random ``num_train`` are kept."""
     k_split, k_train, k_test, k_in_train, k_in_test = jax.random.split(key, 5)
-    order = jax.random.permutation(k_split, indices.shape[0])
-    tr, te = order[: config.num_train], order[config.num_train :]
-    x_tr, y_tr, x_te, y_te = indices[tr], values[tr], indices[te], values[te]
+    if len(data) == 2:
+        indices, values = data
+        order = jax.random.permutation(k_split, indices.shape[0])
+        tr, te = order[: config.num_train], order[config.num_train :]
+        x_tr, y_tr, x_te, y_te = indices[tr], values[tr], indices[te], values[te]
+    else:
+        x_all, y_all, x_te, y_te = data
+        tr = jax.random.permutation(k_split, x_all.shape[0])[: config.num_train]
+        x_tr, y_tr = x_all[tr], y_all[tr]
     rand_x_tr = jax.random.randint(k_in_train, x_tr.shape, 0, config.levels, x_tr.dtype)
     rand_x_te = jax.random.randint(k_in_test, x_te.shape, 0, config.levels, x_te.dtype)
     return (
@@ -204,6 +277,24 @@ def block_predictions(
     ``onehot`` (one-hot pixels): a batched matmul per mode instead of a gather, whose
     gradient would be a scatter-add (several times slower on CPU)."""
     return jnp.prod(jnp.einsum("knd,ndr->knr", onehot, factors), axis=1) @ blocks
+
+
+EVAL_LIMIT = 2**28  # at most this many numbers in one evaluation's (image, mode, component) products
+
+
+def _chunked_mean(errors, x, y, factors) -> Float[Array, " num_ranks"]:
+    """The mean over the images of ``errors(x, y)`` (per image and rank), in one call where
+    the (image, mode, component) products fit ``EVAL_LIMIT`` numbers, else over equal chunks
+    of the images in sequence (MNIST's 60,000 images at order 784)."""
+    n = x.shape[0]
+    per_image = factors.shape[0] * factors.shape[-1]
+    if n * per_image <= EVAL_LIMIT:
+        return jnp.mean(errors(x, y), axis=0)
+    size = max(d for d in range(1, max(1, EVAL_LIMIT // per_image) + 1) if n % d == 0)
+    chunks = jax.lax.map(
+        lambda c: jnp.sum(errors(*c), axis=0), (x.reshape(n // size, size, *x.shape[1:]), y.reshape(-1, size))
+    )
+    return jnp.sum(chunks, axis=0) / n
 
 
 def _train(config: Config, x_train, y_train, x_test, y_test, factors, key):
@@ -233,21 +324,25 @@ def _train(config: Config, x_train, y_train, x_test, y_test, factors, key):
             f = jnp.clip(f, -config.max_weight, config.max_weight)
         return (f, opt_state), None
 
+    def train_error(f):
+        return _chunked_mean(lambda x, y: (block_predictions(f, x, blocks) - y[:, None]) ** 2, onehot, y_train, f)
+
     def save(carry, epoch_keys):
         carry = jax.lax.scan(epoch, carry, epoch_keys)[0]
-        return carry, per_rank(carry[0], onehot, y_train)
+        return carry, train_error(carry[0])
 
     keys = jax.random.split(key, config.num_epochs).reshape(config.num_saves, -1)
-    first = per_rank(factors, onehot, y_train)
+    first = train_error(factors)
     (factors, _), saved = jax.lax.scan(save, (factors, optimizer.init(factors)), keys)
     curve = jnp.concatenate([first[None], saved]).T  # (rank, save)
-    test = jnp.mean(
-        jnp.minimum(
-            (block_predictions(factors, jax.nn.one_hot(x_test, config.levels, dtype=DTYPE), blocks) - y_test[:, None])
-            ** 2,
+    test = _chunked_mean(
+        lambda x, y: jnp.minimum(
+            (block_predictions(factors, jax.nn.one_hot(x, config.levels, dtype=DTYPE), blocks) - y[:, None]) ** 2,
             config.max_example_error,
         ),
-        axis=0,
+        x_test,
+        y_test,
+        factors,
     )
     finite = jnp.all(jnp.isfinite(curve)) & jnp.all(jnp.isfinite(factors))
     status = jnp.where(finite, Status.COMPLETED, Status.NON_FINITE).astype(jnp.int32)
@@ -289,11 +384,12 @@ def plot(results, out_dir):
                 label=f"{name} {key.split('_')[0]}",
             )
     ax.axhline(variance, color="k", lw=1, ls=":", label="label variance p(1 - p)")
-    side = IMAGE_SIDE // cfg["pool"]
+    dataset = cfg.get("dataset", "digits")
+    side = SIDE[dataset] // cfg["pool"]
     seeds = len(c["seed"])
     clamp = f", weights clamped to +-{cfg['max_weight']:g}" if cfg["max_weight"] > 0 else ""
     ax.set_title(
-        f"digits, {cfg['positive_digit']} vs rest: {side}x{side} pixels, {cfg['levels']} levels "
+        f"{dataset}, {cfg['positive_digit']} vs rest: {side}x{side} pixels, {cfg['levels']} levels "
         f"(order {side * side}, dims {cfg['levels']}); {cfg['num_train']} training images\n"
         f"Adam lr {cfg['lr']:g}, {cfg['num_batches']} batches x {cfg['num_epochs']} epochs{clamp}; "
         f"mean +- std over {seeds} seeds",
@@ -427,8 +523,8 @@ CLAIMS = (
         threshold=0.5,
         note=(
             "the larger ratio is the random labels' (random inputs fall to at most 0.04 of their rank-1 error), and it "
-            "sits near the threshold, as the published MNIST one (0.50): at the paper preset (all ranks 1..15, "
-            "5 seeds; jaxreg reproduce tensor-rank-complexity --size paper) 4 of 5 seeds hold, one ends at 0.52"
+            "sits near the threshold, as the published MNIST one (0.50): on digits at all ranks 1..15 and 5 seeds "
+            "(the shipped run tensor-rank-complexity-paper) 4 of 5 seeds hold, one ends at 0.52"
         ),
     ),
 )
@@ -452,17 +548,10 @@ class TensorRankComplexity(Reproduction):
         }
 
     def setup(self, config: Config) -> Setup:
-        indices, values = digit_tensor_entries(
-            config.pool,
-            config.levels,
-            config.positive_digit,
-            float(config.positive_value),
-            float(config.negative_value),
-        )
+        entries, record = tensor_entries(config)
+        entries = tuple(jnp.asarray(a, DTYPE if i % 2 else None) for i, a in enumerate(entries))  # values as DTYPE
         keys = seed_keys(config.seed, config.seeds)
-        data = per_seed(
-            lambda k: _datasets(config, jnp.asarray(indices), jnp.asarray(values, DTYPE), k), keys
-        )  # (seed, variant, ...)
+        data = per_seed(lambda k: _datasets(config, entries, k), keys)  # (seed, variant, ...)
         shape = (config.levels,) * config.order
         # the initial factors drawn op by op outside the program (see per_seed): entries
         # N(init_mean, init_std^2), stacked (mode, level, component)
@@ -484,7 +573,14 @@ class TensorRankComplexity(Reproduction):
             "seed": list(range(config.seeds)),
             "epoch": (np.arange(config.num_saves + 1) * (config.num_epochs // config.num_saves)).tolist(),
         }
-        return Setup((data, factors, batch_keys), jnp.zeros(config.seeds), len(VARIANTS), (config.seeds,), coords)
+        return Setup(
+            (data, factors, batch_keys),
+            jnp.zeros(config.seeds),
+            len(VARIANTS),
+            (config.seeds,),
+            coords,
+            {"data": record},
+        )
 
     def chunk(self, config: Config, inputs, state, k):
         (x_tr, y_tr, x_te, y_te), factors, batch_key = inputs

@@ -44,40 +44,95 @@ def _attr(value):
     return json.dumps(value)
 
 
+def netcdf_attrs(attrs) -> dict:
+    """``attrs`` as netCDF can hold them: strings and numbers as they are, the rest (the
+    config and fingerprint tables, lists, booleans, None) as JSON text; what ``jaxreg
+    export`` writes.
+
+    Arguments:
+        attrs: a Dataset's attributes (:func:`to_dataset`: JSON values).
+
+    Returns:
+        The converted attributes.
+    """
+    return {k: _attr(v) for k, v in attrs.items()}
+
+
+def status_dims(results) -> tuple[str, ...] | None:
+    """The grid dimensions that ``results.json``'s per-run ``status`` list lies on.
+
+    The list holds one status per run, flattened in C order over the runs' grid, whose
+    last axis is ``seed`` (e.g. ``(seed,)`` or ``(init_scale, seed)``; some reproductions
+    loop a grid inside each run, e.g. depth, and keep one status per seed). The grid is
+    read from the saved arrays: the longest run of an array's dimensions that ends at
+    ``seed`` and whose coordinate lengths multiply to the number of statuses.
+
+    Arguments:
+        results: loaded :class:`jaxreg_lab.store.results.Results`.
+
+    Returns:
+        The dimension names, or None when no array's dimensions fit (no ``seed``
+        dimension, or a status list of another length).
+    """
+    status = results.meta.get("status")
+    if not isinstance(status, list):
+        return None
+    sizes = {d: len(v) for d, v in results.coords.items() if isinstance(v, list)}
+    best: tuple[str, ...] | None = None
+    for dims in results.dims.values():
+        if "seed" not in dims:
+            continue
+        end = dims.index("seed") + 1
+        for start in range(end):
+            grid = tuple(dims[start:end])
+            if all(d in sizes for d in grid) and int(np.prod([sizes[d] for d in grid])) == len(status):
+                if best is None or len(grid) > len(best):
+                    best = grid
+                break
+    return best
+
+
 def to_dataset(results):
     """An :class:`xarray.Dataset` of loaded results.
 
     Data variables: every array of ``arrays.npz`` over its saved dimensions (an integer
     ``status`` array carries CF ``flag_values`` / ``flag_meanings`` naming the
-    :class:`jaxreg.Status` codes), and ``run_status`` (dimension ``run``), the names in
-    ``results.json``'s ``status`` list. Coordinates: each saved coordinate list whose
-    name is a dimension (nested entries as JSON text). Attributes: ``name``, ``config``
-    (JSON text), the other fields of ``results.json`` (fingerprint, precision, versions,
-    wall time, ...; non-scalars as JSON text) and any other coordinate list as
-    ``coord_<name>`` (JSON text).
+    :class:`jaxreg.Status` codes), and ``run_status``, the names in ``results.json``'s
+    ``status`` list laid on the runs' grid dimensions (:func:`status_dims`, e.g.
+    ``(init_scale, seed)``; a dimension ``run`` when no grid fits). Coordinates: each
+    saved coordinate list whose name is a dimension (nested entries as JSON text).
+    Attributes: ``name``, ``config`` (a dict), the other fields of ``results.json``
+    (fingerprint, precision, versions, wall time, claims, ...) as their JSON values, and
+    any other coordinate as ``coord_<name>``; :func:`export` writes the non-scalar ones
+    to netCDF as JSON text (:func:`netcdf_attrs`).
 
     Arguments:
         results: a :class:`jaxreg_lab.store.results.Results`.
 
     Returns:
-        The Dataset (its attributes all netCDF-writable).
+        The Dataset.
     """
     from jaxreg.dynamics.trajectory import Status
 
     xr = _xarray()
     data = {k: (results.dims[k], np.asarray(v)) for k, v in results.arrays.items()}
     used = {d for dims in results.dims.values() for d in dims}
-    coords, attrs = {}, {"name": results.name, "config": json.dumps(results.config)}
+    coords, attrs = {}, {"name": results.name, "config": results.config}
     for name, values in results.coords.items():
         if name in used and name not in data and isinstance(values, list):
             coords[name] = _coordinate(values)
         else:
-            attrs[f"coord_{name}"] = json.dumps(values)
+            attrs[f"coord_{name}"] = values
     meta = dict(results.meta)
     status = meta.pop("status", None)
     if status is not None and "run_status" not in data:
-        data["run_status"] = (("run",), np.asarray(status, dtype=str))
-    attrs.update({k: _attr(v) for k, v in meta.items()})
+        grid = status_dims(results)
+        if grid is None:
+            data["run_status"] = (("run",), np.asarray(status, dtype=str))
+        else:
+            shape = [len(results.coords[d]) for d in grid]
+            data["run_status"] = (grid, np.asarray(status, dtype=str).reshape(shape))
+    attrs.update(meta)
     ds = xr.Dataset(data, coords=coords, attrs=attrs)
     if "status" in ds and ds["status"].dtype.kind in "iu":
         ds["status"].attrs.update(
@@ -89,8 +144,8 @@ def to_dataset(results):
 def load(out_dir):
     """The results in ``out_dir`` as an :class:`xarray.Dataset` (:func:`to_dataset`), as
     ``jaxreg_lab.store.results.load``: every saved array a data variable over its named dimensions,
-    with its coordinates, and ``results.json``'s config, fingerprint and statuses as
-    attributes and ``run_status``. Checked as :func:`jaxreg_lab.store.results.load_results` checks
+    with its coordinates, ``results.json``'s config and fingerprint as attributes (dicts)
+    and the statuses as ``run_status`` on the runs' grid. Checked as :func:`jaxreg_lab.store.results.load_results` checks
     it (which returns the plain NumPy form and needs no xarray).
 
     Arguments:
@@ -107,7 +162,9 @@ def export(results_dir, fmt: str, path=None, *, force: bool = False) -> Path:
 
     netCDF is written by xarray's scipy engine (netCDF3, 64-bit offsets: xarray stores
     64-bit integers as 32-bit ones, raising if a value does not fit, and booleans as
-    bytes); Zarr needs the optional ``zarr`` package.
+    bytes); Zarr needs the optional ``zarr`` package. In both, the attributes that are not
+    strings or numbers (the config, the fingerprint, ...) are written as JSON text
+    (:func:`netcdf_attrs`): ``json.loads`` gives them back.
 
     Arguments:
         results_dir: a results directory (:func:`jaxreg_lab.store.results.save_results`).
@@ -133,6 +190,7 @@ def export(results_dir, fmt: str, path=None, *, force: bool = False) -> Path:
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists")
     ds = to_dataset(load_results(src))
+    ds.attrs = netcdf_attrs(ds.attrs)
     if fmt == "netcdf":
         _store.atomic_write_bytes(path, bytes(ds.to_netcdf()))
         return path

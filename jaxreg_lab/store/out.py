@@ -41,6 +41,7 @@ def prepare_out(out: Path, fingerprint: dict, args) -> bool:
     results there are already complete for this very run (``--resume``)."""
     from jaxreg_lab.driver import check_resumable, checkpoints, clear_checkpoint
     from jaxreg_lab.store import results as R
+    from jaxreg_lab.store.metrics_log import METRICS_LOG
 
     R.recover_dir(out)
     if not out.exists():
@@ -55,6 +56,7 @@ def prepare_out(out: Path, fingerprint: dict, args) -> bool:
         )
     if args.force:
         clear_checkpoint(out)
+        (out / METRICS_LOG).unlink(missing_ok=True)  # the discarded run's log
         return False
     has_results = (out / R.META).exists()
     units = checkpoints(out)

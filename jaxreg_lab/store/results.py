@@ -3,7 +3,8 @@
 A results directory holds ``arrays.npz`` (every array), ``results.json`` (for each
 array its named dimensions; coordinates; the full config; the run's fingerprint, i.e.
 config digest, precision and package versions; the SHA-256 of ``arrays.npz``; wall
-time; each run's status) and the figures drawn from them. The directory is built as a
+time; each run's status), the figures drawn from them and the run's per-chunk log
+(``metrics.jsonl``, :mod:`jaxreg_lab.store.metrics_log`). The directory is built as a
 temporary sibling and renamed into place as a whole (:func:`replace_dir`), so a reader
 finds either the old complete directory or the new one, never a mixed pair; and
 :func:`load_results` checks the pair (checksum, schema, array shapes against the
@@ -33,6 +34,7 @@ from jaxreg_lab.store.files import atomic_write_bytes as atomic_write_bytes
 from jaxreg_lab.store.files import read_json as read_json
 from jaxreg_lab.store.files import recover_dir as recover_dir
 from jaxreg_lab.store.files import sha256 as sha256
+from jaxreg_lab.store.metrics_log import METRICS_LOG
 
 ARRAYS = "arrays.npz"
 META = "results.json"
@@ -184,7 +186,7 @@ def foreign_entries(out: Path) -> list[str]:
     """
     if not out.is_dir():
         return []
-    ours = {ARRAYS, META, CHECKPOINT}
+    ours = {ARRAYS, META, CHECKPOINT, METRICS_LOG}
     return sorted(
         p.name
         for p in out.iterdir()
@@ -261,6 +263,7 @@ def save_results(
     try:
         blob = _store.npz_bytes(data)
         _store.write_file(tmp / ARRAYS, blob)
+        _keep_metrics_log(out, tmp)
         meta = {
             "name": name,
             "dims": dims,
@@ -289,6 +292,12 @@ def save_results(
         _store.remove_tree(tmp)
         raise
     return out
+
+
+def _keep_metrics_log(out: Path, tmp: Path) -> None:
+    """Copy the run's per-chunk log (``metrics.jsonl``) into the directory that replaces ``out``."""
+    if (out / METRICS_LOG).is_file():
+        _store.write_file(tmp / METRICS_LOG, (out / METRICS_LOG).read_bytes())
 
 
 def write_claims(out_dir, records: list[dict]) -> Path:

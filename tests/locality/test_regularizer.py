@@ -207,3 +207,24 @@ def test_training_penalty_is_exact_per_sample_with_batchnorm():
     expected = _naive(f_single, x, patch, other)
     assert abs(float(penalty(model, state, x, patch, other)) - expected) < 1e-5
     assert 0.0 < expected < 0.999
+
+
+def test_train_mode_penalty_uses_the_batch_statistics():
+    """r_mode="train" (the authors' R): BatchNorm in training mode, so R is that of the
+    summed logits of the whole batch, each normalized by the batch's own statistics; it
+    differs from the frozen R with BatchNorm and equals it with LayerNorm."""
+    from jaxreg.locality.regularizer import penalty
+
+    x = jax.random.uniform(jax.random.key(1), (6, 1, 4, 8))
+    patch, other = np.array([[0, 0, 4, 4]] * 6), np.array([[0, 4, 4, 4]] * 6)
+    model, state = make_model(jax.random.key(0), "small", width=2, stages=1, norm="batch")
+    _, state = batch_logits(model, state, x)
+    expected = float(grad_change_penalty(lambda z: batch_logits(model, state, z)[0], x, patch, other))
+    train = float(penalty(model, state, x, patch, other, "train"))
+    assert abs(train - expected) < 1e-6
+    assert abs(train - float(penalty(model, state, x, patch, other, "frozen"))) > 1e-3
+    model, state = make_model(jax.random.key(0), "small", width=2, stages=1, norm="layer")
+    a, b = (float(penalty(model, state, x, patch, other, m)) for m in ("train", "frozen"))
+    assert abs(a - b) < 1e-6
+    with pytest.raises(ValueError, match="r_mode"):
+        penalty(model, state, x, patch, other, "eval")

@@ -142,8 +142,8 @@ def test_samples_command_writes_png(tmp_path, capsys):
 # Measured with the tiny presets (data seed 0, seeds 0 and 1), held-out R lambda = 0 -> > 0:
 # Is-Same-Class (lambda 0.3): distance 0: 0.627 -> 0.524, 0.612 -> 0.411; distance 16:
 # 0.861 -> 0.749, 0.855 -> 0.782; train accuracy with lambda 0.3: 0.984-1.0.
-# Pathfinder (Linsley-style renderer, 24 px at unit 0.2, lambda 1): length 2: 0.849 -> 0.725,
-# 0.831 -> 0.684; length 4: 0.829 -> 0.744, 0.873 -> 0.693; train accuracy with lambda 1:
-# length 2: 0.781, 1.0; length 4: 0.969, 0.984 (1.0 without): the regularized tiny runs fit
-# only partly in 20 epochs.
+# Pathfinder (the generator's rules, a 120 px canvas resized to 24 px, lambda 1): length 2:
+# 0.860 -> 0.769, 0.843 -> 0.687; length 4: 0.870 -> 0.718, 0.843 -> 0.710; train accuracy
+# with lambda 1: length 2: 0.969, 1.0; length 4: 0.797, 0.984 (1.0 without): the regularized
+# tiny runs fit only partly in 20 epochs.
 _MEASURED = {ISC: {"R_gap": 0.03, "fit": 0.95}, PF: {"R_gap": 0.05, "fit": 0.65}}
