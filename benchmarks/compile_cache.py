@@ -1,14 +1,18 @@
-"""First against second run of ``jaxreg reproduce NAME`` with JAX's persistent
-compilation cache (and a third with ``--no-compile-cache``).
+"""A second identical ``jaxreg reproduce`` compiles nothing: first against second run of
+matrix-dynamics, incremental-learning and matrix-completion-depth with JAX's persistent
+compilation cache (and, with ``--no-cache-run``, a third with ``--no-compile-cache``).
 
 Each run is a fresh process (``python -c`` calling ``jaxreg_lab.cli.main``) into its own
-``--out``, sharing one new cache directory; recorded per run: wall time of the process,
-its CPU time, and JAX's compile timings (``jax.monitoring`` events: tracing, lowering,
-XLA backend compilation, which on a cache hit is the retrieval instead, the retrievals
-and the compile time they saved), and whether its ``arrays.npz`` equals the first run's
-bit for bit. Prints a table and saves benchmarks/results/compile_cache.json.
+``--out``, sharing one new cache directory per reproduction; recorded per run: wall time
+of the process, its CPU time, and JAX's compile timings (``jax.monitoring`` events:
+tracing, lowering, XLA backend compilation, which on a cache hit is the retrieval
+instead, the retrievals and the compile time they saved), and whether its
+``arrays.npz`` equals the first run's bit for bit. The ratio per reproduction is the
+second run's XLA time over the first's (the cache saves XLA's compilation; tracing and
+lowering run on every call, since the cache key hashes the lowered program). Prints a
+table and saves benchmarks/results/compile_cache.json.
 
-    python benchmarks/compile_cache.py [--name matrix-dynamics] [--size small]
+    python benchmarks/compile_cache.py [--name matrix-dynamics=tiny ...] [--no-cache-run]
 """
 
 from __future__ import annotations
@@ -76,36 +80,71 @@ def same_arrays(a: Path, b: Path) -> bool:
         )
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--name", default="matrix-dynamics")
-    ap.add_argument("--size", default="small")
-    args = ap.parse_args()
+DEFAULT = ("matrix-dynamics=tiny", "incremental-learning=tiny", "matrix-completion-depth=tiny")
+
+
+def measure(name: str, size: str, tmp: Path, runs) -> dict:
+    """The runs of ``jaxreg reproduce name --size size`` into ``tmp``, one cache for all."""
     rows = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        for label, extra in (("first", []), ("second", []), ("no_cache", ["--no-compile-cache"])):
-            argv = ["reproduce", args.name, "--size", args.size, "--no-progress", "--out", str(tmp / label), *extra]
-            rows[label] = run(argv, tmp / "cache")
-            rows[label]["arrays_equal_first"] = same_arrays(tmp / "first", tmp / label)
-            print(label, json.dumps(rows[label]), flush=True)
-        cache_bytes = sum(p.stat().st_size for p in (tmp / "cache").iterdir())
-    print(f"\n{'run':10s} {'wall s':>7s} {'CPU s':>7s} {'trace':>6s} {'lower':>6s} {'XLA':>6s} {'loaded':>7s}  same")
-    for label, r in rows.items():
-        print(
-            f"{label:10s} {r['wall_s']:7.1f} {r['cpu_s']:7.1f} {r['trace_s']:6.2f} {r['lower_s']:6.2f} "
-            f"{r['backend_compile_s']:6.2f} {r['programs_loaded_from_cache']:3d}/{r['programs_compiled_or_loaded']:<3d}"
-            f"  {r['arrays_equal_first']}"
+    for label, extra in runs:
+        argv = ["reproduce", name, "--size", size, "--no-progress", "--out", str(tmp / label), *extra]
+        rows[label] = run(argv, tmp / "cache")
+        rows[label]["arrays_equal_first"] = same_arrays(tmp / "first", tmp / label)
+        print(name, label, json.dumps(rows[label]), flush=True)
+    return rows
+
+
+def main():
+    started = time.perf_counter()
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--name", action="append", help="NAME=SIZE (repeatable); default: " + " ".join(DEFAULT))
+    ap.add_argument("--no-cache-run", action="store_true", help="also a third run with --no-compile-cache")
+    args = ap.parse_args()
+    runs = [("first", []), ("second", [])] + ([("no_cache", ["--no-compile-cache"])] if args.no_cache_run else [])
+    summary, rows = [], {}
+    for spec in args.name or DEFAULT:
+        name, _, size = spec.partition("=")
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            rows[name] = measure(name, size or "small", tmp, runs)
+            cache_bytes = sum(p.stat().st_size for p in (tmp / "cache").iterdir())
+        first, second = rows[name]["first"], rows[name]["second"]
+        summary.append(
+            {
+                "reproduction": name,
+                "size": size or "small",
+                "first_xla_s": first["backend_compile_s"],
+                "second_xla_s": second["backend_compile_s"],
+                "second_over_first": second["backend_compile_s"] / first["backend_compile_s"],
+                "programs": first["programs_compiled_or_loaded"],
+                "second_loaded": second["programs_loaded_from_cache"],
+                "first_wall_s": first["wall_s"],
+                "second_wall_s": second["wall_s"],
+                "arrays_equal": all(r["arrays_equal_first"] for r in rows[name].values()),
+                "cache_bytes": cache_bytes,
+            }
         )
+    print(
+        f"\n{'reproduction':26s} {'run':9s} {'wall s':>7s} {'CPU s':>7s} {'trace':>6s} {'lower':>6s} {'XLA':>6s} {'loaded':>8s}  same"
+    )
+    for name, by_run in rows.items():
+        for label, r in by_run.items():
+            print(
+                f"{name:26s} {label:9s} {r['wall_s']:7.1f} {r['cpu_s']:7.1f} {r['trace_s']:6.2f} {r['lower_s']:6.2f} "
+                f"{r['backend_compile_s']:6.2f} {r['programs_loaded_from_cache']:4d}/{r['programs_compiled_or_loaded']:<4d}"
+                f"  {r['arrays_equal_first']}"
+            )
+    for s in summary:
+        print(f"{s['reproduction']}: second run's XLA time / first's = {s['second_over_first']:.3f}")
     out = {
-        "command": f"jaxreg reproduce {args.name} --size {args.size} --no-progress",
-        "cache_bytes": cache_bytes,
-        "load_average": list(os.getloadavg()),
+        "command": "jaxreg reproduce NAME --size SIZE --no-progress (a fresh process per run, one cache per NAME)",
+        "summary": summary,
         "rows": rows,
-        "note": "backend_compile_s on a cache hit is the time to load the program; programs with host "
-        "callbacks (equinox runtime checks) are never stored by JAX and compile on every run",
+        "note": "XLA time on a cache hit is the time to load the program; tracing and lowering run on every "
+        "call (the cache key hashes the lowered program). A program that holds a host callback is never "
+        "stored by JAX: the flow and descent programs hold none unless JAXREG_RUNTIME_CHECKS=1",
     }
-    save_json("compile_cache", out)
+    save_json("compile_cache", out, started=started)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
+from jaxreg import runtime_checks
+from jaxreg import validation as V
+from jaxreg.factorizations._base import AbstractFactorization
+
 DENSE_LIMIT = 2**24  # targets with more entries are kept in factored form only
 
 
@@ -32,6 +36,12 @@ class Problem(eqx.Module):
 
     ``target`` is the dense ground truth W* (None for tensors over ``DENSE_LIMIT``
     entries, where ``ground_truth`` -- the target's factors -- gives its entries).
+
+    A completion problem's observed indices are checked when it is built: their shape
+    and integer dtype always, their range when concrete (a ``ValueError`` names them).
+    ``loss`` and ``test_loss`` then read a factorization's entries without a run-time
+    range check, so the programs they enter hold no host callback
+    (``JAXREG_RUNTIME_CHECKS=1`` keeps the check, see :mod:`jaxreg.runtime_checks`).
     """
 
     kind: str = eqx.field(static=True)
@@ -40,6 +50,23 @@ class Problem(eqx.Module):
     train: Observations
     test: Observations
     ground_truth: eqx.Module | tuple | None = None
+
+    def __check_init__(self):
+        if self.kind != "completion":
+            return
+        for name, obs in (("train", self.train), ("test", self.test)):
+            idx = obs.indices
+            if idx is None:
+                raise ValueError(f"{name}.indices of a completion problem must be given")
+            if idx.ndim != 2 or idx.shape[1] != len(self.shape):
+                raise ValueError(
+                    f"{name}.indices must have shape (k, {len(self.shape)}) for a tensor of shape "
+                    f"{self.shape}, got {idx.shape}"
+                )
+            if not jnp.issubdtype(idx.dtype, jnp.integer):
+                raise ValueError(f"{name}.indices must hold integers, got dtype {idx.dtype}")
+            if not V.is_traced(idx):
+                V.indices_array(f"{name}.indices", idx, self.shape)
 
     def check_model(self, model, name: str = "model") -> None:
         """Raise ``ValueError`` unless ``model`` factorizes a tensor of this problem's shape.
@@ -54,6 +81,9 @@ class Problem(eqx.Module):
     def _predict(self, model, obs: Observations):
         self.check_model(model)  # static shapes: raised while tracing, before compilation
         if self.kind == "completion":
+            assert obs.indices is not None  # a completion problem's observations are indices
+            if isinstance(model, AbstractFactorization) and not runtime_checks.requested():
+                return model._entries(obs.indices)  # checked when the problem was built
             return model.entries(obs.indices)
         return self._measure(model.materialize(), obs)
 

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import PyTree
 
+from jaxreg import runtime_checks
 from jaxreg import validation as V
 from jaxreg.dynamics.trajectory import Status, Trajectory, finite_tree
 
@@ -62,17 +63,21 @@ def gradient_descent(
         V.number("stop_at_loss", stop_at_loss, minimum=0.0, traced_ok=True)
     dtype = V.model_params_dtype("model", model)
     stop = jnp.asarray(-jnp.inf if stop_at_loss is None else stop_at_loss, dtype)
-    return _descent(loss, model, optimizer, num_steps // save_every, save_every, metrics, stop)
+    checks = runtime_checks.requested()
+    return _descent(loss, model, optimizer, num_steps // save_every, save_every, metrics, stop, checks)
 
 
 @eqx.filter_jit
-def _descent(loss, model, optimizer, num_saves, save_every, metrics, stop) -> Trajectory:
+def _descent(loss, model, optimizer, num_saves, save_every, metrics, stop, checks: bool) -> Trajectory:
     params, static = eqx.partition(model, eqx.is_inexact_array)
     carry = (params, optimizer.init(params), jnp.asarray(_RUNNING, jnp.int32), jnp.zeros((), jnp.int32))
-    first = _record(loss, metrics, eqx.combine(params, static))
-    (p, _, status, steps), saved = descent_segment(loss, static, optimizer, carry, num_saves, save_every, metrics, stop)
+    with runtime_checks.traced_without_checks(checks):
+        first = _record(loss, metrics, eqx.combine(params, static))
+        (p, _, status, steps), saved = descent_segment(
+            loss, static, optimizer, carry, num_saves, save_every, metrics, stop, checks=checks
+        )
+        status = finish_status(loss, eqx.combine(p, static), status, stop)
     saved = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, saved)
-    status = finish_status(loss, eqx.combine(p, static), status, stop)
     ts = jnp.arange(num_saves + 1) * save_every
     return Trajectory(
         ts=ts, loss=saved[0], metrics=saved[1], model=eqx.combine(p, static), status=status, num_steps=steps
@@ -89,14 +94,20 @@ def descent_init(model, optimizer: optax.GradientTransformation):
     return (params, optimizer.init(params), jnp.asarray(_RUNNING, jnp.int32), jnp.zeros((), jnp.int32))
 
 
-def descent_segment(loss, static, optimizer, carry, num_saves: int, save_every: int, metrics, stop):
+def descent_segment(
+    loss, static, optimizer, carry, num_saves: int, save_every: int, metrics, stop, *, checks: bool | None = None
+):
     """``num_saves * save_every`` optimizer steps from ``carry`` in one ``lax.scan``.
 
     Returns the new carry and ``(loss, metrics)`` after every ``save_every`` steps. A
     long run split into segments (checkpointed between them, with the optimizer state in
     the carry) equals the unsplit run. Status stays ``-1`` while running; see
-    :func:`finish_status`.
+    :func:`finish_status`. Called while a program is traced; the steps hold no run-time
+    check (host callback) unless ``checks`` (default: ``$JAXREG_RUNTIME_CHECKS``, see
+    :mod:`jaxreg.runtime_checks`).
     """
+    if checks is None:
+        checks = runtime_checks.requested()
 
     def full(p):
         return eqx.combine(p, static)
@@ -123,7 +134,8 @@ def descent_segment(loss, static, optimizer, carry, num_saves: int, save_every: 
         carry, _ = jax.lax.scan(step, carry, None, length=save_every)
         return carry, _record(loss, metrics, full(carry[0]))
 
-    return jax.lax.scan(chunk, carry, None, length=num_saves)
+    with runtime_checks.traced_without_checks(checks):
+        return jax.lax.scan(chunk, carry, None, length=num_saves)
 
 
 def finish_status(loss, model, status, stop):

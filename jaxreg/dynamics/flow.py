@@ -12,6 +12,7 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
+from jaxreg import runtime_checks
 from jaxreg import validation as V
 from jaxreg.dynamics.precision import warn_if_unresolvable
 from jaxreg.dynamics.trajectory import Status, Trajectory, finite_tree
@@ -57,7 +58,10 @@ def gradient_flow(
     reaches that value (a diffrax Event located by root finding); save times after it
     hold ``inf``. Tolerances, ``t1``, ``ts`` and ``stop_at_loss`` are traced values: new
     values never recompile. Works under ``jax.jit`` and ``jax.vmap``; failures are
-    reported in ``Trajectory.status`` instead of raised (``throw=False``).
+    reported in ``Trajectory.status`` instead of raised (``throw=False``), and the
+    compiled program holds no run-time check (no host callback, so JAX's persistent
+    compilation cache stores it) unless ``JAXREG_RUNTIME_CHECKS=1``
+    (:mod:`jaxreg.runtime_checks`).
     For the stiff phase after convergence pass an implicit solver (e.g.
     ``diffrax.Kvaerno5()``) on small models.
 
@@ -120,6 +124,7 @@ def gradient_flow(
         max_steps,
         dt0_arr,
         meter,
+        runtime_checks.requested(),
     )
 
 
@@ -137,7 +142,13 @@ def _save_times(ts, t1, dtype):
 
 
 @eqx.filter_jit
-def _flow(loss, model, t1, ts, metrics, solver, rtol, atol, stop, max_steps, dt0, meter) -> Trajectory:
+def _flow(loss, model, t1, ts, metrics, solver, rtol, atol, stop, max_steps, dt0, meter, checks: bool) -> Trajectory:
+    # no host callback unless checks: JAX's persistent compilation cache stores the program
+    with runtime_checks.traced_without_checks(checks):
+        return _solve(loss, model, t1, ts, metrics, solver, rtol, atol, stop, max_steps, dt0, meter)
+
+
+def _solve(loss, model, t1, ts, metrics, solver, rtol, atol, stop, max_steps, dt0, meter) -> Trajectory:
     params, static = eqx.partition(model, eqx.is_inexact_array)
 
     def full(p):
