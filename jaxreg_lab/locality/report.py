@@ -101,14 +101,19 @@ def _r_over_epochs(axes, history, metrics, range_name, xs, lambdas):
                 if "test_R" in metrics:
                     held = np.nanmean(history[i, :, j, :, metrics.index("test_R")], axis=-1)
                     ax.plot(epochs, held, ls="-", color=color, label=f"lambda = {lam:g}, held-out")
-        ax.set_ylim(0.0, 1.02)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("R")
-        ax.set_title(f"{range_name.replace('_', ' ')} = {x}: R over training", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        _epoch_panel(ax, (0.0, 1.02), "R", f"{range_name.replace('_', ' ')} = {x}: R over training")
     for ax in axes[len(xs) :]:
         ax.set_visible(False)
+
+
+def _epoch_panel(ax, ylim, ylabel: str, title: str) -> None:
+    """The axes, title, grid and legend of a panel against the epoch."""
+    ax.set_ylim(*ylim)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
 
 
 def _accuracy_over_epochs(axes, history, metrics, range_name, xs, lambdas):
@@ -128,12 +133,8 @@ def _accuracy_over_epochs(axes, history, metrics, range_name, xs, lambdas):
                     label=f"lambda = {lam:g}" if s == 0 else None,
                 )
         ax.axhline(0.5, color="gray", lw=0.8, ls="--")
-        ax.set_ylim(0.3, 1.02)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("held-out test accuracy")
-        ax.set_title(f"{range_name.replace('_', ' ')} = {x}: every seed's test accuracy", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        title = f"{range_name.replace('_', ' ')} = {x}: every seed's test accuracy"
+        _epoch_panel(ax, (0.3, 1.02), "held-out test accuracy", title)
     for ax in axes[len(xs) :]:
         ax.set_visible(False)
 
