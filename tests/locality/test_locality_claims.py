@@ -18,7 +18,7 @@ SHIPPED = Path(__file__).resolve().parents[2] / "docs" / "results"
 def test_claims_on_the_shipped_results(module):
     """Every claim gives one value per seed, ids are unique, and each verdict is the
     expected one (Is-Same-Class: all hold in 3/3 seeds; Pathfinder: at chance
-    everywhere, so only the vacuous at-chance claim holds)."""
+    everywhere, so only the two vacuous claims hold, at chance and unchanged)."""
     res = load_results(SHIPPED / module.NAME)
     records = evaluate_all(claims_of(module), res)
     assert len({r["id"] for r in records}) == len(records) == 5
