@@ -51,6 +51,7 @@ import optax  # noqa: E402
 
 import jaxreg as jr  # noqa: E402
 from jaxreg.locality import TrainOptions, make_model, pathfinder, train_runs  # noqa: E402
+from jaxreg.locality.training import epoch_loop  # noqa: E402
 
 # isort: on
 
@@ -164,15 +165,13 @@ def throughput_rows(cases, seeds: int, steps: int, repeats: int, compile_torch: 
 
 
 def _budget_loop(deadline: float):
-    """An ``EpochLoop`` that also ends when ``time.monotonic()`` passes ``deadline``."""
+    """The library's ``epoch_loop``, also ending when ``time.monotonic()`` passes ``deadline``."""
 
     def loop(step, state, num_epochs, *, stop, on_chunk):
-        for epoch in range(num_epochs):
-            state, out = step(state, epoch)
-            on_chunk(epoch, state, out)
-            if stop(state) or time.monotonic() > deadline:
-                break
-        return state
+        def out_of_time(s):
+            return stop(s) or time.monotonic() > deadline
+
+        return epoch_loop(step, state, num_epochs, stop=out_of_time, on_chunk=on_chunk)
 
     return loop
 

@@ -415,13 +415,13 @@ def reproduction_page(results, *, out_dir: str, link: str, files: Sequence[str])
     # fields the saved config lacks ran at their defaults (the command sets them where the
     # preset differs); a field the current Config lacks cannot be set
     config = with_field_defaults(getattr(module, "Config", None), config)
-    overrides = [(k, a) for k, a, b in config_diff(config, ours_preset) if b is not _MISSING or ours_preset is None]
+    diff = config_diff(config, ours_preset)
+    overrides = [(k, a) for k, a, b in diff if b is not _MISSING or ours_preset is None]
     out += [reproduce_command(name, size, overrides, out_dir), ""]
     again = f"`jaxreg plot {out_dir}` redraws the figure from the saved results"
     if _claims(meta):
         again += f" and `jaxreg check {out_dir}` judges the claims again from the saved arrays"
     out += [again + ".", ""]
-    diff = config_diff(config, ours_preset)
     stale = [f"`{k}`" for k, _, b in diff if b is _MISSING]
     unsaved = [f"`{k}`" for k in config if k not in results.config]
     if stale:

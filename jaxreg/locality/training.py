@@ -172,6 +172,7 @@ def _run_epoch(params, states, opt_state, active, epoch, lam, seeds, X, Y, SQ, s
     n_train = X.shape[0]
     B = options.batch_size
     nb = n_train // B
+    step_options = options.step_part()
     parts = []
     for sl in _run_slices(len(seeds), options):
         perms, skeys = _epoch_plan(epoch, seeds[sl], n_train, nb, B)
@@ -189,7 +190,7 @@ def _run_epoch(params, states, opt_state, active, epoch, lam, seeds, X, Y, SQ, s
                 Y,
                 SQ,
                 static,
-                options.step_part(),
+                step_options,
                 chunk_regularize,
             )
             metrics.append(m)
@@ -278,7 +279,8 @@ def train_runs(
     regularize = any(v > 0 for v in lambdas)
 
     # one compiled program for all inits (eager init compiles every random op per shape)
-    parts = [_init_runs(seed_arr[sl], make_model, options.step_part()) for sl in _run_slices(R, options)]
+    init_options = options.step_part()
+    parts = [_init_runs(seed_arr[sl], make_model, init_options) for sl in _run_slices(R, options)]
     static = parts[0][1]
     params, states, opt_state = _concat([(p, st, o) for p, _, st, o in parts])
     X = jnp.asarray(train.images, jnp.float32)
@@ -404,10 +406,10 @@ def evaluate(
     SQ = jnp.asarray(np.concatenate([sq, np.repeat(sq[:1], pad, 0)]))
     key = _key(12345) if key is None else key
     runs = jax.tree.leaves(params)[0].shape[0]
-    parts = []
+    eval_options, parts = options.step_part(), []
     for sl in _run_slices(runs, options):
         p, st = _take((params, states), sl)
-        parts.append(_evaluate(p, st, X, Y, SQ, jnp.asarray(n), key, static, options.step_part(), B, with_R))
+        parts.append(_evaluate(p, st, X, Y, SQ, jnp.asarray(n), key, static, eval_options, B, with_R))
     acc, r = (jnp.concatenate(x) for x in zip(*parts))
     return np.array(acc, dtype=np.float64), (np.array(r, dtype=np.float64) if with_R else np.full(acc.shape, np.nan))
 
