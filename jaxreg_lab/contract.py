@@ -21,6 +21,17 @@ segments of a gradient flow). It declares:
   on the saved arrays (:class:`jaxreg_lab.claims.Claim`);
 - :meth:`Reproduction.plot` and :meth:`Reproduction.summary`, from saved results only.
 
+A chunk of a :class:`Reproduction` is one compiled program. A chunk of an
+:class:`EpochReproduction` is an epoch: a loop of steps that the driver dispatches one
+by one (a CNN's training set does not fit one ``lax.scan``, and XLA's CPU backend runs a
+step as a top-level program faster than as a loop body). It declares per-run pure
+functions that the driver vmaps over the runs of a :class:`Group` and jits: ``init``,
+``plan`` (once per epoch), ``step`` (each of the epoch's ``num_steps`` steps) and ``end``
+(after the epoch: its outputs and the run's status, :data:`jaxreg.Status.RUNNING` while it
+trains on), and ``finish`` (after the last epoch). The driver freezes the runs that
+stopped, ends a group when none runs, and marks a run still running after the last
+epoch :data:`jaxreg.Status.MAX_STEPS`.
+
 The driver owns everything else, once: chunking, checkpoint units, resume, each run's
 worst status, the fingerprint and the layout of the arrays on their dimensions.
 A reproduction never calls the driver or the store and never imports another
@@ -39,7 +50,7 @@ from typing import Any, ClassVar
 import numpy as np
 from jaxtyping import PyTree
 
-__all__ = ["Reproduction", "Setup", "Final"]
+__all__ = ["AbstractReproduction", "Reproduction", "EpochReproduction", "Setup", "EpochSetup", "Group", "Final"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +96,69 @@ class Setup:
 
 
 @dataclasses.dataclass(frozen=True)
+class Group:
+    """Runs of an :class:`EpochReproduction` that train together: the same shared inputs
+    (e.g. one data set) and the same compiled programs, vmapped over the runs.
+
+    Attributes:
+        name: the group's checkpoint sub-run (``out_dir/.checkpoint/<name>``).
+        label: the group's progress-bar label.
+        shared: what every run of the group reads (no run axis), e.g. the data set; its
+            non-array leaves (e.g. options) are static in the compiled programs.
+        inputs: per-run constants (e.g. seed and lambda), every leaf with a leading run axis.
+        index: each run's flat position in ``EpochSetup.run_shape``.
+        num_steps: the steps of every epoch.
+        runs_per_program: None vmaps all the group's runs in one program; k, programs of
+            k runs (each run's results then do not depend on the runs beside it when 1).
+    """
+
+    name: str
+    label: str
+    shared: PyTree
+    inputs: PyTree
+    index: tuple[int, ...]
+    num_steps: int
+    runs_per_program: int | None = None
+
+    def __post_init__(self):
+        if self.num_steps < 1:
+            raise ValueError(f"num_steps must be a positive integer, got {self.num_steps!r}")
+        size = self.runs_per_program
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+            raise ValueError(f"runs_per_program must be None or a positive integer, got {size!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochSetup:
+    """The runs of an :class:`EpochReproduction`, in groups.
+
+    Attributes:
+        groups: the :class:`Group` s, together holding every run of ``run_shape`` once.
+        num_chunks: the most epochs (each one checkpointed).
+        run_shape: the runs' grid, e.g. ``(ranges, lambdas, seeds)``: the statuses and every
+            final array's leading axes take this shape.
+        coords: the coordinates of the output dimensions.
+        extra: scalars recorded at the top level of ``results.json``.
+    """
+
+    groups: tuple[Group, ...]
+    num_chunks: int
+    run_shape: tuple[int, ...]
+    coords: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        index = sorted(i for group in self.groups for i in group.index)
+        if index != list(range(math.prod(self.run_shape))):
+            raise ValueError(f"the groups must hold every run of run_shape {self.run_shape} once")
+
+    @property
+    def num_runs(self) -> int:
+        """The number of runs, ``prod(run_shape)``."""
+        return math.prod(self.run_shape)
+
+
+@dataclasses.dataclass(frozen=True)
 class Final:
     """What the driver hands :meth:`Reproduction.assemble` after the last chunk.
 
@@ -92,7 +166,8 @@ class Final:
         state: every run's final state (leading axes ``run_shape``).
         status: every run's worst status code, shape ``run_shape``.
         data: every chunk output, the chunks concatenated along the first axis after the
-            run axes (an output ``"steps"``, solver steps per chunk, is summed instead).
+            run axes (an output ``"steps"``, solver steps per chunk, is summed instead);
+            for an :class:`EpochReproduction`, the outputs of its ``finish``.
     """
 
     state: PyTree
@@ -100,10 +175,11 @@ class Final:
     data: Mapping[str, np.ndarray]
 
 
-class Reproduction(abc.ABC):
-    """A named reproduction (see the module docstring). Subclasses are stateless: their
-    instances compare equal when their classes do, so the driver's compiled programs are
-    reused by every run of the same class and config."""
+class AbstractReproduction(abc.ABC):
+    """What every named reproduction declares (see the module docstring), whatever its
+    chunk: :class:`Reproduction` or :class:`EpochReproduction`. Subclasses are stateless:
+    their instances compare equal when their classes do, so the driver's compiled
+    programs are reused by every run of the same class and config."""
 
     name: ClassVar[str]
     config: ClassVar[type]
@@ -120,52 +196,13 @@ class Reproduction(abc.ABC):
             ``{array name: dimension names}``.
         """
 
-    @abc.abstractmethod
-    def setup(self, config) -> Setup:
-        """The runs' inputs and initial states.
-
-        Arguments:
-            config: the frozen ``Config``.
-
-        Returns:
-            A :class:`Setup`.
-        """
-
-    @abc.abstractmethod
-    def chunk(self, config, inputs: PyTree, state: PyTree, k) -> tuple[PyTree, Any, dict]:
-        """One run's chunk ``k`` (a traced integer), pure and unbatched.
-
-        Arguments:
-            config: the frozen ``Config``.
-            inputs: this run's inputs (no run axis).
-            state: this run's state before the chunk.
-            k: the chunk's index.
-
-        Returns:
-            ``(state, status, outputs)``: the state after the chunk, its
-            :class:`jaxreg.Status` code and a dict of arrays (e.g. saved metrics).
-        """
-
-    @abc.abstractmethod
-    def assemble(self, config, setup: Setup, final: Final) -> dict[str, np.ndarray]:
-        """The saved arrays, each laid out on its ``outputs`` dimensions.
-
-        Arguments:
-            config: the frozen ``Config``.
-            setup: the :class:`Setup` of the run.
-            final: the final states, statuses and stacked outputs.
-
-        Returns:
-            ``{name: array}`` for every name of :meth:`outputs`.
-        """
-
-    def extra(self, config, setup: Setup, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    def extra(self, config, setup: Setup | EpochSetup, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
         """Scalars derived from the saved arrays (e.g. what a grid finds), recorded
         beside ``setup.extra`` at the top level of ``results.json``.
 
         Arguments:
             config: the frozen ``Config``.
-            setup: the :class:`Setup` of the run.
+            setup: the :class:`Setup` (or :class:`EpochSetup`) of the run.
             arrays: the arrays :meth:`assemble` returned.
 
         Returns:
@@ -210,3 +247,149 @@ class Reproduction(abc.ABC):
 
     def __hash__(self) -> int:
         return hash(type(self))
+
+
+class Reproduction(AbstractReproduction):
+    """A reproduction whose chunk is one compiled program per run (see the module docstring)."""
+
+    @abc.abstractmethod
+    def setup(self, config) -> Setup:
+        """The runs' inputs and initial states.
+
+        Arguments:
+            config: the frozen ``Config``.
+
+        Returns:
+            A :class:`Setup`.
+        """
+
+    @abc.abstractmethod
+    def chunk(self, config, inputs: PyTree, state: PyTree, k) -> tuple[PyTree, Any, dict]:
+        """One run's chunk ``k`` (a traced integer), pure and unbatched.
+
+        Arguments:
+            config: the frozen ``Config``.
+            inputs: this run's inputs (no run axis).
+            state: this run's state before the chunk.
+            k: the chunk's index.
+
+        Returns:
+            ``(state, status, outputs)``: the state after the chunk, its
+            :class:`jaxreg.Status` code and a dict of arrays (e.g. saved metrics).
+        """
+
+    @abc.abstractmethod
+    def assemble(self, config, setup: Setup, final: Final) -> dict[str, np.ndarray]:
+        """The saved arrays, each laid out on its ``outputs`` dimensions.
+
+        Arguments:
+            config: the frozen ``Config``.
+            setup: the :class:`Setup` of the run.
+            final: the final states, statuses and stacked outputs.
+
+        Returns:
+            ``{name: array}`` for every name of :meth:`outputs`.
+        """
+
+
+class EpochReproduction(AbstractReproduction):
+    """A reproduction whose chunk is an epoch of steps dispatched one by one (see the
+    module docstring). Its ``init``, ``plan``, ``step``, ``end`` and ``finish`` are pure
+    and unbatched, for ONE run: the driver vmaps them over a group's runs and jits them,
+    and never calls them otherwise. A run's state may hold non-array leaves (e.g. a
+    model's activation functions): the driver carries and checkpoints its arrays."""
+
+    @abc.abstractmethod
+    def setup(self, config) -> EpochSetup:
+        """The groups of runs, their shared and per-run inputs (host side: e.g. the data).
+
+        Arguments:
+            config: the frozen ``Config``.
+
+        Returns:
+            An :class:`EpochSetup`.
+        """
+
+    @abc.abstractmethod
+    def init(self, config, shared: PyTree, inputs: PyTree) -> PyTree:
+        """One run's initial state.
+
+        Arguments:
+            config: the frozen ``Config``.
+            shared: its group's shared inputs.
+            inputs: this run's inputs (no run axis).
+
+        Returns:
+            The state.
+        """
+
+    @abc.abstractmethod
+    def plan(self, config, shared: PyTree, inputs: PyTree, k) -> PyTree:
+        """What one run's epoch ``k`` (a traced integer) needs before its first step, e.g.
+        its batches.
+
+        Arguments:
+            config, shared, inputs: as in :meth:`init`.
+            k: the epoch's index.
+
+        Returns:
+            The plan, handed to every :meth:`step` of the epoch.
+        """
+
+    @abc.abstractmethod
+    def step(self, config, shared: PyTree, inputs: PyTree, state: PyTree, plan: PyTree, i) -> tuple[PyTree, Any]:
+        """One run's step ``i`` (a traced integer) of an epoch.
+
+        Arguments:
+            config, shared, inputs: as in :meth:`init`.
+            state: the run's state before the step.
+            plan: the epoch's :meth:`plan`.
+            i: the step's index in the epoch.
+
+        Returns:
+            ``(state, outputs)``; the driver stacks each output over the epoch's steps.
+        """
+
+    @abc.abstractmethod
+    def end(
+        self, config, shared: PyTree, inputs: PyTree, state: PyTree, k, outputs: PyTree
+    ) -> tuple[PyTree, Any, dict]:
+        """One run's end of epoch ``k``: e.g. evaluate, record, decide whether it stops.
+
+        Arguments:
+            config, shared, inputs: as in :meth:`init`.
+            state: the run's state after the epoch's steps.
+            k: the epoch's index.
+            outputs: the steps' outputs, each stacked on a leading step axis.
+
+        Returns:
+            ``(state, status, outputs)``: the state, :data:`jaxreg.Status.RUNNING` to train
+            on or the run's final status, and the epoch's outputs (a dict of arrays, saved
+            in the checkpoint and logged).
+        """
+
+    @abc.abstractmethod
+    def finish(self, config, shared: PyTree, inputs: PyTree, state: PyTree) -> dict:
+        """One run's final measurements after its last epoch.
+
+        Arguments:
+            config, shared, inputs: as in :meth:`init`.
+            state: the run's final state.
+
+        Returns:
+            A dict of arrays: :attr:`Final.data` of :meth:`assemble`.
+        """
+
+    @abc.abstractmethod
+    def assemble(self, config, setup: EpochSetup, final: Final) -> dict[str, np.ndarray]:
+        """The saved arrays, each laid out on its ``outputs`` dimensions.
+
+        Arguments:
+            config: the frozen ``Config``.
+            setup: the :class:`EpochSetup` of the run.
+            final: every run's final state (its arrays), status and :meth:`finish`
+                outputs, on leading axes ``setup.run_shape``.
+
+        Returns:
+            ``{name: array}`` for every name of :meth:`outputs`.
+        """

@@ -36,14 +36,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxreg import Status, distributed
-from jaxreg_lab.contract import Final
+from jaxreg_lab.contract import EpochReproduction, EpochSetup, Final
 from jaxreg_lab.store.checkpoints import CHECKPOINT as CHECKPOINT
 from jaxreg_lab.store.checkpoints import CheckpointExists as CheckpointExists
 from jaxreg_lab.store.checkpoints import check_resumable as check_resumable
 from jaxreg_lab.store.checkpoints import checkpoints as checkpoints
 from jaxreg_lab.store.checkpoints import clear_checkpoint as clear_checkpoint
 from jaxreg_lab.store.checkpoints import commit_unit, load_unit, units
-from jaxreg_lab.store.metrics_log import append_record, chunk_record, read_records, truncate_from
+from jaxreg_lab.store.metrics_log import append_record, chunk_record, truncate_from
 from jaxreg_lab.store.results import ResumeMismatch, as_fingerprint
 
 __all__ = [
@@ -52,7 +52,6 @@ __all__ = [
     "checkpoints",
     "check_resumable",
     "clear_checkpoint",
-    "chunk_loop",
     "run_reproduction",
     "run_named",
     "CheckpointExists",
@@ -178,47 +177,6 @@ def run_chunks(
     return state, outputs, time.perf_counter() - t0
 
 
-def chunk_loop(
-    *,
-    out_dir: Path | None,
-    resume: bool,
-    progress: bool,
-    desc: str,
-    fingerprint,
-    name: str = "",
-    precision: str | None = None,
-) -> Callable:
-    """A :class:`jaxreg.locality.training.EpochLoop` that runs the epochs with
-    :func:`run_chunks`: each epoch a checkpointed chunk, resumable bit for bit.
-
-    Arguments:
-        out_dir, resume, progress, desc, fingerprint, name, precision: as in
-            :func:`run_chunks`.
-
-    Returns:
-        ``loop(step, state, num_epochs, *, stop, on_chunk) -> state``.
-    """
-
-    def loop(step, state, num_epochs: int, *, stop, on_chunk):
-        state, _, _ = run_chunks(
-            step,
-            state,
-            num_epochs,
-            out_dir=out_dir,
-            resume=resume,
-            progress=progress,
-            desc=desc,
-            fingerprint=fingerprint,
-            name=name,
-            stop=stop,
-            precision=precision,
-            on_chunk=on_chunk,
-        )
-        return state
-
-    return loop
-
-
 def stack_chunks(outputs: list[dict], axis: int) -> dict[str, np.ndarray]:
     """Concatenate each output over chunks along ``axis``.
 
@@ -341,6 +299,189 @@ def _runs_over_devices(one: _OneRun, inputs, state, k: int, runs: int, chunk_siz
     return jax.tree.map(lambda x: x[:runs], mine)
 
 
+@dataclasses.dataclass(frozen=True)
+class _PerRun:
+    """A per-run method of an :class:`jaxreg_lab.contract.EpochReproduction` under
+    ``config``, called as ``method(config, *args)``; compares by value, so every group and
+    run with the same reproduction and config reuses one compiled program."""
+
+    reproduction: Any
+    config: Any
+    method: str
+
+    def __hash__(self) -> int:
+        return hash((self.reproduction, self.config, self.method))
+
+    def __call__(self, *args):
+        return getattr(self.reproduction, self.method)(self.config, *args)
+
+
+def _where_runs(active, new, old):
+    return jax.tree.map(lambda a, b: jnp.where(active, a, b), new, old)
+
+
+@eqx.filter_jit
+def _init_runs(init: _PerRun, shared, inputs):
+    return eqx.filter_vmap(lambda x: init(shared, x))(inputs)
+
+
+@eqx.filter_jit
+def _plan_runs(plan: _PerRun, shared, inputs, k):
+    return eqx.filter_vmap(lambda x: plan(shared, x, k))(inputs)
+
+
+@eqx.filter_jit
+def _step_runs(step: _PerRun, shared, inputs, arrays, static, plan, active, i):
+    """Step ``i`` of every run (vmapped); a stopped run (``active`` False) keeps its state."""
+
+    def one(x, a, p, act):
+        new, out = step(shared, x, eqx.combine(a, static), p, i)
+        return _where_runs(act, eqx.filter(new, eqx.is_array), a), out
+
+    return jax.vmap(one)(inputs, arrays, plan, active)
+
+
+@eqx.filter_jit
+def _end_runs(end: _PerRun, shared, inputs, arrays, static, k, outputs, active):
+    """The end of epoch ``k`` of every run (vmapped); a stopped run keeps its state."""
+
+    def one(x, a, o, act):
+        new, status, out = end(shared, x, eqx.combine(a, static), k, o)
+        return _where_runs(act, eqx.filter(new, eqx.is_array), a), status, out
+
+    return jax.vmap(one)(inputs, arrays, outputs, active)
+
+
+@eqx.filter_jit
+def _finish_runs(finish: _PerRun, shared, inputs, arrays, static):
+    return jax.vmap(lambda x, a: finish(shared, x, eqx.combine(a, static)))(inputs, arrays)
+
+
+def _run_slices(runs: int, size: int | None) -> list[slice]:
+    """The runs of each compiled program: all at once, or ``size`` at a time."""
+    k = size or runs
+    return [slice(start, min(start + k, runs)) for start in range(0, runs, k)]
+
+
+def _take(tree, sl: slice):
+    return jax.tree.map(lambda x: x[sl], tree)
+
+
+def _concat(trees: list):
+    return trees[0] if len(trees) == 1 else jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
+
+
+def _run_group(reproduction, config, group, num_chunks: int, **run) -> tuple:
+    """Every epoch of one :class:`jaxreg_lab.contract.Group` (a checkpointed sub-run of
+    :func:`run_chunks` named ``group.name``), then its ``finish``.
+
+    Each epoch, for each program's runs (``group.runs_per_program``): the ``plan``, the
+    ``num_steps`` steps dispatched one by one (their outputs stacked on a step axis after
+    the run axis), then the ``end``; a run that is no longer RUNNING is frozen, and the
+    group stops when none runs. A run still running after the last epoch is MAX_STEPS.
+
+    Returns:
+        ``(arrays, status, finished)``: the final state's arrays, the statuses and the
+        ``finish`` outputs, each with a leading run axis.
+    """
+    init, plan, step, end, finish = (
+        _PerRun(reproduction, config, m) for m in ("init", "plan", "step", "end", "finish")
+    )
+    runs = len(group.index)
+    slices = _run_slices(runs, group.runs_per_program)
+    shared, inputs = group.shared, group.inputs
+    state = _concat([_init_runs(init, shared, _take(inputs, sl)) for sl in slices])
+    arrays, static = eqx.partition(state, eqx.is_array)
+
+    def epoch(carry, k):
+        arrays, status = carry
+        active = status == Status.RUNNING
+        kk = jnp.asarray(k, jnp.int32)
+        parts = []
+        for sl in slices:
+            x, a, act = _take(inputs, sl), _take(arrays, sl), jnp.asarray(active[sl])
+            p = _plan_runs(plan, shared, x, kk)
+            outs = []
+            for i in range(group.num_steps):
+                a, out = _step_runs(step, shared, x, a, static, p, act, jnp.asarray(i, jnp.int32))
+                outs.append(out)
+            stacked = jax.tree.map(lambda *o: jnp.stack(o, axis=1), *outs)
+            parts.append(_end_runs(end, shared, x, a, static, kk, stacked, act))
+        arrays, new_status, outputs = _concat(parts)
+        status = np.where(active, np.asarray(new_status, np.int32), status)
+        return (arrays, status), outputs
+
+    initial = (arrays, np.full(runs, Status.RUNNING, np.int32))
+    (arrays, status), _, _ = run_chunks(
+        epoch,
+        initial,
+        num_chunks,
+        name=group.name,
+        desc=group.label,
+        stop=lambda carry: not np.any(carry[1] == Status.RUNNING),
+        **run,
+    )
+    status = np.where(status == Status.RUNNING, Status.MAX_STEPS, status).astype(np.int32)
+    finished = _concat([_finish_runs(finish, shared, _take(inputs, sl), _take(arrays, sl), static) for sl in slices])
+    return arrays, status, finished
+
+
+def _scatter(setup: EpochSetup, parts: list) -> Any:
+    """The groups' per-run arrays (leading run axis) laid out on ``setup.run_shape``."""
+
+    def place(*xs):
+        xs = [np.asarray(x) for x in xs]
+        out = np.empty((setup.num_runs,) + xs[0].shape[1:], xs[0].dtype)
+        for group, x in zip(setup.groups, xs):
+            out[np.asarray(group.index)] = x
+        return out.reshape(setup.run_shape + xs[0].shape[1:])
+
+    return jax.tree.map(place, *parts)
+
+
+def _run_epochs(reproduction, config, *, out_dir, resume, progress, fingerprint, log) -> dict:
+    """:func:`run_reproduction` for an :class:`jaxreg_lab.contract.EpochReproduction`:
+    its groups one after another (:func:`_run_group`), under the config's ``PRECISION``."""
+    precision = getattr(type(config), "PRECISION", None)
+    x64 = jax.config.jax_enable_x64 if precision is None else precision == "float64"
+    with jax.enable_x64(x64):
+        setup = reproduction.setup(config)
+        run = dict(
+            out_dir=out_dir,
+            resume=resume,
+            progress=progress,
+            fingerprint=config if fingerprint is None else fingerprint,
+            log=log,
+        )
+        t0 = time.perf_counter()
+        done = [_run_group(reproduction, config, group, setup.num_chunks, **run) for group in setup.groups]
+        wall = time.perf_counter() - t0
+        state, status, data = _scatter(setup, done)
+        final = Final(state=state, status=status, data=data)
+        arrays = reproduction.assemble(config, setup, final)
+    return _results(reproduction, config, setup, final, arrays, wall)
+
+
+def _results(reproduction, config, setup, final: Final, arrays: dict, wall: float) -> dict:
+    """The results dict of :func:`run_reproduction`, the arrays checked against the
+    reproduction's declared ``outputs``."""
+    schema = reproduction.outputs(config)
+    if set(arrays) != set(schema):
+        raise ValueError(
+            f"{reproduction.name}: assemble returned {sorted(arrays)}, its outputs declare {sorted(schema)}"
+        )
+    for name, dims in schema.items():
+        if np.ndim(arrays[name]) != len(dims):
+            raise ValueError(f"{reproduction.name}: output {name} has shape {np.shape(arrays[name])}, dims {dims}")
+    return {
+        "arrays": {name: (dims, np.asarray(arrays[name])) for name, dims in schema.items()},
+        "coords": dict(setup.coords),
+        "status": Status.names(final.status),
+        "wall_time": wall,
+        "extra": {**setup.extra, **reproduction.extra(config, setup, arrays)},
+    }
+
+
 def run_reproduction(
     reproduction,
     config,
@@ -374,6 +515,9 @@ def run_reproduction(
         (one name per run, nested as ``run_shape``), ``wall_time`` and ``extra``
         (``setup.extra`` and the reproduction's :meth:`~jaxreg_lab.contract.Reproduction.extra`).
     """
+    if isinstance(reproduction, EpochReproduction):
+        run = dict(out_dir=out_dir, resume=resume, progress=progress, fingerprint=fingerprint, log=log)
+        return _run_epochs(reproduction, config, **run)
     setup = reproduction.setup(config)
     runs = setup.num_runs
     one = _OneRun(reproduction, config)
@@ -409,21 +553,7 @@ def run_reproduction(
         data={name: unflatten(x) for name, x in data.items()},
     )
     arrays = reproduction.assemble(config, setup, final)
-    schema = reproduction.outputs(config)
-    if set(arrays) != set(schema):
-        raise ValueError(
-            f"{reproduction.name}: assemble returned {sorted(arrays)}, its outputs declare {sorted(schema)}"
-        )
-    for name, dims in schema.items():
-        if np.ndim(arrays[name]) != len(dims):
-            raise ValueError(f"{reproduction.name}: output {name} has shape {np.shape(arrays[name])}, dims {dims}")
-    return {
-        "arrays": {name: (dims, np.asarray(arrays[name])) for name, dims in schema.items()},
-        "coords": dict(setup.coords),
-        "status": Status.names(final.status),
-        "wall_time": wall,
-        "extra": {**setup.extra, **reproduction.extra(config, setup, arrays)},
-    }
+    return _results(reproduction, config, setup, final, arrays, wall)
 
 
 def run_named(
@@ -437,28 +567,18 @@ def run_named(
     log: Callable | None = None,
 ):
     """Run the reproduction of ``module`` (one of :mod:`jaxreg_lab.reproductions`): its
-    ``REPRODUCTION`` through :func:`run_reproduction` where it declares the contract,
-    else its own ``run``.
+    ``REPRODUCTION`` through :func:`run_reproduction`.
 
     Arguments:
         module: the reproduction's module.
         config: its frozen ``Config``.
         out_dir, resume, progress: as in :func:`run_reproduction`.
-        fingerprint: the fingerprint the caller computed (used by the contract's path).
-        log: each chunk's metrics record as the chunk finishes (the contract's path); a
-            module with its own ``run`` (the CNN reproductions) writes ``metrics.jsonl``
-            too, and ``log`` gets all its records when the run ends.
+        fingerprint: the fingerprint the caller computed.
+        log: each chunk's metrics record as the chunk finishes.
 
     Returns:
         The results dict (see :func:`run_reproduction`).
     """
-    reproduction = getattr(module, "REPRODUCTION", None)
-    if reproduction is not None:
-        return run_reproduction(
-            reproduction, config, out_dir=out_dir, resume=resume, progress=progress, fingerprint=fingerprint, log=log
-        )
-    res = module.run(config, out_dir=out_dir, resume=resume, progress=progress)
-    if log is not None and out_dir is not None and distributed.is_writer():
-        for record in read_records(out_dir):
-            log(record)
-    return res
+    return run_reproduction(
+        module.REPRODUCTION, config, out_dir=out_dir, resume=resume, progress=progress, fingerprint=fingerprint, log=log
+    )

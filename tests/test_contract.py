@@ -1,7 +1,10 @@
 """The driver over the reproduction contract, on a synthetic reproduction whose every
 number is known: each run's chunks, its worst status, the declared dims, the checks."""
 
+import ast
 import dataclasses
+import importlib
+import inspect
 import subprocess
 import sys
 import textwrap
@@ -13,7 +16,8 @@ from helpers import xla_env
 
 import jaxreg as jr
 from jaxreg_lab import driver
-from jaxreg_lab.contract import Final, Reproduction, Setup
+from jaxreg_lab.contract import EpochReproduction, Final, Reproduction, Setup
+from jaxreg_lab.registry import REPRODUCTIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,3 +192,44 @@ def test_vmapped_slices_over_several_cpu_devices_do_not_hang(tmp_path):
     assert default.shape == two.shape == (8, 63, 30) and np.all(np.isfinite(default))
     assert np.array_equal(two, one)
     np.testing.assert_allclose(default, one, rtol=1e-10, atol=1e-12)
+
+
+# what compiles or batches a function: the driver's work, never a reproduction's
+_TRANSFORMS = {"jit", "filter_jit", "vmap", "filter_vmap", "pmap", "filter_pmap", "shard_map"}
+
+
+def _transforms(source: str) -> list[str]:
+    """The transforms of ``_TRANSFORMS`` (and ``lax.map``) that ``source`` names, with their lines."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
+        lax_map = isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "lax"
+        if name in _TRANSFORMS or (name == "map" and lax_map):
+            found.append(f"{node.lineno}: {name}")
+        elif isinstance(node, ast.ImportFrom):
+            found += [f"{node.lineno}: imports {a.name}" for a in node.names if a.name in _TRANSFORMS]
+    return found
+
+
+@pytest.mark.parametrize("stem", ["locality_is_same_class", "locality_pathfinder"])
+def test_cnn_reproductions_are_contract_reproductions_with_pure_steps(stem):
+    """The CNN reproductions are registered, declare an ``EpochReproduction`` (no ``run`` of
+    their own), and neither their modules nor the classes they build on name jit, vmap or
+    another transform: the driver compiles and batches their per-run functions."""
+    assert stem in {r.module for r in REPRODUCTIONS}
+    module = importlib.import_module(f"jaxreg_lab.reproductions.{stem}")
+    reproduction = module.REPRODUCTION
+    assert isinstance(reproduction, EpochReproduction) and reproduction.name == module.NAME
+    assert not hasattr(module, "run") and reproduction.config is module.Config
+    sources = {
+        inspect.getmodule(cls).__name__ for cls in type(reproduction).__mro__ if cls.__module__.startswith("jaxreg_lab")
+    }
+    sources -= {"jaxreg_lab.contract"}
+    assert {module.__name__, "jaxreg_lab.locality.grids"} <= sources
+    found = {name: _transforms(inspect.getsource(importlib.import_module(name))) for name in sorted(sources)}
+    assert not any(found.values()), found
+
+
+def test_transform_check_catches_jit_and_vmap():
+    source = "import equinox as eqx\nfrom jax import vmap\nf = eqx.filter_jit(g)\nh = jax.lax.map(g, x)\n"
+    assert _transforms(source) == ["2: imports vmap", "3: filter_jit", "4: map"]

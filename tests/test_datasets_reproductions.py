@@ -108,10 +108,10 @@ def test_is_same_class_sets_up_cifar10(monkeypatch, data_dir):
 
     from jaxreg.locality.data import is_same_class
     from jaxreg_lab.locality.configs import IsSameClassConfig
-    from jaxreg_lab.locality.experiments import _is_same_class_sources
+    from jaxreg_lab.locality.grids import is_same_class_sources
 
     files = _write_cifar(monkeypatch, data_dir)
-    (train, test), record = _is_same_class_sources("cifar10")
+    (train, test), record = is_same_class_sources("cifar10")
     assert record == {"name": "cifar10", "files": files}
     assert train[0].shape == (20, 3, 32, 32) and test[0].shape == (4, 3, 32, 32) and train[0].max() <= 1.0
     data = is_same_class(jax.random.key(0), 6, 0, canvas=(32, 64), source=test)

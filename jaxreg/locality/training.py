@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, PyTree
 
 from jaxreg import validation as _checks
 from jaxreg.dynamics.trajectory import Status
@@ -40,7 +40,21 @@ from jaxreg.locality.options import Optimization as Optimization
 from jaxreg.locality.options import TrainOptions
 from jaxreg.locality.regularizer import check_distant, distant_patches, fixed_pair_patches, penalty
 
-__all__ = ["TrainOptions", "train_runs", "HISTORY", "EpochLoop", "epoch_loop"]
+__all__ = [
+    "TrainOptions",
+    "train_runs",
+    "HISTORY",
+    "EpochLoop",
+    "epoch_loop",
+    "run_key",
+    "init_run",
+    "epoch_plan",
+    "train_step",
+    "evaluate_run",
+    "training_arrays",
+    "evaluation_arrays",
+    "EVALUATION_KEY",
+]
 
 # per-epoch metrics of ``history``: training-batch means over the epoch (total loss, BCE,
 # R, running accuracy), then accuracy and R on the held-out set after the epoch
@@ -51,9 +65,19 @@ HISTORY = ("loss", "task_loss", "R", "train_accuracy", "test_accuracy", "test_R"
 # faster than threefry on CPU (measured: 25 s vs 43 s for a 4-run tiny grid).
 PRNG_IMPL = "rbg"
 
+# the seed of the key that draws the regularizer's patches in every evaluation
+EVALUATION_KEY = 12345
 
-def _key(seed):
-    """The key of a run, from its integer seed."""
+
+def run_key(seed: Int[ArrayLike, ""]) -> PRNGKeyArray:
+    """The key of a run, from its integer seed ("rbg" implementation, :data:`PRNG_IMPL`).
+
+    Arguments:
+        seed: the run's seed.
+
+    Returns:
+        The run's key: fold in 0 for its initialization, 1 for its epochs.
+    """
     return jax.random.key(seed, impl=PRNG_IMPL)
 
 
@@ -123,37 +147,91 @@ def _loss(p, static, state, lam_r, xb, yb, patch, other, regularize, r_mode):
     return task + lam_r * r, (new_state, task, r, acc)
 
 
-def _epoch_keys(seed, epoch, n_train: int, nb: int, B: int):
-    """The batches (nb, B) of one run's epoch (a fresh permutation, the last partial batch
-    dropped) and the key from which batch b's regularizer patches are drawn (fold_in b)."""
-    ekey = jax.random.fold_in(jax.random.fold_in(_key(seed), 1), epoch)
+def epoch_plan(
+    seed: Int[ArrayLike, ""], epoch: Int[ArrayLike, ""], n_train: int, nb: int, B: int
+) -> tuple[Int[Array, "nb B"], PRNGKeyArray]:
+    """The batches of one run's epoch: a fresh permutation of the ``n_train`` training
+    samples, keyed by (seed, epoch), cut into ``nb`` batches of ``B`` (the last partial
+    batch dropped), and the key from which batch b's regularizer patches are drawn
+    (``fold_in(key, b)``).
+
+    Arguments:
+        seed: the run's seed.
+        epoch: the epoch's index.
+        n_train: the number of training samples.
+        nb: the number of batches, ``n_train // B``.
+        B: the batch size.
+
+    Returns:
+        ``(batches, patch_key)``: the sample indices of each batch, shape (nb, B), and the key.
+    """
+    ekey = jax.random.fold_in(jax.random.fold_in(run_key(seed), 1), epoch)
     pkey, skey = jax.random.split(ekey)
     return jax.random.permutation(pkey, n_train)[: nb * B].reshape(nb, B), skey
 
 
 @eqx.filter_jit
 def _epoch_plan(epoch, seeds, n_train: int, nb: int, B: int):
-    return jax.vmap(lambda s: _epoch_keys(s, epoch, n_train, nb, B))(seeds)
+    return jax.vmap(lambda s: epoch_plan(s, epoch, n_train, nb, B))(seeds)
+
+
+def train_step(
+    params: PyTree,
+    static: PyTree,
+    state: eqx.nn.State,
+    opt_state: PyTree,
+    lam: Float[ArrayLike, ""],
+    batches: Int[Array, "nb B"],
+    patch_key: PRNGKeyArray,
+    b: Int[ArrayLike, ""],
+    X: Float[Array, "n C H W"],
+    Y: Int[Array, " n"],
+    SQ: Int[Array, "n 2 4"],
+    options: TrainOptions,
+    regularize: bool,
+) -> tuple[tuple[PyTree, eqx.nn.State, PyTree], Float[Array, "4"]]:
+    """One optimizer step of one run on batch ``b`` of its epoch (:func:`epoch_plan`):
+    loss = BCE + lam * R (Razin et al. 2022), R on a pair of patches drawn with
+    ``fold_in(patch_key, b)``; without ``regularize`` R is only monitored (no gradient).
+    Pure and unbatched: a caller vmaps it over runs and jits it.
+
+    Arguments:
+        params, static: the model, split by ``eqx.partition(model, eqx.is_array)``.
+        state: the model's normalization state.
+        opt_state: the optimizer's state (``options.make_optimizer()``).
+        lam: the regularizer's weight lambda.
+        batches, patch_key: the epoch's plan (:func:`epoch_plan`).
+        b: the batch's index.
+        X, Y, SQ: the training images, labels and image squares (:func:`training_arrays`).
+        options: the training options (``options.step_part()`` shares compiled code).
+        regularize: whether R's gradient is computed.
+
+    Returns:
+        ``((params, state, opt_state), metrics)``: the run after the step and the
+        batch's [loss, task loss, R, accuracy].
+    """
+    H, W = X.shape[2:]
+    idx = batches[b]
+    patch, other = _sample_patches(options, jax.random.fold_in(patch_key, b), SQ[idx], (H, W))
+    (loss, (new_state, task, r, acc)), grads = jax.value_and_grad(_loss, has_aux=True)(
+        params, static, state, lam, X[idx], Y[idx], patch, other, regularize, options.r_mode
+    )
+    updates, new_opt = options.make_optimizer().update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), new_state, new_opt), jnp.stack([loss, task, r, acc])
 
 
 @eqx.filter_jit
 def _run_step(carry, active, b, perms, skeys, lam, X, Y, SQ, static, options, regularize):
-    """Batch ``b`` of every run, vmapped over runs: run r trains on samples
-    ``perms[r, b]`` (its (nb, B) epoch plan); stopped runs (``active`` False) keep their
-    state. Returns the new carry and per run [loss, task loss, R, accuracy] of the batch."""
-    H, W = X.shape[2:]
-    optimizer = options.make_optimizer()
+    """Batch ``b`` of every run (:func:`train_step`), vmapped over runs: run r trains on
+    samples ``perms[r, b]``; stopped runs (``active`` False) keep their state. Returns the
+    new carry and per run [loss, task loss, R, accuracy] of the batch."""
 
     def one_run(p, state, opt, act, perm, skey, lam_r):
-        idx = perm[b]
-        patch, other = _sample_patches(options, jax.random.fold_in(skey, b), SQ[idx], (H, W))
-        (loss, (new_state, task, r, acc)), grads = jax.value_and_grad(_loss, has_aux=True)(
-            p, static, state, lam_r, X[idx], Y[idx], patch, other, regularize, options.r_mode
+        (new_p, new_state, new_opt), metrics = train_step(
+            p, static, state, opt, lam_r, perm, skey, b, X, Y, SQ, options, regularize
         )
-        updates, new_opt = optimizer.update(grads, opt, p)
-        new_p = optax.apply_updates(p, updates)
         new = (_where_tree(act, new_p, p), _where_tree(act, new_state, state), _where_tree(act, new_opt, opt))
-        return new, jnp.stack([loss, task, r, acc])
+        return new, metrics
 
     params, states, opt_state = carry
     return jax.vmap(one_run)(params, states, opt_state, active, perms, skeys, lam)
@@ -222,11 +300,46 @@ def _concat(trees: list):
     return trees[0] if len(trees) == 1 else jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
 
 
+def init_run(
+    seed: Int[ArrayLike, ""],
+    make_model: Callable[[PRNGKeyArray], tuple[eqx.Module, eqx.nn.State]],
+    options: TrainOptions,
+) -> tuple[eqx.Module, eqx.nn.State, PyTree]:
+    """One run's initial model (keyed by ``fold_in(run_key(seed), 0)``), its normalization
+    state and its optimizer's state. Pure and unbatched: a caller vmaps it over seeds.
+
+    Arguments:
+        seed: the run's seed.
+        make_model: ``make_model(key) -> (model, state)``.
+        options: the training options (their optimizer).
+
+    Returns:
+        ``(model, state, opt_state)``.
+    """
+    model, state = make_model(jax.random.fold_in(run_key(seed), 0))
+    return model, state, options.make_optimizer().init(eqx.filter(model, eqx.is_array))
+
+
 @eqx.filter_jit
 def _init_runs(seeds, make_model, optimizer_options):
-    models, states = eqx.filter_vmap(lambda s: make_model(jax.random.fold_in(_key(s), 0)))(seeds)
+    models, states, opt_state = eqx.filter_vmap(lambda s: init_run(s, make_model, optimizer_options))(seeds)
     params, static = eqx.partition(models, eqx.is_array)
-    return params, static, states, jax.vmap(optimizer_options.make_optimizer().init)(params)
+    return params, static, states, opt_state
+
+
+def training_arrays(data: LocalityData) -> tuple[Float[Array, "n C H W"], Int[Array, " n"], Int[Array, "n 2 4"]]:
+    """The arrays :func:`train_step` reads: the images in float32, the labels, and the
+    image squares (zeros for data without squares, e.g. Pathfinder).
+
+    Arguments:
+        data: the training set.
+
+    Returns:
+        ``(X, Y, SQ)``.
+    """
+    n = len(data.labels)
+    SQ = data.squares if data.squares is not None else np.zeros((n, 2, 4), np.int32)
+    return jnp.asarray(data.images, jnp.float32), jnp.asarray(data.labels), jnp.asarray(SQ)
 
 
 def train_runs(
@@ -283,9 +396,7 @@ def train_runs(
     parts = [_init_runs(seed_arr[sl], make_model, init_options) for sl in _run_slices(R, options)]
     static = parts[0][1]
     params, states, opt_state = _concat([(p, st, o) for p, _, st, o in parts])
-    X = jnp.asarray(train.images, jnp.float32)
-    Y = jnp.asarray(train.labels)
-    SQ = jnp.asarray(train.squares if train.squares is not None else np.zeros((n_train, 2, 4), np.int32))
+    X, Y, SQ = training_arrays(train)
 
     m = min(options.eval_batch_size, len(test.labels))
     test_head = LocalityData(
@@ -394,8 +505,31 @@ def evaluate(
     accuracy uses every sample. Returns two float64 arrays of shape (runs,)."""
     models = eqx.nn.inference_mode(models)
     params, static = eqx.partition(models, eqx.is_array)
+    X, Y, SQ, n, B = evaluation_arrays(data, options.eval_batch_size)
+    key = run_key(EVALUATION_KEY) if key is None else key
+    runs = jax.tree.leaves(params)[0].shape[0]
+    eval_options, parts = options.step_part(), []
+    for sl in _run_slices(runs, options):
+        p, st = _take((params, states), sl)
+        parts.append(_evaluate(p, st, X, Y, SQ, n, key, static, eval_options, B, with_R))
+    acc, r = (jnp.concatenate(x) for x in zip(*parts))
+    return np.array(acc, dtype=np.float64), (np.array(r, dtype=np.float64) if with_R else np.full(acc.shape, np.nan))
+
+
+def evaluation_arrays(data: LocalityData, eval_batch_size: int) -> tuple[Array, Array, Array, Array, int]:
+    """The arrays :func:`evaluate_run` reads: ``data`` padded to whole batches of
+    ``B = min(eval_batch_size, n)`` samples (images in float32).
+
+    Arguments:
+        data: the evaluation set, n samples.
+        eval_batch_size: the most samples per batch.
+
+    Returns:
+        ``(X, Y, SQ, n, B)``: images, labels and squares padded to a multiple of B, the
+        number of real samples (an array) and B.
+    """
     n = len(data.labels)
-    B = min(options.eval_batch_size, n)
+    B = min(eval_batch_size, n)
     nb = -(-n // B)
     pad = nb * B - n
     X = jnp.asarray(
@@ -404,39 +538,64 @@ def evaluate(
     Y = jnp.asarray(np.concatenate([data.labels, np.zeros(pad, data.labels.dtype)]))
     sq = data.squares if data.squares is not None else np.zeros((n, 2, 4), np.int32)
     SQ = jnp.asarray(np.concatenate([sq, np.repeat(sq[:1], pad, 0)]))
-    key = _key(12345) if key is None else key
-    runs = jax.tree.leaves(params)[0].shape[0]
-    eval_options, parts = options.step_part(), []
-    for sl in _run_slices(runs, options):
-        p, st = _take((params, states), sl)
-        parts.append(_evaluate(p, st, X, Y, SQ, jnp.asarray(n), key, static, eval_options, B, with_R))
-    acc, r = (jnp.concatenate(x) for x in zip(*parts))
-    return np.array(acc, dtype=np.float64), (np.array(r, dtype=np.float64) if with_R else np.full(acc.shape, np.nan))
+    return X, Y, SQ, jnp.asarray(n), B
+
+
+def evaluate_run(
+    params: PyTree,
+    static: PyTree,
+    state: eqx.nn.State,
+    X: Float[Array, "N C H W"],
+    Y: Int[Array, " N"],
+    SQ: Int[Array, "N 2 4"],
+    n: Int[ArrayLike, ""],
+    key: PRNGKeyArray,
+    options: TrainOptions,
+    B: int,
+    with_R: bool,
+) -> tuple[Float[Array, ""], Float[Array, ""]]:
+    """Accuracy and R of one model in inference mode on ``(X, Y, SQ)`` (from
+    :func:`evaluation_arrays`): accuracy over the ``n`` real samples, R averaged over the
+    full batches of ``B`` (batch b's patches drawn with ``fold_in(key, b)``). Pure and
+    unbatched: a caller vmaps it over runs and jits it.
+
+    Arguments:
+        params, static: the model in inference mode, split by ``eqx.partition``.
+        state: its normalization state.
+        X, Y, SQ: the padded evaluation arrays.
+        n: the number of real samples.
+        key: the key of the patches.
+        options: the training options (how patches are drawn).
+        B: the batch size.
+        with_R: compute R (else it is 0).
+
+    Returns:
+        ``(accuracy, R)``.
+    """
+    nb = X.shape[0] // B
+    H, W = X.shape[2:]
+    model = eqx.combine(params, static)
+
+    def body(_, b):
+        sl = jnp.arange(B) + b * B
+        xb, yb, ok = X[sl], Y[sl], sl < n
+        logits, _ = batch_logits(model, state, xb)
+        correct = jnp.sum(((logits > 0) == (yb > 0)) & ok)
+        if with_R:
+            patch, other = _sample_patches(options, jax.random.fold_in(key, b), SQ[sl], (H, W))
+            r = penalty(model, state, xb, patch, other)
+            full = jnp.all(ok)
+            r = jnp.where(full, r, 0.0)
+        else:
+            r, full = jnp.zeros(()), jnp.array(False)
+        return None, (correct, r, full)
+
+    _, (correct, r, full) = jax.lax.scan(body, None, jnp.arange(nb))
+    return jnp.sum(correct) / n, jnp.sum(r) / jnp.maximum(jnp.sum(full), 1)
 
 
 @eqx.filter_jit
 def _evaluate(params, states, X, Y, SQ, n, key, static, options, B, with_R):
-    nb = X.shape[0] // B
-    H, W = X.shape[2:]
-
-    def one(p, state):
-        model = eqx.combine(p, static)
-
-        def body(_, b):
-            sl = jnp.arange(B) + b * B
-            xb, yb, ok = X[sl], Y[sl], sl < n
-            logits, _ = batch_logits(model, state, xb)
-            correct = jnp.sum(((logits > 0) == (yb > 0)) & ok)
-            if with_R:
-                patch, other = _sample_patches(options, jax.random.fold_in(key, b), SQ[sl], (H, W))
-                r = penalty(model, state, xb, patch, other)
-                full = jnp.all(ok)
-                r = jnp.where(full, r, 0.0)
-            else:
-                r, full = jnp.zeros(()), jnp.array(False)
-            return None, (correct, r, full)
-
-        _, (correct, r, full) = jax.lax.scan(body, None, jnp.arange(nb))
-        return jnp.sum(correct) / n, jnp.sum(r) / jnp.maximum(jnp.sum(full), 1)
-
-    return jax.vmap(one)(params, states)
+    return jax.vmap(lambda p, state: evaluate_run(p, static, state, X, Y, SQ, n, key, options, B, with_R))(
+        params, states
+    )

@@ -14,12 +14,13 @@ with arrays test_accuracy, train_accuracy, test_R, epochs, status over
 (range, "lambda", "seed"), where range is "distance" or "path_length", and history over
 (range, "epoch", "lambda", "seed", "metric"). Statuses are :class:`jaxreg.Status` names.
 
-With ``out_dir``, every group of runs of a grid point is a sub-run of the one runner
-(:func:`jaxreg_lab.driver.run_chunks`, one chunk per epoch) checkpointed under
+Each function runs its grid (:mod:`.grids`, on the reproduction contract) through the
+one driver (:func:`jaxreg_lab.driver.run_reproduction`, one chunk per epoch). With
+``out_dir``, every group of runs of a grid point is a checkpointed sub-run under
 ``out_dir/.checkpoint/<point>/<group>``, fingerprinted by the config (and float32);
 resuming a directory of another configuration raises :class:`jaxreg_lab.store.results.ResumeMismatch`.
 
-This module is the orchestration; configs are in :mod:`.configs`, figures and tables in
+Configs are in :mod:`.configs`, the grids in :mod:`.grids`, figures and tables in
 :mod:`.report`.
 
 On the command line: ``jaxreg reproduce locality-is-same-class --size small`` (and
@@ -31,16 +32,11 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import jax
-import numpy as np
-
 from jaxreg import validation as _checks
-from jaxreg.locality.data import is_same_class, pathfinder
-from jaxreg.locality.training import train_runs
-from jaxreg_lab.driver import chunk_loop
-from jaxreg_lab.locality.configs import HISTORY_METRICS, SIZES, TASKS, IsSameClassConfig, ModelSpec, PathfinderConfig
+from jaxreg_lab.driver import run_reproduction
+from jaxreg_lab.locality.configs import SIZES, TASKS, IsSameClassConfig, ModelSpec, PathfinderConfig
+from jaxreg_lab.locality.grids import IsSameClassGrid, PathfinderGrid
 from jaxreg_lab.locality.report import locality_figure, plot_locality, summary_table
-from jaxreg_lab.store.data_cache import NpzCache
 
 __all__ = [
     "IsSameClassConfig",
@@ -57,90 +53,17 @@ __all__ = [
 ]
 
 
-def _train_point(spec, train, test, config, options, name, description, *, out_dir, resume, progress) -> dict:
-    """Train all (lambda, seed) runs of one grid point. Runs with lambda = 0 train in a
-    separate group without the double backward pass (it would cost them ~4x for
-    nothing); each group is vmapped. Results are merged back in lambda order."""
-    lambdas = np.asarray(config.lambdas)
-    groups = [g for g in (np.flatnonzero(lambdas == 0), np.flatnonzero(lambdas > 0)) if len(g)]
-    parts = []
-    tags = ["plain" if lambdas[g[0]] == 0 else "regularized" for g in groups]
-    for g, tag in zip(groups, tags):
-        parts.append(
-            (
-                g,
-                train_runs(
-                    spec,
-                    train,
-                    test,
-                    tuple(lambdas[g]),
-                    config.seeds,
-                    options,
-                    loop=chunk_loop(
-                        out_dir=out_dir,
-                        resume=resume,
-                        progress=progress,
-                        desc=f"{description} {tag}",
-                        fingerprint=config,
-                        name=f"{name}/{tag}",
-                        precision="float32",
-                    ),
-                ),
-            )
-        )
-    out = {}
-    for key in parts[0][1]:
-        axis = 1 if key == "history" else 0
-        first = parts[0][1][key]
-        shape = list(first.shape)
-        shape[axis] = len(lambdas)
-        full = np.empty(shape, dtype=first.dtype if key != "status" else object)
-        for g, res in parts:
-            idx = [slice(None)] * len(shape)
-            idx[axis] = g
-            full[tuple(idx)] = res[key]
-        out[key] = full.astype(str) if key == "status" else full
-    return out
-
-
-def _collect(per_point: list[dict], range_name: str, range_values, config) -> dict:
-    arrays = {}
-    for name in ("test_accuracy", "train_accuracy", "test_R", "epochs", "status"):
-        arrays[name] = ((range_name, "lambda", "seed"), np.stack([p[name] for p in per_point]))
-    arrays["history"] = ((range_name, "epoch", "lambda", "seed", "metric"), np.stack([p["history"] for p in per_point]))
-    coords = {
-        range_name: list(range_values),
-        "lambda": list(config.lambdas),
-        "seed": list(config.seeds),
-        "epoch": list(range(1, config.max_epochs + 1)),
-        "metric": list(HISTORY_METRICS),
-    }
-    return {"arrays": arrays, "coords": coords, "config": dataclasses.asdict(config)}
-
-
-def _run_grid(config, options, range_name, range_values, data, label, **run) -> dict:
-    """Train every point ``v`` of ``range_values`` (all its (lambda, seed) runs, see
-    :func:`_train_point`) on ``data(train_key, test_key, v) -> (train, test)``, the keys
-    split from ``fold_in(key(config.data_seed), v)``; checkpoints under
-    ``<range_name>_<v>``, progress labelled ``"<label>=<v>"``; ``run``: ``out_dir``,
-    ``resume``, ``progress``. Returns the results dict
-    (:func:`_collect`)."""
-    spec = config.model_spec()
-    root = jax.random.key(config.data_seed)
-    points = []
-    for v in range_values:
-        ktr, kte = jax.random.split(jax.random.fold_in(root, v))
-        train, test = data(ktr, kte, v)
-        points.append(_train_point(spec, train, test, config, options, f"{range_name}_{v}", f"{label}={v}", **run))
-    return _collect(points, range_name, range_values, config)
-
-
 def _check_run_args(config, cls, out_dir, resume):
-    """Validate the arguments of a run (checkpoints are the runner's: see the module docstring)."""
+    """Validate the arguments of a run (checkpoints are the driver's: see the module docstring)."""
     if not isinstance(config, cls):
         raise ValueError(f"config must be a {cls.__name__}, got {type(config).__name__}")
     if resume and out_dir is None:
         raise ValueError("out_dir is required when resume=True")
+
+
+def _run(grid, config, out_dir, resume, progress) -> dict:
+    res = run_reproduction(grid, config, out_dir=out_dir, resume=resume, progress=progress)
+    return {"arrays": res["arrays"], "coords": res["coords"], "config": dataclasses.asdict(config), **res["extra"]}
 
 
 def run_is_same_class(
@@ -150,48 +73,13 @@ def run_is_same_class(
     resume: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Train the Is-Same-Class grid; see the module docstring for the results dict.
-
-    Per distance: ``num_train`` training and ``num_test`` test pairs drawn from
-    disjoint halves of the digits (CIFAR-10: from its training and its test images); all
-    (lambda, seed) runs of a distance train together (vmapped). With ``out_dir``,
-    per-epoch checkpoints go to ``out_dir/.checkpoint/distance_<d>/`` and ``resume=True``
-    continues from them. The results dict's ``data`` names the images and, for CIFAR-10,
-    the archive's MD5."""
-    with jax.enable_x64(False):  # CNN training is float32, whatever the caller's x64 setting
-        config = IsSameClassConfig.preset("small") if config is None else config
-        _check_run_args(config, IsSameClassConfig, out_dir, resume)
-        sources, record = _is_same_class_sources(config.dataset)
-
-        def data(ktr, kte, d):
-            kw = dict(scale=config.scale, canvas=config.canvas, placement=config.placement)
-            train = is_same_class(ktr, config.num_train, d, split="train", source=sources[0], **kw)
-            test = is_same_class(kte, config.num_test, d, split="test", source=sources[1], **kw)
-            return train, test
-
-        run = dict(out_dir=out_dir, resume=resume, progress=progress)
-        res = _run_grid(config, config.options(), "distance", config.distances, data, "is_same_class d", **run)
-        return {**res, "data": record}
-
-
-def _is_same_class_sources(dataset: str) -> tuple[tuple, dict]:
-    """The (train, test) ``source`` arguments of :func:`jaxreg.locality.data.is_same_class`
-    for ``dataset`` (None, None for the digits' own halves) and the record of the data."""
-    if dataset == "digits":
-        import sklearn
-
-        return (None, None), {
-            "name": "digits",
-            "source": f"sklearn.datasets.load_digits (scikit-learn {sklearn.__version__})",
-        }
-    from jaxreg_lab.datasets import load_cifar10
-
-    images = load_cifar10()
-    scaled = [
-        (x.astype(np.float32) / np.float32(255.0), y)
-        for x, y in ((images.train_images, images.train_labels), (images.test_images, images.test_labels))
-    ]
-    return tuple(scaled), images.record
+    """Train the Is-Same-Class grid (:class:`.grids.IsSameClassGrid`); see the module
+    docstring for the results dict, whose ``data`` names the images and, for CIFAR-10,
+    the archive's MD5. With ``out_dir``, per-epoch checkpoints go to
+    ``out_dir/.checkpoint/distance_<d>/`` and ``resume=True`` continues from them."""
+    config = IsSameClassConfig.preset("small") if config is None else config
+    _check_run_args(config, IsSameClassConfig, out_dir, resume)
+    return _run(IsSameClassGrid(), config, out_dir, resume, progress)
 
 
 def run_pathfinder(
@@ -202,25 +90,13 @@ def run_pathfinder(
     progress: bool = True,
     cache_directory=None,
 ) -> dict:
-    """Train the Pathfinder grid (path lengths x lambdas x seeds); data are cached on
-    disk (see :func:`jaxreg_lab.store.data_cache.cache_dir`). Results dict as in the module
+    """Train the Pathfinder grid (:class:`.grids.PathfinderGrid`: path lengths x lambdas x
+    seeds); data are cached on disk in ``cache_directory`` (default
+    :func:`jaxreg_lab.store.data_cache.cache_dir`). Results dict as in the module
     docstring, with range dimension "path_length"."""
-    with jax.enable_x64(False):  # CNN training is float32, whatever the caller's x64 setting
-        config = PathfinderConfig.preset("small") if config is None else config
-        _check_run_args(config, PathfinderConfig, out_dir, resume)
-        options = config.options(patch_size=config.patch_size, patch_distance=0)
-        kw = dict(
-            image_size=config.image_size,
-            canvas=config.canvas,
-            num_distractors=config.num_distractors,
-            cache=NpzCache(cache_directory),
-        )
-
-        def data(ktr, kte, n):
-            return pathfinder(ktr, config.num_train, n, **kw), pathfinder(kte, config.num_test, n, **kw)
-
-        run = dict(out_dir=out_dir, resume=resume, progress=progress)
-        return _run_grid(config, options, "path_length", config.path_lengths, data, "pathfinder L", **run)
+    config = PathfinderConfig.preset("small") if config is None else config
+    _check_run_args(config, PathfinderConfig, out_dir, resume)
+    return _run(PathfinderGrid(cache_directory), config, out_dir, resume, progress)
 
 
 def run_locality(

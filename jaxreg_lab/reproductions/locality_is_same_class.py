@@ -4,21 +4,17 @@ Two images at horizontal gap ``distance`` on a blank canvas; label: same class? 
 the regularizer (lambda = 0) test accuracy falls towards chance as the gap grows. The
 images (``dataset``): scikit-learn's digits (the tiny and small presets, offline) or
 CIFAR-10, the paper's (the paper preset; ``jaxreg data fetch cifar10``).
-An adapter (:mod:`._locality`) over :func:`jaxreg_lab.locality.experiments.run_is_same_class`.
+The grid on the reproduction contract: :class:`jaxreg_lab.locality.grids.IsSameClassGrid`.
 """
 
 from __future__ import annotations
 
-from jaxreg_lab.locality.experiments import IsSameClassConfig, run_is_same_class
-from jaxreg_lab.reproductions._locality import locality_claims, reproduction
+from jaxreg_lab.locality.configs import IsSameClassConfig
+from jaxreg_lab.locality.grids import IsSameClassGrid
+from jaxreg_lab.reproductions._locality import locality_claims
 
 NAME = "locality-is-same-class"
 Config = IsSameClassConfig  # frozen; preset("tiny" | "small" | "paper"); seeds: a count or a tuple of seeds
-
-# run(config, *, out_dir, resume, progress) trains the grid (distance x lambda x seed)
-run, plot, summary = reproduction(
-    run_is_same_class, NAME, lambda results: f"Is-Same-Class on {results.config.get('dataset', 'digits')}", "distance"
-)
 
 # every claim is judged after the run's last epoch; at the small preset that is the epoch
 # cap for every run (the stop rule needs 100% train accuracy, which the longest gap does
@@ -44,3 +40,14 @@ CLAIMS = locality_claims(
         )
     },
 )
+
+
+class IsSameClass(IsSameClassGrid):
+    """The grid with its claims."""
+
+    def claims(self) -> tuple:
+        return CLAIMS
+
+
+REPRODUCTION = IsSameClass()
+plot, summary = REPRODUCTION.plot, REPRODUCTION.summary

@@ -4,19 +4,18 @@ regularizer (Razin et al. 2022).
 Are the two markers joined by one dashed curve of ``path_length`` paddles? The paper:
 without the regularizer (lambda = 0) test accuracy falls as the paths get longer; with it,
 long-path accuracy rises.
-An adapter (:mod:`._locality`) over :func:`jaxreg_lab.locality.experiments.run_pathfinder`.
+The grid on the reproduction contract: :class:`jaxreg_lab.locality.grids.PathfinderGrid`.
 """
 
 from __future__ import annotations
 
-from jaxreg_lab.locality.experiments import PathfinderConfig, run_pathfinder
-from jaxreg_lab.reproductions._locality import locality_claims, reproduction
+from jaxreg_lab.locality.configs import PathfinderConfig
+from jaxreg_lab.locality.grids import PathfinderGrid
+from jaxreg_lab.reproductions._locality import locality_claims
 
 NAME = "locality-pathfinder"
 Config = PathfinderConfig  # frozen; preset("tiny" | "small" | "paper"); seeds: a count or a tuple of seeds
 
-# run(config, *, out_dir, resume, progress) trains the grid (path_length x lambda x seed)
-run, plot, summary = reproduction(run_pathfinder, NAME, "Pathfinder", "path_length")
 
 CLAIMS = locality_claims(
     "path_length",
@@ -38,3 +37,14 @@ CLAIMS = locality_claims(
         "the change is noise around chance",
     },
 )
+
+
+class Pathfinder(PathfinderGrid):
+    """The grid with its claims."""
+
+    def claims(self) -> tuple:
+        return CLAIMS
+
+
+REPRODUCTION = Pathfinder()
+plot, summary = REPRODUCTION.plot, REPRODUCTION.summary

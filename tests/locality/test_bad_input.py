@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import pytest
 
 from jaxreg.locality import TrainOptions, grad_change_penalty, is_same_class, pathfinder
-from jaxreg_lab.locality import IsSameClassConfig, PathfinderConfig, experiments, run_is_same_class, run_locality
+from jaxreg_lab import driver
+from jaxreg_lab.locality import IsSameClassConfig, PathfinderConfig, grids, run_is_same_class, run_locality
 
 
 @pytest.fixture
@@ -15,8 +16,9 @@ def no_work(monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("work started before validation")
 
-    for name in ("is_same_class", "pathfinder", "train_runs"):
-        monkeypatch.setattr(experiments, name, boom)
+    for name in ("is_same_class", "pathfinder"):
+        monkeypatch.setattr(grids, name, boom)
+    monkeypatch.setattr(driver, "run_chunks", boom)
 
 
 @pytest.mark.parametrize(

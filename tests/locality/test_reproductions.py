@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from helpers import InterruptAt
 
-from jaxreg_lab import cli
-from jaxreg_lab.locality import experiments, plot_locality
+from jaxreg_lab import cli, driver
+from jaxreg_lab.locality import plot_locality
 from jaxreg_lab.reproductions import EXPERIMENTS, locality_is_same_class, locality_pathfinder
 from jaxreg_lab.store.results import load_results
 
@@ -124,7 +124,7 @@ def test_plot_redraws_from_saved_results(runs, capsys, tmp_path):
     ],
 )
 def test_bad_input_one_line_exit_2(argv, toml, fragment, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(experiments, "train_runs", InterruptAt(None, 1))  # no training may start
+    monkeypatch.setattr(driver, "run_chunks", InterruptAt(None, 1))  # no training may start
     extra = []
     if toml is not None:
         (tmp_path / "c.toml").write_text(toml + "\n")

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from jaxreg.locality import is_same_class, train_runs
-from jaxreg_lab.driver import CheckpointExists, check_resumable, checkpoints, chunk_loop
+from jaxreg_lab.driver import CheckpointExists, check_resumable, checkpoints, run_reproduction
 from jaxreg_lab.locality import IsSameClassConfig
+from jaxreg_lab.locality.grids import IsSameClassGrid
 from jaxreg_lab.store.results import ResumeMismatch
 
 CONFIG = IsSameClassConfig.preset("tiny")
@@ -27,48 +28,42 @@ class Interrupt(Exception):
 
 
 def test_resume_equals_uninterrupted(tmp_path):
-    """The one locality resume test (2 epochs; shares the tiny preset's compiled code): a
-    grid point's group is a named sub-run of the runner, fingerprinted by the config."""
-    tr, te = _data()
-    spec, options = CONFIG.model_spec(), CONFIG.options(max_epochs=2)
+    """The one locality resume test (2 epochs; shares the tiny preset's compiled code): the
+    grid through the driver (one distance, lambda 1, seeds 0 and 1), killed after its
+    first epoch's checkpoint, resumes to the uninterrupted run's arrays and checkpoint bit
+    for bit; both equal the library's ``train_runs`` on the same data."""
+    config = dataclasses.replace(CONFIG, distances=(16,), lambdas=(1.0,), max_epochs=2)
+    grid = IsSameClassGrid()
+    full = run_reproduction(grid, config, out_dir=tmp_path / "a", progress=False)
 
-    def loop(out_dir, resume=False):
-        kw = dict(fingerprint=CONFIG, name="distance_16/regularized", progress=False, desc="", precision="float32")
-        return chunk_loop(out_dir=out_dir, resume=resume, **kw)
-
-    full = train_runs(spec, tr, te, (1.0,), (0, 1), options, loop=loop(tmp_path / "a"))
-
-    def kill_after_first(epoch, metrics):
-        if epoch == 0:
-            raise Interrupt
+    def kill_after_first(record):
+        raise Interrupt
 
     with pytest.raises(Interrupt):
-        train_runs(spec, tr, te, (1.0,), (0, 1), options, loop=loop(tmp_path / "b"), on_epoch_end=kill_after_first)
+        run_reproduction(grid, config, out_dir=tmp_path / "b", progress=False, log=kill_after_first)
     ((unit, manifest),) = checkpoints(tmp_path / "b").items()
-    assert unit.parent.name == "regularized" and manifest["done"] == 1
+    assert unit.parent.name == "regularized" and unit.parent.parent.name == "distance_16" and manifest["done"] == 1
     assert manifest["fingerprint"]["precision"] == "float32"
-    check_resumable(tmp_path / "b", CONFIG)  # what the command line checks before any compute
+    check_resumable(tmp_path / "b", config)  # what the command line checks before any compute
     with pytest.raises(ResumeMismatch, match="another configuration"):
-        check_resumable(tmp_path / "b", dataclasses.replace(CONFIG, seeds=(0, 1, 2)))
+        check_resumable(tmp_path / "b", dataclasses.replace(config, seeds=(0, 1, 2)))
     with pytest.raises(CheckpointExists):  # a fresh run never discards it
-        train_runs(spec, tr, te, (1.0,), (0, 1), options, loop=loop(tmp_path / "b"))
+        run_reproduction(grid, config, out_dir=tmp_path / "b", progress=False)
     seen = []
-    resumed = train_runs(
-        spec,
-        tr,
-        te,
-        (1.0,),
-        (0, 1),
-        options,
-        loop=loop(tmp_path / "b", resume=True),
-        on_epoch_end=lambda e, m: seen.append(e),
-    )
-    assert seen == [1]  # only the second epoch was trained again
-    for key in full:
-        np.testing.assert_array_equal(full[key], resumed[key], err_msg=key)
-    assert np.all(np.isfinite(full["history"]))
+    resumed = run_reproduction(grid, config, out_dir=tmp_path / "b", resume=True, progress=False, log=seen.append)
+    assert [r["chunk"] for r in seen] == [1]  # only the second epoch was trained again
+    assert full["status"] == resumed["status"] == ["max_steps", "max_steps"]
+    for key, (_, value) in full["arrays"].items():
+        np.testing.assert_array_equal(value, resumed["arrays"][key][1], err_msg=key)
+    assert np.all(np.isfinite(full["arrays"]["history"][1]))
     (a,), (b,) = checkpoints(tmp_path / "a"), checkpoints(tmp_path / "b")
     assert (a / "state.eqx").read_bytes() == (b / "state.eqx").read_bytes()
+    # the library's own loop over the same per-run functions gives the same bits
+    draw, _ = grid.data(config)
+    train, test = draw(*jax.random.split(jax.random.fold_in(jax.random.key(config.data_seed), 16)), 16)
+    alone = train_runs(config.model_spec(), train, test, (1.0,), (0, 1), config.options())
+    for key, value in alone.items():
+        np.testing.assert_array_equal(value.reshape(full["arrays"][key][1].shape), full["arrays"][key][1], err_msg=key)
 
 
 def test_nan_run_is_reported_without_losing_the_other(tmp_path):
