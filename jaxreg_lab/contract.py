@@ -167,7 +167,10 @@ class Final:
         status: every run's worst status code, shape ``run_shape``.
         data: every chunk output, the chunks concatenated along the first axis after the
             run axes (an output ``"steps"``, solver steps per chunk, is summed instead);
-            for an :class:`EpochReproduction`, the outputs of its ``finish``.
+            for an :class:`EpochReproduction`, the outputs of its ``finish`` and those of
+            its ``end``, stacked on an epoch axis after the run axes (``num_chunks`` long;
+            NaN, or 0 for integers, after a group stopped; a stopped run's own outputs are
+            its frozen state's).
     """
 
     state: PyTree
@@ -365,7 +368,7 @@ class EpochReproduction(AbstractReproduction):
         Returns:
             ``(state, status, outputs)``: the state, :data:`jaxreg.Status.RUNNING` to train
             on or the run's final status, and the epoch's outputs (a dict of arrays, saved
-            in the checkpoint and logged).
+            in the checkpoint, logged and handed to :meth:`assemble`).
         """
 
     @abc.abstractmethod
@@ -387,8 +390,8 @@ class EpochReproduction(AbstractReproduction):
         Arguments:
             config: the frozen ``Config``.
             setup: the :class:`EpochSetup` of the run.
-            final: every run's final state (its arrays), status and :meth:`finish`
-                outputs, on leading axes ``setup.run_shape``.
+            final: every run's final state (its arrays), status, :meth:`finish` outputs
+                and stacked :meth:`end` outputs, on leading axes ``setup.run_shape``.
 
         Returns:
             ``{name: array}`` for every name of :meth:`outputs`.

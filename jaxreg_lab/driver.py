@@ -381,8 +381,10 @@ def _run_group(reproduction, config, group, num_chunks: int, **run) -> tuple:
     group stops when none runs. A run still running after the last epoch is MAX_STEPS.
 
     Returns:
-        ``(arrays, status, finished)``: the final state's arrays, the statuses and the
-        ``finish`` outputs, each with a leading run axis.
+        ``(arrays, status, data)``: the final state's arrays, the statuses, and the
+        ``finish`` outputs with every ``end`` output stacked on a chunk axis after the run
+        axis (``num_chunks`` long: padded with NaN, or 0 for integers, when the group
+        stopped early), each with a leading run axis.
     """
     init, plan, step, end, finish = (
         _PerRun(reproduction, config, m) for m in ("init", "plan", "step", "end", "finish")
@@ -412,7 +414,7 @@ def _run_group(reproduction, config, group, num_chunks: int, **run) -> tuple:
         return (arrays, status), outputs
 
     initial = (arrays, np.full(runs, Status.RUNNING, np.int32))
-    (arrays, status), _, _ = run_chunks(
+    (arrays, status), outputs, _ = run_chunks(
         epoch,
         initial,
         num_chunks,
@@ -423,6 +425,13 @@ def _run_group(reproduction, config, group, num_chunks: int, **run) -> tuple:
     )
     status = np.where(status == Status.RUNNING, Status.MAX_STEPS, status).astype(np.int32)
     finished = _concat([_finish_runs(finish, shared, _take(inputs, sl), _take(arrays, sl), static) for sl in slices])
+    chunks = stack_chunks([{n: v[:, None] for n, v in out.items()} for out in outputs], axis=1)
+    for name, value in chunks.items():
+        if name in finished:
+            raise ValueError(f"{reproduction.name}: end and finish both return an output {name!r}")
+        missing = num_chunks - value.shape[1]  # the group stopped early
+        fill = np.full((runs, missing, *value.shape[2:]), np.nan if value.dtype.kind == "f" else 0, value.dtype)
+        finished[name] = np.concatenate([value, fill], axis=1)
     return arrays, status, finished
 
 

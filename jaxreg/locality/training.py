@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, PyTree
+from jaxtyping import Array, ArrayLike, Float, Integer, PRNGKeyArray, PyTree
 
 from jaxreg import validation as _checks
 from jaxreg.dynamics.trajectory import Status
@@ -69,7 +69,7 @@ PRNG_IMPL = "rbg"
 EVALUATION_KEY = 12345
 
 
-def run_key(seed: Int[ArrayLike, ""]) -> PRNGKeyArray:
+def run_key(seed: Integer[ArrayLike, ""]) -> PRNGKeyArray:
     """The key of a run, from its integer seed ("rbg" implementation, :data:`PRNG_IMPL`).
 
     Arguments:
@@ -148,8 +148,8 @@ def _loss(p, static, state, lam_r, xb, yb, patch, other, regularize, r_mode):
 
 
 def epoch_plan(
-    seed: Int[ArrayLike, ""], epoch: Int[ArrayLike, ""], n_train: int, nb: int, B: int
-) -> tuple[Int[Array, "nb B"], PRNGKeyArray]:
+    seed: Integer[ArrayLike, ""], epoch: Integer[ArrayLike, ""], n_train: int, nb: int, B: int
+) -> tuple[Integer[Array, "nb B"], PRNGKeyArray]:
     """The batches of one run's epoch: a fresh permutation of the ``n_train`` training
     samples, keyed by (seed, epoch), cut into ``nb`` batches of ``B`` (the last partial
     batch dropped), and the key from which batch b's regularizer patches are drawn
@@ -181,12 +181,12 @@ def train_step(
     state: eqx.nn.State,
     opt_state: PyTree,
     lam: Float[ArrayLike, ""],
-    batches: Int[Array, "nb B"],
+    batches: Integer[Array, "nb B"],
     patch_key: PRNGKeyArray,
-    b: Int[ArrayLike, ""],
+    b: Integer[ArrayLike, ""],
     X: Float[Array, "n C H W"],
-    Y: Int[Array, " n"],
-    SQ: Int[Array, "n 2 4"],
+    Y: Integer[Array, " n"],
+    SQ: Integer[Array, "n 2 4"],
     options: TrainOptions,
     regularize: bool,
 ) -> tuple[tuple[PyTree, eqx.nn.State, PyTree], Float[Array, "4"]]:
@@ -301,7 +301,7 @@ def _concat(trees: list):
 
 
 def init_run(
-    seed: Int[ArrayLike, ""],
+    seed: Integer[ArrayLike, ""],
     make_model: Callable[[PRNGKeyArray], tuple[eqx.Module, eqx.nn.State]],
     options: TrainOptions,
 ) -> tuple[eqx.Module, eqx.nn.State, PyTree]:
@@ -327,7 +327,9 @@ def _init_runs(seeds, make_model, optimizer_options):
     return params, static, states, opt_state
 
 
-def training_arrays(data: LocalityData) -> tuple[Float[Array, "n C H W"], Int[Array, " n"], Int[Array, "n 2 4"]]:
+def training_arrays(
+    data: LocalityData,
+) -> tuple[Float[Array, "n C H W"], Integer[Array, " n"], Integer[Array, "n 2 4"]]:
     """The arrays :func:`train_step` reads: the images in float32, the labels, and the
     image squares (zeros for data without squares, e.g. Pathfinder).
 
@@ -546,9 +548,9 @@ def evaluate_run(
     static: PyTree,
     state: eqx.nn.State,
     X: Float[Array, "N C H W"],
-    Y: Int[Array, " N"],
-    SQ: Int[Array, "N 2 4"],
-    n: Int[ArrayLike, ""],
+    Y: Integer[Array, " N"],
+    SQ: Integer[Array, "N 2 4"],
+    n: Integer[ArrayLike, ""],
     key: PRNGKeyArray,
     options: TrainOptions,
     B: int,

@@ -35,7 +35,6 @@ from jaxreg.locality.data import LocalityData, is_same_class, pathfinder
 from jaxreg.locality.options import TrainOptions
 from jaxreg.locality.training import (
     EVALUATION_KEY,
-    HISTORY,
     epoch_plan,
     evaluate_run,
     evaluation_arrays,
@@ -111,6 +110,9 @@ class LocalityGrid(EpochReproduction):
                 "test": evaluation_arrays(test, options.eval_batch_size),
                 "train_eval": evaluation_arrays(train, options.eval_batch_size),
                 "key": run_key(EVALUATION_KEY),
+                # the stopping rule's numbers as arrays: every config shares the compiled programs
+                "fit_accuracy": jnp.asarray(options.fit_accuracy - 1e-6, jnp.float32),
+                "patience": jnp.asarray(options.patience, jnp.int32),
             }
             num_steps = len(train.labels) // options.batch_size
             for tag, g in (("plain", np.flatnonzero(lambdas == 0)), ("regularized", np.flatnonzero(lambdas > 0))):
@@ -142,9 +144,8 @@ class LocalityGrid(EpochReproduction):
         return EpochSetup(tuple(groups), config.max_epochs, shape, coords, extra)
 
     def init(self, config, shared, inputs) -> dict:
-        """A network initialized from the run's seed, its optimizer state and its record:
-        the epoch its train accuracy first reached ``fit_accuracy`` (-1: not yet), its
-        epochs trained and its ``history`` (per epoch the metrics ``HISTORY``, NaN after a stop)."""
+        """A network initialized from the run's seed, its optimizer state, the epoch its
+        train accuracy first reached ``fit_accuracy`` (-1: not yet) and its epochs trained."""
         model, state, opt = init_run(inputs["seed"], config.model_spec(), self.train_options(config).step_part())
         return {
             "model": model,
@@ -152,7 +153,6 @@ class LocalityGrid(EpochReproduction):
             "opt": opt,
             "fit_epoch": jnp.asarray(-1, jnp.int32),
             "epochs": jnp.asarray(0, jnp.int32),
-            "history": jnp.full((config.max_epochs, len(HISTORY)), jnp.nan, jnp.float32),
         }
 
     def plan(self, config, shared, inputs, k):
@@ -183,20 +183,19 @@ class LocalityGrid(EpochReproduction):
 
     def end(self, config, shared, inputs, state, k, outputs):
         """The epoch's metrics (``outputs``: per batch [loss, task loss, R, accuracy]): their
-        means, then held-out accuracy and R; the stopping rule on the running train accuracy."""
-        options = self.train_options(config)
+        means, then held-out accuracy and R (the epoch's row of the metrics ``HISTORY``); the
+        stopping rule on the running train accuracy."""
         finite = jnp.all(jnp.isfinite(outputs[:, 0]))
         means = jnp.mean(outputs, axis=0)
         held_out = jnp.stack(self._evaluate(config, shared, state, "held_out", True)).astype(jnp.float32)
         row = jnp.concatenate([means, held_out])
-        fits = finite & (state["fit_epoch"] < 0) & (means[3] >= options.fit_accuracy - 1e-6)
+        fits = finite & (state["fit_epoch"] < 0) & (means[3] >= shared["fit_accuracy"])
         fit_epoch = jnp.where(fits, k, state["fit_epoch"])
-        converged = (fit_epoch >= 0) & (k - fit_epoch >= options.patience)
+        converged = (fit_epoch >= 0) & (k - fit_epoch >= shared["patience"])
         status = jnp.where(
             finite, jnp.where(converged, int(Status.CONVERGED), int(Status.RUNNING)), int(Status.NON_FINITE)
         )
-        state = {**state, "fit_epoch": fit_epoch, "epochs": k + 1, "history": state["history"].at[k].set(row)}
-        return state, status, {"metrics": row}
+        return {**state, "fit_epoch": fit_epoch, "epochs": k + 1}, status, {"metrics": row}
 
     def finish(self, config, shared, inputs, state) -> dict:
         """Test accuracy and R on the whole test set, train accuracy on the whole training
@@ -207,6 +206,10 @@ class LocalityGrid(EpochReproduction):
 
     def assemble(self, config, setup: EpochSetup, final: Final) -> dict:
         bad = final.status == Status.NON_FINITE
+        epochs = np.asarray(final.state["epochs"])
+        # each epoch's metrics row, NaN from the epoch after a run stopped
+        history = np.array(final.data["metrics"])
+        history[np.arange(config.max_epochs) >= epochs[..., None]] = np.nan
 
         def measured(name):
             x = np.array(final.data[name], dtype=np.float64)
@@ -217,9 +220,9 @@ class LocalityGrid(EpochReproduction):
             "test_accuracy": measured("test_accuracy"),
             "train_accuracy": measured("train_accuracy"),
             "test_R": measured("test_R"),
-            "epochs": np.asarray(final.state["epochs"]),
+            "epochs": epochs,
             "status": np.array(Status.names(final.status)).reshape(final.status.shape),
-            "history": np.moveaxis(np.asarray(final.state["history"]), 3, 1),
+            "history": np.moveaxis(history, 3, 1),
         }
 
     def plot(self, results, out_dir) -> list[Path]:
