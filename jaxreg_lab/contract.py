@@ -300,7 +300,9 @@ class EpochReproduction(AbstractReproduction):
     module docstring). Its ``init``, ``plan``, ``step``, ``end`` and ``finish`` are pure
     and unbatched, for ONE run: the driver vmaps them over a group's runs and jits them,
     and never calls them otherwise. A run's state may hold non-array leaves (e.g. a
-    model's activation functions): the driver carries and checkpoints its arrays."""
+    model's activation functions): the driver carries and checkpoints its arrays. The
+    groups run one after another on the default device (every process runs them all;
+    they are not yet split over devices and processes)."""
 
     @abc.abstractmethod
     def setup(self, config) -> EpochSetup:
