@@ -104,7 +104,7 @@ class Config(Seeds, FlowTolerances, Saves):
     with Gaussian targets, and deep CP on a 10^3 CP-rank-5 target.
     """
 
-    num_saves: int = 300
+    num_saves: int = 150  # evenly spaced over [0, T]; more exceed the shipped results' size
     max_steps: int = 200_000
     seeds: int = 3
 
@@ -438,18 +438,18 @@ GAUSSIAN_HTF = (
 )
 GAUSSIAN_HTF_NODE_FAILS = dict(
     expected=False,
-    note=GAUSSIAN_HTF.format("the two local components rise together in all 3 seeds (half-time ratios 1.00-1.05)"),
+    note=GAUSSIAN_HTF.format("the two local components rise together in all 3 seeds (half-time ratios 1.00-1.04)"),
 )
 GAUSSIAN_HTF_ROOT_FAILS = dict(
     expected=False,
     note=GAUSSIAN_HTF.format(
-        "the two local components rise together in seeds 0 and 2 (half-time ratios 1.06, 1.01), and in seed 1 only "
+        "the two local components rise together in seeds 0 and 2 (half-time ratios 1.05, 1.00), and in seed 1 only "
         "one reaches 10% of the largest"
     ),
 )
 GAUSSIAN_DCP_FAILS = dict(
     expected=False,
-    note="holds in 2 of 3 seeds (min ratios 1.95, 1.76 in seeds 1, 2); in seed 0 the second and third components "
+    note="holds in 2 of 3 seeds (min ratios 1.95, 1.74 in seeds 1, 2); in seed 0 the second and third components "
     "rise out of order (ratio 0.89)",
 )
 MATRIX_PAPER = "singular values learned one at a time from small init (64x64, rank 5, init 1e-3)"
@@ -527,16 +527,13 @@ CLAIMS = (
 def _gaussian_arrays(config: Config, with_sources: bool = False):
     """The saved arrays of the Gaussian-target runs: ``{name: dims after (seed, save)}``, or
     with ``with_sources`` ``[(name, dims, run index among them, metric leaf)]`` (the
-    leaves of :func:`_metrics`: deep CP's sigma_r, then its end-to-end norms; HTF's nodes)."""
+    leaves of :func:`_metrics`: deep CP's end-to-end norms, leaf 1; HTF's nodes)."""
     nodes = len(_tree(config.htf_shape).nodes)
     per_run = {
         "mf": [("eq_mf_singular_values", ("mf_component",), 0)],
         "tf": [("eq_tf_component_norms", ("tf_component",), 0)],
         "htf": [(f"eq_htf_node{i}_norms", (f"htf_node{i}_component",), i) for i in range(nodes)],
-        "dcp": [
-            ("eq_dcp_component_norms", ("dcp_component",), 0),
-            ("eq_dcp_end_component_norms", ("dcp_component",), 1),
-        ],
+        "dcp": [("eq_dcp_end_component_norms", ("dcp_component",), 1)],  # the panel's norms only
         "control": [("eq_mf_control_singular_values", ("mf_component",), 0)],
     }
     out = [
