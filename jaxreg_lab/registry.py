@@ -32,7 +32,7 @@ REPRODUCTIONS = (
     Reproduction(
         "matrix-dynamics",
         "matrix_dynamics",
-        "singular values of deep matrix completion are learned one at a time under exact gradient flow",
+        "singular-value dynamics of deep matrix completion under exact gradient flow (published: one at a time)",
         ARORA_2019,
     ),
     Reproduction(
@@ -50,7 +50,7 @@ REPRODUCTIONS = (
     Reproduction(
         "incremental-learning",
         "incremental_learning",
-        "components learned one at a time in matrix, CP, hierarchical and deep tensor factorization",
+        "components learned one at a time in matrix, CP, hierarchical and deep tensor factorization, weighted and Gaussian targets, with a depth-1 control",
         RAZIN_2022,
     ),
     Reproduction(

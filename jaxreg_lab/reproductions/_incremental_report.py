@@ -7,7 +7,7 @@ import dataclasses
 
 import numpy as np
 
-from jaxreg_lab.reproductions._transitions import crossing_times, top_components
+from jaxreg_lab.reproductions._transitions import COINCIDE, crossing_times, top_components
 
 
 def draw(results, out_dir, name: str) -> list:
@@ -29,6 +29,7 @@ def draw(results, out_dir, name: str) -> list:
     from jaxreg_lab.plotting import add_iteration_axis, plot_curves, save_figure
 
     panels = saved_panels(results)
+    ids = [spec[0] for spec in panel_specs(results.config, results.coords)]
     ncols = 4
     nrows = -(-len(panels) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.3 * ncols, 3.9 * nrows), squeeze=False)
@@ -41,12 +42,15 @@ def draw(results, out_dir, name: str) -> list:
         for t in crossing_times(ts[0], norms[0], rank):
             ax.axvline(t, color="0.6", lw=0.6, ls=":")
         ratios = results["half_time_ratio"][0, i]
-        verdict = "holds" if results["holds"][0, i] else "fails"
-        ax.set_title(
-            f"{title}\nseed 0: ratios {', '.join(f'{r:.2f}' for r in ratios[np.isfinite(ratios)])}; "
-            f"{int(results['count_above_level'][0, i])} reach 10% (rank {rank}): {verdict}",
-            fontsize=8,
-        )
+        numbers = f"seed 0: ratios {', '.join(f'{r:.2f}' for r in ratios[np.isfinite(ratios)])}"
+        if ids[i].endswith("control"):  # the shallow control's claim: the rises coincide
+            verdict = f"{numbers}; rises coincide (<= {COINCIDE:g}x): {'holds' if coincide(ratios, rank) else 'fails'}"
+        else:
+            verdict = (
+                f"{numbers}; {int(results['count_above_level'][0, i])} reach 10% (rank {rank}): "
+                f"{'holds' if results['holds'][0, i] else 'fails'}"
+            )
+        ax.set_title(f"{title}\n{verdict}", fontsize=8)
         ax.set_xlabel("gradient flow time t", fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(4))
         top_axis = add_iteration_axis(ax, results.config["eta"])
@@ -56,7 +60,8 @@ def draw(results, out_dir, name: str) -> list:
     axes[0, 0].legend(fontsize=7, loc="lower right")
     fig.suptitle(
         "incremental learning from small initialization (seed 0; dotted: half of final value; "
-        "ratios: consecutive half-times, claim >= 1.2)",
+        "ratios: consecutive half-times, claim >= 1.2; the depth-1 control's: within 1.1)\n"
+        "top two rows: weighted targets (ours); bottom rows: Gaussian targets (the papers' draw), same inits",
         fontsize=10,
     )
     fig.tight_layout()
@@ -64,21 +69,61 @@ def draw(results, out_dir, name: str) -> list:
 
 
 def panel_specs(config, coords):
-    """[(title, model index, saved array, deep-CP depth index or None, rank)] per panel:
-    HTF at its first internal node and at the root, deep CP by its end-to-end component
-    norms (the target's weights); ``coords`` needs ``htf_node`` and ``dcp_depth``."""
+    """[(id, title, model index, saved array, deep-CP depth index or None, rank)] per panel:
+    on the weighted targets the deep matrix, its shallow control (depth ``control_depth``),
+    CP, HTF at its first internal node and at the root, deep CP per depth (by its
+    end-to-end component norms); then, with ``equal_scale``, the same on the Gaussian
+    targets (deep CP at its last depth). ``coords`` needs ``htf_node`` and ``dcp_depth``;
+    the model indices follow :meth:`Config.model_names`."""
     cfg = config if isinstance(config, dict) else dataclasses.asdict(config)
     nodes = coords["htf_node"]
     root = len(nodes) - 1
-    out = [
-        (f"matrix depth {cfg['mf_depth']}: singular values", 0, "mf_singular_values", None, cfg["mf_rank"]),
-        (f"CP order {len(cfg['tf_shape'])}: component norms", 1, "tf_component_norms", None, cfg["tf_rank"]),
-        (f"HTF node {tuple(nodes[0])}: local component norms", 2, "htf_node0_norms", None, cfg["htf_rank"]),
-        (f"HTF root {tuple(nodes[root])}: local component norms", 2, f"htf_node{root}_norms", None, cfg["htf_rank"]),
+    depths = list(coords["dcp_depth"])
+    control = 3 + len(depths)  # the control's model index; the Gaussian targets' models follow
+
+    def family(prefix, label, models, dcp):  # the panels of one target type; a model index None: no such run
+        mf, tf, htf, ctrl = models
+        key = prefix.replace("-", "_")
+        out = [
+            (f"{prefix}matrix", f"{label}matrix depth {cfg['mf_depth']}: singular values", mf,
+             f"{key}mf_singular_values", None, cfg["mf_rank"]),
+            (f"{prefix}matrix-control", f"{label}matrix depth {cfg.get('control_depth', 1)} (control)", ctrl,
+             f"{key}mf_control_singular_values", None, cfg["mf_rank"]),
+            (f"{prefix}cp", f"{label}CP order {len(cfg['tf_shape'])}: component norms", tf,
+             f"{key}tf_component_norms", None, cfg["tf_rank"]),
+            (f"{prefix}htf-node", f"{label}HTF node {tuple(nodes[0])}: local component norms", htf,
+             f"{key}htf_node0_norms", None, cfg["htf_rank"]),
+            (f"{prefix}htf-root", f"{label}HTF root {tuple(nodes[root])}: local component norms", htf,
+             f"{key}htf_node{root}_norms", None, cfg["htf_rank"]),
+        ]  # fmt: skip
+        return [spec for spec in out if spec[2] is not None] + dcp
+
+    weighted_dcp = [
+        (f"deep-cp-k{k}", f"deep CP k={k}: ||(x)_n A..A w_r^n||", 3 + j, "dcp_end_component_norms", j, cfg["dcp_rank"])
+        for j, k in enumerate(depths)
     ]
-    for j, k in enumerate(coords["dcp_depth"]):
-        out.append((f"deep CP k={k}: ||(x)_n A..A w_r^n||", 3 + j, "dcp_end_component_norms", j, cfg["dcp_rank"]))
-    return out
+    out = family("", "", (0, 1, 2, control), weighted_dcp)
+    runs = equal_scale_runs(cfg.get("equal_scale", ()))
+    index = {run: control + 1 + i for i, run in enumerate(runs)}
+    gaussian_dcp = [
+        (f"eq-deep-cp-k{depths[-1]}", f"Gaussian: deep CP k={depths[-1]}: ||(x)_n A..A w_r^n||", index["dcp"],
+         "eq_dcp_end_component_norms", None, cfg["dcp_rank"])
+    ] if "dcp" in index else []  # fmt: skip
+    models = tuple(index.get(run) for run in ("mf", "tf", "htf", "control"))
+    return out + family("eq-", "Gaussian: ", models, gaussian_dcp)
+
+
+def equal_scale_runs(families) -> list[str]:
+    """The Gaussian-target runs, in model order: the ``families`` (of ``mf``, ``tf``,
+    ``htf``, ``dcp``, in that order), then ``control`` (the shallow matrix model) with ``mf``."""
+    runs = [f for f in ("mf", "tf", "htf", "dcp") if f in families]
+    return runs + ["control"] * ("mf" in families)
+
+
+def panel_index(config, coords, panel_id: str) -> int | None:
+    """The position of the panel ``panel_id`` in :func:`panel_specs` (None: no such panel)."""
+    ids = [spec[0] for spec in panel_specs(config, coords)]
+    return ids.index(panel_id) if panel_id in ids else None
 
 
 def panels(config, coords, get, reached):
@@ -87,7 +132,7 @@ def panels(config, coords, get, reached):
     array."""
     t = get("flow_time")
     out = []
-    for title, i, key, j, rank in panel_specs(config, coords):
+    for _, title, i, key, j, rank in panel_specs(config, coords):
         norms = get(key) if j is None else get(key)[:, :, j]
         out.append((title, i, t[:, i], norms, rank, reached[i]))
     return out
@@ -95,15 +140,19 @@ def panels(config, coords, get, reached):
 
 def summary(results) -> str:
     """Per panel and seed: status, stop time T, half-times, their ratios, the count of
-    components reaching 10% and whether the claim holds; then each panel's verdict."""
-    lines = [f"{'panel':<46} {'seed':>4} {'status':>9} {'T':>9}  half-times | ratios | count | holds"]
-    holds = results["holds"]
+    components reaching 10% and whether the panel's claim holds (a control: whether its
+    rises coincide, :func:`coincide`); then each panel's verdict."""
+    lines = [f"{'panel':<52} {'seed':>4} {'status':>9} {'T':>9}  half-times | ratios | count | holds"]
+    holds = np.asarray(results["holds"], bool).copy()
+    for p, spec in enumerate(panel_specs(results.config, results.coords)):
+        if spec[0].endswith("control"):
+            holds[:, p] = [coincide(r, spec[-1]) for r in results["half_time_ratio"][:, p]]
     for p, title in enumerate(results.coords["panel"]):
         t_end = results["flow_time"][:, results["panel_model"][p], -1]
         for s in results.coords["seed"]:
             half, ratios = (results[k][s, p] for k in ("half_time", "half_time_ratio"))
             lines.append(
-                f"{title:<46} {s:>4} {results.meta['status'][s]:>9} {t_end[s]:9.4g}  "
+                f"{title:<52} {s:>4} {results.meta['status'][s]:>9} {t_end[s]:9.4g}  "
                 f"{_numbers(half, '8.4g')} | {_numbers(ratios, '5.2f')} | {results['count_above_level'][s, p]} | "
                 f"{bool(holds[s, p])}"
             )
@@ -112,9 +161,26 @@ def summary(results) -> str:
         for p, t in enumerate(results.coords["panel"])
     ]
     lines.append(
-        "claim (ratios >= 1.2, count == rank, stop loss reached) in a majority of seeds: " + "; ".join(verdicts)
+        f"claim (ratios >= 1.2, count == rank, stop loss reached; a control: ratios within {COINCIDE:g}x) in a "
+        "majority of seeds: " + "; ".join(verdicts)
     )
     return "\n".join(lines)
+
+
+def coincide(ratios, rank: int) -> bool:
+    """Whether a shallow control's rises coincide: the ``rank - 1`` ratios of consecutive
+    half-times (``ratios``, NaN-padded past them) each within ``COINCIDE`` of 1, either
+    way (a NaN, a component that never reached half its final value, fails).
+
+    Arguments:
+        ratios: the saved ``half_time_ratio`` of one panel and seed.
+        rank: the number of leading components the ratios are over.
+
+    Returns:
+        The verdict.
+    """
+    ratios = np.asarray(ratios, float)[: rank - 1]
+    return bool(ratios.size) and bool(np.all(np.maximum(ratios, 1 / ratios) <= COINCIDE))
 
 
 def _numbers(values, fmt: str) -> str:

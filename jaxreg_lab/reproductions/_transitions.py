@@ -88,6 +88,7 @@ def transition_saves(ts: Float[Array, " time"], norms: Float[Array, "time R"]) -
 
 RATIO = 1.2  # each half-time at least this factor after the previous one
 LEVEL = 0.1  # a component counts as learned once it reaches this fraction of the largest
+COINCIDE = 1.1  # a shallow control's rises coincide: consecutive half-times within this factor
 
 
 def incremental_claim(ts: Float[Array, " time"], norms: Float[Array, "time R"], rank: int) -> dict:
