@@ -143,9 +143,9 @@ CLAIMS = (
         op=">=",
         threshold=5,
         expected=False,
-        note="measured as separate rises (a new one where a half-time is >= 1.2x the previous): the small run "
-        "makes 2, 4 and 4 rises of 5 in seeds 0, 1, 2, not one each; the target's singular values are of similar "
-        "size, so some of them rise together",
+        note="measured as separate rises (a new one where a half-time is >= 1.2x the previous; the count per seed is "
+        "in the table), not one rise per singular value: the target's singular values are of similar size, so some "
+        "of them rise together",
     ),
     Claim(
         id="ordered",
