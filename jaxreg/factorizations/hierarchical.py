@@ -289,7 +289,6 @@ class HierarchicalTensorFactorization(AbstractFactorization):
         )
 
 
-
 def _khatri_rao_rows(parts) -> tuple[Array, tuple[int, ...]]:
     """Row-wise Khatri-Rao product of matrices (p_c, z) in order: the (prod p_c, z) matrix
     with row (i_1, ..., i_K) (row-major) = prod_c X_c[i_c, :], and the concatenated modes."""
@@ -298,6 +297,7 @@ def _khatri_rao_rows(parts) -> tuple[Array, tuple[int, ...]]:
         out = (out[:, None, :] * x[None, :, :]).reshape(-1, x.shape[-1])
         modes = modes + m
     return out, modes
+
 
 def _param_shapes(shape, widths, plan: TreePlan):
     leaf = [(d, widths[plan.leaf_parent_height[n] - 1]) for n, d in enumerate(shape)]
