@@ -11,8 +11,9 @@ parameters; matrix: lr 1e-3, eps 1e-4, stop at train loss <= 1e-6 or 1e6 iterati
 tensor: lr 1e-2, eps 1e-6, stop once the loss stayed <= 1e-8 for 50 checks, one every
 25 iterations), from jaxreg's initial parameters and observations of the same run
 (exported to .npz). jaxreg's side: ``jaxreg reproduce NAME --size paper --seeds 1
---set ...`` (float64, compile cache off: every run compiles, as a first run does), timed
-from the spawn to the exit. The matrix grid's jaxreg runs are gradient flows to the stop
+--set ...`` (float64), timed from the spawn to the exit, twice per round: with its
+compilation cache in an empty folder (cold: every program compiles, as in a first run),
+then again (warm). The matrix grid's jaxreg runs are gradient flows to the stop
 loss (the reproduction's method); the tensor runs are GroupRMSprop descent on both sides.
 The nuclear-norm baseline (cvxpy + SCS on both sides) is left out of both.
 
@@ -405,7 +406,10 @@ def main():
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "load_average_at_start": load_start,
         "authors_settings": {"matrix": MATRIX, "tensor": TENSOR, "dtype": "float32", "torch_threads": "torch default"},
-        "jaxreg_settings": "jaxreg reproduce NAME --size paper --seeds 1 --no-compile-cache --set ... (float64)",
+        "jaxreg_settings": (
+            "jaxreg reproduce NAME --size paper --seeds 1 --set ... (float64); JAXREG_CACHE_DIR an empty folder per "
+            "round: cold = the round's first run, warm = the same command again"
+        ),
         "matrix_cells": matrix_rows,
         "tensor_runs": tensor_rows,
     }
