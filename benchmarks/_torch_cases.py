@@ -57,14 +57,20 @@ def dense_predict(case: str, ws: list[torch.Tensor], flat: torch.Tensor) -> torc
     return w.flatten(-2)[..., flat]
 
 
+def authors_e2e(ws: list[torch.Tensor]) -> torch.Tensor:
+    """W^T, the end-to-end matrix as the authors' ``get_e2e`` chains their layers
+    (weight = fc.weight.t(), then weight = fc(weight) for every further layer)."""
+    e2e = ws[0].t()
+    for w in ws[1:]:
+        e2e = e2e @ w.t()
+    return e2e
+
+
 def authors_predict(case: str, ws: list[torch.Tensor], data: dict) -> torch.Tensor:
     """The observed entries as the authors' code computes them (one seed)."""
     idx = data["idx"]
     if case == "matrix":
-        e2e = ws[0].t()  # get_e2e: weight = fc.weight.t(), then weight = fc(weight)
-        for w in ws[1:]:
-            e2e = e2e @ w.t()
-        return e2e[idx[:, 1], idx[:, 0]]  # e2e = W^T
+        return authors_e2e(ws)[idx[:, 1], idx[:, 0]]  # e2e = W^T
     if case == "cp":
         tensor = torch.einsum("az,bz,cz,dz->abcd", *ws[:4])
         return tensor[idx[:, 0], idx[:, 1], idx[:, 2], idx[:, 3]]

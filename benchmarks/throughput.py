@@ -97,8 +97,35 @@ def _f32(tree):
     )
 
 
-def setup(case):
-    """(problem in float32, make(key) -> float32 model)."""
+class EinsumHTF(jr.HierarchicalTensorFactorization):
+    """HTF whose dense tensor is contracted with one ``jnp.einsum`` per node (its
+    children's tensors and its matrix in one call), the contraction jaxreg used before
+    the plain Khatri-Rao matmuls of ``HierarchicalTensorFactorization.materialize``: the
+    lever's baseline, measured with ``--htf-contraction einsum``."""
+
+    def materialize(self):
+        tensors: list = []  # per node: (array with axes modes... + rank, modes)
+        for i, ch in enumerate(self.plan.children):
+            operands, out_modes = [], []
+            z = self.order  # einsum label of the summed local-component axis
+            for kind, j in ch:
+                arr, modes = (self.leaf_matrices[j], (j,)) if kind == "leaf" else tensors[j]
+                operands += [arr, [*modes, z]]
+                out_modes += modes
+            if i == self.plan.root:
+                w = jnp.einsum(*operands, self.output, [z], out_modes)
+                return jnp.transpose(w, [out_modes.index(m) for m in range(self.order)])
+            t = jnp.einsum(*operands, self.node_matrices[i], [z, z + 1], [*out_modes, z + 1])
+            tensors.append((t, tuple(out_modes)))
+        raise AssertionError("unreachable")
+
+
+HTF_CLASSES = {"matmul": jr.HierarchicalTensorFactorization, "einsum": EinsumHTF}
+
+
+def setup(case, htf_contraction: str = "matmul"):
+    """(problem in float32, make(key) -> float32 model); ``htf_contraction``: the HTF
+    class, "matmul" (jaxreg's) or "einsum" (:class:`EinsumHTF`)."""
     if case == "matrix":
         problem = jr.tasks.matrix_completion(jax.random.key(0), (100, 100), 5, 2000)
 
@@ -113,7 +140,7 @@ def setup(case):
         problem = jr.tasks.tensor_completion(jax.random.key(0), (16,) * 4, 5, 2048, target="ht", num_test=1000)
 
         def make(key):
-            return jr.HierarchicalTensorFactorization(key, (16,) * 4, (64, 64), init_scale=1e-2, dtype=jnp.float32)
+            return HTF_CLASSES[htf_contraction](key, (16,) * 4, (64, 64), init_scale=1e-2, dtype=jnp.float32)
     else:
         raise ValueError(f"unknown case {case!r}")
     return _f32(problem), make
@@ -179,10 +206,10 @@ def torch_ceiling_runners(case, seeds) -> dict:
     return {"torch_ceiling_bmm": go}
 
 
-def jax_runners(case, seeds, steps, chunk_sizes) -> dict:
+def jax_runners(case, seeds, steps, chunk_sizes, htf_contraction="matmul") -> dict:
     """jaxreg with vmap on one device and with jr.sweep over all devices, per chunk size
     ("share": ceil(seeds / devices), one vmap per device; 1: a lax.map over single runs)."""
-    problem, make = setup(case)
+    problem, make = setup(case, htf_contraction)
 
     def run(key):
         return jr.gradient_descent(problem.loss, make(key), optax.sgd(LR), steps, save_every=steps)
@@ -298,7 +325,7 @@ def measure(runners: dict, rounds: dict) -> tuple[dict, dict]:
     return rates, first
 
 
-def gradient_agreement(case, seeds) -> dict:
+def gradient_agreement(case, seeds, htf_contraction="matmul") -> dict:
     """||g_impl - g_jaxreg|| / ||g_jaxreg||: each torch implementation's loss gradient at
     seed 0's initial parameters against jax.grad of jaxreg's loss (float32; (b) through
     its batched code over all seeds, seed 0's slice). At these small inits the timed
@@ -307,7 +334,7 @@ def gradient_agreement(case, seeds) -> dict:
     import torch
     from _torch_cases import authors_predict, dense_predict, lookup_predict, torch_data
 
-    problem, make = setup(case)
+    problem, make = setup(case, htf_contraction)
     keys = jax.random.split(jax.random.key(1), seeds)
     model = make(keys[0])
     params, static = eqx.partition(model, eqx.is_inexact_array)
@@ -351,6 +378,10 @@ def _gflops(rates, flops_per_seed_step):
 
 def run_case(case, args, chunk_sizes, use_torch) -> dict:
     runners = jax_runners(case, args.seeds, args.steps, chunk_sizes)
+    if case == "htf" and args.htf_einsum:  # the lever's baseline, timed in the same rounds
+        runners |= {
+            f"einsum_{n}": f for n, f in jax_runners(case, args.seeds, args.steps, chunk_sizes, "einsum").items()
+        }
     if use_torch:
         runners |= torch_runners(
             case, args.seeds, args.steps, args.lookup_steps, [c for c in args.compile.split(",") if c]
@@ -399,7 +430,24 @@ def run_case(case, args, chunk_sizes, use_torch) -> dict:
             # XLA's matmuls against PyTorch's at the case's shapes: when both sides are
             # bound by their matmuls, jaxreg / (b) cannot exceed this by much
             "xla_ceiling_over_torch_ceiling": best[ceiling_name] / best["torch_ceiling_bmm"],
+            "b_best_fraction_of_torch_ceiling": med[best_b] / best["torch_ceiling_bmm"],
         }
+        # jaxreg / (b) = (jaxreg's share of XLA's matmul ceiling) / ((b)'s share of torch's)
+        #                x (XLA's ceiling / torch's): how far each side is from its own kernels,
+        #                and how far the kernels are apart
+        row["bound"] = (
+            f"jaxreg / (b) = {row['ratio_vs_b_best']:.2f} = (jaxreg at {row['fraction_of_ceiling']:.0%} of XLA's "
+            f"matmul ceiling) / ({best_b} at {row['b_best_fraction_of_torch_ceiling']:.0%} of torch's) x "
+            f"(XLA's matmuls / torch's at these shapes: {row['xla_ceiling_over_torch_ceiling']:.2f})"
+        )
+    einsum = [n for n in med if n.startswith("einsum_")]
+    if einsum:
+        best_einsum = max(einsum, key=med.get)
+        row["lever_htf_matmul_contraction"] = {
+            "lever": "the dense HT tensor as plain Khatri-Rao matmuls instead of one einsum per node",
+            "einsum_best": best_einsum,
+            "matmul_over_einsum": med[best_jax] / med[best_einsum],
+        } | ({"einsum_ratio_vs_b_best": med[best_einsum] / med[best_b]} if use_torch else {})
     return row
 
 
@@ -436,6 +484,11 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--cases", default="matrix,cp,htf")
     ap.add_argument("--tag", default="cpu")
+    ap.add_argument(
+        "--htf-einsum",
+        action="store_true",
+        help="also time jaxreg's HTF contracted with one einsum per node (EinsumHTF, the lever's baseline)",
+    )
     ap.add_argument("--compile", default="stacked,vmap", help="(b) variants to torch.compile (comma-separated)")
     ap.add_argument(
         "--quick", action="store_true", help="smoke run: 8 seeds, 5 steps, 2 repeats, no torch.compile, tag 'quick'"

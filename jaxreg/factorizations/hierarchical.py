@@ -115,22 +115,26 @@ class HierarchicalTensorFactorization(AbstractFactorization):
 
     # ------------------------------------------------------------------ values
     def materialize(self) -> Float[Array, "*shape"]:
-        """The dense tensor W, contracted bottom-up along the tree."""
-        tensors: list = []  # per node: (array with axes modes... + rank, modes)
+        """The dense tensor W, contracted bottom-up along the tree.
+
+        Every node's tensor is kept as a matrix X_nu (its modes' entries in row-major
+        order, its output width): for children c_1 .. c_K, X_nu = (X_{c_1} kr ... kr
+        X_{c_K}) M_nu with kr the row-wise Khatri-Rao product (one broadcast multiply), and
+        at the root W = ((X_{c_1} kr ... kr X_{c_{K-1}}) diag(w_out)) X_{c_K}^T, so that
+        every contraction is one plain matmul (on CPU about 1.2x faster per step than one
+        einsum per node, whose outer products lower to batched dot_generals with
+        transposes between them)."""
+        mats: list = []  # per node: (matrix (prod of its modes' dims, width), modes)
         for i, ch in enumerate(self.plan.children):
-            operands, out_modes = [], []
-            z = self.order  # einsum label of the summed local-component axis
-            for kind, j in ch:
-                arr, modes = (self.leaf_matrices[j], (j,)) if kind == "leaf" else tensors[j]
-                operands += [arr, [*modes, z]]
-                out_modes += modes
+            parts = [(self.leaf_matrices[j], (j,)) if kind == "leaf" else mats[j] for kind, j in ch]
             if i == self.plan.root:
-                operands += [self.output, [z]]
-                w = jnp.einsum(*operands, out_modes)
-                return jnp.transpose(w, [out_modes.index(m) for m in range(self.order)])
-            operands += [self.node_matrices[i], [z, z + 1]]
-            t = jnp.einsum(*operands, [*out_modes, z + 1])
-            tensors.append((t, tuple(out_modes)))
+                head, modes = _khatri_rao_rows(parts[:-1])
+                w = (head * self.output) @ parts[-1][0].T
+                modes = modes + parts[-1][1]
+                w = w.reshape([self.shape[m] for m in modes])
+                return jnp.transpose(w, [modes.index(m) for m in range(self.order)])
+            rows, modes = _khatri_rao_rows(parts)
+            mats.append((rows @ self.node_matrices[i], modes))
         raise AssertionError("unreachable")
 
     def _entries(self, idx: Int[Array, "k N"]) -> Float[Array, " k"]:
@@ -283,6 +287,16 @@ class HierarchicalTensorFactorization(AbstractFactorization):
                 target_norm=16.0,
             ),
         )
+
+
+def _khatri_rao_rows(parts) -> tuple[Array, tuple[int, ...]]:
+    """Row-wise Khatri-Rao product of matrices (p_c, z) in order: the (prod p_c, z) matrix
+    with row (i_1, ..., i_K) (row-major) = prod_c X_c[i_c, :], and the concatenated modes."""
+    out, modes = parts[0]
+    for x, m in parts[1:]:
+        out = (out[:, None, :] * x[None, :, :]).reshape(-1, x.shape[-1])
+        modes = modes + m
+    return out, modes
 
 
 def _param_shapes(shape, widths, plan: TreePlan):
