@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from helpers import reproduce_tiny
 
+from jaxreg.dynamics import Status
 from jaxreg_lab import cli, driver
 from jaxreg_lab.claims import claims_of, compare, evaluate_all
 from jaxreg_lab.reproductions import matrix_completion_depth as mcd
-from jaxreg_lab.store.results import load_results
+from jaxreg_lab.reproductions._completion_grid import WITHIN_TOLERANCE, many_error_over_tolerance
+from jaxreg_lab.store.results import Results, load_results
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +48,17 @@ def test_claims_evaluate_on_tiny_run(tiny_run):
     claim needs: depth 4, a second count of observations) and the recorded claims agree."""
     res = load_results(tiny_run)
     records = {r["id"]: r for r in evaluate_all(claims_of(mcd), res)}  # raises on a repeated id
-    assert len(records) == len(mcd.CLAIMS) == 8
+    assert len(records) == len(mcd.CLAIMS) == 9
     assert all(r["per_seed"] and len(r["values"]) == 2 for r in records.values())
     # the claims recorded by reproduce are the ones judged now (the tiny preset fails some
     # claims expected at the default size: only those problems are allowed)
     assert [p for p in compare(res.meta["claims"], list(records.values())) if "expected to hold" not in p] == []
-    for cid in ("depth-4-beats-depth-2", "depth-4-beats-nuclear", "many-observations-all-recover"):
+    for cid in (
+        "depth-4-beats-depth-2",
+        "depth-4-beats-nuclear",
+        "many-observations-all-recover",
+        "many-observations-within-tolerance",
+    ):
         assert records[cid]["values"] == [None, None], records[cid]
     # measured at tiny: smaller init 0.31-0.34x, depth 3 over depth 2 0.003-0.04x, over the
     # nuclear norm 0.004-0.13x (depth 2 beats the nuclear norm in 1 of 2 seeds only)
@@ -73,3 +80,57 @@ def test_flow_stopped_at_t1_is_max_steps():
         shape=(8, 8), rank=1, num_observed=(20,), depths=(2,), init_scales=(1e-2,), t1=1.0, baseline=False, seeds=1
     )
     assert driver.run_reproduction(mcd.REPRODUCTION, cfg, progress=False)["status"] == ["max_steps"]
+
+
+def test_stop_loss_per_count():
+    """Two equal counts (the same problem) whose flows stop at different losses: the one
+    stopped at 1e-6 runs more steps and ends with a lower error. A chunk that ignores
+    ``stop_at_losses`` (every count at ``stop_at_loss``) gives equal columns and fails."""
+    cfg = mcd.Config(
+        shape=(8, 8),
+        rank=1,
+        num_observed=(40, 40),
+        depths=(2,),
+        init_scales=(1e-2,),
+        stop_at_loss=1e-3,
+        stop_at_losses=(1e-3, 1e-6),
+        baseline=False,
+        seeds=1,
+    )
+    res = driver.run_reproduction(mcd.REPRODUCTION, cfg, progress=False)
+    assert res["status"] == ["converged"]
+    err, steps = res["arrays"]["error"][1][:, 0, 0, 0], res["arrays"]["steps"][1][:, 0, 0, 0]
+    assert steps[1] > steps[0] + 10 and err[1] < err[0] * 0.9, (steps, err)
+
+
+def test_rejects_stop_losses_of_another_length():
+    with pytest.raises(ValueError, match="stop_at_losses must be empty or have one entry per entry of num_observed"):
+        mcd.Config(num_observed=(2000, 5000), stop_at_losses=(1e-6,))
+
+
+def _grid(error, baseline, stop_at_losses):
+    """Results of a (2 counts, 1 depth, 1 init scale, 2 seeds) grid, every flow converged."""
+    dims = ("num_observed", "depth", "init_scale", "seed")
+    error = np.asarray(error, float).reshape(2, 1, 1, 2)
+    coords = {"num_observed": [2000, 5000], "depth": [2], "init_scale": [1e-6], "seed": [0, 1]}
+    config = {
+        "num_observed": [2000, 5000],
+        "stop_at_loss": 1e-6,
+        "stop_at_losses": stop_at_losses,
+        "baseline_delta": 1e-3,
+    }
+    status = np.full(error.shape, Status.CONVERGED)
+    arrays = {"error": error, "status": status, "baseline_error": np.asarray(baseline, float)}
+    dims = {"error": dims, "status": dims, "baseline_error": ("num_observed", "seed")}
+    return Results("matrix-completion-depth", arrays, dims, coords, config, {})
+
+
+def test_many_error_over_tolerance():
+    """Each method's error with many observations over its own tolerance: the flows'
+    stop loss of that count, the baseline's delta^2."""
+    ratio = many_error_over_tolerance(_grid([[1e-2, 1e-2], [1.5e-5, 2e-7]], [[0.1, 0.1], [5e-7, 2e-6]], []))
+    np.testing.assert_allclose(ratio, [15.0, 2.0])  # seed 1: the baseline's 2e-6 / 1e-6 sets it
+    # the flows of the 5000 column stopped at 1e-10: their error over that stop loss
+    ratio = many_error_over_tolerance(_grid([[1e-2, 1e-2], [1e-9, 1e-8]], [[0.1, 0.1], [5e-7, 5e-7]], [1e-6, 1e-10]))
+    np.testing.assert_allclose(ratio, [10.0, 100.0])
+    assert not np.all(ratio < WITHIN_TOLERANCE)  # a flow at 100x its stop loss has not recovered the target

@@ -37,12 +37,17 @@ def test_claims_evaluate_on_tiny_run(tiny_run):
     claim needs: depth 4, a second init scale or count) and the recorded claims agree."""
     res = load_results(tiny_run)
     records = {r["id"]: r for r in evaluate_all(claims_of(ms), res)}  # raises on a repeated id
-    assert len(records) == len(ms.CLAIMS) == 8
+    assert len(records) == len(ms.CLAIMS) == 9
     assert all(r["per_seed"] and len(r["values"]) == 2 for r in records.values())
     # the claims recorded by reproduce are the ones judged now (the tiny preset fails some
     # claims expected at the default size: only those problems are allowed)
     assert [p for p in compare(res.meta["claims"], list(records.values())) if "expected to hold" not in p] == []
-    for cid in ("depth-4-beats-depth-2", "smaller-init-helps-depth-2", "many-measurements-all-recover"):
+    for cid in (
+        "depth-4-beats-depth-2",
+        "smaller-init-helps-depth-2",
+        "many-measurements-all-recover",
+        "many-measurements-within-tolerance",
+    ):
         assert records[cid]["values"] == [None, None], records[cid]
     # measured at tiny: depth 3 over depth 2 0.015-0.032x, over the nuclear norm 0.05-0.11x
     for cid in ("depth-3-beats-depth-2", "depth-3-beats-nuclear"):

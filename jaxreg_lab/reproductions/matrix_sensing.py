@@ -31,12 +31,28 @@ NAME = "matrix-sensing"
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config(Seeds, FlowTolerances, GridRun):
-    """Arora et al. 2019: 100x100, rank 5, 2000 / 5000 Gaussian measurements."""
+    """Arora et al. 2019: 100x100, rank 5, 2000 / 5000 Gaussian measurements (20% and 50%
+    of the entries), init scales 1e-3 ... 1e-6, 5 seeds (the paper preset).
+
+    The small preset is a 30x30 rank-2 target with 180 measurements (the paper's 20% of
+    the entries), init scales down to 1e-6, 3 seeds. The paper's problem does not fit a
+    CPU: one loss-and-gradient evaluation at 5000 measurements reads the 5000 x 10,000
+    operators (400 MB in float64) and took 0.2 s on a shared 2-core machine (0.09 s at
+    2000), so the grid's tens of thousands of solver steps (about 6 evaluations each) per
+    seed take hours. Depth 2's error falls with the init (measured at 180 measurements, 3
+    seeds, its error over the nuclear-norm solution's: 2.1-2.4x at init 1e-2, 1.1-1.6x at
+    1e-3, 0.65-1.05x at 1e-4, 0.38-0.65x at 1e-5, 0.22-0.37x at 1e-6): an init of 1e-3 or
+    more leaves depth 2 behind the nuclear norm, a smaller one puts it ahead, as the paper
+    has it. The many-measurement column (the paper's 50%) is not in the small preset:
+    at 450 measurements one seed of depths 2-4 from init 1e-2 took 2.6 min at stop loss
+    1e-6 and over 5 min at 1e-8 on the shared machine, and its depth-2 error (3.1e-4 at
+    training loss 1e-6) is set by the init's component in the operators' null space, not
+    by the stop loss alone."""
 
     seeds: int = 3
     rtol: float = 1e-6
     max_steps: int = 50_000
-    init_scales: tuple[float, ...] = (1e-2, 1e-3)
+    init_scales: tuple[float, ...] = (1e-2, 1e-4, 1e-6)
 
     shape: tuple[int, int] = (30, 30)
     rank: int = 2
@@ -59,15 +75,14 @@ def summary(results) -> str:
     return summary_grid(results, "num_measurements")
 
 
-# the small preset (30x30, rank 2, one count of measurements, init 1e-2 and 1e-3) is not
-# the paper's grid: these claims need the paper preset
+# the small preset has one count of measurements (the paper's few)
+_ONE_COUNT = (
+    "undefined: the small preset has one count of measurements (the paper's 20%); the paper preset has the paper's two"
+)
 KNOWN = {
-    "depth-2-beats-nuclear-small-init": "depth 2 stays above the nuclear-norm solution at the small preset's "
-    "init scales, though a smaller init lowers its error; the paper's smaller inits run only in the paper preset",
-    "many-measurements-all-recover": "undefined: the small preset has one count of measurements (few); "
-    "the paper preset has the paper's two",
-    "many-measurements-match-nuclear": "undefined: the small preset has one count of measurements (few); "
-    "the paper preset has the paper's two",
+    "many-measurements-all-recover": _ONE_COUNT,
+    "many-measurements-match-nuclear": _ONE_COUNT,
+    "many-measurements-within-tolerance": _ONE_COUNT,
 }
 CLAIMS = grid_claims("measurements", "Arora et al. 2019, appendix (sensing, as Fig. 2)", (2000, 5000), known=KNOWN)
 
