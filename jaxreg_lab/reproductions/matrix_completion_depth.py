@@ -38,26 +38,20 @@ class Config(Seeds, FlowTolerances, GridRun):
     each seed's run), five at the paper size.
 
     With 5000 observations every method recovers the target and its error is set by its
-    own tolerance: a flow stops at training loss ``stop_at_loss`` (1e-6, the paper's) and
-    ends at error 1.2e-5-1.5e-5, the nuclear-norm solution fits within ``baseline_delta``
-    (1e-3) and ends near 5e-7. The claim that compares the two errors therefore compares
-    tolerances; ``many-observations-within-tolerance`` judges recovery (error against the
-    method's own tolerance). ``--set 'stop_at_losses=[1e-6,1e-10]'`` runs the 5000 column to
-    a lower stop loss; it costs far more than the 1e-6 column: one seed of depths 2-4 from
-    init 1e-3 ran over 14 minutes on the shared 2-core machine without finishing.
+    own tolerance: a flow stops at training loss ``stop_at_loss`` (1e-6, the paper's), the
+    nuclear-norm solution fits within ``baseline_delta`` (1e-3). The claim that compares
+    the two errors therefore compares tolerances; ``many-observations-within-tolerance``
+    judges recovery (each error against the method's own tolerance; the saved results
+    give the values). ``--set 'stop_at_losses=[1e-6,1e-10]'`` runs the 5000 column to a
+    lower stop loss, at far greater cost than the 1e-6 column.
 
     The shipped paper-size run (``docs/results/matrix-completion-depth-paper``) is the
     paper preset's 2000-observation column at 5 seeds, depths 2 and 3: there the claims
     on depth 2 against the nuclear norm and on depth 3 are judged on 5 seeds; depth 4
     has 3 seeds, in the small preset's results (the depth-4 and many-observation claims
-    of the paper-size run are undefined: not run). The 5000 column at 5 seeds ran apart
-    (``--size paper --set 'num_observed=[5000]'``, 1012 s; with one count the claims
-    read it as the few column, so it is not shipped): per seed, the worst error 1.2e-5 to
-    2.4e-5 (recovered), the worst error over its tolerance 12-24 (within 100), the worst
-    flow over the nuclear-norm solution 23-47 (the tolerances, as above). The whole paper
-    grid costs about 5/3 of the small preset's 20 minutes of one core (the depth-4 flows
-    from init 1e-6 a third of it), more than the shared 2-core machine had
-    free for it; ``jaxreg reproduce matrix-completion-depth --size paper`` runs it."""
+    of the paper-size run are undefined: not run). ``jaxreg reproduce
+    matrix-completion-depth --size paper`` runs the whole grid: about 5/3 of the small
+    preset's cost, the depth-4 flows from init 1e-6 a third of it."""
 
     seeds: int = 3
     rtol: float = 1e-6

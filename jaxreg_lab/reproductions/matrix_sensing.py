@@ -35,19 +35,16 @@ class Config(Seeds, FlowTolerances, GridRun):
     of the entries), init scales 1e-3 ... 1e-6, 5 seeds (the paper preset).
 
     The small preset is a 30x30 rank-2 target with 180 measurements (the paper's 20% of
-    the entries), init scales down to 1e-6, 3 seeds. The paper's problem does not fit a
-    CPU: one loss-and-gradient evaluation at 5000 measurements reads the 5000 x 10,000
-    operators (400 MB in float64) and took 0.2 s on a shared 2-core machine (0.09 s at
-    2000), so the grid's tens of thousands of solver steps (about 6 evaluations each) per
-    seed take hours. Depth 2's error falls with the init (measured at 180 measurements, 3
-    seeds, its error over the nuclear-norm solution's: 2.1-2.4x at init 1e-2, 1.1-1.6x at
-    1e-3, 0.65-1.05x at 1e-4, 0.38-0.65x at 1e-5, 0.22-0.37x at 1e-6): an init of 1e-3 or
-    more leaves depth 2 behind the nuclear norm, a smaller one puts it ahead, as the paper
-    has it. The many-measurement column (the paper's 50%) is not in the small preset:
-    at 450 measurements one seed of depths 2-4 from init 1e-2 took 2.6 min at stop loss
-    1e-6 and over 5 min at 1e-8 on the shared machine, and its depth-2 error (3.1e-4 at
-    training loss 1e-6) is set by the init's component in the operators' null space, not
-    by the stop loss alone."""
+    the entries), init scales 1e-2, 1e-4 and 1e-6, 3 seeds. The paper's problem does not
+    fit a CPU: every loss-and-gradient evaluation at 5000 measurements reads the 5000 x
+    10,000 operators (400 MB in float64), and a seed's grid takes tens of thousands of
+    solver steps of about 6 evaluations each: hours per seed. Depth 2's error falls with
+    the init (the saved results give it per init and seed): an init of 1e-2 leaves depth
+    2 behind the nuclear norm, a smaller one puts it ahead, as the paper has it. The
+    many-measurement column (the paper's 50%) is not in the small preset: there depth
+    2's error from a large init is set by the init's component in the operators' null
+    space, not only by the stop loss, and a stop loss low enough to judge recovery runs
+    past the small preset's 5 minutes."""
 
     seeds: int = 3
     rtol: float = 1e-6
