@@ -168,7 +168,7 @@ def test_list_results_says_what_each_saved_result_shows(capsys):
     assert cli.main(["list", "--results", str(shipped / "matrix-dynamics"), str(shipped / "ht-rank")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"{shipped / 'matrix-dynamics'}: matrix-dynamics (small; 3 seed)"
-    assert out[1].startswith("  shows: singular values of deep matrix completion are learned one at a time")
+    assert out[1].startswith("  shows: singular-value dynamics of deep matrix completion under exact gradient flow")
     assert out[2] == "  runs: 3 completed; claims: 4 claims: 3 hold, 1 does not (as expected)"
     assert out[3] == f"{shipped / 'ht-rank'}: ht-rank (small; 2 init_scale x 3 seed)"
     assert len(out) == 6
