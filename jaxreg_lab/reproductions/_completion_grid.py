@@ -105,10 +105,10 @@ def nuclear_norm_baseline(problem, delta: float, eps: float = 1e-6) -> np.ndarra
     return np.asarray(x.value)
 
 
-def stop_losses(config, count_field: str) -> tuple[float, ...]:
-    """The stop loss of each count of ``count_field``: ``stop_at_losses``, or
-    ``stop_at_loss`` for every count when it is empty."""
-    return config.stop_at_losses or (config.stop_at_loss,) * len(getattr(config, count_field))
+def stop_losses(stop_at_losses, stop_at_loss: float, num_counts: int) -> tuple[float, ...]:
+    """The stop loss of each of ``num_counts`` counts: ``stop_at_losses``, or
+    ``stop_at_loss`` for every count when it is empty (:class:`GridRun`)."""
+    return tuple(stop_at_losses) or (stop_at_loss,) * num_counts
 
 
 def _flow(config, problem, model, stop_at_loss: float):
@@ -176,7 +176,7 @@ class CompletionGrid(Reproduction):
         # one flow after another over the init scales: a vmapped solve would run every init
         # scale for as many steps as the slowest one (init 1e-6), a sequential one runs each
         # for its own
-        stops = stop_losses(config, self.count_dim)
+        stops = stop_losses(config.stop_at_losses, config.stop_at_loss, len(getattr(config, self.count_dim)))
         cells = [
             [jax.lax.map(lambda m, p=p, s=s: _flow(config, p, m, s), ms) for ms in models]
             for p, s in zip(problems, stops)
@@ -437,7 +437,9 @@ def stop_loss_of_count(results, count) -> float:
     or ``stop_at_loss`` where it is empty or not saved)."""
     config = results.config
     counts = list(config[results.dims["error"][0]])
-    return float((config.get("stop_at_losses") or [config["stop_at_loss"]] * len(counts))[counts.index(count)])
+    return float(
+        stop_losses(config.get("stop_at_losses") or (), config["stop_at_loss"], len(counts))[counts.index(count)]
+    )
 
 
 def many_error_over_tolerance(results) -> np.ndarray:
