@@ -45,13 +45,13 @@ class Config(Seeds, FlowTolerances, GridRun):
     seed): an init of 1e-2 leaves depth 2 behind the nuclear norm, a smaller one puts it
     ahead, as the paper has it.
 
-    ``docs/results/matrix-sensing-paper`` holds both columns at the largest size whose
-    whole grid ran within about an hour on the shared 2-core CPU: the small preset's
+    ``docs/results/matrix-sensing-paper`` holds both columns at the largest size tried
+    whose whole grid ran within about an hour on the shared 2-core CPU: the small preset's
     30x30 rank-2 target with 180 and 450 measurements (20% and 50% of the entries), init
     scales 1e-3, 1e-4 and 1e-6 (the paper's largest, a middle one and its smallest),
     depths 2, 3, 4, 3 seeds, stop losses 1e-6 (the paper's) and 1e-8 (many
-    measurements); its page gives the command and the wall time. Larger sizes did not
-    fit: a loss-and-gradient evaluation at 5000 measurements reads the 5000 x 10,000
+    measurements); its page gives the command and the wall time. 40x40 and larger did
+    not fit: a loss-and-gradient evaluation at 5000 measurements reads the 5000 x 10,000
     operators of the paper's problem (400 MB in float64), and with many measurements
     depth 2 takes thousands to tens of thousands of solver steps of about 6 evaluations
     each to reach its stop loss (the note of ``depth-2-beats-nuclear-small-init`` gives
@@ -161,8 +161,8 @@ SET_BY_INIT_CLAIM = Claim(
 # the size of the paper-size run and why: measured on the shared 2-core machine, loaded
 # by other jobs (/usr/bin/time's user time and jitted loss-and-gradient timings)
 SIZE_NOTE = (
-    "the paper-size run (matrix-sensing-paper) is 30x30 rank 2 with 180 / 450 measurements, the largest that "
-    "ran within about an hour on the shared 2-core CPU (978 s of user CPU time); measured there: one "
+    "the paper-size run (matrix-sensing-paper) is 30x30 rank 2 with 180 / 450 measurements, the largest tried "
+    "that ran within about an hour on the shared 2-core CPU (978 s of user CPU time); measured there: one "
     "loss-and-gradient evaluation (depth 2) took 0.19-0.24 s at the paper's 100x100 with 5000 measurements, "
     "0.04-0.07 s with 2000, 1.1 ms at 40x40 with 800; at 40x40 rank 2 with 800 measurements seed 0's depth-2 "
     "flow took 15,634 solver steps (108 s) from init 1e-3 and 28,400 (191 s) from init 1e-4 to stop loss 1e-9, "
