@@ -125,9 +125,8 @@ def many_depth_2_init_ratio(results) -> np.ndarray:
     """e_2(largest init) / e_2(smallest init) with the most measurements (NaN with one
     count or one init scale): every flow of that column runs to the same stop loss, so a
     ratio far above 1 says that the init sets depth 2's error there, through its component
-    in the operators' null space, which the loss's gradient (1/m) sum_i r_i A_i never
-    reaches (a depth-1 flow keeps it exactly; a deeper one moves it by less the smaller
-    the init).
+    in the operators' null space, in which the loss's gradient (1/m) sum_i r_i A_i has
+    no component.
 
     Arguments:
         results: loaded results of :class:`MatrixSensing`.
