@@ -467,6 +467,7 @@ def _run_programs(reproduction, config, setup: EpochSetup, **run) -> dict:
     programs = _programs(setup, len(devices))
     here = jax.process_index()
     mine = [j for j, p in enumerate(programs) if devices[p.device].process_index == here]
+    distributed.agree(len(programs), f"the number of programs of {reproduction.name}")
     placed: dict = {}
 
     def on_device(j: int):

@@ -285,3 +285,80 @@ def test_named_reproduction_on_two_processes_equals_one_process(tmp_path):
     for name in shared.arrays:
         assert np.array_equal(shared[name], single[name], equal_nan=True), name
     assert shared["loss"].shape[1] == 2
+
+
+# a CNN grid at the smallest size: two range values at one lambda and one seed, so two
+# groups of the same shapes (one set of compiled programs, two stages of convolutions),
+# two epochs of one batch
+CNN_CONFIG = (
+    "IsSameClassConfig.preset('tiny', distances=(0, 4), canvas=(8, 20), stages=2, lambdas=(0.3,), seeds=(0,), "
+    "max_epochs=2, num_train=32, num_test=32)"
+)
+CNN = textwrap.dedent(
+    f"""
+    import json, sys
+    import jax, numpy as np
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    from jaxreg import distributed
+    from jaxreg_lab import compile_cache, driver
+    from jaxreg_lab.locality import IsSameClassConfig
+    from jaxreg_lab.locality.grids import IsSameClassGrid
+
+    pid, port, out, shared = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+    for name, value in compile_cache.settings(compile_cache.cache_dir()).items():
+        jax.config.update(name, value)  # the programs the test process compiled, loaded
+    distributed.initialize(f"127.0.0.1:{{port}}", 2, pid)
+    config = {CNN_CONFIG}
+    real = driver.run_chunks
+
+    def interrupted(step, state, num_chunks, **kw):  # killed in its second epoch
+        def failing(s, k):
+            if k == 1:
+                raise KeyboardInterrupt
+            return step(s, k)
+        return real(failing, state, num_chunks, **kw)
+
+    driver.run_chunks = interrupted
+    try:
+        driver.run_reproduction(IsSameClassGrid(), config, out_dir=out, progress=False)
+    except KeyboardInterrupt:
+        pass
+    driver.run_chunks = real
+    from jax.experimental.multihost_utils import sync_global_devices
+    sync_global_devices("interrupted run ended")
+    res = driver.run_reproduction(IsSameClassGrid(), config, out_dir=shared, resume=True, progress=False)
+    np.savez(f"{{shared}}-{{pid}}.npz", **{{name: value for name, (_, value) in res["arrays"].items()}})
+    print("RESULT", json.dumps({{"status": res["status"], "processes": jax.process_count()}}))
+    """
+)
+
+
+def test_cnn_reproduction_on_two_processes_equals_one_process(tmp_path):
+    """A CNN grid's programs (here its two groups) are split over the processes by the
+    driver, each process running its own and every process ending with every run's
+    arrays; interrupted in its second epoch and resumed, 2 processes of 1 device give the
+    bits of one uninterrupted process, and process 0's checkpoint is that of one process."""
+    from jaxreg_lab.driver import checkpoints, run_reproduction
+    from jaxreg_lab.locality import IsSameClassConfig  # noqa: F401 (read by CNN_CONFIG)
+    from jaxreg_lab.locality.grids import IsSameClassGrid
+
+    x64 = jax.config.jax_enable_x64
+    try:  # first, so that the processes load its compiled programs from the cache
+        jax.config.update("jax_enable_x64", False)
+        one = run_reproduction(IsSameClassGrid(), eval(CNN_CONFIG), out_dir=tmp_path / "one", progress=False)
+    finally:
+        jax.config.update("jax_enable_x64", x64)
+    port = _free_port()
+    outs = [tmp_path / "shared", tmp_path / "process1"]
+    results = _launch(CNN, lambda i: [str(i), str(port), str(outs[i]), str(outs[0])])
+    assert not outs[1].exists()  # process 1 wrote no checkpoint
+    (mine,), (single,) = checkpoints(outs[0]), checkpoints(tmp_path / "one")
+    assert (mine / "state.eqx").read_bytes() == (single / "state.eqx").read_bytes()
+    assert one["status"] == ["max_steps", "max_steps"]
+    for i, r in enumerate(results):
+        assert r == {"status": one["status"], "processes": 2}, r
+        with np.load(f"{outs[0]}-{i}.npz") as z:
+            assert sorted(z.files) == sorted(one["arrays"])
+            for name, (_, value) in one["arrays"].items():
+                np.testing.assert_array_equal(z[name], value, err_msg=f"process {i}: {name}")
+    assert np.all(np.isfinite(one["arrays"]["history"][1]))
