@@ -601,7 +601,10 @@ def run_reproduction(
     chunk committed as a checkpoint unit (:func:`run_chunks`), each run's worst status
     kept, and the arrays laid out on the reproduction's declared ``outputs(config)``.
     ``setup.chunk_size`` (:class:`jaxreg_lab.contract.Setup`) cuts a device's slice of the
-    runs into programs of that many runs.
+    runs into programs of that many runs. An
+    :class:`jaxreg_lab.contract.EpochReproduction` (the CNN grids) splits its groups'
+    programs over the devices instead, each program whole on one device, all groups
+    advancing epoch by epoch together.
 
     Arguments:
         reproduction: the reproduction (a :class:`jaxreg_lab.contract.Reproduction`).
