@@ -49,34 +49,52 @@ def setup():  # called after jax.distributed.initialize (nothing may touch a dev
     return experiment, jax.random.split(jax.random.key(1), 7), np.linspace(0.1, 0.4, 7)
 """
 
-PROCESS = SWEEP + textwrap.dedent(
+# a process's interrupted run: ``interrupted(run)`` calls ``run()`` with the driver's
+# run_chunks killed in its second chunk (KeyboardInterrupt, as a crash would), and
+# returns once the run has ended on every process (as a new launch would)
+INTERRUPTED = textwrap.dedent(
     """
+    def interrupted(run):
+        from jax.experimental.multihost_utils import sync_global_devices
+        from jaxreg_lab import driver
+
+        real = driver.run_chunks
+
+        def failing_run_chunks(step, state, num_chunks, **kw):
+            def failing(s, k):
+                if k == 1:
+                    raise KeyboardInterrupt
+                return step(s, k)
+            return real(failing, state, num_chunks, **kw)
+
+        driver.run_chunks = failing_run_chunks
+        try:
+            return run()
+        except KeyboardInterrupt:
+            return None
+        finally:
+            driver.run_chunks = real
+            sync_global_devices("interrupted run ended")
+    """
+)
+
+PROCESS = (
+    SWEEP
+    + INTERRUPTED
+    + textwrap.dedent(
+        """
     import json, sys
     from pathlib import Path
     # gloo is the CPU collectives' default in jax 0.10; older versions need it named
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.config.update("jax_enable_x64", True)  # as tests/conftest.py does for the reference run
-    from jaxreg_lab import cli, driver
+    from jaxreg_lab import cli
 
     pid, port, tmp = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     run = ["sweep", "--config", str(tmp / "tiny.toml"), "--no-progress", "--distributed",
            "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(pid)]
-    real = driver.run_chunks
-
-    def interrupted(step, state, num_chunks, **kw):  # killed after the first of 2 chunks
-        def failing(s, k):
-            if k == 1:
-                raise KeyboardInterrupt
-            return step(s, k)
-        return real(failing, state, num_chunks, **kw)
-
-    driver.run_chunks = interrupted
     # process 1 gets its own --out: it must write nothing there
-    first = cli.main(run + ["--out", str(tmp / ("shared" if pid == 0 else "process1"))])
-    driver.run_chunks = real
-    # the resumed run starts once the interrupted one has ended everywhere (as a new launch would)
-    from jax.experimental.multihost_utils import sync_global_devices
-    sync_global_devices("interrupted run ended")
+    first = interrupted(lambda: cli.main(run + ["--out", str(tmp / ("shared" if pid == 0 else "process1"))]))
     resumed = cli.main(run + ["--out", str(tmp / "shared"), "--resume"])
     experiment, keys, scales = setup()
     out = jr.sweep(experiment, keys, scales, chunk_size=2)
@@ -94,6 +112,7 @@ PROCESS = SWEEP + textwrap.dedent(
                                 "types": sorted({type(x).__name__ for x in jax.tree_util.tree_leaves(out)}),
                                 "process0_only": only0 is not None, "process0_equal": same0}))
     """
+    )
 )
 
 
@@ -294,7 +313,7 @@ CNN_CONFIG = (
     "IsSameClassConfig.preset('tiny', distances=(0, 4), canvas=(8, 20), stages=2, lambdas=(0.3,), seeds=(0,), "
     "max_epochs=2, num_train=32, num_test=32)"
 )
-CNN = textwrap.dedent(
+CNN = INTERRUPTED + textwrap.dedent(
     f"""
     import json, sys
     import jax, numpy as np
@@ -309,23 +328,7 @@ CNN = textwrap.dedent(
         jax.config.update(name, value)  # the programs the test process compiled, loaded
     distributed.initialize(f"127.0.0.1:{{port}}", 2, pid)
     config = {CNN_CONFIG}
-    real = driver.run_chunks
-
-    def interrupted(step, state, num_chunks, **kw):  # killed in its second epoch
-        def failing(s, k):
-            if k == 1:
-                raise KeyboardInterrupt
-            return step(s, k)
-        return real(failing, state, num_chunks, **kw)
-
-    driver.run_chunks = interrupted
-    try:
-        driver.run_reproduction(IsSameClassGrid(), config, out_dir=out, progress=False)
-    except KeyboardInterrupt:
-        pass
-    driver.run_chunks = real
-    from jax.experimental.multihost_utils import sync_global_devices
-    sync_global_devices("interrupted run ended")
+    interrupted(lambda: driver.run_reproduction(IsSameClassGrid(), config, out_dir=out, progress=False))
     res = driver.run_reproduction(IsSameClassGrid(), config, out_dir=shared, resume=True, progress=False)
     np.savez(f"{{shared}}-{{pid}}.npz", **{{name: value for name, (_, value) in res["arrays"].items()}})
     print("RESULT", json.dumps({{"status": res["status"], "processes": jax.process_count()}}))
