@@ -144,7 +144,10 @@ def test_samples_command_writes_png(tmp_path, capsys):
     assert "--seed" in capsys.readouterr().err
 
 
-# Measured with the tiny presets (data seed 0, seeds 0 and 1), held-out R lambda = 0 -> > 0:
+# Measured with the tiny presets at their seeds 0 and 1 (the fixture runs seed 0 alone: a run's
+# random draws depend on the runs vmapped beside it, so its numbers differ in detail; at seed 0
+# alone with lambda 1e-4 in place of 0.3, Is-Same-Class's held-out R ratio at distance 16 is
+# 1.02, which the R_gap check rejects), held-out R lambda = 0 -> > 0:
 # Is-Same-Class (lambda 0.3): distance 0: 0.627 -> 0.524, 0.612 -> 0.411; distance 16:
 # 0.861 -> 0.749, 0.855 -> 0.782; train accuracy with lambda 0.3: 0.984-1.0.
 # Pathfinder (the generator's rules, a 120 px canvas resized to 24 px, lambda 1): length 2:
