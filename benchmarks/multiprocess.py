@@ -21,6 +21,11 @@ run of each layout fills it), median of ``--repeats``. Saves
 benchmarks/results/multiprocess_reproduce.json.
 
     python benchmarks/multiprocess.py --reproduce ht-rank [--size small] [--repeats 3] [--cores-per-process K]
+                                      [--set FIELD=VALUE ...] [--tag _NAME]
+
+A CNN grid (``--reproduce locality-is-same-class``) splits its programs, one per range
+value and lambda = 0 or > 0, over the processes; ``--set max_epochs=1`` times the small
+preset's first epoch only (its 40 epochs take about 40 minutes on 2 cores).
 
 ``--cores-per-process K`` pins process i to its own K cores (cores iK .. iK+K-1, by CPU
 affinity), so that each process stands for a host of K cores: the 1-process baseline
@@ -165,6 +170,7 @@ def _reproduce_layout(args, processes: int, cache: str, out: str) -> float:
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", JAX_PLATFORMS="cpu")
     env["JAXREG_CACHE_DIR"] = cache
     argv = [sys.executable, "-c", CLI, "reproduce", args.reproduce, "--size", args.size, "--no-progress", "--force"]
+    argv += [word for field in args.set for word in ("--set", field)]
     port = _free_port()
     k = args.cores_per_process
     t = time.perf_counter()
@@ -217,10 +223,11 @@ def reproduce(args) -> None:
     import jax
 
     save_json(
-        "multiprocess_reproduce" + (f"_{k}core" if k else ""),
+        "multiprocess_reproduce" + (f"_{k}core" if k else "") + args.tag,
         {
             "reproduction": args.reproduce,
             "size": args.size,
+            "set": args.set,
             "cores_per_process": k,
             "repeats": args.repeats,
             "seconds": {"one_process": times[1], "two_processes": times[2]},
@@ -244,6 +251,9 @@ def main():
     ap.add_argument("--tag", default="", help="suffix of the JSON file name")
     ap.add_argument("--reproduce", default=None, metavar="NAME", help="time a named reproduction instead")
     ap.add_argument("--size", default="small", help="the preset size of --reproduce")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="with --reproduce: a config override"
+    )
     ap.add_argument(
         "--cores-per-process", type=int, default=0, help="with --reproduce: pin each process to its own K cores"
     )

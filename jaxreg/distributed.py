@@ -61,7 +61,8 @@ def initialize(
     stops sending heartbeats for ``heartbeat_timeout`` seconds counts as dead and the
     others stop with an error; a collective with a dead peer fails at once. On CPU the
     collectives run over gloo (``jax_cpu_collectives_implementation``, the default of
-    jax 0.10; older versions need it set to "gloo").
+    jax 0.10; older versions need it set to "gloo"), connected here by a first
+    collective (gloo waits only 30 s for every process at its first one).
 
     Arguments:
         coordinator: ``"HOST:PORT"`` of process 0, or ``None`` to detect it.
@@ -104,6 +105,12 @@ def initialize(
         heartbeat_timeout_seconds=heartbeat_timeout,
         shutdown_timeout_seconds=shutdown_timeout,
     )
+    if jax.process_count() > 1 and jax.default_backend() == "cpu":
+        # gloo connects the processes at their first collective and gives every process
+        # 30 s to arrive there; later collectives wait as long as a peer lives. Connect now,
+        # while the processes are in step, not after work of uneven length (compilation,
+        # a costlier share of the runs)
+        agree(0, "the start")
 
 
 def is_writer() -> bool:

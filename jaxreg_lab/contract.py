@@ -101,8 +101,8 @@ class Group:
     (e.g. one data set) and the same compiled programs, vmapped over the runs.
 
     Attributes:
-        name: the group's checkpoint sub-run (``out_dir/.checkpoint/<name>``).
-        label: the group's progress-bar label.
+        name: the group's name, in error messages.
+        label: the group's label, listed beside the progress bar while it trains.
         shared: what every run of the group reads (no run axis), e.g. the data set; its
             non-array leaves (e.g. options) are static in the compiled programs.
         inputs: per-run constants (e.g. seed and lambda), every leaf with a leading run axis.
@@ -110,6 +110,8 @@ class Group:
         num_steps: the steps of every epoch.
         runs_per_program: None vmaps all the group's runs in one program; k, programs of
             k runs (each run's results then do not depend on the runs beside it when 1).
+            The programs of every group are what the driver splits over devices and
+            processes: a program runs whole on one device.
     """
 
     name: str
@@ -300,9 +302,11 @@ class EpochReproduction(AbstractReproduction):
     module docstring). Its ``init``, ``plan``, ``step``, ``end`` and ``finish`` are pure
     and unbatched, for ONE run: the driver vmaps them over a group's runs and jits them,
     and never calls them otherwise. A run's state may hold non-array leaves (e.g. a
-    model's activation functions): the driver carries and checkpoints its arrays. The
-    groups run one after another on the default device (every process runs them all;
-    they are not yet split over devices and processes)."""
+    model's activation functions): the driver carries and checkpoints its arrays. Every
+    group's programs (``runs_per_program`` slices of its runs) are split over every
+    device of every process, all groups advancing epoch by epoch together; a run's
+    program, and so its bits, do not depend on the numbers of devices and processes.
+    Every group's :meth:`end` (and :meth:`finish`) outputs have the same shape per run."""
 
     @abc.abstractmethod
     def setup(self, config) -> EpochSetup:

@@ -25,6 +25,7 @@ processes see) and they check that they continue from the same chunk.
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxreg import Status, distributed
+from jaxreg.batching import run_slices, take_runs
 from jaxreg_lab.contract import EpochReproduction, EpochSetup, Final
 from jaxreg_lab.store.checkpoints import CHECKPOINT as CHECKPOINT
 from jaxreg_lab.store.checkpoints import CheckpointExists as CheckpointExists
@@ -357,117 +359,210 @@ def _finish_runs(finish: _PerRun, shared, inputs, arrays, static):
     return jax.vmap(lambda x, a: finish(shared, x, eqx.combine(a, static)))(inputs, arrays)
 
 
-def _run_slices(runs: int, size: int | None) -> list[slice]:
-    """The runs of each compiled program: all at once, or ``size`` at a time."""
-    k = size or runs
-    return [slice(start, min(start + k, runs)) for start in range(0, runs, k)]
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Program:
+    """One compiled program of an :class:`jaxreg_lab.contract.EpochReproduction`: the
+    runs ``runs`` of group ``group`` (a slice of its ``runs_per_program`` cut), on device
+    ``device`` (an index into ``jax.devices()``), at flat positions ``index`` of
+    ``run_shape``."""
+
+    group: int
+    runs: slice
+    device: int
+    index: np.ndarray
 
 
-def _take(tree, sl: slice):
-    return jax.tree.map(lambda x: x[sl], tree)
+def _programs(setup: EpochSetup, num_devices: int) -> list[_Program]:
+    """Every group's programs (:func:`jaxreg.batching.run_slices` of its runs), in group
+    order, cut into ``num_devices`` contiguous blocks of about equal work (runs x steps
+    per epoch): device d runs the programs whose middle falls in the d-th part of the
+    total. The programs themselves never depend on the devices, so neither do their bits."""
+    cells = [
+        (g, sl, (sl.stop - sl.start) * group.num_steps)
+        for g, group in enumerate(setup.groups)
+        for sl in run_slices(len(group.index), group.runs_per_program)
+    ]
+    total = sum(w for *_, w in cells)
+    out, before = [], 0
+    for g, sl, w in cells:
+        device = min(num_devices - 1, (2 * before + w) * num_devices // (2 * total))
+        out.append(_Program(g, sl, device, np.asarray(setup.groups[g].index)[sl]))
+        before += w
+    return out
 
 
-def _concat(trees: list):
-    return trees[0] if len(trees) == 1 else jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
+def _shared_between_processes(local: dict[int, Any]) -> dict[int, Any]:
+    """Every process's ``{program: pytree of arrays}`` on every process (a collective:
+    every process calls it, with its own programs' results or none). The trees travel as
+    bytes (pickled NumPy arrays, padded to the longest), so each process may hold
+    programs of other shapes, or none; this process's own entries are returned as they are."""
+    if jax.process_count() == 1:
+        return local
+    from jax.experimental.multihost_utils import process_allgather
+
+    blob = np.frombuffer(pickle.dumps(jax.tree.map(np.asarray, local)), np.uint8)
+    sizes = np.asarray(process_allgather(np.int64(blob.size))).reshape(-1)
+    padded = np.zeros(int(sizes.max()), np.uint8)
+    padded[: blob.size] = blob
+    blobs = np.asarray(process_allgather(padded)).reshape(len(sizes), -1)
+    everyone: dict[int, Any] = {}
+    for size, data in zip(sizes, blobs):
+        everyone.update(pickle.loads(data[:size].tobytes()))
+    return {**everyone, **local}
 
 
-def _run_group(reproduction, config, group, num_chunks: int, **run) -> tuple:
-    """Every epoch of one :class:`jaxreg_lab.contract.Group` (a checkpointed sub-run of
-    :func:`run_chunks` named ``group.name``), then its ``finish``.
-
-    Each epoch, for each program's runs (``group.runs_per_program``): the ``plan``, the
-    ``num_steps`` steps dispatched one by one (their outputs stacked on a step axis after
-    the run axis), then the ``end``; a run that is no longer RUNNING is frozen, and the
-    group stops when none runs. A run still running after the last epoch is MAX_STEPS.
-
-    Returns:
-        ``(arrays, status, data)``: the final state's arrays, the statuses, and the
-        ``finish`` outputs with every ``end`` output stacked on a chunk axis after the run
-        axis (``num_chunks`` long: padded with NaN, or 0 for integers, when the group
-        stopped early), each with a leading run axis.
-    """
-    init, plan, step, end, finish = (
-        _PerRun(reproduction, config, m) for m in ("init", "plan", "step", "end", "finish")
-    )
-    runs = len(group.index)
-    slices = _run_slices(runs, group.runs_per_program)
-    shared, inputs = group.shared, group.inputs
-    state = _concat([_init_runs(init, shared, _take(inputs, sl)) for sl in slices])
-    arrays, static = eqx.partition(state, eqx.is_array)
-
-    def epoch(carry, k):
-        arrays, status = carry
-        active = status == Status.RUNNING
-        kk = jnp.asarray(k, jnp.int32)
-        parts = []
-        for sl in slices:
-            x, a, act = _take(inputs, sl), _take(arrays, sl), jnp.asarray(active[sl])
-            p = _plan_runs(plan, shared, x, kk)
-            outs = []
-            for i in range(group.num_steps):
-                a, out = _step_runs(step, shared, x, a, static, p, act, jnp.asarray(i, jnp.int32))
-                outs.append(out)
-            stacked = jax.tree.map(lambda *o: jnp.stack(o, axis=1), *outs)
-            parts.append(_end_runs(end, shared, x, a, static, kk, stacked, act))
-        arrays, new_status, outputs = _concat(parts)
-        status = np.where(active, np.asarray(new_status, np.int32), status)
-        return (arrays, status), outputs
-
-    initial = (arrays, np.full(runs, Status.RUNNING, np.int32))
-    (arrays, status), outputs, _ = run_chunks(
-        epoch,
-        initial,
-        num_chunks,
-        name=group.name,
-        desc=group.label,
-        stop=lambda carry: not np.any(carry[1] == Status.RUNNING),
-        **run,
-    )
-    status = np.where(status == Status.RUNNING, Status.MAX_STEPS, status).astype(np.int32)
-    finished = _concat([_finish_runs(finish, shared, _take(inputs, sl), _take(arrays, sl), static) for sl in slices])
-    chunks = stack_chunks([{n: v[:, None] for n, v in out.items()} for out in outputs], axis=1)
-    for name, value in chunks.items():
-        if name in finished:
-            raise ValueError(f"{reproduction.name}: end and finish both return an output {name!r}")
-        missing = num_chunks - value.shape[1]  # the group stopped early
-        fill = np.full((runs, missing, *value.shape[2:]), np.nan if value.dtype.kind == "f" else 0, value.dtype)
-        finished[name] = np.concatenate([value, fill], axis=1)
-    return arrays, status, finished
-
-
-def _scatter(setup: EpochSetup, parts: list) -> Any:
-    """The groups' per-run arrays (leading run axis) laid out on ``setup.run_shape``."""
+def _place(num_runs: int, programs: list[_Program], parts: dict[int, Any]) -> Any:
+    """Per-program pytrees (leading run axis) laid out on the flat run axis (NumPy)."""
+    order = sorted(parts)
 
     def place(*xs):
         xs = [np.asarray(x) for x in xs]
-        out = np.empty((setup.num_runs,) + xs[0].shape[1:], xs[0].dtype)
-        for group, x in zip(setup.groups, xs):
-            out[np.asarray(group.index)] = x
-        return out.reshape(setup.run_shape + xs[0].shape[1:])
+        out = np.empty((num_runs,) + xs[0].shape[1:], xs[0].dtype)
+        for j, x in zip(order, xs):
+            out[programs[j].index] = x
+        return out
 
-    return jax.tree.map(place, *parts)
+    return jax.tree.map(place, *(parts[j] for j in order))
 
 
 def _run_epochs(reproduction, config, *, out_dir, resume, progress, fingerprint, log) -> dict:
-    """:func:`run_reproduction` for an :class:`jaxreg_lab.contract.EpochReproduction`:
-    its groups one after another (:func:`_run_group`), under the config's ``PRECISION``."""
+    """:func:`run_reproduction` for an :class:`jaxreg_lab.contract.EpochReproduction`,
+    under the config's ``PRECISION``.
+
+    Every group's programs (``group.runs_per_program`` slices of its runs, one program
+    each: :func:`_programs`) are split over every device of every process; each process
+    runs its own programs, on their devices, and the processes exchange the results
+    after every epoch, so that each holds every run's state, status and outputs. All
+    groups advance epoch by epoch together in one :func:`run_chunks` (one checkpoint unit
+    per epoch, holding every run). Each epoch, for each program of a group that still has
+    a running run: the ``plan``, the ``num_steps`` steps dispatched one by one (their
+    outputs stacked on a step axis after the run axis), then the ``end``; a run that is
+    no longer RUNNING is frozen, a group skips its epochs once none of its runs runs (its
+    outputs there NaN, or 0 for integers), and the loop ends when no run runs. A run
+    still running after the last epoch is MAX_STEPS. A run's program, and so its bits,
+    are the same whatever the numbers of devices and processes.
+    """
     precision = getattr(type(config), "PRECISION", None)
     x64 = jax.config.jax_enable_x64 if precision is None else precision == "float64"
     with jax.enable_x64(x64):
         setup = reproduction.setup(config)
-        run = dict(
+        return _run_programs(
+            reproduction,
+            config,
+            setup,
             out_dir=out_dir,
             resume=resume,
             progress=progress,
             fingerprint=config if fingerprint is None else fingerprint,
             log=log,
         )
-        t0 = time.perf_counter()
-        done = [_run_group(reproduction, config, group, setup.num_chunks, **run) for group in setup.groups]
-        wall = time.perf_counter() - t0
-        state, status, data = _scatter(setup, done)
-        final = Final(state=state, status=status, data=data)
-        arrays = reproduction.assemble(config, setup, final)
+
+
+def _run_programs(reproduction, config, setup: EpochSetup, **run) -> dict:
+    init, plan, step, end, finish = (
+        _PerRun(reproduction, config, m) for m in ("init", "plan", "step", "end", "finish")
+    )
+    groups, runs = setup.groups, setup.num_runs
+    devices = jax.devices()
+    programs = _programs(setup, len(devices))
+    here = jax.process_index()
+    mine = [j for j, p in enumerate(programs) if devices[p.device].process_index == here]
+    distributed.agree(len(programs), f"the number of programs of {reproduction.name}")
+    placed: dict = {}
+
+    def on_device(j: int):
+        """Program j's device (this process's first one for another process's program)
+        and its group's shared inputs and its own inputs there (placed once)."""
+        p = programs[j]
+        device = devices[p.device] if j in mine else jax.local_devices()[0]
+        if (p.group, device.id) not in placed:
+            arrays, static = eqx.partition(groups[p.group].shared, eqx.is_array)
+            placed[p.group, device.id] = eqx.combine(jax.device_put(arrays, device), static)
+        if ("inputs", j) not in placed:
+            placed["inputs", j] = jax.device_put(take_runs(groups[p.group].inputs, p.runs), device)
+        return device, placed[p.group, device.id], placed["inputs", j]
+
+    t0 = time.perf_counter()
+    # every process initializes every program: the carried state holds every run
+    initial = [eqx.partition(_init_runs(init, *on_device(j)[1:]), eqx.is_array) for j in range(len(programs))]
+    statics = [static for _, static in initial]
+
+    def running_groups(status) -> list[bool]:
+        return [bool(np.any(status[np.asarray(g.index)] == Status.RUNNING)) for g in groups]
+
+    def epoch(carry, k):
+        arrays, status = carry
+        live = running_groups(status)
+        kk = jnp.asarray(k, jnp.int32)
+        local = {}
+        for j in mine:
+            p = programs[j]
+            if not live[p.group]:
+                continue
+            device, shared, x = on_device(j)
+            a = jax.device_put(arrays[j], device)
+            act = jax.device_put(status[p.index] == Status.RUNNING, device)
+            todo = _plan_runs(plan, shared, x, kk)
+            outs = []
+            for i in range(groups[p.group].num_steps):
+                a, out = _step_runs(step, shared, x, a, statics[j], todo, act, jnp.asarray(i, jnp.int32))
+                outs.append(out)
+            stacked = jax.tree.map(lambda *o: jnp.stack(o, axis=1), *outs)
+            local[j] = _end_runs(end, shared, x, a, statics[j], kk, stacked, act)
+        done = _shared_between_processes(local)
+        arrays, new_status, outputs = list(arrays), status.copy(), {}
+        for j in sorted(done):
+            p, (a, st, out) = programs[j], done[j]
+            arrays[j] = a
+            active = status[p.index] == Status.RUNNING
+            new_status[p.index] = np.where(active, np.asarray(st, np.int32), status[p.index])
+            for name, value in out.items():
+                value = np.asarray(value)
+                if name not in outputs:
+                    fill = np.nan if value.dtype.kind == "f" else 0
+                    outputs[name] = np.full((runs, *value.shape[1:]), fill, value.dtype)
+                if outputs[name].shape[1:] != value.shape[1:]:
+                    raise ValueError(
+                        f"{reproduction.name}: group {groups[p.group].name} returns {name} of shape "
+                        f"{value.shape[1:]} per run, another group {outputs[name].shape[1:]}"
+                    )
+                outputs[name][p.index] = value
+        return (tuple(arrays), new_status), outputs
+
+    def shown(k, carry, outputs):
+        live = running_groups(carry[1])
+        return {"running": "; ".join(g.label for g, on in zip(groups, live) if on) or "none"}
+
+    (arrays, status), outputs, _ = run_chunks(
+        epoch,
+        (tuple(a for a, _ in initial), np.full(runs, Status.RUNNING, np.int32)),
+        setup.num_chunks,
+        desc=reproduction.name,
+        stop=lambda carry: not np.any(carry[1] == Status.RUNNING),
+        on_chunk=shown,
+        **run,
+    )
+    status = np.where(status == Status.RUNNING, Status.MAX_STEPS, status).astype(np.int32)
+    local = {}
+    for j in mine:
+        device, shared, x = on_device(j)
+        local[j] = _finish_runs(finish, shared, x, jax.device_put(arrays[j], device), statics[j])
+    finished = _place(runs, programs, _shared_between_processes(local))
+    chunks = stack_chunks([{n: v[:, None] for n, v in out.items()} for out in outputs], axis=1)
+    for name, value in chunks.items():
+        if name in finished:
+            raise ValueError(f"{reproduction.name}: end and finish both return an output {name!r}")
+        missing = setup.num_chunks - value.shape[1]  # every run stopped early
+        fill = np.full((runs, missing, *value.shape[2:]), np.nan if value.dtype.kind == "f" else 0, value.dtype)
+        finished[name] = np.concatenate([value, fill], axis=1)
+    wall = time.perf_counter() - t0
+
+    def unflatten(x):
+        return x.reshape(setup.run_shape + x.shape[1:])
+
+    state = jax.tree.map(unflatten, _place(runs, programs, dict(enumerate(arrays))))
+    final = Final(state=state, status=unflatten(status), data={n: unflatten(v) for n, v in finished.items()})
+    arrays = reproduction.assemble(config, setup, final)
     return _results(reproduction, config, setup, final, arrays, wall)
 
 
@@ -506,7 +601,10 @@ def run_reproduction(
     chunk committed as a checkpoint unit (:func:`run_chunks`), each run's worst status
     kept, and the arrays laid out on the reproduction's declared ``outputs(config)``.
     ``setup.chunk_size`` (:class:`jaxreg_lab.contract.Setup`) cuts a device's slice of the
-    runs into programs of that many runs.
+    runs into programs of that many runs. An
+    :class:`jaxreg_lab.contract.EpochReproduction` (the CNN grids) splits its groups'
+    programs over the devices instead, each program whole on one device, all groups
+    advancing epoch by epoch together.
 
     Arguments:
         reproduction: the reproduction (a :class:`jaxreg_lab.contract.Reproduction`).

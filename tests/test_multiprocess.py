@@ -49,34 +49,52 @@ def setup():  # called after jax.distributed.initialize (nothing may touch a dev
     return experiment, jax.random.split(jax.random.key(1), 7), np.linspace(0.1, 0.4, 7)
 """
 
-PROCESS = SWEEP + textwrap.dedent(
+# a process's interrupted run: ``interrupted(run)`` calls ``run()`` with the driver's
+# run_chunks killed in its second chunk (KeyboardInterrupt, as a crash would), and
+# returns once the run has ended on every process (as a new launch would)
+INTERRUPTED = textwrap.dedent(
     """
+    def interrupted(run):
+        from jax.experimental.multihost_utils import sync_global_devices
+        from jaxreg_lab import driver
+
+        real = driver.run_chunks
+
+        def failing_run_chunks(step, state, num_chunks, **kw):
+            def failing(s, k):
+                if k == 1:
+                    raise KeyboardInterrupt
+                return step(s, k)
+            return real(failing, state, num_chunks, **kw)
+
+        driver.run_chunks = failing_run_chunks
+        try:
+            return run()
+        except KeyboardInterrupt:
+            return None
+        finally:
+            driver.run_chunks = real
+            sync_global_devices("interrupted run ended")
+    """
+)
+
+PROCESS = (
+    SWEEP
+    + INTERRUPTED
+    + textwrap.dedent(
+        """
     import json, sys
     from pathlib import Path
     # gloo is the CPU collectives' default in jax 0.10; older versions need it named
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.config.update("jax_enable_x64", True)  # as tests/conftest.py does for the reference run
-    from jaxreg_lab import cli, driver
+    from jaxreg_lab import cli
 
     pid, port, tmp = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     run = ["sweep", "--config", str(tmp / "tiny.toml"), "--no-progress", "--distributed",
            "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(pid)]
-    real = driver.run_chunks
-
-    def interrupted(step, state, num_chunks, **kw):  # killed after the first of 2 chunks
-        def failing(s, k):
-            if k == 1:
-                raise KeyboardInterrupt
-            return step(s, k)
-        return real(failing, state, num_chunks, **kw)
-
-    driver.run_chunks = interrupted
     # process 1 gets its own --out: it must write nothing there
-    first = cli.main(run + ["--out", str(tmp / ("shared" if pid == 0 else "process1"))])
-    driver.run_chunks = real
-    # the resumed run starts once the interrupted one has ended everywhere (as a new launch would)
-    from jax.experimental.multihost_utils import sync_global_devices
-    sync_global_devices("interrupted run ended")
+    first = interrupted(lambda: cli.main(run + ["--out", str(tmp / ("shared" if pid == 0 else "process1"))]))
     resumed = cli.main(run + ["--out", str(tmp / "shared"), "--resume"])
     experiment, keys, scales = setup()
     out = jr.sweep(experiment, keys, scales, chunk_size=2)
@@ -94,6 +112,7 @@ PROCESS = SWEEP + textwrap.dedent(
                                 "types": sorted({type(x).__name__ for x in jax.tree_util.tree_leaves(out)}),
                                 "process0_only": only0 is not None, "process0_equal": same0}))
     """
+    )
 )
 
 
@@ -285,3 +304,64 @@ def test_named_reproduction_on_two_processes_equals_one_process(tmp_path):
     for name in shared.arrays:
         assert np.array_equal(shared[name], single[name], equal_nan=True), name
     assert shared["loss"].shape[1] == 2
+
+
+# a CNN grid at the smallest size: two range values at one lambda and one seed, so two
+# groups of the same shapes (one set of compiled programs, two stages of convolutions),
+# two epochs of one batch
+CNN_CONFIG = (
+    "IsSameClassConfig.preset('tiny', distances=(0, 4), canvas=(8, 20), stages=2, lambdas=(0.3,), seeds=(0,), "
+    "max_epochs=2, num_train=32, num_test=32)"
+)
+CNN = INTERRUPTED + textwrap.dedent(
+    f"""
+    import json, sys
+    import jax, numpy as np
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    from jaxreg import distributed
+    from jaxreg_lab import compile_cache, driver
+    from jaxreg_lab.locality import IsSameClassConfig
+    from jaxreg_lab.locality.grids import IsSameClassGrid
+
+    pid, port, out, shared = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+    for name, value in compile_cache.settings(compile_cache.cache_dir()).items():
+        jax.config.update(name, value)  # the programs the test process compiled, loaded
+    distributed.initialize(f"127.0.0.1:{{port}}", 2, pid)
+    config = {CNN_CONFIG}
+    interrupted(lambda: driver.run_reproduction(IsSameClassGrid(), config, out_dir=out, progress=False))
+    res = driver.run_reproduction(IsSameClassGrid(), config, out_dir=shared, resume=True, progress=False)
+    np.savez(f"{{shared}}-{{pid}}.npz", **{{name: value for name, (_, value) in res["arrays"].items()}})
+    print("RESULT", json.dumps({{"status": res["status"], "processes": jax.process_count()}}))
+    """
+)
+
+
+def test_cnn_reproduction_on_two_processes_equals_one_process(tmp_path):
+    """A CNN grid's programs (here its two groups) are split over the processes by the
+    driver, each process running its own and every process ending with every run's
+    arrays; interrupted in its second epoch and resumed, 2 processes of 1 device give the
+    bits of one uninterrupted process, and process 0's checkpoint is that of one process."""
+    from jaxreg_lab.driver import checkpoints, run_reproduction
+    from jaxreg_lab.locality import IsSameClassConfig  # noqa: F401 (read by CNN_CONFIG)
+    from jaxreg_lab.locality.grids import IsSameClassGrid
+
+    x64 = jax.config.jax_enable_x64
+    try:  # first, so that the processes load its compiled programs from the cache
+        jax.config.update("jax_enable_x64", False)
+        one = run_reproduction(IsSameClassGrid(), eval(CNN_CONFIG), out_dir=tmp_path / "one", progress=False)
+    finally:
+        jax.config.update("jax_enable_x64", x64)
+    port = _free_port()
+    outs = [tmp_path / "shared", tmp_path / "process1"]
+    results = _launch(CNN, lambda i: [str(i), str(port), str(outs[i]), str(outs[0])])
+    assert not outs[1].exists()  # process 1 wrote no checkpoint
+    (mine,), (single,) = checkpoints(outs[0]), checkpoints(tmp_path / "one")
+    assert (mine / "state.eqx").read_bytes() == (single / "state.eqx").read_bytes()
+    assert one["status"] == ["max_steps", "max_steps"]
+    for i, r in enumerate(results):
+        assert r == {"status": one["status"], "processes": 2}, r
+        with np.load(f"{outs[0]}-{i}.npz") as z:
+            assert sorted(z.files) == sorted(one["arrays"])
+            for name, (_, value) in one["arrays"].items():
+                np.testing.assert_array_equal(z[name], value, err_msg=f"process {i}: {name}")
+    assert np.all(np.isfinite(one["arrays"]["history"][1]))

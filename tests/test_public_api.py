@@ -53,6 +53,7 @@ DOCUMENTED_MODULES = (
     "jaxreg.tasks",
     "jaxreg.factorizations",
     "jaxreg.distributed",
+    "jaxreg.batching",
     "jaxreg_lab.driver",
     "jaxreg_lab.store.results",
     "jaxreg_lab.store.files",

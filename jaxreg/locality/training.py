@@ -33,6 +33,7 @@ import optax
 from jaxtyping import Array, ArrayLike, Float, Integer, PRNGKeyArray, PyTree
 
 from jaxreg import validation as _checks
+from jaxreg.batching import concat_runs, run_slices, take_runs
 from jaxreg.dynamics.trajectory import Status
 from jaxreg.locality.data import LocalityData
 from jaxreg.locality.models import batch_logits
@@ -252,9 +253,9 @@ def _run_epoch(params, states, opt_state, active, epoch, lam, seeds, X, Y, SQ, s
     nb = n_train // B
     step_options = options.step_part()
     parts = []
-    for sl in _run_slices(len(seeds), options):
+    for sl in run_slices(len(seeds), options.runs_per_program):
         perms, skeys = _epoch_plan(epoch, seeds[sl], n_train, nb, B)
-        carry, metrics = _take((params, states, opt_state), sl), []
+        carry, metrics = take_runs((params, states, opt_state), sl), []
         chunk_regularize = _chunk_regularize(lam[sl], options, regularize)
         for b in range(nb):
             carry, m = _run_step(
@@ -273,15 +274,9 @@ def _run_epoch(params, states, opt_state, active, epoch, lam, seeds, X, Y, SQ, s
             )
             metrics.append(m)
         parts.append((carry, jnp.stack(metrics, axis=1)))  # (runs, nb, 4)
-    carry = _concat([c for c, _ in parts])
+    carry = concat_runs([c for c, _ in parts])
     metrics = jnp.concatenate([m for _, m in parts])
     return carry, jnp.mean(metrics, axis=1), jnp.all(jnp.isfinite(metrics[..., 0]), axis=1)
-
-
-def _run_slices(runs: int, options: TrainOptions) -> list[slice]:
-    """The runs of each compiled program: all at once, or ``runs_per_program`` at a time."""
-    k = options.runs_per_program or runs
-    return [slice(start, min(start + k, runs)) for start in range(0, runs, k)]
 
 
 def _chunk_regularize(lam_chunk, options: TrainOptions, regularize: bool) -> bool:
@@ -290,14 +285,6 @@ def _chunk_regularize(lam_chunk, options: TrainOptions, regularize: bool) -> boo
     if options.runs_per_program is None:
         return regularize
     return bool(np.any(np.asarray(lam_chunk) > 0))
-
-
-def _take(tree, sl: slice):
-    return jax.tree.map(lambda x: x[sl], tree)
-
-
-def _concat(trees: list):
-    return trees[0] if len(trees) == 1 else jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
 
 
 def init_run(
@@ -395,9 +382,9 @@ def train_runs(
 
     # one compiled program for all inits (eager init compiles every random op per shape)
     init_options = options.step_part()
-    parts = [_init_runs(seed_arr[sl], make_model, init_options) for sl in _run_slices(R, options)]
+    parts = [_init_runs(seed_arr[sl], make_model, init_options) for sl in run_slices(R, options.runs_per_program)]
     static = parts[0][1]
-    params, states, opt_state = _concat([(p, st, o) for p, _, st, o in parts])
+    params, states, opt_state = concat_runs([(p, st, o) for p, _, st, o in parts])
     X, Y, SQ = training_arrays(train)
 
     m = min(options.eval_batch_size, len(test.labels))
@@ -511,8 +498,8 @@ def evaluate(
     key = run_key(EVALUATION_KEY) if key is None else key
     runs = jax.tree.leaves(params)[0].shape[0]
     eval_options, parts = options.step_part(), []
-    for sl in _run_slices(runs, options):
-        p, st = _take((params, states), sl)
+    for sl in run_slices(runs, options.runs_per_program):
+        p, st = take_runs((params, states), sl)
         parts.append(_evaluate(p, st, X, Y, SQ, n, key, static, eval_options, B, with_R))
     acc, r = (jnp.concatenate(x) for x in zip(*parts))
     return np.array(acc, dtype=np.float64), (np.array(r, dtype=np.float64) if with_R else np.full(acc.shape, np.nan))

@@ -76,7 +76,7 @@ def run_is_same_class(
     """Train the Is-Same-Class grid (:class:`.grids.IsSameClassGrid`); see the module
     docstring for the results dict, whose ``data`` names the images and, for CIFAR-10,
     the archive's MD5. With ``out_dir``, per-epoch checkpoints go to
-    ``out_dir/.checkpoint/distance_<d>/`` and ``resume=True`` continues from them."""
+    ``out_dir/.checkpoint/`` and ``resume=True`` continues from them."""
     config = IsSameClassConfig.preset("small") if config is None else config
     _check_run_args(config, IsSameClassConfig, out_dir, resume)
     return _run(IsSameClassGrid(), config, out_dir, resume, progress)

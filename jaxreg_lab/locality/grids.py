@@ -14,7 +14,8 @@ this module never jits or vmaps them.
 
 The runs of a grid point (one range value) share its data set; its lambda = 0 runs form
 one group and its lambda > 0 runs another (the plain group skips R's double backward
-pass, ~4x cheaper), each checkpointed as ``out_dir/.checkpoint/<range>_<v>/<group>``.
+pass, ~4x cheaper); the driver splits the groups' programs over devices and processes
+and checkpoints every run after each epoch in ``out_dir/.checkpoint``.
 Training is float32 whatever the caller's x64 setting (``Config.PRECISION``).
 """
 

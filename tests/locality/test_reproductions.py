@@ -23,8 +23,10 @@ from jaxreg_lab.reproductions import EXPERIMENTS, locality_is_same_class, locali
 from jaxreg_lab.store.results import load_results
 
 ISC, PF = locality_is_same_class.NAME, locality_pathfinder.NAME
-# the tiny presets' lambdas restated as TOML: exercises lists -> tuples in a real run
-TOML = {ISC: "lambdas = [0, 0.3]\n", PF: "lambdas = [0, 1.0]\n"}
+# the tiny presets at one seed (half their runs); their lambdas restated as TOML:
+# exercises lists -> tuples in a real run
+TOML = {ISC: "lambdas = [0, 0.3]\nseeds = [0]\n", PF: "lambdas = [0, 1.0]\nseeds = [0]\n"}
+SEEDS = (0,)
 
 
 def _reproduce(name, out, *extra):
@@ -56,7 +58,7 @@ def runs(tmp_path_factory):
 @pytest.mark.parametrize("name, range_name", [(ISC, "distance"), (PF, "path_length")])
 def test_regularizer_lowers_held_out_R_and_still_fits(runs, name, range_name):
     res = load_results(runs[name])
-    config = EXPERIMENTS[name].Config.preset("tiny")
+    config = EXPERIMENTS[name].Config.preset("tiny", seeds=SEEDS)
     assert res.name == name and res.meta["size"] == "tiny"
     assert res.dims["test_accuracy"] == (range_name, "lambda", "seed")
     shape = (len(getattr(config, range_name + "s")), len(config.lambdas), len(config.seeds))
@@ -142,7 +144,10 @@ def test_samples_command_writes_png(tmp_path, capsys):
     assert "--seed" in capsys.readouterr().err
 
 
-# Measured with the tiny presets (data seed 0, seeds 0 and 1), held-out R lambda = 0 -> > 0:
+# Measured with the tiny presets at their seeds 0 and 1 (the fixture runs seed 0 alone: a run's
+# random draws depend on the runs vmapped beside it, so its numbers differ in detail; at seed 0
+# alone with lambda 1e-4 in place of 0.3, Is-Same-Class's held-out R ratio at distance 16 is
+# 1.02, which the R_gap check rejects), held-out R lambda = 0 -> > 0:
 # Is-Same-Class (lambda 0.3): distance 0: 0.627 -> 0.524, 0.612 -> 0.411; distance 16:
 # 0.861 -> 0.749, 0.855 -> 0.782; train accuracy with lambda 0.3: 0.984-1.0.
 # Pathfinder (the generator's rules, a 120 px canvas resized to 24 px, lambda 1): length 2:
