@@ -103,6 +103,20 @@ def test_stop_loss_per_count():
     assert steps[1] > steps[0] + 10 and err[1] < err[0] * 0.9, (steps, err)
 
 
+def test_presets():
+    """The paper preset is Arora et al. 2019's grid at 5 seeds, the small preset (the
+    defaults) the same problem at its two largest init scales and 3 seeds; both stop the
+    many-observation column at 1e-7 (1e-6 sets its errors), the few at the paper's 1e-6."""
+    paper, small = mcd.Config.preset("paper"), mcd.Config.preset("small")
+    assert (paper.shape, paper.rank, paper.num_observed, paper.depths) == ((100, 100), 5, (2000, 5000), (2, 3, 4))
+    assert paper.init_scales == (1e-3, 1e-4, 1e-5, 1e-6) and paper.seeds == 5
+    assert paper.stop_at_losses == small.stop_at_losses == (1e-6, 1e-7)
+    assert (small.shape, small.rank, small.num_observed, small.depths) == ((100, 100), 5, (2000, 5000), (2, 3, 4))
+    assert small.init_scales == (1e-3, 1e-4) and small.seeds == 3
+    # the tiny preset has one count, so it keeps one stop loss for it
+    assert mcd.Config.preset("tiny").stop_at_losses == ()
+
+
 def test_rejects_stop_losses_of_another_length():
     with pytest.raises(ValueError, match="stop_at_losses must be empty or have one entry per entry of num_observed"):
         mcd.Config(num_observed=(2000, 5000), stop_at_losses=(1e-6,))
