@@ -105,14 +105,15 @@ def test_stop_loss_per_count():
 
 def test_presets():
     """The paper preset is Arora et al. 2019's grid at 5 seeds, the small preset (the
-    defaults) the same problem at its two largest init scales and 3 seeds; both stop the
-    many-observation column at 1e-7 (1e-6 sets its errors), the few at the paper's 1e-6."""
+    defaults) the same problem at its two largest init scales, 3 seeds and a looser SCS
+    tolerance; both stop the many-observation column at 1e-7 (1e-6 sets its errors), the
+    few at the paper's 1e-6."""
     paper, small = mcd.Config.preset("paper"), mcd.Config.preset("small")
     assert (paper.shape, paper.rank, paper.num_observed, paper.depths) == ((100, 100), 5, (2000, 5000), (2, 3, 4))
-    assert paper.init_scales == (1e-3, 1e-4, 1e-5, 1e-6) and paper.seeds == 5
+    assert paper.init_scales == (1e-3, 1e-4, 1e-5, 1e-6) and paper.seeds == 5 and paper.baseline_eps == 1e-6
     assert paper.stop_at_losses == small.stop_at_losses == (1e-6, 1e-7)
     assert (small.shape, small.rank, small.num_observed, small.depths) == ((100, 100), 5, (2000, 5000), (2, 3, 4))
-    assert small.init_scales == (1e-3, 1e-4) and small.seeds == 3
+    assert small.init_scales == (1e-3, 1e-4) and small.seeds == 3 and small.baseline_eps == 1e-5
     # the tiny preset has one count, so it keeps one stop loss for it
     assert mcd.Config.preset("tiny").stop_at_losses == ()
 
