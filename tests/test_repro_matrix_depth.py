@@ -77,7 +77,15 @@ def test_plot_redraws_from_saved_results(tiny_run):
 def test_flow_stopped_at_t1_is_max_steps():
     """A flow that reaches t1 above stop_at_loss is max_steps (it missed its stop), never completed."""
     cfg = mcd.Config(
-        shape=(8, 8), rank=1, num_observed=(20,), depths=(2,), init_scales=(1e-2,), t1=1.0, baseline=False, seeds=1
+        shape=(8, 8),
+        rank=1,
+        num_observed=(20,),
+        stop_at_losses=(),
+        depths=(2,),
+        init_scales=(1e-2,),
+        t1=1.0,
+        baseline=False,
+        seeds=1,
     )
     assert driver.run_reproduction(mcd.REPRODUCTION, cfg, progress=False)["status"] == ["max_steps"]
 
