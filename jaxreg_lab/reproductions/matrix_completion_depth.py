@@ -45,8 +45,9 @@ class Config(Seeds, FlowTolerances, GridRun):
     steps (at the paper size, seed 0: the depth-4 flows from 1e-5 and 1e-6 take 7,000 and
     21,000 steps of the seed's 44,000). SCS at 1e-5 solves the 5000-observation baseline
     in a third of the time at 1e-6, with an error within 2% of it (seed 0). The small
-    preset took 5.5 minutes of CPU (user and system, every thread; 12 minutes of wall
-    time on 2 cores shared with other jobs), a bound on its time on 2 idle cores.
+    preset took 401 s of run (407 s in all, with an empty compilation cache) on 2 cores
+    shared with other jobs (load 4-8), and 318 s of CPU, user and system over every
+    thread: about what it takes on 2 idle cores.
 
     The 2000 column stops at the paper's training loss 1e-6. With 5000 observations every
     method recovers the target, and a flow stopped at 1e-6 has its error set by that stop
