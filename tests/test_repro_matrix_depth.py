@@ -77,7 +77,15 @@ def test_plot_redraws_from_saved_results(tiny_run):
 def test_flow_stopped_at_t1_is_max_steps():
     """A flow that reaches t1 above stop_at_loss is max_steps (it missed its stop), never completed."""
     cfg = mcd.Config(
-        shape=(8, 8), rank=1, num_observed=(20,), depths=(2,), init_scales=(1e-2,), t1=1.0, baseline=False, seeds=1
+        shape=(8, 8),
+        rank=1,
+        num_observed=(20,),
+        stop_at_losses=(),
+        depths=(2,),
+        init_scales=(1e-2,),
+        t1=1.0,
+        baseline=False,
+        seeds=1,
     )
     assert driver.run_reproduction(mcd.REPRODUCTION, cfg, progress=False)["status"] == ["max_steps"]
 
@@ -101,6 +109,21 @@ def test_stop_loss_per_count():
     assert res["status"] == ["converged"]
     err, steps = res["arrays"]["error"][1][:, 0, 0, 0], res["arrays"]["steps"][1][:, 0, 0, 0]
     assert steps[1] > steps[0] + 10 and err[1] < err[0] * 0.9, (steps, err)
+
+
+def test_presets():
+    """The paper preset is Arora et al. 2019's grid at 5 seeds, the small preset (the
+    defaults) the same problem at its two largest init scales, 3 seeds and a looser SCS
+    tolerance; both stop the many-observation column at 1e-7 (1e-6 sets its errors), the
+    few at the paper's 1e-6."""
+    paper, small = mcd.Config.preset("paper"), mcd.Config.preset("small")
+    assert (paper.shape, paper.rank, paper.num_observed, paper.depths) == ((100, 100), 5, (2000, 5000), (2, 3, 4))
+    assert paper.init_scales == (1e-3, 1e-4, 1e-5, 1e-6) and paper.seeds == 5 and paper.baseline_eps == 1e-6
+    assert paper.stop_at_losses == small.stop_at_losses == (1e-6, 1e-7)
+    assert (small.shape, small.rank, small.num_observed, small.depths) == ((100, 100), 5, (2000, 5000), (2, 3, 4))
+    assert small.init_scales == (1e-3, 1e-4) and small.seeds == 3 and small.baseline_eps == 1e-5
+    # the tiny preset has one count, so it keeps one stop loss for it
+    assert mcd.Config.preset("tiny").stop_at_losses == ()
 
 
 def test_rejects_stop_losses_of_another_length():

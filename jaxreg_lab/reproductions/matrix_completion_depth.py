@@ -32,26 +32,41 @@ NAME = "matrix-completion-depth"
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config(Seeds, FlowTolerances, GridRun):
-    """Arora et al. 2019's grid: a 100x100 rank-5 target, 2000 and 5000 observed entries,
-    init scales 1e-3 ... 1e-6, depths 2, 3, 4; three seeds at the small size (the depth-4
-    flow from init 1e-6 at 2000 observations takes about 13,000 solver steps, a third of
-    each seed's run), five at the paper size.
+    """Arora et al. 2019's grid: depths 2, 3, 4 and init scales 1e-3 ... 1e-6; each flow
+    runs to its count's stop loss (``stop_at_losses``), beside the nuclear-norm solution.
 
-    With 5000 observations every method recovers the target and its error is set by its
-    own tolerance: a flow stops at training loss ``stop_at_loss`` (1e-6, the paper's), the
-    nuclear-norm solution fits within ``baseline_delta`` (1e-3). The claim that compares
-    the two errors therefore compares tolerances; ``many-observations-within-tolerance``
-    judges recovery (each error against the method's own tolerance; the saved results
-    give the values). ``--set 'stop_at_losses=[1e-6,1e-10]'`` runs the 5000 column to a
-    lower stop loss, at far greater cost than the 1e-6 column.
+    The paper preset is the paper's grid: a 100x100 rank-5 target, 2000 and 5000 observed
+    entries (2.1x and 5.1x the target's r (m + n - r) = 975 degrees of freedom, 20% and
+    50% of the entries), depths 2, 3, 4, init scales 1e-3, 1e-4, 1e-5, 1e-6, 5 seeds, SCS
+    at ``baseline_eps`` 1e-6. The small preset (the defaults) is the same problem at the
+    two largest init scales, 1e-3 and 1e-4, 3 seeds, SCS at ``baseline_eps`` 1e-5: every
+    claim is judged on it (depth 2 already beats the nuclear norm from 1e-4, and 1e-3
+    against 1e-4 is the init control), while the smaller inits cost the most solver
+    steps (at the paper size, seed 0: the depth-4 flows from 1e-5 and 1e-6 take 7,000 and
+    21,000 steps of the seed's 44,000). SCS at 1e-5 solves the 5000-observation baseline
+    in a third of the time at 1e-6, with an error within 2% of it (seed 0). The small
+    preset took 401 s of run (407 s in all, with an empty compilation cache) on 2 cores
+    shared with other jobs (load 4-8), and 318 s of CPU, user and system over every
+    thread: about what it takes on 2 idle cores.
 
-    The shipped paper-size run (``docs/results/matrix-completion-depth-paper``) is the
-    paper preset's 2000-observation column at 5 seeds, depths 2 and 3: there the claims
-    on depth 2 against the nuclear norm and on depth 3 are judged on 5 seeds; depth 4
-    has 3 seeds, in the small preset's results (the depth-4 and many-observation claims
-    of the paper-size run are undefined: not run). ``jaxreg reproduce
-    matrix-completion-depth --size paper`` runs the whole grid: about 5/3 of the small
-    preset's cost, the depth-4 flows from init 1e-6 a third of it."""
+    The 2000 column stops at the paper's training loss 1e-6. With 5000 observations every
+    method recovers the target, and a flow stopped at 1e-6 has its error set by that stop
+    loss (about 3e-6 in every cell, above the nuclear-norm solution's, which
+    ``baseline_delta`` 1e-3 sets near 5e-7). The 5000 column therefore stops at 1e-7, a
+    departure from the paper's 1e-6. Lower is out of reach: after its fast phase a flow
+    from init 1e-3 sits on a plateau whose loss its init sets (measured at the paper size,
+    seed 0: about 2e-8 for depths 3 and 4, where it stays past time 10^5; about 3e-6 for
+    depth 2, from which it creeps down, to 4e-9 at time 10^6). A stop loss below 2e-8 leaves
+    those flows unconverged. At 1e-7 the errors split in two. Depth 2's error from
+    inits 1e-3 and 1e-4 is set by its init: the plateau it creeps along, above the
+    nuclear-norm solution's error (so ``many-observations-match-nuclear`` does not hold),
+    and falling with the init. Depths 3 and 4 at every init, and depth 2 from 1e-6,
+    recover the target up to the stop loss (about 3x it), below the nuclear-norm solution's
+    error. ``many-observations-within-tolerance`` then compares depth 2's init-set error
+    from 1e-3 with the stop loss: it holds where that error is under 100x the stop loss,
+    and fails in a seed where it is over (one of the paper run's five). The shipped
+    paper-size run is the paper preset, whole; it took about 67 minutes on 2 cores shared
+    with other jobs (33 minutes of CPU). The saved results give the values per seed."""
 
     seeds: int = 3
     rtol: float = 1e-6
@@ -60,12 +75,31 @@ class Config(Seeds, FlowTolerances, GridRun):
     shape: tuple[int, int] = (100, 100)
     rank: int = 5
     num_observed: tuple[int, ...] = (2000, 5000)
-    init_scales: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6)
+    init_scales: tuple[float, ...] = (1e-3, 1e-4)
+    stop_at_losses: tuple[float, ...] = (1e-6, 1e-7)
+    baseline_eps: float = 1e-5
 
     TINY = dict(
-        shape=(30, 30), rank=2, num_observed=(250,), depths=(2, 3), init_scales=(1e-2, 1e-4), seeds=2, stop_at_loss=1e-5
+        shape=(30, 30),
+        rank=2,
+        num_observed=(250,),
+        depths=(2, 3),
+        init_scales=(1e-2, 1e-4),
+        seeds=2,
+        stop_at_loss=1e-5,
+        stop_at_losses=(),
     )
-    PAPER = dict(seeds=5)
+    PAPER = dict(
+        shape=(100, 100),
+        rank=5,
+        num_observed=(2000, 5000),
+        depths=(2, 3, 4),
+        init_scales=(1e-3, 1e-4, 1e-5, 1e-6),
+        seeds=5,
+        stop_at_loss=1e-6,
+        stop_at_losses=(1e-6, 1e-7),
+        baseline_eps=1e-6,
+    )
 
     def __post_init__(self):
         check_grid_config(self, "num_observed")
@@ -81,12 +115,13 @@ def summary(results) -> str:
     return summary_grid(results, "num_observed")
 
 
-# with many observations every error sits at its solver's tolerance
+# with many observations depth 2's error from a large init is set by the init
 KNOWN = {
-    "many-observations-match-nuclear": "every error sits at its tolerance: the flows stop at stop_at_loss "
-    "1e-6 (the paper's), which leaves their error (about 1e-5) above the nuclear-norm solution's (about 5e-7, "
-    "set by baseline_delta 1e-3), all far below the recovery level; many-observations-within-tolerance "
-    "judges recovery against each method's own tolerance"
+    "many-observations-match-nuclear": "depth 2's error from inits 1e-3 and 1e-4 is set by its init, above the "
+    "nuclear-norm solution's (which baseline_delta 1e-3 sets near 5e-7): after its fast phase the flow creeps "
+    "along a plateau whose loss the init sets, and it meets the stop loss 1e-7 there. Depths 3 and 4 recover the "
+    "target up to the stop loss, below the nuclear-norm solution's error; every error is far below the recovery "
+    "level"
 }
 CLAIMS = grid_claims("observations", "Arora et al. 2019, Fig. 2", (2000, 5000), known=KNOWN)
 
