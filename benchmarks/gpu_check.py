@@ -190,8 +190,9 @@ def pathfinder_runs(args, deadline: float) -> dict:
         patience=20,
         patch_size=args.patch_size,
         r_mode=args.r_mode,
+        runs_per_program=args.seeds,  # one program per lambda: lambda 0's skips R's gradient, and is shared by every length
     )
-    model_kw = {"norm": "batch"} if args.arch != "small" else {"norm": "batch", "width": 4, "stages": 2}
+    model_kw = {"norm": "batch"} if args.arch != "small" else {"norm": "batch", "width": 4, "stages": 1}
     make = functools.partial(make_model, architecture=args.arch, **model_kw)
     kw = dict(image_size=args.image_size, canvas=args.canvas, workers=args.workers)
     # the longest length trains the most runs, regularized: it gets 70% of the time left
