@@ -288,7 +288,7 @@ def main(argv=None) -> int:
     if args.tiny:
         args.throughput_seeds, args.throughput_steps, args.throughput_repeats = 2, 2, 1
         args.no_torch_compile = True
-        args.num_train, args.num_test, args.path_lengths, args.lambdas = 32, 32, [2, 4], [1.0]
+        args.num_train, args.num_test, args.path_lengths, args.lambdas = 16, 16, [2, 4], [1.0]
         args.epochs, args.image_size, args.canvas, args.patch_size, args.arch = 1, 24, 120.0, 6, "small"
         args.batch_size, args.workers = 16, 1
     if len(args.path_lengths) < 2 or min(args.path_lengths) == max(args.path_lengths):
