@@ -190,8 +190,9 @@ def pathfinder_runs(args, deadline: float) -> dict:
         patience=20,
         patch_size=args.patch_size,
         r_mode=args.r_mode,
+        runs_per_program=args.seeds,  # one program per lambda: lambda 0's skips R's gradient, and is shared by every length
     )
-    model_kw = {"norm": "batch"} if args.arch != "small" else {"norm": "batch", "width": 4, "stages": 2}
+    model_kw = {"norm": "batch"} if args.arch != "small" else {"norm": "batch", "width": 4, "stages": 1}
     make = functools.partial(make_model, architecture=args.arch, **model_kw)
     kw = dict(image_size=args.image_size, canvas=args.canvas, workers=args.workers)
     # the longest length trains the most runs, regularized: it gets 70% of the time left
@@ -287,7 +288,7 @@ def main(argv=None) -> int:
     if args.tiny:
         args.throughput_seeds, args.throughput_steps, args.throughput_repeats = 2, 2, 1
         args.no_torch_compile = True
-        args.num_train, args.num_test, args.path_lengths, args.lambdas = 32, 32, [2, 4], [1.0]
+        args.num_train, args.num_test, args.path_lengths, args.lambdas = 16, 16, [2, 4], [1.0]
         args.epochs, args.image_size, args.canvas, args.patch_size, args.arch = 1, 24, 120.0, 6, "small"
         args.batch_size, args.workers = 16, 1
     if len(args.path_lengths) < 2 or min(args.path_lengths) == max(args.path_lengths):

@@ -158,30 +158,56 @@ def separate_rises(half_times: Float[Array, " R"], ratio: float = RATIO) -> int:
     return rises
 
 
-def _claims(panels) -> list[list[dict]]:
+def coincide(ratios, rank: int) -> bool:
+    """Whether a shallow control's rises coincide: the ``rank - 1`` ratios of consecutive
+    half-times (``ratios``, NaN-padded past them) each within ``COINCIDE`` of 1, either
+    way (a NaN, a component that never reached half its final value, fails).
+
+    Arguments:
+        ratios: the ratios t_{r+1} / t_r of one panel and seed (e.g. the saved ``half_time_ratio``).
+        rank: the number of leading components the ratios are over.
+
+    Returns:
+        The verdict.
+    """
+    ratios = np.asarray(ratios, float)[: rank - 1]
+    return bool(ratios.size) and bool(np.all(np.maximum(ratios, 1 / ratios) <= COINCIDE))
+
+
+RULE_STAGGER, RULE_COINCIDE = "stagger", "coincide"  # a panel's rule: its rises one at a time, or together
+
+
+def _claims(panels, rules) -> list[list[dict]]:
     """:func:`incremental_claim` of every panel (outer) and seed (inner), with
-    ``reached_stop_loss`` (the claim holds only for a run that fitted) and a ``note`` when
-    a target component split across components that rise together. ``panels``:
-    ``[(title, model, ts (seed, save), norms (seed, save, R), rank, reached (seed,))]``."""
+    ``reached_stop_loss`` (the claim holds only for a run that fitted). ``holds`` follows
+    the panel's rule (``rules``, one per panel):
+    :data:`RULE_STAGGER`, the rises one at a time (``incremental_claim``'s ``holds``, with a
+    ``note`` when a target component split across components that rise together), or
+    :data:`RULE_COINCIDE`, the rises together (:func:`coincide`, a shallow control).
+    ``panels``: ``[(title, model, ts (seed, save), norms (seed, save, R), rank, reached (seed,))]``."""
+    if len(rules) != len(panels) or not set(rules) <= {RULE_STAGGER, RULE_COINCIDE}:
+        raise ValueError(f"rules must give {RULE_STAGGER!r} or {RULE_COINCIDE!r} for each of the {len(panels)} panels")
     out = []
-    for _, _, ts, norms, rank, reached in panels:
+    for (_, _, ts, norms, rank, reached), rule in zip(panels, rules):
         row = []
         for s in range(len(norms)):
             c = incremental_claim(ts[s], norms[s], rank)
             c["reached_stop_loss"] = bool(reached[s])
-            c["holds"] = c["holds"] and c["reached_stop_loss"]
-            if c["together"] and c["count"] > rank:
+            verdict = coincide(c["ratios"], rank) if rule == RULE_COINCIDE else c["holds"]
+            c["holds"] = verdict and c["reached_stop_loss"]
+            if rule == RULE_STAGGER and c["together"] and c["count"] > rank:
                 c["note"] = f"components {c['together']} rise together: a target component split across them"
             row.append(c)
         out.append(row)
     return out
 
 
-def claim_arrays(panels) -> dict:
+def claim_arrays(panels, rules) -> dict:
     """The claim's numbers per (seed, panel) as results arrays (:func:`_claims`):
     ``half_time`` and ``half_time_ratio`` (NaN-padded to the largest rank),
-    ``count_above_level``, ``holds`` and ``panel_model`` (the model behind each panel)."""
-    claims = _claims(panels)
+    ``count_above_level``, ``holds`` (by each panel's rule in ``rules``) and
+    ``panel_model`` (the model behind each panel)."""
+    claims = _claims(panels, rules)
     width = max(p[4] for p in panels)
 
     def table(key, n=None):
@@ -197,11 +223,23 @@ def claim_arrays(panels) -> dict:
     }
 
 
-def claim_summary(panels) -> dict:
-    """Per panel title: its rank, every seed's claim (:func:`_claims`), the number of
-    seeds where it holds and ``passes`` (it holds in a majority of seeds, e.g. 2 of 3)."""
+def claim_summary(panels, rules) -> dict:
+    """Per panel title: its rank, its rule (``rules``, as :func:`_claims`; described in
+    words), every seed's claim (:func:`_claims`), the number of seeds where it holds and
+    ``passes`` (it holds in a majority of seeds, e.g. 2 of 3)."""
+    words = {
+        RULE_STAGGER: f"rises one at a time: consecutive half-times >= {RATIO:g}x, {LEVEL:g} of the largest reached by "
+        "exactly rank components",
+        RULE_COINCIDE: f"rises coincide: consecutive half-times within {COINCIDE:g}x",
+    }
     out = {}
-    for (title, *_, rank, _), seeds in zip(panels, _claims(panels)):
+    for (title, *_, rank, _), rule, seeds in zip(panels, rules, _claims(panels, rules)):
         held = sum(c["holds"] for c in seeds)
-        out[title] = {"rank": rank, "seeds_holding": held, "passes": 2 * held > len(seeds), "seeds": seeds}
+        out[title] = {
+            "rank": rank,
+            "rule": words[rule],
+            "seeds_holding": held,
+            "passes": 2 * held > len(seeds),
+            "seeds": seeds,
+        }
     return out

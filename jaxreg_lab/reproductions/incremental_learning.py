@@ -33,7 +33,9 @@ a plain Gaussian HT-rank target, Razin et al. 2022; deep CP: the CP draw at the 
 "factorization" (``control_depth``) from the same small init, whose singular values obey
 d sigma/dt = gamma (exponent 0, no sigma^{2 - 2/L} speed-up): its rises coincide (claim:
 consecutive half-times within ``COINCIDE``x of each other) where depth 3 staggers them,
-so the staggering is due to depth, not to the target's spectrum.
+so the staggering is due to depth, not to the target's spectrum. Each panel's saved
+``holds`` is the verdict of its one rule (:func:`_incremental_report.panel_rules`): rises
+one at a time, or, for a control, rises that coincide.
 
 Each model of each seed runs twice from one initialization: a first flow to the cap
 ``*_t1``, stopped once the training loss is ``stop_fraction`` of its initial value, gives
@@ -311,12 +313,13 @@ def _metrics(model):
     return model.component_norms()
 
 
-def _one_flow(problem, model, dt, stop, fractions, rtol, atol, max_steps: int):
+def _one_flow(problem, model, dt, stop, fractions, rtol, atol, max_steps: int, metrics=_metrics):
     """One run's gradient flow of ``problem.loss`` from ``model`` over ``dt``, stopped at
-    the loss ``stop``, saving the loss and :func:`_metrics` at ``fractions * dt``."""
+    the loss ``stop`` (None: never stopped, and no stop event is compiled), saving the
+    loss and ``metrics`` (default :func:`_metrics`; None: the loss only) at ``fractions * dt``."""
     traj = gradient_flow(
         problem.loss, model, dt, ts=fractions * dt, stop_at_loss=stop, rtol=rtol, atol=atol,
-        max_steps=max_steps, metrics=_metrics,
+        max_steps=max_steps, metrics=metrics,
     )  # fmt: skip
     return traj.model, traj.loss, traj.metrics, traj.status, traj.num_steps
 
@@ -324,11 +327,11 @@ def _one_flow(problem, model, dt, stop, fractions, rtol, atol, max_steps: int):
 @eqx.filter_jit
 def _flow(problem, model, dt, stop, fractions, rtol, atol, max_steps: int):
     """:func:`_one_flow` for every seed (vmapped; ``dt`` and ``stop`` per seed): the first
-    flow of the set-up. Module-level: one compiled program per model type, shared by every
-    run of one configuration."""
+    flow of the set-up, which needs the loss only (no metrics are traced). Module-level:
+    one compiled program per model type, shared by every run of one configuration."""
 
     def one(problem, model, dt, stop):
-        return _one_flow(problem, model, dt, stop, fractions, rtol, atol, max_steps)
+        return _one_flow(problem, model, dt, stop, fractions, rtol, atol, max_steps, metrics=None)
 
     return eqx.filter_vmap(one)(problem, model, dt, stop)
 
@@ -397,7 +400,9 @@ def _min_ratio(results, panel_id: str) -> np.ndarray:
 def _largest_ratio(results, panel_id: str) -> np.ndarray:
     """(seed,): the control's number: max_r max(t_{r+1} / t_r, t_r / t_{r+1}) over the
     half-times of the R leading components of panel ``panel_id`` (1: they coincide), where
-    the first flow reached its stop loss; NaN elsewhere and without such a panel."""
+    the first flow reached its stop loss; NaN elsewhere and without such a panel.
+    ``value <= COINCIDE`` is the saved ``holds`` of a control panel (its rule,
+    :func:`~jaxreg_lab.reproductions._transitions.coincide`)."""
     seeds = len(results.coords["seed"])
     panel, rank = _panel(results, panel_id)
     if panel is None or rank < 2:
@@ -600,11 +605,11 @@ class IncrementalLearning(Reproduction):
     def chunk(self, config: Config, inputs, models, k):
         fractions = _fractions(config)
         tol = (jnp.asarray(config.rtol), jnp.asarray(config.atol))
-        never = jnp.zeros(())  # the second flow runs to T: a zero loss is never reached
         new, out, sts = [], {"steps": 0}, []
         for i, (p, m) in enumerate(zip(inputs["problems"], models)):
             dt = inputs["stop_time"][i] / config.num_chunks
-            ms, loss, metrics, st, n = _one_flow(p, m, dt, never, fractions, *tol, config.max_steps)
+            # the second flow runs to T: no stop loss (and no stop event to compile)
+            ms, loss, metrics, st, n = _one_flow(p, m, dt, None, fractions, *tol, config.max_steps)
             new.append(ms)
             out.update({f"m{i}_{j}": leaf for j, leaf in enumerate(jax.tree_util.tree_leaves(metrics))})
             out.update({f"loss{i}": loss, "steps": out["steps"] + n})
@@ -638,18 +643,11 @@ class IncrementalLearning(Reproduction):
         arrays["mf_control_singular_values"] = data[f"m{control}_0"]
         for name, _, model, leaf in _gaussian_arrays(config, with_sources=True):
             arrays[name] = data[f"m{control + 1 + model}_{leaf}"]
-        claim = claim_arrays(_panels(config, setup, arrays))
+        claim = claim_arrays(_panels(config, setup, arrays), _report.panel_rules(config, setup.coords))
         return {**arrays, **{name: array for name, (_, array) in claim.items()}}
 
     def extra(self, config: Config, setup: Setup, arrays) -> dict:
-        summary = claim_summary(_panels(config, setup, arrays))
-        for panel_id, title, *_, rank in _report.panel_specs(config, setup.coords):
-            if panel_id.endswith("control"):  # a control's claim: its rises coincide
-                entry = summary[title]
-                ratios = [c["ratios"] for c in entry["seeds"]]
-                held = sum(_report.coincide(r, rank) and c["reached_stop_loss"] for r, c in zip(ratios, entry["seeds"]))
-                entry.update(rule=f"rises coincide: consecutive half-times within {COINCIDE:g}x", seeds_holding=held)
-                entry["passes"] = 2 * held > len(ratios)
+        summary = claim_summary(_panels(config, setup, arrays), _report.panel_rules(config, setup.coords))
         return {"claim": summary}
 
     def claims(self) -> tuple:
