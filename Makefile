@@ -32,6 +32,6 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict --site-dir site
 
 test: lint docs
-	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadfile --durations=15 -q
+	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadfile --no-loadscope-reorder --durations=15 -q
 
 .PHONY: install demo lint docs test

@@ -73,3 +73,30 @@ def _unchecked_types(request):
         yield
     finally:
         jaxtyping.config.update("jaxtyping_disable", False)
+
+
+# The files that take longest (a module fixture running a tiny reproduction, CNN
+# training, several processes), longest first: `make test` hands whole files to its two
+# xdist workers in collection order (`--dist loadfile --no-loadscope-reorder`), so these
+# start at once instead of leaving one worker alone with a long file at the end.
+LONGEST_FILES = (
+    "tests/test_repro_incremental.py",
+    "tests/locality/test_reproductions.py",
+    "tests/test_multiprocess.py",
+    "tests/locality/test_training.py",
+    "tests/test_notebooks.py",
+    "tests/test_gpu_check.py",
+    "tests/test_sweep.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the :data:`LONGEST_FILES` first, in that order; every other file after them in
+    collection order (a stable sort: the tests of a file keep their order)."""
+    rank = {path: i for i, path in enumerate(LONGEST_FILES)}
+
+    def key(item):
+        path = os.path.relpath(str(item.path), str(config.rootpath)).replace(os.sep, "/")
+        return rank.get(path, len(LONGEST_FILES))
+
+    items.sort(key=key)
