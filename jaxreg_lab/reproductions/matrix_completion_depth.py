@@ -42,31 +42,28 @@ class Config(Seeds, FlowTolerances, GridRun):
     two largest init scales, 1e-3 and 1e-4, 3 seeds, SCS at ``baseline_eps`` 1e-5: every
     claim is judged on it (depth 2 already beats the nuclear norm from 1e-4, and 1e-3
     against 1e-4 is the init control), while the smaller inits cost the most solver
-    steps (at the paper size, seed 0: the depth-4 flows from 1e-5 and 1e-6 take 7,000 and
-    21,000 steps of the seed's 44,000). SCS at 1e-5 solves the 5000-observation baseline
-    in a third of the time at 1e-6, with an error within 2% of it (seed 0). The small
-    preset took 401 s of run (407 s in all, with an empty compilation cache) on 2 cores
-    shared with other jobs (load 4-8), and 318 s of CPU, user and system over every
-    thread: about what it takes on 2 idle cores.
+    steps (at the paper size the depth-4 flows from 1e-5 and 1e-6 take most of a seed's
+    steps). SCS at 1e-5 solves the 5000-observation baseline in a fraction of the time at
+    1e-6, with nearly the same error. Each results file records its wall time
+    (``wall_time_s``).
 
     The 2000 column stops at the paper's training loss 1e-6. With 5000 observations every
     method recovers the target, and a flow stopped at 1e-6 has its error set by that stop
     loss (about 3e-6 in every cell, above the nuclear-norm solution's, which
     ``baseline_delta`` 1e-3 sets near 5e-7). The 5000 column therefore stops at 1e-7, a
     departure from the paper's 1e-6. Lower is out of reach: after its fast phase a flow
-    from init 1e-3 sits on a plateau whose loss its init sets (measured at the paper size,
-    seed 0: about 2e-8 for depths 3 and 4, where it stays past time 10^5; about 3e-6 for
-    depth 2, from which it creeps down, to 4e-9 at time 10^6). A stop loss below 2e-8 leaves
+    from init 1e-3 sits on a plateau whose loss its init sets (at the paper size: a little
+    above 1e-8 for depths 3 and 4, where they stay for a long time; far higher for depth
+    2, from which it creeps down slowly). A stop loss below the deep flows' plateau leaves
     those flows unconverged. At 1e-7 the errors split in two. Depth 2's error from
     inits 1e-3 and 1e-4 is set by its init: the plateau it creeps along, above the
     nuclear-norm solution's error (so ``many-observations-match-nuclear`` does not hold),
     and falling with the init. Depths 3 and 4 at every init, and depth 2 from 1e-6,
-    recover the target up to the stop loss (about 3x it), below the nuclear-norm solution's
+    recover the target up to a small multiple of the stop loss, below the nuclear-norm solution's
     error. ``many-observations-within-tolerance`` then compares depth 2's init-set error
     from 1e-3 with the stop loss: it holds where that error is under 100x the stop loss,
     and fails in a seed where it is over (one of the paper run's five). The shipped
-    paper-size run is the paper preset, whole; it took about 67 minutes on 2 cores shared
-    with other jobs (33 minutes of CPU). The saved results give the values per seed."""
+    paper-size run is the paper preset, whole. The saved results give the values per seed."""
 
     seeds: int = 3
     rtol: float = 1e-6
