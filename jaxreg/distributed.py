@@ -12,6 +12,8 @@ Process 0 is the writer: it alone writes results, figures and checkpoints
 
 from __future__ import annotations
 
+import pickle
+
 import jax
 import numpy as np
 from jaxtyping import PyTree
@@ -166,3 +168,31 @@ def gathered(tree: PyTree) -> PyTree:
         return x
 
     return jax.tree_util.tree_map(gather, tree)
+
+
+def exchanged(local: dict[int, PyTree]) -> dict[int, PyTree]:
+    """Every process's ``{key: pytree of arrays}`` on every process (a collective: every
+    process must call it, with its own entries or none). Unlike :func:`gathered`, the
+    processes' entries may differ in number, keys and shapes: each process's dict travels
+    as bytes (its arrays as NumPy, pickled, padded to the longest), so that it suits
+    results of uneven shares of work.
+
+    Arguments:
+        local: this process's entries; keys are unique over all processes.
+
+    Returns:
+        The union of every process's entries, this process's own as they are.
+    """
+    if jax.process_count() == 1:
+        return local
+    from jax.experimental.multihost_utils import process_allgather
+
+    blob = np.frombuffer(pickle.dumps(jax.tree.map(np.asarray, local)), np.uint8)
+    sizes = np.asarray(process_allgather(np.int64(blob.size))).reshape(-1)
+    padded = np.zeros(int(sizes.max()), np.uint8)
+    padded[: blob.size] = blob
+    blobs = np.asarray(process_allgather(padded)).reshape(len(sizes), -1)
+    everyone: dict[int, PyTree] = {}
+    for size, data in zip(sizes, blobs):
+        everyone.update(pickle.loads(data[:size].tobytes()))
+    return {**everyone, **local}

@@ -25,7 +25,6 @@ processes see) and they check that they continue from the same chunk.
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -391,26 +390,6 @@ def _programs(setup: EpochSetup, num_devices: int) -> list[_Program]:
     return out
 
 
-def _shared_between_processes(local: dict[int, Any]) -> dict[int, Any]:
-    """Every process's ``{program: pytree of arrays}`` on every process (a collective:
-    every process calls it, with its own programs' results or none). The trees travel as
-    bytes (pickled NumPy arrays, padded to the longest), so each process may hold
-    programs of other shapes, or none; this process's own entries are returned as they are."""
-    if jax.process_count() == 1:
-        return local
-    from jax.experimental.multihost_utils import process_allgather
-
-    blob = np.frombuffer(pickle.dumps(jax.tree.map(np.asarray, local)), np.uint8)
-    sizes = np.asarray(process_allgather(np.int64(blob.size))).reshape(-1)
-    padded = np.zeros(int(sizes.max()), np.uint8)
-    padded[: blob.size] = blob
-    blobs = np.asarray(process_allgather(padded)).reshape(len(sizes), -1)
-    everyone: dict[int, Any] = {}
-    for size, data in zip(sizes, blobs):
-        everyone.update(pickle.loads(data[:size].tobytes()))
-    return {**everyone, **local}
-
-
 def _place(num_runs: int, programs: list[_Program], parts: dict[int, Any]) -> Any:
     """Per-program pytrees (leading run axis) laid out on the flat run axis (NumPy)."""
     order = sorted(parts)
@@ -509,7 +488,7 @@ def _run_programs(reproduction, config, setup: EpochSetup, **run) -> dict:
                 outs.append(out)
             stacked = jax.tree.map(lambda *o: jnp.stack(o, axis=1), *outs)
             local[j] = _end_runs(end, shared, x, a, statics[j], kk, stacked, act)
-        done = _shared_between_processes(local)
+        done = distributed.exchanged(local)
         arrays, new_status, outputs = list(arrays), status.copy(), {}
         for j in sorted(done):
             p, (a, st, out) = programs[j], done[j]
@@ -547,7 +526,7 @@ def _run_programs(reproduction, config, setup: EpochSetup, **run) -> dict:
     for j in mine:
         device, shared, x = on_device(j)
         local[j] = _finish_runs(finish, shared, x, jax.device_put(arrays[j], device), statics[j])
-    finished = _place(runs, programs, _shared_between_processes(local))
+    finished = _place(runs, programs, distributed.exchanged(local))
     chunks = stack_chunks([{n: v[:, None] for n, v in out.items()} for out in outputs], axis=1)
     for name, value in chunks.items():
         if name in finished:
