@@ -12,7 +12,7 @@ from jaxreg_lab.claims import claims_of, evaluate_all
 from jaxreg_lab.cli import main
 from jaxreg_lab.driver import checkpoints
 from jaxreg_lab.reproductions import _incremental_report, ht_rank, incremental_learning
-from jaxreg_lab.reproductions._transitions import COINCIDE
+from jaxreg_lab.reproductions._transitions import COINCIDE, coincide
 from jaxreg_lab.reproductions.incremental_learning import incremental_claim, transition_saves, transition_width
 from jaxreg_lab.store.results import load_results
 
@@ -74,7 +74,7 @@ def test_every_panel_learns_its_components_one_after_another(incremental):
             c = incremental_claim(res["flow_time"][s, i], norms[s], rank)
             assert c["count"] == res["count_above_level"][s, p]
             np.testing.assert_allclose(c["ratios"], res["half_time_ratio"][s, p, : rank - 1])
-            verdict = _incremental_report.coincide(c["ratios"], rank) if rules[p] == "coincide" else c["holds"]
+            verdict = coincide(c["ratios"], rank) if rules[p] == "coincide" else c["holds"]
             assert bool(holds[s, p]) == (verdict and bool(res["reached_stop_loss"][i, s]))
 
 
@@ -106,8 +106,8 @@ def test_shallow_control_rises_together_where_depth_3_staggers(incremental):
         assert all(c["holds"] for c in entry["seeds"])
     lines = [line for line in incremental_learning.summary(res).splitlines() if "(control)" in line]
     assert lines and all(line.endswith("True") for line in lines[:-1]), lines
-    assert _incremental_report.coincide([1.05, 0.96, np.nan], 3) and not _incremental_report.coincide([1.0, 1.2], 3)
-    assert not _incremental_report.coincide([1.0, np.nan], 3)
+    assert coincide([1.05, 0.96, np.nan], 3) and not coincide([1.0, 1.2], 3)
+    assert not coincide([1.0, np.nan], 3)
 
 
 def test_gaussian_matrix_target_is_not_the_weighted_one(incremental):

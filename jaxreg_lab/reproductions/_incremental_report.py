@@ -8,7 +8,6 @@ import dataclasses
 import numpy as np
 
 from jaxreg_lab.reproductions._transitions import COINCIDE, RULE_COINCIDE, RULE_STAGGER, crossing_times, top_components
-from jaxreg_lab.reproductions._transitions import coincide as coincide
 
 
 def draw(results, out_dir, name: str) -> list:
